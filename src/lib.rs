@@ -1,0 +1,14 @@
+//! orchestrator — turns events from GitHub, Grafana, a PM Agent and a CLI into
+//! Kubernetes Jobs that run AI coding agents.
+//!
+//! ```text
+//!  actix-web front end ──▶ source actors ──▶ scheduler ──▶ Kube actor ──▶ API server
+//!                                               ▲                          │
+//!                                               └── per-Job watchers ◀── one watch
+//! ```
+//!
+//! The API server is the queue and the source of truth: accepted work is a
+//! suspended Job before any 2xx. [`sim`] is an embedded Kubernetes API server
+//! simulator used by the tests and by `serve --embedded-cluster`.
+
+pub mod sim;
