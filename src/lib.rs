@@ -12,3 +12,5 @@
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
 pub mod sim;
+pub mod cli;
+pub mod telemetry;

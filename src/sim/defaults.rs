@@ -1,0 +1,111 @@
+//! Defaulting the real API server applies on create: Job selectors and pod
+//! template labels, Job and Pod spec defaults, initial status.
+
+use serde_json::{json, Map, Value};
+
+use super::resources::{JOBS, NAMESPACES, PODS};
+
+/// Label the Job controller puts on a Job's pods and selector.
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    if !v.get(key).is_some_and(Value::is_object) {
+        v[key] = json!({});
+    }
+    match v.get_mut(key) {
+        Some(Value::Object(m)) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn set_default(m: &mut Map<String, Value>, k: &str, v: Value) {
+    m.entry(k.to_string()).or_insert(v);
+}
+
+fn default_container(c: &mut Value) {
+    let Some(m) = c.as_object_mut() else { return };
+    let pull = match m.get("image").and_then(Value::as_str) {
+        Some(img) if img.ends_with(":latest") || !img.rsplit('/').next().unwrap_or("").contains(':') => {
+            "Always"
+        }
+        _ => "IfNotPresent",
+    };
+    set_default(m, "imagePullPolicy", json!(pull));
+    set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
+    set_default(m, "terminationMessagePolicy", json!("File"));
+    set_default(m, "resources", json!({}));
+}
+
+/// Defaults of a pod spec (also used for a Job's template).
+pub fn pod_spec(spec: &mut Value, restart_default: &str) {
+    let Some(m) = spec.as_object_mut() else { return };
+    set_default(m, "restartPolicy", json!(restart_default));
+    set_default(m, "dnsPolicy", json!("ClusterFirst"));
+    set_default(m, "terminationGracePeriodSeconds", json!(30));
+    set_default(m, "schedulerName", json!("default-scheduler"));
+    set_default(m, "securityContext", json!({}));
+    for field in ["initContainers", "containers"] {
+        if let Some(Value::Array(list)) = m.get_mut(field) {
+            list.iter_mut().for_each(default_container);
+        }
+    }
+}
+
+/// Applies create-time defaults to `obj` (whose uid is already set).
+pub fn on_create(res: usize, obj: &mut Value) {
+    match res {
+        NAMESPACES => {
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+            let name = obj["metadata"]["name"].clone();
+            let meta = obj_mut(obj, "metadata");
+            if !meta.get("labels").is_some_and(Value::is_object) {
+                meta.insert("labels".into(), json!({}));
+            }
+            if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+                labels.insert("kubernetes.io/metadata.name".into(), name);
+            }
+        }
+        PODS => {
+            if let Some(spec) = obj.get_mut("spec") {
+                pod_spec(spec, "Always");
+            }
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        JOBS => job(obj),
+        _ => {}
+    }
+}
+
+fn job(obj: &mut Value) {
+    let uid = obj["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].clone();
+    let spec = obj_mut(obj, "spec");
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "completions", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "manualSelector", json!(false));
+    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    if spec.get("manualSelector") != Some(&json!(true)) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {CONTROLLER_UID_LABEL: uid}}),
+        );
+        let tmpl = spec.entry("template").or_insert(json!({}));
+        let meta = obj_mut(tmpl, "metadata");
+        let labels = meta.entry("labels").or_insert(json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert(CONTROLLER_UID_LABEL.into(), uid.clone());
+            l.insert(JOB_NAME_LABEL.into(), name.clone());
+            l.insert("controller-uid".into(), uid);
+            l.insert("job-name".into(), name);
+        }
+    }
+    if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
+        pod_spec(pspec, "Never");
+    }
+    obj["status"] = json!({});
+}

@@ -1,0 +1,193 @@
+//! Fault injection and request statistics (simulator-only; served under
+//! `/_sim/`, outside every Kubernetes path).
+//!
+//! `GET /_sim/faults` shows the active faults, `PUT /_sim/faults` replaces
+//! them with the JSON body below (absent fields are off), `DELETE
+//! /_sim/faults` clears them, `POST /_sim/compact` drops the watch history.
+//!
+//! ```json
+//! {
+//!   "latency_ms": 50, "jitter_ms": 20,
+//!   "errors": [{"verb": "create", "resource": "jobs", "rate": 0.5, "status": 503, "retry_after": 1}],
+//!   "watch_close_after_seconds": 5,
+//!   "down_for_seconds": 10,
+//!   "compact": true
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+
+/// One error-rate rule: requests matching verb and resource fail with
+/// `status` with probability `rate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRule {
+    /// Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`,
+    /// `delete`, `deletecollection`); absent or `*` matches all.
+    #[serde(default)]
+    pub verb: Option<String>,
+    /// Resource plural (`jobs`, `pods`, …); absent or `*` matches all.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Probability in [0, 1].
+    pub rate: f64,
+    /// HTTP status to answer: 429, 500, 503 or 504 are typical.
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// `Retry-After` seconds (429 and 503 default to 1).
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+}
+
+fn default_status() -> u16 {
+    503
+}
+
+/// The fault configuration, as set by flags or `PUT /_sim/faults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Added to every Kubernetes request, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Uniform random extra latency in [0, jitter_ms].
+    #[serde(default)]
+    pub jitter_ms: u64,
+    #[serde(default)]
+    pub errors: Vec<ErrorRule>,
+    /// Close every watch stream this many seconds after it opened.
+    #[serde(default)]
+    pub watch_close_after_seconds: Option<f64>,
+    /// Answer every Kubernetes request with 503 for this many seconds from now.
+    #[serde(default)]
+    pub down_for_seconds: Option<f64>,
+    /// One-shot: drop the watch history now (older resourceVersions get 410).
+    #[serde(default)]
+    pub compact: bool,
+}
+
+impl FaultSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, r) in self.errors.iter().enumerate() {
+            if !(0.0..=1.0).contains(&r.rate) {
+                return Err(format!("errors[{i}].rate must be within 0 and 1"));
+            }
+            if !(400..=599).contains(&r.status) {
+                return Err(format!("errors[{i}].status must be an HTTP error status (400-599)"));
+            }
+        }
+        for (name, v) in [
+            ("watch_close_after_seconds", self.watch_close_after_seconds),
+            ("down_for_seconds", self.down_for_seconds),
+        ] {
+            if v.is_some_and(|s| !s.is_finite() || s < 0.0) {
+                return Err(format!("{name} must be a non-negative number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    spec: FaultSpec,
+    down_until: Option<Instant>,
+    /// (verb, resource, code) → count.
+    counts: BTreeMap<(String, String, u16), u64>,
+}
+
+/// Active faults and request counters, shared by all workers.
+#[derive(Default)]
+pub struct Faults {
+    state: Mutex<State>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the active faults. Returns whether a compaction was asked for.
+    pub fn set(&self, spec: FaultSpec) -> bool {
+        let mut s = self.lock();
+        s.down_until = spec
+            .down_for_seconds
+            .map(|d| Instant::now() + Duration::from_secs_f64(d));
+        let compact = spec.compact;
+        s.spec = FaultSpec {
+            compact: false,
+            ..spec
+        };
+        compact
+    }
+
+    /// The active faults, with the remaining down time.
+    pub fn show(&self) -> Value {
+        let s = self.lock();
+        let mut v = serde_json::to_value(&s.spec).unwrap_or(json!({}));
+        let remaining = s
+            .down_until
+            .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64())
+            .filter(|r| *r > 0.0);
+        v["down_for_seconds"] = json!(remaining);
+        v
+    }
+
+    pub fn watch_close_after(&self) -> Option<Duration> {
+        self.lock()
+            .spec
+            .watch_close_after_seconds
+            .map(Duration::from_secs_f64)
+    }
+
+    /// Decides the fate of one request: a delay to apply, then maybe an error.
+    pub fn decide(&self, verb: &str, resource: &str) -> (Duration, Option<ApiError>) {
+        let s = self.lock();
+        let mut delay = Duration::from_millis(s.spec.latency_ms);
+        if s.spec.jitter_ms > 0 {
+            delay += Duration::from_millis(rand::random_range(0..=s.spec.jitter_ms));
+        }
+        if s.down_until.is_some_and(|t| Instant::now() < t) {
+            let mut e = ApiError::service_unavailable("the API server is down (simulated fault)");
+            e.retry_after = None;
+            return (Duration::ZERO, Some(e));
+        }
+        for r in &s.spec.errors {
+            let verb_ok = r.verb.as_deref().is_none_or(|v| v == "*" || v == verb);
+            let res_ok = r.resource.as_deref().is_none_or(|x| x == "*" || x == resource);
+            if verb_ok && res_ok && rand::random::<f64>() < r.rate {
+                return (delay, Some(ApiError::injected(r.status, r.retry_after)));
+            }
+        }
+        (delay, None)
+    }
+
+    /// Counts one answered request.
+    pub fn record(&self, verb: &str, resource: &str, code: u16) {
+        *self
+            .lock()
+            .counts
+            .entry((verb.to_string(), resource.to_string(), code))
+            .or_default() += 1;
+    }
+
+    /// Request counts as a JSON array.
+    pub fn counts(&self) -> Value {
+        let s = self.lock();
+        Value::Array(
+            s.counts
+                .iter()
+                .map(|((verb, res, code), n)| {
+                    json!({"verb": verb, "resource": res, "code": code, "count": n})
+                })
+                .collect(),
+        )
+    }
+}

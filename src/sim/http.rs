@@ -1,0 +1,481 @@
+//! The Kubernetes REST surface: path parsing, verbs, query parameters, bodies
+//! and content negotiation, dispatched to the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::patch::{self, PatchType};
+use super::resources::{self, RESOURCES};
+use super::selector::{FieldSelector, LabelSelector};
+use super::server::SimState;
+use super::store::{parse_rv, DeleteOptions};
+use super::watch::{self, error_response, WatchRequest};
+
+/// Largest request body accepted, as the real API server (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// A parsed resource path.
+#[derive(Debug)]
+struct Target {
+    res: usize,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(path: &str) -> Result<Target, ApiError> {
+    let nf = || ApiError::not_found_path(path);
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(nf()),
+    };
+    let find = |plural: &str| resources::find(group, version, plural).ok_or_else(nf);
+    let t = |res, ns: Option<&&str>, name: Option<&&str>, sub: Option<&&str>| Target {
+        res,
+        namespace: ns.map(|s| s.to_string()),
+        name: name.map(|s| s.to_string()),
+        sub: sub.map(|s| s.to_string()),
+    };
+    match rest {
+        [plural] => Ok(t(find(plural)?, None, None, None)),
+        ["namespaces", ns, plural, tail @ ..]
+            if group.is_empty() && !matches!(*plural, "status" | "finalize")
+                || !group.is_empty() =>
+        {
+            let res = find(plural)?;
+            if !RESOURCES[res].namespaced {
+                return Err(nf());
+            }
+            match tail {
+                [] => Ok(t(res, Some(ns), None, None)),
+                [name] => Ok(t(res, Some(ns), Some(name), None)),
+                [name, sub] => Ok(t(res, Some(ns), Some(name), Some(sub))),
+                _ => Err(nf()),
+            }
+        }
+        [plural, name, tail @ ..] => {
+            let res = find(plural)?;
+            if RESOURCES[res].namespaced {
+                return Err(nf());
+            }
+            match tail {
+                [] => Ok(t(res, None, Some(name), None)),
+                [sub] => Ok(t(res, None, Some(name), Some(sub))),
+                _ => Err(nf()),
+            }
+        }
+        _ => Err(nf()),
+    }
+}
+
+fn query_map(req: &HttpRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+    matches!(q.get(k).map(String::as_str), Some("true" | "1"))
+}
+
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            let mut e = ApiError::bad_request(format!(
+                "Request entity too large: limit is {MAX_BODY_BYTES}"
+            ));
+            e.code = 413;
+            e.reason = "RequestEntityTooLarge";
+            return Err(e);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn content_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Decodes a create/update body (JSON, or YAML as kubectl may send).
+fn decode_object(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = content_type(req);
+    let base = ct.split(';').next().unwrap_or("").trim();
+    let v: Value = match base {
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))
+        })?,
+        "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
+        })?,
+        _ => return Err(ApiError::unsupported_media_type(&ct)),
+    };
+    if !v.is_object() {
+        return Err(ApiError::bad_request("the body of the request must be an object"));
+    }
+    Ok(v)
+}
+
+fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported dryRun value {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
+fn json_response(status: u16, v: &impl serde::Serialize) -> HttpResponse {
+    let code = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::OK);
+    HttpResponse::build(code)
+        .content_type("application/json")
+        .body(serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn list_response(res: usize, page: &super::store::ListPage) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Value,
+        items: Vec<&'a Value>,
+    }
+    let r = &RESOURCES[res];
+    let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    json_response(
+        200,
+        &List {
+            kind: r.list_kind(),
+            api_version: r.api_version(),
+            metadata: meta,
+            items: page.items.iter().map(|a| a.as_ref()).collect(),
+        },
+    )
+}
+
+fn verb_of(method: &Method, t: &Target, q: &HashMap<String, String>) -> &'static str {
+    match (method.as_str(), t.name.is_some()) {
+        ("GET", true) if t.sub.as_deref() == Some("log") => "get",
+        ("GET", true) => "get",
+        ("GET", false) if flag(q, "watch") => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// Entry point for every `/api/...` and `/apis/...` resource path.
+pub async fn resource(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<SimState>,
+) -> HttpResponse {
+    let state = state.into_inner();
+    let target = match parse_target(req.path()) {
+        Ok(t) => t,
+        Err(e) => {
+            state.faults.record("unknown", "unknown", e.code);
+            return error_response(&e);
+        }
+    };
+    let q = query_map(&req);
+    let verb = verb_of(req.method(), &target, &q);
+    let plural = match &target.sub {
+        Some(s) => format!("{}/{s}", RESOURCES[target.res].plural),
+        None => RESOURCES[target.res].plural.to_string(),
+    };
+    let (delay, fault) = state.faults.decide(verb, RESOURCES[target.res].plural);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let resp = match fault {
+        Some(e) => error_response(&e),
+        None => match dispatch(&req, payload, &state, &target, &q, verb).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+    };
+    state.faults.record(verb, &plural, resp.status().as_u16());
+    resp
+}
+
+async fn dispatch(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &Arc<SimState>,
+    t: &Target,
+    q: &HashMap<String, String>,
+    verb: &str,
+) -> Result<HttpResponse, ApiError> {
+    let store = &state.store;
+    let res = &RESOURCES[t.res];
+    let ns = t.namespace.as_deref().unwrap_or("");
+    if res.namespaced && t.namespace.is_none() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource: {verb} {} needs a namespace",
+            res.plural
+        )));
+    }
+    match &t.sub {
+        None => {}
+        Some(s) if s == "status" && res.has_status => {}
+        Some(s) if s == "log" && t.res == resources::PODS && verb == "get" => {
+            return pod_log(state, ns, t.name.as_deref().unwrap_or(""), q);
+        }
+        Some(_) => return Err(ApiError::not_found_path(req.path())),
+    }
+    let status_only = t.sub.is_some();
+    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector").map_or("", String::as_str),
+        field_paths(t.res),
+    )?;
+    let name = t.name.as_deref().unwrap_or("");
+    match verb {
+        "get" => Ok(json_response(200, store.get(t.res, ns, name)?.as_ref())),
+        "list" => {
+            let limit = match q.get("limit").filter(|s| !s.is_empty()) {
+                Some(l) => Some(l.parse::<usize>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid limit {l:?}"))
+                })?)
+                .filter(|l| *l > 0),
+                None => None,
+            };
+            let page = store.list(
+                t.res,
+                t.namespace.as_deref(),
+                &labels,
+                &fields,
+                limit,
+                q.get("continue").filter(|s| !s.is_empty()).map(String::as_str),
+            )?;
+            Ok(list_response(t.res, &page))
+        }
+        "watch" => {
+            let rv = match q.get("resourceVersion").filter(|s| !s.is_empty()) {
+                Some(s) => Some(parse_rv(s)?),
+                None => None,
+            };
+            let timeout = match q.get("timeoutSeconds").filter(|s| !s.is_empty()) {
+                Some(s) => Some(Duration::from_secs(s.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid timeoutSeconds {s:?}"))
+                })?)),
+                None => None,
+            };
+            Ok(watch::serve(
+                state.clone(),
+                WatchRequest {
+                    res: t.res,
+                    namespace: t.namespace.clone(),
+                    labels,
+                    fields,
+                    resource_version: rv,
+                    bookmarks: flag(q, "allowWatchBookmarks"),
+                    send_initial_events: flag(q, "sendInitialEvents"),
+                    timeout,
+                },
+            ))
+        }
+        "create" => {
+            if t.name.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not allowed on a named resource",
+                ));
+            }
+            let body = read_body(payload).await?;
+            let obj = decode_object(req, &body)?;
+            let out = store.create(t.res, ns, obj, dry_run(q)?)?;
+            Ok(json_response(201, out.as_ref()))
+        }
+        "update" => {
+            let body = read_body(payload).await?;
+            let obj = decode_object(req, &body)?;
+            let out = store.update(t.res, ns, name, obj, status_only, dry_run(q)?)?;
+            Ok(json_response(200, out.as_ref()))
+        }
+        "patch" => {
+            let ct = content_type(req);
+            let pt = PatchType::from_content_type(&ct)?;
+            let body = read_body(payload).await?;
+            let dry = dry_run(q)?;
+            let result = store.modify(t.res, ns, name, status_only, dry, |cur| {
+                let mut v = cur.clone();
+                patch::apply(&mut v, pt, &body)?;
+                Ok(v)
+            });
+            match result {
+                Err(e) if e.code == 404 && pt == PatchType::Apply && !status_only => {
+                    // Server-side apply creates what does not exist.
+                    let mut obj: Value = serde_json::from_slice(&body)
+                        .or_else(|_| serde_yaml_ng::from_slice(&body))
+                        .map_err(|e| ApiError::bad_request(format!("error decoding apply patch: {e}")))?;
+                    obj["metadata"]["name"] = json!(name);
+                    let out = store.create(t.res, ns, obj, dry)?;
+                    Ok(json_response(201, out.as_ref()))
+                }
+                r => Ok(json_response(200, r?.as_ref())),
+            }
+        }
+        "delete" | "deletecollection" => {
+            let body = read_body(payload).await?;
+            let opts = delete_options(q, &body)?;
+            if verb == "delete" {
+                let out = store.delete(t.res, ns, name, &opts)?;
+                let still_there = store.get(t.res, ns, name).is_ok();
+                Ok(json_response(if still_there { 202 } else { 200 }, out.as_ref()))
+            } else {
+                let items =
+                    store.delete_collection(t.res, t.namespace.as_deref(), &labels, &fields, &opts)?;
+                let page = super::store::ListPage {
+                    items,
+                    resource_version: store.current_rv(),
+                    continue_token: None,
+                    remaining: None,
+                };
+                Ok(list_response(t.res, &page))
+            }
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            req.method()
+        ))),
+    }
+}
+
+/// Field paths a field selector may use besides `metadata.name/namespace`.
+fn field_paths(res: usize) -> &'static [&'static str] {
+    match res {
+        resources::PODS => &["status.phase", "spec.nodeName", "spec.restartPolicy"],
+        resources::JOBS => &["status.successful"],
+        resources::EVENTS => &[
+            "involvedObject.kind",
+            "involvedObject.name",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+        resources::SECRETS => &["type"],
+        resources::NAMESPACES => &["status.phase"],
+        _ => &[],
+    }
+}
+
+fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions {
+        propagation: q.get("propagationPolicy").cloned(),
+        dry_run: dry_run(q)?,
+        ..Default::default()
+    };
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded as DeleteOptions: {e}"))
+        })?;
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation = Some(p.to_string());
+        } else if v.get("orphanDependents") == Some(&Value::Bool(true)) {
+            opts.propagation = Some("Orphan".into());
+        }
+        opts.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.precondition_rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
+            opts.dry_run = true;
+        }
+    }
+    Ok(opts)
+}
+
+fn pod_log(
+    state: &Arc<SimState>,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    let pod = state.store.get(resources::PODS, ns, name)?;
+    let containers: Vec<String> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|f| pod["spec"][f].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let main: Vec<&String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str())
+                .filter_map(|n| containers.iter().find(|x| x.as_str() == n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q.get("container").filter(|c| !c.is_empty()) {
+        Some(c) if containers.contains(c) => c.clone(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )))
+        }
+        None if main.len() == 1 => main[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )))
+        }
+    };
+    let all = state.store.logs(ns, name, &container, 0);
+    let skip = match q.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        Some(n) => all.len().saturating_sub(n),
+        None => 0,
+    };
+    if flag(q, "follow") {
+        return Ok(watch::follow_logs(
+            state.clone(),
+            ns.to_string(),
+            name.to_string(),
+            container,
+            skip,
+        ));
+    }
+    let mut text = String::new();
+    for l in &all[skip..] {
+        text.push_str(l);
+        text.push('\n');
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain").body(text))
+}

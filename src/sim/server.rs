@@ -1,0 +1,389 @@
+//! Starting the simulator: configuration, shared state, the actix-web app
+//! (Kubernetes paths, discovery, OpenAPI, `/_sim/` admin), the kubeconfig it
+//! hands to clients, and a ready `kube::Client`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+use super::controller;
+use super::faults::{FaultSpec, Faults};
+use super::openapi;
+use super::resources;
+use super::store::{Limits, Store};
+use super::watch::error_response;
+
+/// How the simulator behaves; every field has a flag on `orchestrator sim`.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Bearer token clients must send; `None` accepts anonymous requests.
+    pub token: Option<String>,
+    /// How long a pod "runs" unless its Job says otherwise
+    /// (annotation `sim.orchestrator.dev/run-seconds`).
+    pub default_run_seconds: f64,
+    /// How a pod exits unless its Job says otherwise
+    /// (annotation `sim.orchestrator.dev/exit-code`).
+    pub default_exit_code: i32,
+    /// Interval of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// How long a Pending pod waits before it runs (image pull, scheduling).
+    pub pending_seconds: f64,
+    pub limits: Limits,
+    /// Faults active from the start.
+    pub faults: FaultSpec,
+    /// actix-web worker threads.
+    pub workers: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            token: None,
+            default_run_seconds: 1.0,
+            default_exit_code: 0,
+            bookmark_interval: Duration::from_secs(10),
+            pending_seconds: 0.05,
+            limits: Limits::default(),
+            faults: FaultSpec::default(),
+            workers: 2,
+        }
+    }
+}
+
+/// State shared by the HTTP workers and the controller.
+pub struct SimState {
+    pub store: Arc<Store>,
+    pub faults: Faults,
+    pub config: SimConfig,
+    pub open_watches: AtomicUsize,
+    pub address: String,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimServer {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    state: Arc<SimState>,
+}
+
+const BANNER: &str = "SIMULATED Kubernetes API server (orchestrator sim): in-memory state, no real cluster, no containers are run";
+
+impl SimServer {
+    /// Starts on `127.0.0.1:0`.
+    pub fn start_local(config: SimConfig) -> std::io::Result<SimServer> {
+        Self::start(config, TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    /// Starts on `listener`, in a thread of its own with its own runtime.
+    pub fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<SimServer> {
+        let addr = listener.local_addr()?;
+        let store = Store::new(config.limits.clone());
+        let faults = Faults::default();
+        if let Err(e) = config.faults.validate() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+        }
+        if faults.set(config.faults.clone()) {
+            store.compact();
+        }
+        let workers = config.workers.max(1);
+        let state = Arc::new(SimState {
+            store,
+            faults,
+            config,
+            open_watches: AtomicUsize::new(0),
+            address: addr.to_string(),
+        });
+        tracing::warn!(address = %addr, "{BANNER}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("k8s-sim".into())
+            .spawn(move || {
+                let sys = actix_rt::System::new();
+                sys.block_on(async move {
+                    let controller = controller::spawn(thread_state.clone());
+                    let data = web::Data::from(thread_state);
+                    let server = HttpServer::new(move || app(data.clone()))
+                        .workers(workers)
+                        .disable_signals()
+                        .shutdown_timeout(1)
+                        .listen(listener);
+                    let server = match server {
+                        Ok(s) => s.run(),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(Ok(server.handle()));
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "simulator server failed");
+                    }
+                    controller.abort();
+                });
+            })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("simulator thread died on start"))??;
+        Ok(SimServer {
+            addr,
+            handle,
+            thread: Some(thread),
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.state.store
+    }
+
+    pub fn state(&self) -> &Arc<SimState> {
+        &self.state
+    }
+
+    /// A kubeconfig (JSON, which is valid YAML) for kubectl and kube-rs.
+    pub fn kubeconfig(&self) -> String {
+        let user = match &self.state.config.token {
+            Some(t) => json!({"token": t}),
+            None => json!({}),
+        };
+        let kc = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "orchestrator-sim", "cluster": {"server": self.url()}}],
+            "users": [{"name": "orchestrator-sim", "user": user}],
+            "contexts": [{"name": "orchestrator-sim", "context": {"cluster": "orchestrator-sim", "user": "orchestrator-sim", "namespace": "default"}}],
+            "current-context": "orchestrator-sim",
+            "preferences": {},
+        });
+        serde_json::to_string_pretty(&kc).unwrap_or_default()
+    }
+
+    /// Writes the kubeconfig to `path` (mode 0600: it may hold the token).
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        opts.open(path)?.write_all(self.kubeconfig().as_bytes())
+    }
+
+    /// A `kube::Client` for this simulator.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig())?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        Ok(kube::Client::try_from(cfg)?)
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let handle = self.handle.clone();
+        if let Some(t) = self.thread.take() {
+            // Stopping needs a runtime to poll the future; use a tiny one.
+            let stopped = std::thread::spawn(move || {
+                futures::executor::block_on(handle.stop(false));
+            });
+            let _ = stopped.join();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn app(
+    data: web::Data<SimState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(data)
+        .wrap_fn(|req, srv| {
+            use actix_web::dev::Service;
+            let denied = {
+                let state = req.app_data::<web::Data<SimState>>();
+                match state.and_then(|s| s.config.token.clone()) {
+                    None => false,
+                    Some(t) => {
+                        let want = format!("Bearer {t}");
+                        let got = req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| v.as_bytes())
+                            .unwrap_or(b"");
+                        !constant_time_eq(got, want.as_bytes())
+                    }
+                }
+            };
+            let fut = if denied { None } else { Some(srv.call(req)) };
+            async move {
+                match fut {
+                    Some(f) => f.await,
+                    None => Err(actix_web::error::InternalError::from_response(
+                        "unauthorized",
+                        error_response(&super::error::ApiError::unauthorized()),
+                    )
+                    .into()),
+                }
+            }
+        })
+        .route("/version", web::get().to(version))
+        .route("/healthz", web::get().to(ok))
+        .route("/livez", web::get().to(ok))
+        .route("/readyz", web::get().to(ok))
+        .route("/api", web::get().to(api))
+        .route("/api/{version}", web::get().to(api_version))
+        .route("/apis", web::get().to(apis))
+        .route("/apis/{group}", web::get().to(api_group))
+        .route("/apis/{group}/{version}", web::get().to(api_group_version))
+        .route("/openapi/v3", web::get().to(openapi_index))
+        .route("/openapi/v3/{gv:.*}", web::get().to(openapi_doc))
+        .route("/_sim/faults", web::get().to(faults_get))
+        .route("/_sim/faults", web::put().to(faults_put))
+        .route("/_sim/faults", web::delete().to(faults_delete))
+        .route("/_sim/compact", web::post().to(compact))
+        .route("/_sim/stats", web::get().to(stats))
+        .default_service(web::to(super::http::resource))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Discovery answers pass through the "API server down" fault too.
+fn discovery(state: &SimState, body: Option<Value>, what: &str) -> HttpResponse {
+    let (_, fault) = state.faults.decide("get", "discovery");
+    let resp = match (fault, body) {
+        (Some(e), _) => error_response(&e),
+        (None, Some(v)) => HttpResponse::Ok().json(v),
+        (None, None) => error_response(&super::error::ApiError::not_found_path(what)),
+    };
+    state.faults.record("get", "discovery", resp.status().as_u16());
+    resp
+}
+
+async fn ok() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn version(s: web::Data<SimState>) -> HttpResponse {
+    discovery(
+        &s,
+        Some(json!({
+            "major": "1", "minor": "32", "gitVersion": "v1.32.0-orchestrator-sim",
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "n/a (simulator)",
+            "compiler": "rustc", "platform": "linux/amd64",
+        })),
+        "/version",
+    )
+}
+
+async fn api(s: web::Data<SimState>) -> HttpResponse {
+    discovery(&s, Some(resources::api_versions(&s.address)), "/api")
+}
+
+async fn api_version(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
+    discovery(&s, resources::api_resource_list("", &p), "/api/{version}")
+}
+
+async fn apis(s: web::Data<SimState>) -> HttpResponse {
+    discovery(&s, Some(resources::api_group_list()), "/apis")
+}
+
+async fn api_group(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
+    discovery(&s, resources::api_group(&p), "/apis/{group}")
+}
+
+async fn api_group_version(s: web::Data<SimState>, p: web::Path<(String, String)>) -> HttpResponse {
+    discovery(
+        &s,
+        resources::api_resource_list(&p.0, &p.1),
+        "/apis/{group}/{version}",
+    )
+}
+
+async fn openapi_index(s: web::Data<SimState>) -> HttpResponse {
+    discovery(&s, Some(openapi::index()), "/openapi/v3")
+}
+
+async fn openapi_doc(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
+    discovery(&s, openapi::document(&p), "/openapi/v3/...")
+}
+
+fn admin_error(msg: String) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"error": msg}))
+}
+
+async fn faults_get(s: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(s.faults.show())
+}
+
+async fn faults_put(s: web::Data<SimState>, body: web::Bytes) -> HttpResponse {
+    let spec: FaultSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return admin_error(format!("invalid fault spec: {e}")),
+    };
+    if let Err(e) = spec.validate() {
+        return admin_error(e);
+    }
+    tracing::warn!(faults = ?spec, "simulator faults changed");
+    if s.faults.set(spec) {
+        s.store.compact();
+    }
+    HttpResponse::Ok().json(s.faults.show())
+}
+
+async fn faults_delete(s: web::Data<SimState>) -> HttpResponse {
+    s.faults.set(FaultSpec::default());
+    HttpResponse::Ok().json(s.faults.show())
+}
+
+async fn compact(s: web::Data<SimState>) -> HttpResponse {
+    s.store.compact();
+    HttpResponse::Ok().json(json!({"compacted_at_resource_version": s.store.current_rv().to_string()}))
+}
+
+async fn stats(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {
+    let (objects, history) = s.store.sizes();
+    HttpResponse::Ok().json(json!({
+        "simulated": true,
+        "requests": s.faults.counts(),
+        "open_watches": s.open_watches.load(Ordering::Relaxed),
+        "objects": objects,
+        "history": history,
+        "resource_version": s.store.current_rv().to_string(),
+    }))
+}

@@ -1,0 +1,905 @@
+//! The simulator's storage: every object in memory under one lock, a single
+//! monotonically increasing resourceVersion counter, and a bounded history of
+//! changes that watches replay from and that fans out to open watches.
+//!
+//! Each change is published on a broadcast channel *while the lock is held*,
+//! so a watch that snapshots state and subscribes under the lock sees every
+//! later change exactly once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Notify};
+
+use super::defaults;
+use super::error::ApiError;
+use super::resources::{Resource, NAMESPACES, RESOURCES};
+use super::selector::{FieldSelector, LabelSelector};
+use super::validate;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as kept in the history and sent to watches.
+#[derive(Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub res: usize,
+    pub namespace: String,
+    pub kind: EventType,
+    /// The new state (for `Deleted`, the last state with the deletion's rv).
+    pub object: Arc<Value>,
+    /// The previous state, so a watch with a selector can turn a change that
+    /// leaves its selection into `DELETED` and one that enters it into `ADDED`.
+    pub old: Option<Arc<Value>>,
+}
+
+/// Limits that bound the simulator's memory.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Changes kept for watches to replay; older resourceVersions get 410.
+    pub history: usize,
+    /// Objects stored in total; creates beyond this fail with 500.
+    pub max_objects: usize,
+    /// Log lines kept per pod.
+    pub log_lines_per_pod: usize,
+    /// Broadcast buffer per watch; a watch that falls further behind is closed.
+    pub watch_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            history: 20_000,
+            max_objects: 200_000,
+            log_lines_per_pod: 1_000,
+            watch_buffer: 8_192,
+        }
+    }
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `Background`, `Foreground` or `Orphan`; `None` uses the type's default.
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+type Key = (usize, String, String);
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Arc<Value>>,
+    history: VecDeque<Arc<Change>>,
+    /// Watches and continue tokens from a resourceVersion below this are expired.
+    oldest_rv: u64,
+}
+
+/// How a watch starts.
+pub enum WatchStart {
+    /// Synthetic `ADDED` events for the current objects (resourceVersion unset or 0).
+    Initial(Vec<Arc<Value>>),
+    /// Changes after the requested resourceVersion, replayed from history.
+    Replay(Vec<Arc<Change>>),
+}
+
+/// A page of a list.
+pub struct ListPage {
+    pub items: Vec<Arc<Value>>,
+    pub resource_version: u64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<u64>,
+}
+
+/// The whole simulated cluster state.
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Change>>,
+    /// Woken on every change, for the Job controller.
+    pub changed: Notify,
+    /// Pod logs: (namespace, pod) → container → lines.
+    logs: Mutex<HashMap<(String, String), HashMap<String, VecDeque<String>>>>,
+    pub limits: Limits,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn random_suffix() -> String {
+    // The alphabet the API server uses for generateName (no vowels, no look-alikes).
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Parses a resourceVersion given by a client.
+pub fn parse_rv(s: &str) -> Result<u64, ApiError> {
+    s.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
+}
+
+fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(key)?.as_str()
+}
+
+/// The object without metadata.resourceVersion/managedFields and status, for
+/// "did anything change" checks.
+fn spec_part(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    v
+}
+
+impl Store {
+    pub fn new(limits: Limits) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(limits.watch_buffer.max(16));
+        let store = Arc::new(Store {
+            inner: Mutex::new(Inner {
+                rv: 0,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                oldest_rv: 0,
+            }),
+            tx,
+            changed: Notify::new(),
+            logs: Mutex::new(HashMap::new()),
+            limits,
+        });
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let created = store.create(NAMESPACES, "", json!({"metadata": {"name": ns}}), false);
+            debug_assert!(created.is_ok());
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every
+        // mutation is a single insert/remove), so recover from poisoning.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Number of stored objects and retained changes.
+    pub fn sizes(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.objects.len(), g.history.len())
+    }
+
+    /// Drops the retained history: watches and continue tokens from any
+    /// older resourceVersion now get 410 `Expired`.
+    pub fn compact(&self) {
+        let mut g = self.lock();
+        g.history.clear();
+        g.oldest_rv = g.rv;
+    }
+
+    fn publish(&self, g: &mut Inner, change: Change) {
+        let change = Arc::new(change);
+        g.history.push_back(change.clone());
+        while g.history.len() > self.limits.history {
+            if let Some(old) = g.history.pop_front() {
+                g.oldest_rv = old.rv;
+            }
+        }
+        // No receivers is fine.
+        let _ = self.tx.send(change);
+        self.changed.notify_waiters();
+    }
+
+    fn not_found(res: &Resource, name: &str) -> ApiError {
+        ApiError::not_found(res.plural, res.group, name)
+    }
+
+    fn check_namespace(g: &Inner, res: &Resource, ns: &str) -> Result<(), ApiError> {
+        if !res.namespaced {
+            return Ok(());
+        }
+        if g
+            .objects
+            .contains_key(&(NAMESPACES, String::new(), ns.to_string()))
+        {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("namespaces", "", ns))
+        }
+    }
+
+    fn key(res_id: usize, ns: &str, name: &str) -> Key {
+        let ns = if RESOURCES[res_id].namespaced { ns } else { "" };
+        (res_id, ns.to_string(), name.to_string())
+    }
+
+    /// `GET` one object.
+    pub fn get(&self, res_id: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        let g = self.lock();
+        g.objects
+            .get(&Self::key(res_id, ns, name))
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))
+    }
+
+    /// `LIST` objects of one type, in one namespace or (None) all.
+    pub fn list(
+        &self,
+        res_id: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
+        let g = self.lock();
+        let (start_after, list_rv) = match continue_token {
+            Some(tok) => {
+                let (rv, key) = decode_continue(tok)?;
+                if rv < g.oldest_rv {
+                    return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
+                }
+                (Some(key), rv)
+            }
+            None => (None, g.rv),
+        };
+        if let Some(ns) = ns {
+            Self::check_namespace(&g, &RESOURCES[res_id], ns).or_else(|e| {
+                // Listing an unknown namespace is an empty list, as in Kubernetes.
+                if e.code == 404 {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+        }
+        let lower = (res_id, String::new(), String::new());
+        let upper = (res_id + 1, String::new(), String::new());
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut remaining = 0u64;
+        for ((_, ons, oname), obj) in g.objects.range(lower..upper) {
+            if let Some(ns) = ns {
+                if ons != ns {
+                    continue;
+                }
+            }
+            if let Some(after) = &start_after {
+                if (ons.as_str(), oname.as_str()) <= (after.0.as_str(), after.1.as_str()) {
+                    continue;
+                }
+            }
+            if !labels.matches(obj["metadata"]["labels"].as_object()) || !fields.matches(obj) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                remaining += 1;
+                continue;
+            }
+            last_key = Some((ons.clone(), oname.clone()));
+            items.push(obj.clone());
+        }
+        let continue_token = if remaining > 0 {
+            last_key.map(|k| encode_continue(list_rv, &k))
+        } else {
+            None
+        };
+        Ok(ListPage {
+            items,
+            resource_version: list_rv,
+            continue_token,
+            remaining: (remaining > 0).then_some(remaining),
+        })
+    }
+
+    /// Starts a watch: returns how it begins and a receiver for later changes.
+    pub fn watch(
+        &self,
+        res_id: usize,
+        ns: Option<&str>,
+        from_rv: Option<u64>,
+    ) -> Result<(WatchStart, broadcast::Receiver<Arc<Change>>), ApiError> {
+        let g = self.lock();
+        let rx = self.tx.subscribe();
+        let in_scope = |res: usize, ons: &str| res == res_id && ns.is_none_or(|n| n == ons);
+        let start = match from_rv {
+            None | Some(0) => WatchStart::Initial(
+                g.objects
+                    .range((res_id, String::new(), String::new())..(res_id + 1, String::new(), String::new()))
+                    .filter(|((r, ons, _), _)| in_scope(*r, ons))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            ),
+            Some(rv) => {
+                if rv < g.oldest_rv {
+                    return Err(ApiError::expired(format!(
+                        "too old resource version: {rv} ({})",
+                        g.oldest_rv
+                    )));
+                }
+                WatchStart::Replay(
+                    g.history
+                        .iter()
+                        .filter(|c| c.rv > rv && in_scope(c.res, &c.namespace))
+                        .cloned()
+                        .collect(),
+                )
+            }
+        };
+        Ok((start, rx))
+    }
+
+    /// `CREATE`.
+    pub fn create(
+        &self,
+        res_id: usize,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        }
+        check_type_meta(res, &obj)?;
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        if res.namespaced {
+            match meta_str(&obj, "namespace") {
+                Some(n) if !n.is_empty() && n != ns => {
+                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                }
+                _ => obj["metadata"]["namespace"] = json!(ns),
+            }
+        } else if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
+                Some(prefix) => format!("{prefix}{}", random_suffix()),
+                None => String::new(),
+            },
+        };
+        let mut causes = validate::metadata(res, res_id, &name, &obj["metadata"]);
+        causes.extend(validate::object(res_id, &obj));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res.kind, res.group, &name, causes));
+        }
+        let mut g = self.lock();
+        Self::check_namespace(&g, res, ns)?;
+        let key = Self::key(res_id, ns, &name);
+        if g.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(res.plural, res.group, &name));
+        }
+        if g.objects.len() >= self.limits.max_objects {
+            return Err(ApiError::internal(
+                "etcdserver: mvcc: database space exceeded (simulator object limit)",
+            ));
+        }
+        obj["kind"] = json!(res.kind);
+        obj["apiVersion"] = json!(res.api_version());
+        {
+            let meta = &mut obj["metadata"];
+            meta["name"] = json!(name);
+            meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            meta["creationTimestamp"] = json!(now_rfc3339());
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("deletionTimestamp");
+                m.remove("deletionGracePeriodSeconds");
+                m.remove("resourceVersion");
+                m.remove("managedFields");
+                m.remove("selfLink");
+            }
+            if res.has_generation {
+                meta["generation"] = json!(1);
+            }
+        }
+        defaults::on_create(res_id, &mut obj);
+        if dry_run {
+            return Ok(Arc::new(obj));
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let obj = Arc::new(obj);
+        g.objects.insert(key, obj.clone());
+        self.publish(
+            &mut g,
+            Change {
+                rv,
+                res: res_id,
+                namespace: ns_of(res, ns),
+                kind: EventType::Added,
+                object: obj.clone(),
+                old: None,
+            },
+        );
+        Ok(obj)
+    }
+
+    /// `UPDATE` (PUT) of the object or (with `status_only`) its status.
+    pub fn update(
+        &self,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        body: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut g = self.lock();
+        self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
+    }
+
+    /// Reads, modifies and writes one object under the lock: `f` gets the
+    /// current object and returns the new body (or an error). Used by
+    /// patches and by the Job controller, so read-modify-write is atomic.
+    pub fn modify(
+        &self,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        status_only: bool,
+        dry_run: bool,
+        f: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        let mut g = self.lock();
+        let cur = g
+            .objects
+            .get(&Self::key(res_id, ns, name))
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))?;
+        let mut body = f(&cur)?;
+        // A patch that does not mention resourceVersion is unconditional.
+        if body.pointer("/metadata/resourceVersion").is_none() {
+            if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("resourceVersion".into(), cur["metadata"]["resourceVersion"].clone());
+            }
+        }
+        self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_locked(
+        &self,
+        g: &mut Inner,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        }
+        check_type_meta(res, &body)?;
+        let key = Self::key(res_id, ns, name);
+        let old = g
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))?;
+        match meta_str(&body, "name") {
+            Some(n) if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )))
+            }
+            _ => {}
+        }
+        if let Some(rv) = meta_str(&body, "resourceVersion").filter(|s| !s.is_empty()) {
+            if Some(rv) != meta_str(&old, "resourceVersion") {
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        if let Some(uid) = meta_str(&body, "uid").filter(|s| !s.is_empty()) {
+            if Some(uid) != meta_str(&old, "uid") {
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    name,
+                    "Precondition failed: UID in precondition does not match the UID in record",
+                ));
+            }
+        }
+        let mut new = if status_only {
+            let mut n = (*old).clone();
+            n["status"] = body.get("status").cloned().unwrap_or(json!({}));
+            n
+        } else {
+            if !body.get("metadata").is_some_and(Value::is_object) {
+                body["metadata"] = json!({});
+            }
+            if res.has_status {
+                match old.get("status") {
+                    Some(s) => body["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = body.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            for k in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "namespace", "name"] {
+                match old["metadata"].get(k) {
+                    Some(v) => body["metadata"][k] = v.clone(),
+                    None => {
+                        if let Some(m) = body["metadata"].as_object_mut() {
+                            m.remove(k);
+                        }
+                    }
+                }
+            }
+            body
+        };
+        new["kind"] = json!(res.kind);
+        new["apiVersion"] = json!(res.api_version());
+        if let Some(m) = new["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+        let mut causes = validate::metadata(res, res_id, name, &new["metadata"]);
+        causes.extend(validate::object(res_id, &new));
+        causes.extend(validate::immutable(res_id, &old, &new));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res.kind, res.group, name, causes));
+        }
+        if res.has_generation && spec_part(&old) != spec_part(&new) {
+            let gen = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            new["metadata"]["generation"] = json!(gen + 1);
+        }
+        // No-op updates do not bump the resourceVersion.
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if new == *old {
+            return Ok(old);
+        }
+        if dry_run {
+            return Ok(Arc::new(new));
+        }
+        let finalizing = new["metadata"].get("deletionTimestamp").is_some()
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty());
+        g.rv += 1;
+        let rv = g.rv;
+        new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let new = Arc::new(new);
+        g.objects.insert(key.clone(), new.clone());
+        self.publish(
+            g,
+            Change {
+                rv,
+                res: res_id,
+                namespace: ns_of(res, ns),
+                kind: EventType::Modified,
+                object: new.clone(),
+                old: Some(old),
+            },
+        );
+        if finalizing {
+            self.remove_locked(g, &key);
+        }
+        Ok(new)
+    }
+
+    /// Removes an object now, publishes `DELETED`, and garbage-collects its
+    /// dependents (background). Returns the deleted state.
+    fn remove_locked(&self, g: &mut Inner, key: &Key) -> Option<Arc<Value>> {
+        let old = g.objects.remove(key)?;
+        let res = &RESOURCES[key.0];
+        g.rv += 1;
+        let rv = g.rv;
+        let mut last = (*old).clone();
+        last["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let last = Arc::new(last);
+        self.publish(
+            g,
+            Change {
+                rv,
+                res: key.0,
+                namespace: key.1.clone(),
+                kind: EventType::Deleted,
+                object: last.clone(),
+                old: Some(old.clone()),
+            },
+        );
+        if key.0 == NAMESPACES {
+            let in_ns: Vec<Key> = g
+                .objects
+                .keys()
+                .filter(|(r, ons, _)| RESOURCES[*r].namespaced && *ons == key.2)
+                .cloned()
+                .collect();
+            for k in in_ns {
+                self.remove_locked(g, &k);
+            }
+        }
+        if let Some(uid) = meta_str(&old, "uid") {
+            self.collect_dependents(g, uid, &key.1, false);
+        }
+        if key.0 == super::resources::PODS {
+            if let Ok(mut logs) = self.logs.lock() {
+                logs.remove(&(key.1.clone(), key.2.clone()));
+            }
+        }
+        let _ = res;
+        Some(last)
+    }
+
+    /// Deletes (or, with `orphan`, releases) the objects owned by `uid`.
+    fn collect_dependents(&self, g: &mut Inner, uid: &str, ns: &str, orphan: bool) {
+        let dependents: Vec<Key> = g
+            .objects
+            .iter()
+            .filter(|((r, ons, _), obj)| {
+                (!RESOURCES[*r].namespaced || ons == ns)
+                    && obj["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dependents {
+            let Some(obj) = g.objects.get(&k).cloned() else { continue };
+            let refs = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let others: Vec<Value> = refs.into_iter().filter(|o| o["uid"] != uid).collect();
+            if orphan || !others.is_empty() {
+                let mut n = (*obj).clone();
+                if others.is_empty() {
+                    if let Some(m) = n["metadata"].as_object_mut() {
+                        m.remove("ownerReferences");
+                    }
+                } else {
+                    n["metadata"]["ownerReferences"] = Value::Array(others);
+                }
+                let _ = self.update_locked(g, k.0, &k.1, &k.2, n, false, false);
+            } else {
+                self.remove_locked(g, &k);
+            }
+        }
+    }
+
+    /// `DELETE` one object.
+    pub fn delete(
+        &self,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        if res_id == NAMESPACES && matches!(name, "default" | "kube-system" | "kube-public") {
+            let mut e = ApiError::bad_request(format!("namespace {name:?} is forbidden: this namespace may not be deleted"));
+            e.code = 403;
+            e.reason = "Forbidden";
+            return Err(e);
+        }
+        let mut g = self.lock();
+        let key = Self::key(res_id, ns, name);
+        let cur = g
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))?;
+        if let Some(uid) = &opts.precondition_uid {
+            if Some(uid.as_str()) != meta_str(&cur, "uid") {
+                return Err(ApiError::conflict(res.plural, res.group, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid").unwrap_or(""))));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            if Some(rv.as_str()) != meta_str(&cur, "resourceVersion") {
+                return Err(ApiError::conflict(res.plural, res.group, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&cur, "resourceVersion").unwrap_or(""))));
+            }
+        }
+        let policy = match opts.propagation.as_deref() {
+            Some(p @ ("Background" | "Foreground" | "Orphan")) => p.to_string(),
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "DeleteOptions",
+                    "",
+                    "",
+                    vec![super::error::Cause::not_supported(
+                        "propagationPolicy",
+                        other,
+                        &["Foreground", "Background", "Orphan"],
+                    )],
+                ))
+            }
+            // batch/v1 Jobs orphan their pods by default, for compatibility;
+            // clients that want cascading deletion must ask for it.
+            None if res_id == super::resources::JOBS => "Orphan".to_string(),
+            None => "Background".to_string(),
+        };
+        if opts.dry_run {
+            return Ok(cur);
+        }
+        let has_finalizers = cur["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let uid = meta_str(&cur, "uid").unwrap_or("").to_string();
+        if policy == "Foreground" {
+            // Mark the owner, delete its dependents, then the owner.
+            let mut marked = (*cur).clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let fin = marked["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            let mut fin: Vec<Value> = fin;
+            fin.push(json!("foregroundDeletion"));
+            marked["metadata"]["finalizers"] = Value::Array(fin);
+            let marked = self.update_locked(&mut g, res_id, ns, name, marked, false, false)?;
+            self.collect_dependents(&mut g, &uid, &key.1, false);
+            let mut done = (*marked).clone();
+            if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
+                f.retain(|x| x != "foregroundDeletion");
+            }
+            let out = self.update_locked(&mut g, res_id, ns, name, done, false, false)?;
+            return Ok(out);
+        }
+        if policy == "Orphan" {
+            self.collect_dependents(&mut g, &uid, &key.1, true);
+        }
+        if has_finalizers {
+            if cur["metadata"].get("deletionTimestamp").is_some() {
+                return Ok(cur);
+            }
+            let mut marked = (*cur).clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            return self.update_locked(&mut g, res_id, ns, name, marked, false, false);
+        }
+        self.remove_locked(&mut g, &key)
+            .ok_or_else(|| Self::not_found(res, name))
+    }
+
+    /// `DELETECOLLECTION`: deletes every matching object; returns them.
+    pub fn delete_collection(
+        &self,
+        res_id: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        let page = self.list(res_id, ns, labels, fields, None, None)?;
+        let mut out = Vec::new();
+        for obj in page.items {
+            let ons = meta_str(&obj, "namespace").unwrap_or("");
+            let name = meta_str(&obj, "name").unwrap_or("");
+            match self.delete(res_id, ons, name, opts) {
+                Ok(o) => out.push(o),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends lines to a pod container's log (the fake kubelet's output).
+    pub fn append_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        lines: impl IntoIterator<Item = String>,
+    ) {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        let buf = logs
+            .entry((ns.to_string(), pod.to_string()))
+            .or_default()
+            .entry(container.to_string())
+            .or_default();
+        for l in lines {
+            buf.push_back(l);
+            while buf.len() > self.limits.log_lines_per_pod {
+                buf.pop_front();
+            }
+        }
+    }
+
+    /// A pod container's log lines from index `from` on.
+    pub fn logs(&self, ns: &str, pod: &str, container: &str, from: usize) -> Vec<String> {
+        let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.get(&(ns.to_string(), pod.to_string()))
+            .and_then(|c| c.get(container))
+            .map(|b| b.iter().skip(from).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Subscribes to all later changes (for the controller and log follow).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
+    /// Number of open receivers (watches plus internal subscribers).
+    pub fn receiver_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+fn ns_of(res: &Resource, ns: &str) -> String {
+    if res.namespaced {
+        ns.to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn check_type_meta(res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    if let Some(k) = obj.get("kind").and_then(Value::as_str) {
+        if !k.is_empty() && k != res.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the object ({k}) does not match the resource ({})",
+                res.kind
+            )));
+        }
+    }
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
+        if !av.is_empty() && av != res.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                res.api_version()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn encode_continue(rv: u64, key: &(String, String)) -> String {
+    use base64::Engine;
+    let raw = json!({"v": "sim.continue/1", "rv": rv, "ns": key.0, "name": key.1}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("continue key is not valid: invalid continue token");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v["rv"].as_u64().ok_or_else(bad)?;
+    let ns = v["ns"].as_str().ok_or_else(bad)?.to_string();
+    let name = v["name"].as_str().ok_or_else(bad)?.to_string();
+    Ok((rv, (ns, name)))
+}

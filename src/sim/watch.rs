@@ -1,0 +1,232 @@
+//! Watch streams and followed pod logs: chunked `application/json`, one JSON
+//! event per line, as the API server sends them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::error::ApiError;
+use super::resources::RESOURCES;
+use super::selector::{FieldSelector, LabelSelector};
+use super::server::SimState;
+use super::store::{Change, EventType, WatchStart};
+
+/// What a watch asked for.
+pub struct WatchRequest {
+    pub res: usize,
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub resource_version: Option<u64>,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Option<Duration>,
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Ev<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut buf = serde_json::to_vec(&Ev { kind, object }).unwrap_or_default();
+    buf.push(b'\n');
+    Bytes::from(buf)
+}
+
+impl WatchRequest {
+    fn selected(&self, obj: &Value) -> bool {
+        self.labels.matches(obj["metadata"]["labels"].as_object()) && self.fields.matches(obj)
+    }
+
+    /// The event (if any) this watch sees for a change.
+    fn translate(&self, c: &Change) -> Option<Bytes> {
+        if c.res != self.res
+            || self
+                .namespace
+                .as_deref()
+                .is_some_and(|ns| ns != c.namespace)
+        {
+            return None;
+        }
+        let now = self.selected(&c.object);
+        let before = c.old.as_deref().is_some_and(|o| self.selected(o));
+        let kind = match (c.kind, before, now) {
+            (EventType::Added, _, true) => "ADDED",
+            (EventType::Modified, true, true) => "MODIFIED",
+            (EventType::Modified, false, true) => "ADDED",
+            (EventType::Modified, true, false) => "DELETED",
+            (EventType::Deleted, b, n) if b || n => "DELETED",
+            _ => return None,
+        };
+        Some(event_line(kind, &c.object))
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let r = &RESOURCES[self.res];
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        event_line(
+            "BOOKMARK",
+            &json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": meta}),
+        )
+    }
+}
+
+/// Counts an open watch for `/_sim/stats` while alive.
+struct WatchGuard(Arc<SimState>);
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.open_watches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-cache, private"))
+        .streaming(stream)
+}
+
+/// Serves a watch. An expired resourceVersion is a 200 stream holding one
+/// `ERROR` event with a 410 `Expired` Status, as the real server answers.
+pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let started = state.store.watch(w.res, w.namespace.as_deref(), w.resource_version);
+    let (start, mut changes) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.try_send(event_line("ERROR", &e.to_status()));
+            return stream_response(rx);
+        }
+    };
+    state.open_watches.fetch_add(1, Ordering::Relaxed);
+    let guard = WatchGuard(state.clone());
+    let close_after = [w.timeout, state.faults.watch_close_after()]
+        .into_iter()
+        .flatten()
+        .min();
+    let bookmark_every = state.config.bookmark_interval;
+    actix_web::rt::spawn(async move {
+        let _guard = guard;
+        let mut last_rv = w.resource_version.unwrap_or(0);
+        match start {
+            WatchStart::Initial(objs) => {
+                for o in objs {
+                    if w.selected(&o) && tx.send(event_line("ADDED", &o)).await.is_err() {
+                        return;
+                    }
+                }
+                last_rv = last_rv.max(state.store.current_rv());
+                if w.send_initial_events && tx.send(w.bookmark(last_rv, true)).await.is_err() {
+                    return;
+                }
+            }
+            WatchStart::Replay(list) => {
+                for c in list {
+                    last_rv = c.rv;
+                    if let Some(b) = w.translate(&c) {
+                        if tx.send(b).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let deadline = close_after.map(|d| tokio::time::Instant::now() + d);
+        let sleep_until = async |d: Option<tokio::time::Instant>| match d {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        };
+        let mut tick = tokio::time::interval(bookmark_every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = changes.recv() => match r {
+                    Ok(c) => {
+                        last_rv = c.rv;
+                        if let Some(b) = w.translate(&c) {
+                            if tx.send(b).await.is_err() { return; }
+                        }
+                    }
+                    // Too slow to keep up, or the store is gone: end the
+                    // stream; the client re-watches from its last version.
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    if w.bookmarks && tx.send(w.bookmark(last_rv, false)).await.is_err() { return; }
+                    if tx.is_closed() { return; }
+                }
+                _ = sleep_until(deadline) => return,
+            }
+        }
+    });
+    stream_response(rx)
+}
+
+/// Streams a container's log lines as they are written, until the pod ends.
+pub fn follow_logs(
+    state: Arc<SimState>,
+    ns: String,
+    pod: String,
+    container: String,
+    skip: usize,
+) -> HttpResponse {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    actix_web::rt::spawn(async move {
+        let mut sent = skip;
+        loop {
+            let lines = state.store.logs(&ns, &pod, &container, sent);
+            for l in lines {
+                sent += 1;
+                if tx.send(Bytes::from(format!("{l}\n"))).await.is_err() {
+                    return;
+                }
+            }
+            let done = match state.store.get(super::resources::PODS, &ns, &pod) {
+                Ok(p) => matches!(
+                    p["status"]["phase"].as_str(),
+                    Some("Succeeded") | Some("Failed")
+                ),
+                Err(_) => true,
+            };
+            if done {
+                for l in state.store.logs(&ns, &pod, &container, sent) {
+                    let _ = tx.send(Bytes::from(format!("{l}\n"))).await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    });
+    HttpResponse::Ok().content_type("text/plain").streaming(stream)
+}
+
+/// Renders an error as the API server does: a `Status` body.
+pub fn error_response(e: &ApiError) -> HttpResponse {
+    let code = actix_web::http::StatusCode::from_u16(e.code)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut b = HttpResponse::build(code);
+    if let Some(s) = e.retry_after {
+        b.insert_header(("Retry-After", s.to_string()));
+    }
+    b.content_type("application/json").json(e.to_status())
+}
