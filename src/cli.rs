@@ -11,7 +11,11 @@ use crate::sim::store::Limits;
 use crate::sim::{SimConfig, SimServer};
 
 #[derive(Debug, Parser)]
-#[command(name = "orchestrator", version, about = "Turns GitHub, Grafana, PM Agent and CLI events into Kubernetes Jobs that run AI coding agents")]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Turns GitHub, Grafana, PM Agent and CLI events into Kubernetes Jobs that run AI coding agents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -141,7 +145,10 @@ fn run_sim(args: SimArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Simulated Kubernetes API server listening on {}", server.url());
+    println!(
+        "Simulated Kubernetes API server listening on {}",
+        server.url()
+    );
     if let Some(path) = &args.kubeconfig_out {
         if let Err(e) = server.write_kubeconfig(path) {
             eprintln!("Error: cannot write kubeconfig to {}: {e}", path.display());
@@ -149,7 +156,10 @@ fn run_sim(args: SimArgs) -> ExitCode {
         }
         println!("kubeconfig written to {}", path.display());
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: {e}");

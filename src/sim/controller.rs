@@ -58,9 +58,10 @@ fn meta<'a>(o: &'a Value, k: &str) -> &'a str {
 }
 
 fn has_condition(job: &Value, kind: &str) -> bool {
-    job["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    job["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
 }
 
 fn set_condition(status: &mut Value, kind: &str, value: bool, reason: &str, message: &str) {
@@ -68,7 +69,9 @@ fn set_condition(status: &mut Value, kind: &str, value: bool, reason: &str, mess
     if !status["conditions"].is_array() {
         status["conditions"] = json!([]);
     }
-    let Some(list) = status["conditions"].as_array_mut() else { return };
+    let Some(list) = status["conditions"].as_array_mut() else {
+        return;
+    };
     let want = if value { "True" } else { "False" };
     if let Some(c) = list.iter_mut().find(|c| c["type"] == kind) {
         if c["status"] != want || c["reason"] != reason {
@@ -79,8 +82,10 @@ fn set_condition(status: &mut Value, kind: &str, value: bool, reason: &str, mess
             c["lastTransitionTime"] = json!(now);
         }
     } else {
-        list.push(json!({"type": kind, "status": want, "reason": reason, "message": message,
-            "lastProbeTime": now, "lastTransitionTime": now}));
+        list.push(
+            json!({"type": kind, "status": want, "reason": reason, "message": message,
+            "lastProbeTime": now, "lastTransitionTime": now}),
+        );
     }
 }
 
@@ -197,7 +202,8 @@ impl Controller {
 
     fn job_pods(&self, ns: &str, job: &Value) -> Vec<Arc<Value>> {
         let uid = meta(job, "uid");
-        let sel = LabelSelector::parse(&format!("{CONTROLLER_UID_LABEL}={uid}")).unwrap_or_default();
+        let sel =
+            LabelSelector::parse(&format!("{CONTROLLER_UID_LABEL}={uid}")).unwrap_or_default();
         self.store()
             .list(PODS, Some(ns), &sel, &FieldSelector::default(), None, None)
             .map(|p| p.items)
@@ -212,7 +218,9 @@ impl Controller {
     }
 
     fn delete_pod(&self, ns: &str, pod: &Value) {
-        let _ = self.store().delete(PODS, ns, meta(pod, "name"), &DeleteOptions::default());
+        let _ = self
+            .store()
+            .delete(PODS, ns, meta(pod, "name"), &DeleteOptions::default());
     }
 
     fn write_status(&self, ns: &str, name: &str, status: Value) {
@@ -224,7 +232,9 @@ impl Controller {
     }
 
     fn reconcile_job(&mut self, ns: &str, name: &str) {
-        let Ok(job) = self.store().get(JOBS, ns, name) else { return };
+        let Ok(job) = self.store().get(JOBS, ns, name) else {
+            return;
+        };
         if job["metadata"].get("deletionTimestamp").is_some() {
             return;
         }
@@ -274,7 +284,13 @@ impl Controller {
             if !has_condition(&job, "Suspended") {
                 self.event(ns, &job, "Normal", "Suspended", "Job suspended");
             }
-            set_condition(&mut status, "Suspended", true, "JobSuspended", "Job suspended");
+            set_condition(
+                &mut status,
+                "Suspended",
+                true,
+                "JobSuspended",
+                "Job suspended",
+            );
             status["active"] = json!(0);
             status["ready"] = json!(0);
             if let Some(m) = status.as_object_mut() {
@@ -291,10 +307,19 @@ impl Controller {
         if status["startTime"].is_null() {
             status["startTime"] = json!(now_rfc3339());
         }
-        let succeeded = pods.iter().filter(|p| p["status"]["phase"] == "Succeeded").count();
-        let failed = pods.iter().filter(|p| p["status"]["phase"] == "Failed").count();
+        let succeeded = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Succeeded")
+            .count();
+        let failed = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Failed")
+            .count();
         let active: Vec<&Arc<Value>> = pods.iter().filter(|p| is_active(p)).collect();
-        let ready = active.iter().filter(|p| p["status"]["phase"] == "Running").count();
+        let ready = active
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
         let completions = job["spec"]["completions"].as_u64().unwrap_or(1) as usize;
         let backoff = job["spec"]["backoffLimit"].as_u64().unwrap_or(6) as usize;
         status["succeeded"] = json!(succeeded);
@@ -319,13 +344,35 @@ impl Controller {
             status["active"] = json!(0);
             status["ready"] = json!(0);
             status["completionTime"] = json!(now_rfc3339());
-            set_condition(&mut status, "SuccessCriteriaMet", true, "CompletionsReached", "Reached expected number of succeeded pods");
-            set_condition(&mut status, "Complete", true, "CompletionsReached", "Reached expected number of succeeded pods");
+            set_condition(
+                &mut status,
+                "SuccessCriteriaMet",
+                true,
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            );
+            set_condition(
+                &mut status,
+                "Complete",
+                true,
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            );
             self.event(ns, &job, "Normal", "Completed", "Job completed");
         } else if failed > backoff {
-            fail(self, &mut status, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+            fail(
+                self,
+                &mut status,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
         } else if deadline.is_some_and(|d| d <= now_wall) {
-            fail(self, &mut status, "DeadlineExceeded", "Job was active longer than specified deadline");
+            fail(
+                self,
+                &mut status,
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            );
         } else {
             if active.is_empty() {
                 self.create_pod(ns, &job);
@@ -371,8 +418,20 @@ impl Controller {
             "spec": tmpl["spec"].clone(),
         });
         match self.store().create(PODS, ns, pod, false) {
-            Ok(p) => self.event(ns, job, "Normal", "SuccessfulCreate", &format!("Created pod: {}", meta(&p, "name"))),
-            Err(e) => self.event(ns, job, "Warning", "FailedCreate", &format!("Error creating: {e}")),
+            Ok(p) => self.event(
+                ns,
+                job,
+                "Normal",
+                "SuccessfulCreate",
+                &format!("Created pod: {}", meta(&p, "name")),
+            ),
+            Err(e) => self.event(
+                ns,
+                job,
+                "Warning",
+                "FailedCreate",
+                &format!("Error creating: {e}"),
+            ),
         }
     }
 
@@ -425,7 +484,11 @@ impl Controller {
     fn start_pod(&self, ns: &str, name: &str, pod: &Value, run: f64, exit: i32) {
         let now = now_rfc3339();
         let mut init_statuses = Vec::new();
-        for c in pod["spec"]["initContainers"].as_array().into_iter().flatten() {
+        for c in pod["spec"]["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let cname = c["name"].as_str().unwrap_or("");
             self.store().append_log(ns, name, cname, describe(c, None));
             init_statuses.push(json!({"name": cname, "image": c["image"], "ready": true, "restartCount": 0,
@@ -434,9 +497,12 @@ impl Controller {
         let mut statuses = Vec::new();
         for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let cname = c["name"].as_str().unwrap_or("");
-            self.store().append_log(ns, name, cname, describe(c, Some((run, exit))));
-            statuses.push(json!({"name": cname, "image": c["image"], "imageID": "", "ready": true,
-                "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}}));
+            self.store()
+                .append_log(ns, name, cname, describe(c, Some((run, exit))));
+            statuses.push(
+                json!({"name": cname, "image": c["image"], "imageID": "", "ready": true,
+                "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}}),
+            );
         }
         let conds: Vec<Value> = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
             .iter()
@@ -493,8 +559,12 @@ impl Controller {
             })
             .unwrap_or_default();
         for c in containers {
-            self.store()
-                .append_log(ns, name, &c, [format!("[sim] container exited with code {exit}")]);
+            self.store().append_log(
+                ns,
+                name,
+                &c,
+                [format!("[sim] container exited with code {exit}")],
+            );
         }
     }
 }
@@ -531,22 +601,34 @@ fn describe(c: &Value, run: Option<(f64, i32)>) -> Vec<String> {
             e["secretRef"]["name"]
                 .as_str()
                 .map(|s| format!("secret/{s}"))
-                .or_else(|| e["configMapRef"]["name"].as_str().map(|s| format!("configmap/{s}")))
+                .or_else(|| {
+                    e["configMapRef"]["name"]
+                        .as_str()
+                        .map(|s| format!("configmap/{s}"))
+                })
         })
         .collect();
     let mut out = vec![
-        format!("[sim] simulated container {:?}: no process runs", c["name"].as_str().unwrap_or("")),
+        format!(
+            "[sim] simulated container {:?}: no process runs",
+            c["name"].as_str().unwrap_or("")
+        ),
         format!("[sim] image: {}", c["image"].as_str().unwrap_or("")),
         format!("[sim] command: {}", list(&c["command"])),
         format!("[sim] args: {}", list(&c["args"])),
-        format!("[sim] workingDir: {}", c["workingDir"].as_str().unwrap_or("")),
+        format!(
+            "[sim] workingDir: {}",
+            c["workingDir"].as_str().unwrap_or("")
+        ),
         format!("[sim] env: {}", env.join(", ")),
     ];
     if !env_from.is_empty() {
         out.push(format!("[sim] envFrom: {}", env_from.join(", ")));
     }
     if let Some((secs, code)) = run {
-        out.push(format!("[sim] running for {secs}s, then exiting with code {code}"));
+        out.push(format!(
+            "[sim] running for {secs}s, then exiting with code {code}"
+        ));
     }
     out
 }

@@ -26,7 +26,9 @@ fn set_default(m: &mut Map<String, Value>, k: &str, v: Value) {
 fn default_container(c: &mut Value) {
     let Some(m) = c.as_object_mut() else { return };
     let pull = match m.get("image").and_then(Value::as_str) {
-        Some(img) if img.ends_with(":latest") || !img.rsplit('/').next().unwrap_or("").contains(':') => {
+        Some(img)
+            if img.ends_with(":latest") || !img.rsplit('/').next().unwrap_or("").contains(':') =>
+        {
             "Always"
         }
         _ => "IfNotPresent",
@@ -39,7 +41,9 @@ fn default_container(c: &mut Value) {
 
 /// Defaults of a pod spec (also used for a Job's template).
 pub fn pod_spec(spec: &mut Value, restart_default: &str) {
-    let Some(m) = spec.as_object_mut() else { return };
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     set_default(m, "restartPolicy", json!(restart_default));
     set_default(m, "dnsPolicy", json!("ClusterFirst"));
     set_default(m, "terminationGracePeriodSeconds", json!(30));

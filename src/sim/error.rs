@@ -95,7 +95,11 @@ impl ApiError {
 
     /// 404 for a path that names no served resource.
     pub fn not_found_path(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 409 `AlreadyExists`.

@@ -24,9 +24,7 @@ impl PatchType {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-                Ok(PatchType::Apply)
-            }
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchType::Apply),
             _ => Err(ApiError::unsupported_media_type(ct)),
         }
     }
@@ -39,7 +37,9 @@ pub fn apply(target: &mut Value, pt: PatchType, patch: &[u8]) -> Result<(), ApiE
             let p: json_patch::Patch = serde_json::from_slice(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(target, &p).map_err(|e| {
-                ApiError::invalid_patch(format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::invalid_patch(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
             })
         }
         PatchType::Merge => {
@@ -69,8 +69,13 @@ fn parse_object(body: &[u8]) -> Result<Value, ApiError> {
 /// The merge key of a list field, if the list merges element-wise.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "hostAliases" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "hostAliases" => "name",
         "volumeMounts" | "volumeDevices" => "mountPath",
         "ports" => "containerPort",
         "ownerReferences" => "uid",

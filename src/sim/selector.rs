@@ -248,8 +248,8 @@ mod tests {
     #[test]
     fn field_selectors_on_metadata() {
         let obj = json!({"metadata": {"name": "a", "namespace": "default"}});
-        let f = FieldSelector::parse("metadata.name=a,metadata.namespace!=kube-system", &[])
-            .unwrap();
+        let f =
+            FieldSelector::parse("metadata.name=a,metadata.namespace!=kube-system", &[]).unwrap();
         assert!(f.matches(&obj));
         assert_eq!(f.pinned_name(), Some("a"));
         assert!(!FieldSelector::parse("metadata.name=b", &[])

@@ -122,9 +122,7 @@ pub struct Store {
 }
 
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn random_suffix() -> String {
@@ -226,8 +224,7 @@ impl Store {
         if !res.namespaced {
             return Ok(());
         }
-        if g
-            .objects
+        if g.objects
             .contains_key(&(NAMESPACES, String::new(), ns.to_string()))
         {
             Ok(())
@@ -334,7 +331,10 @@ impl Store {
         let start = match from_rv {
             None | Some(0) => WatchStart::Initial(
                 g.objects
-                    .range((res_id, String::new(), String::new())..(res_id + 1, String::new(), String::new()))
+                    .range(
+                        (res_id, String::new(), String::new())
+                            ..(res_id + 1, String::new(), String::new()),
+                    )
                     .filter(|((r, ons, _), _)| in_scope(*r, ons))
                     .map(|(_, v)| v.clone())
                     .collect(),
@@ -368,7 +368,9 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         check_type_meta(res, &obj)?;
         if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -485,7 +487,10 @@ impl Store {
         // A patch that does not mention resourceVersion is unconditional.
         if body.pointer("/metadata/resourceVersion").is_none() {
             if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("resourceVersion".into(), cur["metadata"]["resourceVersion"].clone());
+                m.insert(
+                    "resourceVersion".into(),
+                    cur["metadata"]["resourceVersion"].clone(),
+                );
             }
         }
         self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
@@ -504,7 +509,9 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         check_type_meta(res, &body)?;
         let key = Self::key(res_id, ns, name);
@@ -559,7 +566,14 @@ impl Store {
                     }
                 }
             }
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "namespace", "name"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+                "namespace",
+                "name",
+            ] {
                 match old["metadata"].get(k) {
                     Some(v) => body["metadata"][k] = v.clone(),
                     None => {
@@ -594,6 +608,18 @@ impl Store {
         if dry_run {
             return Ok(Arc::new(new));
         }
+        Ok(self.write_locked(g, &key, new, old))
+    }
+
+    /// Stores a new state of an existing object (rv bump, `MODIFIED`), and
+    /// removes it if it is being deleted and has no finalizers left.
+    fn write_locked(
+        &self,
+        g: &mut Inner,
+        key: &Key,
+        mut new: Value,
+        old: Arc<Value>,
+    ) -> Arc<Value> {
         let finalizing = new["metadata"].get("deletionTimestamp").is_some()
             && new["metadata"]["finalizers"]
                 .as_array()
@@ -607,17 +633,17 @@ impl Store {
             g,
             Change {
                 rv,
-                res: res_id,
-                namespace: ns_of(res, ns),
+                res: key.0,
+                namespace: key.1.clone(),
                 kind: EventType::Modified,
                 object: new.clone(),
                 old: Some(old),
             },
         );
         if finalizing {
-            self.remove_locked(g, &key);
+            self.remove_locked(g, key);
         }
-        Ok(new)
+        new
     }
 
     /// Removes an object now, publishes `DELETED`, and garbage-collects its
@@ -678,7 +704,9 @@ impl Store {
             .map(|(k, _)| k.clone())
             .collect();
         for k in dependents {
-            let Some(obj) = g.objects.get(&k).cloned() else { continue };
+            let Some(obj) = g.objects.get(&k).cloned() else {
+                continue;
+            };
             let refs = obj["metadata"]["ownerReferences"]
                 .as_array()
                 .cloned()
@@ -710,7 +738,9 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
         if res_id == NAMESPACES && matches!(name, "default" | "kube-system" | "kube-public") {
-            let mut e = ApiError::bad_request(format!("namespace {name:?} is forbidden: this namespace may not be deleted"));
+            let mut e = ApiError::bad_request(format!(
+                "namespace {name:?} is forbidden: this namespace may not be deleted"
+            ));
             e.code = 403;
             e.reason = "Forbidden";
             return Err(e);
@@ -724,7 +754,15 @@ impl Store {
             .ok_or_else(|| Self::not_found(res, name))?;
         if let Some(uid) = &opts.precondition_uid {
             if Some(uid.as_str()) != meta_str(&cur, "uid") {
-                return Err(ApiError::conflict(res.plural, res.group, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid").unwrap_or(""))));
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&cur, "uid").unwrap_or("")
+                    ),
+                ));
             }
         }
         if let Some(rv) = &opts.precondition_rv {
@@ -758,26 +796,29 @@ impl Store {
             .as_array()
             .is_some_and(|f| !f.is_empty());
         let uid = meta_str(&cur, "uid").unwrap_or("").to_string();
+        if policy == "Orphan" {
+            self.collect_dependents(&mut g, &uid, &key.1, true);
+        }
         if policy == "Foreground" {
-            // Mark the owner, delete its dependents, then the owner.
+            // Mark the owner, delete its dependents, then the owner (the
+            // foregroundDeletion finalizer is removed at once: the
+            // simulator collects dependents synchronously).
             let mut marked = (*cur).clone();
             marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            let fin = marked["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-            let mut fin: Vec<Value> = fin;
+            let mut fin = marked["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             fin.push(json!("foregroundDeletion"));
             marked["metadata"]["finalizers"] = Value::Array(fin);
-            let marked = self.update_locked(&mut g, res_id, ns, name, marked, false, false)?;
+            let marked = self.write_locked(&mut g, &key, marked, cur);
             self.collect_dependents(&mut g, &uid, &key.1, false);
             let mut done = (*marked).clone();
             if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
                 f.retain(|x| x != "foregroundDeletion");
             }
-            let out = self.update_locked(&mut g, res_id, ns, name, done, false, false)?;
-            return Ok(out);
-        }
-        if policy == "Orphan" {
-            self.collect_dependents(&mut g, &uid, &key.1, true);
+            return Ok(self.write_locked(&mut g, &key, done, marked));
         }
         if has_finalizers {
             if cur["metadata"].get("deletionTimestamp").is_some() {
@@ -786,7 +827,7 @@ impl Store {
             let mut marked = (*cur).clone();
             marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            return self.update_locked(&mut g, res_id, ns, name, marked, false, false);
+            return Ok(self.write_locked(&mut g, &key, marked, cur));
         }
         self.remove_locked(&mut g, &key)
             .ok_or_else(|| Self::not_found(res, name))

@@ -91,7 +91,11 @@ pub fn label_value_problem(v: &str) -> Option<String> {
 fn check_labels(causes: &mut Vec<Cause>, path: &str, labels: Option<&Value>) {
     let Some(labels) = labels else { return };
     let Some(map) = labels.as_object() else {
-        causes.push(Cause::invalid(path, &labels.to_string(), "must be a map of strings"));
+        causes.push(Cause::invalid(
+            path,
+            &labels.to_string(),
+            "must be a map of strings",
+        ));
         return;
     };
     for (k, v) in map {
@@ -104,7 +108,11 @@ fn check_labels(causes: &mut Vec<Cause>, path: &str, labels: Option<&Value>) {
                     causes.push(Cause::invalid(path, s, &why));
                 }
             }
-            None => causes.push(Cause::invalid(path, &v.to_string(), "label values must be strings")),
+            None => causes.push(Cause::invalid(
+                path,
+                &v.to_string(),
+                "label values must be strings",
+            )),
         }
     }
 }
@@ -112,7 +120,11 @@ fn check_labels(causes: &mut Vec<Cause>, path: &str, labels: Option<&Value>) {
 fn check_annotations(causes: &mut Vec<Cause>, path: &str, ann: Option<&Value>) {
     let Some(ann) = ann else { return };
     let Some(map) = ann.as_object() else {
-        causes.push(Cause::invalid(path, &ann.to_string(), "must be a map of strings"));
+        causes.push(Cause::invalid(
+            path,
+            &ann.to_string(),
+            "must be a map of strings",
+        ));
         return;
     };
     let mut total = 0usize;
@@ -160,9 +172,7 @@ fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: Option<&Value>) {
     let containers = spec.get("containers").and_then(Value::as_array);
     match containers {
         None => causes.push(Cause::required(format!("{path}.containers"))),
-        Some(list) if list.is_empty() => {
-            causes.push(Cause::required(format!("{path}.containers")))
-        }
+        Some(list) if list.is_empty() => causes.push(Cause::required(format!("{path}.containers"))),
         Some(_) => {}
     }
     let mut names = std::collections::HashSet::new();
@@ -197,7 +207,10 @@ fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: Option<&Value>) {
             }
             if let Some(env) = c.get("env").and_then(Value::as_array) {
                 for (j, e) in env.iter().enumerate() {
-                    if e.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    if e.get("name")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
                         causes.push(Cause::required(format!("{p}.env[{j}].name")));
                     }
                 }
@@ -229,7 +242,11 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                     "spec.template.metadata.labels",
                     obj.pointer("/spec/template/metadata/labels"),
                 );
-                pod_spec(&mut causes, "spec.template.spec", obj.pointer("/spec/template/spec"));
+                pod_spec(
+                    &mut causes,
+                    "spec.template.spec",
+                    obj.pointer("/spec/template/spec"),
+                );
                 let ok = ["OnFailure", "Never"];
                 match obj
                     .pointer("/spec/template/spec/restartPolicy")
@@ -256,9 +273,9 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                 "completions",
             ] {
                 if let Some(v) = obj.get("spec").and_then(|s| s.get(field)) {
-                    let ok = v.as_i64().is_some_and(|n| {
-                        n >= 0 && (field != "activeDeadlineSeconds" || n > 0)
-                    });
+                    let ok = v
+                        .as_i64()
+                        .is_some_and(|n| n >= 0 && (field != "activeDeadlineSeconds" || n > 0));
                     if !ok {
                         causes.push(Cause::invalid(
                             format!("spec.{field}"),
