@@ -11,4 +11,9 @@
 //! suspended Job before any 2xx. [`sim`] is an embedded Kubernetes API server
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
+pub mod cluster;
+pub mod config;
+pub mod rules;
 pub mod sim;
+pub mod sources;
+pub mod task;
