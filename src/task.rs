@@ -6,6 +6,8 @@
 //! makes deduplication exact across replicas and restarts (DESIGN.md,
 //! decision 2). Serialized, a Task is the `TASK_JSON` document the agent gets.
 
+pub mod git;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
