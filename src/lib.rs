@@ -11,6 +11,11 @@
 //! suspended Job before any 2xx. [`sim`] is an embedded Kubernetes API server
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
-pub mod sim;
 pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod rules;
+pub mod sim;
+pub mod sources;
+pub mod task;
 pub mod telemetry;

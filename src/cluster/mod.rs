@@ -1,0 +1,9 @@
+//! Everything this service knows about Kubernetes objects, kept apart from
+//! the API calls: building the Job for a Task ([`jobspec`]). The Kube actor
+//! that creates, admits and watches Jobs lives next to this and uses it.
+//!
+//! (Named `cluster`, not `kube`, so it does not shadow the `kube` crate.)
+
+pub mod jobspec;
+
+pub use jobspec::{build_job, JobSpecError};

@@ -1,0 +1,390 @@
+//! Service configuration: every setting comes from one environment variable,
+//! is parsed and validated once at start-up, and a bad value fails start-up
+//! with a message naming the variable and the expected form.
+//!
+//! [`Config::from_lookup`] takes the variable lookup as a function so tests
+//! never touch the process environment; [`Config::from_env`] is the thin
+//! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
+//! `Display` print `[redacted]`.
+
+mod parse;
+
+pub use parse::{is_dns1123_label, is_dns1123_subdomain, quantity_value};
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret value (webhook secret). `Debug` and `Display` print `[redacted]`,
+/// so it cannot leak through logs, errors or `{:?}` of the whole config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret bytes, for the one place that needs them (HMAC keying).
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Log output format (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A bad configuration value. The message names the variable, the expected
+/// form and the offending value (never for secrets).
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+fn bad(var: &'static str, expected: &str, got: &str) -> ConfigError {
+    ConfigError {
+        var,
+        message: format!("expected {expected}, got {got:?}"),
+    }
+}
+
+/// The whole service configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `SERVER_HOST` — address the HTTP server binds. Default `0.0.0.0`.
+    pub server_host: String,
+    /// `SERVER_PORT` — TCP port of the HTTP server (1–65535). Default `8080`.
+    pub server_port: u16,
+    /// `KUBERNETES_NAMESPACE` — namespace Jobs are created in (DNS-1123 label). Default `default`.
+    pub namespace: String,
+    /// `JOB_IMAGE` — image of the agent container. Default `anthropic/claude-code:latest`.
+    pub job_image: String,
+    /// `JOB_TTL_SECONDS` — `ttlSecondsAfterFinished` of each Job. Default `1800`.
+    pub job_ttl_seconds: i32,
+    /// `JOB_MEMORY_REQUEST` — memory request (Kubernetes quantity). Default `2Gi`.
+    pub job_memory_request: String,
+    /// `JOB_MEMORY_LIMIT` — memory limit (quantity, ≥ the request). Default `4Gi`.
+    pub job_memory_limit: String,
+    /// `JOB_CPU_REQUEST` — CPU request (quantity). Default `1`.
+    pub job_cpu_request: String,
+    /// `JOB_CPU_LIMIT` — CPU limit (quantity, ≥ the request). Default `2`.
+    pub job_cpu_limit: String,
+    /// `GITHUB_WEBHOOK_SECRET` or `GITHUB_WEBHOOK_SECRET_FILE` (not both) —
+    /// webhook secrets; several (comma- or newline-separated) are all accepted,
+    /// for rotation. File contents are trimmed. No default: start-up fails
+    /// without one unless `ALLOW_INSECURE_NO_SIGNATURE` is set.
+    pub github_webhook_secrets: Vec<Secret>,
+    /// `MAX_CONCURRENT_JOBS` — Jobs admitted (unsuspended) at once. Default `10`.
+    pub max_concurrent_jobs: u32,
+    /// `JOB_TIMEOUT_SECONDS` — `activeDeadlineSeconds` of each Job. Default `3600`.
+    pub job_timeout_seconds: i64,
+    /// `JOB_BACKOFF_LIMIT` — retries of a failed agent pod. Default `0`: a
+    /// coding agent that failed half-way has usually pushed, commented or
+    /// spent its budget; re-running it blindly repeats side effects and cost,
+    /// so a failure is reported instead and a human (or a new event) retries.
+    pub job_backoff_limit: i32,
+    /// `JOB_SECRET_NAME` — optional Secret whose keys all become the agent's
+    /// env (e.g. `ANTHROPIC_API_KEY`, `GITHUB_TOKEN`), referenced, never copied.
+    /// Unset: no secret references at all (public-repository clone).
+    pub job_secret_name: Option<String>,
+    /// `JOB_GIT_IMAGE` — image of the init containers that clone the repository.
+    /// Default `alpine/git:v2.47.2`.
+    pub job_git_image: String,
+    /// `JOB_GIT_TOKEN_KEY` — key in `JOB_SECRET_NAME` holding the token git uses
+    /// to clone. Default `GITHUB_TOKEN`.
+    pub job_git_token_key: String,
+    /// `JOB_COMMAND` — JSON array: the agent container's command. `$(PROMPT)` and
+    /// other `$(VAR)` references are expanded by Kubernetes from the container
+    /// env, never by a shell. Default: Claude Code non-interactively, see
+    /// [`DEFAULT_JOB_COMMAND`].
+    pub job_command: Vec<String>,
+    /// `JOB_SERVICE_ACCOUNT` — optional ServiceAccount of the Job's pod (its
+    /// token is still not mounted).
+    pub job_service_account: Option<String>,
+    /// `LOG_FORMAT` — `text` or `json`. Default `text`.
+    pub log_format: LogFormat,
+    /// `SHUTDOWN_TIMEOUT_SECONDS` — grace period on SIGTERM. Default `30`.
+    pub shutdown_timeout_seconds: u64,
+    /// `ORCHESTRATOR_RULES` — optional path to a YAML routing-rules file.
+    pub rules_path: Option<PathBuf>,
+    /// `GITHUB_TRUSTED_USERS` — comma-separated GitHub logins trusted regardless
+    /// of author association. Default empty.
+    pub github_trusted_users: Vec<String>,
+    /// `RATE_LIMIT_PER_REPO_PER_MINUTE` — accepted tasks per repository per minute. Default `60`.
+    pub rate_limit_per_repo_per_minute: u32,
+    /// `RATE_LIMIT_PER_SENDER_PER_MINUTE` — accepted tasks per sender per minute. Default `30`.
+    pub rate_limit_per_sender_per_minute: u32,
+    /// `DEDUP_CACHE_TTL_SECONDS` — lifetime of the in-memory dedup cache entries. Default `3600`.
+    pub dedup_cache_ttl_seconds: u64,
+    /// `GITHUB_MAX_BODY_BYTES` — webhook body limit, bytes (`26214400` or `25MiB`).
+    /// Default 25 MiB, GitHub's own payload cap.
+    pub github_max_body_bytes: usize,
+    /// `ALLOW_INSECURE_NO_SIGNATURE` — development only: accept unsigned webhooks
+    /// when no secret is configured. Default `false`.
+    pub allow_insecure_no_signature: bool,
+}
+
+/// Default agent command: Claude Code in print (non-interactive) mode on the
+/// prompt, streaming JSON events to the pod log. Permission prompts are
+/// skipped because nobody can answer them in a Job; the pod is the sandbox
+/// (non-root, no capabilities, no service-account token).
+pub const DEFAULT_JOB_COMMAND: &[&str] = &[
+    "claude",
+    "-p",
+    "$(PROMPT)",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--dangerously-skip-permissions",
+];
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration from `lookup` (variable name → value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        let or = |var: &str, default: &str| get(var).unwrap_or_else(|| default.to_string());
+
+        let namespace = or("KUBERNETES_NAMESPACE", "default");
+        if !is_dns1123_label(&namespace) {
+            return Err(bad(
+                "KUBERNETES_NAMESPACE",
+                "a DNS-1123 label (lowercase letters, digits, '-', at most 63)",
+                &namespace,
+            ));
+        }
+        let image = |var: &'static str, default: &str| {
+            let v = or(var, default);
+            if parse::is_image_ref(&v) {
+                Ok(v)
+            } else {
+                Err(bad(
+                    var,
+                    "a container image reference like repo/name:tag",
+                    &v,
+                ))
+            }
+        };
+        let quantity = |var: &'static str, default: &str| {
+            let v = or(var, default);
+            match quantity_value(&v) {
+                Some(q) if q > 0.0 => Ok((v, q)),
+                _ => Err(bad(var, "a Kubernetes quantity like 4Gi or 500m", &v)),
+            }
+        };
+        let positive = |var: &'static str, default: u64, max: u64| {
+            let v = or(var, &default.to_string());
+            match v.trim().parse::<u64>() {
+                Ok(n) if n >= 1 && n <= max => Ok(n),
+                _ => Err(bad(var, &format!("an integer from 1 to {max}"), &v)),
+            }
+        };
+        let optional_name = |var: &'static str| match get(var) {
+            Some(v) if !is_dns1123_subdomain(&v) => Err(bad(
+                var,
+                "a Kubernetes object name (lowercase DNS-1123 subdomain)",
+                &v,
+            )),
+            other => Ok(other),
+        };
+
+        let (mem_req, mem_req_v) = quantity("JOB_MEMORY_REQUEST", "2Gi")?;
+        let (mem_lim, mem_lim_v) = quantity("JOB_MEMORY_LIMIT", "4Gi")?;
+        let (cpu_req, cpu_req_v) = quantity("JOB_CPU_REQUEST", "1")?;
+        let (cpu_lim, cpu_lim_v) = quantity("JOB_CPU_LIMIT", "2")?;
+        if mem_lim_v < mem_req_v {
+            return Err(bad(
+                "JOB_MEMORY_LIMIT",
+                "a quantity ≥ JOB_MEMORY_REQUEST",
+                &mem_lim,
+            ));
+        }
+        if cpu_lim_v < cpu_req_v {
+            return Err(bad(
+                "JOB_CPU_LIMIT",
+                "a quantity ≥ JOB_CPU_REQUEST",
+                &cpu_lim,
+            ));
+        }
+
+        let server_port = {
+            let v = or("SERVER_PORT", "8080");
+            match v.trim().parse::<u16>() {
+                Ok(p) if p >= 1 => p,
+                _ => return Err(bad("SERVER_PORT", "a TCP port from 1 to 65535", &v)),
+            }
+        };
+        let job_backoff_limit = {
+            let v = or("JOB_BACKOFF_LIMIT", "0");
+            match v.trim().parse::<i32>() {
+                Ok(n) if (0..=100).contains(&n) => n,
+                _ => return Err(bad("JOB_BACKOFF_LIMIT", "an integer from 0 to 100", &v)),
+            }
+        };
+        let job_git_token_key = or("JOB_GIT_TOKEN_KEY", "GITHUB_TOKEN");
+        if !parse::is_secret_key(&job_git_token_key) {
+            return Err(bad(
+                "JOB_GIT_TOKEN_KEY",
+                "a Secret key ([-._a-zA-Z0-9]+)",
+                &job_git_token_key,
+            ));
+        }
+        let job_command = match get("JOB_COMMAND") {
+            None => DEFAULT_JOB_COMMAND.iter().map(|s| s.to_string()).collect(),
+            Some(v) => match serde_json::from_str::<Vec<String>>(&v) {
+                Ok(cmd) if !cmd.is_empty() && !cmd[0].trim().is_empty() => cmd,
+                _ => {
+                    return Err(bad(
+                        "JOB_COMMAND",
+                        r#"a non-empty JSON array of strings like ["claude","-p","$(PROMPT)"]"#,
+                        &v,
+                    ))
+                }
+            },
+        };
+        let log_format = match or("LOG_FORMAT", "text")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(bad("LOG_FORMAT", "text or json", &or("LOG_FORMAT", ""))),
+        };
+        let github_max_body_bytes = {
+            let v = or("GITHUB_MAX_BODY_BYTES", "26214400");
+            match parse::parse_bytes(&v) {
+                Some(n) if n >= 1024 && n <= (1 << 30) => n as usize,
+                _ => {
+                    return Err(bad(
+                        "GITHUB_MAX_BODY_BYTES",
+                        "a size from 1024 to 1GiB, in bytes or with KiB/MiB/GiB",
+                        &v,
+                    ))
+                }
+            }
+        };
+        let allow_insecure_no_signature = {
+            let v = or("ALLOW_INSECURE_NO_SIGNATURE", "false");
+            parse::parse_bool(&v)
+                .ok_or_else(|| bad("ALLOW_INSECURE_NO_SIGNATURE", "true or false", &v))?
+        };
+        let github_webhook_secrets = load_secrets(&get)?;
+        if github_webhook_secrets.is_empty() && !allow_insecure_no_signature {
+            return Err(ConfigError {
+                var: "GITHUB_WEBHOOK_SECRET",
+                message: "required: set GITHUB_WEBHOOK_SECRET or GITHUB_WEBHOOK_SECRET_FILE \
+                          (or ALLOW_INSECURE_NO_SIGNATURE=true for local development only)"
+                    .into(),
+            });
+        }
+
+        Ok(Config {
+            server_host: or("SERVER_HOST", "0.0.0.0"),
+            server_port,
+            namespace,
+            job_image: image("JOB_IMAGE", "anthropic/claude-code:latest")?,
+            job_ttl_seconds: positive("JOB_TTL_SECONDS", 1800, i32::MAX as u64)? as i32,
+            job_memory_request: mem_req,
+            job_memory_limit: mem_lim,
+            job_cpu_request: cpu_req,
+            job_cpu_limit: cpu_lim,
+            github_webhook_secrets,
+            max_concurrent_jobs: positive("MAX_CONCURRENT_JOBS", 10, 100_000)? as u32,
+            job_timeout_seconds: positive("JOB_TIMEOUT_SECONDS", 3600, i32::MAX as u64)? as i64,
+            job_backoff_limit,
+            job_secret_name: optional_name("JOB_SECRET_NAME")?,
+            job_git_image: image("JOB_GIT_IMAGE", "alpine/git:v2.47.2")?,
+            job_git_token_key,
+            job_command,
+            job_service_account: optional_name("JOB_SERVICE_ACCOUNT")?,
+            log_format,
+            shutdown_timeout_seconds: positive("SHUTDOWN_TIMEOUT_SECONDS", 30, 3600)?,
+            rules_path: get("ORCHESTRATOR_RULES").map(PathBuf::from),
+            github_trusted_users: get("GITHUB_TRUSTED_USERS")
+                .map(|v| split_list(&v, &[',']))
+                .unwrap_or_default(),
+            rate_limit_per_repo_per_minute: positive(
+                "RATE_LIMIT_PER_REPO_PER_MINUTE",
+                60,
+                1_000_000,
+            )? as u32,
+            rate_limit_per_sender_per_minute: positive(
+                "RATE_LIMIT_PER_SENDER_PER_MINUTE",
+                30,
+                1_000_000,
+            )? as u32,
+            dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
+            github_max_body_bytes,
+            allow_insecure_no_signature,
+        })
+    }
+}
+
+fn split_list(v: &str, seps: &[char]) -> Vec<String> {
+    v.split(seps)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn load_secrets(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {
+    let inline = get("GITHUB_WEBHOOK_SECRET");
+    let file = get("GITHUB_WEBHOOK_SECRET_FILE");
+    let text = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                var: "GITHUB_WEBHOOK_SECRET_FILE",
+                message: "set either GITHUB_WEBHOOK_SECRET or GITHUB_WEBHOOK_SECRET_FILE, not both"
+                    .into(),
+            })
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            var: "GITHUB_WEBHOOK_SECRET_FILE",
+            message: format!("expected a readable file, could not read {path:?}: {e}"),
+        })?,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let secrets: Vec<Secret> = split_list(&text, &[',', '\n', '\r'])
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError {
+            var: "GITHUB_WEBHOOK_SECRET",
+            message: "expected at least one non-empty secret".into(),
+        });
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,463 @@
+//! GitHub webhooks: signature check, then routing of one delivery.
+//!
+//! The hot path is ordered so that the cheapest question comes first:
+//!
+//! ```text
+//!  X-GitHub-Event ── ping ─────────────────────────────▶ Ping
+//!        │ ── no rule names this event ────────────────▶ Ignored (body never parsed)
+//!        ▼
+//!  typed, borrowed decode of ~20 fields ── no rule ────▶ Ignored "no rule matched"
+//!        ▼
+//!  trust check ── untrusted ───────────────────────────▶ Ignored "untrusted"
+//!        ▼
+//!  prompt render ──────────────────────────────────────▶ Task
+//! ```
+//!
+//! Signature verification ([`verify_signature`]) is separate so the HTTP
+//! layer runs it before anything else and answers 401 on failure.
+
+mod payload;
+
+use super::Decision;
+use crate::config::{Config, Secret};
+use crate::rules::{
+    EventFacts, PromptContext, RuleMatch, Rules, RulesError, Trust, COMMENT_EVENTS,
+};
+use crate::task::{git, Checkout, Task, TaskSource};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use payload::{Comment, Payload};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+
+/// Why a delivery's signature was refused (all answered 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No `X-Hub-Signature-256` header.
+    #[error("missing X-Hub-Signature-256 header")]
+    Missing,
+    /// The header is not `sha256=` followed by 64 hex digits.
+    #[error("malformed X-Hub-Signature-256 header: expected sha256=<64 hex digits>")]
+    Malformed,
+    /// No configured secret produces this signature.
+    #[error("X-Hub-Signature-256 does not match the payload")]
+    Mismatch,
+    /// No secret is configured (the caller decides whether insecure mode applies).
+    #[error("no webhook secret is configured")]
+    NoSecret,
+}
+
+/// Checks GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the raw body, hex,
+/// `sha256=` prefix) against every configured secret, so a secret can be
+/// rotated by configuring old and new at once. Comparison is constant-time.
+pub fn verify_signature(
+    secrets: &[Secret],
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex_sig = header
+        .strip_prefix(b"sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(hex_sig, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    let matches = secrets.iter().any(|secret| {
+        // HMAC accepts keys of any length; this cannot fail.
+        Hmac::<Sha256>::new_from_slice(secret.expose()).is_ok_and(|mut mac| {
+            mac.update(body);
+            mac.verify_slice(&expected).is_ok()
+        })
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// A payload routing cannot use (answered 400, except [`DecodeError::Prompt`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or a field has the wrong type or is missing inside an object.
+    #[error("malformed payload: {0}")]
+    Json(String),
+    /// A top-level object the route needs is absent.
+    #[error("payload has no `{field}`, which a '{event}' event needs")]
+    Missing {
+        /// The missing field (e.g. `repository`, `issue.default_branch`).
+        field: &'static str,
+        /// The event being routed.
+        event: String,
+    },
+    /// A field or header has a value we refuse to use.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field or header.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The matched rule's prompt failed to render: a rules problem, not the
+    /// client's (answer 500).
+    #[error(transparent)]
+    Prompt(#[from] RulesError),
+}
+
+impl DecodeError {
+    /// True if the client sent something wrong (HTTP 400); false for
+    /// server-side problems (HTTP 500).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, DecodeError::Prompt(_))
+    }
+}
+
+/// Who may trigger work besides the author associations OWNER, MEMBER and
+/// COLLABORATOR.
+#[derive(Clone, Debug, Default)]
+pub struct TrustConfig {
+    /// GitHub logins trusted regardless of association (case-insensitive).
+    pub allowlist: Vec<String>,
+}
+
+impl TrustConfig {
+    /// From `GITHUB_TRUSTED_USERS`.
+    pub fn from_config(cfg: &Config) -> TrustConfig {
+        TrustConfig {
+            allowlist: cfg.github_trusted_users.clone(),
+        }
+    }
+
+    fn allows(&self, login: &str) -> bool {
+        self.allowlist.iter().any(|u| u.eq_ignore_ascii_case(login))
+    }
+}
+
+/// Associations that can trigger work by default.
+const TRUSTED_ASSOCIATIONS: &[&str] = &["OWNER", "MEMBER", "COLLABORATOR"];
+
+/// Routes one verified delivery. See [`route_at`].
+pub fn route(
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    rules: &Rules,
+    trust: &TrustConfig,
+) -> Result<Decision, DecodeError> {
+    route_at(event, delivery, body, rules, trust, Utc::now())
+}
+
+/// Routes one verified delivery, stamping a resulting Task with `now`.
+pub fn route_at(
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    rules: &Rules,
+    trust: &TrustConfig,
+    now: DateTime<Utc>,
+) -> Result<Decision, DecodeError> {
+    if event == "ping" {
+        return Ok(Decision::Ping);
+    }
+    if !rules.routes_event(event) {
+        return Ok(Decision::ignored(format!("event '{event}' is not routed")));
+    }
+    check_delivery_id(delivery)?;
+    let p: Payload<'_> =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let missing = |field: &'static str| DecodeError::Missing {
+        field,
+        event: event.to_string(),
+    };
+    let action = p.action.as_deref().ok_or_else(|| missing("action"))?;
+    let is_comment_event = COMMENT_EVENTS.contains(&event);
+    let comment = match (&p.comment, is_comment_event) {
+        (Some(c), true) => Some(c),
+        (None, true) => return Err(missing("comment")),
+        _ => None,
+    };
+    let facts = EventFacts {
+        event,
+        action,
+        label: p.label.as_ref().map(|l| &*l.name),
+        comment: comment.map(|c| &*c.body),
+    };
+    let Some(matched) = rules.find(&facts) else {
+        return Ok(Decision::ignored("no rule matched"));
+    };
+    let sender = &*p.sender.as_ref().ok_or_else(|| missing("sender"))?.login;
+    let repo = p.repository.as_ref().ok_or_else(|| missing("repository"))?;
+    if !git::is_valid_repository(&repo.full_name) {
+        return Err(DecodeError::Invalid {
+            field: "repository.full_name",
+            reason: format!("{:?} is not owner/name", &*repo.full_name),
+        });
+    }
+    let subject = Subject::from_payload(&p, event).ok_or_else(|| {
+        missing(if event.starts_with("issue") {
+            "issue"
+        } else {
+            "pull_request"
+        })
+    })?;
+    if matched.rule.trust == Trust::Trusted && !is_trusted(trust, action, sender, &subject, comment)
+    {
+        return Ok(Decision::ignored("untrusted"));
+    }
+    let checkout = subject.checkout(repo)?;
+    let task = build_task(
+        &TaskParts {
+            event,
+            action,
+            delivery,
+            sender,
+            repo_id: repo.id,
+            repository: &repo.full_name,
+            default_branch: repo.default_branch.as_deref().unwrap_or(""),
+            subject: &subject,
+            comment,
+            label: facts.label,
+            matched,
+            checkout,
+            now,
+        },
+        rules,
+    )?;
+    Ok(Decision::Task(Box::new(task)))
+}
+
+fn check_delivery_id(delivery: &str) -> Result<(), DecodeError> {
+    let ok = (1..=128).contains(&delivery.len())
+        && delivery
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid {
+            field: "X-GitHub-Delivery",
+            reason: "expected 1-128 characters of [A-Za-z0-9._-]".into(),
+        })
+    }
+}
+
+/// The issue or pull request an event is about, whichever payload shape
+/// carried it.
+struct Subject<'p> {
+    number: u64,
+    is_pr: bool,
+    title: &'p str,
+    body: &'p str,
+    url: &'p str,
+    author: &'p str,
+    association: &'p str,
+    labels: Vec<&'p str>,
+    /// PR head: (ref, repository clone URL if the head repository exists).
+    head: Option<(&'p str, Option<&'p str>)>,
+    /// `owner/name` of the PR's head repository (a fork, or the base).
+    head_repository: Option<&'p str>,
+    base_ref: Option<&'p str>,
+}
+
+impl<'p> Subject<'p> {
+    fn from_payload(p: &'p Payload<'_>, event: &str) -> Option<Subject<'p>> {
+        if event.starts_with("issue") {
+            let i = p.issue.as_ref()?;
+            Some(Subject {
+                number: i.number,
+                is_pr: i.pull_request.is_some(),
+                title: &i.title,
+                body: i.body.as_deref().unwrap_or(""),
+                url: &i.html_url,
+                author: i.user.as_ref().map_or("", |u| &u.login),
+                association: &i.author_association,
+                labels: i.labels.iter().map(|l| &*l.name).collect(),
+                head: None,
+                head_repository: None,
+                base_ref: None,
+            })
+        } else {
+            let pr = p.pull_request.as_ref()?;
+            Some(Subject {
+                number: pr.number,
+                is_pr: true,
+                title: &pr.title,
+                body: pr.body.as_deref().unwrap_or(""),
+                url: &pr.html_url,
+                author: pr.user.as_ref().map_or("", |u| &u.login),
+                association: &pr.author_association,
+                labels: pr.labels.iter().map(|l| &*l.name).collect(),
+                head: Some((
+                    &pr.head.git_ref,
+                    pr.head.repo.as_ref().map(|r| &*r.clone_url),
+                )),
+                head_repository: pr.head.repo.as_ref().map(|r| &*r.full_name),
+                base_ref: pr.base.as_ref().map(|b| &*b.git_ref),
+            })
+        }
+    }
+
+    /// Issue → the repository's default branch. PR with a known head → the
+    /// head branch of the head repository (possibly a fork). PR seen through
+    /// an issue comment (no head in the payload) or with a deleted fork →
+    /// `refs/pull/<n>/head` of the base repository, which GitHub keeps.
+    fn checkout(&self, repo: &payload::Repository<'_>) -> Result<Checkout, DecodeError> {
+        let base_url = repo.clone_url.as_deref();
+        let (url, git_ref) = match (self.is_pr, self.head) {
+            (false, _) => (base_url, repo.default_branch.as_deref().map(str::to_string)),
+            (true, Some((head_ref, Some(head_url)))) => {
+                (Some(head_url), Some(head_ref.to_string()))
+            }
+            (true, _) => (base_url, Some(format!("refs/pull/{}/head", self.number))),
+        };
+        let url = url.ok_or(DecodeError::Invalid {
+            field: "repository.clone_url",
+            reason: "missing".into(),
+        })?;
+        let git_ref = git_ref.ok_or(DecodeError::Invalid {
+            field: "repository.default_branch",
+            reason: "missing".into(),
+        })?;
+        if git::https_origin(url).is_none() {
+            return Err(DecodeError::Invalid {
+                field: "clone_url",
+                reason: format!("{url:?} is not a plain https:// URL"),
+            });
+        }
+        if !git::is_valid_git_ref(&git_ref) {
+            return Err(DecodeError::Invalid {
+                field: "ref",
+                reason: format!("{git_ref:?} is not a valid git ref"),
+            });
+        }
+        Ok(Checkout {
+            clone_url: url.to_string(),
+            git_ref,
+        })
+    }
+}
+
+/// Trust of whoever *caused* the event:
+///
+/// * **Comments**: the comment's author. Its `author_association` is the
+///   commenter's relation to the repository (or the login is allowlisted).
+///   The author, not the sender, because the comment text is the
+///   instruction: a maintainer editing an outsider's comment must not turn
+///   the outsider's words into trusted instructions.
+/// * **Label events**: the sender, who applied the label. GitHub sends no
+///   association for the sender, but only users with triage access or more
+///   can label issues and PRs — with one exception: labels that an issue
+///   template applies when an issue is opened are applied *as the issue
+///   author*. So a label from someone other than the author is trusted (it
+///   proves triage access), and a label the author applied is trusted only
+///   if the author's association is (or the sender is allowlisted).
+/// * **Anything else** (custom rules on `opened`, `edited`, …): the issue's
+///   or PR's author association, or the sender on the allowlist.
+fn is_trusted(
+    trust: &TrustConfig,
+    action: &str,
+    sender: &str,
+    subject: &Subject<'_>,
+    comment: Option<&Comment<'_>>,
+) -> bool {
+    let trusted_assoc = |a: &str| TRUSTED_ASSOCIATIONS.contains(&a);
+    if let Some(c) = comment {
+        return trusted_assoc(&c.author_association) || trust.allows(&c.user.login);
+    }
+    if trust.allows(sender) {
+        return true;
+    }
+    if action == "labeled" || action == "unlabeled" {
+        let by_author = subject.author.is_empty() || subject.author.eq_ignore_ascii_case(sender);
+        return !by_author || trusted_assoc(subject.association);
+    }
+    trusted_assoc(subject.association)
+}
+
+struct TaskParts<'a, 'p> {
+    event: &'a str,
+    action: &'a str,
+    delivery: &'a str,
+    sender: &'a str,
+    repo_id: u64,
+    repository: &'a str,
+    default_branch: &'a str,
+    subject: &'a Subject<'p>,
+    comment: Option<&'a Comment<'p>>,
+    label: Option<&'a str>,
+    matched: RuleMatch<'a, 'a>,
+    checkout: Checkout,
+    now: DateTime<Utc>,
+}
+
+/// Dedup keys:
+///
+/// * **Comment** → `github:<event>:<repository id>:<comment id>`. The comment
+///   is the request; the same comment seen twice (a redelivery, or a second
+///   webhook on the org and the repo with different delivery ids) is one task.
+/// * **Everything else, label events included** → `github:delivery:<id>`.
+///   GitHub keeps `X-GitHub-Delivery` on redeliveries, so retries dedupe,
+///   while removing and re-adding a label — the natural way to ask the
+///   agent to try again — is a new delivery and a new task. Keying on
+///   issue + label instead would make re-labelling silently do nothing until
+///   the old Job's TTL expired, and then suddenly work again.
+fn build_task(t: &TaskParts<'_, '_>, rules: &Rules) -> Result<Task, DecodeError> {
+    let s = t.subject;
+    let rule = t.matched.rule;
+    let ctx = PromptContext {
+        event: t.event,
+        action: t.action,
+        kind: &rule.kind,
+        repository: t.repository,
+        number: s.number,
+        is_pull_request: s.is_pr,
+        title: s.title,
+        body: s.body,
+        url: t.comment.map_or(s.url, |c| &c.html_url),
+        author: s.author,
+        sender: t.sender,
+        label: t.label.unwrap_or(""),
+        comment: t.comment.map_or("", |c| &c.body),
+        instruction: t.matched.instruction.unwrap_or(""),
+        labels: s.labels.clone(),
+        head_ref: s.head.map_or("", |(r, _)| r),
+        base_ref: s.base_ref.unwrap_or(t.default_branch),
+    };
+    let prompt = rules.render(rule, &ctx)?;
+    let dedup_key = match t.comment {
+        Some(c) => format!("github:{}:{}:{}", t.event, t.repo_id, c.id),
+        None => format!("github:delivery:{}", t.delivery),
+    };
+    let mut labels = BTreeMap::new();
+    labels.insert("event".to_string(), t.event.to_string());
+    labels.insert("action".to_string(), t.action.to_string());
+    labels.insert("rule".to_string(), rule.name.clone());
+    if let Some(l) = t.label {
+        labels.insert("label".to_string(), l.to_string());
+    }
+    if let Some(h) = s.head_repository {
+        labels.insert("head_repository".to_string(), h.to_string());
+    }
+    Ok(Task {
+        source: TaskSource::Github,
+        kind: rule.kind.clone(),
+        priority: rule.priority,
+        repository: Some(t.repository.to_string()),
+        issue_number: (!s.is_pr).then_some(s.number),
+        pr_number: s.is_pr.then_some(s.number),
+        checkout: Some(t.checkout.clone()),
+        title: crate::task::truncate_with_marker(s.title, 1024),
+        prompt,
+        url: Some(ctx.url.to_string()),
+        delivery_id: Some(t.delivery.to_string()),
+        dedup_key,
+        requested_by: Some(t.sender.to_string()),
+        labels,
+        created_at: t.now,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+use super::*;
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github")
+}
+
+fn raw(path: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_slice(&raw(path)).unwrap()
+}
+
+fn route_value(event: &str, v: &Value, trust: &TrustConfig) -> Decision {
+    let body = serde_json::to_vec(v).unwrap();
+    route(event, DELIVERY, &body, &Rules::builtin(), trust).unwrap()
+}
+
+fn task_of(d: Decision) -> Task {
+    match d {
+        Decision::Task(t) => *t,
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
+fn ignored(reason: &str) -> Decision {
+    Decision::ignored(reason)
+}
+
+// ---- signatures -------------------------------------------------------------
+
+#[test]
+fn github_documented_signature_vector_verifies() {
+    let v = fixture("signature-test-vector.json");
+    let secret = Secret::new(v["secret"].as_str().unwrap());
+    let header = v["header_value"].as_str().unwrap().as_bytes();
+    let payload = v["payload"].as_str().unwrap().as_bytes();
+    assert_eq!(
+        verify_signature(&[secret.clone()], Some(header), payload),
+        Ok(())
+    );
+    // Rotation: any configured secret may match.
+    let both = [Secret::new("old secret"), secret.clone()];
+    assert_eq!(verify_signature(&both, Some(header), payload), Ok(()));
+    assert_eq!(
+        verify_signature(&[secret.clone()], Some(header), b"Hello, World?"),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify_signature(&[Secret::new("wrong")], Some(header), payload),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+#[test]
+fn malformed_or_missing_signatures_are_refused() {
+    let s = [Secret::new("k")];
+    assert_eq!(
+        verify_signature(&s, None, b"x"),
+        Err(SignatureError::Missing)
+    );
+    for bad in [
+        &b"757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"[..],
+        b"sha1=757107ea0eb2509fc211221cce984b8a37570b6d",
+        b"sha256=757107ea",
+        b"sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        b"sha256=",
+    ] {
+        assert_eq!(
+            verify_signature(&s, Some(bad), b"x"),
+            Err(SignatureError::Malformed)
+        );
+    }
+    assert_eq!(
+        verify_signature(&[], Some(b"sha256=00"), b"x"),
+        Err(SignatureError::NoSecret)
+    );
+}
+
+// ---- every fixture under the default rules ------------------------------------
+
+#[test]
+fn every_fixture_gets_the_expected_decision_under_default_rules() {
+    let not_routed = |e: &str| ignored(&format!("event '{e}' is not routed"));
+    let cases: Vec<(&str, &str, Decision)> = vec![
+        ("ping", "ping/ping.json", Decision::Ping),
+        ("ping", "ping/ping.with-app_id.json", Decision::Ping),
+        ("ping", "ping/ping.with-organization.json", Decision::Ping),
+        ("push", "push/push.json", not_routed("push")),
+        (
+            "push",
+            "push/push.with-installation.json",
+            not_routed("push"),
+        ),
+        ("push", "push/push.with-new-branch.json", not_routed("push")),
+        (
+            "workflow_run",
+            "workflow_run/completed.json",
+            not_routed("workflow_run"),
+        ),
+        (
+            "workflow_run",
+            "workflow_run/completed.with-pull-requests.json",
+            not_routed("workflow_run"),
+        ),
+        (
+            "check_run",
+            "check_run/completed.json",
+            not_routed("check_run"),
+        ),
+        (
+            "installation",
+            "installation/created.json",
+            not_routed("installation"),
+        ),
+        (
+            "pull_request_review",
+            "pull_request_review/submitted.json",
+            not_routed("pull_request_review"),
+        ),
+    ];
+    let no_rule = [
+        ("issues", "issues/opened.json"),
+        ("issues", "issues/opened.with-empty-body.json"),
+        ("issues", "issues/labeled.json"),
+        ("issues", "issues/assigned.json"),
+        ("issues", "issues/assigned.with-installation.json"),
+        ("issues", "issues/edited.json"),
+        ("issue_comment", "issue_comment/created.json"),
+        (
+            "issue_comment",
+            "issue_comment/created.with-installation.json",
+        ),
+        ("issue_comment", "issue_comment/edited.json"),
+        ("pull_request", "pull_request/opened.json"),
+        ("pull_request", "pull_request/opened.with-null-body.json"),
+        ("pull_request", "pull_request/synchronize.json"),
+        ("pull_request", "pull_request/labeled.json"),
+        ("pull_request", "pull_request/closed.json"),
+        ("pull_request", "pull_request/reopened.json"),
+        (
+            "pull_request_review_comment",
+            "pull_request_review_comment/created.json",
+        ),
+    ];
+    let rules = Rules::builtin();
+    let trust = TrustConfig::default();
+    let all = cases.into_iter().chain(
+        no_rule
+            .into_iter()
+            .map(|(e, p)| (e, p, ignored("no rule matched"))),
+    );
+    for (event, path, expected) in all {
+        let got = route(event, DELIVERY, &raw(path), &rules, &trust).unwrap();
+        assert_eq!(got, expected, "{path}");
+    }
+}
+
+#[test]
+fn events_no_rule_names_are_ignored_without_parsing_the_body() {
+    let d = route(
+        "push",
+        "",
+        b"not json at all",
+        &Rules::builtin(),
+        &TrustConfig::default(),
+    );
+    assert_eq!(d.unwrap(), ignored("event 'push' is not routed"));
+}
+
+// ---- routed, from modified fixtures --------------------------------------------
+
+#[test]
+fn an_issue_labeled_agent_becomes_an_implement_task() {
+    let mut v = fixture("issues/labeled.json");
+    v["label"]["name"] = json!("agent");
+    let t = task_of(route_value("issues", &v, &TrustConfig::default()));
+    assert_eq!(t.source, TaskSource::Github);
+    assert_eq!(t.kind, "implement");
+    assert_eq!(t.repository.as_deref(), Some("Codertocat/Hello-World"));
+    assert_eq!((t.issue_number, t.pr_number), (Some(1), None));
+    assert_eq!(
+        t.checkout,
+        Some(Checkout {
+            clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
+            git_ref: "master".into()
+        })
+    );
+    assert_eq!(t.title, "Spelling error in the README file");
+    assert_eq!(t.dedup_key, format!("github:delivery:{DELIVERY}"));
+    assert_eq!(t.delivery_id.as_deref(), Some(DELIVERY));
+    assert_eq!(t.requested_by.as_deref(), Some("Codertocat"));
+    assert_eq!(
+        t.url.as_deref(),
+        Some("https://github.com/Codertocat/Hello-World/issues/1")
+    );
+    assert_eq!(t.labels["rule"], "issue-agent");
+    assert!(t
+        .prompt
+        .contains("Implement issue #1: Spelling error in the README file"));
+    assert!(t.prompt.contains("It looks like you accidently spelled"));
+    assert!(t
+        .job_name()
+        .starts_with("gh-implement-codertocat-hello-world-1-"));
+}
+
+fn agent_comment(path: &str, body: &str) -> Value {
+    let mut v = fixture(path);
+    v["comment"]["body"] = json!(body);
+    v
+}
+
+#[test]
+fn an_agent_comment_becomes_a_comment_task_keyed_by_the_comment() {
+    let v = agent_comment("issue_comment/created.json", "/agent fix the typo, please");
+    let t = task_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert_eq!(t.kind, "comment");
+    assert_eq!(t.dedup_key, "github:issue_comment:186853002:492700400");
+    assert!(t
+        .prompt
+        .contains("<request>\nfix the typo, please\n</request>"));
+    assert!(t
+        .prompt
+        .contains("with its default branch (master) checked out"));
+    assert_eq!(
+        t.url.as_deref(),
+        Some("https://github.com/Codertocat/Hello-World/issues/1#issuecomment-492700400")
+    );
+    // The same comment under another delivery id is the same task.
+    let body = serde_json::to_vec(&v).unwrap();
+    let again = route(
+        "issue_comment",
+        "another-delivery",
+        &body,
+        &Rules::builtin(),
+        &TrustConfig::default(),
+    );
+    let again = task_of(again.unwrap());
+    assert_eq!(again.job_name(), t.job_name());
+}
+
+#[test]
+fn a_comment_on_a_pull_request_checks_out_the_pr_head() {
+    let mut v = agent_comment("issue_comment/created.json", "/agent rebase this");
+    v["issue"]["pull_request"] =
+        json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+    let t = task_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert_eq!((t.issue_number, t.pr_number), (None, Some(1)));
+    let c = t.checkout.unwrap();
+    assert_eq!(c.git_ref, "refs/pull/1/head");
+    assert_eq!(c.clone_url, "https://github.com/Codertocat/Hello-World.git");
+    assert!(t.prompt.contains("pull request #1"));
+}
+
+#[test]
+fn a_review_comment_with_the_command_checks_out_the_head_branch() {
+    let v = agent_comment(
+        "pull_request_review_comment/created.json",
+        "/agent add emoji",
+    );
+    let t = task_of(route_value(
+        "pull_request_review_comment",
+        &v,
+        &TrustConfig::default(),
+    ));
+    assert_eq!((t.kind.as_str(), t.pr_number), ("comment", Some(2)));
+    assert_eq!(t.checkout.unwrap().git_ref, "changes");
+    assert!(t
+        .dedup_key
+        .starts_with("github:pull_request_review_comment:186853002:"));
+}
+
+#[test]
+fn a_pr_labeled_agent_review_becomes_a_review_task() {
+    let mut v = fixture("pull_request/labeled.json");
+    v["label"]["name"] = json!("agent-review");
+    let t = task_of(route_value("pull_request", &v, &TrustConfig::default()));
+    assert_eq!(
+        (t.kind.as_str(), t.pr_number, t.issue_number),
+        ("review", Some(2), None)
+    );
+    let c = t.checkout.unwrap();
+    assert_eq!(
+        (c.git_ref.as_str(), c.clone_url.as_str()),
+        ("changes", "https://github.com/Codertocat/Hello-World.git")
+    );
+    assert!(t.prompt.contains("head branch changes, base branch master"));
+    assert_eq!(t.labels["head_repository"], "Codertocat/Hello-World");
+    // A deleted fork leaves no head repository: fall back to refs/pull/N/head.
+    v["pull_request"]["head"]["repo"] = Value::Null;
+    let t = task_of(route_value("pull_request", &v, &TrustConfig::default()));
+    assert_eq!(t.checkout.unwrap().git_ref, "refs/pull/2/head");
+}
+
+#[test]
+fn template_syntax_in_a_comment_reaches_the_prompt_verbatim() {
+    let hostile = "{{ 7*7 }} {% for i in range(3) %}x{% endfor %}";
+    let v = agent_comment("issue_comment/created.json", &format!("/agent {hostile}"));
+    let t = task_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert!(t.prompt.contains(hostile), "{}", t.prompt);
+    assert!(!t.prompt.contains("xxx"));
+}
+
+// ---- trust ------------------------------------------------------------------------
+
+#[test]
+fn comments_from_untrusted_authors_are_ignored_unless_allowlisted() {
+    let mut v = agent_comment("issue_comment/created.json", "/agent do it");
+    v["comment"]["author_association"] = json!("NONE");
+    assert_eq!(
+        route_value("issue_comment", &v, &TrustConfig::default()),
+        ignored("untrusted")
+    );
+    let allow = TrustConfig {
+        allowlist: vec!["codertocat".into()],
+    };
+    assert!(matches!(
+        route_value("issue_comment", &v, &allow),
+        Decision::Task(_)
+    ));
+    for assoc in ["OWNER", "MEMBER", "COLLABORATOR"] {
+        v["comment"]["author_association"] = json!(assoc);
+        assert!(matches!(
+            route_value("issue_comment", &v, &TrustConfig::default()),
+            Decision::Task(_)
+        ));
+    }
+    for assoc in [
+        "CONTRIBUTOR",
+        "FIRST_TIME_CONTRIBUTOR",
+        "FIRST_TIMER",
+        "MANNEQUIN",
+    ] {
+        v["comment"]["author_association"] = json!(assoc);
+        assert_eq!(
+            route_value("issue_comment", &v, &TrustConfig::default()),
+            ignored("untrusted")
+        );
+    }
+}
+
+#[test]
+fn label_trust_follows_who_applied_the_label() {
+    let mut v = fixture("issues/labeled.json");
+    v["label"]["name"] = json!("agent");
+    v["issue"]["author_association"] = json!("NONE");
+    // The untrusted author labeled their own issue (e.g. via an issue template).
+    assert_eq!(
+        route_value("issues", &v, &TrustConfig::default()),
+        ignored("untrusted")
+    );
+    // Someone else labeled it: only triage+ users can label others' issues.
+    v["sender"]["login"] = json!("maintainer");
+    assert!(matches!(
+        route_value("issues", &v, &TrustConfig::default()),
+        Decision::Task(_)
+    ));
+}
+
+#[test]
+fn a_rule_with_trust_any_accepts_anyone() {
+    let rules = Rules::from_yaml(
+        "rules:\n  - {name: open, event: issues, actions: [opened], kind: triage, trust: any, prompt: '{{ title }}'}\n",
+    )
+    .unwrap();
+    let mut v = fixture("issues/opened.json");
+    v["issue"]["author_association"] = json!("NONE");
+    let body = serde_json::to_vec(&v).unwrap();
+    let d = route("issues", DELIVERY, &body, &rules, &TrustConfig::default()).unwrap();
+    assert_eq!(task_of(d).prompt, "Spelling error in the README file");
+}
+
+// ---- decode errors -------------------------------------------------------------------
+
+fn route_err(event: &str, delivery: &str, body: &[u8]) -> DecodeError {
+    route(
+        event,
+        delivery,
+        body,
+        &Rules::builtin(),
+        &TrustConfig::default(),
+    )
+    .unwrap_err()
+}
+
+#[test]
+fn malformed_payloads_are_decode_errors_naming_the_problem() {
+    let e = route_err("issues", DELIVERY, b"{\"action\": ");
+    assert!(
+        matches!(e, DecodeError::Json(_)) && e.is_client_error(),
+        "{e}"
+    );
+    let e = route_err("issues", DELIVERY, br#"{"issue": {"number": "one"}}"#);
+    assert!(e.to_string().contains("invalid type"), "{e}");
+    let e = route_err("issues", DELIVERY, b"{}");
+    assert_eq!(
+        e.to_string(),
+        "payload has no `action`, which a 'issues' event needs"
+    );
+    let e = route_err("issue_comment", DELIVERY, br#"{"action":"created"}"#);
+    assert!(e.to_string().contains("`comment`"), "{e}");
+
+    let mut v = fixture("issues/labeled.json");
+    v["label"]["name"] = json!("agent");
+    let mut no_repo = v.clone();
+    no_repo.as_object_mut().unwrap().remove("repository");
+    let e = route_err("issues", DELIVERY, &serde_json::to_vec(&no_repo).unwrap());
+    assert!(e.to_string().contains("`repository`"), "{e}");
+
+    let e = route_err("issues", "", &serde_json::to_vec(&v).unwrap());
+    assert!(e.to_string().contains("X-GitHub-Delivery"), "{e}");
+
+    let mut bad_repo = v.clone();
+    bad_repo["repository"]["full_name"] = json!("../../etc");
+    let e = route_err("issues", DELIVERY, &serde_json::to_vec(&bad_repo).unwrap());
+    assert!(e.to_string().contains("repository.full_name"), "{e}");
+}
+
+#[test]
+fn refs_and_clone_urls_that_could_inject_are_refused() {
+    let mut v = fixture("pull_request/labeled.json");
+    v["label"]["name"] = json!("agent-review");
+    let mut bad_ref = v.clone();
+    bad_ref["pull_request"]["head"]["ref"] = json!("--upload-pack=touch /tmp/x");
+    let e = route_err(
+        "pull_request",
+        DELIVERY,
+        &serde_json::to_vec(&bad_ref).unwrap(),
+    );
+    assert!(e.to_string().starts_with("invalid ref"), "{e}");
+    let mut bad_url = v;
+    bad_url["pull_request"]["head"]["repo"]["clone_url"] = json!("ext::sh -c id");
+    let e = route_err(
+        "pull_request",
+        DELIVERY,
+        &serde_json::to_vec(&bad_url).unwrap(),
+    );
+    assert!(e.to_string().starts_with("invalid clone_url"), "{e}");
+}
+
+#[test]
+fn decoding_borrows_unescaped_strings_from_the_body() {
+    let body = raw("issue_comment/created.json");
+    let p: Payload<'_> = serde_json::from_slice(&body).unwrap();
+    let login = &p.sender.as_ref().unwrap().login.0;
+    assert!(matches!(login, Cow::Borrowed(_)), "{login:?}");
+    assert!(matches!(
+        p.repository.as_ref().unwrap().full_name.0,
+        Cow::Borrowed(_)
+    ));
+}

@@ -1,0 +1,37 @@
+//! Event sources: each one authenticates and decodes its own wire format and
+//! turns an event into a [`Decision`] — a [`Task`] or an explicit reason to
+//! ignore it. Sources are pure: no I/O, no clock reads except where a
+//! function says so, so the HTTP layer can run them on its worker threads
+//! and the source actors stay thin.
+//!
+//! ```text
+//!  raw body + headers ──verify──▶ typed, borrowed decode ──rules──▶ Decision
+//! ```
+
+pub mod github;
+
+use crate::task::Task;
+
+/// What a source made of one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A connectivity check (GitHub `ping`); answer 200, do nothing.
+    Ping,
+    /// Nothing to do; `reason` is short and machine-friendly
+    /// (`event 'push' is not routed`, `no rule matched`, `untrusted`).
+    Ignored {
+        /// Why the event was ignored.
+        reason: String,
+    },
+    /// Work to do (boxed: a Task is much larger than the other variants).
+    Task(Box<Task>),
+}
+
+impl Decision {
+    /// An [`Decision::Ignored`] with `reason`.
+    pub fn ignored(reason: impl Into<String>) -> Decision {
+        Decision::Ignored {
+            reason: reason.into(),
+        }
+    }
+}
