@@ -144,6 +144,11 @@ pub struct Config {
     /// `ALLOW_INSECURE_NO_SIGNATURE` — development only: accept unsigned webhooks
     /// when no secret is configured. Default `false`.
     pub allow_insecure_no_signature: bool,
+    /// `KUBE_API_QPS` — sustained Kubernetes API requests per second of the
+    /// Kube actor. Default `50` (client-go's 5 is too low for a busy receiver).
+    pub kube_api_qps: u32,
+    /// `KUBE_API_BURST` — requests allowed above `KUBE_API_QPS` in a burst. Default `100`.
+    pub kube_api_burst: u32,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -343,6 +348,8 @@ impl Config {
             dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
             github_max_body_bytes,
             allow_insecure_no_signature,
+            kube_api_qps: positive("KUBE_API_QPS", 50, 100_000)? as u32,
+            kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
         })
     }
 }

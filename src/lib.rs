@@ -11,11 +11,17 @@
 //! suspended Job before any 2xx. [`sim`] is an embedded Kubernetes API server
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
+pub mod admission;
+pub mod app;
 pub mod cli;
 pub mod cluster;
+pub mod http;
 pub mod config;
+pub mod metrics;
 pub mod rules;
+pub mod scheduler;
 pub mod sim;
 pub mod sources;
 pub mod task;
 pub mod telemetry;
+pub mod watcher;

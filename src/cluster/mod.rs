@@ -7,3 +7,6 @@
 pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
+pub mod kube_actor;
+pub mod state;
+pub mod lease;

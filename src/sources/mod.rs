@@ -35,3 +35,4 @@ impl Decision {
         }
     }
 }
+pub mod actor;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github")
 }
 
 fn raw(path: &str) -> Vec<u8> {

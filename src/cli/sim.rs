@@ -1,31 +1,14 @@
-//! The command line: `orchestrator sim | serve | ...`.
+//! `orchestrator sim`: the embedded Kubernetes API server simulator, standalone.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::sim::faults::{ErrorRule, FaultSpec};
 use crate::sim::store::Limits;
 use crate::sim::{SimConfig, SimServer};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "orchestrator",
-    version,
-    about = "Turns GitHub, Grafana, PM Agent and CLI events into Kubernetes Jobs that run AI coding agents"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the embedded Kubernetes API server simulator (no real cluster, no containers).
-    Sim(SimArgs),
-}
 
 /// Flags of `orchestrator sim` (and of the embedded cluster).
 #[derive(Debug, Clone, Args)]
@@ -115,15 +98,7 @@ impl SimArgs {
     }
 }
 
-/// Runs a parsed command line; returns the process exit code.
-pub fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init("text");
-    match cli.command {
-        Command::Sim(args) => run_sim(args),
-    }
-}
-
-fn run_sim(args: SimArgs) -> ExitCode {
+pub fn run_sim(args: SimArgs) -> ExitCode {
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => {

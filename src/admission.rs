@@ -1,0 +1,186 @@
+//! Admission checks a source actor applies before asking the scheduler for a
+//! Job: a dedup cache (an API-call saver in front of the authoritative
+//! `409 AlreadyExists` on deterministic Job names) and per-repository /
+//! per-sender rate limits (keyed token buckets from `governor`).
+//!
+//! Both are plain structs taking `now` where time matters, so they are unit
+//! tested without actors.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+/// Most entries the dedup cache keeps; beyond this the oldest half is dropped
+/// (the API server still deduplicates exactly, this only saves calls).
+const DEDUP_MAX_ENTRIES: usize = 100_000;
+
+/// dedup key → (Job name, expiry). Shared by a source actor and its restarts.
+#[derive(Debug, Clone)]
+pub struct DedupCache {
+    map: Arc<DashMap<String, (String, Instant)>>,
+    ttl: Duration,
+}
+
+impl DedupCache {
+    pub fn new(ttl: Duration) -> Self {
+        DedupCache {
+            map: Arc::new(DashMap::new()),
+            ttl,
+        }
+    }
+
+    /// The Job already made for `key`, if remembered and not expired.
+    pub fn get(&self, key: &str, now: Instant) -> Option<String> {
+        let hit = self.map.get(key).map(|e| e.value().clone());
+        match hit {
+            Some((job, expires)) if now < expires => Some(job),
+            Some(_) => {
+                self.map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers that `key` became Job `job`.
+    pub fn insert(&self, key: &str, job: &str, now: Instant) {
+        if self.map.len() >= DEDUP_MAX_ENTRIES {
+            self.evict(now);
+        }
+        self.map
+            .insert(key.to_string(), (job.to_string(), now + self.ttl));
+    }
+
+    /// Forgets `key` (e.g. its Job was cancelled and may be resubmitted).
+    pub fn remove(&self, key: &str) {
+        self.map.remove(key);
+    }
+
+    fn evict(&self, now: Instant) {
+        self.map.retain(|_, (_, exp)| *exp > now);
+        if self.map.len() >= DEDUP_MAX_ENTRIES {
+            // Still full of live entries: drop those closest to expiry.
+            let mut expiries: Vec<Instant> = self.map.iter().map(|e| e.value().1).collect();
+            expiries.sort();
+            let cut = expiries[expiries.len() / 2];
+            self.map.retain(|_, (_, exp)| *exp > cut);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+
+/// Per-repository and per-sender token buckets.
+pub struct RateLimits {
+    per_repo: Option<Keyed>,
+    per_sender: Option<Keyed>,
+    clock: DefaultClock,
+}
+
+/// Which limit refused a request, and when to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    /// `repository` or `sender`.
+    pub scope: &'static str,
+    pub retry_after: Duration,
+}
+
+fn keyed(per_minute: u32) -> Option<Keyed> {
+    NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+impl RateLimits {
+    /// Limits of `repo_per_minute` and `sender_per_minute` (0 turns one off),
+    /// each with a burst of the same size.
+    pub fn new(repo_per_minute: u32, sender_per_minute: u32) -> Self {
+        RateLimits {
+            per_repo: keyed(repo_per_minute),
+            per_sender: keyed(sender_per_minute),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one token from the repository's and the sender's buckets.
+    pub fn check(&self, repo: Option<&str>, sender: Option<&str>) -> Result<(), Limited> {
+        for (scope, limiter, key) in [
+            ("repository", &self.per_repo, repo),
+            ("sender", &self.per_sender, sender),
+        ] {
+            let (Some(l), Some(k)) = (limiter, key) else {
+                continue;
+            };
+            if let Err(not_until) = l.check_key(&k.to_ascii_lowercase()) {
+                let wait = not_until.wait_time_from(self.clock.now());
+                return Err(Limited {
+                    scope,
+                    retry_after: wait.max(Duration::from_secs(1)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops buckets that are full again, bounding memory.
+    pub fn shrink(&self) {
+        for l in [&self.per_repo, &self.per_sender].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_entries_expire_after_their_ttl() {
+        let c = DedupCache::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        c.insert("k", "job-1", t0);
+        assert_eq!(
+            c.get("k", t0 + Duration::from_secs(9)).as_deref(),
+            Some("job-1")
+        );
+        assert_eq!(c.get("k", t0 + Duration::from_secs(11)), None);
+        assert!(c.is_empty(), "an expired entry is dropped on read");
+    }
+
+    #[test]
+    fn a_sender_over_its_limit_is_refused_with_a_retry_after() {
+        let r = RateLimits::new(100, 2);
+        assert!(r.check(Some("o/r"), Some("alice")).is_ok());
+        assert!(r.check(Some("o/r"), Some("alice")).is_ok());
+        let e = r.check(Some("o/r"), Some("alice")).unwrap_err();
+        assert_eq!(e.scope, "sender");
+        assert!(e.retry_after >= Duration::from_secs(1));
+        assert!(
+            r.check(Some("o/r"), Some("bob")).is_ok(),
+            "other senders unaffected"
+        );
+    }
+
+    #[test]
+    fn a_repository_over_its_limit_is_refused() {
+        let r = RateLimits::new(1, 0);
+        assert!(r.check(Some("o/r"), Some("a")).is_ok());
+        assert_eq!(
+            r.check(Some("O/R"), Some("b")).unwrap_err().scope,
+            "repository"
+        );
+        assert!(r.check(Some("o/other"), None).is_ok());
+    }
+}

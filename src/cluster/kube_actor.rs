@@ -1,0 +1,290 @@
+//! The Kube actor: the only code that calls the Kubernetes API for Jobs.
+//!
+//! It bounds its own request rate (like client-go's QPS/burst), retries
+//! 429/5xx/transport errors with exponential backoff inside each request's
+//! deadline, and maps API errors to [`KubeError`]. Its handlers return
+//! futures, so the mailbox keeps flowing while calls are in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+/// A failed Kubernetes call, typed for the callers' decisions.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KubeError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The API server could not be reached or kept failing until the deadline.
+    #[error("Kubernetes API unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl KubeError {
+    /// Label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            KubeError::AlreadyExists => "already_exists",
+            KubeError::Conflict(_) => "conflict",
+            KubeError::NotFound => "not_found",
+            KubeError::Invalid(_) => "invalid",
+            KubeError::Forbidden(_) => "forbidden",
+            KubeError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, KubeError::Unavailable(_))
+    }
+}
+
+impl From<kube::Error> for KubeError {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => match (s.code, s.reason.as_str()) {
+                (409, "AlreadyExists") => KubeError::AlreadyExists,
+                (409, _) => KubeError::Conflict(s.message.clone()),
+                (404, _) => KubeError::NotFound,
+                (403, _) | (401, _) => KubeError::Forbidden(s.message.clone()),
+                (429, _) | (500..=599, _) => {
+                    KubeError::Unavailable(format!("{} {}", s.code, s.reason))
+                }
+                _ => KubeError::Invalid(s.message.clone()),
+            },
+            other => KubeError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Request rate and retry settings.
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    pub namespace: String,
+    /// Sustained requests per second to the API server.
+    pub qps: u32,
+    /// Requests allowed in a burst above `qps`.
+    pub burst: u32,
+}
+
+/// Owns the client, the rate limiter and the retry policy.
+pub struct KubeActor {
+    jobs: Api<Job>,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl KubeActor {
+    pub fn new(client: kube::Client, settings: &KubeSettings, metrics: Arc<Metrics>) -> Self {
+        let qps =
+            std::num::NonZeroU32::new(settings.qps.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst =
+            std::num::NonZeroU32::new(settings.burst.max(settings.qps).max(1)).unwrap_or(qps);
+        KubeActor {
+            jobs: Api::namespaced(client, &settings.namespace),
+            limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(qps).allow_burst(burst),
+            )),
+            metrics,
+        }
+    }
+}
+
+impl KubeActor {
+    fn ctx(&self) -> (Arc<DefaultDirectRateLimiter>, Arc<Metrics>) {
+        (self.limiter.clone(), self.metrics.clone())
+    }
+}
+
+impl Actor for KubeActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for KubeActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(actor = "kube", "actor restarting");
+        self.metrics.actor_restarted("kube");
+    }
+}
+
+/// Runs `call` under the rate limit, retrying retryable failures with
+/// backoff until `deadline`.
+async fn call<T, F, Fut>(
+    (limiter, metrics): (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
+    deadline: Instant,
+    verb: &'static str,
+    f: F,
+) -> Result<T, KubeError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let attempt = || {
+        let limiter = limiter.clone();
+        let metrics = metrics.clone();
+        let f = &f;
+        async move {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KubeError::Unavailable("deadline exceeded".into()));
+            }
+            if tokio::time::timeout(left, limiter.until_ready())
+                .await
+                .is_err()
+            {
+                return Err(KubeError::Unavailable(
+                    "client rate limit wait exceeded the deadline".into(),
+                ));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let started = Instant::now();
+            let r = match tokio::time::timeout(left, f()).await {
+                Ok(r) => r.map_err(KubeError::from),
+                Err(_) => Err(KubeError::Unavailable("request timed out".into())),
+            };
+            metrics.kube_request(
+                verb,
+                r.as_ref().err().map_or("ok", |e| e.metric_label()),
+                started.elapsed(),
+            );
+            r
+        }
+    };
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times();
+    attempt
+        .retry(policy)
+        .when(|e: &KubeError| e.retryable() && Instant::now() < deadline)
+        .notify(|e, wait| tracing::debug!(error = %e, ?wait, verb, "retrying Kubernetes call"))
+        .await
+}
+
+/// Creates a (suspended) Job; answers the created object.
+#[derive(Message)]
+#[rtype(result = "Result<Job, KubeError>")]
+pub struct CreateJob {
+    pub job: Box<Job>,
+    pub deadline: Instant,
+}
+
+/// Sets `spec.suspend` of a Job (false admits it).
+#[derive(Message)]
+#[rtype(result = "Result<(), KubeError>")]
+pub struct SetSuspend {
+    pub name: String,
+    pub suspend: bool,
+    pub deadline: Instant,
+}
+
+/// Deletes a Job and (Background propagation) its pods and ConfigMaps.
+#[derive(Message)]
+#[rtype(result = "Result<(), KubeError>")]
+pub struct DeleteJob {
+    pub name: String,
+    pub deadline: Instant,
+}
+
+/// Gets one Job (None when absent).
+#[derive(Message)]
+#[rtype(result = "Result<Option<Job>, KubeError>")]
+pub struct GetJob {
+    pub name: String,
+    pub deadline: Instant,
+}
+
+/// Lists the managed Jobs.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Job>, KubeError>")]
+pub struct ListJobs {
+    pub selector: String,
+    pub deadline: Instant,
+}
+
+impl Handler<CreateJob> for KubeActor {
+    type Result = ResponseFuture<Result<Job, KubeError>>;
+    fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(async move {
+            let pp = PostParams::default();
+            call(limiter, msg.deadline, "create", || {
+                jobs.create(&pp, &msg.job)
+            })
+            .await
+        })
+    }
+}
+
+impl Handler<SetSuspend> for KubeActor {
+    type Result = ResponseFuture<Result<(), KubeError>>;
+    fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(async move {
+            let patch = Patch::Merge(json!({"spec": {"suspend": msg.suspend}}));
+            let pp = PatchParams::default();
+            call(limiter, msg.deadline, "patch", || {
+                jobs.patch(&msg.name, &pp, &patch)
+            })
+            .await
+            .map(|_| ())
+        })
+    }
+}
+
+impl Handler<DeleteJob> for KubeActor {
+    type Result = ResponseFuture<Result<(), KubeError>>;
+    fn handle(&mut self, msg: DeleteJob, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(async move {
+            // batch/v1 Jobs orphan their pods unless told otherwise.
+            let dp = DeleteParams::background();
+            match call(limiter, msg.deadline, "delete", || {
+                jobs.delete(&msg.name, &dp)
+            })
+            .await
+            {
+                Ok(_) | Err(KubeError::NotFound) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl Handler<GetJob> for KubeActor {
+    type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
+    fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(
+            async move { call(limiter, msg.deadline, "get", || jobs.get_opt(&msg.name)).await },
+        )
+    }
+}
+
+impl Handler<ListJobs> for KubeActor {
+    type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
+    fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(async move {
+            let lp = ListParams::default().labels(&msg.selector);
+            call(limiter, msg.deadline, "list", || jobs.list(&lp))
+                .await
+                .map(|l| l.items)
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! Errors of the HTTP routes, each mapped to a status code and a JSON body
+//! `{"status":"error","error":CODE,"message":TEXT}`. Messages never carry
+//! secrets or request bodies.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("rate limited per {scope}; retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        scope: &'static str,
+        retry_after: Duration,
+    },
+    /// Backpressure or an unavailable API server; the sender should retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A server-side problem; details go to the log, not the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl RouteError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RouteError::BadRequest(_) => "bad_request",
+            RouteError::Unauthorized(_) => "unauthorized",
+            RouteError::TooLarge(_) => "payload_too_large",
+            RouteError::Unprocessable(_) => "unprocessable",
+            RouteError::RateLimited { .. } => "rate_limited",
+            RouteError::Unavailable(_) => "unavailable",
+            RouteError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for RouteError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RouteError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RouteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let RouteError::Internal(detail) = self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let mut b = HttpResponse::build(self.status_code());
+        match self {
+            RouteError::RateLimited { retry_after, .. } => {
+                b.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+            }
+            RouteError::Unavailable(_) => {
+                b.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
+        }
+        b.json(json!({"status": "error", "error": self.code(), "message": self.to_string()}))
+    }
+}

@@ -1,0 +1,311 @@
+//! The scheduler actor: owns admission.
+//!
+//! It asks the Kube actor to persist each accepted Task as a *suspended* Job
+//! and answers only then; it admits (unsuspends) queued Jobs by priority
+//! under `MAX_CONCURRENT_JOBS` and one per concurrency key, and only while
+//! this replica holds the scheduler Lease and the Job watch is synced. Its
+//! queue is derived state: rebuilt from the watch's reflector store on start,
+//! on restart and on every resync, so no accepted work lives only here.
+
+pub mod queue;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::reflector::Store;
+
+use crate::cluster::build_job;
+use crate::cluster::kube_actor::{CreateJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::state::{job_concurrency_key, job_priority, job_state};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::task::Task;
+use queue::{Observed, Queue};
+
+/// What became of an enqueued Task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new suspended Job now exists.
+    Queued(String),
+    /// The Job for this Task already existed.
+    Duplicate(String),
+}
+
+/// Why a Task could not be persisted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("the task cannot become a Job: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Builds the observation of a Job for the queue.
+pub fn observe_job(job: &Job) -> Option<Observed> {
+    Some(Observed {
+        name: job.metadata.name.clone()?,
+        state: job_state(job),
+        priority: job_priority(job),
+        created: job
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or(0),
+        concurrency_key: job_concurrency_key(job),
+        rv: job
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
+pub struct Scheduler {
+    queue: Queue,
+    kube: Addr<KubeActor>,
+    config: Arc<Config>,
+    jobs: Store<Job>,
+    synced: bool,
+    leader: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Scheduler {
+    pub fn new(
+        kube: Addr<KubeActor>,
+        config: Arc<Config>,
+        jobs: Store<Job>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Scheduler {
+            queue: Queue::new(config.max_concurrent_jobs as usize),
+            kube,
+            config,
+            jobs,
+            synced: false,
+            leader: false,
+            metrics,
+        }
+    }
+
+    /// Rebuilds the queue from the watch's store (the source of truth).
+    fn rebuild(&mut self) {
+        self.queue.clear();
+        for job in self.jobs.state() {
+            if let Some(o) = observe_job(&job) {
+                self.queue.observe(o);
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.metrics
+            .set_jobs(self.queue.queued(), self.queue.running());
+    }
+
+    fn admit(&mut self, ctx: &mut Context<Self>) {
+        if !(self.synced && self.leader) {
+            return;
+        }
+        for name in self.queue.take_admissions() {
+            self.metrics.admitted();
+            tracing::info!(job = %name, "admitting queued job");
+            let msg = SetSuspend {
+                name: name.clone(),
+                suspend: false,
+                deadline: Instant::now() + Duration::from_secs(30),
+            };
+            self.kube
+                .send(msg)
+                .into_actor(self)
+                .map(move |r, this, ctx| {
+                    let ok = match r {
+                        Ok(Ok(())) => true,
+                        Ok(Err(KubeError::NotFound)) => {
+                            this.queue.forget(&name);
+                            true
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(job = %name, error = %e, "admission failed; will retry");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(job = %name, error = %e, "kube actor unavailable; will retry");
+                            false
+                        }
+                    };
+                    if !ok {
+                        let job = this.jobs.state().into_iter().find(|j| j.metadata.name.as_deref() == Some(&name));
+                        let (p, c) = job.as_deref().and_then(observe_job).map_or((0, 0), |o| (o.priority, o.created));
+                        this.queue.admission_failed(&name, p, c);
+                        ctx.notify_later(Admit, Duration::from_secs(1));
+                    }
+                    this.publish();
+                })
+                .spawn(ctx);
+        }
+        self.publish();
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        // A periodic nudge covers anything a lost message would leave behind.
+        ctx.run_interval(Duration::from_secs(5), |this, ctx| this.admit(ctx));
+    }
+}
+
+impl Supervised for Scheduler {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(
+            actor = "scheduler",
+            "actor restarting; rebuilding the queue from the Job store"
+        );
+        self.metrics.actor_restarted("scheduler");
+        self.synced = false;
+        // The Job store is still synced if the watch is; rebuild from it.
+        if self.jobs.is_ready_now() {
+            self.synced = true;
+            self.rebuild();
+        }
+    }
+}
+
+trait StoreReady {
+    fn is_ready_now(&self) -> bool;
+}
+
+impl StoreReady for Store<Job> {
+    fn is_ready_now(&self) -> bool {
+        use futures::FutureExt;
+        self.wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
+    }
+}
+
+/// Persists a Task as a suspended Job; answers once the API server has it.
+#[derive(Message)]
+#[rtype(result = "Result<Enqueued, EnqueueError>")]
+pub struct Enqueue {
+    pub task: Box<Task>,
+    pub deadline: Instant,
+}
+
+/// A Job's state changed (from its watcher).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Observe(pub Observed);
+
+/// A Job is gone from the API server.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forget(pub String);
+
+/// The Job watch (re)listed everything: rebuild the queue from the store.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Synced;
+
+/// This replica gained (true) or lost (false) the scheduler Lease.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leadership(pub bool);
+
+/// Try to admit queued Jobs now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Admit;
+
+/// Counts of queued and running Jobs, as the scheduler sees them.
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct Snapshot;
+
+impl Handler<Enqueue> for Scheduler {
+    type Result = ResponseFuture<Result<Enqueued, EnqueueError>>;
+
+    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
+        let job = build_job(&msg.task, &self.config);
+        let kube = self.kube.clone();
+        Box::pin(async move {
+            let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
+            let name = job.metadata.name.clone().unwrap_or_default();
+            let sent = kube
+                .send(CreateJob {
+                    job: Box::new(job),
+                    deadline: msg.deadline,
+                })
+                .await
+                .map_err(|e| EnqueueError::Unavailable(format!("kube actor: {e}")))?;
+            match sent {
+                Ok(_) => Ok(Enqueued::Queued(name)),
+                Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
+                Err(KubeError::Invalid(m)) => Err(EnqueueError::Invalid(m)),
+                Err(e) => Err(EnqueueError::Unavailable(e.to_string())),
+            }
+        })
+    }
+}
+
+impl Handler<Observe> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) {
+        self.queue.observe(msg.0);
+        self.admit(ctx);
+    }
+}
+
+impl Handler<Forget> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Forget, ctx: &mut Context<Self>) {
+        self.queue.forget(&msg.0);
+        self.admit(ctx);
+    }
+}
+
+impl Handler<Synced> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: Synced, ctx: &mut Context<Self>) {
+        self.synced = true;
+        self.rebuild();
+        self.admit(ctx);
+    }
+}
+
+impl Handler<Leadership> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
+        if msg.0 != self.leader {
+            tracing::info!(leader = msg.0, "scheduler leadership changed");
+        }
+        self.leader = msg.0;
+        if self.leader && self.synced {
+            // A new leader starts from the store, not from what it saw as a follower.
+            self.rebuild();
+        }
+        self.admit(ctx);
+    }
+}
+
+impl Handler<Admit> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: Admit, ctx: &mut Context<Self>) {
+        self.admit(ctx);
+    }
+}
+
+impl Handler<Snapshot> for Scheduler {
+    type Result = MessageResult<Snapshot>;
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.queue.queued(), self.queue.running()))
+    }
+}

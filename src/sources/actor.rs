@@ -1,0 +1,124 @@
+//! The source actor (one supervised instance per source): dedup, rate limits,
+//! then the scheduler. Its handler returns a future, so one slow API call
+//! never holds up the next event.
+//!
+//! ```text
+//!  Submit(task) ─▶ dedup cache hit? ─▶ Duplicate
+//!               └▶ rate limit ─▶ RateLimited(retry after)
+//!               └▶ Scheduler::Enqueue ─▶ Queued(job) | Duplicate(job, from 409)
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::admission::{DedupCache, Limited, RateLimits};
+use crate::metrics::Metrics;
+use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
+use crate::task::{Task, TaskSource};
+
+/// Asks for a Task to become a Job; answers once the Job exists.
+#[derive(Message)]
+#[rtype(result = "Result<Enqueued, SubmitError>")]
+pub struct Submit {
+    pub task: Box<Task>,
+    /// The caller's budget (GitHub waits 10 s).
+    pub deadline: Instant,
+}
+
+/// Why a Task was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    #[error("rate limited per {}", .0.scope)]
+    RateLimited(Limited),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub struct SourceActor {
+    source: TaskSource,
+    dedup: DedupCache,
+    limits: Arc<RateLimits>,
+    scheduler: Addr<Scheduler>,
+    metrics: Arc<Metrics>,
+}
+
+/// Largest mailbox of a source actor; the HTTP layer keeps at most this many
+/// messages in flight and answers 503 beyond.
+pub const MAILBOX: usize = 1024;
+
+impl SourceActor {
+    pub fn new(
+        source: TaskSource,
+        dedup: DedupCache,
+        limits: Arc<RateLimits>,
+        scheduler: Addr<Scheduler>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        SourceActor {
+            source,
+            dedup,
+            limits,
+            scheduler,
+            metrics,
+        }
+    }
+}
+
+impl Actor for SourceActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        let limits = self.limits.clone();
+        ctx.run_interval(std::time::Duration::from_secs(60), move |_, _| limits.shrink());
+    }
+}
+
+impl Supervised for SourceActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The dedup cache and limits live outside the actor and survive.
+        tracing::warn!(actor = self.source.as_str(), "source actor restarting");
+        self.metrics.actor_restarted(self.source.as_str());
+    }
+}
+
+impl Handler<Submit> for SourceActor {
+    type Result = ResponseFuture<Result<Enqueued, SubmitError>>;
+
+    fn handle(&mut self, msg: Submit, _: &mut Context<Self>) -> Self::Result {
+        let key = msg.task.dedup_key.clone();
+        let now = Instant::now();
+        if let Some(job) = self.dedup.get(&key, now) {
+            return Box::pin(async move { Ok(Enqueued::Duplicate(job)) });
+        }
+        let checked = self
+            .limits
+            .check(msg.task.repository.as_deref(), msg.task.requested_by.as_deref());
+        if let Err(l) = checked {
+            return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
+        }
+        let scheduler = self.scheduler.clone();
+        let dedup = self.dedup.clone();
+        Box::pin(async move {
+            let r = scheduler
+                .send(Enqueue {
+                    task: msg.task,
+                    deadline: msg.deadline,
+                })
+                .await
+                .map_err(|e| SubmitError::Unavailable(format!("scheduler: {e}")))?;
+            match r {
+                Ok(e) => {
+                    let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
+                    dedup.insert(&key, job, Instant::now());
+                    Ok(e)
+                }
+                Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
+                Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
+            }
+        })
+    }
+}
