@@ -206,7 +206,7 @@ impl Config {
         let positive = |var: &'static str, default: u64, max: u64| {
             let v = or(var, &default.to_string());
             match v.trim().parse::<u64>() {
-                Ok(n) if n >= 1 && n <= max => Ok(n),
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
                 _ => Err(bad(var, &format!("an integer from 1 to {max}"), &v)),
             }
         };
@@ -285,7 +285,7 @@ impl Config {
         let github_max_body_bytes = {
             let v = or("GITHUB_MAX_BODY_BYTES", "26214400");
             match parse::parse_bytes(&v) {
-                Some(n) if n >= 1024 && n <= (1 << 30) => n as usize,
+                Some(n) if (1024..=(1 << 30)).contains(&n) => n as usize,
                 _ => {
                     return Err(bad(
                         "GITHUB_MAX_BODY_BYTES",

@@ -161,12 +161,15 @@ fn invalid(field: &'static str, reason: String) -> JobSpecError {
     JobSpecError { field, reason }
 }
 
+/// Git configuration entries `(key, value)`, passed through `GIT_CONFIG_*` env.
+type GitConfig = Vec<(String, String)>;
+
 /// The two init containers that clone `checkout` into the workspace, and
-/// the git config (as `(key, value)`) the agent container shares with them.
+/// the git config the agent container shares with them.
 fn clone_containers(
     checkout: &crate::task::Checkout,
     cfg: &Config,
-) -> Result<(Vec<Container>, Vec<(String, String)>), JobSpecError> {
+) -> Result<(Vec<Container>, GitConfig), JobSpecError> {
     let origin = git::https_origin(&checkout.clone_url).ok_or_else(|| {
         invalid(
             "checkout.clone_url",
@@ -236,7 +239,7 @@ fn clone_containers(
     Ok((vec![init, fetch], config))
 }
 
-fn agent_container(task: &Task, cfg: &Config, git_config: Vec<(String, String)>) -> Container {
+fn agent_container(task: &Task, cfg: &Config, git_config: GitConfig) -> Container {
     let mut vars = vec![
         env("TASK_SOURCE", task.source.as_str()),
         env("TASK_KIND", &task.kind),

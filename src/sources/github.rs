@@ -17,66 +17,20 @@
 //! layer runs it before anything else and answers 401 on failure.
 
 mod payload;
+mod signature;
+mod trust;
+
+pub use signature::{verify_signature, SignatureError};
+pub use trust::TrustConfig;
 
 use super::Decision;
-use crate::config::{Config, Secret};
 use crate::rules::{
     EventFacts, PromptContext, RuleMatch, Rules, RulesError, Trust, COMMENT_EVENTS,
 };
 use crate::task::{git, Checkout, Task, TaskSource};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use payload::{Comment, Payload};
-use sha2::Sha256;
 use std::collections::BTreeMap;
-
-/// Why a delivery's signature was refused (all answered 401).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// No `X-Hub-Signature-256` header.
-    #[error("missing X-Hub-Signature-256 header")]
-    Missing,
-    /// The header is not `sha256=` followed by 64 hex digits.
-    #[error("malformed X-Hub-Signature-256 header: expected sha256=<64 hex digits>")]
-    Malformed,
-    /// No configured secret produces this signature.
-    #[error("X-Hub-Signature-256 does not match the payload")]
-    Mismatch,
-    /// No secret is configured (the caller decides whether insecure mode applies).
-    #[error("no webhook secret is configured")]
-    NoSecret,
-}
-
-/// Checks GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the raw body, hex,
-/// `sha256=` prefix) against every configured secret, so a secret can be
-/// rotated by configuring old and new at once. Comparison is constant-time.
-pub fn verify_signature(
-    secrets: &[Secret],
-    header: Option<&[u8]>,
-    body: &[u8],
-) -> Result<(), SignatureError> {
-    if secrets.is_empty() {
-        return Err(SignatureError::NoSecret);
-    }
-    let header = header.ok_or(SignatureError::Missing)?;
-    let hex_sig = header
-        .strip_prefix(b"sha256=")
-        .ok_or(SignatureError::Malformed)?;
-    let mut expected = [0u8; 32];
-    hex::decode_to_slice(hex_sig, &mut expected).map_err(|_| SignatureError::Malformed)?;
-    let matches = secrets.iter().any(|secret| {
-        // HMAC accepts keys of any length; this cannot fail.
-        Hmac::<Sha256>::new_from_slice(secret.expose()).is_ok_and(|mut mac| {
-            mac.update(body);
-            mac.verify_slice(&expected).is_ok()
-        })
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
-}
 
 /// A payload routing cannot use (answered 400, except [`DecodeError::Prompt`]).
 #[derive(Debug, thiserror::Error)]
@@ -113,30 +67,6 @@ impl DecodeError {
         !matches!(self, DecodeError::Prompt(_))
     }
 }
-
-/// Who may trigger work besides the author associations OWNER, MEMBER and
-/// COLLABORATOR.
-#[derive(Clone, Debug, Default)]
-pub struct TrustConfig {
-    /// GitHub logins trusted regardless of association (case-insensitive).
-    pub allowlist: Vec<String>,
-}
-
-impl TrustConfig {
-    /// From `GITHUB_TRUSTED_USERS`.
-    pub fn from_config(cfg: &Config) -> TrustConfig {
-        TrustConfig {
-            allowlist: cfg.github_trusted_users.clone(),
-        }
-    }
-
-    fn allows(&self, login: &str) -> bool {
-        self.allowlist.iter().any(|u| u.eq_ignore_ascii_case(login))
-    }
-}
-
-/// Associations that can trigger work by default.
-const TRUSTED_ASSOCIATIONS: &[&str] = &["OWNER", "MEMBER", "COLLABORATOR"];
 
 /// Routes one verified delivery. See [`route_at`].
 pub fn route(
@@ -202,7 +132,9 @@ pub fn route_at(
             "pull_request"
         })
     })?;
-    if matched.rule.trust == Trust::Trusted && !is_trusted(trust, action, sender, &subject, comment)
+    let who = (subject.author, subject.association);
+    if matched.rule.trust == Trust::Trusted
+        && !trust::is_trusted(trust, action, sender, who, comment)
     {
         return Ok(Decision::ignored("untrusted"));
     }
@@ -337,43 +269,6 @@ impl<'p> Subject<'p> {
             git_ref,
         })
     }
-}
-
-/// Trust of whoever *caused* the event:
-///
-/// * **Comments**: the comment's author. Its `author_association` is the
-///   commenter's relation to the repository (or the login is allowlisted).
-///   The author, not the sender, because the comment text is the
-///   instruction: a maintainer editing an outsider's comment must not turn
-///   the outsider's words into trusted instructions.
-/// * **Label events**: the sender, who applied the label. GitHub sends no
-///   association for the sender, but only users with triage access or more
-///   can label issues and PRs — with one exception: labels that an issue
-///   template applies when an issue is opened are applied *as the issue
-///   author*. So a label from someone other than the author is trusted (it
-///   proves triage access), and a label the author applied is trusted only
-///   if the author's association is (or the sender is allowlisted).
-/// * **Anything else** (custom rules on `opened`, `edited`, …): the issue's
-///   or PR's author association, or the sender on the allowlist.
-fn is_trusted(
-    trust: &TrustConfig,
-    action: &str,
-    sender: &str,
-    subject: &Subject<'_>,
-    comment: Option<&Comment<'_>>,
-) -> bool {
-    let trusted_assoc = |a: &str| TRUSTED_ASSOCIATIONS.contains(&a);
-    if let Some(c) = comment {
-        return trusted_assoc(&c.author_association) || trust.allows(&c.user.login);
-    }
-    if trust.allows(sender) {
-        return true;
-    }
-    if action == "labeled" || action == "unlabeled" {
-        let by_author = subject.author.is_empty() || subject.author.eq_ignore_ascii_case(sender);
-        return !by_author || trusted_assoc(subject.association);
-    }
-    trusted_assoc(subject.association)
 }
 
 struct TaskParts<'a, 'p> {

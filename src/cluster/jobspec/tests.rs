@@ -328,3 +328,37 @@ fn a_task_without_a_repository_has_no_init_containers() {
         Some("grafana")
     );
 }
+
+#[test]
+fn a_routed_fixture_builds_a_valid_job() {
+    use crate::rules::Rules;
+    use crate::sources::github::{route, TrustConfig};
+    use crate::sources::Decision;
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github");
+    let text = std::fs::read_to_string(dir.join("issue_comment/created.json")).unwrap();
+    let body = text.replace("\"body\": \"You are", "\"body\": \"/agent You are");
+    let d = route(
+        "issue_comment",
+        "d-2",
+        body.as_bytes(),
+        &Rules::builtin(),
+        &TrustConfig::default(),
+    )
+    .unwrap();
+    let Decision::Task(t) = d else {
+        panic!("{d:?}")
+    };
+    let j = job_json(&t, &config(&[]));
+    let name = j["metadata"]["name"].as_str().unwrap();
+    assert!(
+        crate::config::is_dns1123_label(name)
+            && name.starts_with("gh-comment-codertocat-hello-world-1-"),
+        "{name}"
+    );
+    assert_eq!(j["metadata"]["labels"][LABEL_KIND], "comment");
+    let agent = &j["spec"]["template"]["spec"]["containers"][0];
+    assert!(env_value(agent, "PROMPT")
+        .unwrap()
+        .contains("You are totally right!"));
+}
