@@ -3,7 +3,20 @@
 //!
 //! `GET /_sim/faults` shows the active faults, `PUT /_sim/faults` replaces
 //! them with the JSON body below (absent fields are off), `DELETE
-//! /_sim/faults` clears them, `POST /_sim/compact` drops the watch history.
+//! /_sim/faults` clears them, `POST /_sim/compact` drops the watch history,
+//! `GET /_sim/stats` reports request counts per verb/resource/status and the
+//! number of open watches. A spec that does not validate (a rate outside
+//! [0, 1], a non-error status, an unknown field, a negative or zero duration)
+//! is answered `400 {"error": "..."}` and changes nothing.
+//!
+//! How clients see each fault: latency delays the answer (watches: the start
+//! of the stream); an error rule answers with a `Status` body of the chosen
+//! code (429 and 503 with `Retry-After`); `watch_close_after_seconds` ends
+//! every watch stream — also those already open — that long after it opened,
+//! as the API server's own watch timeout does; after a compaction a watch or
+//! `continue` token from an older resourceVersion gets 410 `Expired`;
+//! `down_for_seconds` answers every Kubernetes request (discovery included)
+//! with 503 until the period ends.
 //!
 //! ```json
 //! {
@@ -80,20 +93,34 @@ impl FaultSpec {
                 return Err(format!("errors[{i}].rate must be within 0 and 1"));
             }
             if !(400..=599).contains(&r.status) {
-                return Err(format!("errors[{i}].status must be an HTTP error status (400-599)"));
+                return Err(format!(
+                    "errors[{i}].status must be an HTTP error status (400-599)"
+                ));
             }
         }
-        for (name, v) in [
-            ("watch_close_after_seconds", self.watch_close_after_seconds),
-            ("down_for_seconds", self.down_for_seconds),
-        ] {
-            if v.is_some_and(|s| !s.is_finite() || s < 0.0) {
-                return Err(format!("{name} must be a non-negative number"));
-            }
+        if self
+            .watch_close_after_seconds
+            .is_some_and(|s| !s.is_finite() || s <= 0.0 || s > MAX_SECONDS)
+        {
+            return Err(format!(
+                "watch_close_after_seconds must be a positive number of seconds up to {MAX_SECONDS}"
+            ));
+        }
+        if self
+            .down_for_seconds
+            .is_some_and(|s| !s.is_finite() || !(0.0..=MAX_SECONDS).contains(&s))
+        {
+            return Err(format!(
+                "down_for_seconds must be a non-negative number of seconds up to {MAX_SECONDS}"
+            ));
         }
         Ok(())
     }
 }
+
+/// Largest duration a fault may name (one day): keeps `Duration` arithmetic
+/// far from overflow.
+const MAX_SECONDS: f64 = 86_400.0;
 
 #[derive(Default)]
 struct State {
@@ -104,9 +131,19 @@ struct State {
 }
 
 /// Active faults and request counters, shared by all workers.
-#[derive(Default)]
 pub struct Faults {
     state: Mutex<State>,
+    /// The current `watch_close_after_seconds`, so open watches follow changes.
+    watch_close: tokio::sync::watch::Sender<Option<Duration>>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            state: Mutex::default(),
+            watch_close: tokio::sync::watch::Sender::new(None),
+        }
+    }
 }
 
 impl Faults {
@@ -119,8 +156,14 @@ impl Faults {
         let mut s = self.lock();
         s.down_until = spec
             .down_for_seconds
-            .map(|d| Instant::now() + Duration::from_secs_f64(d));
+            .and_then(|d| Duration::try_from_secs_f64(d).ok())
+            .and_then(|d| Instant::now().checked_add(d));
         let compact = spec.compact;
+        let close = spec
+            .watch_close_after_seconds
+            .and_then(|d| Duration::try_from_secs_f64(d).ok());
+        self.watch_close
+            .send_if_modified(|c| std::mem::replace(c, close) != close);
         s.spec = FaultSpec {
             compact: false,
             ..spec
@@ -140,11 +183,14 @@ impl Faults {
         v
     }
 
+    /// How long after opening a watch stream is closed (`None`: not closed).
     pub fn watch_close_after(&self) -> Option<Duration> {
-        self.lock()
-            .spec
-            .watch_close_after_seconds
-            .map(Duration::from_secs_f64)
+        *self.watch_close.borrow()
+    }
+
+    /// Follows `watch_close_after`, for watches already open when it changes.
+    pub fn watch_close_changes(&self) -> tokio::sync::watch::Receiver<Option<Duration>> {
+        self.watch_close.subscribe()
     }
 
     /// Decides the fate of one request: a delay to apply, then maybe an error.
@@ -161,7 +207,10 @@ impl Faults {
         }
         for r in &s.spec.errors {
             let verb_ok = r.verb.as_deref().is_none_or(|v| v == "*" || v == verb);
-            let res_ok = r.resource.as_deref().is_none_or(|x| x == "*" || x == resource);
+            let res_ok = r
+                .resource
+                .as_deref()
+                .is_none_or(|x| x == "*" || x == resource);
             if verb_ok && res_ok && rand::random::<f64>() < r.rate {
                 return (delay, Some(ApiError::injected(r.status, r.retry_after)));
             }

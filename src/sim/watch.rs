@@ -1,6 +1,7 @@
 //! Watch streams and followed pod logs: chunked `application/json`, one JSON
 //! event per line, as the API server sends them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,9 +92,7 @@ impl Drop for WatchGuard {
 
 fn stream_response(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
     HttpResponse::Ok()
         .content_type("application/json")
@@ -101,11 +100,61 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
         .streaming(stream)
 }
 
+/// The API server ends a watch without `timeoutSeconds` after a random time
+/// between its minimum request timeout (30 min) and twice that; so does the
+/// simulator, which also bounds watches whose client vanished silently.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+
+fn default_timeout() -> Duration {
+    MIN_REQUEST_TIMEOUT + Duration::from_secs(rand::random_range(0..=MIN_REQUEST_TIMEOUT.as_secs()))
+}
+
+/// Folds the changes already queued for a new watch into its snapshot, so the
+/// initial `ADDED` events and the first resourceVersion it reports describe
+/// one consistent state. Returns the objects, that resourceVersion, and the
+/// first change past it (already taken off the channel), if any.
+fn settle_initial(
+    state: &SimState,
+    objs: Vec<Arc<Value>>,
+    changes: &mut broadcast::Receiver<Arc<Change>>,
+    w: &WatchRequest,
+) -> (Vec<Arc<Value>>, u64, Option<Arc<Change>>) {
+    let key = |o: &Value| {
+        let m = &o["metadata"];
+        (
+            m["namespace"].as_str().unwrap_or("").to_string(),
+            m["name"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let mut by_key: BTreeMap<(String, String), Arc<Value>> =
+        objs.into_iter().map(|o| (key(&o), o)).collect();
+    // Every change up to `rv` was broadcast before the store released the
+    // lock `current_rv` takes, so all of them are queued by now.
+    let rv = state.store.current_rv();
+    let mut next = None;
+    while let Ok(c) = changes.try_recv() {
+        if c.rv > rv {
+            next = Some(c);
+            break;
+        }
+        if c.res != w.res || w.namespace.as_deref().is_some_and(|ns| ns != c.namespace) {
+            continue;
+        }
+        match c.kind {
+            EventType::Deleted => by_key.remove(&key(&c.object)),
+            _ => by_key.insert(key(&c.object), c.object.clone()),
+        };
+    }
+    (by_key.into_values().collect(), rv, next)
+}
+
 /// Serves a watch. An expired resourceVersion is a 200 stream holding one
 /// `ERROR` event with a 410 `Expired` Status, as the real server answers.
 pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let started = state.store.watch(w.res, w.namespace.as_deref(), w.resource_version);
+    let started = state
+        .store
+        .watch(w.res, w.namespace.as_deref(), w.resource_version);
     let (start, mut changes) = match started {
         Ok(s) => s,
         Err(e) => {
@@ -115,22 +164,30 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
     };
     state.open_watches.fetch_add(1, Ordering::Relaxed);
     let guard = WatchGuard(state.clone());
-    let close_after = [w.timeout, state.faults.watch_close_after()]
-        .into_iter()
-        .flatten()
-        .min();
-    let bookmark_every = state.config.bookmark_interval;
+    let opened = tokio::time::Instant::now();
+    let timeout_at = opened
+        + w.timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or_else(default_timeout);
+    let mut close_fault = state.faults.watch_close_changes();
+    let bookmark_every = state
+        .config
+        .bookmark_interval
+        .max(Duration::from_millis(10));
     actix_web::rt::spawn(async move {
         let _guard = guard;
         let mut last_rv = w.resource_version.unwrap_or(0);
+        let mut pending = None;
         match start {
             WatchStart::Initial(objs) => {
+                let (objs, rv, next) = settle_initial(&state, objs, &mut changes, &w);
+                pending = next;
                 for o in objs {
                     if w.selected(&o) && tx.send(event_line("ADDED", &o)).await.is_err() {
                         return;
                     }
                 }
-                last_rv = last_rv.max(state.store.current_rv());
+                last_rv = last_rv.max(rv);
                 if w.send_initial_events && tx.send(w.bookmark(last_rv, true)).await.is_err() {
                     return;
                 }
@@ -146,14 +203,22 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
                 }
             }
         }
-        let deadline = close_after.map(|d| tokio::time::Instant::now() + d);
-        let sleep_until = async |d: Option<tokio::time::Instant>| match d {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        };
+        if let Some(c) = pending {
+            last_rv = c.rv;
+            if let Some(b) = w.translate(&c) {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+        }
         let mut tick = tokio::time::interval(bookmark_every);
         tick.tick().await;
         loop {
+            // The fault may change while the watch is open; it counts from
+            // when the watch opened.
+            let close_at = close_fault
+                .borrow_and_update()
+                .map_or(timeout_at, |d| timeout_at.min(opened + d));
             tokio::select! {
                 r = changes.recv() => match r {
                     Ok(c) => {
@@ -168,9 +233,11 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
                 },
                 _ = tick.tick() => {
                     if w.bookmarks && tx.send(w.bookmark(last_rv, false)).await.is_err() { return; }
-                    if tx.is_closed() { return; }
                 }
-                _ = sleep_until(deadline) => return,
+                _ = tokio::time::sleep_until(close_at) => return,
+                r = close_fault.changed() => if r.is_err() { return },
+                // The client went away (the HTTP layer dropped the body).
+                _ = tx.closed() => return,
             }
         }
     });
@@ -213,11 +280,11 @@ pub fn follow_logs(
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, actix_web::Error>(b), rx))
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
-    HttpResponse::Ok().content_type("text/plain").streaming(stream)
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .streaming(stream)
 }
 
 /// Renders an error as the API server does: a `Status` body.
