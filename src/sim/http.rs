@@ -1,6 +1,9 @@
 //! The Kubernetes REST surface: path parsing, verbs, query parameters, bodies
 //! and content negotiation, dispatched to the store.
 
+// `ApiError` is a whole `Status` (about 160 bytes); errors are the cold path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::negotiate::{self, Output, Read};
 use super::patch::{self, PatchType};
 use super::resources::{self, RESOURCES};
 use super::selector::{FieldSelector, LabelSelector};
@@ -83,7 +87,7 @@ fn query_map(req: &HttpRequest) -> HashMap<String, String> {
         .collect()
 }
 
-fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+pub(super) fn flag(q: &HashMap<String, String>, k: &str) -> bool {
     matches!(q.get(k).map(String::as_str), Some("true" | "1"))
 }
 
@@ -118,15 +122,21 @@ fn decode_object(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     let base = ct.split(';').next().unwrap_or("").trim();
     let v: Value = match base {
         "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
         })?,
         "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as YAML: {e}"
+            ))
         })?,
         _ => return Err(ApiError::unsupported_media_type(&ct)),
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be an object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be an object",
+        ));
     }
     Ok(v)
 }
@@ -142,23 +152,14 @@ fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
 }
 
 fn json_response(status: u16, v: &impl serde::Serialize) -> HttpResponse {
-    let code = actix_web::http::StatusCode::from_u16(status)
-        .unwrap_or(actix_web::http::StatusCode::OK);
+    let code =
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
     HttpResponse::build(code)
         .content_type("application/json")
         .body(serde_json::to_vec(v).unwrap_or_default())
 }
 
-fn list_response(res: usize, page: &super::store::ListPage) -> HttpResponse {
-    #[derive(serde::Serialize)]
-    struct List<'a> {
-        kind: String,
-        #[serde(rename = "apiVersion")]
-        api_version: String,
-        metadata: Value,
-        items: Vec<&'a Value>,
-    }
-    let r = &RESOURCES[res];
+fn list_response(res: usize, page: &super::store::ListPage, out: Output) -> HttpResponse {
     let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
     if let Some(c) = &page.continue_token {
         meta["continue"] = json!(c);
@@ -166,15 +167,8 @@ fn list_response(res: usize, page: &super::store::ListPage) -> HttpResponse {
     if let Some(n) = page.remaining {
         meta["remainingItemCount"] = json!(n);
     }
-    json_response(
-        200,
-        &List {
-            kind: r.list_kind(),
-            api_version: r.api_version(),
-            metadata: meta,
-            items: page.items.iter().map(|a| a.as_ref()).collect(),
-        },
-    )
+    let items: Vec<&Value> = page.items.iter().map(|a| a.as_ref()).collect();
+    negotiate::list(out, res, &items, meta)
 }
 
 fn verb_of(method: &Method, t: &Target, q: &HashMap<String, String>) -> &'static str {
@@ -248,7 +242,7 @@ async fn dispatch(
         None => {}
         Some(s) if s == "status" && res.has_status => {}
         Some(s) if s == "log" && t.res == resources::PODS && verb == "get" => {
-            return pod_log(state, ns, t.name.as_deref().unwrap_or(""), q);
+            return super::logs::pod_log(state, ns, t.name.as_deref().unwrap_or(""), q);
         }
         Some(_) => return Err(ApiError::not_found_path(req.path())),
     }
@@ -260,12 +254,21 @@ async fn dispatch(
     )?;
     let name = t.name.as_deref().unwrap_or("");
     match verb {
-        "get" => Ok(json_response(200, store.get(t.res, ns, name)?.as_ref())),
+        "get" => {
+            let out = negotiate::negotiate(req, q, Read::Get)?;
+            Ok(negotiate::object(
+                out,
+                t.res,
+                store.get(t.res, ns, name)?.as_ref(),
+            ))
+        }
         "list" => {
+            let out = negotiate::negotiate(req, q, Read::List)?;
             let limit = match q.get("limit").filter(|s| !s.is_empty()) {
-                Some(l) => Some(l.parse::<usize>().map_err(|_| {
-                    ApiError::bad_request(format!("invalid limit {l:?}"))
-                })?)
+                Some(l) => Some(
+                    l.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+                )
                 .filter(|l| *l > 0),
                 None => None,
             };
@@ -275,11 +278,14 @@ async fn dispatch(
                 &labels,
                 &fields,
                 limit,
-                q.get("continue").filter(|s| !s.is_empty()).map(String::as_str),
+                q.get("continue")
+                    .filter(|s| !s.is_empty())
+                    .map(String::as_str),
             )?;
-            Ok(list_response(t.res, &page))
+            Ok(list_response(t.res, &page, out))
         }
         "watch" => {
+            let out = negotiate::negotiate(req, q, Read::Watch)?;
             let rv = match q.get("resourceVersion").filter(|s| !s.is_empty()) {
                 Some(s) => Some(parse_rv(s)?),
                 None => None,
@@ -290,7 +296,7 @@ async fn dispatch(
                 })?)),
                 None => None,
             };
-            Ok(watch::serve(
+            let resp = watch::serve(
                 state.clone(),
                 WatchRequest {
                     res: t.res,
@@ -302,7 +308,8 @@ async fn dispatch(
                     send_initial_events: flag(q, "sendInitialEvents"),
                     timeout,
                 },
-            ))
+            );
+            Ok(negotiate::watch(out, t.res, resp))
         }
         "create" => {
             if t.name.is_some() {
@@ -336,7 +343,9 @@ async fn dispatch(
                     // Server-side apply creates what does not exist.
                     let mut obj: Value = serde_json::from_slice(&body)
                         .or_else(|_| serde_yaml_ng::from_slice(&body))
-                        .map_err(|e| ApiError::bad_request(format!("error decoding apply patch: {e}")))?;
+                        .map_err(|e| {
+                            ApiError::bad_request(format!("error decoding apply patch: {e}"))
+                        })?;
                     obj["metadata"]["name"] = json!(name);
                     let out = store.create(t.res, ns, obj, dry)?;
                     Ok(json_response(201, out.as_ref()))
@@ -350,17 +359,25 @@ async fn dispatch(
             if verb == "delete" {
                 let out = store.delete(t.res, ns, name, &opts)?;
                 let still_there = store.get(t.res, ns, name).is_ok();
-                Ok(json_response(if still_there { 202 } else { 200 }, out.as_ref()))
+                Ok(json_response(
+                    if still_there { 202 } else { 200 },
+                    out.as_ref(),
+                ))
             } else {
-                let items =
-                    store.delete_collection(t.res, t.namespace.as_deref(), &labels, &fields, &opts)?;
+                let items = store.delete_collection(
+                    t.res,
+                    t.namespace.as_deref(),
+                    &labels,
+                    &fields,
+                    &opts,
+                )?;
                 let page = super::store::ListPage {
                     items,
                     resource_version: store.current_rv(),
                     continue_token: None,
                     remaining: None,
                 };
-                Ok(list_response(t.res, &page))
+                Ok(list_response(t.res, &page, Output::Plain))
             }
         }
         _ => Err(ApiError::method_not_allowed(format!(
@@ -397,7 +414,9 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpti
     };
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded as DeleteOptions: {e}"))
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as DeleteOptions: {e}"
+            ))
         })?;
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(p.to_string());
@@ -420,62 +439,4 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpti
         }
     }
     Ok(opts)
-}
-
-fn pod_log(
-    state: &Arc<SimState>,
-    ns: &str,
-    name: &str,
-    q: &HashMap<String, String>,
-) -> Result<HttpResponse, ApiError> {
-    let pod = state.store.get(resources::PODS, ns, name)?;
-    let containers: Vec<String> = ["initContainers", "containers"]
-        .iter()
-        .flat_map(|f| pod["spec"][f].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
-        .collect();
-    let main: Vec<&String> = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str())
-                .filter_map(|n| containers.iter().find(|x| x.as_str() == n))
-                .collect()
-        })
-        .unwrap_or_default();
-    let container = match q.get("container").filter(|c| !c.is_empty()) {
-        Some(c) if containers.contains(c) => c.clone(),
-        Some(c) => {
-            return Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {name}"
-            )))
-        }
-        None if main.len() == 1 => main[0].clone(),
-        None => {
-            return Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )))
-        }
-    };
-    let all = state.store.logs(ns, name, &container, 0);
-    let skip = match q.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
-        Some(n) => all.len().saturating_sub(n),
-        None => 0,
-    };
-    if flag(q, "follow") {
-        return Ok(watch::follow_logs(
-            state.clone(),
-            ns.to_string(),
-            name.to_string(),
-            container,
-            skip,
-        ));
-    }
-    let mut text = String::new();
-    for l in &all[skip..] {
-        text.push_str(l);
-        text.push('\n');
-    }
-    Ok(HttpResponse::Ok().content_type("text/plain").body(text))
 }

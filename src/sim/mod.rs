@@ -6,18 +6,24 @@
 //! small Job controller with a fake kubelet moves Jobs and Pods through their
 //! lifecycle. It runs no containers and keeps everything in memory.
 
+pub mod controller;
 pub mod defaults;
 pub mod error;
-pub mod patch;
-pub mod resources;
-pub mod selector;
-pub mod store;
-pub mod validate;
-pub mod controller;
 pub mod faults;
 pub mod http;
+pub mod logs;
+pub mod negotiate;
 pub mod openapi;
+pub mod patch;
+pub mod printers;
+pub mod resources;
+pub mod selector;
 pub mod server;
+pub mod store;
+pub mod table;
+#[cfg(test)]
+mod table_tests;
+pub mod validate;
 pub mod watch;
 
 pub use server::{SimConfig, SimServer};
