@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Supervisor};
+use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::Job;
@@ -108,6 +108,7 @@ pub async fn run(
             .app_data(state.clone())
             .configure(http::routes)
     })
+    .workers(config.server_workers)
     .disable_signals()
     .shutdown_timeout(config.shutdown_timeout_seconds)
     .listen(listener)
@@ -142,7 +143,3 @@ pub async fn run(
     let _ = kube.connected();
     outcome
 }
-
-/// Keeps `Actor` in scope for `Supervisor::start` type inference docs.
-#[allow(dead_code)]
-fn _assert_actor<A: Actor>() {}

@@ -144,6 +144,8 @@ pub struct Config {
     /// `ALLOW_INSECURE_NO_SIGNATURE` — development only: accept unsigned webhooks
     /// when no secret is configured. Default `false`.
     pub allow_insecure_no_signature: bool,
+    /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
+    pub server_workers: usize,
     /// `KUBE_API_QPS` — sustained Kubernetes API requests per second of the
     /// Kube actor. Default `50` (client-go's 5 is too low for a busy receiver).
     pub kube_api_qps: u32,
@@ -348,6 +350,11 @@ impl Config {
             dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
             github_max_body_bytes,
             allow_insecure_no_signature,
+            server_workers: positive(
+                "SERVER_WORKERS",
+                std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+                1024,
+            )? as usize,
             kube_api_qps: positive("KUBE_API_QPS", 50, 100_000)? as u32,
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
         })
