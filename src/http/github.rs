@@ -62,7 +62,9 @@ async fn handle(
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Delivery header".into()))?;
     span.record("delivery", delivery);
     let ct = header(req, "content-type").unwrap_or("");
-    if ct.split(';').next().map(str::trim) != Some("application/json") {
+    // Media types are case-insensitive (RFC 9110, 8.3.1).
+    let media_type = ct.split(';').next().map(str::trim).unwrap_or("");
+    if !media_type.eq_ignore_ascii_case("application/json") {
         return Err(RouteError::BadRequest(format!(
             "content type must be application/json (got {:?}); set the webhook's content type to application/json",
             ct.chars().take(100).collect::<String>()
