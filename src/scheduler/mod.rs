@@ -93,12 +93,25 @@ impl Scheduler {
     }
 
     /// Rebuilds the queue from the watch's store (the source of truth).
-    fn rebuild(&mut self) {
+    ///
+    /// With `keep_in_flight`, admissions this actor has requested but the
+    /// store does not show yet stay counted (their answers are still on the
+    /// way); otherwise a Job whose unsuspension was in flight would look
+    /// queued, and another Job could be admitted next to it, over the limit.
+    fn rebuild(&mut self, keep_in_flight: bool) {
+        let in_flight = if keep_in_flight {
+            self.queue.admitting()
+        } else {
+            Vec::new()
+        };
         self.queue.clear();
         for job in self.jobs.state() {
             if let Some(o) = observe_job(&job) {
                 self.queue.observe(o);
             }
+        }
+        for name in &in_flight {
+            self.queue.keep_admitting(name);
         }
         self.publish();
     }
@@ -174,7 +187,8 @@ impl Supervised for Scheduler {
         // The Job store is still synced if the watch is; rebuild from it.
         if self.jobs.is_ready_now() {
             self.synced = true;
-            self.rebuild();
+            // The old context's admission callbacks are gone: start clean.
+            self.rebuild(false);
         }
     }
 }
@@ -276,7 +290,7 @@ impl Handler<Synced> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Synced, ctx: &mut Context<Self>) {
         self.synced = true;
-        self.rebuild();
+        self.rebuild(true);
         self.admit(ctx);
     }
 }
@@ -290,7 +304,7 @@ impl Handler<Leadership> for Scheduler {
         self.leader = msg.0;
         if self.leader && self.synced {
             // A new leader starts from the store, not from what it saw as a follower.
-            self.rebuild();
+            self.rebuild(true);
         }
         self.admit(ctx);
     }

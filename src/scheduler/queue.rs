@@ -164,6 +164,30 @@ impl Queue {
         }
     }
 
+    /// Jobs whose admission was requested but not yet seen running.
+    pub fn admitting(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.slot == Slot::Admitting)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Marks a queued Job as admitting again, after a rebuild from a store
+    /// that does not show its unsuspension yet (the request is in flight).
+    pub fn keep_admitting(&mut self, name: &str) {
+        let Some(e) = self.entries.get(name).cloned() else {
+            return;
+        };
+        if let Slot::Queued(k) = e.slot {
+            self.queued.remove(&k);
+            self.hold_key(&e.key);
+            if let Some(e) = self.entries.get_mut(name) {
+                e.slot = Slot::Admitting;
+            }
+        }
+    }
+
     /// Jobs running or being admitted.
     pub fn running(&self) -> usize {
         self.entries
@@ -229,6 +253,29 @@ mod tests {
         assert_eq!(q.take_admissions(), ["b1"]);
         q.observe(obs("a1", JobState::Failed, 0, 1, Some("o/r#1")));
         assert_eq!(q.take_admissions(), ["a2"]);
+    }
+
+    #[test]
+    fn an_admission_kept_across_a_rebuild_still_counts_and_holds_its_key() {
+        let mut q = Queue::new(1);
+        q.observe(obs("low", JobState::Queued, 0, 1, Some("o/r#1")));
+        assert_eq!(q.take_admissions(), ["low"]);
+        let in_flight = q.admitting();
+        assert_eq!(in_flight, ["low"]);
+        // Rebuild from a store that still shows "low" suspended.
+        q.clear();
+        q.observe(obs("low", JobState::Queued, 0, 1, Some("o/r#1")));
+        q.observe(obs("high", JobState::Queued, 9, 2, Some("o/r#2")));
+        for n in &in_flight {
+            q.keep_admitting(n);
+        }
+        assert_eq!((q.running(), q.queued()), (1, 1));
+        assert!(
+            q.take_admissions().is_empty(),
+            "the limit counts the admission in flight"
+        );
+        q.admission_failed("low", 0, 1);
+        assert_eq!(q.take_admissions(), ["high"]);
     }
 
     #[test]
