@@ -9,6 +9,7 @@
 //! ```
 
 pub mod github;
+pub mod grafana;
 
 use crate::task::Task;
 
