@@ -480,6 +480,11 @@ fn kubectl_get_pods_with_a_label_selector_lists_only_the_matching_pods() {
     let cells: Vec<&str> = lines[0].split_whitespace().collect();
     assert!(cells[0].starts_with("red-"), "{red}");
     assert_eq!(cells[1..4], ["0/1", "Completed", "0"], "{red}");
+    let all = c.ok(&["get", "all", "-l", "app=red", "-o", "name"]);
+    assert!(
+        all.contains("pod/red-") && all.contains("job.batch/red"),
+        "{all}"
+    );
     for sel in ["app!=red", "app in (blue)", "job-name=blue"] {
         let out = c.ok(&["get", "pods", "-l", sel, "-o", "name"]);
         assert!(
@@ -508,4 +513,36 @@ fn kubectl_get_prints_the_real_columns_for_namespaces_configmaps_and_leases() {
     let leases = c.ok(&["get", "leases"]);
     assert_eq!(header(&leases), ["NAME", "HOLDER", "AGE"], "{leases}");
     assert_eq!(row(&leases, "leader")[1], "replica-1", "{leases}");
+}
+
+#[test]
+fn an_unknown_field_fails_strict_validation_and_is_dropped_with_a_warning_otherwise() {
+    let c = Cluster::start();
+    let yaml =
+        job_yaml("typo", "30", true, "demo").replace("  backoffLimit: 0", "  backofLimit: 0");
+    let f = c.file("typo.yaml", &yaml);
+    let err = c.fails(&["create", "-f", &f]);
+    assert!(err.contains("BadRequest"), "{err}");
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "spec.backofLimit""#),
+        "{err}"
+    );
+
+    let r = c.run(&["create", "-f", &f, "--validate=warn"], RUN_LIMIT);
+    assert!(r.success, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(r#"Warning: unknown field "spec.backofLimit""#),
+        "{}",
+        r.stderr
+    );
+    let spec = &c.json(&["get", "job", "typo"])["spec"];
+    assert!(
+        spec.get("backofLimit").is_none(),
+        "unknown fields are not stored: {spec}"
+    );
+    assert_eq!(
+        spec["backoffLimit"], 6,
+        "the misspelt field left the default"
+    );
 }

@@ -10,16 +10,19 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::negotiate::{self, Output, Read};
 use super::patch::{self, PatchType};
+use super::request::{
+    content_type, decode_object, delete_options, dry_run, flag, query_map, read_body,
+};
 use super::resources::{self, RESOURCES};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
-use super::store::{parse_rv, DeleteOptions};
+use super::store::parse_rv;
+use super::strict::{self, FieldValidation};
 use super::watch::{self, error_response, WatchRequest};
 
 /// Largest request body accepted, as the real API server (3 MiB).
@@ -78,76 +81,6 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
             }
         }
         _ => Err(nf()),
-    }
-}
-
-fn query_map(req: &HttpRequest) -> HashMap<String, String> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect()
-}
-
-pub(super) fn flag(q: &HashMap<String, String>, k: &str) -> bool {
-    matches!(q.get(k).map(String::as_str), Some("true" | "1"))
-}
-
-async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            let mut e = ApiError::bad_request(format!(
-                "Request entity too large: limit is {MAX_BODY_BYTES}"
-            ));
-            e.code = 413;
-            e.reason = "RequestEntityTooLarge";
-            return Err(e);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-fn content_type(req: &HttpRequest) -> String {
-    req.headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Decodes a create/update body (JSON, or YAML as kubectl may send).
-fn decode_object(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
-    let ct = content_type(req);
-    let base = ct.split(';').next().unwrap_or("").trim();
-    let v: Value = match base {
-        "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
-            ))
-        })?,
-        "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as YAML: {e}"
-            ))
-        })?,
-        _ => return Err(ApiError::unsupported_media_type(&ct)),
-    };
-    if !v.is_object() {
-        return Err(ApiError::bad_request(
-            "the body of the request must be an object",
-        ));
-    }
-    Ok(v)
-}
-
-fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match q.get("dryRun").map(String::as_str) {
-        None | Some("") => Ok(false),
-        Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "unsupported dryRun value {other:?}: supported values: \"All\""
-        ))),
     }
 }
 
@@ -253,6 +186,7 @@ async fn dispatch(
         field_paths(t.res),
     )?;
     let name = t.name.as_deref().unwrap_or("");
+    let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
     match verb {
         "get" => {
             let out = negotiate::negotiate(req, q, Read::Get)?;
@@ -318,24 +252,34 @@ async fn dispatch(
                 ));
             }
             let body = read_body(payload).await?;
-            let obj = decode_object(req, &body)?;
+            let mut obj = decode_object(req, &body)?;
+            let warnings = strict::check(t.res, &mut obj, validation)?;
             let out = store.create(t.res, ns, obj, dry_run(q)?)?;
-            Ok(json_response(201, out.as_ref()))
+            Ok(strict::with_warnings(
+                json_response(201, out.as_ref()),
+                &warnings,
+            ))
         }
         "update" => {
             let body = read_body(payload).await?;
-            let obj = decode_object(req, &body)?;
+            let mut obj = decode_object(req, &body)?;
+            let warnings = strict::check(t.res, &mut obj, validation)?;
             let out = store.update(t.res, ns, name, obj, status_only, dry_run(q)?)?;
-            Ok(json_response(200, out.as_ref()))
+            Ok(strict::with_warnings(
+                json_response(200, out.as_ref()),
+                &warnings,
+            ))
         }
         "patch" => {
             let ct = content_type(req);
             let pt = PatchType::from_content_type(&ct)?;
             let body = read_body(payload).await?;
             let dry = dry_run(q)?;
+            let mut warnings = Vec::new();
             let result = store.modify(t.res, ns, name, status_only, dry, |cur| {
                 let mut v = cur.clone();
                 patch::apply(&mut v, pt, &body)?;
+                warnings = strict::check_patched(t.res, cur, &mut v, validation)?;
                 Ok(v)
             });
             match result {
@@ -347,10 +291,17 @@ async fn dispatch(
                             ApiError::bad_request(format!("error decoding apply patch: {e}"))
                         })?;
                     obj["metadata"]["name"] = json!(name);
+                    let warnings = strict::check(t.res, &mut obj, validation)?;
                     let out = store.create(t.res, ns, obj, dry)?;
-                    Ok(json_response(201, out.as_ref()))
+                    Ok(strict::with_warnings(
+                        json_response(201, out.as_ref()),
+                        &warnings,
+                    ))
                 }
-                r => Ok(json_response(200, r?.as_ref())),
+                r => Ok(strict::with_warnings(
+                    json_response(200, r?.as_ref()),
+                    &warnings,
+                )),
             }
         }
         "delete" | "deletecollection" => {
@@ -404,39 +355,4 @@ fn field_paths(res: usize) -> &'static [&'static str] {
         resources::NAMESPACES => &["status.phase"],
         _ => &[],
     }
-}
-
-fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
-    let mut opts = DeleteOptions {
-        propagation: q.get("propagationPolicy").cloned(),
-        dry_run: dry_run(q)?,
-        ..Default::default()
-    };
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as DeleteOptions: {e}"
-            ))
-        })?;
-        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
-            opts.propagation = Some(p.to_string());
-        } else if v.get("orphanDependents") == Some(&Value::Bool(true)) {
-            opts.propagation = Some("Orphan".into());
-        }
-        opts.precondition_uid = v
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        opts.precondition_rv = v
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        if v["dryRun"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x == "All"))
-        {
-            opts.dry_run = true;
-        }
-    }
-    Ok(opts)
 }

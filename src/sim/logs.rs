@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::HttpResponse;
 
 use super::error::ApiError;
-use super::http::flag;
+use super::request::flag;
 use super::resources;
 use super::server::SimState;
 use super::watch;

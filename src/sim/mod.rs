@@ -16,10 +16,12 @@ pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
+pub mod request;
 pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod strict;
 pub mod table;
 #[cfg(test)]
 mod table_tests;

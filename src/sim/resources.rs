@@ -151,6 +151,14 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// Discovery categories (`kubectl get all` lists the types in "all").
+fn categories(plural: &str) -> &'static [&'static str] {
+    match plural {
+        "pods" | "jobs" => &["all"],
+        _ => &[],
+    }
+}
+
 /// `GET /api`.
 pub fn api_versions(server_address: &str) -> Value {
     json!({
@@ -177,7 +185,9 @@ pub fn api_group_list() -> Value {
 pub fn api_group(group: &str) -> Option<Value> {
     let (g, v) = group_versions().into_iter().find(|(g, _)| *g == group)?;
     let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}))
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+    )
 }
 
 /// `GET /api/v1` or `GET /apis/<group>/<version>`.
@@ -194,6 +204,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": VERBS,
             "shortNames": r.short_names,
+            "categories": categories(r.plural),
         }));
         if r.has_status {
             resources.push(json!({
@@ -222,5 +233,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
