@@ -25,6 +25,7 @@ use crate::admission::{DedupCache, RateLimits};
 use crate::cluster::kube_actor::{KubeActor, KubeSettings};
 use crate::cluster::lease::{self, LeaseSettings};
 use crate::config::Config;
+use crate::events::EventLog;
 use crate::http::{self, AppState, Health, RootSpan, SourceHandle};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -32,6 +33,9 @@ use crate::scheduler::Scheduler;
 use crate::sources::actor::{SourceActor, MAILBOX};
 use crate::sources::github::TrustConfig;
 use crate::task::TaskSource;
+
+/// Events kept for `GET /api/v1/events`.
+const EVENT_LOG_CAPACITY: usize = 1000;
 
 /// How long the scheduler Lease lasts without renewal.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -63,19 +67,31 @@ pub async fn run(
     let kube = Supervisor::start(move |_| KubeActor::new(kube_client, &settings, kube_metrics));
 
     let (reader, writer) = reflector::store::<Job>();
-    let (sched_kube, sched_cfg, sched_metrics) = (kube.clone(), config.clone(), metrics.clone());
-    let scheduler =
-        Supervisor::start(move |_| Scheduler::new(sched_kube, sched_cfg, reader, sched_metrics));
+    let (sched_kube, sched_cfg, sched_metrics, sched_jobs) =
+        (kube.clone(), config.clone(), metrics.clone(), reader.clone());
+    let scheduler = Supervisor::start(move |_| {
+        Scheduler::new(sched_kube, sched_cfg, sched_jobs, sched_metrics)
+    });
 
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(RateLimits::new(
         config.rate_limit_per_repo_per_minute,
         config.rate_limit_per_sender_per_minute,
     ));
-    let (gh_sched, gh_metrics) = (scheduler.clone(), metrics.clone());
-    let github = Supervisor::start(move |_| {
-        SourceActor::new(TaskSource::Github, dedup, limits, gh_sched, gh_metrics)
-    });
+    let source = |kind: TaskSource, name: &'static str| {
+        let (dedup, limits, sched, m) = (dedup.clone(), limits.clone(), scheduler.clone(), metrics.clone());
+        SourceHandle {
+            addr: Supervisor::start(move |_| SourceActor::new(kind, dedup, limits, sched, m)),
+            permits: Arc::new(Semaphore::new(MAILBOX)),
+            name,
+        }
+    };
+    let github = source(TaskSource::Github, "github");
+    let pm_agent = source(TaskSource::PmAgent, "pm-agent");
+    let cli = source(TaskSource::Cli, "cli");
+    if config.api_tokens.is_empty() {
+        tracing::warn!("API_TOKENS is not set: the task and operator APIs answer 401 to everyone");
+    }
 
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
     let watch = actix_rt::spawn(crate::watcher::run(
@@ -93,13 +109,14 @@ pub async fn run(
         config: config.clone(),
         rules,
         trust: TrustConfig::from_config(&config),
-        github: SourceHandle {
-            addr: github,
-            permits: Arc::new(Semaphore::new(MAILBOX)),
-            name: "github",
-        },
+        github,
+        pm_agent,
+        cli,
         health: health.clone(),
         metrics: metrics.clone(),
+        events: Arc::new(EventLog::new(EVENT_LOG_CAPACITY)),
+        jobs: reader,
+        kube: kube.clone(),
     });
     let addr = listener.local_addr().ok();
     let server = HttpServer::new(move || {

@@ -144,6 +144,11 @@ pub struct Config {
     /// `ALLOW_INSECURE_NO_SIGNATURE` — development only: accept unsigned webhooks
     /// when no secret is configured. Default `false`.
     pub allow_insecure_no_signature: bool,
+    /// `API_TOKENS` or `API_TOKENS_FILE` (not both) — bearer tokens of the task
+    /// APIs as `source=token` pairs (comma- or newline-separated), where source
+    /// is `pm-agent` or `cli`; the token decides which source a request is
+    /// from. Unset: the task APIs answer 401 to everyone.
+    pub api_tokens: Vec<ApiToken>,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
     pub server_workers: usize,
     /// `KUBE_API_QPS` — sustained Kubernetes API requests per second of the
@@ -303,6 +308,7 @@ impl Config {
                 .ok_or_else(|| bad("ALLOW_INSECURE_NO_SIGNATURE", "true or false", &v))?
         };
         let github_webhook_secrets = load_secrets(&get)?;
+        let api_tokens = load_api_tokens(&get)?;
         if github_webhook_secrets.is_empty() && !allow_insecure_no_signature {
             return Err(ConfigError {
                 var: "GITHUB_WEBHOOK_SECRET",
@@ -350,6 +356,7 @@ impl Config {
             dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
             github_max_body_bytes,
             allow_insecure_no_signature,
+            api_tokens,
             server_workers: positive(
                 "SERVER_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
@@ -367,6 +374,56 @@ fn split_list(v: &str, seps: &[char]) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// One API bearer token and the source it speaks for.
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub source: crate::task::TaskSource,
+    pub token: Secret,
+}
+
+fn load_api_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<ApiToken>, ConfigError> {
+    let (var, text) = match (get("API_TOKENS"), get("API_TOKENS_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                var: "API_TOKENS_FILE",
+                message: "set either API_TOKENS or API_TOKENS_FILE, not both".into(),
+            })
+        }
+        (Some(v), None) => ("API_TOKENS", v),
+        (None, Some(path)) => (
+            "API_TOKENS_FILE",
+            std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                var: "API_TOKENS_FILE",
+                message: format!("expected a readable file, could not read {path:?}: {e}"),
+            })?,
+        ),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for (i, pair) in split_list(&text, &[',', '\n', '\r']).into_iter().enumerate() {
+        let expected = "source=token pairs like pm-agent=TOKEN,cli=TOKEN (source: pm-agent or cli; token at least 16 characters)";
+        let bad = |what: &str| ConfigError {
+            var,
+            message: format!("expected {expected}; entry {} {what}", i + 1),
+        };
+        let (source, token) = pair.split_once('=').ok_or_else(|| bad("has no '='"))?;
+        let source = match source.trim() {
+            "pm-agent" => crate::task::TaskSource::PmAgent,
+            "cli" => crate::task::TaskSource::Cli,
+            _ => return Err(bad("names an unknown source")),
+        };
+        let token = token.trim();
+        if token.len() < 16 {
+            return Err(bad("has a token shorter than 16 characters"));
+        }
+        out.push(ApiToken {
+            source,
+            token: Secret::new(token),
+        });
+    }
+    Ok(out)
 }
 
 fn load_secrets(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {

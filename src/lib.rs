@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cluster;
 pub mod http;
 pub mod config;
+pub mod events;
 pub mod metrics;
 pub mod rules;
 pub mod scheduler;

@@ -12,7 +12,11 @@ use actix::prelude::*;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+
+use super::files::{self, TaskFile};
+use super::state::ANNOTATION_CANCELLED;
 use serde_json::json;
 
 use crate::metrics::Metrics;
@@ -84,6 +88,7 @@ pub struct KubeSettings {
 /// Owns the client, the rate limiter and the retry policy.
 pub struct KubeActor {
     jobs: Api<Job>,
+    namespace: String,
     limiter: Arc<DefaultDirectRateLimiter>,
     metrics: Arc<Metrics>,
 }
@@ -96,6 +101,7 @@ impl KubeActor {
             std::num::NonZeroU32::new(settings.burst.max(settings.qps).max(1)).unwrap_or(qps);
         KubeActor {
             jobs: Api::namespaced(client, &settings.namespace),
+            namespace: settings.namespace.clone(),
             limiter: Arc::new(RateLimiter::direct(
                 Quota::per_second(qps).allow_burst(burst),
             )),
@@ -176,13 +182,36 @@ where
         .await
 }
 
-/// Creates a (suspended) Job; answers the created object.
+/// Creates a (suspended) Job and, if it has files, their ConfigMap owned
+/// by the Job; answers the created Job.
 #[derive(Message)]
 #[rtype(result = "Result<Job, KubeError>")]
 pub struct CreateJob {
     pub job: Box<Job>,
+    pub files: Vec<TaskFile>,
     pub deadline: Instant,
 }
+
+/// Cancels a Job: marks it cancelled and suspends it (which stops a running
+/// pod). Finished Jobs are left as they are. Answers the Job after the call.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Job>, KubeError>")]
+pub struct CancelJob {
+    pub name: String,
+    pub deadline: Instant,
+}
+
+/// Streams the log of the newest pod of a Job's agent container.
+#[derive(Message)]
+#[rtype(result = "Result<LogLines, KubeError>")]
+pub struct StreamLogs {
+    pub name: String,
+    pub follow: bool,
+    pub deadline: Instant,
+}
+
+/// Log lines as they arrive.
+pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
 /// Sets `spec.suspend` of a Job (false admits it).
 #[derive(Message)]
@@ -221,12 +250,80 @@ impl Handler<CreateJob> for KubeActor {
     type Result = ResponseFuture<Result<Job, KubeError>>;
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let ns = self.namespace.clone();
         Box::pin(async move {
             let pp = PostParams::default();
-            call(limiter, msg.deadline, "create", || {
+            let created = call(limiter.clone(), msg.deadline, "create", || {
                 jobs.create(&pp, &msg.job)
             })
-            .await
+            .await?;
+            if msg.files.is_empty() {
+                return Ok(created);
+            }
+            let Some(cm) = files::configmap(&created, &msg.files) else {
+                return Ok(created);
+            };
+            let cms: Api<ConfigMap> = Api::namespaced(jobs.clone().into_client(), &ns);
+            match call(limiter, msg.deadline, "create", || cms.create(&pp, &cm)).await {
+                Ok(_) | Err(KubeError::AlreadyExists) => Ok(created),
+                Err(e) => {
+                    // Without its files the task cannot run: undo the Job so a
+                    // retry creates both (the request is answered 503).
+                    let dp = DeleteParams::background();
+                    let name = created.metadata.name.clone().unwrap_or_default();
+                    let _ = jobs.delete(&name, &dp).await;
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+impl Handler<CancelJob> for KubeActor {
+    type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
+    fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        Box::pin(async move {
+            let Some(job) = call(limiter.clone(), msg.deadline, "get", || jobs.get_opt(&msg.name)).await? else {
+                return Ok(None);
+            };
+            if crate::cluster::state::job_state(&job).is_finished() {
+                return Ok(Some(job));
+            }
+            let patch = Patch::Merge(json!({
+                "metadata": {"annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()}},
+                "spec": {"suspend": true},
+            }));
+            let pp = PatchParams::default();
+            call(limiter, msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
+                .await
+                .map(Some)
+        })
+    }
+}
+
+impl Handler<StreamLogs> for KubeActor {
+    type Result = ResponseFuture<Result<LogLines, KubeError>>;
+    fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
+        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let ns = self.namespace.clone();
+        Box::pin(async move {
+            use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+            let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
+            let lp = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
+            let mut list = call(limiter.clone(), msg.deadline, "list", || pods.list(&lp)).await?.items;
+            list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+            let Some(pod) = list.pop().and_then(|p| p.metadata.name) else {
+                return Err(KubeError::NotFound);
+            };
+            let params = LogParams {
+                follow: msg.follow,
+                container: Some("agent".into()),
+                ..Default::default()
+            };
+            let reader = call(limiter, msg.deadline, "get", || pods.log_stream(&pod, &params)).await?;
+            let lines = reader.lines().map_err(|e| e.to_string()).boxed();
+            Ok(lines)
         })
     }
 }

@@ -10,3 +10,4 @@ pub use jobspec::{build_job, JobSpecError};
 pub mod kube_actor;
 pub mod state;
 pub mod lease;
+pub mod files;

@@ -19,7 +19,12 @@ pub enum JobState {
     Failed,
     /// Failed because it ran past `activeDeadlineSeconds`.
     TimedOut,
+    /// Cancelled by an operator or a resolved alert (suspended and marked).
+    Cancelled,
 }
+
+/// Annotation set (to the time) when a Job is cancelled.
+pub const ANNOTATION_CANCELLED: &str = "orchestrator.dev/cancelled-at";
 
 impl JobState {
     pub fn is_finished(self) -> bool {
@@ -36,6 +41,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::TimedOut => "timed_out",
+            JobState::Cancelled => "cancelled",
         }
     }
 }
@@ -63,6 +69,14 @@ pub fn job_state(job: &Job) -> JobState {
         } else {
             JobState::Failed
         };
+    }
+    let cancelled = job
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ANNOTATION_CANCELLED));
+    if cancelled {
+        return JobState::Cancelled;
     }
     let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
     if suspended {

@@ -7,6 +7,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::time::Duration;
 
+use crate::sources::fields::FieldError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("{0}")]
@@ -17,6 +19,13 @@ pub enum RouteError {
     TooLarge(usize),
     #[error("{0}")]
     Unprocessable(String),
+    /// Field-level validation problems (422 listing each field).
+    #[error("the document has {} invalid field(s)", .0.len())]
+    Fields(Vec<FieldError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("rate limited per {scope}; retry after {} s", retry_after.as_secs())]
     RateLimited {
         scope: &'static str,
@@ -37,6 +46,9 @@ impl RouteError {
             RouteError::Unauthorized(_) => "unauthorized",
             RouteError::TooLarge(_) => "payload_too_large",
             RouteError::Unprocessable(_) => "unprocessable",
+            RouteError::Fields(_) => "invalid",
+            RouteError::NotFound(_) => "not_found",
+            RouteError::Forbidden(_) => "forbidden",
             RouteError::RateLimited { .. } => "rate_limited",
             RouteError::Unavailable(_) => "unavailable",
             RouteError::Internal(_) => "internal",
@@ -50,7 +62,9 @@ impl ResponseError for RouteError {
             RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RouteError::Unprocessable(_) | RouteError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RouteError::NotFound(_) => StatusCode::NOT_FOUND,
+            RouteError::Forbidden(_) => StatusCode::FORBIDDEN,
             RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             RouteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,6 +85,10 @@ impl ResponseError for RouteError {
             }
             _ => {}
         }
-        b.json(json!({"status": "error", "error": self.code(), "message": self.to_string()}))
+        let mut body = json!({"status": "error", "error": self.code(), "message": self.to_string()});
+        if let RouteError::Fields(f) = self {
+            body["fields"] = json!(f);
+        }
+        b.json(body)
     }
 }

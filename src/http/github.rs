@@ -9,8 +9,8 @@ use serde_json::json;
 use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
-use super::{read_body, AppState, SourceHandle};
-use crate::scheduler::Enqueued;
+use super::{read_body, Answer, AppState, SourceHandle};
+use crate::scheduler::{Enqueued, JobExtras};
 use crate::sources::actor::{Submit, SubmitError};
 use crate::sources::github::{route, verify_signature, SignatureError};
 use crate::sources::Decision;
@@ -23,6 +23,21 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A GitHub webhook delivery (signed with `X-Hub-Signature-256`).
+#[utoipa::path(post, path = "/webhook/github", tag = "webhooks",
+    request_body(content = Object, description = "The GitHub event payload", content_type = "application/json"),
+    params(
+        ("X-GitHub-Event" = String, Header, description = "Event name"),
+        ("X-GitHub-Delivery" = String, Header, description = "Delivery id (redeliveries keep it)"),
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body")),
+    responses(
+        (status = 202, description = "Queued (a suspended Job exists) or ignored with a reason", body = super::schema::SubmitAnswer),
+        (status = 200, description = "Duplicate, or pong for ping", body = super::schema::SubmitAnswer),
+        (status = 400, description = "Missing headers, non-JSON, malformed payload", body = super::schema::ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = super::schema::ErrorBody),
+        (status = 413, description = "Body too large", body = super::schema::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::schema::ErrorBody),
+        (status = 503, description = "At capacity or Kubernetes unavailable (Retry-After)", body = super::schema::ErrorBody)))]
 pub async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
@@ -34,16 +49,18 @@ pub async fn webhook(
     let metrics = &state.metrics;
     let result = handle(&req, payload, &state, &span, started).await;
     let decision = match &result {
-        Ok((d, _)) => *d,
+        Ok(a) => a.decision,
         Err(e) => e.code(),
     };
     span.record("decision", decision);
     metrics.decision("github", decision);
     match &result {
-        Ok((d, _)) => tracing::info!(decision = d, "github delivery"),
+        Ok(a) => tracing::info!(decision = a.decision, "github delivery"),
         Err(e) => tracing::info!(decision, error = %e, "github delivery refused"),
     }
-    result.map(|(_, r)| r)
+    let event = header(&req, "x-github-event").unwrap_or("");
+    super::record_outcome(&state, "github", event, header(&req, "x-github-delivery"), &result);
+    result.map(|a| a.response)
 }
 
 async fn handle(
@@ -52,7 +69,7 @@ async fn handle(
     state: &AppState,
     span: &RootSpan,
     started: Instant,
-) -> Result<(&'static str, HttpResponse), RouteError> {
+) -> Result<Answer, RouteError> {
     let event = header(req, "x-github-event")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Event header".into()))?;
@@ -90,17 +107,20 @@ async fn handle(
         }
     })?;
     match decision {
-        Decision::Ping => Ok(("ping", HttpResponse::Ok().json(json!({"status": "pong"})))),
+        Decision::Ping => Ok(Answer::new("ping", None, HttpResponse::Ok().json(json!({"status": "pong"})))),
         Decision::Ignored { reason } => {
             if reason == "untrusted" {
                 tracing::warn!(event, delivery, "ignored a delivery from an untrusted sender");
             }
-            Ok((
-                "ignored",
-                HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason})),
-            ))
+            let response = HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));
+            Ok(Answer {
+                decision: "ignored",
+                job: None,
+                reason: Some(reason),
+                response,
+            })
         }
-        Decision::Task(task) => submit(&state.github, task, span, started + BUDGET).await,
+        Decision::Task(task) => submit(&state.github, task, JobExtras::default(), span, started + BUDGET).await,
     }
 }
 
@@ -108,9 +128,10 @@ async fn handle(
 pub async fn submit(
     source: &SourceHandle,
     task: Box<Task>,
+    extras: JobExtras,
     span: &RootSpan,
     deadline: Instant,
-) -> Result<(&'static str, HttpResponse), RouteError> {
+) -> Result<Answer, RouteError> {
     span.record("job", task.job_name().as_str());
     let Ok(_permit) = source.permits.clone().try_acquire_owned() else {
         return Err(RouteError::Unavailable(format!(
@@ -119,21 +140,21 @@ pub async fn submit(
         )));
     };
     let left = deadline.saturating_duration_since(Instant::now());
-    let sent = tokio::time::timeout(left, source.addr.send(Submit { task, deadline })).await;
+    let sent = tokio::time::timeout(left, source.addr.send(Submit { task, extras, deadline })).await;
     let outcome = match sent {
         Err(_) => return Err(RouteError::Unavailable("timed out persisting the task; retry".into())),
         Ok(Err(e)) => return Err(RouteError::Unavailable(format!("source actor unavailable: {e}"))),
         Ok(Ok(o)) => o,
     };
     match outcome {
-        Ok(Enqueued::Queued(job)) => Ok((
-            "queued",
-            HttpResponse::Accepted().json(json!({"status": "queued", "job": job})),
-        )),
-        Ok(Enqueued::Duplicate(job)) => Ok((
-            "duplicate",
-            HttpResponse::Ok().json(json!({"status": "duplicate", "job": job})),
-        )),
+        Ok(Enqueued::Queued(job)) => {
+            let r = HttpResponse::Accepted().json(json!({"status": "queued", "job": job}));
+            Ok(Answer::new("queued", Some(job), r))
+        }
+        Ok(Enqueued::Duplicate(job)) => {
+            let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
+            Ok(Answer::new("duplicate", Some(job), r))
+        }
         Err(SubmitError::RateLimited(l)) => Err(RouteError::RateLimited {
             scope: l.scope,
             retry_after: l.retry_after,

@@ -3,8 +3,13 @@
 //! decoding) and send one small typed message to a source actor; they never
 //! talk to Kubernetes.
 
+pub mod auth;
 pub mod error;
 pub mod github;
+pub mod jobs;
+pub mod openapi;
+pub mod schema;
+pub mod tasks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +24,11 @@ use tokio::sync::Semaphore;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
+use crate::cluster::kube_actor::KubeActor;
 use crate::config::Config;
+use crate::events::{EventLog, NewEvent};
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::reflector::Store;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::sources::actor::SourceActor;
@@ -49,8 +58,55 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     pub trust: TrustConfig,
     pub github: SourceHandle,
+    pub pm_agent: SourceHandle,
+    pub cli: SourceHandle,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<EventLog>,
+    /// The watch's view of every managed Job (read-only).
+    pub jobs: Store<Job>,
+    pub kube: Addr<KubeActor>,
+}
+
+/// A handled event: the decision, the Job it led to, and the answer.
+pub struct Answer {
+    pub decision: &'static str,
+    pub job: Option<String>,
+    pub reason: Option<String>,
+    pub response: HttpResponse,
+}
+
+impl Answer {
+    pub fn new(decision: &'static str, job: Option<String>, response: HttpResponse) -> Self {
+        Answer {
+            decision,
+            job,
+            reason: None,
+            response,
+        }
+    }
+}
+
+/// Records the outcome of an event in the events log.
+pub fn record_outcome(
+    state: &AppState,
+    source: &str,
+    event: &str,
+    delivery: Option<&str>,
+    result: &Result<Answer, RouteError>,
+) {
+    let (decision, reason, job) = match result {
+        Ok(a) => (a.decision, a.reason.clone(), a.job.clone()),
+        Err(e) => (e.code(), Some(e.to_string()), None),
+    };
+    state.events.record(NewEvent {
+        source,
+        event,
+        delivery,
+        decision,
+        reason: reason.as_deref(),
+        job: job.as_deref(),
+    });
 }
 
 /// Root span of every request: request id plus the fields handlers fill in.
@@ -79,14 +135,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
         .route("/webhook/github", web::post().to(github::webhook))
+        .route("/api/v1/tasks", web::post().to(tasks::create_task))
+        .route("/api/v1/pm/tasks", web::post().to(tasks::create_pm_task))
+        .route("/api/v1/pm/tasks/{id}", web::get().to(tasks::get_pm_task))
+        .route("/api/v1/jobs", web::get().to(jobs::list_jobs))
+        .route("/api/v1/jobs/{name}", web::get().to(jobs::get_job))
+        .route("/api/v1/jobs/{name}", web::delete().to(jobs::cancel_job))
+        .route("/api/v1/jobs/{name}/logs", web::get().to(jobs::job_logs))
+        .route("/api/v1/events", web::get().to(jobs::events))
+        .route("/api/v1/openapi.json", web::get().to(openapi::document))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            RouteError::BadRequest(format!("bad query string: {e}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|e, _| {
+            RouteError::BadRequest(format!("bad path: {e}")).into()
+        }))
         .default_service(web::to(not_found));
 }
 
-async fn health() -> HttpResponse {
+/// Liveness: 200 while the process serves.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process serves")))]
+pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+/// Readiness: 200 once the Job watch is synced; 503 before and while draining.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready or draining")))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let h = &state.health;
     if h.draining.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
@@ -98,7 +175,10 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode())

@@ -17,6 +17,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::reflector::Store;
 
 use crate::cluster::build_job;
+use crate::cluster::files::{self, TaskFile};
 use crate::cluster::kube_actor::{CreateJob, KubeActor, KubeError, SetSuspend};
 use crate::cluster::state::{job_concurrency_key, job_priority, job_state};
 use crate::config::Config;
@@ -211,7 +212,17 @@ impl StoreReady for Store<Job> {
 #[rtype(result = "Result<Enqueued, EnqueueError>")]
 pub struct Enqueue {
     pub task: Box<Task>,
+    pub extras: JobExtras,
     pub deadline: Instant,
+}
+
+/// What a Job gets beyond its Task.
+#[derive(Debug, Clone, Default)]
+pub struct JobExtras {
+    /// Files for the agent (a ConfigMap owned by the Job).
+    pub files: Vec<TaskFile>,
+    /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
+    pub timeout_seconds: Option<i64>,
 }
 
 /// A Job's state changed (from its watcher).
@@ -248,7 +259,16 @@ impl Handler<Enqueue> for Scheduler {
     type Result = ResponseFuture<Result<Enqueued, EnqueueError>>;
 
     fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
-        let job = build_job(&msg.task, &self.config);
+        let extras = msg.extras;
+        let job = build_job(&msg.task, &self.config).map(|mut j| {
+            if !extras.files.is_empty() {
+                files::attach(&mut j, &extras.files);
+            }
+            if let (Some(t), Some(spec)) = (extras.timeout_seconds, j.spec.as_mut()) {
+                spec.active_deadline_seconds = Some(t);
+            }
+            j
+        });
         let kube = self.kube.clone();
         Box::pin(async move {
             let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
@@ -256,6 +276,7 @@ impl Handler<Enqueue> for Scheduler {
             let sent = kube
                 .send(CreateJob {
                     job: Box::new(job),
+                    files: extras.files,
                     deadline: msg.deadline,
                 })
                 .await

@@ -15,7 +15,7 @@ use actix::prelude::*;
 
 use crate::admission::{DedupCache, Limited, RateLimits};
 use crate::metrics::Metrics;
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
+use crate::scheduler::{Enqueue, EnqueueError, Enqueued, JobExtras, Scheduler};
 use crate::task::{Task, TaskSource};
 
 /// Asks for a Task to become a Job; answers once the Job exists.
@@ -23,6 +23,7 @@ use crate::task::{Task, TaskSource};
 #[rtype(result = "Result<Enqueued, SubmitError>")]
 pub struct Submit {
     pub task: Box<Task>,
+    pub extras: JobExtras,
     /// The caller's budget (GitHub waits 10 s).
     pub deadline: Instant,
 }
@@ -106,6 +107,7 @@ impl Handler<Submit> for SourceActor {
             let r = scheduler
                 .send(Enqueue {
                     task: msg.task,
+                    extras: msg.extras,
                     deadline: msg.deadline,
                 })
                 .await

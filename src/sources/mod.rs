@@ -37,3 +37,5 @@ impl Decision {
     }
 }
 pub mod actor;
+pub mod api;
+pub mod fields;

@@ -1,0 +1,137 @@
+//! Files delivered to a Job (PM Agent markdown files): a ConfigMap owned by
+//! the Job (so it is garbage-collected with it), mounted read-only at
+//! [`FILES_DIR`] in the agent container.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, EnvVar, KeyToPath, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where the files appear in the agent container.
+pub const FILES_DIR: &str = "/task/files";
+/// Largest total size of a task's files (ConfigMaps are capped at 1 MiB).
+pub const MAX_FILES_BYTES: usize = 900 * 1024;
+
+/// One file for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskFile {
+    /// Relative path under `/task/files` (no `..`, no leading `/`).
+    pub filename: String,
+    pub content: String,
+    /// Free-form type (e.g. `prd`, `architecture`, `task`).
+    #[serde(default)]
+    pub file_type: Option<String>,
+}
+
+/// Why a file cannot be delivered.
+pub fn file_problem(f: &TaskFile) -> Option<String> {
+    let name = &f.filename;
+    if name.is_empty() || name.len() > 253 {
+        return Some("must be 1 to 253 characters".into());
+    }
+    if name.starts_with('/') || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Some("must be a relative path without '.', '..' or empty segments".into());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c)) {
+        return Some("may contain only letters, digits, '-', '_', '.' and '/'".into());
+    }
+    None
+}
+
+/// The ConfigMap's name for a Job.
+pub fn configmap_name(job: &str) -> String {
+    // Job names are ≤ 63 characters, so this stays a valid object name.
+    format!("{job}-files")
+}
+
+/// Mounts the files' ConfigMap into the Job's agent container.
+pub fn attach(job: &mut Job, files: &[TaskFile]) {
+    let Some(name) = job.metadata.name.clone() else { return };
+    let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else { return };
+    let items = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| KeyToPath {
+            key: format!("f{i}"),
+            path: f.filename.clone(),
+            ..Default::default()
+        })
+        .collect();
+    pod.volumes.get_or_insert_default().push(Volume {
+        name: "task-files".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: configmap_name(&name),
+            items: Some(items),
+            optional: Some(false),
+            default_mode: Some(0o444),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    for c in pod.containers.iter_mut().filter(|c| c.name == "agent") {
+        c.volume_mounts.get_or_insert_default().push(VolumeMount {
+            name: "task-files".into(),
+            mount_path: FILES_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        c.env.get_or_insert_default().push(EnvVar {
+            name: "TASK_FILES_DIR".into(),
+            value: Some(FILES_DIR.into()),
+            ..Default::default()
+        });
+    }
+}
+
+/// The ConfigMap holding `files`, owned by the created Job.
+pub fn configmap(job: &Job, files: &[TaskFile]) -> Option<ConfigMap> {
+    let name = job.metadata.name.clone()?;
+    let uid = job.metadata.uid.clone()?;
+    let data: BTreeMap<String, String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (format!("f{i}"), f.content.clone()))
+        .collect();
+    Some(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(configmap_name(&name)),
+            namespace: job.metadata.namespace.clone(),
+            labels: job.metadata.labels.clone(),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name,
+                uid,
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..Default::default()
+        },
+        data: Some(data),
+        immutable: Some(true),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> TaskFile {
+        TaskFile { filename: name.into(), content: "x".into(), file_type: None }
+    }
+
+    #[test]
+    fn file_names_must_stay_inside_the_mount() {
+        for ok in ["prd.md", "docs/arch.md", "a_b-c.1.md"] {
+            assert!(file_problem(&f(ok)).is_none(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a b.md", "x/./y"] {
+            assert!(file_problem(&f(bad)).is_some(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The OpenAPI document at `/api/v1/openapi.json`, generated from the
+//! handlers' annotations and the documented types (utoipa), not by hand.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "orchestrator", description = "Events from GitHub, Grafana, a PM Agent and a CLI become Kubernetes Jobs that run AI coding agents."),
+    paths(
+        super::health, super::ready, super::metrics,
+        super::github::webhook,
+        super::tasks::create_task, super::tasks::create_pm_task, super::tasks::get_pm_task,
+        super::jobs::list_jobs, super::jobs::get_job, super::jobs::cancel_job, super::jobs::job_logs,
+        super::jobs::events,
+    ),
+    components(schemas(
+        super::schema::ErrorBody, super::schema::SubmitAnswer, super::schema::IgnoredAnswer,
+        super::schema::TaskRequest, super::schema::PmTaskRequest, super::schema::PmRepository,
+        super::schema::PmSubtask, crate::cluster::files::TaskFile, crate::sources::fields::FieldError,
+        super::jobs::JobView, super::jobs::JobList, super::jobs::ConditionView, crate::events::EventRecord,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> HttpResponse {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
+        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"status": "error", "error": "internal", "message": e.to_string()})),
+    }
+}

@@ -1,0 +1,106 @@
+//! Documented request and answer shapes for the OpenAPI document. The
+//! handlers validate bodies field by field (to name every bad field); these
+//! types describe the same documents.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::cluster::files::TaskFile;
+use crate::sources::fields::FieldError;
+
+/// An error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    /// Machine-readable code: bad_request, unauthorized, forbidden,
+    /// payload_too_large, invalid, not_found, rate_limited, unavailable, internal.
+    pub error: String,
+    pub message: String,
+    /// For `invalid` (422): each bad field.
+    pub fields: Option<Vec<FieldError>>,
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitAnswer {
+    /// `queued` (202) or `duplicate` (200).
+    pub status: String,
+    /// The Job's name.
+    pub job: String,
+}
+
+/// The answer to a webhook that asks for no work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IgnoredAnswer {
+    /// `ignored`.
+    pub status: String,
+    pub reason: String,
+}
+
+/// A generic task (`POST /api/v1/tasks`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskRequest {
+    /// Up to 1024 bytes.
+    pub title: String,
+    /// What the agent should do; up to 32 KiB.
+    pub prompt: String,
+    /// `owner/name` on GitHub; cloned into the agent's workspace.
+    pub repository: Option<String>,
+    pub issue: Option<u64>,
+    pub pr: Option<u64>,
+    /// Default `task`; 1–30 of `[a-z0-9-]`.
+    pub kind: Option<String>,
+    /// -1000..=1000, higher first. Default 0.
+    pub priority: Option<i32>,
+    /// Up to 20 string labels, recorded in the task document.
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// 60..=604800; default `JOB_TIMEOUT_SECONDS`.
+    pub timeout_seconds: Option<i64>,
+    /// Git ref to check out (default: the repository's default branch).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+}
+
+/// The PM Agent's repository.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PmRepository {
+    /// `https://github.com/OWNER/NAME(.git)`
+    pub url: String,
+    pub branch: Option<String>,
+    pub github_user: Option<String>,
+}
+
+/// A subtask.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PmSubtask {
+    pub id: Option<u64>,
+    pub title: String,
+    pub description: Option<String>,
+}
+
+/// The PM Agent's task document (a Task Master task plus delivery details).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PmTaskRequest {
+    /// Task id (integer or string); the dedup key.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub details: Option<String>,
+    pub test_strategy: Option<String>,
+    /// high, medium, low, critical, or an integer.
+    pub priority: Option<String>,
+    pub dependencies: Option<Vec<String>>,
+    pub subtasks: Option<Vec<PmSubtask>>,
+    pub service_name: Option<String>,
+    pub agent_name: Option<String>,
+    pub model: Option<String>,
+    pub repository: Option<PmRepository>,
+    pub working_directory: Option<String>,
+    /// Delivered read-only at `/task/files` (a ConfigMap owned by the Job).
+    pub markdown_files: Option<Vec<TaskFile>>,
+    pub agent_tools: Option<Vec<String>>,
+    pub prompt_modification: Option<String>,
+    /// append (default), prepend or replace.
+    pub prompt_mode: Option<String>,
+}

@@ -1,0 +1,158 @@
+//! The task APIs: `POST /api/v1/tasks` (generic; CLI and automation, with
+//! `Idempotency-Key`), `POST /api/v1/pm/tasks` and `GET /api/v1/pm/tasks/{id}`
+//! (the PM Agent). The bearer token decides the source actor.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use tracing_actix_web::RootSpan;
+
+use super::auth::ApiCaller;
+use super::error::RouteError;
+use super::github::submit;
+use super::jobs::{job_view, JobView};
+use super::schema::{ErrorBody, SubmitAnswer};
+use super::{read_body, AppState};
+use crate::cluster::jobspec::ANNOTATION_DEDUP_KEY;
+use crate::scheduler::JobExtras;
+use crate::sources::api::{self, Accepted};
+use crate::task::TaskSource;
+
+/// Largest task document (PM tasks carry markdown files).
+const MAX_TASK_BODY: usize = 2 * 1024 * 1024;
+/// Budget to persist a task before answering 503.
+const BUDGET: Duration = Duration::from_secs(15);
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RouteError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let k = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| RouteError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+    Ok(Some(k.to_string()))
+}
+
+async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, RouteError> {
+    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        return Err(RouteError::BadRequest("content type must be application/json".into()));
+    }
+    let body = read_body(req, payload, MAX_TASK_BODY).await?;
+    serde_json::from_slice(&body).map_err(|e| RouteError::BadRequest(format!("malformed JSON: {e}")))
+}
+
+async fn accept(
+    state: &AppState,
+    caller: &ApiCaller,
+    event: &str,
+    delivery: Option<&str>,
+    accepted: Result<Accepted, Vec<crate::sources::fields::FieldError>>,
+    span: &RootSpan,
+) -> Result<HttpResponse, RouteError> {
+    span.record("source", caller.source.as_str());
+    let result = match accepted {
+        Err(fields) => Err(RouteError::Fields(fields)),
+        Ok(a) => {
+            let handle = match caller.source {
+                TaskSource::PmAgent => &state.pm_agent,
+                _ => &state.cli,
+            };
+            let extras = JobExtras {
+                files: a.files,
+                timeout_seconds: a.timeout_seconds,
+            };
+            submit(handle, a.task, extras, span, Instant::now() + BUDGET).await
+        }
+    };
+    super::record_outcome(state, caller.source.as_str(), event, delivery, &result);
+    result.map(|a| a.response)
+}
+
+/// Submit a task.
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks",
+    request_body(content = super::schema::TaskRequest, description = "The task"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of the same request one task")),
+    responses(
+        (status = 202, description = "Queued: a suspended Job now exists", body = SubmitAnswer),
+        (status = 200, description = "Duplicate (same Idempotency-Key)", body = SubmitAnswer),
+        (status = 400, description = "Malformed JSON or headers", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Unavailable; retry", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_task(
+    req: HttpRequest,
+    payload: web::Payload,
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    span: RootSpan,
+) -> Result<HttpResponse, RouteError> {
+    let key = idempotency_key(&req)?;
+    span.record("delivery", key.as_deref().unwrap_or(""));
+    let body = json_body(&req, payload).await?;
+    let accepted = api::generic_task(&body, caller.source, &caller.identity, key.as_deref(), chrono::Utc::now());
+    accept(&state, &caller, "task", key.as_deref(), accepted, &span).await
+}
+
+/// Submit a PM Agent task (Task Master format). The task id is the dedup key.
+#[utoipa::path(post, path = "/api/v1/pm/tasks", tag = "pm-agent",
+    request_body(content = super::schema::PmTaskRequest, description = "The PM Agent's task"),
+    responses(
+        (status = 202, description = "Queued", body = SubmitAnswer),
+        (status = 200, description = "Duplicate (same task id)", body = SubmitAnswer),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 403, description = "The token is not a pm-agent token", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
+        (status = 503, description = "Unavailable; retry", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_pm_task(
+    req: HttpRequest,
+    payload: web::Payload,
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    span: RootSpan,
+) -> Result<HttpResponse, RouteError> {
+    if caller.source != TaskSource::PmAgent {
+        return Err(RouteError::Forbidden("this endpoint needs a pm-agent token".into()));
+    }
+    let body = json_body(&req, payload).await?;
+    let id = body.get("id").map(|v| v.to_string().trim_matches('"').to_string());
+    if let Some(id) = &id {
+        span.record("delivery", id.as_str());
+    }
+    let accepted = api::pm_task(&body, &caller.identity, chrono::Utc::now());
+    accept(&state, &caller, "pm-task", id.as_deref(), accepted, &span).await
+}
+
+/// The state of a PM Agent task's Job.
+#[utoipa::path(get, path = "/api/v1/pm/tasks/{id}", tag = "pm-agent",
+    params(("id" = String, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "The task's Job", body = JobView),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 404, description = "No Job for this task id", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_pm_task(
+    path: web::Path<String>,
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouteError> {
+    let key = api::pm_dedup_key(&path);
+    let job = state
+        .jobs
+        .state()
+        .into_iter()
+        .find(|j| {
+            j.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_DEDUP_KEY)) == Some(&key)
+        })
+        .ok_or_else(|| RouteError::NotFound(format!("no job for PM task {:?}", path.as_str())))?;
+    Ok(HttpResponse::Ok().json(job_view(&job)))
+}
+
