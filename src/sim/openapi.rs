@@ -55,7 +55,11 @@ pub fn document(gv: &str) -> Option<Value> {
         );
         let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}});
         let base = if r.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}", gv_path(group, version), r.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                gv_path(group, version),
+                r.plural
+            )
         } else {
             format!("/{}/{}", gv_path(group, version), r.plural)
         };
@@ -64,10 +68,7 @@ pub fn document(gv: &str) -> Option<Value> {
             item_params.push(param("namespace", "path"));
         }
         let op = |action: &str, extra: Vec<Value>| {
-            let mut params = vec![
-                param("dryRun", "query"),
-                param("fieldManager", "query"),
-            ];
+            let mut params = vec![param("dryRun", "query"), param("fieldManager", "query")];
             params.extend(extra);
             json!({
                 "operationId": format!("{action}{}", r.kind),
