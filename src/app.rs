@@ -87,6 +87,7 @@ pub async fn run(
         }
     };
     let github = source(TaskSource::Github, "github");
+    let grafana = source(TaskSource::Grafana, "grafana");
     let pm_agent = source(TaskSource::PmAgent, "pm-agent");
     let cli = source(TaskSource::Cli, "cli");
     if config.api_tokens.is_empty() {
@@ -110,6 +111,7 @@ pub async fn run(
         rules,
         trust: TrustConfig::from_config(&config),
         github,
+        grafana,
         pm_agent,
         cli,
         health: health.clone(),
@@ -127,6 +129,8 @@ pub async fn run(
     })
     .workers(config.server_workers)
     .disable_signals()
+    // A client that hangs up ends its streaming answer (log follow).
+    .h1_allow_half_closed(false)
     .shutdown_timeout(config.shutdown_timeout_seconds)
     .listen(listener)
     .context("starting the HTTP server")?

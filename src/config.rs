@@ -149,6 +149,8 @@ pub struct Config {
     /// is `pm-agent` or `cli`; the token decides which source a request is
     /// from. Unset: the task APIs answer 401 to everyone.
     pub api_tokens: Vec<ApiToken>,
+    /// The Grafana / Alertmanager webhook source (`GRAFANA_*` variables).
+    pub grafana: crate::sources::grafana::GrafanaConfig,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
     pub server_workers: usize,
     /// `KUBE_API_QPS` — sustained Kubernetes API requests per second of the
@@ -357,6 +359,7 @@ impl Config {
             github_max_body_bytes,
             allow_insecure_no_signature,
             api_tokens,
+            grafana: crate::sources::grafana::GrafanaConfig::from_lookup(&lookup)?,
             server_workers: positive(
                 "SERVER_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64),

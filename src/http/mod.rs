@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod github;
+pub mod grafana;
 pub mod jobs;
 pub mod openapi;
 pub mod schema;
@@ -58,6 +59,7 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     pub trust: TrustConfig,
     pub github: SourceHandle,
+    pub grafana: SourceHandle,
     pub pm_agent: SourceHandle,
     pub cli: SourceHandle,
     pub health: Arc<Health>,
@@ -135,6 +137,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
         .route("/webhook/github", web::post().to(github::webhook))
+        .route("/webhook/grafana", web::post().to(grafana::webhook))
+        .route("/webhook/grafana", web::put().to(grafana::webhook))
         .route("/api/v1/tasks", web::post().to(tasks::create_task))
         .route("/api/v1/pm/tasks", web::post().to(tasks::create_pm_task))
         .route("/api/v1/pm/tasks/{id}", web::get().to(tasks::get_pm_task))

@@ -22,7 +22,7 @@ impl Modify for BearerAuth {
     info(title = "orchestrator", description = "Events from GitHub, Grafana, a PM Agent and a CLI become Kubernetes Jobs that run AI coding agents."),
     paths(
         super::health, super::ready, super::metrics,
-        super::github::webhook,
+        super::github::webhook, super::grafana::webhook,
         super::tasks::create_task, super::tasks::create_pm_task, super::tasks::get_pm_task,
         super::jobs::list_jobs, super::jobs::get_job, super::jobs::cancel_job, super::jobs::job_logs,
         super::jobs::events,

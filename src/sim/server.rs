@@ -111,6 +111,7 @@ impl SimServer {
                     let server = HttpServer::new(move || app(data.clone()))
                         .workers(workers)
                         .disable_signals()
+                        .h1_allow_half_closed(false)
                         .shutdown_timeout(1)
                         .listen(listener);
                     let server = match server {

@@ -1,0 +1,182 @@
+//! `POST /webhook/grafana` (PUT too, as Grafana allows): Grafana's webhook
+//! contact point (`version: "1"`) and Prometheus Alertmanager (`version:
+//! "4"`). Each firing alert the matchers select becomes an investigation
+//! Job (dedup key fingerprint + startsAt, so repeat notifications and HA
+//! duplicates are duplicates); a resolved alert cancels its queued Job and,
+//! if configured, its running one.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use tracing_actix_web::RootSpan;
+
+use super::error::RouteError;
+use super::github::submit;
+use super::{read_body, AppState};
+use crate::cluster::jobspec::ANNOTATION_DEDUP_KEY;
+use crate::cluster::kube_actor::CancelJob;
+use crate::cluster::state::{job_state, JobState};
+use crate::events::NewEvent;
+use crate::scheduler::JobExtras;
+use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError};
+
+/// Grafana gives up after 30 s; answer well before.
+const BUDGET: Duration = Duration::from_secs(20);
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a [u8]> {
+    req.headers().get(name).map(|v| v.as_bytes())
+}
+
+/// A Grafana or Alertmanager notification.
+#[utoipa::path(post, path = "/webhook/grafana", tag = "webhooks",
+    request_body(content = Object, description = "Grafana (version 1) or Alertmanager (version 4) webhook body", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Processed; `alerts` lists the decision per alert (queued, duplicate, ignored, cancelled, …)"),
+        (status = 400, description = "Malformed body", body = super::schema::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials / signature / stale timestamp", body = super::schema::ErrorBody),
+        (status = 413, description = "Body too large", body = super::schema::ErrorBody),
+        (status = 503, description = "Some alert could not be persisted; retry (queued ones answer duplicate)", body = super::schema::ErrorBody)))]
+pub async fn webhook(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    span: RootSpan,
+) -> Result<HttpResponse, RouteError> {
+    span.record("source", "grafana");
+    let result = handle(&req, payload, &state, &span).await;
+    let decision = match &result {
+        Ok(_) => "processed",
+        Err(e) => e.code(),
+    };
+    state.metrics.decision("grafana", decision);
+    if let Err(e) = &result {
+        tracing::info!(error = %e, "grafana notification refused");
+        state.events.record(NewEvent {
+            source: "grafana",
+            event: "notification",
+            decision: e.code(),
+            reason: Some(&e.to_string()),
+            ..Default::default()
+        });
+    }
+    result
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    span: &RootSpan,
+) -> Result<HttpResponse, RouteError> {
+    let cfg = &state.config.grafana;
+    let body = read_body(req, payload, cfg.max_body_bytes).await?;
+    let insecure = state.config.allow_insecure_no_signature && !cfg.auth_configured();
+    if !insecure {
+        let now = chrono::Utc::now().timestamp();
+        authenticate(
+            cfg,
+            header(req, "authorization"),
+            cfg.signature_header().and_then(|h| header(req, h)),
+            cfg.timestamp_header().and_then(|h| header(req, h)),
+            &body,
+            now,
+        )
+        .map_err(|e| match e {
+            AuthError::NotConfigured => RouteError::Unauthorized(
+                "Grafana webhook authentication is not configured on this server (set GRAFANA_BASIC_AUTH, GRAFANA_AUTH_CREDENTIALS or GRAFANA_HMAC_SECRET)".into(),
+            ),
+            other => RouteError::Unauthorized(other.to_string()),
+        })?;
+    }
+    let decisions = route(&body, cfg, chrono::Utc::now()).map_err(|e| {
+        if e.is_client_error() {
+            RouteError::BadRequest(e.to_string())
+        } else {
+            RouteError::Internal(e.to_string())
+        }
+    })?;
+    let deadline = Instant::now() + BUDGET;
+    let mut answers: Vec<Value> = Vec::new();
+    let mut failure: Option<RouteError> = None;
+    for d in decisions {
+        let (fingerprint, a) = match d {
+            AlertDecision::Fire(task) => {
+                let fp = task.labels.get("fingerprint").cloned().unwrap_or_default();
+                let delivery = task.dedup_key.clone();
+                let r = submit(&state.grafana, task, JobExtras::default(), span, deadline).await;
+                super::record_outcome(state, "grafana", "alert", Some(&delivery), &r);
+                match r {
+                    Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
+                    Err(e) => {
+                        let v = json!({"decision": e.code(), "reason": e.to_string()});
+                        failure.get_or_insert(e);
+                        (fp, v)
+                    }
+                }
+            }
+            AlertDecision::Resolve { fingerprint, job_name, dedup_key, .. } => {
+                let v = resolve(state, &job_name, &dedup_key, deadline).await;
+                (fingerprint, v)
+            }
+            AlertDecision::Ignored { fingerprint, reason } => {
+                state.events.record(NewEvent {
+                    source: "grafana",
+                    event: "alert",
+                    delivery: Some(&fingerprint),
+                    decision: "ignored",
+                    reason: Some(&reason),
+                    job: None,
+                });
+                (fingerprint.clone(), json!({"decision": "ignored", "reason": reason}))
+            }
+        };
+        let mut a = a;
+        a["fingerprint"] = json!(fingerprint);
+        answers.push(a);
+    }
+    if let Some(e) = failure {
+        // Grafana retries the whole notification; alerts already queued
+        // then answer as duplicates.
+        return Err(e);
+    }
+    Ok(HttpResponse::Accepted().json(json!({"status": "processed", "alerts": answers})))
+}
+
+/// Cancels the Job of a resolved alert: always while queued, while running
+/// only if `GRAFANA_CANCEL_RUNNING_ON_RESOLVE`.
+async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: Instant) -> Value {
+    let job = state.jobs.state().into_iter().find(|j| {
+        j.metadata.name.as_deref() == Some(job_name)
+            || j.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_DEDUP_KEY)).map(String::as_str) == Some(dedup_key)
+    });
+    let Some(job) = job else {
+        return json!({"decision": "resolved", "reason": "no job for this alert"});
+    };
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let st = job_state(&job);
+    let cancel = match st {
+        JobState::Queued => true,
+        JobState::Running => state.config.grafana.cancel_running_on_resolve,
+        _ => false,
+    };
+    if !cancel {
+        return json!({"decision": "resolved", "job": name, "reason": format!("job is {}", st.as_str())});
+    }
+    let sent = state.kube.send(CancelJob { name: name.clone(), deadline }).await;
+    let (decision, reason) = match sent {
+        Ok(Ok(_)) => ("cancelled", None),
+        Ok(Err(e)) => ("unavailable", Some(e.to_string())),
+        Err(e) => ("unavailable", Some(e.to_string())),
+    };
+    state.events.record(NewEvent {
+        source: "grafana",
+        event: "alert-resolved",
+        delivery: Some(dedup_key),
+        decision,
+        reason: reason.as_deref(),
+        job: Some(&name),
+    });
+    tracing::info!(job = %name, decision, "resolved alert");
+    json!({"decision": decision, "job": name, "reason": reason})
+}
