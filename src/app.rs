@@ -51,9 +51,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let rules = Arc::new(
-        Rules::load(config.rules_path.as_deref()).context("loading the routing rules (ORCHESTRATOR_RULES)")?,
+        Rules::load(config.rules_path.as_deref())
+            .context("loading the routing rules (ORCHESTRATOR_RULES)")?,
     );
-    let client = kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
+    let client =
+        kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
@@ -67,8 +69,12 @@ pub async fn run(
     let kube = Supervisor::start(move |_| KubeActor::new(kube_client, &settings, kube_metrics));
 
     let (reader, writer) = reflector::store::<Job>();
-    let (sched_kube, sched_cfg, sched_metrics, sched_jobs) =
-        (kube.clone(), config.clone(), metrics.clone(), reader.clone());
+    let (sched_kube, sched_cfg, sched_metrics, sched_jobs) = (
+        kube.clone(),
+        config.clone(),
+        metrics.clone(),
+        reader.clone(),
+    );
     let scheduler = Supervisor::start(move |_| {
         Scheduler::new(sched_kube, sched_cfg, sched_jobs, sched_metrics)
     });
@@ -79,7 +85,12 @@ pub async fn run(
         config.rate_limit_per_sender_per_minute,
     ));
     let source = |kind: TaskSource, name: &'static str| {
-        let (dedup, limits, sched, m) = (dedup.clone(), limits.clone(), scheduler.clone(), metrics.clone());
+        let (dedup, limits, sched, m) = (
+            dedup.clone(),
+            limits.clone(),
+            scheduler.clone(),
+            metrics.clone(),
+        );
         SourceHandle {
             addr: Supervisor::start(move |_| SourceActor::new(kind, dedup, limits, sched, m)),
             permits: Arc::new(Semaphore::new(MAILBOX)),
@@ -104,7 +115,11 @@ pub async fn run(
     ));
     let lease_api: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let lease_settings = LeaseSettings::from_env(LEASE_DURATION);
-    let lease_task = actix_rt::spawn(lease::run(lease_api.clone(), lease_settings.clone(), scheduler.clone()));
+    let lease_task = actix_rt::spawn(lease::run(
+        lease_api.clone(),
+        lease_settings.clone(),
+        scheduler.clone(),
+    ));
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -159,7 +174,11 @@ pub async fn run(
         tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");
     }
     lease_task.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(2), lease::release(&lease_api, &lease_settings)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        lease::release(&lease_api, &lease_settings),
+    )
+    .await;
     tracing::info!("stopped");
     let _ = kube.connected();
     outcome

@@ -405,7 +405,10 @@ fn load_api_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<ApiToken
         (None, None) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
-    for (i, pair) in split_list(&text, &[',', '\n', '\r']).into_iter().enumerate() {
+    for (i, pair) in split_list(&text, &[',', '\n', '\r'])
+        .into_iter()
+        .enumerate()
+    {
         let expected = "source=token pairs like pm-agent=TOKEN,cli=TOKEN (source: pm-agent or cli; token at least 16 characters)";
         let bad = |what: &str| ConfigError {
             var,

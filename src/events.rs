@@ -92,7 +92,12 @@ impl EventLog {
     }
 
     /// Newest first, optionally filtered by source and decision.
-    pub fn recent(&self, limit: usize, source: Option<&str>, decision: Option<&str>) -> Vec<EventRecord> {
+    pub fn recent(
+        &self,
+        limit: usize,
+        source: Option<&str>,
+        decision: Option<&str>,
+    ) -> Vec<EventRecord> {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.1.iter()
             .rev()
@@ -113,10 +118,21 @@ mod tests {
         let log = EventLog::new(3);
         for i in 0..5 {
             let d = i.to_string();
-            log.record(NewEvent { source: "github", event: "issues", delivery: Some(&d), decision: "queued", ..Default::default() });
+            log.record(NewEvent {
+                source: "github",
+                event: "issues",
+                delivery: Some(&d),
+                decision: "queued",
+                ..Default::default()
+            });
         }
         let r = log.recent(10, None, None);
-        assert_eq!(r.iter().map(|e| e.delivery.clone().unwrap()).collect::<Vec<_>>(), ["4", "3", "2"]);
+        assert_eq!(
+            r.iter()
+                .map(|e| e.delivery.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["4", "3", "2"]
+        );
         assert_eq!(log.recent(10, Some("grafana"), None).len(), 0);
         assert_eq!(log.recent(1, None, Some("queued")).len(), 1);
     }
@@ -125,7 +141,13 @@ mod tests {
     fn long_fields_are_clipped() {
         let log = EventLog::new(1);
         let long = "é".repeat(500);
-        log.record(NewEvent { source: "cli", event: "task", reason: Some(&long), decision: "rejected", ..Default::default() });
+        log.record(NewEvent {
+            source: "cli",
+            event: "task",
+            reason: Some(&long),
+            decision: "rejected",
+            ..Default::default()
+        });
         assert!(log.recent(1, None, None)[0].reason.as_ref().unwrap().len() <= FIELD_MAX + 3);
     }
 }

@@ -548,7 +548,7 @@ async fn a_suspended_job_has_no_pods_until_unsuspended() {
     .await
     .unwrap();
     let suspended = wait_for(&jobs, "later", "Suspended", 5).await;
-    assert_eq!(suspended.status.unwrap().active, Some(0));
+    assert_eq!(suspended.status.unwrap().active.unwrap_or(0), 0);
     let pods: Api<Pod> = Api::default_namespaced(client);
     assert!(pods
         .list(&ListParams::default().labels("job-name=later"))

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, EnvVar, KeyToPath, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, EnvVar, KeyToPath, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -33,10 +35,17 @@ pub fn file_problem(f: &TaskFile) -> Option<String> {
     if name.is_empty() || name.len() > 253 {
         return Some("must be 1 to 253 characters".into());
     }
-    if name.starts_with('/') || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+    if name.starts_with('/')
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
         return Some("must be a relative path without '.', '..' or empty segments".into());
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c)) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c))
+    {
         return Some("may contain only letters, digits, '-', '_', '.' and '/'".into());
     }
     None
@@ -50,8 +59,12 @@ pub fn configmap_name(job: &str) -> String {
 
 /// Mounts the files' ConfigMap into the Job's agent container.
 pub fn attach(job: &mut Job, files: &[TaskFile]) {
-    let Some(name) = job.metadata.name.clone() else { return };
-    let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else { return };
+    let Some(name) = job.metadata.name.clone() else {
+        return;
+    };
+    let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
+        return;
+    };
     let items = files
         .iter()
         .enumerate()
@@ -122,7 +135,11 @@ mod tests {
     use super::*;
 
     fn f(name: &str) -> TaskFile {
-        TaskFile { filename: name.into(), content: "x".into(), file_type: None }
+        TaskFile {
+            filename: name.into(),
+            content: "x".into(),
+            file_type: None,
+        }
     }
 
     #[test]
@@ -130,7 +147,15 @@ mod tests {
         for ok in ["prd.md", "docs/arch.md", "a_b-c.1.md"] {
             assert!(file_problem(&f(ok)).is_none(), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a b.md", "x/./y"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a b.md",
+            "x/./y",
+        ] {
             assert!(file_problem(&f(bad)).is_some(), "{bad:?}");
         }
     }

@@ -284,7 +284,11 @@ impl Handler<CancelJob> for KubeActor {
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, limiter) = (self.jobs.clone(), self.ctx());
         Box::pin(async move {
-            let Some(job) = call(limiter.clone(), msg.deadline, "get", || jobs.get_opt(&msg.name)).await? else {
+            let Some(job) = call(limiter.clone(), msg.deadline, "get", || {
+                jobs.get_opt(&msg.name)
+            })
+            .await?
+            else {
                 return Ok(None);
             };
             if crate::cluster::state::job_state(&job).is_finished() {
@@ -295,9 +299,11 @@ impl Handler<CancelJob> for KubeActor {
                 "spec": {"suspend": true},
             }));
             let pp = PatchParams::default();
-            call(limiter, msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                .await
-                .map(Some)
+            call(limiter, msg.deadline, "patch", || {
+                jobs.patch(&msg.name, &pp, &patch)
+            })
+            .await
+            .map(Some)
         })
     }
 }
@@ -310,8 +316,11 @@ impl Handler<StreamLogs> for KubeActor {
         Box::pin(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
             let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
-            let lp = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
-            let mut list = call(limiter.clone(), msg.deadline, "list", || pods.list(&lp)).await?.items;
+            let lp =
+                ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
+            let mut list = call(limiter.clone(), msg.deadline, "list", || pods.list(&lp))
+                .await?
+                .items;
             list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
             let Some(pod) = list.pop().and_then(|p| p.metadata.name) else {
                 return Err(KubeError::NotFound);
@@ -321,7 +330,10 @@ impl Handler<StreamLogs> for KubeActor {
                 container: Some("agent".into()),
                 ..Default::default()
             };
-            let reader = call(limiter, msg.deadline, "get", || pods.log_stream(&pod, &params)).await?;
+            let reader = call(limiter, msg.deadline, "get", || {
+                pods.log_stream(&pod, &params)
+            })
+            .await?;
             let lines = reader.lines().map_err(|e| e.to_string()).boxed();
             Ok(lines)
         })

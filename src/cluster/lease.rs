@@ -34,7 +34,11 @@ impl LeaseSettings {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "orchestrator".into());
-                format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().to_string()[..8])
+                format!(
+                    "{host}-{}-{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().to_string()[..8]
+                )
             });
         LeaseSettings {
             identity,
@@ -94,7 +98,10 @@ async fn try_hold(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Err
     } else {
         return Ok(false);
     }
-    match api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
+    match api
+        .replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e),
@@ -131,15 +138,22 @@ pub async fn run(api: Api<Lease>, s: LeaseSettings, scheduler: Addr<Scheduler>) 
 
 /// Gives the Lease up if this replica holds it (graceful shutdown).
 pub async fn release(api: &Api<Lease>, s: &LeaseSettings) {
-    let Ok(Some(mut lease)) = api.get_opt(LEASE_NAME).await else { return };
-    let Some(spec) = lease.spec.as_mut() else { return };
+    let Ok(Some(mut lease)) = api.get_opt(LEASE_NAME).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
     if spec.holder_identity.as_deref() != Some(s.identity.as_str()) {
         return;
     }
     spec.holder_identity = None;
     spec.lease_duration_seconds = Some(1);
     spec.renew_time = Some(now());
-    match api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
+    match api
+        .replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => tracing::info!("scheduler lease released"),
         Err(e) => tracing::warn!(error = %e, "could not release the scheduler lease"),
     }

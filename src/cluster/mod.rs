@@ -7,7 +7,7 @@
 pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
-pub mod kube_actor;
-pub mod state;
-pub mod lease;
 pub mod files;
+pub mod kube_actor;
+pub mod lease;
+pub mod state;

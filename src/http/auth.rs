@@ -28,13 +28,17 @@ fn authenticate(req: &HttpRequest) -> Result<ApiCaller, RouteError> {
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RouteError::Unauthorized("missing bearer token (Authorization: Bearer TOKEN)".into()))?;
+        .ok_or_else(|| {
+            RouteError::Unauthorized("missing bearer token (Authorization: Bearer TOKEN)".into())
+        })?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| RouteError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into()))?;
+        .ok_or_else(|| {
+            RouteError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())
+        })?;
     // Compare against every configured token, always all of them.
     let mut found = None;
     for t in &state.config.api_tokens {

@@ -62,7 +62,9 @@ impl ResponseError for RouteError {
             RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteError::Unprocessable(_) | RouteError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RouteError::Unprocessable(_) | RouteError::Fields(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Forbidden(_) => StatusCode::FORBIDDEN,
             RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -85,7 +87,8 @@ impl ResponseError for RouteError {
             }
             _ => {}
         }
-        let mut body = json!({"status": "error", "error": self.code(), "message": self.to_string()});
+        let mut body =
+            json!({"status": "error", "error": self.code(), "message": self.to_string()});
         if let RouteError::Fields(f) = self {
             body["fields"] = json!(f);
         }

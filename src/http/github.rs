@@ -59,7 +59,13 @@ pub async fn webhook(
         Err(e) => tracing::info!(decision, error = %e, "github delivery refused"),
     }
     let event = header(&req, "x-github-event").unwrap_or("");
-    super::record_outcome(&state, "github", event, header(&req, "x-github-delivery"), &result);
+    super::record_outcome(
+        &state,
+        "github",
+        event,
+        header(&req, "x-github-delivery"),
+        &result,
+    );
     result.map(|a| a.response)
 }
 
@@ -88,10 +94,13 @@ async fn handle(
         )));
     }
     let body = read_body(req, payload, state.config.github_max_body_bytes).await?;
-    if !state.config.allow_insecure_no_signature || !state.config.github_webhook_secrets.is_empty() {
+    if !state.config.allow_insecure_no_signature || !state.config.github_webhook_secrets.is_empty()
+    {
         verify_signature(
             &state.config.github_webhook_secrets,
-            req.headers().get("x-hub-signature-256").map(|v| v.as_bytes()),
+            req.headers()
+                .get("x-hub-signature-256")
+                .map(|v| v.as_bytes()),
             &body,
         )
         .map_err(|e| match e {
@@ -107,12 +116,21 @@ async fn handle(
         }
     })?;
     match decision {
-        Decision::Ping => Ok(Answer::new("ping", None, HttpResponse::Ok().json(json!({"status": "pong"})))),
+        Decision::Ping => Ok(Answer::new(
+            "ping",
+            None,
+            HttpResponse::Ok().json(json!({"status": "pong"})),
+        )),
         Decision::Ignored { reason } => {
             if reason == "untrusted" {
-                tracing::warn!(event, delivery, "ignored a delivery from an untrusted sender");
+                tracing::warn!(
+                    event,
+                    delivery,
+                    "ignored a delivery from an untrusted sender"
+                );
             }
-            let response = HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));
+            let response =
+                HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));
             Ok(Answer {
                 decision: "ignored",
                 job: None,
@@ -120,7 +138,16 @@ async fn handle(
                 response,
             })
         }
-        Decision::Task(task) => submit(&state.github, task, JobExtras::default(), span, started + BUDGET).await,
+        Decision::Task(task) => {
+            submit(
+                &state.github,
+                task,
+                JobExtras::default(),
+                span,
+                started + BUDGET,
+            )
+            .await
+        }
     }
 }
 
@@ -140,10 +167,26 @@ pub async fn submit(
         )));
     };
     let left = deadline.saturating_duration_since(Instant::now());
-    let sent = tokio::time::timeout(left, source.addr.send(Submit { task, extras, deadline })).await;
+    let sent = tokio::time::timeout(
+        left,
+        source.addr.send(Submit {
+            task,
+            extras,
+            deadline,
+        }),
+    )
+    .await;
     let outcome = match sent {
-        Err(_) => return Err(RouteError::Unavailable("timed out persisting the task; retry".into())),
-        Ok(Err(e)) => return Err(RouteError::Unavailable(format!("source actor unavailable: {e}"))),
+        Err(_) => {
+            return Err(RouteError::Unavailable(
+                "timed out persisting the task; retry".into(),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(RouteError::Unavailable(format!(
+                "source actor unavailable: {e}"
+            )))
+        }
         Ok(Ok(o)) => o,
     };
     match outcome {

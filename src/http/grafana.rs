@@ -115,11 +115,19 @@ async fn handle(
                     }
                 }
             }
-            AlertDecision::Resolve { fingerprint, job_name, dedup_key, .. } => {
+            AlertDecision::Resolve {
+                fingerprint,
+                job_name,
+                dedup_key,
+                ..
+            } => {
                 let v = resolve(state, &job_name, &dedup_key, deadline).await;
                 (fingerprint, v)
             }
-            AlertDecision::Ignored { fingerprint, reason } => {
+            AlertDecision::Ignored {
+                fingerprint,
+                reason,
+            } => {
                 state.events.record(NewEvent {
                     source: "grafana",
                     event: "alert",
@@ -128,7 +136,10 @@ async fn handle(
                     reason: Some(&reason),
                     job: None,
                 });
-                (fingerprint.clone(), json!({"decision": "ignored", "reason": reason}))
+                (
+                    fingerprint.clone(),
+                    json!({"decision": "ignored", "reason": reason}),
+                )
             }
         };
         let mut a = a;
@@ -148,7 +159,12 @@ async fn handle(
 async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: Instant) -> Value {
     let job = state.jobs.state().into_iter().find(|j| {
         j.metadata.name.as_deref() == Some(job_name)
-            || j.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_DEDUP_KEY)).map(String::as_str) == Some(dedup_key)
+            || j.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
+                .map(String::as_str)
+                == Some(dedup_key)
     });
     let Some(job) = job else {
         return json!({"decision": "resolved", "reason": "no job for this alert"});
@@ -163,7 +179,13 @@ async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: In
     if !cancel {
         return json!({"decision": "resolved", "job": name, "reason": format!("job is {}", st.as_str())});
     }
-    let sent = state.kube.send(CancelJob { name: name.clone(), deadline }).await;
+    let sent = state
+        .kube
+        .send(CancelJob {
+            name: name.clone(),
+            deadline,
+        })
+        .await;
     let (decision, reason) = match sent {
         Ok(Ok(_)) => ("cancelled", None),
         Ok(Err(e)) => ("unavailable", Some(e.to_string())),

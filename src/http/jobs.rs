@@ -54,7 +54,11 @@ pub struct JobView {
 }
 
 fn label(job: &Job, key: &str) -> Option<String> {
-    job.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned()
+    job.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .cloned()
 }
 
 /// Builds the API view of a Job.
@@ -74,12 +78,15 @@ pub fn job_view(job: &Job) -> JobView {
                 .collect()
         })
         .unwrap_or_default();
-    let finished = status.and_then(|s| s.completion_time.as_ref()).map(|t| t.0.to_string()).or_else(|| {
-        conditions
-            .iter()
-            .find(|c| (c.kind == "Failed" || c.kind == "Complete") && c.status == "True")
-            .and_then(|c| c.last_transition_time.clone())
-    });
+    let finished = status
+        .and_then(|s| s.completion_time.as_ref())
+        .map(|t| t.0.to_string())
+        .or_else(|| {
+            conditions
+                .iter()
+                .find(|c| (c.kind == "Failed" || c.kind == "Complete") && c.status == "True")
+                .and_then(|c| c.last_transition_time.clone())
+        });
     let task = job
         .spec
         .as_ref()
@@ -96,9 +103,20 @@ pub fn job_view(job: &Job) -> JobView {
         kind: label(job, LABEL_KIND),
         repository: label(job, LABEL_REPOSITORY),
         priority: job_priority(job),
-        url: job.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_URL)).cloned(),
-        created_at: job.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
-        started_at: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string()),
+        url: job
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_URL))
+            .cloned(),
+        created_at: job
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        started_at: status
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string()),
         finished_at: finished,
         task,
         conditions,
@@ -135,15 +153,29 @@ pub struct JobList {
         (status = 400, description = "Bad filter", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_jobs(q: web::Query<JobQuery>, _caller: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
+pub async fn list_jobs(
+    q: web::Query<JobQuery>,
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouteError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(RouteError::BadRequest("limit must be from 1 to 500".into()));
     }
-    const STATES: [&str; 6] = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"];
+    const STATES: [&str; 6] = [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "timed_out",
+    ];
     if let Some(s) = q.state.as_deref() {
         if !STATES.contains(&s) {
-            return Err(RouteError::BadRequest(format!("state must be one of {}", STATES.join(", "))));
+            return Err(RouteError::BadRequest(format!(
+                "state must be one of {}",
+                STATES.join(", ")
+            )));
         }
     }
     let repo = q.repository.as_deref().map(crate::task::label_value);
@@ -152,12 +184,23 @@ pub async fn list_jobs(q: web::Query<JobQuery>, _caller: ApiCaller, state: web::
         .state()
         .iter()
         .map(|j| job_view(j))
-        .filter(|v| q.source.as_deref().is_none_or(|s| v.source.as_deref() == Some(s)))
+        .filter(|v| {
+            q.source
+                .as_deref()
+                .is_none_or(|s| v.source.as_deref() == Some(s))
+        })
         .filter(|v| q.state.as_deref().is_none_or(|s| v.state.as_str() == s))
-        .filter(|v| repo.as_deref().is_none_or(|r| v.repository.as_deref() == Some(r)))
+        .filter(|v| {
+            repo.as_deref()
+                .is_none_or(|r| v.repository.as_deref() == Some(r))
+        })
         .collect();
     // Newest first; the name breaks ties so pages are stable.
-    views.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.name.cmp(&b.name)));
+    views.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     let start = match &q.continue_token {
         Some(tok) => {
             let (created, name) = tok
@@ -176,7 +219,8 @@ pub async fn list_jobs(q: web::Query<JobQuery>, _caller: ApiCaller, state: web::
     let mut page: Vec<JobView> = views.into_iter().skip(start).take(limit + 1).collect();
     let next = if page.len() > limit {
         page.truncate(limit);
-        page.last().map(|v| format!("{}|{}", v.created_at.as_deref().unwrap_or(""), v.name))
+        page.last()
+            .map(|v| format!("{}|{}", v.created_at.as_deref().unwrap_or(""), v.name))
     } else {
         None
     };
@@ -199,7 +243,11 @@ fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError>
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 404, description = "No such Job", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_job(path: web::Path<String>, _caller: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
+pub async fn get_job(
+    path: web::Path<String>,
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouteError> {
     let job = find(&state, &path)?;
     Ok(HttpResponse::Ok().json(job_view(&job)))
 }
@@ -221,8 +269,15 @@ fn kube_error(e: KubeError) -> RouteError {
         (status = 404, description = "No such Job", body = ErrorBody),
         (status = 503, description = "Kubernetes unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel_job(path: web::Path<String>, caller: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
-    let msg = CancelJob { name: path.clone(), deadline: Instant::now() + Duration::from_secs(10) };
+pub async fn cancel_job(
+    path: web::Path<String>,
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouteError> {
+    let msg = CancelJob {
+        name: path.clone(),
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
     let job = state
         .kube
         .send(msg)
@@ -263,7 +318,11 @@ pub async fn job_logs(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let job = find(&state, &path)?;
-    let msg = StreamLogs { name: path.clone(), follow: q.follow.unwrap_or(false), deadline: Instant::now() + Duration::from_secs(10) };
+    let msg = StreamLogs {
+        name: path.clone(),
+        follow: q.follow.unwrap_or(false),
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
     let lines = state
         .kube
         .send(msg)
@@ -281,7 +340,9 @@ pub async fn job_logs(
         Ok(line) => Ok::<_, actix_web::Error>(web::Bytes::from(format!("{line}\n"))),
         Err(e) => Err(actix_web::error::ErrorInternalServerError(e)),
     });
-    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").streaming(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .streaming(body))
 }
 
 /// Filters of the events log.
@@ -299,7 +360,15 @@ pub struct EventQuery {
     responses((status = 200, description = "Newest first", body = [EventRecord]),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn events(q: web::Query<EventQuery>, _caller: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
+pub async fn events(
+    q: web::Query<EventQuery>,
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouteError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(HttpResponse::Ok().json(state.events.recent(limit, q.source.as_deref(), q.decision.as_deref())))
+    Ok(HttpResponse::Ok().json(state.events.recent(
+        limit,
+        q.source.as_deref(),
+        q.decision.as_deref(),
+    )))
 }

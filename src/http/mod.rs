@@ -28,13 +28,13 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use crate::cluster::kube_actor::KubeActor;
 use crate::config::Config;
 use crate::events::{EventLog, NewEvent};
-use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector::Store;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::sources::actor::SourceActor;
 use crate::sources::github::TrustConfig;
 use error::RouteError;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::reflector::Store;
 
 /// Readiness inputs.
 #[derive(Debug, Default)]
@@ -126,7 +126,10 @@ impl RootSpanBuilder for RootSpan {
         )
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
@@ -148,12 +151,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/jobs/{name}/logs", web::get().to(jobs::job_logs))
         .route("/api/v1/events", web::get().to(jobs::events))
         .route("/api/v1/openapi.json", web::get().to(openapi::document))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            RouteError::BadRequest(format!("bad query string: {e}")).into()
-        }))
-        .app_data(web::PathConfig::default().error_handler(|e, _| {
-            RouteError::BadRequest(format!("bad path: {e}")).into()
-        }))
+        .app_data(
+            web::QueryConfig::default().error_handler(|e, _| {
+                RouteError::BadRequest(format!("bad query string: {e}")).into()
+            }),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| RouteError::BadRequest(format!("bad path: {e}")).into()),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -173,8 +179,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
     }
     if !h.synced.load(Ordering::SeqCst) {
-        return HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "reason": "the Kubernetes Job watch is not synced yet"}));
+        return HttpResponse::ServiceUnavailable().json(
+            json!({"status": "not_ready", "reason": "the Kubernetes Job watch is not synced yet"}),
+        );
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }
@@ -189,7 +196,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(json!({"status": "error", "error": "not_found", "message": "no such route"}))
+    HttpResponse::NotFound()
+        .json(json!({"status": "error", "error": "not_found", "message": "no such route"}))
 }
 
 /// Reads a request body up to `limit` bytes (413 beyond), checking
@@ -211,7 +219,8 @@ pub async fn read_body(
     }
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| RouteError::BadRequest(format!("reading the body failed: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| RouteError::BadRequest(format!("reading the body failed: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(RouteError::TooLarge(limit));
         }

@@ -40,7 +40,11 @@ pub struct ApiDoc;
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> HttpResponse {
     match ApiDoc::openapi().to_json() {
-        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"status": "error", "error": "internal", "message": e.to_string()})),
+        Ok(json) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json),
+        Err(e) => HttpResponse::InternalServerError().json(
+            serde_json::json!({"status": "error", "error": "internal", "message": e.to_string()}),
+        ),
     }
 }

@@ -33,17 +33,34 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RouteError> {
         .ok()
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
-        .ok_or_else(|| RouteError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+        .ok_or_else(|| {
+            RouteError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )
+        })?;
     Ok(Some(k.to_string()))
 }
 
 async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, RouteError> {
-    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-        return Err(RouteError::BadRequest("content type must be application/json".into()));
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(RouteError::BadRequest(
+            "content type must be application/json".into(),
+        ));
     }
     let body = read_body(req, payload, MAX_TASK_BODY).await?;
-    serde_json::from_slice(&body).map_err(|e| RouteError::BadRequest(format!("malformed JSON: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| RouteError::BadRequest(format!("malformed JSON: {e}")))
 }
 
 async fn accept(
@@ -96,7 +113,13 @@ pub async fn create_task(
     let key = idempotency_key(&req)?;
     span.record("delivery", key.as_deref().unwrap_or(""));
     let body = json_body(&req, payload).await?;
-    let accepted = api::generic_task(&body, caller.source, &caller.identity, key.as_deref(), chrono::Utc::now());
+    let accepted = api::generic_task(
+        &body,
+        caller.source,
+        &caller.identity,
+        key.as_deref(),
+        chrono::Utc::now(),
+    );
     accept(&state, &caller, "task", key.as_deref(), accepted, &span).await
 }
 
@@ -120,10 +143,14 @@ pub async fn create_pm_task(
     span: RootSpan,
 ) -> Result<HttpResponse, RouteError> {
     if caller.source != TaskSource::PmAgent {
-        return Err(RouteError::Forbidden("this endpoint needs a pm-agent token".into()));
+        return Err(RouteError::Forbidden(
+            "this endpoint needs a pm-agent token".into(),
+        ));
     }
     let body = json_body(&req, payload).await?;
-    let id = body.get("id").map(|v| v.to_string().trim_matches('"').to_string());
+    let id = body
+        .get("id")
+        .map(|v| v.to_string().trim_matches('"').to_string());
     if let Some(id) = &id {
         span.record("delivery", id.as_str());
     }
@@ -150,9 +177,12 @@ pub async fn get_pm_task(
         .state()
         .into_iter()
         .find(|j| {
-            j.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_DEDUP_KEY)) == Some(&key)
+            j.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
+                == Some(&key)
         })
         .ok_or_else(|| RouteError::NotFound(format!("no job for PM task {:?}", path.as_str())))?;
     Ok(HttpResponse::Ok().json(job_view(&job)))
 }
-

@@ -223,7 +223,15 @@ impl Controller {
             .delete(PODS, ns, meta(pod, "name"), &DeleteOptions::default());
     }
 
-    fn write_status(&self, ns: &str, name: &str, status: Value) {
+    fn write_status(&self, ns: &str, name: &str, mut status: Value) {
+        // Like the real controller, zero counts are left out.
+        if let Some(m) = status.as_object_mut() {
+            for k in ["active", "succeeded", "failed"] {
+                if m.get(k) == Some(&json!(0)) {
+                    m.remove(k);
+                }
+            }
+        }
         let _ = self.store().modify(JOBS, ns, name, true, false, |cur| {
             let mut n = cur.clone();
             n["status"] = status;

@@ -82,10 +82,22 @@ pub fn on_create(res: usize, obj: &mut Value) {
     }
 }
 
-fn job(obj: &mut Value) {
-    let uid = obj["metadata"]["uid"].clone();
-    let name = obj["metadata"]["name"].clone();
-    let spec = obj_mut(obj, "spec");
+/// Defaults applied to an update's body before it is validated, as the real
+/// server does (so `kubectl replace -f` of the original manifest is not a
+/// change of defaulted immutable fields).
+pub fn on_update(res: usize, obj: &mut Value) {
+    match res {
+        PODS => {
+            if let Some(spec) = obj.get_mut("spec") {
+                pod_spec(spec, "Always");
+            }
+        }
+        JOBS => job_spec_defaults(obj),
+        _ => {}
+    }
+}
+
+fn job_scalar_defaults(spec: &mut Map<String, Value>) {
     set_default(spec, "parallelism", json!(1));
     set_default(spec, "completions", json!(1));
     set_default(spec, "backoffLimit", json!(6));
@@ -93,6 +105,41 @@ fn job(obj: &mut Value) {
     set_default(spec, "suspend", json!(false));
     set_default(spec, "manualSelector", json!(false));
     set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+}
+
+fn job_spec_defaults(obj: &mut Value) {
+    // uid and name are the stored ones (the store copies them in first).
+    let uid = obj["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].clone();
+    let spec = obj_mut(obj, "spec");
+    job_scalar_defaults(spec);
+    if spec.get("manualSelector") != Some(&json!(true)) {
+        spec.entry("selector")
+            .or_insert_with(|| json!({"matchLabels": {CONTROLLER_UID_LABEL: uid.clone()}}));
+        let tmpl = spec.entry("template").or_insert(json!({}));
+        let meta = obj_mut(tmpl, "metadata");
+        let labels = meta.entry("labels").or_insert(json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            for (k, v) in [
+                (CONTROLLER_UID_LABEL, &uid),
+                (JOB_NAME_LABEL, &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                l.entry(k.to_string()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
+        pod_spec(pspec, "Never");
+    }
+}
+
+fn job(obj: &mut Value) {
+    let uid = obj["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].clone();
+    let spec = obj_mut(obj, "spec");
+    job_scalar_defaults(spec);
     if spec.get("manualSelector") != Some(&json!(true)) {
         spec.insert(
             "selector".into(),

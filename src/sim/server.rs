@@ -291,7 +291,9 @@ fn discovery(state: &SimState, body: Option<Value>, what: &str) -> HttpResponse 
         (None, Some(v)) => HttpResponse::Ok().json(v),
         (None, None) => error_response(&super::error::ApiError::not_found_path(what)),
     };
-    state.faults.record("get", "discovery", resp.status().as_u16());
+    state
+        .faults
+        .record("get", "discovery", resp.status().as_u16());
     resp
 }
 
@@ -374,7 +376,8 @@ async fn faults_delete(s: web::Data<SimState>) -> HttpResponse {
 
 async fn compact(s: web::Data<SimState>) -> HttpResponse {
     s.store.compact();
-    HttpResponse::Ok().json(json!({"compacted_at_resource_version": s.store.current_rv().to_string()}))
+    HttpResponse::Ok()
+        .json(json!({"compacted_at_resource_version": s.store.current_rv().to_string()}))
 }
 
 async fn stats(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {

@@ -86,6 +86,9 @@ pub struct DeleteOptions {
 
 type Key = (usize, String, String);
 
+/// (namespace, pod) → container → lines.
+type PodLogs = HashMap<(String, String), HashMap<String, VecDeque<String>>>;
+
 struct Inner {
     rv: u64,
     objects: BTreeMap<Key, Arc<Value>>,
@@ -117,7 +120,7 @@ pub struct Store {
     /// Woken on every change, for the Job controller.
     pub changed: Notify,
     /// Pod logs: (namespace, pod) → container → lines.
-    logs: Mutex<HashMap<(String, String), HashMap<String, VecDeque<String>>>>,
+    logs: Mutex<PodLogs>,
     pub limits: Limits,
 }
 
@@ -589,6 +592,9 @@ impl Store {
         new["apiVersion"] = json!(res.api_version());
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("managedFields");
+        }
+        if !status_only {
+            defaults::on_update(res_id, &mut new);
         }
         let mut causes = validate::metadata(res, res_id, name, &new["metadata"]);
         causes.extend(validate::object(res_id, &new));

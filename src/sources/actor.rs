@@ -74,7 +74,9 @@ impl Actor for SourceActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         let limits = self.limits.clone();
-        ctx.run_interval(std::time::Duration::from_secs(60), move |_, _| limits.shrink());
+        ctx.run_interval(std::time::Duration::from_secs(60), move |_, _| {
+            limits.shrink()
+        });
     }
 }
 
@@ -95,9 +97,10 @@ impl Handler<Submit> for SourceActor {
         if let Some(job) = self.dedup.get(&key, now) {
             return Box::pin(async move { Ok(Enqueued::Duplicate(job)) });
         }
-        let checked = self
-            .limits
-            .check(msg.task.repository.as_deref(), msg.task.requested_by.as_deref());
+        let checked = self.limits.check(
+            msg.task.repository.as_deref(),
+            msg.task.requested_by.as_deref(),
+        );
         if let Err(l) = checked {
             return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
         }

@@ -25,7 +25,8 @@ pub struct Accepted {
 
 fn kind_ok(k: &str) -> bool {
     (1..=30).contains(&k.len())
-        && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && k.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn checkout_for(repo: &str, git_ref: Option<&str>) -> Checkout {
@@ -37,7 +38,16 @@ fn checkout_for(repo: &str, git_ref: Option<&str>) -> Checkout {
 
 /// Fields of the generic task document.
 pub const TASK_FIELDS: &[&str] = &[
-    "title", "prompt", "repository", "issue", "pr", "kind", "priority", "labels", "timeout_seconds", "ref",
+    "title",
+    "prompt",
+    "repository",
+    "issue",
+    "pr",
+    "kind",
+    "priority",
+    "labels",
+    "timeout_seconds",
+    "ref",
 ];
 
 /// Validates a generic task document from `source` (`cli` or `pm-agent`
@@ -90,12 +100,10 @@ pub fn generic_task(
         Some(k) => format!("{}:idempotency:{requested_by}:{k}", source.as_str()),
         None => format!("{}:request:{}", source.as_str(), uuid::Uuid::new_v4()),
     };
-    let checkout = repository
-        .as_deref()
-        .map(|r| match pr {
-            Some(n) if git_ref.is_none() => checkout_for(r, Some(&format!("refs/pull/{n}/head"))),
-            _ => checkout_for(r, git_ref.as_deref()),
-        });
+    let checkout = repository.as_deref().map(|r| match pr {
+        Some(n) if git_ref.is_none() => checkout_for(r, Some(&format!("refs/pull/{n}/head"))),
+        _ => checkout_for(r, git_ref.as_deref()),
+    });
     let task = Task {
         source,
         kind,
@@ -122,9 +130,25 @@ pub fn generic_task(
 
 /// Fields of the PM Agent's task document.
 pub const PM_FIELDS: &[&str] = &[
-    "id", "title", "description", "details", "test_strategy", "testStrategy", "priority", "status",
-    "dependencies", "subtasks", "service_name", "agent_name", "model", "repository",
-    "working_directory", "markdown_files", "agent_tools", "prompt_modification", "prompt_mode",
+    "id",
+    "title",
+    "description",
+    "details",
+    "test_strategy",
+    "testStrategy",
+    "priority",
+    "status",
+    "dependencies",
+    "subtasks",
+    "service_name",
+    "agent_name",
+    "model",
+    "repository",
+    "working_directory",
+    "markdown_files",
+    "agent_tools",
+    "prompt_modification",
+    "prompt_mode",
 ];
 
 /// The dedup key of a PM task id: the id alone identifies the task.
@@ -141,13 +165,20 @@ fn priority_of(v: Option<&Value>) -> Option<i32> {
             "low" => Some(0),
             _ => None,
         },
-        Value::Number(n) => n.as_i64().filter(|n| (-1000..=1000).contains(n)).map(|n| n as i32),
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|n| (-1000..=1000).contains(n))
+            .map(|n| n as i32),
         _ => None,
     }
 }
 
 /// Validates a PM Agent task document.
-pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<Accepted, Vec<FieldError>> {
+pub fn pm_task(
+    body: &Value,
+    requested_by: &str,
+    now: DateTime<Utc>,
+) -> Result<Accepted, Vec<FieldError>> {
     let mut f = Fields::new(body, "").map_err(|e| vec![e])?;
     f.only(PM_FIELDS);
     let id = f.opt_id("id");
@@ -155,7 +186,10 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
         f.error("id", "is required");
     }
     if let Some(id) = &id {
-        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             f.error("id", "may contain only letters, digits, '-', '_' and '.'");
         }
     }
@@ -169,16 +203,29 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
     let priority = match f.get("priority") {
         None => 10,
         Some(v) => priority_of(Some(v)).unwrap_or_else(|| {
-            f.error("priority", "must be high, medium, low, critical or an integer from -1000 to 1000");
+            f.error(
+                "priority",
+                "must be high, medium, low, critical or an integer from -1000 to 1000",
+            );
             0
         }),
     };
     let deps: Vec<String> = f
         .opt_array("dependencies", 200)
-        .map(|a| a.iter().map(|d| d.to_string().trim_matches('"').to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|d| d.to_string().trim_matches('"').to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let mut subtasks = Vec::new();
-    for (i, s) in f.opt_array("subtasks", 200).cloned().unwrap_or_default().iter().enumerate() {
+    for (i, s) in f
+        .opt_array("subtasks", 200)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         match Fields::new(s, &format!("subtasks[{i}]")) {
             Ok(mut sf) => {
                 let t = sf.req_str("title", 1024);
@@ -192,13 +239,22 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
         }
     }
     let mut labels = BTreeMap::new();
-    for key in ["service_name", "agent_name", "model", "working_directory", "status"] {
+    for key in [
+        "service_name",
+        "agent_name",
+        "model",
+        "working_directory",
+        "status",
+    ] {
         if let Some(v) = f.opt_str(key, 256) {
             labels.insert(key.to_string(), v);
         }
     }
     if let Some(tools) = f.opt_array("agent_tools", 100) {
-        let names: Vec<String> = tools.iter().filter_map(|t| t.as_str().map(str::to_string)).collect();
+        let names: Vec<String> = tools
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
         labels.insert("agent_tools".into(), names.join(","));
     }
     let (mut repository, mut checkout) = (None, None);
@@ -235,32 +291,55 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
     }
     let mut files = Vec::new();
     let mut total = 0usize;
-    for (i, m) in f.opt_array("markdown_files", 100).cloned().unwrap_or_default().iter().enumerate() {
+    for (i, m) in f
+        .opt_array("markdown_files", 100)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let path = format!("markdown_files[{i}]");
         match serde_json::from_value::<TaskFile>(m.clone()) {
             Ok(file) => {
                 if let Some(why) = file_problem(&file) {
-                    f.errors.push(FieldError { field: format!("{path}.filename"), message: why });
+                    f.errors.push(FieldError {
+                        field: format!("{path}.filename"),
+                        message: why,
+                    });
                 }
                 if files.iter().any(|x: &TaskFile| x.filename == file.filename) {
-                    f.errors.push(FieldError { field: format!("{path}.filename"), message: "duplicate file name".into() });
+                    f.errors.push(FieldError {
+                        field: format!("{path}.filename"),
+                        message: "duplicate file name".into(),
+                    });
                 }
                 total += file.content.len();
                 files.push(file);
             }
-            Err(e) => f.errors.push(FieldError { field: path, message: format!("must be {{filename, content, file_type}}: {e}") }),
+            Err(e) => f.errors.push(FieldError {
+                field: path,
+                message: format!("must be {{filename, content, file_type}}: {e}"),
+            }),
         }
     }
     if total > MAX_FILES_BYTES {
-        f.error("markdown_files", format!("total content must be at most {MAX_FILES_BYTES} bytes"));
+        f.error(
+            "markdown_files",
+            format!("total content must be at most {MAX_FILES_BYTES} bytes"),
+        );
     }
     let modification = f.opt_str("prompt_modification", 16 * 1024);
-    let mode = f.opt_str("prompt_mode", 16).unwrap_or_else(|| "append".into());
+    let mode = f
+        .opt_str("prompt_mode", 16)
+        .unwrap_or_else(|| "append".into());
     if !["append", "replace", "prepend"].contains(&mode.as_str()) {
         f.error("prompt_mode", "must be append, prepend or replace");
     }
     if mode == "replace" && modification.is_none() {
-        f.error("prompt_modification", "is required when prompt_mode is replace");
+        f.error(
+            "prompt_modification",
+            "is required when prompt_mode is replace",
+        );
     }
     if !f.errors.is_empty() {
         return Err(f.errors);
@@ -269,7 +348,11 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
         return Err(f.errors);
     };
     let mut prompt = format!("Implement task {id}: {title}\n");
-    for (head, text) in [("Description", &description), ("Details", &details), ("Test strategy", &test_strategy)] {
+    for (head, text) in [
+        ("Description", &description),
+        ("Details", &details),
+        ("Test strategy", &test_strategy),
+    ] {
         if !text.is_empty() {
             prompt.push_str(&format!("\n## {head}\n{text}\n"));
         }
@@ -284,7 +367,10 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
         prompt.push_str(&format!("\nDepends on tasks: {}\n", deps.join(", ")));
     }
     if !files.is_empty() {
-        prompt.push_str(&format!("\nProject documents are in {}.\n", crate::cluster::files::FILES_DIR));
+        prompt.push_str(&format!(
+            "\nProject documents are in {}.\n",
+            crate::cluster::files::FILES_DIR
+        ));
     }
     let prompt = match (mode.as_str(), modification) {
         ("replace", Some(m)) => m,
@@ -309,7 +395,11 @@ pub fn pm_task(body: &Value, requested_by: &str, now: DateTime<Utc>) -> Result<A
         labels,
         created_at: now,
     };
-    Ok(Accepted { task: Box::new(task), files, timeout_seconds: None })
+    Ok(Accepted {
+        task: Box::new(task),
+        files,
+        timeout_seconds: None,
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,11 @@ impl<'a> Fields<'a> {
                 errors: Vec::new(),
             }),
             None => Err(FieldError {
-                field: if prefix.is_empty() { "(body)".into() } else { prefix.into() },
+                field: if prefix.is_empty() {
+                    "(body)".into()
+                } else {
+                    prefix.into()
+                },
                 message: "must be a JSON object".into(),
             }),
         }
@@ -111,7 +115,11 @@ impl<'a> Fields<'a> {
                 _ => {
                     self.error(
                         name,
-                        format!("must be an integer from {} to {}", range.start(), range.end()),
+                        format!(
+                            "must be an integer from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
                     );
                     None
                 }
@@ -126,7 +134,10 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
             Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
             Some(_) => {
-                self.error(name, "must be a non-negative integer or a string of 1 to 64 characters");
+                self.error(
+                    name,
+                    "must be a non-negative integer or a string of 1 to 64 characters",
+                );
                 None
             }
         }
@@ -156,8 +167,13 @@ impl<'a> Fields<'a> {
                 let mut out = Vec::new();
                 for (k, v) in m {
                     match v.as_str() {
-                        Some(s) if k.len() <= 63 && s.len() <= 256 => out.push((k.clone(), s.to_string())),
-                        _ => self.error(&format!("{name}.{k}"), "keys must be ≤ 63 and values strings ≤ 256 bytes"),
+                        Some(s) if k.len() <= 63 && s.len() <= 256 => {
+                            out.push((k.clone(), s.to_string()))
+                        }
+                        _ => self.error(
+                            &format!("{name}.{k}"),
+                            "keys must be ≤ 63 and values strings ≤ 256 bytes",
+                        ),
                     }
                 }
                 Some(out)
