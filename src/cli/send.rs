@@ -26,7 +26,11 @@ pub struct SendArgs {
     #[arg(long = "set", value_name = "POINTER=VALUE")]
     pub set: Vec<String>,
     /// Where the service listens.
-    #[arg(long, env = "ORCHESTRATOR_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
 }
 
@@ -69,21 +73,29 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 }
 
 fn send(args: &SendArgs) -> Result<(u16, String), String> {
-    let raw = std::fs::read(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let raw = std::fs::read(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let body = if args.set.is_empty() {
         raw
     } else {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| format!("{} is not JSON: {e}", args.file.display()))?;
+        let mut v: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| format!("{} is not JSON: {e}", args.file.display()))?;
         for s in &args.set {
-            let (ptr, val) = s.split_once('=').ok_or_else(|| format!("--set {s:?}: expected POINTER=VALUE"))?;
-            let slot = v.pointer_mut(ptr).ok_or_else(|| format!("--set: no field at {ptr:?}"))?;
+            let (ptr, val) = s
+                .split_once('=')
+                .ok_or_else(|| format!("--set {s:?}: expected POINTER=VALUE"))?;
+            let slot = v
+                .pointer_mut(ptr)
+                .ok_or_else(|| format!("--set: no field at {ptr:?}"))?;
             *slot = serde_json::Value::String(val.to_string());
         }
         serde_json::to_vec(&v).map_err(|e| e.to_string())?
     };
     let secret = secret()?;
-    let delivery = args.delivery.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let delivery = args
+        .delivery
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let url = format!("{}/webhook/github", args.url.trim_end_matches('/'));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

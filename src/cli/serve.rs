@@ -48,7 +48,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if args.embedded_cluster && !env_has_secret && !insecure {
         let secret = uuid::Uuid::new_v4().simple().to_string();
         if let Err(e) = write_private(&PathBuf::from(DEV_SECRET_FILE), &secret) {
-            eprintln!("Error: cannot write the development webhook secret to {DEV_SECRET_FILE}: {e}");
+            eprintln!(
+                "Error: cannot write the development webhook secret to {DEV_SECRET_FILE}: {e}"
+            );
             return ExitCode::FAILURE;
         }
         dev_secret = Some(secret);
@@ -83,7 +85,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("Error: cannot listen on {bind}: {e}\nHint: check SERVER_HOST and SERVER_PORT.");
+            eprintln!(
+                "Error: cannot listen on {bind}: {e}\nHint: check SERVER_HOST and SERVER_PORT."
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -96,8 +100,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Ok(s) => {
                 tracing::warn!(api = %s.url(), "EMBEDDED CLUSTER: using the in-process Kubernetes API SIMULATOR; no real cluster, no containers run");
                 match s.write_kubeconfig(&args.kubeconfig_out) {
-                    Ok(()) => tracing::info!(path = %args.kubeconfig_out.display(), "simulator kubeconfig written: kubectl --kubeconfig {} get jobs", args.kubeconfig_out.display()),
-                    Err(e) => tracing::warn!(error = %e, "could not write the simulator kubeconfig"),
+                    Ok(()) => {
+                        tracing::info!(path = %args.kubeconfig_out.display(), "simulator kubeconfig written: kubectl --kubeconfig {} get jobs", args.kubeconfig_out.display())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not write the simulator kubeconfig")
+                    }
                 }
                 Some(s)
             }
@@ -124,7 +132,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 }
             },
         };
-        crate::app::run(config, listener, kube_config, crate::telemetry::shutdown_signal()).await?;
+        crate::app::run(
+            config,
+            listener,
+            kube_config,
+            crate::telemetry::shutdown_signal(),
+        )
+        .await?;
         drop(sim);
         Ok(true)
     });

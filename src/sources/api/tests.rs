@@ -2,21 +2,44 @@ use super::*;
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 #[test]
 fn a_generic_task_becomes_a_task_with_a_checkout() {
     let body = json!({"title": "Fix it", "prompt": "Fix the flaky test", "repository": "octo/repo",
         "issue": 42, "priority": 5, "labels": {"team": "infra"}, "timeout_seconds": 600});
-    let a = generic_task(&body, TaskSource::Cli, "cli-token:abcd", Some("key-1"), now()).unwrap();
+    let a = generic_task(
+        &body,
+        TaskSource::Cli,
+        "cli-token:abcd",
+        Some("key-1"),
+        now(),
+    )
+    .unwrap();
     assert_eq!(a.task.repository.as_deref(), Some("octo/repo"));
     assert_eq!(a.task.issue_number, Some(42));
-    assert_eq!(a.task.checkout.as_ref().unwrap().clone_url, "https://github.com/octo/repo.git");
+    assert_eq!(
+        a.task.checkout.as_ref().unwrap().clone_url,
+        "https://github.com/octo/repo.git"
+    );
     assert_eq!(a.task.dedup_key, "cli:idempotency:cli-token:abcd:key-1");
     assert_eq!(a.timeout_seconds, Some(600));
-    let again = generic_task(&body, TaskSource::Cli, "cli-token:abcd", Some("key-1"), now()).unwrap();
-    assert_eq!(a.task.job_name(), again.task.job_name(), "same idempotency key, same Job");
+    let again = generic_task(
+        &body,
+        TaskSource::Cli,
+        "cli-token:abcd",
+        Some("key-1"),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        a.task.job_name(),
+        again.task.job_name(),
+        "same idempotency key, same Job"
+    );
     let fresh = generic_task(&body, TaskSource::Cli, "cli-token:abcd", None, now()).unwrap();
     assert_ne!(a.task.job_name(), fresh.task.job_name());
 }
@@ -27,7 +50,17 @@ fn every_bad_field_of_a_generic_task_is_named() {
         "priority": 5000, "timeout_seconds": 1, "ref": "-x", "extra": true});
     let errs = generic_task(&body, TaskSource::Cli, "c", None, now()).unwrap_err();
     let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-    for f in ["title", "prompt", "repository", "issue", "kind", "priority", "timeout_seconds", "ref", "extra"] {
+    for f in [
+        "title",
+        "prompt",
+        "repository",
+        "issue",
+        "kind",
+        "priority",
+        "timeout_seconds",
+        "ref",
+        "extra",
+    ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
     let errs = generic_task(&json!([1]), TaskSource::Cli, "c", None, now()).unwrap_err();
@@ -57,10 +90,24 @@ fn a_pm_task_carries_its_files_and_a_prompt_built_from_its_fields() {
     assert_eq!(a.task.checkout.as_ref().unwrap().git_ref, "main");
     assert_eq!(a.task.priority, 50);
     assert_eq!(a.files.len(), 2);
-    for part in ["Implement task 7: Add login", "Use OAuth", "- Form: The form", "3, 4", "Keep commits small.", "/task/files"] {
-        assert!(a.task.prompt.contains(part), "{part} not in {}", a.task.prompt);
+    for part in [
+        "Implement task 7: Add login",
+        "Use OAuth",
+        "- Form: The form",
+        "3, 4",
+        "Keep commits small.",
+        "/task/files",
+    ] {
+        assert!(
+            a.task.prompt.contains(part),
+            "{part} not in {}",
+            a.task.prompt
+        );
     }
-    assert_eq!(a.task.labels.get("model").map(String::as_str), Some("claude-sonnet"));
+    assert_eq!(
+        a.task.labels.get("model").map(String::as_str),
+        Some("claude-sonnet")
+    );
 }
 
 #[test]
@@ -73,7 +120,13 @@ fn invalid_pm_documents_name_each_bad_field() {
     doc["prompt_mode"] = json!("shout");
     let errs = pm_task(&doc, "p", now()).unwrap_err();
     let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-    for f in ["id", "priority", "repository.url", "markdown_files[1].filename", "prompt_mode"] {
+    for f in [
+        "id",
+        "priority",
+        "repository.url",
+        "markdown_files[1].filename",
+        "prompt_mode",
+    ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
     let errs = pm_task(&json!({"title": "x"}), "p", now()).unwrap_err();
