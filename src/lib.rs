@@ -14,6 +14,7 @@
 pub mod admission;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod http;
 pub mod config;

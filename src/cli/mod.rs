@@ -1,5 +1,7 @@
-//! The command line: `orchestrator serve | sim | send-webhook`.
+//! The command line: `orchestrator serve | sim | send-webhook` and the API
+//! client commands `submit | jobs | events | completions`.
 
+pub mod client_cmds;
 pub mod send;
 pub mod serve;
 pub mod sim;
@@ -27,6 +29,17 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Send a signed GitHub webhook delivery from a JSON file (for trying the service out).
     SendWebhook(send::SendArgs),
+    /// Submit a task to a running orchestrator (POST /api/v1/tasks); --wait follows its Job.
+    #[command(after_help = crate::client::EXIT_CODES_HELP)]
+    Submit(client_cmds::SubmitArgs),
+    /// List, inspect, follow the logs of, and cancel Jobs.
+    #[command(after_help = crate::client::EXIT_CODES_HELP)]
+    Jobs(client_cmds::JobsArgs),
+    /// The most recent deliveries from every source and the decision taken.
+    #[command(after_help = crate::client::EXIT_CODES_HELP)]
+    Events(client_cmds::EventsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(client_cmds::CompletionsArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -38,5 +51,9 @@ pub fn run(cli: Cli) -> ExitCode {
             sim::run_sim(args)
         }
         Command::SendWebhook(args) => send::run(args),
+        Command::Submit(args) => client_cmds::submit(args),
+        Command::Jobs(args) => client_cmds::jobs(args),
+        Command::Events(args) => client_cmds::events(args),
+        Command::Completions(args) => client_cmds::completions(args),
     }
 }
