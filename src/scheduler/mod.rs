@@ -18,8 +18,10 @@ use kube::runtime::reflector::Store;
 
 use crate::cluster::build_job;
 use crate::cluster::files::{self, TaskFile};
-use crate::cluster::kube_actor::{CreateJob, KubeActor, KubeError, SetSuspend};
-use crate::cluster::state::{job_concurrency_key, job_priority, job_state};
+use crate::cluster::kube_actor::{CreateJob, DeleteJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::state::{
+    job_concurrency_key, job_priority, job_state, JobState, ANNOTATION_CANCELLED,
+};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::task::Task;
@@ -122,6 +124,36 @@ impl Scheduler {
             .set_jobs(self.queue.queued(), self.queue.running());
     }
 
+    /// Cancelled Jobs stay suspended, so Kubernetes' TTL never removes them:
+    /// the leader deletes them `JOB_TTL_SECONDS` after they were cancelled.
+    fn collect_cancelled(&self) {
+        if !(self.synced && self.leader) {
+            return;
+        }
+        let ttl = chrono::Duration::seconds(i64::from(self.config.job_ttl_seconds));
+        let now = chrono::Utc::now();
+        for job in self.jobs.state() {
+            let cancelled_at = job
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_CANCELLED))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let Some(at) = cancelled_at else { continue };
+            if job_state(&job) != JobState::Cancelled || at + ttl > now {
+                continue;
+            }
+            let Some(name) = job.metadata.name.clone() else {
+                continue;
+            };
+            tracing::info!(job = %name, "deleting a cancelled job past its TTL");
+            self.kube.do_send(DeleteJob {
+                name,
+                deadline: Instant::now() + Duration::from_secs(30),
+            });
+        }
+    }
+
     fn admit(&mut self, ctx: &mut Context<Self>) {
         if !(self.synced && self.leader) {
             return;
@@ -174,6 +206,7 @@ impl Actor for Scheduler {
         ctx.set_mailbox_capacity(4096);
         // A periodic nudge covers anything a lost message would leave behind.
         ctx.run_interval(Duration::from_secs(5), |this, ctx| this.admit(ctx));
+        ctx.run_interval(Duration::from_secs(30), |this, _| this.collect_cancelled());
     }
 }
 
