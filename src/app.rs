@@ -180,6 +180,5 @@ pub async fn run(
     )
     .await;
     tracing::info!("stopped");
-    let _ = kube.connected();
     outcome
 }

@@ -37,6 +37,12 @@ struct StateLabels {
 }
 
 /// Every metric of the service.
+/// Asks an actor to stop; its supervisor restarts it with fresh derived
+/// state (used to recover a wedged actor, and by the supervision tests).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Restart;
+
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
@@ -162,6 +168,15 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
+    }
+
+    /// Restarts counted for `actor` so far.
+    pub fn restarts(&self, actor: &str) -> u64 {
+        self.actor_restarts
+            .get_or_create(&ActorLabels {
+                actor: actor.into(),
+            })
+            .get()
     }
 
     pub fn watchers(&self) -> &Gauge {

@@ -397,3 +397,10 @@ impl Handler<ListJobs> for KubeActor {
         })
     }
 }
+
+impl Handler<crate::metrics::Restart> for KubeActor {
+    type Result = ();
+    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

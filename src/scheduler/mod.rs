@@ -377,3 +377,10 @@ impl Handler<Snapshot> for Scheduler {
         MessageResult((self.queue.queued(), self.queue.running()))
     }
 }
+
+impl Handler<crate::metrics::Restart> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

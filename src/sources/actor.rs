@@ -127,3 +127,10 @@ impl Handler<Submit> for SourceActor {
         })
     }
 }
+
+impl Handler<crate::metrics::Restart> for SourceActor {
+    type Result = ();
+    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
