@@ -1,0 +1,464 @@
+//! Failure of the API server and of the process: while the simulator answers
+//! 503 the service retries within GitHub's budget and answers either 2xx
+//! with the Job persisted or 503 — never 2xx without a Job; and SIGTERM with
+//! requests in flight completes them (each 2xx has its Job) and exits 0.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures::future::join_all;
+use serde_json::json;
+
+/// Sends one routed delivery per issue, all at once; returns
+/// (issue, delivery id, answer or transport error).
+async fn burst(
+    app_address: &str,
+    secret: &str,
+    issues: impl IntoIterator<Item = u64>,
+) -> Vec<(u64, String, Result<Answer, String>)> {
+    let http = reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("client");
+    let sends = issues.into_iter().map(|n| {
+        let http = http.clone();
+        let url = format!("{app_address}/webhook/github");
+        let body = bytes(&issue_labeled_agent(n));
+        let delivery = delivery_id();
+        let sig = sign(secret, &body);
+        async move {
+            let resp = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "issues")
+                .header("x-github-delivery", &delivery)
+                .header("x-hub-signature-256", sig)
+                .body(body)
+                .send()
+                .await;
+            let answer = match resp {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let content_type = r
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    match r.text().await {
+                        Ok(text) => Ok(Answer {
+                            status,
+                            content_type,
+                            retry_after,
+                            json: serde_json::from_str(&text).unwrap_or_default(),
+                            text,
+                        }),
+                        Err(e) => Err(format!("reading the body: {e}")),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            (n, delivery, answer)
+        }
+    });
+    join_all(sends).await
+}
+
+/// Checks the contract on a burst's answers: 2xx → queued/duplicate with a
+/// Job that exists; otherwise 503 with Retry-After. Returns the counts
+/// (accepted, unavailable) and the accepted Job names.
+async fn check_answers(
+    app: &TestApp,
+    answers: &[(u64, String, Result<Answer, String>)],
+) -> (usize, usize, Vec<String>) {
+    let existing = app.job_names().await;
+    let (mut ok, mut unavailable, mut names) = (0, 0, Vec::new());
+    for (n, _, a) in answers {
+        let a = a.as_ref().unwrap_or_else(|e| panic!("issue {n}: {e}"));
+        a.assert_json();
+        match a.status {
+            200..=299 => {
+                assert!(
+                    matches!(a.status_field(), "queued" | "duplicate"),
+                    "issue {n}: {}",
+                    a.text
+                );
+                let job = a.job().expect("a 2xx names its job");
+                assert!(
+                    existing.contains(&job),
+                    "issue {n}: answered {} but Job {job} does not exist",
+                    a.status
+                );
+                ok += 1;
+                names.push(job);
+            }
+            503 => {
+                assert!(a.retry_after.is_some(), "issue {n}: 503 has Retry-After");
+                unavailable += 1;
+            }
+            other => panic!("issue {n}: unexpected {other}: {}", a.text),
+        }
+    }
+    (ok, unavailable, names)
+}
+
+#[tokio::test]
+async fn while_the_api_server_fails_job_creates_with_503_every_2xx_has_its_job_and_the_rest_get_503(
+) {
+    let app = spawn_app(&[]).await;
+    set_faults(
+        &app.sim,
+        json!({"errors": [{"verb": "create", "resource": "jobs", "rate": 0.6, "status": 503}]}),
+    )
+    .await;
+    let answers = burst(&app.address, &app.secret, 1..=20).await;
+    let (ok, unavailable, _) = check_answers(&app, &answers).await;
+    eprintln!("with a 60% create error rate: {ok} accepted, {unavailable} unavailable");
+    assert_eq!(ok + unavailable, 20);
+    assert!(ok > 0, "retries within the budget get most creates through");
+    clear_faults(&app.sim).await;
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn while_the_api_server_is_down_for_two_seconds_requests_are_retried_and_every_2xx_has_its_job(
+) {
+    let app = spawn_app(&[]).await;
+    set_faults(&app.sim, json!({"down_for_seconds": 2, "latency_ms": 50})).await;
+    let answers = burst(&app.address, &app.secret, 1..=10).await;
+    let (ok, unavailable, names) = check_answers(&app, &answers).await;
+    eprintln!("with a 2 s outage: {ok} accepted, {unavailable} unavailable");
+    assert_eq!(ok + unavailable, 10);
+    assert!(ok > 0, "a two-second outage fits in the budget");
+    clear_faults(&app.sim).await;
+    // The accepted Jobs run to completion once the API server is back.
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn when_the_api_server_stays_down_past_the_budget_the_answer_is_503_and_a_redelivery_later_succeeds(
+) {
+    let app = spawn_app(&[]).await;
+    set_faults(&app.sim, json!({"down_for_seconds": 15})).await;
+    let answers = burst(&app.address, &app.secret, [1, 2, 3]).await;
+    // Back up, so the assertions can list Jobs.
+    clear_faults(&app.sim).await;
+    let (ok, unavailable, _) = check_answers(&app, &answers).await;
+    assert_eq!((ok, unavailable), (0, 3), "nothing is accepted while down");
+    // GitHub redelivers with the same delivery id; now it goes through.
+    for (n, delivery, _) in &answers {
+        let a = app
+            .deliver("issues", delivery, bytes(&issue_labeled_agent(*n)))
+            .await;
+        assert_eq!((a.status, a.status_field()), (202, "queued"), "{}", a.text);
+    }
+    assert_eq!(app.jobs().await.len(), 3);
+    app.stop().await.expect("a clean stop");
+}
+
+/// The real binary, `orchestrator serve`, against `sim`.
+struct Binary {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    async fn start(sim: &orchestrator::sim::SimServer, env: &[(&str, &str)]) -> Binary {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("GITHUB_WEBHOOK_SECRET", TEST_SECRET)
+            .env("SERVER_HOST", "127.0.0.1")
+            .env("SERVER_PORT", port.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start orchestrator serve");
+        let address = format!("http://127.0.0.1:{port}");
+        let mut bin = Binary {
+            child,
+            address,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        let url = format!("{}/ready", bin.address);
+        wait_for("the binary to be ready", WAIT, || {
+            let http = http.clone();
+            let url = url.clone();
+            let exited = bin.child.try_wait().ok().flatten();
+            async move {
+                if let Some(status) = exited {
+                    panic!("orchestrator serve exited early: {status}");
+                }
+                let r = http.get(url).send().await.ok()?;
+                (r.status().as_u16() == 200).then_some(())
+            }
+        })
+        .await;
+        bin
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig}");
+    }
+
+    /// Waits (bounded) for the process to exit; returns its status.
+    async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        wait_for("the process to exit", limit, || {
+            let s = child.try_wait().expect("try_wait");
+            async move { s }
+        })
+        .await
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_with_requests_in_flight_completes_them_each_2xx_has_its_job_and_the_exit_code_is_0(
+) {
+    let sim = start_sim(0.3);
+    let mut bin = Binary::start(&sim, &[("SHUTDOWN_TIMEOUT_SECONDS", "10")]).await;
+    // Every API call takes 300 ms, so the deliveries below are in flight.
+    set_faults(&sim, json!({"latency_ms": 300})).await;
+    // Waves of deliveries before, around and after the signal.
+    let mut waves = Vec::new();
+    for wave in 0..8u64 {
+        let address = bin.address.clone();
+        let issues = (wave * 5 + 1)..=(wave * 5 + 5);
+        waves.push(tokio::spawn(async move {
+            burst(&address, TEST_SECRET, issues).await
+        }));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        if wave == 3 {
+            bin.signal("-TERM");
+        }
+    }
+    let mut answers = Vec::new();
+    for w in waves {
+        answers.extend(
+            bounded("the in-flight deliveries", WAIT, w)
+                .await
+                .expect("the burst task"),
+        );
+    }
+    let status = bin.wait_exit(Duration::from_secs(10 + 10)).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+
+    clear_faults(&sim).await;
+    let client = sim.client().await.expect("client");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(client, "default");
+    let existing: Vec<String> = jobs
+        .list(&kube::api::ListParams::default().labels(MANAGED))
+        .await
+        .expect("list jobs")
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for (n, _, a) in &answers {
+        match a {
+            Ok(a) if (200..300).contains(&a.status) => {
+                let job = a.job().expect("a 2xx names its job");
+                assert!(
+                    existing.contains(&job),
+                    "issue {n}: answered {} before SIGTERM completed, but Job {job} does not exist",
+                    a.status
+                );
+                *outcomes.entry(format!("{}", a.status)).or_default() += 1;
+            }
+            Ok(a) => {
+                assert_eq!(a.status, 503, "issue {n}: {}", a.text);
+                *outcomes.entry("503".into()).or_default() += 1;
+            }
+            // Refused after the listener closed: never accepted.
+            Err(_) => *outcomes.entry("not accepted".into()).or_default() += 1,
+        }
+    }
+    eprintln!("outcomes after SIGTERM: {outcomes:?}");
+    assert!(
+        outcomes.get("202").copied().unwrap_or(0) > 0,
+        "in-flight requests completed with 2xx: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_the_api_server_is_down_still_exits_0_within_the_shutdown_timeout() {
+    let sim = start_sim(0.3);
+    let mut bin = Binary::start(&sim, &[("SHUTDOWN_TIMEOUT_SECONDS", "3")]).await;
+    set_faults(&sim, json!({"down_for_seconds": 60})).await;
+    let address = bin.address.clone();
+    let deliveries = tokio::spawn(async move { burst(&address, TEST_SECRET, 1..=3).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bin.signal("-TERM");
+    // The grace period, plus the bounded Lease release, plus slack.
+    let status = bin.wait_exit(Duration::from_secs(3 + 2 + 5)).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    let answers = bounded("the deliveries", WAIT, deliveries)
+        .await
+        .expect("the burst task");
+    for (n, _, a) in &answers {
+        if let Ok(a) = a {
+            assert_eq!(
+                a.status, 503,
+                "issue {n}: nothing is accepted while down: {}",
+                a.text
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigint_stops_the_service_like_sigterm() {
+    let sim = start_sim(0.3);
+    let mut bin = Binary::start(&sim, &[("SHUTDOWN_TIMEOUT_SECONDS", "5")]).await;
+    let answers = burst(&bin.address, TEST_SECRET, [1]).await;
+    assert!(matches!(&answers[0].2, Ok(a) if a.status == 202));
+    bin.signal("-INT");
+    let status = bin.wait_exit(WAIT).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// Runs `orchestrator serve` to its exit; returns (exit code, stderr).
+async fn serve_exits(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("SERVER_HOST", "127.0.0.1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = bounded("orchestrator serve to exit", WAIT, cmd.output())
+        .await
+        .expect("run orchestrator serve");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn start_up_refuses_a_bad_value_without_a_secret_or_without_a_cluster_and_on_a_busy_port() {
+    let port = free_port().to_string();
+    let (code, err) = serve_exits(&[
+        ("GITHUB_WEBHOOK_SECRET", TEST_SECRET),
+        ("SERVER_PORT", &port),
+        ("MAX_CONCURRENT_JOBS", "lots"),
+    ])
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("MAX_CONCURRENT_JOBS"),
+        "names the variable: {err}"
+    );
+    assert!(!err.contains(TEST_SECRET), "no secret in errors: {err}");
+
+    let (code, err) = serve_exits(&[("SERVER_PORT", &port)]).await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("GITHUB_WEBHOOK_SECRET"), "{err}");
+
+    let (code, err) = serve_exits(&[
+        ("GITHUB_WEBHOOK_SECRET", TEST_SECRET),
+        ("SERVER_PORT", &port),
+        ("KUBECONFIG", "/nonexistent/kubeconfig"),
+    ])
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("Error: Failed to initialize Kubernetes client"),
+        "{err}"
+    );
+    assert!(err.contains("--embedded-cluster"), "with the hints: {err}");
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port().to_string();
+    let (code, err) = serve_exits(&[
+        ("GITHUB_WEBHOOK_SECRET", TEST_SECRET),
+        ("SERVER_PORT", &busy_port),
+    ])
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("Address already in use"), "{err}");
+    assert!(err.contains("SERVER_PORT"), "with the hint: {err}");
+}
+
+#[tokio::test]
+async fn after_a_crash_mid_queue_a_new_process_runs_the_remaining_tasks_and_none_twice() {
+    let sim = start_sim(1.0);
+    let recorder = Recorder::start(&sim);
+    let env = [("MAX_CONCURRENT_JOBS", "1")];
+    let mut bin = Binary::start(&sim, &env).await;
+    let answers = burst(&bin.address, TEST_SECRET, 601..=603).await;
+    let mut names = Vec::new();
+    for (n, _, a) in &answers {
+        let a = a.as_ref().unwrap_or_else(|e| panic!("issue {n}: {e}"));
+        assert_eq!(a.status, 202, "issue {n}: {}", a.text);
+        names.push(a.job().expect("job"));
+    }
+    bin.signal("-KILL");
+    let status = bin.wait_exit(WAIT).await;
+    assert_eq!(status.code(), None, "killed by a signal");
+    // A new process: it waits out the dead holder's Lease, then admits.
+    let app = spawn_app_on(sim.clone(), &env).await;
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(90)).await;
+    }
+    let per_job = recorder.pods_per_job().await;
+    for name in &names {
+        assert_eq!(per_job.get(name), Some(&1), "{name} ran exactly once");
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 1 && max_active <= 1,
+        "{max_running}/{max_active}"
+    );
+    app.stop().await.expect("a clean stop");
+}

@@ -1,0 +1,256 @@
+//! Admission: `MAX_CONCURRENT_JOBS` bounds the pods running at once, every
+//! queued Job completes, one Job per issue runs at a time, and a restart of
+//! the service mid-queue neither loses nor repeats work.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+
+/// Queues one `implement` task per issue; returns the Job names.
+async fn queue_issues(app: &TestApp, issues: impl IntoIterator<Item = u64>) -> Vec<String> {
+    let mut names = Vec::new();
+    for n in issues {
+        let answer = app
+            .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(n)))
+            .await;
+        assert_eq!(
+            (answer.status, answer.status_field()),
+            (202, "queued"),
+            "issue {n}: {}",
+            answer.text
+        );
+        names.push(answer.job().expect("job"));
+    }
+    names
+}
+
+#[tokio::test]
+async fn with_max_concurrent_jobs_2_five_queued_tasks_never_run_more_than_two_pods_and_all_complete(
+) {
+    let sim = start_sim(1.0);
+    let app = spawn_app_on(sim, &[("MAX_CONCURRENT_JOBS", "2")]).await;
+    let recorder = Recorder::start(&app.sim);
+    let names = queue_issues(&app, 101..=105).await;
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 5, "five Jobs");
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 2,
+        "at most two pods Running at once, saw {max_running}"
+    );
+    assert!(
+        max_active <= 2,
+        "at most two pods Pending or Running at once, saw {max_active}"
+    );
+    assert_eq!(max_running, 2, "the limit is used, not undercut");
+    let per_job = recorder.pods_per_job().await;
+    for name in &names {
+        assert_eq!(per_job.get(name), Some(&1), "{name} ran exactly once");
+        assert_eq!(
+            recorder.suspend_history(name).await,
+            vec![true, false],
+            "{name}"
+        );
+    }
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn two_tasks_on_the_same_issue_run_one_after_the_other() {
+    let sim = start_sim(0.5);
+    let app = spawn_app_on(sim, &[("MAX_CONCURRENT_JOBS", "5")]).await;
+    let recorder = Recorder::start(&app.sim);
+    let names = queue_issues(&app, [42, 42, 42]).await;
+    assert_eq!(
+        names.iter().collect::<BTreeSet<_>>().len(),
+        3,
+        "three deliveries, three Jobs"
+    );
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert_eq!(
+        (max_running, max_active),
+        (1, 1),
+        "one Job per issue at a time"
+    );
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_restart_of_the_service_mid_queue_runs_the_remaining_tasks_and_none_twice() {
+    let sim = start_sim(1.0);
+    let env = [("MAX_CONCURRENT_JOBS", "1")];
+    let app = spawn_app_on(sim.clone(), &env).await;
+    let recorder = Recorder::start(&app.sim);
+    let names = queue_issues(&app, 201..=204).await;
+    // Wait until the first Job runs while the others still wait.
+    wait_for("a first admission", WAIT, || async {
+        let jobs = app.jobs().await;
+        let admitted = jobs.iter().filter(|j| !suspended(j)).count();
+        (admitted >= 1).then_some(())
+    })
+    .await;
+    app.stop().await.expect("the first instance stops cleanly");
+    let waiting = app_jobs_suspended(&sim).await;
+    assert!(
+        !waiting.is_empty(),
+        "the restart happens mid-queue (some Jobs still suspended)"
+    );
+
+    let app = spawn_app_on(sim.clone(), &env).await;
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    let per_job = recorder.pods_per_job().await;
+    for name in &names {
+        assert_eq!(per_job.get(name), Some(&1), "{name} ran exactly once");
+        assert_eq!(app.pods_of(name).await.len(), 1, "{name} has one pod");
+        let job = app.job(name).await.expect("job");
+        let succeeded = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
+        assert_eq!(succeeded, 1, "{name}");
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 1 && max_active <= 1,
+        "the limit held across the restart: {max_running}/{max_active}"
+    );
+    assert_eq!(app.jobs().await.len(), 4, "no Job lost or added");
+    app.stop().await.expect("a clean stop");
+}
+
+async fn app_jobs_suspended(sim: &orchestrator::sim::SimServer) -> Vec<String> {
+    let client = sim.client().await.expect("client");
+    let api: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client, "default");
+    api.list(&kube::api::ListParams::default().labels(MANAGED))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(suspended)
+        .filter_map(|j| j.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_cluster_accept_webhooks_but_admit_under_one_limit() {
+    let sim = start_sim(1.0);
+    let env = [("MAX_CONCURRENT_JOBS", "2")];
+    let recorder = Recorder::start(&sim);
+    let a = spawn_app_on(sim.clone(), &env).await;
+    let b = spawn_app_on(sim.clone(), &env).await;
+    let mut names = queue_issues(&a, 301..=303).await;
+    names.extend(queue_issues(&b, 304..=306).await);
+    for name in &names {
+        a.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 2 && max_active <= 2,
+        "one admitting scheduler across replicas: {max_running}/{max_active}"
+    );
+    let per_job = recorder.pods_per_job().await;
+    for name in &names {
+        assert_eq!(per_job.get(name), Some(&1), "{name} ran exactly once");
+    }
+    a.stop().await.expect("a clean stop");
+    b.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn the_limit_holds_and_every_task_completes_while_watches_drop_history_compacts_and_patches_fail(
+) {
+    let sim = start_sim(1.0);
+    let recorder = Recorder::start(&sim);
+    let app = spawn_app_on(sim.clone(), &[("MAX_CONCURRENT_JOBS", "2")]).await;
+    set_faults(
+        &sim,
+        serde_json::json!({
+            "latency_ms": 20, "jitter_ms": 80,
+            "watch_close_after_seconds": 0.7,
+            "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
+        }),
+    )
+    .await;
+    let names = queue_issues(&app, 401..=406).await;
+    // Drop the history mid-run: watches resuming from old versions get 410.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_faults(
+        &sim,
+        serde_json::json!({
+            "latency_ms": 20, "jitter_ms": 80,
+            "watch_close_after_seconds": 0.7,
+            "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
+            "compact": true,
+        }),
+    )
+    .await;
+    for name in &names {
+        app.wait_complete(name, Duration::from_secs(90)).await;
+    }
+    clear_faults(&sim).await;
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 2 && max_active <= 2,
+        "at most two at once despite the faults: {max_running}/{max_active}"
+    );
+    let per_job = recorder.pods_per_job().await;
+    for name in &names {
+        assert_eq!(per_job.get(name), Some(&1), "{name} ran exactly once");
+    }
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn an_admission_held_up_by_api_errors_still_counts_against_the_limit_when_a_higher_priority_task_arrives(
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: urgent\n    events: [issues]\n    actions: [labeled]\n    label: urgent\n    \
+         kind: implement\n    priority: 10\n    prompt: \"Urgently implement {{ repository }}#{{ number }}: {{ title }}\"\n",
+    )
+    .expect("write rules");
+    let sim = start_sim(1.5);
+    let recorder = Recorder::start(&sim);
+    let rules_path = rules.to_string_lossy().into_owned();
+    let app = spawn_app_on(
+        sim.clone(),
+        &[
+            ("MAX_CONCURRENT_JOBS", "1"),
+            ("ORCHESTRATOR_RULES", &rules_path),
+        ],
+    )
+    .await;
+    // Admissions (unsuspend patches) fail for a while.
+    set_faults(
+        &sim,
+        serde_json::json!({"errors": [{"verb": "patch", "resource": "jobs", "rate": 1.0, "status": 503}]}),
+    )
+    .await;
+    let low = queue_issues(&app, [501]).await;
+    let mut urgent = issue_labeled_agent(502);
+    set(&mut urgent, "/label/name", "urgent".into());
+    let a = app.deliver("issues", &delivery_id(), bytes(&urgent)).await;
+    assert_eq!((a.status, a.status_field()), (202, "queued"), "{}", a.text);
+    let high = a.job().expect("job");
+    // Long enough for the scheduler's periodic resync (lease renewal, 5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    clear_faults(&sim).await;
+    for name in low.iter().chain([&high]) {
+        app.wait_complete(name, Duration::from_secs(60)).await;
+    }
+    let (max_running, max_active) = recorder.max_running().await;
+    assert!(
+        max_running <= 1 && max_active <= 1,
+        "MAX_CONCURRENT_JOBS=1 held: {max_running}/{max_active}"
+    );
+    app.stop().await.expect("a clean stop");
+}
