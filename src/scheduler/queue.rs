@@ -99,7 +99,9 @@ impl Queue {
         }
         self.forget(&o.name);
         let slot = match o.state {
-            s if s.is_finished() => return,
+            // A cancelled Job is never admitted and holds no slot: its pods
+            // (if it ran) are being deleted.
+            s if s.is_finished() || s == JobState::Cancelled => return,
             JobState::Queued => {
                 let k = (Reverse(o.priority), o.created, o.name.clone());
                 self.queued.insert(k.clone());
@@ -276,6 +278,18 @@ mod tests {
         );
         q.admission_failed("low", 0, 1);
         assert_eq!(q.take_admissions(), ["high"]);
+    }
+
+    #[test]
+    fn a_cancelled_job_is_neither_admitted_nor_counted_as_running() {
+        let mut q = Queue::new(1);
+        q.observe(obs("busy", JobState::Running, 0, 1, Some("o/r#1")));
+        q.observe(obs("waiting", JobState::Queued, 0, 2, None));
+        q.observe(obs("waiting", JobState::Cancelled, 0, 2, None));
+        q.observe(obs("busy", JobState::Cancelled, 0, 1, Some("o/r#1")));
+        assert_eq!((q.running(), q.queued()), (0, 0));
+        q.observe(obs("next", JobState::Queued, 0, 3, Some("o/r#1")));
+        assert_eq!(q.take_admissions(), ["next"], "slot and key are free");
     }
 
     #[test]
