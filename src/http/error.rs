@@ -56,6 +56,35 @@ impl RouteError {
     }
 }
 
+impl RouteError {
+    /// The decision the events log records: `rejected` for a request the
+    /// client got wrong (4xx), else `rate_limited`, `unavailable` or
+    /// `internal`.
+    pub fn event_decision(&self) -> &'static str {
+        match self {
+            RouteError::RateLimited { .. } => "rate_limited",
+            RouteError::Unavailable(_) => "unavailable",
+            RouteError::Internal(_) => "internal",
+            _ => "rejected",
+        }
+    }
+
+    /// Why, for the events log: the error code and message, and for field
+    /// errors each field with its problem.
+    pub fn event_reason(&self) -> String {
+        match self {
+            RouteError::Fields(fields) => {
+                let list: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect();
+                format!("{}: {}", self.code(), list.join("; "))
+            }
+            _ => format!("{}: {self}", self.code()),
+        }
+    }
+}
+
 impl ResponseError for RouteError {
     fn status_code(&self) -> StatusCode {
         match self {

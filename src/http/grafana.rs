@@ -55,8 +55,8 @@ pub async fn webhook(
         state.events.record(NewEvent {
             source: "grafana",
             event: "notification",
-            decision: e.code(),
-            reason: Some(&e.to_string()),
+            decision: e.event_decision(),
+            reason: Some(&e.event_reason()),
             ..Default::default()
         });
     }

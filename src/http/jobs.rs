@@ -351,7 +351,7 @@ pub struct EventQuery {
     /// Most events to return, 1 to 1000 (default 100).
     pub limit: Option<usize>,
     pub source: Option<String>,
-    /// queued, duplicate, ignored, rejected (error codes), rate_limited, cancelled…
+    /// queued, duplicate, ignored, rejected, rate_limited, unavailable, cancelled…
     pub decision: Option<String>,
 }
 

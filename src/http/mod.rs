@@ -99,7 +99,7 @@ pub fn record_outcome(
 ) {
     let (decision, reason, job) = match result {
         Ok(a) => (a.decision, a.reason.clone(), a.job.clone()),
-        Err(e) => (e.code(), Some(e.to_string()), None),
+        Err(e) => (e.event_decision(), Some(e.event_reason()), None),
     };
     state.events.record(NewEvent {
         source,
