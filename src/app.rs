@@ -167,8 +167,17 @@ pub async fn run(
     // Graceful part: refuse readiness, finish in-flight requests, release
     // the Lease so another replica admits at once.
     health.draining.store(true, Ordering::SeqCst);
-    tracing::info!("shutting down: draining in-flight requests");
     let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));
+    let drain = Duration::from_secs(config.shutdown_drain_seconds).min(grace / 2);
+    if outcome.is_ok() && !drain.is_zero() {
+        tracing::info!(
+            seconds = drain.as_secs(),
+            "shutting down: /ready is 503, still serving while endpoints update"
+        );
+        tokio::time::sleep(drain).await;
+    }
+    let grace = grace.saturating_sub(drain);
+    tracing::info!("shutting down: draining in-flight requests");
     let drained = tokio::time::timeout(grace, handle.stop(true)).await;
     if drained.is_err() {
         tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");

@@ -127,6 +127,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SHUTDOWN_TIMEOUT_SECONDS` — grace period on SIGTERM. Default `30`.
     pub shutdown_timeout_seconds: u64,
+    /// `SHUTDOWN_DRAIN_SECONDS` — on SIGTERM, keep serving this long with
+    /// `/ready` at 503 before the listener closes, so Kubernetes removes the
+    /// pod from its Service first (GitHub does not retry refused
+    /// deliveries). Counted within `SHUTDOWN_TIMEOUT_SECONDS`. Default `0`;
+    /// about `5` behind a Service.
+    pub shutdown_drain_seconds: u64,
     /// `ORCHESTRATOR_RULES` — optional path to a YAML routing-rules file.
     pub rules_path: Option<PathBuf>,
     /// `GITHUB_TRUSTED_USERS` — comma-separated GitHub logins trusted regardless
@@ -341,6 +347,19 @@ impl Config {
             job_service_account: optional_name("JOB_SERVICE_ACCOUNT")?,
             log_format,
             shutdown_timeout_seconds: positive("SHUTDOWN_TIMEOUT_SECONDS", 30, 3600)?,
+            shutdown_drain_seconds: match get("SHUTDOWN_DRAIN_SECONDS") {
+                None => 0,
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n <= 3600 => n,
+                    _ => {
+                        return Err(bad(
+                            "SHUTDOWN_DRAIN_SECONDS",
+                            "an integer from 0 to 3600",
+                            &v,
+                        ))
+                    }
+                },
+            },
             rules_path: get("ORCHESTRATOR_RULES").map(PathBuf::from),
             github_trusted_users: get("GITHUB_TRUSTED_USERS")
                 .map(|v| split_list(&v, &[',']))
