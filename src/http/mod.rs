@@ -134,23 +134,42 @@ impl RootSpanBuilder for RootSpan {
     }
 }
 
+/// A route path; another method on it is answered 405 with `Allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header(("Allow", allow))
+            .json(json!({
+                "status": "error",
+                "error": "method_not_allowed",
+                "message": format!("this route accepts {allow}"),
+            }))
+    }))
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics))
-        .route("/webhook/github", web::post().to(github::webhook))
-        .route("/webhook/grafana", web::post().to(grafana::webhook))
-        .route("/webhook/grafana", web::put().to(grafana::webhook))
-        .route("/api/v1/tasks", web::post().to(tasks::create_task))
-        .route("/api/v1/pm/tasks", web::post().to(tasks::create_pm_task))
-        .route("/api/v1/pm/tasks/{id}", web::get().to(tasks::get_pm_task))
-        .route("/api/v1/jobs", web::get().to(jobs::list_jobs))
-        .route("/api/v1/jobs/{name}", web::get().to(jobs::get_job))
-        .route("/api/v1/jobs/{name}", web::delete().to(jobs::cancel_job))
-        .route("/api/v1/jobs/{name}/logs", web::get().to(jobs::job_logs))
-        .route("/api/v1/events", web::get().to(jobs::events))
-        .route("/api/v1/openapi.json", web::get().to(openapi::document))
+    cfg.service(resource("/health", "GET").route(web::get().to(health)))
+        .service(resource("/ready", "GET").route(web::get().to(ready)))
+        .service(resource("/metrics", "GET").route(web::get().to(metrics)))
+        .service(resource("/webhook/github", "POST").route(web::post().to(github::webhook)))
+        .service(
+            resource("/webhook/grafana", "POST, PUT")
+                .route(web::post().to(grafana::webhook))
+                .route(web::put().to(grafana::webhook)),
+        )
+        .service(resource("/api/v1/tasks", "POST").route(web::post().to(tasks::create_task)))
+        .service(resource("/api/v1/pm/tasks", "POST").route(web::post().to(tasks::create_pm_task)))
+        .service(resource("/api/v1/pm/tasks/{id}", "GET").route(web::get().to(tasks::get_pm_task)))
+        .service(resource("/api/v1/jobs", "GET").route(web::get().to(jobs::list_jobs)))
+        .service(
+            resource("/api/v1/jobs/{name}", "GET, DELETE")
+                .route(web::get().to(jobs::get_job))
+                .route(web::delete().to(jobs::cancel_job)),
+        )
+        .service(resource("/api/v1/jobs/{name}/logs", "GET").route(web::get().to(jobs::job_logs)))
+        .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
+        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
         .app_data(
             web::QueryConfig::default().error_handler(|e, _| {
                 RouteError::BadRequest(format!("bad query string: {e}")).into()
