@@ -1,0 +1,663 @@
+//! Black-box tests of `POST /webhook/grafana`: Alertmanager fixtures and
+//! Grafana bodies built from the documented schema
+//! (`tests/fixtures/grafana/NOTES.md`), per-alert Jobs, duplicates,
+//! resolve-cancels-queued, and every authentication mode.
+
+mod api_support;
+mod common;
+
+use api_support::*;
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const BASIC_USER_PASS: &str = "grafana:correct-horse-battery";
+const BEARER: &str = "grafana-bearer-credential-42";
+const HMAC_SECRET: &str = "grafana-hmac-secret";
+const TS_HEADER: &str = "X-Grafana-Alerting-Signature-Timestamp";
+
+fn basic(user_pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+fn hmac_hex(secret: &str, data: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("an HMAC key");
+    m.update(data);
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn alertmanager_fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/alertmanager")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(path).expect("the fixture")).expect("fixture JSON")
+}
+
+/// A service authenticating Grafana with Basic auth, plus `env`.
+async fn basic_app(run_seconds: f64, env: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("API_TOKENS", API_TOKENS),
+        ("GRAFANA_BASIC_AUTH", BASIC_USER_PASS),
+    ];
+    vars.extend_from_slice(env);
+    spawn_app_on(start_sim(run_seconds), &vars).await
+}
+
+/// Sends `body` with Basic auth.
+async fn notify(app: &TestApp, body: &Value) -> Reply {
+    call(app, "POST", "/webhook/grafana")
+        .header("authorization", &basic(BASIC_USER_PASS))
+        .header("content-type", "application/json")
+        .header("user-agent", "Grafana")
+        .body(serde_json::to_vec(body).expect("serialize"))
+        .send()
+        .await
+}
+
+/// The per-alert answers of a 202, by fingerprint.
+fn decisions(r: &Reply) -> Vec<(String, String)> {
+    r.json["alerts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("alerts in {}", r.text))
+        .iter()
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap_or_default().to_string(),
+                a["decision"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn job_for(r: &Reply, fingerprint: &str) -> String {
+    r.json["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["fingerprint"] == fingerprint)
+        .and_then(|a| a["job"].as_str())
+        .unwrap_or_else(|| panic!("a job for {fingerprint} in {}", r.text))
+        .to_string()
+}
+
+fn critical(fingerprint: &str, starts_at: &str) -> Value {
+    grafana_alert(
+        "firing",
+        fingerprint,
+        alert_labels("HighErrorRate", "critical", "acme/checkout"),
+        starts_at,
+    )
+}
+
+#[tokio::test]
+async fn a_firing_alertmanager_fixture_queues_one_investigation_job() {
+    let app = basic_app(60.0, &[]).await;
+    let body = alertmanager_fixture("prometheus-msteams-prom_post_request.firing.json");
+    let r = notify(&app, &body).await;
+    assert_eq!(r.expect(202, "firing fixture")["status"], "processed");
+    let d = decisions(&r);
+    assert_eq!(d.len(), 1, "{}", r.text);
+    assert_eq!(d[0].1, "queued", "{}", r.text);
+    let job = r.json["alerts"][0]["job"]
+        .as_str()
+        .expect("a job")
+        .to_string();
+    assert_eq!(app.job_names().await, [job.clone()]);
+    let view = wait_state(&app, &job, "running", WAIT).await;
+    assert_eq!(view["source"], "grafana");
+    assert_eq!(view["kind"], "investigate");
+    assert_eq!(view["priority"], 10, "severity=warning maps to priority 10");
+}
+
+#[tokio::test]
+async fn a_grafana_notification_queues_one_job_per_selected_firing_alert_and_none_for_the_others() {
+    let app = basic_app(60.0, &[("GRAFANA_ALERT_MATCHERS", "severity=critical")]).await;
+    let body = grafana_body(
+        "firing",
+        vec![
+            critical("a1b2c3d4e5f60001", "2025-06-01T12:00:00Z"),
+            critical("a1b2c3d4e5f60002", "2025-06-01T12:01:00Z"),
+            grafana_alert(
+                "firing",
+                "a1b2c3d4e5f60003",
+                alert_labels("DiskFilling", "warning", "acme/checkout"),
+                "2025-06-01T12:02:00Z",
+            ),
+        ],
+    );
+    let r = notify(&app, &body).await;
+    r.expect(202, "grafana notification");
+    let d = decisions(&r);
+    assert_eq!(
+        d,
+        [
+            ("a1b2c3d4e5f60001".to_string(), "queued".to_string()),
+            ("a1b2c3d4e5f60002".to_string(), "queued".to_string()),
+            ("a1b2c3d4e5f60003".to_string(), "ignored".to_string()),
+        ],
+        "{}",
+        r.text
+    );
+    assert!(
+        r.json["alerts"][2]["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("severity")),
+        "the ignored alert says why: {}",
+        r.text
+    );
+    let mut expected = vec![
+        job_for(&r, "a1b2c3d4e5f60001"),
+        job_for(&r, "a1b2c3d4e5f60002"),
+    ];
+    expected.sort();
+    let mut names = app.job_names().await;
+    names.sort();
+    assert_eq!(
+        names, expected,
+        "one Job per selected alert, none for the other"
+    );
+    let view = wait_state(&app, &expected[0], "running", WAIT)
+        .await
+        .clone();
+    assert_eq!(
+        view["priority"], 100,
+        "severity=critical maps to 100: {view}"
+    );
+    assert_eq!(view["repository"], "acme.checkout");
+}
+
+#[tokio::test]
+async fn the_same_notification_again_is_answered_as_duplicate_without_a_new_job() {
+    let app = basic_app(60.0, &[]).await;
+    let body = grafana_body(
+        "firing",
+        vec![critical("d00d00d00d00d001", "2025-06-01T12:00:00Z")],
+    );
+    let first = notify(&app, &body).await;
+    first.expect(202, "first");
+    assert_eq!(decisions(&first)[0].1, "queued");
+    // Grafana's repeat notification, and an HA peer's copy (PUT).
+    let again = notify(&app, &body).await;
+    again.expect(202, "repeat");
+    assert_eq!(decisions(&again)[0].1, "duplicate", "{}", again.text);
+    assert_eq!(
+        job_for(&again, "d00d00d00d00d001"),
+        job_for(&first, "d00d00d00d00d001")
+    );
+    let put = call(&app, "PUT", "/webhook/grafana")
+        .header("authorization", &basic(BASIC_USER_PASS))
+        .json(&body)
+        .send()
+        .await;
+    put.expect(202, "PUT");
+    assert_eq!(decisions(&put)[0].1, "duplicate", "{}", put.text);
+    assert_eq!(app.jobs().await.len(), 1);
+    // A new firing episode (new startsAt) is a new task.
+    let next = grafana_body(
+        "firing",
+        vec![critical("d00d00d00d00d001", "2025-06-02T08:00:00Z")],
+    );
+    let n = notify(&app, &next).await;
+    n.expect(202, "new episode");
+    assert_eq!(decisions(&n)[0].1, "queued");
+    assert_eq!(app.jobs().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_resolved_alert_cancels_its_queued_job_which_never_runs() {
+    let app = basic_app(60.0, &[("MAX_CONCURRENT_JOBS", "1")]).await;
+    let recorder = Recorder::start(&app.sim);
+    let busy = submit_task(&app, &task("occupies the slot", "acme/slot"), None).await;
+    busy.expect(202, "occupier");
+    wait_state(&app, &job_of(&busy), "running", WAIT).await;
+
+    // The firing fixture, then the same fixture as Alertmanager resolved it.
+    let resolved = alertmanager_fixture("prom2teams-with_common_items.resolved.json");
+    let mut firing = resolved.clone();
+    firing["status"] = json!("firing");
+    firing["alerts"][0]["status"] = json!("firing");
+    firing["alerts"][0]["endsAt"] = json!("0001-01-01T00:00:00Z");
+    let f = notify(&app, &firing).await;
+    f.expect(202, "firing");
+    assert_eq!(
+        decisions(&f),
+        [("dd19ae3d4e06ac55".to_string(), "queued".to_string())]
+    );
+    let job = job_for(&f, "dd19ae3d4e06ac55");
+    wait_state(&app, &job, "queued", WAIT).await;
+
+    let r = notify(&app, &resolved).await;
+    r.expect(202, "resolved");
+    assert_eq!(
+        decisions(&r),
+        [("dd19ae3d4e06ac55".to_string(), "cancelled".to_string())],
+        "{}",
+        r.text
+    );
+    assert_eq!(job_for(&r, "dd19ae3d4e06ac55"), job);
+    wait_state(&app, &job, "cancelled", WAIT).await;
+
+    // Free the slot: the cancelled Job must still never be admitted.
+    call(&app, "DELETE", &format!("/api/v1/jobs/{}", job_of(&busy)))
+        .token(CLI_TOKEN)
+        .send()
+        .await
+        .expect(200, "cancel the occupier");
+    let later = submit_task(&app, &task("runs next", "acme/slot"), None).await;
+    later.expect(202, "later");
+    wait_state(&app, &job_of(&later), "running", WAIT).await;
+    assert_eq!(api_state(&app, &job).await, "cancelled");
+    assert_eq!(
+        recorder.suspend_history(&job).await,
+        [true],
+        "never unsuspended"
+    );
+    assert!(!recorder.pods_per_job().await.contains_key(&job), "no pod");
+
+    // Resolving again, or resolving an alert that never fired, is harmless.
+    let again = notify(&app, &resolved).await;
+    again.expect(202, "resolved again");
+    assert_eq!(decisions(&again)[0].1, "resolved", "{}", again.text);
+    let unknown = grafana_body(
+        "resolved",
+        vec![grafana_alert(
+            "resolved",
+            "0123456789abcdef",
+            alert_labels("Gone", "critical", "acme/checkout"),
+            "2025-06-01T12:00:00Z",
+        )],
+    );
+    let u = notify(&app, &unknown).await;
+    u.expect(202, "unknown resolved");
+    assert_eq!(decisions(&u)[0].1, "resolved", "{}", u.text);
+}
+
+#[tokio::test]
+async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel_it() {
+    for (cancel_running, expected) in [("false", "running"), ("true", "cancelled")] {
+        let app = basic_app(
+            60.0,
+            &[("GRAFANA_CANCEL_RUNNING_ON_RESOLVE", cancel_running)],
+        )
+        .await;
+        let firing = grafana_body(
+            "firing",
+            vec![critical("abcabcabcabc0001", "2025-06-01T12:00:00Z")],
+        );
+        let f = notify(&app, &firing).await;
+        f.expect(202, "firing");
+        let job = job_for(&f, "abcabcabcabc0001");
+        wait_state(&app, &job, "running", WAIT).await;
+        let mut resolved_alert = critical("abcabcabcabc0001", "2025-06-01T12:00:00Z");
+        resolved_alert["status"] = json!("resolved");
+        resolved_alert["endsAt"] = json!("2025-06-01T12:20:00Z");
+        let r = notify(&app, &grafana_body("resolved", vec![resolved_alert])).await;
+        r.expect(202, "resolved");
+        let want = if expected == "cancelled" {
+            "cancelled"
+        } else {
+            "resolved"
+        };
+        assert_eq!(decisions(&r)[0].1, want, "{cancel_running}: {}", r.text);
+        wait_state(&app, &job, expected, WAIT).await;
+    }
+}
+
+// ------------------------------------------------------------ authentication
+
+fn small_body(fp: &str) -> Vec<u8> {
+    serde_json::to_vec(&grafana_body(
+        "firing",
+        vec![critical(fp, "2025-06-01T12:00:00Z")],
+    ))
+    .expect("serialize")
+}
+
+/// Sends `body` with `headers`; returns the answer.
+async fn send_with(app: &TestApp, headers: &[(&str, String)], body: Vec<u8>) -> Reply {
+    let mut c = call(app, "POST", "/webhook/grafana").header("content-type", "application/json");
+    for (k, v) in headers {
+        c = c.header(k, v);
+    }
+    c.body(body).send().await
+}
+
+fn assert_refused(r: &Reply, what: &str) {
+    let b = r.expect(401, what);
+    assert_eq!(b["status"], "error", "{what}: {}", r.text);
+    assert_eq!(b["error"], "unauthorized", "{what}: {}", r.text);
+}
+
+#[tokio::test]
+async fn basic_auth_is_accepted_with_the_right_credentials_and_refused_401_otherwise() {
+    let app = basic_app(60.0, &[]).await;
+    let ok = send_with(
+        &app,
+        &[("authorization", basic(BASIC_USER_PASS))],
+        small_body("b0"),
+    )
+    .await;
+    ok.expect(202, "right credentials");
+    assert_refused(&send_with(&app, &[], small_body("b1")).await, "no header");
+    assert_refused(
+        &send_with(
+            &app,
+            &[("authorization", basic("grafana:wrong"))],
+            small_body("b2"),
+        )
+        .await,
+        "wrong password",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[("authorization", format!("Bearer {BASIC_USER_PASS}"))],
+            small_body("b3"),
+        )
+        .await,
+        "wrong scheme",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[("authorization", "Basic !!!not-base64".into())],
+            small_body("b4"),
+        )
+        .await,
+        "malformed",
+    );
+    assert_eq!(
+        app.jobs().await.len(),
+        1,
+        "only the authenticated alert queued"
+    );
+}
+
+#[tokio::test]
+async fn bearer_credentials_are_accepted_and_a_missing_or_wrong_credential_is_refused_401() {
+    let app = spawn_app_on(start_sim(60.0), &[("GRAFANA_AUTH_CREDENTIALS", BEARER)]).await;
+    let ok = send_with(
+        &app,
+        &[("authorization", format!("Bearer {BEARER}"))],
+        small_body("c0"),
+    )
+    .await;
+    ok.expect(202, "right credential");
+    let lower = send_with(
+        &app,
+        &[("authorization", format!("bearer {BEARER}"))],
+        small_body("c1"),
+    )
+    .await;
+    lower.expect(202, "the scheme is case-insensitive");
+    assert_refused(&send_with(&app, &[], small_body("c2")).await, "no header");
+    assert_refused(
+        &send_with(
+            &app,
+            &[("authorization", "Bearer not-the-credential".into())],
+            small_body("c3"),
+        )
+        .await,
+        "wrong credential",
+    );
+    assert_refused(
+        &send_with(&app, &[("authorization", basic(BEARER))], small_body("c4")).await,
+        "wrong scheme",
+    );
+    // A custom scheme.
+    let custom = spawn_app_on(
+        start_sim(60.0),
+        &[
+            ("GRAFANA_AUTH_CREDENTIALS", BEARER),
+            ("GRAFANA_AUTH_SCHEME", "Token"),
+        ],
+    )
+    .await;
+    send_with(
+        &custom,
+        &[("authorization", format!("Token {BEARER}"))],
+        small_body("c5"),
+    )
+    .await
+    .expect(202, "custom scheme");
+    assert_refused(
+        &send_with(
+            &custom,
+            &[("authorization", format!("Bearer {BEARER}"))],
+            small_body("c6"),
+        )
+        .await,
+        "bearer when Token is configured",
+    );
+}
+
+#[tokio::test]
+async fn an_hmac_signature_over_the_body_is_accepted_and_a_missing_or_wrong_one_is_refused_401() {
+    let app = spawn_app_on(start_sim(60.0), &[("GRAFANA_HMAC_SECRET", HMAC_SECRET)]).await;
+    let header = "X-Grafana-Alerting-Signature";
+    let body = small_body("e0");
+    let ok = send_with(
+        &app,
+        &[(header, hmac_hex(HMAC_SECRET, &body))],
+        body.clone(),
+    )
+    .await;
+    ok.expect(202, "right signature");
+    let body = small_body("e1");
+    assert_refused(&send_with(&app, &[], body.clone()).await, "no signature");
+    assert_refused(
+        &send_with(
+            &app,
+            &[(header, hmac_hex("another-secret", &body))],
+            body.clone(),
+        )
+        .await,
+        "signed with another secret",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[(header, hmac_hex(HMAC_SECRET, &small_body("e2")))],
+            body.clone(),
+        )
+        .await,
+        "signature of another body",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[(header, format!("sha256={}", hmac_hex(HMAC_SECRET, &body)))],
+            body.clone(),
+        )
+        .await,
+        "GitHub-style prefix",
+    );
+    assert_eq!(app.jobs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_hmac_signature_in_a_configured_header_over_timestamp_and_body_is_accepted_and_a_stale_timestamp_refused(
+) {
+    let app = spawn_app_on(
+        start_sim(60.0),
+        &[
+            ("GRAFANA_HMAC_SECRET", HMAC_SECRET),
+            ("GRAFANA_SIGNATURE_HEADER", "X-Alert-Signature"),
+            ("GRAFANA_TIMESTAMP_HEADER", TS_HEADER),
+            ("GRAFANA_MAX_SKEW_SECONDS", "300"),
+        ],
+    )
+    .await;
+    let signed = |ts: i64, body: &[u8]| {
+        let mut data = format!("{ts}:").into_bytes();
+        data.extend_from_slice(body);
+        hmac_hex(HMAC_SECRET, &data)
+    };
+    let body = small_body("f0");
+    let ts = now_unix();
+    let ok = send_with(
+        &app,
+        &[
+            ("X-Alert-Signature", signed(ts, &body)),
+            (TS_HEADER, ts.to_string()),
+        ],
+        body.clone(),
+    )
+    .await;
+    ok.expect(202, "fresh timestamp");
+
+    let body = small_body("f1");
+    let stale = now_unix() - 3600;
+    assert_refused(
+        &send_with(
+            &app,
+            &[
+                ("X-Alert-Signature", signed(stale, &body)),
+                (TS_HEADER, stale.to_string()),
+            ],
+            body.clone(),
+        )
+        .await,
+        "a stale (replayed) timestamp",
+    );
+    let future = now_unix() + 3600;
+    assert_refused(
+        &send_with(
+            &app,
+            &[
+                ("X-Alert-Signature", signed(future, &body)),
+                (TS_HEADER, future.to_string()),
+            ],
+            body.clone(),
+        )
+        .await,
+        "a timestamp from the future",
+    );
+    let ts = now_unix();
+    assert_refused(
+        &send_with(
+            &app,
+            &[("X-Alert-Signature", signed(ts, &body))],
+            body.clone(),
+        )
+        .await,
+        "no timestamp header",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[
+                ("X-Alert-Signature", hmac_hex(HMAC_SECRET, &body)),
+                (TS_HEADER, ts.to_string()),
+            ],
+            body.clone(),
+        )
+        .await,
+        "signature over the body alone",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[
+                ("X-Alert-Signature", signed(ts, &body)),
+                (TS_HEADER, (ts - 1).to_string()),
+            ],
+            body.clone(),
+        )
+        .await,
+        "timestamp changed after signing",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[
+                ("X-Grafana-Alerting-Signature", signed(ts, &body)),
+                (TS_HEADER, ts.to_string()),
+            ],
+            body.clone(),
+        )
+        .await,
+        "the default header when another is configured",
+    );
+    assert_eq!(app.jobs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn basic_auth_and_hmac_together_both_have_to_pass() {
+    let app = basic_app(60.0, &[("GRAFANA_HMAC_SECRET", HMAC_SECRET)]).await;
+    let header = "X-Grafana-Alerting-Signature";
+    let body = small_body("g0");
+    send_with(
+        &app,
+        &[
+            ("authorization", basic(BASIC_USER_PASS)),
+            (header, hmac_hex(HMAC_SECRET, &body)),
+        ],
+        body.clone(),
+    )
+    .await
+    .expect(202, "both right");
+    let body = small_body("g1");
+    assert_refused(
+        &send_with(
+            &app,
+            &[("authorization", basic(BASIC_USER_PASS))],
+            body.clone(),
+        )
+        .await,
+        "no signature",
+    );
+    assert_refused(
+        &send_with(
+            &app,
+            &[(header, hmac_hex(HMAC_SECRET, &body))],
+            body.clone(),
+        )
+        .await,
+        "no basic auth",
+    );
+}
+
+#[tokio::test]
+async fn without_any_grafana_authentication_configured_every_notification_is_refused_401() {
+    let app = spawn_app(&[]).await;
+    let r = send_with(
+        &app,
+        &[("authorization", basic(BASIC_USER_PASS))],
+        small_body("h0"),
+    )
+    .await;
+    assert_refused(&r, "no authentication configured");
+    assert!(app.jobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_notifications_are_refused_400_after_authentication() {
+    let app = basic_app(60.0, &[]).await;
+    for (what, body) in [
+        ("not JSON", b"{".to_vec()),
+        ("no version", br#"{"alerts": []}"#.to_vec()),
+        (
+            "unknown version",
+            br#"{"version": "9", "alerts": []}"#.to_vec(),
+        ),
+        ("no alerts", br#"{"version": "1"}"#.to_vec()),
+    ] {
+        let r = send_with(&app, &[("authorization", basic(BASIC_USER_PASS))], body).await;
+        assert_eq!(r.expect(400, what)["status"], "error", "{what}");
+    }
+    // Authentication comes first: a malformed body without credentials is 401.
+    assert_refused(
+        &send_with(&app, &[], b"{".to_vec()).await,
+        "unauthenticated garbage",
+    );
+}
