@@ -111,7 +111,7 @@ async fn a_firing_alertmanager_fixture_queues_one_investigation_job() {
         .as_str()
         .expect("a job")
         .to_string();
-    assert_eq!(app.job_names().await, [job.clone()]);
+    assert_eq!(app.job_names().await, [job.as_str()]);
     let view = wait_state(&app, &job, "running", WAIT).await;
     assert_eq!(view["source"], "grafana");
     assert_eq!(view["kind"], "investigate");

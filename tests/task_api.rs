@@ -235,12 +235,12 @@ async fn the_jobs_list_filters_by_source_state_and_repository() {
     })
     .await;
     assert_eq!(sorted(&names(&list(&app, "").await)), sorted(&all));
-    assert_eq!(names(&list(&app, "state=running").await), [running.clone()]);
+    assert_eq!(names(&list(&app, "state=running").await), [running.as_str()]);
     assert_eq!(
         sorted(&names(&list(&app, "state=queued").await)),
         sorted(&[api2.clone(), web.clone(), pm.clone()])
     );
-    assert_eq!(names(&list(&app, "source=pm-agent").await), [pm.clone()]);
+    assert_eq!(names(&list(&app, "source=pm-agent").await), [pm.as_str()]);
     assert_eq!(
         sorted(&names(&list(&app, "source=cli").await)),
         sorted(&[running.clone(), api2.clone(), web.clone()])
@@ -251,7 +251,7 @@ async fn the_jobs_list_filters_by_source_state_and_repository() {
     );
     assert_eq!(
         names(&list(&app, "repository=acme/api&state=queued&source=cli").await),
-        [api2.clone()]
+        [api2.as_str()]
     );
     assert!(names(&list(&app, "state=succeeded").await).is_empty());
     assert!(names(&list(&app, "source=grafana").await).is_empty());
