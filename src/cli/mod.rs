@@ -2,6 +2,7 @@
 //! client commands `submit | jobs | events | completions`.
 
 pub mod client_cmds;
+pub mod jobs_cmds;
 pub mod send;
 pub mod serve;
 pub mod sim;
@@ -34,7 +35,7 @@ pub enum Command {
     Submit(client_cmds::SubmitArgs),
     /// List, inspect, follow the logs of, and cancel Jobs.
     #[command(after_help = crate::client::EXIT_CODES_HELP)]
-    Jobs(client_cmds::JobsArgs),
+    Jobs(jobs_cmds::JobsArgs),
     /// The most recent deliveries from every source and the decision taken.
     #[command(after_help = crate::client::EXIT_CODES_HELP)]
     Events(client_cmds::EventsArgs),
@@ -52,7 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::SendWebhook(args) => send::run(args),
         Command::Submit(args) => client_cmds::submit(args),
-        Command::Jobs(args) => client_cmds::jobs(args),
+        Command::Jobs(args) => jobs_cmds::jobs(args),
         Command::Events(args) => client_cmds::events(args),
         Command::Completions(args) => client_cmds::completions(args),
     }

@@ -1,7 +1,8 @@
 //! `submit --wait`: polls `GET /api/v1/jobs/{name}` until the Job ends,
 //! showing progress on stderr (queued → running → done, with the elapsed
 //! time). On a terminal the line is redrawn in place; otherwise one line is
-//! written per change of state. Short outages of the server are ridden out.
+//! written per change of state. Short outages of the server are ridden out,
+//! and so is a moment in which the server does not list the new Job yet.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ pub struct WaitOptions {
     pub limit: Duration,
     /// Longest run of failed polls (server briefly unavailable) to ride out.
     pub outage: Duration,
+    /// How long a just-submitted Job may be unknown to the server's reads
+    /// (its Job list is a watch that can lag the create by a moment).
+    pub appear: Duration,
     /// Show progress on stderr.
     pub progress: bool,
 }
@@ -29,6 +33,7 @@ impl Default for WaitOptions {
             interval: Duration::from_millis(500),
             limit: Duration::from_secs(3600),
             outage: Duration::from_secs(30),
+            appear: Duration::from_secs(10),
             progress: true,
         }
     }
@@ -120,9 +125,12 @@ pub async fn wait_for_job(
     };
     let deadline = progress.start + opts.limit;
     let mut failing_since: Option<Instant> = None;
+    // The server has shown the Job at least once.
+    let mut seen = false;
     loop {
         match client.get_job(name).await {
             Ok(job) => {
+                seen = true;
                 failing_since = None;
                 let state = job["state"].as_str().unwrap_or("unknown").to_string();
                 progress.update(name, &state);
@@ -130,6 +138,12 @@ pub async fn wait_for_job(
                     progress.finish(name, &state);
                     return Ok(job);
                 }
+            }
+            // Accepted but not yet visible: it is queued.
+            Err(ClientError::NoSuchJob { .. })
+                if !seen && progress.start.elapsed() < opts.appear =>
+            {
+                progress.update(name, "queued");
             }
             Err(e) if e.is_transient() => {
                 let since = *failing_since.get_or_insert_with(Instant::now);
