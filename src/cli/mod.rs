@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "orchestrator",
     version,
-    about = "Turns GitHub, Grafana, PM Agent and CLI events into Kubernetes Jobs that run AI coding agents"
+    about = "Turns GitHub, Grafana, PM Agent and CLI events into Kubernetes Jobs that run AI coding agents",
+    after_help = crate::client::EXIT_CODES_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -15,8 +15,10 @@ use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
-use crate::cluster::jobspec::{ANNOTATION_URL, LABEL_KIND, LABEL_REPOSITORY, LABEL_SOURCE};
-use crate::cluster::kube_actor::{CancelJob, KubeError, StreamLogs};
+use crate::cluster::jobspec::{
+    ANNOTATION_URL, LABEL_KIND, LABEL_MANAGED_BY, LABEL_REPOSITORY, LABEL_SOURCE, MANAGED_BY,
+};
+use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, StreamLogs};
 use crate::cluster::state::{job_priority, job_state, JobState};
 use crate::events::{EventRecord, NewEvent};
 
@@ -227,12 +229,38 @@ pub async fn list_jobs(
     Ok(HttpResponse::Ok().json(JobList { items: page, next }))
 }
 
-fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
-    state
+/// The Job from the watch's store or, if the store has not seen it yet (a
+/// Job created a moment ago), from the API server.
+async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
+    let cached = state
         .jobs
         .state()
         .into_iter()
-        .find(|j| j.metadata.name.as_deref() == Some(name))
+        .find(|j| j.metadata.name.as_deref() == Some(name));
+    if let Some(job) = cached {
+        return Ok(job);
+    }
+    let msg = GetJob {
+        name: name.to_string(),
+        deadline: Instant::now() + Duration::from_secs(5),
+    };
+    let fetched = state
+        .kube
+        .send(msg)
+        .await
+        .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
+        .map_err(kube_error)?;
+    // Only managed Jobs are visible through this API.
+    fetched
+        .filter(|j| {
+            j.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_MANAGED_BY))
+                .map(String::as_str)
+                == Some(MANAGED_BY)
+        })
+        .map(std::sync::Arc::new)
         .ok_or_else(|| RouteError::NotFound(format!("no job named {name:?}")))
 }
 
@@ -248,7 +276,7 @@ pub async fn get_job(
     _caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let job = find(&state, &path)?;
+    let job = find(&state, &path).await?;
     Ok(HttpResponse::Ok().json(job_view(&job)))
 }
 
@@ -285,6 +313,11 @@ pub async fn cancel_job(
         .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
         .map_err(kube_error)?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
+    let st = job_state(&job);
+    if st != JobState::Cancelled {
+        // Finished before the cancel: nothing was cancelled.
+        return Ok(HttpResponse::Ok().json(job_view(&job)));
+    }
     tracing::info!(job = %path, by = %caller.identity, "job cancelled");
     state.events.record(NewEvent {
         source: caller.source.as_str(),
@@ -317,7 +350,7 @@ pub async fn job_logs(
     _caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let job = find(&state, &path)?;
+    let job = find(&state, &path).await?;
     let msg = StreamLogs {
         name: path.clone(),
         follow: q.follow.unwrap_or(false),
