@@ -213,7 +213,8 @@ pub struct StreamLogs {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Sets `spec.suspend` of a Job (false admits it).
+/// Sets `spec.suspend` of a Job (false admits it; a cancelled Job is never
+/// admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
 pub struct SetSuspend {
@@ -345,13 +346,50 @@ impl Handler<SetSuspend> for KubeActor {
     fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
         let (jobs, limiter) = (self.jobs.clone(), self.ctx());
         Box::pin(async move {
-            let patch = Patch::Merge(json!({"spec": {"suspend": msg.suspend}}));
             let pp = PatchParams::default();
-            call(limiter, msg.deadline, "patch", || {
-                jobs.patch(&msg.name, &pp, &patch)
-            })
-            .await
-            .map(|_| ())
+            if msg.suspend {
+                let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
+                return call(limiter, msg.deadline, "patch", || {
+                    jobs.patch(&msg.name, &pp, &patch)
+                })
+                .await
+                .map(|_| ());
+            }
+            // Admission must never unsuspend a Job cancelled after the
+            // scheduler last saw it: check and unsuspend as one step, by
+            // patching only the resourceVersion that was checked (a
+            // conflict means the Job changed in between: look again).
+            for _ in 0..5 {
+                let Some(job) = call(limiter.clone(), msg.deadline, "get", || {
+                    jobs.get_opt(&msg.name)
+                })
+                .await?
+                else {
+                    return Err(KubeError::NotFound);
+                };
+                if crate::cluster::state::job_state(&job)
+                    == crate::cluster::state::JobState::Cancelled
+                {
+                    // Answered like a vanished Job: the scheduler forgets it.
+                    tracing::info!(job = %msg.name, "not admitting a cancelled job");
+                    return Err(KubeError::NotFound);
+                }
+                let patch = Patch::Merge(json!({
+                    "metadata": {"resourceVersion": job.metadata.resource_version},
+                    "spec": {"suspend": false},
+                }));
+                match call(limiter.clone(), msg.deadline, "patch", || {
+                    jobs.patch(&msg.name, &pp, &patch)
+                })
+                .await
+                {
+                    Err(KubeError::Conflict(_)) => continue,
+                    other => return other.map(|_| ()),
+                }
+            }
+            Err(KubeError::Conflict(
+                "the job kept changing while being admitted".into(),
+            ))
         })
     }
 }
