@@ -235,7 +235,10 @@ async fn the_jobs_list_filters_by_source_state_and_repository() {
     })
     .await;
     assert_eq!(sorted(&names(&list(&app, "").await)), sorted(&all));
-    assert_eq!(names(&list(&app, "state=running").await), [running.as_str()]);
+    assert_eq!(
+        names(&list(&app, "state=running").await),
+        [running.as_str()]
+    );
     assert_eq!(
         sorted(&names(&list(&app, "state=queued").await)),
         sorted(&[api2.clone(), web.clone(), pm.clone()])
