@@ -652,3 +652,86 @@ async fn deleting_a_job_cascades_per_propagation_policy() {
         }
     }
 }
+
+#[tokio::test]
+async fn deletecollection_deletes_only_the_selected_objects() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=x"),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = deleted
+        .left()
+        .expect("the deleted objects")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn unknown_resources_unsupported_bodies_and_methods_get_kubernetes_status_errors() {
+    let (s, _client) = start().await;
+    let http = reqwest::Client::new();
+    let url = s.url();
+    let cases = [
+        (
+            http.get(format!("{url}/apis/batch/v1/namespaces/default/cronjobs")),
+            404,
+            "NotFound",
+        ),
+        (
+            http.patch(format!("{url}/api/v1/namespaces/default/configmaps/x"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            http.post(format!("{url}/api/v1/namespaces/default/configmaps"))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "BadRequest",
+        ),
+        (
+            http.post(format!("{url}/apis/batch/v1/jobs"))
+                .json(&json!({})),
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            http.get(format!("{url}/api/v1/namespaces/nope/pods/p")),
+            404,
+            "NotFound",
+        ),
+    ];
+    for (req, code, reason) in cases {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), code);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["code"], code);
+    }
+}
