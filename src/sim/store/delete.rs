@@ -1,0 +1,223 @@
+//! Deletion: finalizers, propagation policies (Background, Foreground,
+//! Orphan) and garbage collection of dependents through ownerReferences.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{meta_str, now_rfc3339, Change, DeleteOptions, EventType, Inner, Key, Store};
+use crate::sim::error::ApiError;
+use crate::sim::resources::{NAMESPACES, RESOURCES};
+use crate::sim::selector::{FieldSelector, LabelSelector};
+
+impl Store {
+    /// Removes an object now, publishes `DELETED`, and garbage-collects its
+    /// dependents (background). Returns the deleted state.
+    pub(super) fn remove_locked(&self, g: &mut Inner, key: &Key) -> Option<Arc<Value>> {
+        let old = g.objects.remove(key)?;
+        let res = &RESOURCES[key.0];
+        g.rv += 1;
+        let rv = g.rv;
+        let mut last = (*old).clone();
+        last["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let last = Arc::new(last);
+        self.publish(
+            g,
+            Change {
+                rv,
+                res: key.0,
+                namespace: key.1.clone(),
+                kind: EventType::Deleted,
+                object: last.clone(),
+                old: Some(old.clone()),
+            },
+        );
+        if key.0 == NAMESPACES {
+            let in_ns: Vec<Key> = g
+                .objects
+                .keys()
+                .filter(|(r, ons, _)| RESOURCES[*r].namespaced && *ons == key.2)
+                .cloned()
+                .collect();
+            for k in in_ns {
+                self.remove_locked(g, &k);
+            }
+        }
+        if let Some(uid) = meta_str(&old, "uid") {
+            self.collect_dependents(g, uid, &key.1, false);
+        }
+        if key.0 == crate::sim::resources::PODS {
+            if let Ok(mut logs) = self.logs.lock() {
+                logs.remove(&(key.1.clone(), key.2.clone()));
+            }
+        }
+        let _ = res;
+        Some(last)
+    }
+
+    /// Deletes (or, with `orphan`, releases) the objects owned by `uid`.
+    fn collect_dependents(&self, g: &mut Inner, uid: &str, ns: &str, orphan: bool) {
+        let dependents: Vec<Key> = g
+            .objects
+            .iter()
+            .filter(|((r, ons, _), obj)| {
+                (!RESOURCES[*r].namespaced || ons == ns)
+                    && obj["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dependents {
+            let Some(obj) = g.objects.get(&k).cloned() else {
+                continue;
+            };
+            let refs = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let others: Vec<Value> = refs.into_iter().filter(|o| o["uid"] != uid).collect();
+            if orphan || !others.is_empty() {
+                let mut n = (*obj).clone();
+                if others.is_empty() {
+                    if let Some(m) = n["metadata"].as_object_mut() {
+                        m.remove("ownerReferences");
+                    }
+                } else {
+                    n["metadata"]["ownerReferences"] = Value::Array(others);
+                }
+                let _ = self.update_locked(g, k.0, &k.1, &k.2, n, false, false);
+            } else {
+                self.remove_locked(g, &k);
+            }
+        }
+    }
+
+    /// `DELETE` one object.
+    pub fn delete(
+        &self,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
+        if res_id == NAMESPACES && matches!(name, "default" | "kube-system" | "kube-public") {
+            let mut e = ApiError::bad_request(format!(
+                "namespace {name:?} is forbidden: this namespace may not be deleted"
+            ));
+            e.code = 403;
+            e.reason = "Forbidden";
+            return Err(e);
+        }
+        let mut g = self.lock();
+        let key = Self::key(res_id, ns, name);
+        let cur = g
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))?;
+        if let Some(uid) = &opts.precondition_uid {
+            if Some(uid.as_str()) != meta_str(&cur, "uid") {
+                return Err(ApiError::conflict(
+                    res.plural,
+                    res.group,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&cur, "uid").unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            if Some(rv.as_str()) != meta_str(&cur, "resourceVersion") {
+                return Err(ApiError::conflict(res.plural, res.group, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&cur, "resourceVersion").unwrap_or(""))));
+            }
+        }
+        let policy = match opts.propagation.as_deref() {
+            Some(p @ ("Background" | "Foreground" | "Orphan")) => p.to_string(),
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "DeleteOptions",
+                    "",
+                    "",
+                    vec![crate::sim::error::Cause::not_supported(
+                        "propagationPolicy",
+                        other,
+                        &["Foreground", "Background", "Orphan"],
+                    )],
+                ))
+            }
+            // batch/v1 Jobs orphan their pods by default, for compatibility;
+            // clients that want cascading deletion must ask for it.
+            None if res_id == crate::sim::resources::JOBS => "Orphan".to_string(),
+            None => "Background".to_string(),
+        };
+        if opts.dry_run {
+            return Ok(cur);
+        }
+        let has_finalizers = cur["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let uid = meta_str(&cur, "uid").unwrap_or("").to_string();
+        if policy == "Orphan" {
+            self.collect_dependents(&mut g, &uid, &key.1, true);
+        }
+        if policy == "Foreground" {
+            // Mark the owner, delete its dependents, then the owner (the
+            // foregroundDeletion finalizer is removed at once: the
+            // simulator collects dependents synchronously).
+            let mut marked = (*cur).clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let mut fin = marked["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            fin.push(json!("foregroundDeletion"));
+            marked["metadata"]["finalizers"] = Value::Array(fin);
+            let marked = self.write_locked(&mut g, &key, marked, cur);
+            self.collect_dependents(&mut g, &uid, &key.1, false);
+            let mut done = (*marked).clone();
+            if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
+                f.retain(|x| x != "foregroundDeletion");
+            }
+            return Ok(self.write_locked(&mut g, &key, done, marked));
+        }
+        if has_finalizers {
+            if cur["metadata"].get("deletionTimestamp").is_some() {
+                return Ok(cur);
+            }
+            let mut marked = (*cur).clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            return Ok(self.write_locked(&mut g, &key, marked, cur));
+        }
+        self.remove_locked(&mut g, &key)
+            .ok_or_else(|| Self::not_found(res, name))
+    }
+
+    /// `DELETECOLLECTION`: deletes every matching object; returns them.
+    pub fn delete_collection(
+        &self,
+        res_id: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        let page = self.list(res_id, ns, labels, fields, None, None)?;
+        let mut out = Vec::new();
+        for obj in page.items {
+            let ons = meta_str(&obj, "namespace").unwrap_or("");
+            let name = meta_str(&obj, "name").unwrap_or("");
+            match self.delete(res_id, ons, name, opts) {
+                Ok(o) => out.push(o),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
