@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
-    /// The JSON payload file (e.g. ../shared/fixtures/github/issues/labeled.json).
+    /// The JSON payload file (e.g. tests/fixtures/github/issues/labeled.json).
     #[arg(long)]
     pub file: PathBuf,
     /// The X-GitHub-Event header (e.g. issues, issue_comment, pull_request).

@@ -334,8 +334,7 @@ fn a_routed_fixture_builds_a_valid_job() {
     use crate::rules::Rules;
     use crate::sources::github::{route, TrustConfig};
     use crate::sources::Decision;
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github");
     let text = std::fs::read_to_string(dir.join("issue_comment/created.json")).unwrap();
     let body = text.replace("\"body\": \"You are", "\"body\": \"/agent You are");
     let d = route(

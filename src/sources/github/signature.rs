@@ -60,7 +60,7 @@ mod tests {
 
     fn fixture(path: &str) -> Value {
         let dir =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github");
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github");
         serde_json::from_slice(&std::fs::read(dir.join(path)).unwrap()).unwrap()
     }
     #[test]
