@@ -7,7 +7,7 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
-mod parse;
+pub(crate) mod parse;
 
 pub use parse::{is_dns1123_label, is_dns1123_subdomain, quantity_value};
 

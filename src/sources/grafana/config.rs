@@ -11,6 +11,7 @@
 //! must refuse to serve the route unless an insecure development flag is set.
 
 use super::matchers::{is_label_name, Matchers};
+use crate::config::parse::{parse_bool, parse_bytes};
 use crate::config::{ConfigError, Secret};
 
 /// Default HMAC signature header, as Grafana sends it.
@@ -296,31 +297,6 @@ fn is_token(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// `true`/`false` the way operators write them in env files.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// A byte size: an integer, optionally with a `KiB`/`MiB`/`GiB` (or
-/// `Ki`/`Mi`/`Gi`) suffix.
-fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..digits_end].parse().ok()?;
-    let unit: u64 = match s[digits_end..].trim() {
-        "" | "B" => 1,
-        "Ki" | "KiB" => 1 << 10,
-        "Mi" | "MiB" => 1 << 20,
-        "Gi" | "GiB" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(unit)
 }
 
 #[cfg(test)]
