@@ -171,7 +171,7 @@ impl GrafanaConfig {
             cfg.matchers = Matchers::parse(&v).map_err(|e| {
                 bad(
                     "GRAFANA_ALERT_MATCHERS",
-                    format!("expected label matchers like severity=critical,team!=infra: {e}"),
+                    format!("expected label matchers like severity=critical,team!=infra,service=~\"api|web\": {e}"),
                 )
             })?;
         }

@@ -5,8 +5,8 @@
 //! As in Prometheus, a label the alert does not carry has the value `""`,
 //! so `team!=infra` selects alerts without a `team` label and `team=`
 //! selects only those. All matchers must hold. Regex matchers (`=~`, `!~`)
-//! are refused at start-up rather than silently treated as literals: the
-//! crate has no regex engine dependency.
+//! are fully anchored, as in Prometheus: `severity=~"crit.*"` matches
+//! `critical`, not `not-critical`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +18,23 @@ pub enum MatchOp {
     Equal,
     /// `name!=value`: the label differs from `value`.
     NotEqual,
+    /// `name=~regex`: the whole label value matches the regex.
+    Regex,
+    /// `name!~regex`: the whole label value does not match the regex.
+    NotRegex,
 }
+
+/// A compiled, fully anchored regex; equal when the patterns are.
+#[derive(Clone, Debug)]
+pub struct AnchoredRegex(regex::Regex);
+
+impl PartialEq for AnchoredRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for AnchoredRegex {}
 
 /// One `name=value` / `name!=value` matcher.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,17 +43,22 @@ pub struct Matcher {
     pub name: String,
     /// The comparison.
     pub op: MatchOp,
-    /// The literal value compared against (`""` matches a missing label).
+    /// The literal value or regex compared against (`""` matches a missing label).
     pub value: String,
+    /// The compiled regex of `=~` / `!~`.
+    pub regex: Option<AnchoredRegex>,
 }
 
 impl Matcher {
     /// True if the label set satisfies this matcher.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let actual = labels.get(&self.name).map_or("", String::as_str);
+        let re = || self.regex.as_ref().is_some_and(|r| r.0.is_match(actual));
         match self.op {
             MatchOp::Equal => actual == self.value,
             MatchOp::NotEqual => actual != self.value,
+            MatchOp::Regex => re(),
+            MatchOp::NotRegex => !re(),
         }
     }
 }
@@ -47,6 +68,8 @@ impl fmt::Display for Matcher {
         let op = match self.op {
             MatchOp::Equal => "=",
             MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
         };
         write!(f, "{}{op}{:?}", self.name, self.value)
     }
@@ -85,19 +108,19 @@ impl Matchers {
 fn parse_one(part: &str) -> Result<Matcher, String> {
     let at = part
         .find(['=', '!'])
-        .ok_or_else(|| format!("{part:?} has no operator (= or !=)"))?;
+        .ok_or_else(|| format!("{part:?} has no operator (=, !=, =~ or !~)"))?;
     let name = part[..at].trim();
     let rest = &part[at..];
     let (op, value) = if let Some(v) = rest.strip_prefix("!=") {
         (MatchOp::NotEqual, v)
-    } else if rest.starts_with("=~") || rest.starts_with("!~") {
-        return Err(format!(
-            "{part:?}: regex matchers (=~, !~) are not supported; use = or !="
-        ));
+    } else if let Some(v) = rest.strip_prefix("=~") {
+        (MatchOp::Regex, v)
+    } else if let Some(v) = rest.strip_prefix("!~") {
+        (MatchOp::NotRegex, v)
     } else if let Some(v) = rest.strip_prefix('=') {
         (MatchOp::Equal, v)
     } else {
-        return Err(format!("{part:?} has no operator (= or !=)"));
+        return Err(format!("{part:?} has no operator (=, !=, =~ or !~)"));
     };
     if !is_label_name(name) {
         return Err(format!("{part:?}: {name:?} is not a label name"));
@@ -107,10 +130,20 @@ fn parse_one(part: &str) -> Result<Matcher, String> {
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
         .unwrap_or(value);
+    let regex = match op {
+        MatchOp::Regex | MatchOp::NotRegex => Some(AnchoredRegex(
+            regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("{part:?}: invalid regex: {e}"))?,
+        )),
+        _ => None,
+    };
     Ok(Matcher {
         name: name.to_string(),
         op,
         value: value.to_string(),
+        regex,
     })
 }
 
@@ -168,11 +201,28 @@ mod tests {
     }
 
     #[test]
+    fn regex_matchers_are_fully_anchored() {
+        let m = Matchers::parse("severity=~\"crit.*|high\",team!~infra|ops").unwrap();
+        assert!(m
+            .first_failing(&labels(&[("severity", "critical")]))
+            .is_none());
+        assert!(m
+            .first_failing(&labels(&[("severity", "high"), ("team", "app")]))
+            .is_none());
+        assert!(m
+            .first_failing(&labels(&[("severity", "not-critical")]))
+            .is_some());
+        assert!(m
+            .first_failing(&labels(&[("severity", "high"), ("team", "ops")]))
+            .is_some());
+        assert_eq!(m.0[0].to_string(), "severity=~\"crit.*|high\"");
+    }
+
+    #[test]
     fn bad_matchers_are_refused_with_the_reason() {
         for (text, needle) in [
             ("severity", "no operator"),
-            ("severity=~crit.*", "regex"),
-            ("team!~infra", "regex"),
+            ("severity=~crit(", "invalid regex"),
             ("=critical", "not a label name"),
             ("sev erity=x", "not a label name"),
             ("severity!critical", "no operator"),

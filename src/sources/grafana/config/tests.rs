@@ -163,7 +163,7 @@ fn bad_values_name_the_variable_and_the_expected_form() {
             "from 1 to 86400",
         ),
         (
-            &[("GRAFANA_ALERT_MATCHERS", "severity=~crit")],
+            &[("GRAFANA_ALERT_MATCHERS", "severity=~crit(")],
             "GRAFANA_ALERT_MATCHERS",
             "regex",
         ),
