@@ -50,6 +50,17 @@ pub struct Change {
     /// The previous state, so a watch with a selector can turn a change that
     /// leaves its selection into `DELETED` and one that enters it into `ADDED`.
     pub old: Option<Arc<Value>>,
+    /// `object` as JSON, serialised once for all the watches that send it.
+    pub json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Change {
+    /// The object's JSON, serialised on first use.
+    pub fn object_json(&self) -> &bytes::Bytes {
+        self.json.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default())
+        })
+    }
 }
 
 /// Limits that bound the simulator's memory.
@@ -450,6 +461,7 @@ impl Store {
                 kind: EventType::Added,
                 object: obj.clone(),
                 old: None,
+                json: Default::default(),
             },
         );
         Ok(obj)
@@ -646,6 +658,7 @@ impl Store {
                 kind: EventType::Modified,
                 object: new.clone(),
                 old: Some(old),
+                json: Default::default(),
             },
         );
         if finalizing {

@@ -66,7 +66,15 @@ impl WatchRequest {
             (EventType::Deleted, b, n) if b || n => "DELETED",
             _ => return None,
         };
-        Some(event_line(kind, &c.object))
+        // `{"type":KIND,"object":…}` around the change's shared JSON.
+        let obj = c.object_json();
+        let mut buf = Vec::with_capacity(obj.len() + 32);
+        buf.extend_from_slice(b"{\"type\":\"");
+        buf.extend_from_slice(kind.as_bytes());
+        buf.extend_from_slice(b"\",\"object\":");
+        buf.extend_from_slice(obj);
+        buf.extend_from_slice(b"}\n");
+        Some(Bytes::from(buf))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {

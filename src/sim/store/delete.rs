@@ -30,6 +30,7 @@ impl Store {
                 kind: EventType::Deleted,
                 object: last.clone(),
                 old: Some(old.clone()),
+                json: Default::default(),
             },
         );
         if key.0 == NAMESPACES {
