@@ -283,11 +283,6 @@ pub struct Leadership(pub bool);
 #[rtype(result = "()")]
 pub struct Admit;
 
-/// Counts of queued and running Jobs, as the scheduler sees them.
-#[derive(Message)]
-#[rtype(result = "(usize, usize)")]
-pub struct Snapshot;
-
 impl Handler<Enqueue> for Scheduler {
     type Result = ResponseFuture<Result<Enqueued, EnqueueError>>;
 
@@ -368,13 +363,6 @@ impl Handler<Admit> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Admit, ctx: &mut Context<Self>) {
         self.admit(ctx);
-    }
-}
-
-impl Handler<Snapshot> for Scheduler {
-    type Result = MessageResult<Snapshot>;
-    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
-        MessageResult((self.queue.queued(), self.queue.running()))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::broadcast;
 
 use super::defaults;
 use super::error::ApiError;
@@ -130,8 +130,6 @@ pub struct ListPage {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Change>>,
-    /// Woken on every change, for the Job controller.
-    pub changed: Notify,
     /// Pod logs: (namespace, pod) → container → lines.
     logs: Mutex<PodLogs>,
     pub limits: Limits,
@@ -183,7 +181,6 @@ impl Store {
                 oldest_rv: 0,
             }),
             tx,
-            changed: Notify::new(),
             logs: Mutex::new(HashMap::new()),
             limits,
         });
@@ -229,7 +226,6 @@ impl Store {
         }
         // No receivers is fine.
         let _ = self.tx.send(change);
-        self.changed.notify_waiters();
     }
 
     fn not_found(res: &Resource, name: &str) -> ApiError {
@@ -701,11 +697,6 @@ impl Store {
     /// Subscribes to all later changes (for the controller and log follow).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
-    }
-
-    /// Number of open receivers (watches plus internal subscribers).
-    pub fn receiver_count(&self) -> usize {
-        self.tx.receiver_count()
     }
 }
 
