@@ -16,9 +16,10 @@ use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
 use crate::cluster::jobspec::{
-    ANNOTATION_URL, LABEL_KIND, LABEL_MANAGED_BY, LABEL_REPOSITORY, LABEL_SOURCE, MANAGED_BY,
+    ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND, LABEL_MANAGED_BY, LABEL_REPOSITORY,
+    LABEL_SOURCE, MANAGED_BY, MANAGED_SELECTOR,
 };
-use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, StreamLogs};
+use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, ListJobs, StreamLogs};
 use crate::cluster::state::{job_priority, job_state, JobState};
 use crate::events::{EventRecord, NewEvent};
 
@@ -229,38 +230,88 @@ pub async fn list_jobs(
     Ok(HttpResponse::Ok().json(JobList { items: page, next }))
 }
 
-/// The Job from the watch's store or, if the store has not seen it yet (a
-/// Job created a moment ago), from the API server.
-async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
-    let cached = state
-        .jobs
-        .state()
-        .into_iter()
-        .find(|j| j.metadata.name.as_deref() == Some(name));
-    if let Some(job) = cached {
-        return Ok(job);
+/// How a route names the Job it wants.
+pub enum JobRef<'a> {
+    /// By Job name.
+    Name(&'a str),
+    /// By the task's dedup key (annotation), e.g. a PM task id.
+    DedupKey(&'a str),
+}
+
+impl JobRef<'_> {
+    fn matches(&self, job: &Job) -> bool {
+        match self {
+            JobRef::Name(n) => job.metadata.name.as_deref() == Some(*n),
+            JobRef::DedupKey(k) => {
+                job.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
+                    .map(String::as_str)
+                    == Some(*k)
+            }
+        }
     }
-    let msg = GetJob {
-        name: name.to_string(),
-        deadline: Instant::now() + Duration::from_secs(5),
+}
+
+/// A managed Job from the watch's store or, if the store has not seen it
+/// yet (a Job created a moment ago), from the API server. `None` when it
+/// does not exist.
+pub async fn find_job(
+    state: &AppState,
+    which: JobRef<'_>,
+) -> Result<Option<std::sync::Arc<Job>>, RouteError> {
+    if let Some(job) = state.jobs.state().into_iter().find(|j| which.matches(j)) {
+        return Ok(Some(job));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let unavailable = |e: actix::MailboxError| RouteError::Unavailable(format!("kube actor: {e}"));
+    let fetched: Vec<Job> = match which {
+        JobRef::Name(name) => {
+            let msg = GetJob {
+                name: name.to_string(),
+                deadline,
+            };
+            state
+                .kube
+                .send(msg)
+                .await
+                .map_err(unavailable)?
+                .map_err(kube_error)?
+                .into_iter()
+                .collect()
+        }
+        JobRef::DedupKey(_) => {
+            let msg = ListJobs {
+                selector: MANAGED_SELECTOR.to_string(),
+                deadline,
+            };
+            state
+                .kube
+                .send(msg)
+                .await
+                .map_err(unavailable)?
+                .map_err(kube_error)?
+        }
     };
-    let fetched = state
-        .kube
-        .send(msg)
-        .await
-        .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
-        .map_err(kube_error)?;
     // Only managed Jobs are visible through this API.
-    fetched
-        .filter(|j| {
-            j.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_MANAGED_BY))
-                .map(String::as_str)
-                == Some(MANAGED_BY)
-        })
-        .map(std::sync::Arc::new)
+    let managed = |j: &Job| {
+        j.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_MANAGED_BY))
+            .map(String::as_str)
+            == Some(MANAGED_BY)
+    };
+    Ok(fetched
+        .into_iter()
+        .find(|j| managed(j) && which.matches(j))
+        .map(std::sync::Arc::new))
+}
+
+async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
+    find_job(state, JobRef::Name(name))
+        .await?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {name:?}")))
 }
 

@@ -11,15 +11,12 @@ use tracing_actix_web::RootSpan;
 use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::github::submit;
-use super::jobs::{job_view, JobView};
+use super::jobs::{find_job, job_view, JobRef, JobView};
 use super::schema::{ErrorBody, SubmitAnswer};
 use super::{read_body, AppState};
-use crate::cluster::jobspec::{ANNOTATION_DEDUP_KEY, MANAGED_SELECTOR};
-use crate::cluster::kube_actor::ListJobs;
 use crate::scheduler::JobExtras;
 use crate::sources::api::{self, Accepted};
 use crate::task::TaskSource;
-use k8s_openapi::api::batch::v1::Job;
 
 /// Largest task document (PM tasks carry markdown files).
 const MAX_TASK_BODY: usize = 2 * 1024 * 1024;
@@ -174,36 +171,8 @@ pub async fn get_pm_task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let key = api::pm_dedup_key(&path);
-    let is_task = |j: &Job| {
-        j.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
-            == Some(&key)
-    };
-    let cached = state.jobs.state().into_iter().find(|j| is_task(j));
-    let job = match cached {
-        Some(j) => j,
-        // Not seen by the watch yet (created a moment ago): ask the API server.
-        None => {
-            let msg = ListJobs {
-                selector: MANAGED_SELECTOR.to_string(),
-                deadline: Instant::now() + Duration::from_secs(5),
-            };
-            let listed = state
-                .kube
-                .send(msg)
-                .await
-                .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
-                .map_err(|e| RouteError::Unavailable(e.to_string()))?;
-            listed
-                .into_iter()
-                .find(|j| is_task(j))
-                .map(std::sync::Arc::new)
-                .ok_or_else(|| {
-                    RouteError::NotFound(format!("no job for PM task {:?}", path.as_str()))
-                })?
-        }
-    };
+    let job = find_job(&state, JobRef::DedupKey(&key))
+        .await?
+        .ok_or_else(|| RouteError::NotFound(format!("no job for PM task {:?}", path.as_str())))?;
     Ok(HttpResponse::Ok().json(job_view(&job)))
 }
