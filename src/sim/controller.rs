@@ -529,6 +529,28 @@ impl Controller {
 
     fn finish_pod(&self, ns: &str, name: &str, exit: i32) {
         let now = now_rfc3339();
+        // The container's last line is written before the pod turns terminal,
+        // so a follower that stops at the terminal phase has read it.
+        let containers = self
+            .store()
+            .get(PODS, ns, name)
+            .map(|p| {
+                p["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for c in containers {
+            self.store().append_log(
+                ns,
+                name,
+                &c,
+                [format!("[sim] container exited with code {exit}")],
+            );
+        }
         let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
             let mut n = cur.clone();
             let phase = if exit == 0 { "Succeeded" } else { "Failed" };
@@ -554,26 +576,6 @@ impl Controller {
             }
             Ok(n)
         });
-        let containers = self
-            .store()
-            .get(PODS, ns, name)
-            .map(|p| {
-                p["spec"]["containers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["name"].as_str().map(str::to_string))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for c in containers {
-            self.store().append_log(
-                ns,
-                name,
-                &c,
-                [format!("[sim] container exited with code {exit}")],
-            );
-        }
     }
 }
 
