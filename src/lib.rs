@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The API server is the queue and the source of truth: accepted work is a
-//! suspended Job before any 2xx. [`sim`] is an embedded Kubernetes API server
+//! suspended Job before any 2xx. The `kube-api-sim` crate is an embedded Kubernetes API server
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
 pub mod admission;
@@ -22,7 +22,6 @@ pub mod http;
 pub mod metrics;
 pub mod rules;
 pub mod scheduler;
-pub mod sim;
 pub mod sources;
 pub mod task;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use orchestrator::sim::{SimConfig, SimServer};
+use kube_api_sim::{SimConfig, SimServer};
 use serde_json::Value;
 
 const TOKEN: &str = "cli-token-for-tests-0123456789";

@@ -176,7 +176,7 @@ struct Binary {
 }
 
 impl Binary {
-    async fn start(sim: &orchestrator::sim::SimServer, env: &[(&str, &str)]) -> Binary {
+    async fn start(sim: &kube_api_sim::SimServer, env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().expect("a temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig).expect("write kubeconfig");

@@ -125,7 +125,7 @@ async fn a_restart_of_the_service_mid_queue_runs_the_remaining_tasks_and_none_tw
     app.stop().await.expect("a clean stop");
 }
 
-async fn app_jobs_suspended(sim: &orchestrator::sim::SimServer) -> Vec<String> {
+async fn app_jobs_suspended(sim: &kube_api_sim::SimServer) -> Vec<String> {
     let client = sim.client().await.expect("client");
     let api: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client, "default");
     api.list(&kube::api::ListParams::default().labels(MANAGED))

@@ -11,12 +11,12 @@ use actix::Supervisor;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
 use kube::runtime::reflector;
+use kube_api_sim::{SimConfig, SimServer};
 use orchestrator::admission::{DedupCache, RateLimits};
 use orchestrator::cluster::kube_actor::{KubeActor, KubeSettings};
 use orchestrator::config::Config;
 use orchestrator::metrics::{Metrics, Restart};
 use orchestrator::scheduler::{Enqueued, Leadership, Scheduler};
-use orchestrator::sim::{SimConfig, SimServer};
 use orchestrator::sources::actor::{SourceActor, Submit};
 use orchestrator::task::{Task, TaskSource};
 

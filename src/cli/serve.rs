@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config::{Config, LogFormat};
-use crate::sim::{SimConfig, SimServer};
+use kube_api_sim::{SimConfig, SimServer};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {

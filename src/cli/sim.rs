@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::sim::faults::{ErrorRule, FaultSpec};
-use crate::sim::store::Limits;
-use crate::sim::{SimConfig, SimServer};
+use kube_api_sim::faults::{ErrorRule, FaultSpec};
+use kube_api_sim::store::Limits;
+use kube_api_sim::{SimConfig, SimServer};
 
 /// Flags of `orchestrator sim` (and of the embedded cluster).
 #[derive(Debug, Clone, Args)]

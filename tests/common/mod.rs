@@ -17,8 +17,8 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use kube_api_sim::{SimConfig, SimServer};
 use orchestrator::config::Config;
-use orchestrator::sim::{SimConfig, SimServer};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -589,15 +589,15 @@ pub struct Seen {
 /// Follows every change of the simulator's store in the background.
 pub struct Recorder {
     pub seen: Arc<Mutex<Seen>>,
-    store: Arc<orchestrator::sim::store::Store>,
+    store: Arc<kube_api_sim::store::Store>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Recorder {
     /// Starts recording (before the test acts).
     pub fn start(sim: &SimServer) -> Recorder {
-        use orchestrator::sim::resources::{JOBS, PODS};
-        use orchestrator::sim::store::EventType;
+        use kube_api_sim::resources::{JOBS, PODS};
+        use kube_api_sim::store::EventType;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut rx = sim.store().subscribe();
         let s = seen.clone();

@@ -11,8 +11,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
-use orchestrator::sim::faults::FaultSpec;
-use orchestrator::sim::{SimConfig, SimServer};
+use kube_api_sim::faults::FaultSpec;
+use kube_api_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 use sim_support::*;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{meta_str, now_rfc3339, Change, DeleteOptions, EventType, Inner, Key, Store};
-use crate::sim::error::ApiError;
-use crate::sim::resources::{NAMESPACES, RESOURCES};
-use crate::sim::selector::{FieldSelector, LabelSelector};
+use crate::error::ApiError;
+use crate::resources::{NAMESPACES, RESOURCES};
+use crate::selector::{FieldSelector, LabelSelector};
 
 impl Store {
     /// Removes an object now, publishes `DELETED`, and garbage-collects its
@@ -47,7 +47,7 @@ impl Store {
         if let Some(uid) = meta_str(&old, "uid") {
             self.collect_dependents(g, uid, &key.1, false);
         }
-        if key.0 == crate::sim::resources::PODS {
+        if key.0 == crate::resources::PODS {
             if let Ok(mut logs) = self.logs.lock() {
                 logs.remove(&(key.1.clone(), key.2.clone()));
             }
@@ -143,7 +143,7 @@ impl Store {
                     "DeleteOptions",
                     "",
                     "",
-                    vec![crate::sim::error::Cause::not_supported(
+                    vec![crate::error::Cause::not_supported(
                         "propagationPolicy",
                         other,
                         &["Foreground", "Background", "Orphan"],
@@ -152,7 +152,7 @@ impl Store {
             }
             // batch/v1 Jobs orphan their pods by default, for compatibility;
             // clients that want cascading deletion must ask for it.
-            None if res_id == crate::sim::resources::JOBS => "Orphan".to_string(),
+            None if res_id == crate::resources::JOBS => "Orphan".to_string(),
             None => "Background".to_string(),
         };
         if opts.dry_run {

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
-use orchestrator::sim::faults::FaultSpec;
+use kube_api_sim::faults::FaultSpec;
 use serde_json::json;
 use sim_support::*;
 

@@ -13,7 +13,7 @@ use kube::api::{
 };
 use kube::runtime::wait::{await_condition, Condition};
 use kube::Client;
-use orchestrator::sim::{SimConfig, SimServer};
+use kube_api_sim::{SimConfig, SimServer};
 use serde_json::json;
 
 async fn start() -> (SimServer, Client) {

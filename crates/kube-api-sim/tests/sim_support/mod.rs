@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
-use orchestrator::sim::faults::FaultSpec;
-use orchestrator::sim::{SimConfig, SimServer};
+use kube_api_sim::faults::FaultSpec;
+use kube_api_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 /// Upper bound for any single wait in these tests.

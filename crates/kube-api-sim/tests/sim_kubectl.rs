@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use orchestrator::sim::{SimConfig, SimServer};
+use kube_api_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 /// Upper bound for one kubectl run.
