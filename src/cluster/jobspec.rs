@@ -65,6 +65,15 @@ pub const RUN_AS: i64 = 1000;
 const CREDENTIAL_HELPER: &str =
     "!f() { test \"$1\" = get && printf 'username=x-access-token\\npassword=%s\\n' \"$GIT_TOKEN\"; }; f";
 
+/// True if this service manages `job` (it carries [`LABEL_MANAGED_BY`]).
+pub fn is_managed(job: &Job) -> bool {
+    job.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_MANAGED_BY))
+        .is_some_and(|v| v == MANAGED_BY)
+}
+
 /// A Task that cannot be turned into a safe Job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot build a Job: invalid {field}: {reason}")]

@@ -292,6 +292,11 @@ impl Handler<CancelJob> for KubeActor {
             else {
                 return Ok(None);
             };
+            // Jobs this service does not manage are not ours to cancel: the
+            // caller sees them as absent, as every read path does.
+            if !super::jobspec::is_managed(&job) {
+                return Ok(None);
+            }
             if crate::cluster::state::job_state(&job).is_finished() {
                 return Ok(Some(job));
             }

@@ -31,10 +31,12 @@ fn authenticate(req: &HttpRequest) -> Result<ApiCaller, RouteError> {
         .ok_or_else(|| {
             RouteError::Unauthorized("missing bearer token (Authorization: Bearer TOKEN)".into())
         })?;
+    // The scheme is case-insensitive (RFC 9110 §11.1); one or more spaces
+    // separate it from the token.
     let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             RouteError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())

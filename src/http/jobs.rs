@@ -16,8 +16,8 @@ use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
 use crate::cluster::jobspec::{
-    ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND, LABEL_MANAGED_BY, LABEL_REPOSITORY,
-    LABEL_SOURCE, MANAGED_BY, MANAGED_SELECTOR,
+    is_managed, ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND, LABEL_REPOSITORY, LABEL_SOURCE,
+    MANAGED_SELECTOR,
 };
 use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, ListJobs, StreamLogs};
 use crate::cluster::state::{job_priority, job_state, JobState};
@@ -295,21 +295,25 @@ pub async fn find_job(
         }
     };
     // Only managed Jobs are visible through this API.
-    let managed = |j: &Job| {
-        j.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_MANAGED_BY))
-            .map(String::as_str)
-            == Some(MANAGED_BY)
-    };
     Ok(fetched
         .into_iter()
-        .find(|j| managed(j) && which.matches(j))
+        .find(|j| is_managed(j) && which.matches(j))
         .map(std::sync::Arc::new))
 }
 
+/// Refuses a path parameter that cannot be a Job name (a DNS-1123
+/// subdomain), before it reaches a store lookup or an API-server URL.
+fn check_name(name: &str) -> Result<(), RouteError> {
+    if crate::config::parse::is_dns1123_subdomain(name) {
+        return Ok(());
+    }
+    Err(RouteError::BadRequest(
+        "a Job name is 1 to 253 characters of lowercase letters, digits, '-' and '.'".into(),
+    ))
+}
+
 async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
+    check_name(name)?;
     find_job(state, JobRef::Name(name))
         .await?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {name:?}")))
@@ -319,6 +323,7 @@ async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, Route
 #[utoipa::path(get, path = "/api/v1/jobs/{name}", tag = "jobs",
     params(("name" = String, Path, description = "Job name")),
     responses((status = 200, description = "The Job", body = JobView),
+        (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 404, description = "No such Job", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -344,8 +349,9 @@ fn kube_error(e: KubeError) -> RouteError {
 #[utoipa::path(delete, path = "/api/v1/jobs/{name}", tag = "jobs",
     params(("name" = String, Path, description = "Job name")),
     responses((status = 200, description = "The Job after cancelling", body = JobView),
+        (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 404, description = "No such Job", body = ErrorBody),
+        (status = 404, description = "No managed Job of this name", body = ErrorBody),
         (status = 503, description = "Kubernetes unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel_job(
@@ -353,6 +359,7 @@ pub async fn cancel_job(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
+    check_name(&path)?;
     let msg = CancelJob {
         name: path.clone(),
         deadline: Instant::now() + Duration::from_secs(10),
@@ -392,6 +399,7 @@ pub struct LogQuery {
 #[utoipa::path(get, path = "/api/v1/jobs/{name}/logs", tag = "jobs",
     params(("name" = String, Path, description = "Job name"), LogQuery),
     responses((status = 200, description = "Log lines", content_type = "text/plain", body = String),
+        (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 404, description = "No such Job, or it has no pod yet", body = ErrorBody)),
     security(("bearer" = [])))]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -112,12 +112,41 @@ pub fn record_outcome(
 }
 
 /// Root span of every request: request id plus the fields handlers fill in.
+///
+/// Built here rather than with `tracing_actix_web::root_span!` because that
+/// macro logs the whole target, query string included, and callers put
+/// credentials there (`?token=`, Grafana's `?password=`): `http.target` is
+/// the path only.
 pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(
-            request,
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let route = request.match_pattern().unwrap_or_default();
+        let user_agent = request
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let info = request.connection_info();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.flavor = ?request.version(),
+            http.client_ip = %info.realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.target = %request.path(),
+            http.status_code = tracing::field::Empty,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+            request_id = %request_id,
             source = tracing::field::Empty,
             event = tracing::field::Empty,
             delivery = tracing::field::Empty,
@@ -149,37 +178,45 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health", "GET").route(web::get().to(health)))
-        .service(resource("/ready", "GET").route(web::get().to(ready)))
-        .service(resource("/metrics", "GET").route(web::get().to(metrics)))
-        .service(resource("/webhook/github", "POST").route(web::post().to(github::webhook)))
-        .service(
-            resource("/webhook/grafana", "POST, PUT")
-                .route(web::post().to(grafana::webhook))
-                .route(web::put().to(grafana::webhook)),
-        )
-        .service(resource("/api/v1/tasks", "POST").route(web::post().to(tasks::create_task)))
-        .service(resource("/api/v1/pm/tasks", "POST").route(web::post().to(tasks::create_pm_task)))
-        .service(resource("/api/v1/pm/tasks/{id}", "GET").route(web::get().to(tasks::get_pm_task)))
-        .service(resource("/api/v1/jobs", "GET").route(web::get().to(jobs::list_jobs)))
-        .service(
-            resource("/api/v1/jobs/{name}", "GET, DELETE")
-                .route(web::get().to(jobs::get_job))
-                .route(web::delete().to(jobs::cancel_job)),
-        )
-        .service(resource("/api/v1/jobs/{name}/logs", "GET").route(web::get().to(jobs::job_logs)))
-        .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
-        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
-        .app_data(
-            web::QueryConfig::default().error_handler(|e, _| {
-                RouteError::BadRequest(format!("bad query string: {e}")).into()
-            }),
-        )
-        .app_data(
-            web::PathConfig::default()
-                .error_handler(|e, _| RouteError::BadRequest(format!("bad path: {e}")).into()),
-        )
-        .default_service(web::to(not_found));
+    // Probes and load balancers may ask with HEAD: same answer, no body.
+    cfg.service(
+        resource("/health", "GET, HEAD")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
+    )
+    .service(
+        resource("/ready", "GET, HEAD")
+            .route(web::get().to(ready))
+            .route(web::head().to(ready)),
+    )
+    .service(resource("/metrics", "GET").route(web::get().to(metrics)))
+    .service(resource("/webhook/github", "POST").route(web::post().to(github::webhook)))
+    .service(
+        resource("/webhook/grafana", "POST, PUT")
+            .route(web::post().to(grafana::webhook))
+            .route(web::put().to(grafana::webhook)),
+    )
+    .service(resource("/api/v1/tasks", "POST").route(web::post().to(tasks::create_task)))
+    .service(resource("/api/v1/pm/tasks", "POST").route(web::post().to(tasks::create_pm_task)))
+    .service(resource("/api/v1/pm/tasks/{id}", "GET").route(web::get().to(tasks::get_pm_task)))
+    .service(resource("/api/v1/jobs", "GET").route(web::get().to(jobs::list_jobs)))
+    .service(
+        resource("/api/v1/jobs/{name}", "GET, DELETE")
+            .route(web::get().to(jobs::get_job))
+            .route(web::delete().to(jobs::cancel_job)),
+    )
+    .service(resource("/api/v1/jobs/{name}/logs", "GET").route(web::get().to(jobs::job_logs)))
+    .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
+    .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| RouteError::BadRequest(format!("bad query string: {e}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| RouteError::BadRequest(format!("bad path: {e}")).into()),
+    )
+    .default_service(web::to(not_found));
 }
 
 /// Liveness: 200 while the process serves.
