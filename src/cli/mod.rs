@@ -2,6 +2,7 @@
 //! client commands `submit | jobs | events | completions`.
 
 pub mod client_cmds;
+pub mod dev_files;
 pub mod jobs_cmds;
 pub mod send;
 pub mod serve;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::dev_files;
 use crate::config::{Config, LogFormat};
 use kube_api_sim::{SimConfig, SimServer};
 
@@ -17,9 +18,11 @@ pub struct ServeArgs {
     /// instead of a real cluster (development and demos; no containers run).
     #[arg(long)]
     pub embedded_cluster: bool,
-    /// With --embedded-cluster: write the simulator's kubeconfig here, for kubectl.
-    #[arg(long, default_value = "orchestrator-sim.kubeconfig")]
-    pub kubeconfig_out: PathBuf,
+    /// With --embedded-cluster: write the simulator's kubeconfig here, for
+    /// kubectl (default: orchestrator-sim-<SERVER_PORT>.kubeconfig). Removed
+    /// when the server stops.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig_out: Option<PathBuf>,
     /// With --embedded-cluster: seconds each simulated agent pod "runs".
     #[arg(long, default_value_t = 5.0)]
     pub sim_run_seconds: f64,
@@ -36,47 +39,50 @@ Hints:
   See README.md, \"Troubleshooting\".";
 
 /// A development secret for the embedded cluster when none is configured,
-/// written where `orchestrator send-webhook` finds it.
-pub const DEV_SECRET_FILE: &str = "orchestrator-dev-webhook-secret";
+/// kept where `orchestrator send-webhook` finds it.
+pub use super::dev_files::DEV_SECRET_FILE;
+
+/// The configuration, using `dev_secret` as GITHUB_WEBHOOK_SECRET if given.
+fn load_config(dev_secret: Option<&str>, insecure: bool) -> Result<Config, ExitCode> {
+    Config::from_lookup(|name| match name {
+        "GITHUB_WEBHOOK_SECRET" if dev_secret.is_some() => dev_secret.map(str::to_string),
+        "ALLOW_INSECURE_NO_SIGNATURE" if insecure => Some("true".into()),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(|e| {
+        eprintln!("Error: invalid configuration: {e}");
+        ExitCode::from(2)
+    })
+}
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let mut dev_secret = None;
     let insecure = args.insecure_allow_unsigned_webhooks;
     let env_has_secret = ["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_FILE"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+    let secret_path = PathBuf::from(DEV_SECRET_FILE);
+    // Nothing is written before the listener is bound: until then the
+    // development secret is the file's (reused) or a proposal.
+    let mut dev_secret = None;
     if args.embedded_cluster && !env_has_secret && !insecure {
-        let secret = uuid::Uuid::new_v4().simple().to_string();
-        if let Err(e) = write_private(&PathBuf::from(DEV_SECRET_FILE), &secret) {
-            eprintln!(
-                "Error: cannot write the development webhook secret to {DEV_SECRET_FILE}: {e}"
-            );
-            return ExitCode::FAILURE;
+        match dev_files::read_dev_secret(&secret_path) {
+            Ok(existing) => dev_secret = Some(existing.unwrap_or_else(dev_files::new_dev_secret)),
+            Err(e) => {
+                eprintln!(
+                    "Error: cannot read the development webhook secret {DEV_SECRET_FILE}: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
         }
-        dev_secret = Some(secret);
     }
-    let config = Config::from_lookup(|name| match name {
-        "GITHUB_WEBHOOK_SECRET" if dev_secret.is_some() => dev_secret.clone(),
-        "ALLOW_INSECURE_NO_SIGNATURE" if insecure => Some("true".into()),
-        other => std::env::var(other).ok(),
-    });
-    let config = match config {
+    let mut config = match load_config(dev_secret.as_deref(), insecure) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     crate::telemetry::init(match config.log_format {
         LogFormat::Json => "json",
         LogFormat::Text => "text",
     });
-    if config.allow_insecure_no_signature && config.github_webhook_secrets.is_empty() {
-        tracing::warn!("INSECURE: GitHub webhooks are accepted WITHOUT signature checks (development only; set GITHUB_WEBHOOK_SECRET in production)");
-    }
-    if dev_secret.is_some() {
-        tracing::warn!(file = DEV_SECRET_FILE, "GITHUB_WEBHOOK_SECRET is not set: using a generated development secret (written to the file; `orchestrator send-webhook` reads it)");
-    }
     let bind = format!("{}:{}", config.server_host, config.server_port);
     let listener = match TcpListener::bind(&bind) {
         Ok(l) => l,
@@ -91,6 +97,30 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let port = listener
+        .local_addr()
+        .map_or(config.server_port, |a| a.port());
+    if let Some(proposed) = &dev_secret {
+        match dev_files::persist_dev_secret(&secret_path, proposed) {
+            // Another server created the file in the meantime: use its secret.
+            Ok(kept) if &kept != proposed => match load_config(Some(&kept), insecure) {
+                Ok(c) => config = c,
+                Err(code) => return code,
+            },
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!(
+                    "Error: cannot write the development webhook secret to {DEV_SECRET_FILE}: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        tracing::warn!(file = DEV_SECRET_FILE, "GITHUB_WEBHOOK_SECRET is not set: using the development secret in the file (`orchestrator send-webhook` reads it)");
+    }
+    if config.allow_insecure_no_signature && config.github_webhook_secrets.is_empty() {
+        tracing::warn!("INSECURE: GitHub webhooks are accepted WITHOUT signature checks (development only; set GITHUB_WEBHOOK_SECRET in production)");
+    }
+    let mut kubeconfig_file = None;
     let sim = if args.embedded_cluster {
         let cfg = SimConfig {
             default_run_seconds: args.sim_run_seconds.max(0.0),
@@ -99,12 +129,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
         match SimServer::start_local(cfg) {
             Ok(s) => {
                 tracing::warn!(api = %s.url(), "EMBEDDED CLUSTER: using the in-process Kubernetes API SIMULATOR; no real cluster, no containers run");
-                match s.write_kubeconfig(&args.kubeconfig_out) {
-                    Ok(()) => {
-                        tracing::info!(path = %args.kubeconfig_out.display(), "simulator kubeconfig written: kubectl --kubeconfig {} get jobs", args.kubeconfig_out.display())
+                let path = args
+                    .kubeconfig_out
+                    .clone()
+                    .unwrap_or_else(|| dev_files::kubeconfig_path(port));
+                match dev_files::KubeconfigFile::write(path.clone(), s.kubeconfig()) {
+                    Ok(file) => {
+                        tracing::info!(path = %path.display(), "simulator kubeconfig written (removed on exit): kubectl --kubeconfig {} get jobs", path.display());
+                        kubeconfig_file = Some(file);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not write the simulator kubeconfig")
+                        tracing::warn!(path = %path.display(), error = %e, "could not write the simulator kubeconfig")
                     }
                 }
                 Some(s)
@@ -139,6 +174,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             crate::telemetry::shutdown_signal(),
         )
         .await?;
+        drop(kubeconfig_file);
         drop(sim);
         Ok(true)
     });
@@ -150,16 +186,4 @@ pub fn run(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())
 }
