@@ -1,6 +1,11 @@
 //! Files delivered to a Job (PM Agent markdown files): a ConfigMap owned by
 //! the Job (so it is garbage-collected with it), mounted read-only at
 //! [`FILES_DIR`] in the agent container.
+//!
+//! Order of creation (see the Kube actor's `CreateJob`): the ConfigMap
+//! first under a name derived from the Job's deterministic name, then the
+//! Job, then the ConfigMap's owner reference. A Job therefore never exists
+//! without its files, and a half-done attempt is completed by the retry.
 
 use std::collections::BTreeMap;
 
@@ -100,10 +105,11 @@ pub fn attach(job: &mut Job, files: &[TaskFile]) {
     }
 }
 
-/// The ConfigMap holding `files`, owned by the created Job.
+/// The ConfigMap holding `files` for the Job `job` will become, created
+/// *before* the Job (so the Job never exists without what it mounts). It
+/// gets its owner reference once the Job exists ([`owner_patch`]).
 pub fn configmap(job: &Job, files: &[TaskFile]) -> Option<ConfigMap> {
     let name = job.metadata.name.clone()?;
-    let uid = job.metadata.uid.clone()?;
     let data: BTreeMap<String, String> = files
         .iter()
         .enumerate()
@@ -114,20 +120,36 @@ pub fn configmap(job: &Job, files: &[TaskFile]) -> Option<ConfigMap> {
             name: Some(configmap_name(&name)),
             namespace: job.metadata.namespace.clone(),
             labels: job.metadata.labels.clone(),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "Job".into(),
-                name,
-                uid,
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
             ..Default::default()
         },
         data: Some(data),
         immutable: Some(true),
         ..Default::default()
     })
+}
+
+/// The owner reference that makes the created Job own its ConfigMap (so
+/// it is garbage-collected with the Job), as a merge-patch body.
+pub fn owner_patch(job: &Job) -> Option<serde_json::Value> {
+    let owner = OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: job.metadata.name.clone()?,
+        uid: job.metadata.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    Some(serde_json::json!({"metadata": {"ownerReferences": [owner]}}))
+}
+
+/// True if `cm` is already owned by the Job `job`.
+pub fn owned_by(cm: &ConfigMap, job: &Job) -> bool {
+    let uid = job.metadata.uid.as_deref();
+    cm.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Job" && Some(o.uid.as_str()) == uid)
 }
 
 #[cfg(test)]

@@ -251,33 +251,144 @@ impl Handler<CreateJob> for KubeActor {
     type Result = ResponseFuture<Result<Job, KubeError>>;
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, limiter) = (self.jobs.clone(), self.ctx());
-        let ns = self.namespace.clone();
+        let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
         Box::pin(async move {
+            let cm = if msg.files.is_empty() {
+                None
+            } else {
+                files::configmap(&msg.job, &msg.files)
+            };
+            // The files first: the Job must never exist without them.
+            let mut created_cm = false;
+            if let Some(cm) = &cm {
+                created_cm =
+                    ensure_configmap(&cms, &jobs, limiter.clone(), msg.deadline, cm).await?;
+            }
             let pp = PostParams::default();
             let created = call(limiter.clone(), msg.deadline, "create", || {
                 jobs.create(&pp, &msg.job)
             })
-            .await?;
-            if msg.files.is_empty() {
-                return Ok(created);
-            }
-            let Some(cm) = files::configmap(&created, &msg.files) else {
-                return Ok(created);
+            .await;
+            let Some(cm) = cm else {
+                return created;
             };
-            let cms: Api<ConfigMap> = Api::namespaced(jobs.clone().into_client(), &ns);
-            match call(limiter, msg.deadline, "create", || cms.create(&pp, &cm)).await {
-                Ok(_) | Err(KubeError::AlreadyExists) => Ok(created),
+            let cm_name = cm.metadata.name.clone().unwrap_or_default();
+            match created {
+                Ok(job) => {
+                    own(&cms, limiter, msg.deadline, &cm_name, &job).await?;
+                    Ok(job)
+                }
+                Err(KubeError::AlreadyExists) => {
+                    // The task exists: finish what an earlier attempt began
+                    // before anyone is told "duplicate".
+                    let name = msg.job.metadata.name.clone().unwrap_or_default();
+                    let existing =
+                        call(limiter.clone(), msg.deadline, "get", || jobs.get_opt(&name)).await?;
+                    if let Some(job) = existing {
+                        own(&cms, limiter, msg.deadline, &cm_name, &job).await?;
+                    }
+                    Err(KubeError::AlreadyExists)
+                }
+                Err(e @ KubeError::Unavailable(_)) => {
+                    // The create may have happened after all: keep the files
+                    // for the Job that may exist; a retry completes it.
+                    Err(e)
+                }
                 Err(e) => {
-                    // Without its files the task cannot run: undo the Job so a
-                    // retry creates both (the request is answered 503).
-                    let dp = DeleteParams::background();
-                    let name = created.metadata.name.clone().unwrap_or_default();
-                    let _ = jobs.delete(&name, &dp).await;
+                    // Refused for good: take back the files this call made.
+                    if created_cm {
+                        let dp = DeleteParams::background();
+                        let r = call(limiter, msg.deadline, "delete", || {
+                            cms.delete(&cm_name, &dp)
+                        })
+                        .await;
+                        if let Err(de) = r.map(|_| ()).or_else(|e| match e {
+                            KubeError::NotFound => Ok(()),
+                            e => Err(e),
+                        }) {
+                            tracing::warn!(configmap = %cm_name, error = %de, "could not delete the files of a refused job; a retry reuses them");
+                        }
+                    }
                     Err(e)
                 }
             }
         })
     }
+}
+
+/// Creates the files' ConfigMap, or accepts the one an earlier attempt
+/// left (same content, or owned by a live Job of the same task). A leftover
+/// with other content and no Job is replaced. True if this call created it.
+async fn ensure_configmap(
+    cms: &Api<ConfigMap>,
+    jobs: &Api<Job>,
+    limiter: (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
+    deadline: Instant,
+    cm: &ConfigMap,
+) -> Result<bool, KubeError> {
+    let pp = PostParams::default();
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    for _ in 0..3 {
+        match call(limiter.clone(), deadline, "create", || cms.create(&pp, cm)).await {
+            Ok(_) => return Ok(true),
+            Err(KubeError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(found) = call(limiter.clone(), deadline, "get", || cms.get_opt(&name)).await?
+        else {
+            continue;
+        };
+        if found.data == cm.data {
+            return Ok(false);
+        }
+        let job_name = name.strip_suffix("-files").unwrap_or(&name).to_string();
+        if call(limiter.clone(), deadline, "get", || jobs.get_opt(&job_name))
+            .await?
+            .is_some()
+        {
+            // The task's Job exists with these files: it stays as it is.
+            return Ok(false);
+        }
+        let dp = DeleteParams::background();
+        match call(limiter.clone(), deadline, "delete", || {
+            cms.delete(&name, &dp)
+        })
+        .await
+        {
+            Ok(_) | Err(KubeError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(KubeError::Conflict(format!(
+        "the files ConfigMap {name} kept changing"
+    )))
+}
+
+/// Makes `job` the owner of its files' ConfigMap (if it is not already).
+async fn own(
+    cms: &Api<ConfigMap>,
+    limiter: (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
+    deadline: Instant,
+    cm_name: &str,
+    job: &Job,
+) -> Result<(), KubeError> {
+    let Some(patch) = files::owner_patch(job) else {
+        return Ok(());
+    };
+    let current = call(limiter.clone(), deadline, "get", || cms.get_opt(cm_name)).await?;
+    match current {
+        Some(cm) if files::owned_by(&cm, job) => return Ok(()),
+        // Gone (deleted with an earlier Job of this name): nothing to own.
+        None => return Ok(()),
+        Some(_) => {}
+    }
+    let pp = PatchParams::default();
+    let patch = Patch::Merge(patch);
+    call(limiter, deadline, "patch", || {
+        cms.patch(cm_name, &pp, &patch)
+    })
+    .await
+    .map(|_| ())
 }
 
 impl Handler<CancelJob> for KubeActor {

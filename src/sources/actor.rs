@@ -4,14 +4,24 @@
 //!
 //! ```text
 //!  Submit(task) ─▶ dedup cache hit? ─▶ Duplicate
+//!               └▶ same key in flight? ─▶ waits for it ─▶ Duplicate | its error
 //!               └▶ rate limit ─▶ RateLimited(retry after)
 //!               └▶ Scheduler::Enqueue ─▶ Queued(job) | Duplicate(job, from 409)
 //! ```
+//!
+//! A redelivery never spends the rate limit: the dedup cache and the
+//! in-flight keys are checked first. A key enters the dedup cache only once
+//! its task is fully persisted (Job and files), so "duplicate" always names
+//! a complete task.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::admission::{DedupCache, Limited, RateLimits};
 use crate::metrics::Metrics;
@@ -39,8 +49,13 @@ pub enum SubmitError {
     Unavailable(String),
 }
 
+/// The answer of a submission in flight, shared with redeliveries of it.
+type InFlight = Shared<LocalBoxFuture<'static, Result<Enqueued, SubmitError>>>;
+
 pub struct SourceActor {
     source: TaskSource,
+    /// Dedup keys being persisted right now.
+    in_flight: Rc<RefCell<HashMap<String, InFlight>>>,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
     scheduler: Addr<Scheduler>,
@@ -61,6 +76,7 @@ impl SourceActor {
     ) -> Self {
         SourceActor {
             source,
+            in_flight: Rc::default(),
             dedup,
             limits,
             scheduler,
@@ -97,6 +113,15 @@ impl Handler<Submit> for SourceActor {
         if let Some(job) = self.dedup.get(&key, now) {
             return Box::pin(async move { Ok(Enqueued::Duplicate(job)) });
         }
+        if let Some(first) = self.in_flight.borrow().get(&key).cloned() {
+            // A redelivery while the first is being persisted: its answer,
+            // as a duplicate once the first succeeded.
+            return Box::pin(async move {
+                first.await.map(|e| match e {
+                    Enqueued::Queued(job) | Enqueued::Duplicate(job) => Enqueued::Duplicate(job),
+                })
+            });
+        }
         let checked = self.limits.check(
             msg.task.repository.as_deref(),
             msg.task.requested_by.as_deref(),
@@ -106,25 +131,44 @@ impl Handler<Submit> for SourceActor {
         }
         let scheduler = self.scheduler.clone();
         let dedup = self.dedup.clone();
-        Box::pin(async move {
-            let r = scheduler
-                .send(Enqueue {
-                    task: msg.task,
-                    extras: msg.extras,
-                    deadline: msg.deadline,
-                })
-                .await
-                .map_err(|e| SubmitError::Unavailable(format!("scheduler: {e}")))?;
-            match r {
-                Ok(e) => {
-                    let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
-                    dedup.insert(&key, job, Instant::now());
-                    Ok(e)
-                }
-                Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
-                Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
-            }
+        let dedup_key = key.clone();
+        let in_flight = self.in_flight.clone();
+        let work = async move {
+            let r = persist(scheduler, dedup, &dedup_key, msg).await;
+            // Whoever drives the shared future to the end clears the key.
+            in_flight.borrow_mut().remove(&dedup_key);
+            r
+        }
+        .boxed_local()
+        .shared();
+        self.in_flight.borrow_mut().insert(key, work.clone());
+        Box::pin(work)
+    }
+}
+
+/// Asks the scheduler for the Job; remembers the key once it is persisted.
+async fn persist(
+    scheduler: Addr<Scheduler>,
+    dedup: DedupCache,
+    dedup_key: &str,
+    msg: Submit,
+) -> Result<Enqueued, SubmitError> {
+    let r = scheduler
+        .send(Enqueue {
+            task: msg.task,
+            extras: msg.extras,
+            deadline: msg.deadline,
         })
+        .await
+        .map_err(|e| SubmitError::Unavailable(format!("scheduler: {e}")))?;
+    match r {
+        Ok(e) => {
+            let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
+            dedup.insert(dedup_key, job, Instant::now());
+            Ok(e)
+        }
+        Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
+        Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
     }
 }
 
