@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::resources::{JOBS, NAMESPACES, PODS};
+use super::resources::{JOBS, NAMESPACES, PODS, SECRETS};
 
 /// Label the Job controller puts on a Job's pods and selector.
 pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
@@ -78,7 +78,19 @@ pub fn on_create(res: usize, obj: &mut Value) {
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
         JOBS => job(obj),
+        SECRETS => secret(obj),
         _ => {}
+    }
+}
+
+/// `SetDefaults_Secret`: an empty or missing `type` is `Opaque`.
+fn secret(obj: &mut Value) {
+    if obj
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        obj["type"] = json!("Opaque");
     }
 }
 
@@ -93,6 +105,7 @@ pub fn on_update(res: usize, obj: &mut Value) {
             }
         }
         JOBS => job_spec_defaults(obj),
+        SECRETS => secret(obj),
         _ => {}
     }
 }

@@ -33,6 +33,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod selector;

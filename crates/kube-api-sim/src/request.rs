@@ -49,7 +49,8 @@ pub(super) fn content_type(req: &HttpRequest) -> String {
         .to_string()
 }
 
-/// Decodes a create/update body (JSON, or YAML as kubectl may send).
+/// Decodes a create/update body: JSON, YAML, or Kubernetes protobuf (what
+/// kubectl's typed `create` commands send).
 pub(super) fn decode_object(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type(req);
     let base = ct.split(';').next().unwrap_or("").trim();
@@ -64,6 +65,7 @@ pub(super) fn decode_object(req: &HttpRequest, body: &[u8]) -> Result<Value, Api
                 "the body of the request could not be decoded as YAML: {e}"
             ))
         })?,
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode(body)?,
         _ => return Err(ApiError::unsupported_media_type(&ct)),
     };
     if !v.is_object() {
