@@ -139,6 +139,10 @@ pub async fn resource(
         Some(s) => format!("{}/{s}", RESOURCES[target.res].plural),
         None => RESOURCES[target.res].plural.to_string(),
     };
+    if let Err(e) = authorize(&req, &target, verb) {
+        state.faults.record(verb, &plural, e.code);
+        return error_response(&e);
+    }
     let (delay, fault) = state.faults.decide(verb, RESOURCES[target.res].plural);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -152,6 +156,30 @@ pub async fn resource(
     };
     state.faults.record(verb, &plural, resp.status().as_u16());
     resp
+}
+
+/// Checks the caller's allow-list (see [`crate::authz`]).
+fn authorize(req: &HttpRequest, t: &Target, verb: &str) -> Result<(), ApiError> {
+    use actix_web::HttpMessage;
+    let Some(who) = req
+        .extensions()
+        .get::<Arc<super::authz::Identity>>()
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let res = &RESOURCES[t.res];
+    super::authz::authorize(
+        &who,
+        &super::authz::Attributes {
+            verb: verb.to_string(),
+            group: res.group.to_string(),
+            resource: res.plural.to_string(),
+            subresource: t.sub.clone().unwrap_or_default(),
+            namespace: t.namespace.clone().unwrap_or_default(),
+            name: t.name.clone().unwrap_or_default(),
+        },
+    )
 }
 
 async fn dispatch(

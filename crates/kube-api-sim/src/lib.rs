@@ -23,6 +23,7 @@
 // returned on rare paths, so its size is not worth boxing everywhere.
 #![allow(clippy::result_large_err)]
 
+pub mod authz;
 pub mod controller;
 pub mod defaults;
 pub mod error;
@@ -36,6 +37,8 @@ pub mod printers;
 pub mod protobuf;
 pub mod request;
 pub mod resources;
+pub mod reviews;
+pub mod reviews_pb;
 pub mod selector;
 pub mod server;
 pub mod store;
@@ -43,6 +46,7 @@ pub mod strict;
 pub mod table;
 #[cfg(test)]
 mod table_tests;
+pub mod tls;
 pub mod validate;
 pub mod watch;
 

@@ -20,8 +20,12 @@ use super::watch::error_response;
 /// How the simulator behaves; every field has a flag on `orchestrator sim`.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Bearer token clients must send; `None` accepts anonymous requests.
+    /// Bearer token clients must send; `None` accepts anonymous requests
+    /// (unless `grants` lists tokens). Its user may do everything.
     pub token: Option<String>,
+    /// More tokens, each with a user and an optional RBAC allow-list
+    /// (see [`crate::authz`]).
+    pub grants: Vec<crate::authz::TokenGrant>,
     /// How long a pod "runs" unless its Job says otherwise
     /// (annotation `sim.orchestrator.dev/run-seconds`).
     pub default_run_seconds: f64,
@@ -37,12 +41,16 @@ pub struct SimConfig {
     pub faults: FaultSpec,
     /// actix-web worker threads.
     pub workers: usize,
+    /// Serve HTTPS with a freshly generated cluster CA (see [`crate::tls`]);
+    /// the kubeconfig then carries `certificate-authority-data`.
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             token: None,
+            grants: Vec::new(),
             default_run_seconds: 1.0,
             default_exit_code: 0,
             bookmark_interval: Duration::from_secs(10),
@@ -50,6 +58,7 @@ impl Default for SimConfig {
             limits: Limits::default(),
             faults: FaultSpec::default(),
             workers: 2,
+            tls: false,
         }
     }
 }
@@ -61,6 +70,8 @@ pub struct SimState {
     pub config: SimConfig,
     pub open_watches: AtomicUsize,
     pub address: String,
+    /// The cluster CA (PEM) when serving HTTPS.
+    pub ca_pem: Option<String>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -91,7 +102,13 @@ impl SimServer {
             store.compact();
         }
         let workers = config.workers.max(1);
+        let tls = if config.tls {
+            Some(super::tls::generate(addr)?)
+        } else {
+            None
+        };
         let state = Arc::new(SimState {
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             store,
             faults,
             config,
@@ -112,8 +129,11 @@ impl SimServer {
                         .workers(workers)
                         .disable_signals()
                         .h1_allow_half_closed(false)
-                        .shutdown_timeout(1)
-                        .listen(listener);
+                        .shutdown_timeout(1);
+                    let server = match tls {
+                        Some(t) => server.listen_rustls_0_23(listener, (*t.server_config).clone()),
+                        None => server.listen(listener),
+                    };
                     let server = match server {
                         Ok(s) => s.run(),
                         Err(e) => {
@@ -143,8 +163,19 @@ impl SimServer {
         self.addr
     }
 
+    /// `http://ADDR`, or `https://ADDR` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The cluster CA certificate (PEM) when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.state.ca_pem.as_deref()
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -157,20 +188,39 @@ impl SimServer {
 
     /// A kubeconfig (JSON, which is valid YAML) for kubectl and kube-rs.
     pub fn kubeconfig(&self) -> String {
-        let user = match &self.state.config.token {
+        self.kubeconfig_for_token(self.state.config.token.as_deref())
+    }
+
+    /// A kubeconfig that authenticates with `token` (e.g. one of
+    /// `SimConfig::grants`), or anonymously with `None`.
+    pub fn kubeconfig_for_token(&self, token: Option<&str>) -> String {
+        let user = match token {
             Some(t) => json!({"token": t}),
             None => json!({}),
         };
+        let mut cluster = json!({"server": self.url()});
+        if let Some(ca) = self.ca_pem() {
+            use base64::Engine;
+            cluster["certificate-authority-data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(ca));
+        }
         let kc = json!({
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "orchestrator-sim", "cluster": {"server": self.url()}}],
+            "clusters": [{"name": "orchestrator-sim", "cluster": cluster}],
             "users": [{"name": "orchestrator-sim", "user": user}],
             "contexts": [{"name": "orchestrator-sim", "context": {"cluster": "orchestrator-sim", "user": "orchestrator-sim", "namespace": "default"}}],
             "current-context": "orchestrator-sim",
             "preferences": {},
         });
         serde_json::to_string_pretty(&kc).unwrap_or_default()
+    }
+
+    /// A `kube::Client` that authenticates with `token`.
+    pub async fn client_for_token(&self, token: Option<&str>) -> anyhow::Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_for_token(token))?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        Ok(kube::Client::try_from(cfg)?)
     }
 
     /// Writes the kubeconfig to `path` (mode 0600: it may hold the token).
@@ -188,9 +238,8 @@ impl SimServer {
 
     /// A `kube::Client` for this simulator.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig())?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-        Ok(kube::Client::try_from(cfg)?)
+        self.client_for_token(self.state.config.token.as_deref())
+            .await
     }
 
     /// Stops the server and waits for its thread.
@@ -232,28 +281,24 @@ fn app(
         .app_data(data)
         .wrap_fn(|req, srv| {
             use actix_web::dev::Service;
-            let denied = {
-                let state = req.app_data::<web::Data<SimState>>();
-                match state.and_then(|s| s.config.token.clone()) {
-                    None => false,
-                    Some(t) => {
-                        let want = format!("Bearer {t}");
-                        let got = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.as_bytes())
-                            .unwrap_or(b"");
-                        !constant_time_eq(got, want.as_bytes())
-                    }
-                }
+            use actix_web::HttpMessage;
+            let who = match req.app_data::<web::Data<SimState>>() {
+                Some(s) => super::authz::authenticate(&s.config, req.headers()),
+                None => Err(super::error::ApiError::unauthorized()),
             };
-            let fut = if denied { None } else { Some(srv.call(req)) };
+            let fut = match who {
+                Ok(who) => {
+                    req.extensions_mut().insert(who);
+                    Ok(srv.call(req))
+                }
+                Err(e) => Err(e),
+            };
             async move {
                 match fut {
-                    Some(f) => f.await,
-                    None => Err(actix_web::error::InternalError::from_response(
+                    Ok(f) => f.await,
+                    Err(e) => Err(actix_web::error::InternalError::from_response(
                         "unauthorized",
-                        error_response(&super::error::ApiError::unauthorized()),
+                        error_response(&e),
                     )
                     .into()),
                 }
@@ -270,17 +315,24 @@ fn app(
         .route("/apis/{group}/{version}", web::get().to(api_group_version))
         .route("/openapi/v3", web::get().to(openapi_index))
         .route("/openapi/v3/{gv:.*}", web::get().to(openapi_doc))
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            web::post().to(super::reviews::ssar),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            web::post().to(super::reviews::ssrr),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            web::post().to(super::reviews::ssr),
+        )
         .route("/_sim/faults", web::get().to(faults_get))
         .route("/_sim/faults", web::put().to(faults_put))
         .route("/_sim/faults", web::delete().to(faults_delete))
         .route("/_sim/compact", web::post().to(compact))
         .route("/_sim/stats", web::get().to(stats))
         .default_service(web::to(super::http::resource))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// Discovery answers pass through the "API server down" fault too.
@@ -323,19 +375,20 @@ async fn api_version(s: web::Data<SimState>, p: web::Path<String>) -> HttpRespon
 }
 
 async fn apis(s: web::Data<SimState>) -> HttpResponse {
-    discovery(&s, Some(resources::api_group_list()), "/apis")
+    let mut list = resources::api_group_list();
+    super::reviews::extend_group_list(&mut list);
+    discovery(&s, Some(list), "/apis")
 }
 
 async fn api_group(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
-    discovery(&s, resources::api_group(&p), "/apis/{group}")
+    let doc = resources::api_group(&p).or_else(|| super::reviews::api_group(&p));
+    discovery(&s, doc, "/apis/{group}")
 }
 
 async fn api_group_version(s: web::Data<SimState>, p: web::Path<(String, String)>) -> HttpResponse {
-    discovery(
-        &s,
-        resources::api_resource_list(&p.0, &p.1),
-        "/apis/{group}/{version}",
-    )
+    let doc = resources::api_resource_list(&p.0, &p.1)
+        .or_else(|| super::reviews::api_resource_list(&p.0, &p.1));
+    discovery(&s, doc, "/apis/{group}/{version}")
 }
 
 async fn openapi_index(s: web::Data<SimState>) -> HttpResponse {
