@@ -3,8 +3,8 @@
 //!
 //! A Task's identity is its dedup key. [`Task::job_name`] derives the Job
 //! name from it deterministically, so the API server's `409 AlreadyExists`
-//! makes deduplication exact across replicas and restarts (DESIGN.md,
-//! decision 2). Serialized, a Task is the `TASK_JSON` document the agent gets.
+//! makes deduplication exact across replicas and restarts (see
+//! `docs/architecture.md`). Serialized, a Task is the `TASK_JSON` document the agent gets.
 
 pub mod git;
 
