@@ -6,7 +6,9 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -168,10 +170,12 @@ async fn when_the_api_server_stays_down_past_the_budget_the_answer_is_503_and_a_
     app.stop().await.expect("a clean stop");
 }
 
-/// The real binary, `orchestrator serve`, against `sim`.
+/// The real binary, `orchestrator serve`, against `sim`. Its log is kept
+/// and shown only if the test fails (tests are quiet when they pass).
 struct Binary {
     child: Child,
     address: String,
+    log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -193,15 +197,25 @@ impl Binary {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start orchestrator serve");
+        let mut child = cmd.spawn().expect("start orchestrator serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, sink) = (child.stderr.take().expect("stderr"), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let address = format!("http://127.0.0.1:{port}");
         let mut bin = Binary {
             child,
             address,
+            log,
             _dir: dir,
         };
         let http = reqwest::Client::new();
@@ -243,6 +257,10 @@ impl Binary {
 
 impl Drop for Binary {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("orchestrator serve's log:\n{log}");
+        }
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
