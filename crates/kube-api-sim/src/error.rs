@@ -136,13 +136,56 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
+        // `Job.batch "x" is invalid: …` (the qualified kind, as apimachinery's
+        // `NewInvalid` writes it).
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{kind} {name:?} is invalid: {body}"),
+            format!("{} {name:?} is invalid: {body}", qualified(kind, group)),
         )
         .with_details(group, kind, name);
         e.causes = causes;
+        e
+    }
+
+    /// 422 for list/watch options that break apimachinery's
+    /// `ValidateListOptions` (kind `ListOptions.meta.k8s.io`, no name).
+    pub fn invalid_list_options(causes: Vec<Cause>) -> Self {
+        Self::invalid("ListOptions", "meta.k8s.io", "", causes)
+    }
+
+    /// A malformed resourceVersion: a real API server (1.32) answers 500 with
+    /// no reason and the storage layer's parse error
+    /// (kubernetes/kubernetes#139485, #101350).
+    pub fn invalid_resource_version(value: &str, err: &std::num::ParseIntError) -> Self {
+        let why = match err.kind() {
+            std::num::IntErrorKind::PosOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        Self::new(
+            500,
+            "",
+            format!(
+                "resourceVersion: Invalid value: {value:?}: strconv.ParseUint: parsing {value:?}: {why}"
+            ),
+        )
+    }
+
+    /// 504 `Timeout` for a resourceVersion the server has not reached yet
+    /// (the api-concepts "Resource versions" page: "Too large resource
+    /// version", retry after 1 s).
+    pub fn resource_version_too_large(requested: u64, current: u64) -> Self {
+        let mut e = Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        );
+        e.causes = vec![Cause {
+            reason: "ResourceVersionTooLarge",
+            field: String::new(),
+            message: "Too large resource version".into(),
+        }];
+        e.retry_after = Some(1);
         e
     }
 
@@ -216,8 +259,13 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         let mut details = serde_json::Map::new();
-        if let Some(n) = &self.name {
+        if let Some(n) = self.name.as_ref().filter(|n| !n.is_empty()) {
             details.insert("name".into(), json!(n));
         }
         if let Some(g) = &self.group {
@@ -232,7 +280,13 @@ impl ApiError {
             let causes: Vec<Value> = self
                 .causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    let mut v = json!({"reason": c.reason, "message": c.message});
+                    if !c.field.is_empty() {
+                        v["field"] = json!(c.field);
+                    }
+                    v
+                })
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }

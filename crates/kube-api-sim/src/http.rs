@@ -13,6 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::listopts::{ListQuery, WAIT_FOR_RV};
 use super::negotiate::{self, Output, Read};
 use super::patch::{self, PatchType};
 use super::request::{
@@ -21,7 +22,6 @@ use super::request::{
 use super::resources::{self, RESOURCES};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
-use super::store::parse_rv;
 use super::strict::{self, FieldValidation};
 use super::watch::{self, error_response, WatchRequest};
 
@@ -234,24 +234,32 @@ async fn dispatch(
                 .filter(|l| *l > 0),
                 None => None,
             };
-            let page = store.list(
+            let opts = ListQuery::parse(q, false)?;
+            let at = opts.list_at(limit.is_some())?;
+            if let Some(rv) = opts.wait_for() {
+                if !store.wait_for_rv(rv, WAIT_FOR_RV).await {
+                    return Err(ApiError::resource_version_too_large(rv, store.current_rv()));
+                }
+            }
+            let page = store.list_at(
                 t.res,
                 t.namespace.as_deref(),
                 &labels,
                 &fields,
                 limit,
-                q.get("continue")
-                    .filter(|s| !s.is_empty())
-                    .map(String::as_str),
+                opts.continue_token.as_deref(),
+                at,
             )?;
             Ok(list_response(t.res, &page, out))
         }
         "watch" => {
             let out = negotiate::negotiate(req, q, Read::Watch)?;
-            let rv = match q.get("resourceVersion").filter(|s| !s.is_empty()) {
-                Some(s) => Some(parse_rv(s)?),
-                None => None,
-            };
+            let opts = ListQuery::parse(q, true)?;
+            if let Some(rv) = opts.wait_for() {
+                if !store.wait_for_rv(rv, WAIT_FOR_RV).await {
+                    return Err(ApiError::resource_version_too_large(rv, store.current_rv()));
+                }
+            }
             let timeout = match q.get("timeoutSeconds").filter(|s| !s.is_empty()) {
                 Some(s) => Some(Duration::from_secs(s.parse::<u64>().map_err(|_| {
                     ApiError::bad_request(format!("invalid timeoutSeconds {s:?}"))
@@ -265,9 +273,10 @@ async fn dispatch(
                     namespace: t.namespace.clone(),
                     labels,
                     fields,
-                    resource_version: rv,
+                    resource_version: opts.resource_version,
                     bookmarks: flag(q, "allowWatchBookmarks"),
-                    send_initial_events: flag(q, "sendInitialEvents"),
+                    initial_events: opts.initial_events(),
+                    initial_events_end: opts.send_initial_events == Some(true),
                     timeout,
                 },
             );

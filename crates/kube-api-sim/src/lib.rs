@@ -29,6 +29,7 @@ pub mod defaults;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod listopts;
 pub mod logs;
 pub mod negotiate;
 pub mod openapi;

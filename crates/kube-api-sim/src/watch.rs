@@ -23,9 +23,14 @@ pub struct WatchRequest {
     pub namespace: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    /// `resourceVersion`: None when unset, Some(0) for `"0"`.
     pub resource_version: Option<u64>,
     pub bookmarks: bool,
-    pub send_initial_events: bool,
+    /// Start with synthetic `ADDED` events for the current state.
+    pub initial_events: bool,
+    /// `sendInitialEvents=true`: end them with a BOOKMARK annotated
+    /// `k8s.io/initial-events-end` (when bookmarks are allowed).
+    pub initial_events_end: bool,
     pub timeout: Option<Duration>,
 }
 
@@ -160,9 +165,14 @@ fn settle_initial(
 /// `ERROR` event with a 410 `Expired` Status, as the real server answers.
 pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let started = state
-        .store
-        .watch(w.res, w.namespace.as_deref(), w.resource_version);
+    // Without initial events, a watch starts at its resourceVersion, or at
+    // the newest one when it gave none (`sendInitialEvents=false`).
+    let from = match (w.initial_events, w.resource_version) {
+        (true, _) => None,
+        (false, Some(rv)) if rv > 0 => Some(rv),
+        (false, _) => Some(state.store.current_rv()),
+    };
+    let started = state.store.watch(w.res, w.namespace.as_deref(), from);
     let (start, mut changes) = match started {
         Ok(s) => s,
         Err(e) => {
@@ -184,7 +194,7 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
         .max(Duration::from_millis(10));
     actix_web::rt::spawn(async move {
         let _guard = guard;
-        let mut last_rv = w.resource_version.unwrap_or(0);
+        let mut last_rv = from.unwrap_or(0);
         let mut pending = None;
         match start {
             WatchStart::Initial(objs) => {
@@ -196,7 +206,10 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
                     }
                 }
                 last_rv = last_rv.max(rv);
-                if w.send_initial_events && tx.send(w.bookmark(last_rv, true)).await.is_err() {
+                if w.initial_events_end
+                    && w.bookmarks
+                    && tx.send(w.bookmark(last_rv, true)).await.is_err()
+                {
                     return;
                 }
             }

@@ -6,4 +6,6 @@
 #[path = "../kubectl_support/mod.rs"]
 mod kubectl_support;
 
+mod http;
+mod lists;
 mod protobuf;
