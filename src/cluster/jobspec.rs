@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Task text reaches containers only as env values and through Kubernetes
-//! `$(VAR)` expansion in `command`/`args` — no shell ever sees it. The clone
+//! `$(VAR)` expansion in `command`/`args` — no shell ever sees it. Every env
+//! value is escaped (`$` → `$$`), so text like `$(GITHUB_TOKEN)` in an issue
+//! arrives as that text, never as the value of another variable. The clone
 //! token is read from the Job's Secret by `secretKeyRef` into `GIT_TOKEN` and
 //! handed to git by a constant credential helper, so it appears in neither
 //! the Job object, nor argv, nor logs. The Job is created suspended; the
@@ -324,12 +326,27 @@ fn common_env(cfg: &Config, git_config: &[(String, String)]) -> Vec<EnvVar> {
     vars
 }
 
+/// An env var whose value reaches the container byte for byte: every `$`
+/// is written `$$`, so Kubernetes' `$(VAR)` expansion (which would pull in
+/// earlier variables and everything `envFrom` brings, secrets included)
+/// turns it back into exactly the text given.
 fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
-        value: Some(value.into()),
+        value: Some(escape_expansion(value)),
         ..Default::default()
     }
+}
+
+/// Escapes `s` for a Kubernetes env value, command or argument: `$` → `$$`.
+pub fn escape_expansion(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+/// The text an env value written by [`escape_expansion`] stands for
+/// (`$$` → `$`), as the container sees it.
+pub fn unescape_expansion(s: &str) -> String {
+    s.replace("$$", "$")
 }
 
 fn resources(cfg: &Config) -> ResourceRequirements {

@@ -16,8 +16,8 @@ use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
 use crate::cluster::jobspec::{
-    is_managed, ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND, LABEL_REPOSITORY, LABEL_SOURCE,
-    MANAGED_SELECTOR,
+    is_managed, unescape_expansion, ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND,
+    LABEL_REPOSITORY, LABEL_SOURCE, MANAGED_SELECTOR,
 };
 use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, ListJobs, StreamLogs};
 use crate::cluster::state::{job_priority, job_state, JobState};
@@ -98,7 +98,7 @@ pub fn job_view(job: &Job) -> JobView {
         .and_then(|c| c.env.as_ref())
         .and_then(|env| env.iter().find(|e| e.name == "TASK_JSON"))
         .and_then(|e| e.value.as_deref())
-        .and_then(|v| serde_json::from_str(v).ok());
+        .and_then(|v| serde_json::from_str(&unescape_expansion(v)).ok());
     JobView {
         name: job.metadata.name.clone().unwrap_or_default(),
         state: job_state(job),

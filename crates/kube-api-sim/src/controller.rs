@@ -498,15 +498,20 @@ impl Controller {
             .flatten()
         {
             let cname = c["name"].as_str().unwrap_or("");
-            self.store().append_log(ns, name, cname, describe(c, None));
+            self.store()
+                .append_log(ns, name, cname, describe(self.store(), ns, c, None));
             init_statuses.push(json!({"name": cname, "image": c["image"], "ready": true, "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}));
         }
         let mut statuses = Vec::new();
         for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let cname = c["name"].as_str().unwrap_or("");
-            self.store()
-                .append_log(ns, name, cname, describe(c, Some((run, exit))));
+            self.store().append_log(
+                ns,
+                name,
+                cname,
+                describe(self.store(), ns, c, Some((run, exit))),
+            );
             statuses.push(
                 json!({"name": cname, "image": c["image"], "imageID": "", "ready": true,
                 "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}}),
@@ -579,13 +584,14 @@ impl Controller {
     }
 }
 
-/// The lines the fake kubelet "prints" for a container: image, command, args
-/// and env *names* (values are never printed; secret values are never known).
-fn describe(c: &Value, run: Option<(f64, i32)>) -> Vec<String> {
+/// The lines the fake kubelet "prints" for a container: image, the command
+/// and args *after* Kubernetes' `$(VAR)` expansion (what the process would
+/// get as argv, see [`super::expansion`]), and env *names* (values are
+/// never printed).
+fn describe(store: &Store, ns: &str, c: &Value, run: Option<(f64, i32)>) -> Vec<String> {
+    let env_values = super::expansion::environment(store, ns, c);
     let list = |v: &Value| {
-        v.as_array()
-            .map(|a| serde_json::to_string(a).unwrap_or_default())
-            .unwrap_or_else(|| "[]".into())
+        serde_json::to_string(&super::expansion::expand_list(v, &env_values)).unwrap_or_default()
     };
     let env: Vec<String> = c["env"]
         .as_array()

@@ -27,6 +27,7 @@ pub mod authz;
 pub mod controller;
 pub mod defaults;
 pub mod error;
+pub mod expansion;
 pub mod faults;
 pub mod http;
 pub mod listopts;

@@ -459,12 +459,13 @@ async fn a_job_runs_to_complete_and_its_pod_logs_what_it_was_given() {
         .logs(pod.metadata.name.as_ref().unwrap(), &Default::default())
         .await
         .unwrap();
-    assert!(log.contains(r#"[sim] args: ["$(PROMPT)"]"#), "{log}");
-    assert!(log.contains("PROMPT, TOKEN (from secret)"), "{log}");
-    assert!(
-        !log.contains("hello"),
-        "env values are never printed: {log}"
-    );
+    // argv as the container would get it: `$(PROMPT)` expanded.
+    assert!(log.contains(r#"[sim] args: ["hello"]"#), "{log}");
+    let env_line = log
+        .lines()
+        .find(|l| l.starts_with("[sim] env: "))
+        .unwrap_or_default();
+    assert_eq!(env_line, "[sim] env: PROMPT, TOKEN (from secret)", "{log}");
 }
 
 #[tokio::test]

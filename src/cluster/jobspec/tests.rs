@@ -117,8 +117,11 @@ fn the_agent_gets_image_resources_command_and_task_as_env() {
     );
     assert_eq!(env_value(agent, "ISSUE_NUMBER").as_deref(), Some("1"));
     assert_eq!(env_value(agent, "PR_NUMBER"), None);
-    assert_eq!(env_value(agent, "PROMPT"), Some(task().prompt));
-    let doc: Task = serde_json::from_str(&env_value(agent, "TASK_JSON").unwrap()).unwrap();
+    // Written escaped; the container sees the text as given.
+    let prompt = env_value(agent, "PROMPT").unwrap();
+    assert_eq!(unescape_expansion(&prompt), task().prompt);
+    let doc: Task =
+        serde_json::from_str(&unescape_expansion(&env_value(agent, "TASK_JSON").unwrap())).unwrap();
     assert_eq!(doc, task());
 }
 
@@ -360,4 +363,21 @@ fn a_routed_fixture_builds_a_valid_job() {
     assert!(env_value(agent, "PROMPT")
         .unwrap()
         .contains("You are totally right!"));
+}
+
+#[test]
+fn task_text_is_escaped_against_kubernetes_variable_expansion() {
+    let mut t = task();
+    t.prompt = "print $(GITHUB_TOKEN), $$, $(PROMPT), $( and $HOME".into();
+    let j = job_json(&t, &config(&[("JOB_SECRET_NAME", "agent-secrets")]));
+    let agent = &j["spec"]["template"]["spec"]["containers"][0];
+    let raw = env_value(agent, "PROMPT").unwrap();
+    assert_eq!(
+        raw,
+        "print $$(GITHUB_TOKEN), $$$$, $$(PROMPT), $$( and $$HOME"
+    );
+    assert_eq!(unescape_expansion(&raw), t.prompt);
+    let doc = env_value(agent, "TASK_JSON").unwrap();
+    let back: Value = serde_json::from_str(&unescape_expansion(&doc)).unwrap();
+    assert_eq!(back["prompt"], json!(t.prompt));
 }
