@@ -1,8 +1,9 @@
 //! The command line: `orchestrator serve | sim | send-webhook` and the API
-//! client commands `submit | jobs | events | completions`.
+//! client commands `submit | jobs | events | completions`, and `healthcheck`.
 
 pub mod client_cmds;
 pub mod dev_files;
+pub mod healthcheck;
 pub mod jobs_cmds;
 pub mod send;
 pub mod serve;
@@ -43,6 +44,8 @@ pub enum Command {
     Events(client_cmds::EventsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(client_cmds::CompletionsArgs),
+    /// Check a running service's health endpoint (exit 0 when healthy; for container HEALTHCHECKs).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -58,5 +61,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Jobs(args) => jobs_cmds::jobs(args),
         Command::Events(args) => client_cmds::events(args),
         Command::Completions(args) => client_cmds::completions(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
     }
 }

@@ -160,7 +160,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
             }
             None => match kube::Config::infer().await {
-                Ok(c) => c,
+                Ok(c) => {
+                    let source = crate::cluster::connect::config_source();
+                    if let Err(why) = crate::cluster::connect::check(&c, &source).await {
+                        eprintln!("Error: {why}");
+                        return Ok::<bool, anyhow::Error>(false);
+                    }
+                    c
+                }
                 Err(e) => {
                     eprintln!("Error: Failed to initialize Kubernetes client: {e}\n{CLIENT_HINTS}");
                     return Ok::<bool, anyhow::Error>(false);

@@ -55,6 +55,14 @@ pub struct SimArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Serve HTTPS with a freshly generated cluster CA; the kubeconfig carries
+    /// it as certificate-authority-data (kubectl sends tokens only over TLS).
+    #[arg(long)]
+    pub tls: bool,
+    /// Limit --token to the rules of the Roles in this YAML file (e.g.
+    /// k8s/role.yaml); calls outside them are answered 403 Forbidden.
+    #[arg(long, requires = "token", value_name = "FILE")]
+    pub token_rules: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -81,8 +89,26 @@ impl SimArgs {
             });
         }
         faults.validate()?;
+        let mut token = self.token.clone().filter(|t| !t.is_empty());
+        let mut grants = Vec::new();
+        if let Some(path) = &self.token_rules {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--token-rules {}: {e}", path.display()))?;
+            let rules = kube_api_sim::authz::rules_from_manifests(&text)
+                .map_err(|e| format!("--token-rules {}: {e}", path.display()))?;
+            let t = token
+                .take()
+                .ok_or("--token-rules needs a non-empty --token")?;
+            grants.push(kube_api_sim::authz::TokenGrant::with_rules(
+                &t,
+                "system:serviceaccount:orchestrator:orchestrator",
+                rules,
+            ));
+        }
         Ok(SimConfig {
-            token: self.token.clone().filter(|t| !t.is_empty()),
+            token,
+            grants,
+            tls: self.tls,
             default_run_seconds: self.default_run_seconds,
             default_exit_code: self.default_exit_code,
             bookmark_interval: Duration::from_secs_f64(self.bookmark_interval_seconds),

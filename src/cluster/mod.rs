@@ -7,6 +7,7 @@
 pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
+pub mod connect;
 pub mod files;
 pub mod kube_actor;
 pub mod lease;

@@ -232,6 +232,18 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 /// Starts the service against `sim` (shared, e.g. across a restart) with the
 /// default test configuration plus `env` (later entries win).
 pub async fn spawn_app_on(sim: Arc<SimServer>, env: &[(&str, &str)]) -> TestApp {
+    let kubeconfig = sim.kubeconfig();
+    spawn_app_with_kubeconfig(sim, kubeconfig, env).await
+}
+
+/// [`spawn_app_on`] with the service connecting through `kubeconfig` (e.g.
+/// a token with an RBAC allow-list); the test's own client stays the
+/// simulator's default one.
+pub async fn spawn_app_with_kubeconfig(
+    sim: Arc<SimServer>,
+    kubeconfig: String,
+    env: &[(&str, &str)],
+) -> TestApp {
     init_logging();
     let mut vars: HashMap<String, String> = [
         ("GITHUB_WEBHOOK_SECRET", TEST_SECRET),
@@ -254,7 +266,6 @@ pub async fn spawn_app_on(sim: Arc<SimServer>, env: &[(&str, &str)]) -> TestApp 
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid test configuration");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local address").port();
-    let kubeconfig = sim.kubeconfig();
     let (tx, rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name(format!("orchestrator-{port}"))

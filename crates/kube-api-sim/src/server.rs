@@ -187,8 +187,16 @@ impl SimServer {
     }
 
     /// A kubeconfig (JSON, which is valid YAML) for kubectl and kube-rs.
+    /// It authenticates with `SimConfig::token`, else the first grant's token.
     pub fn kubeconfig(&self) -> String {
-        self.kubeconfig_for_token(self.state.config.token.as_deref())
+        self.kubeconfig_for_token(self.default_token())
+    }
+
+    fn default_token(&self) -> Option<&str> {
+        let c = &self.state.config;
+        c.token
+            .as_deref()
+            .or_else(|| c.grants.first().map(|g| g.token.as_str()))
     }
 
     /// A kubeconfig that authenticates with `token` (e.g. one of
