@@ -237,3 +237,64 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
 }
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery: `GET /api` (`core`) or `GET /apis` (the rest) as an
+/// `APIGroupDiscoveryList`, what kubectl asks for first.
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = group_versions()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(g, v)| {
+            let resources: Vec<Value> = RESOURCES
+                .iter()
+                .filter(|r| r.group == g && r.version == v)
+                .map(|r| {
+                    let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
+                    let mut subs = Vec::new();
+                    if r.has_status {
+                        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                    }
+                    if r.plural == "pods" {
+                        subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}));
+                    }
+                    json!({
+                        "resource": r.plural,
+                        "responseKind": kind,
+                        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.singular,
+                        "verbs": VERBS,
+                        "shortNames": r.short_names,
+                        "categories": categories(r.plural),
+                        "subresources": subs,
+                    })
+                })
+                .collect();
+            json!({
+                "metadata": {"name": g, "creationTimestamp": null},
+                "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// True if `accept` asks for aggregated discovery v2 (before the legacy
+/// documents, which are always acceptable).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.first() == Some(&"application/json")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}

@@ -312,16 +312,26 @@ fn app(
                 }
             }
         })
+        // Discovery answers with or without a trailing slash, as the real
+        // server's go-restful routes do.
         .route("/version", web::get().to(version))
+        .route("/version/", web::get().to(version))
         .route("/healthz", web::get().to(ok))
         .route("/livez", web::get().to(ok))
         .route("/readyz", web::get().to(ok))
         .route("/api", web::get().to(api))
+        .route("/api/", web::get().to(api))
         .route("/api/{version}", web::get().to(api_version))
+        .route("/api/{version}/", web::get().to(api_version))
         .route("/apis", web::get().to(apis))
+        .route("/apis/", web::get().to(apis))
         .route("/apis/{group}", web::get().to(api_group))
+        .route("/apis/{group}/", web::get().to(api_group))
         .route("/apis/{group}/{version}", web::get().to(api_group_version))
+        .route("/apis/{group}/{version}/", web::get().to(api_group_version))
+        .route("/openapi/v2", web::get().to(openapi_v2))
         .route("/openapi/v3", web::get().to(openapi_index))
+        .route("/openapi/v3/", web::get().to(openapi_index))
         .route("/openapi/v3/{gv:.*}", web::get().to(openapi_doc))
         .route(
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
@@ -374,18 +384,42 @@ async fn version(s: web::Data<SimState>) -> HttpResponse {
     )
 }
 
-async fn api(s: web::Data<SimState>) -> HttpResponse {
-    discovery(&s, Some(resources::api_versions(&s.address)), "/api")
+async fn api(s: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    match aggregated(&s, &req, true) {
+        Some(r) => r,
+        None => discovery(&s, Some(resources::api_versions(&s.address)), "/api"),
+    }
 }
 
 async fn api_version(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
     discovery(&s, resources::api_resource_list("", &p), "/api/{version}")
 }
 
-async fn apis(s: web::Data<SimState>) -> HttpResponse {
-    let mut list = resources::api_group_list();
-    super::reviews::extend_group_list(&mut list);
-    discovery(&s, Some(list), "/apis")
+async fn apis(s: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    match aggregated(&s, &req, false) {
+        Some(r) => r,
+        None => discovery(&s, Some(resources::api_group_list()), "/apis"),
+    }
+}
+
+/// Aggregated discovery when the client asks for it (kubectl does).
+fn aggregated(s: &SimState, req: &HttpRequest, core: bool) -> Option<HttpResponse> {
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !resources::wants_aggregated(accept) {
+        return None;
+    }
+    let mut resp = discovery(s, Some(resources::aggregated(core)), "/api");
+    if resp.status().is_success() {
+        resp.headers_mut().insert(
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static(resources::AGGREGATED_DISCOVERY),
+        );
+    }
+    Some(resp)
 }
 
 async fn api_group(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
@@ -404,7 +438,32 @@ async fn openapi_index(s: web::Data<SimState>) -> HttpResponse {
 }
 
 async fn openapi_doc(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
-    discovery(&s, openapi::document(&p), "/openapi/v3/...")
+    discovery(
+        &s,
+        openapi::document(p.trim_end_matches('/')),
+        "/openapi/v3/...",
+    )
+}
+
+/// `GET /openapi/v2` as JSON; a client that accepts only the protobuf form
+/// gets 406 (the simulator does not encode OpenAPI as protobuf).
+async fn openapi_v2(s: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_ok = accept.trim().is_empty()
+        || accept.split(',').any(|r| {
+            let m = r.split(';').next().unwrap_or("").trim();
+            matches!(m, "application/json" | "application/*" | "*/*")
+        });
+    if !json_ok {
+        return error_response(&super::error::ApiError::not_acceptable(format!(
+            "only application/json is served for /openapi/v2 by the simulator (asked for {accept:?})"
+        )));
+    }
+    discovery(&s, Some(openapi::swagger().clone()), "/openapi/v2")
 }
 
 fn admin_error(msg: String) -> HttpResponse {
