@@ -19,6 +19,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector;
 use kube::Api;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
 use crate::admission::{DedupCache, RateLimits};
@@ -54,6 +55,11 @@ pub async fn run(
         Rules::load(config.rules_path.as_deref())
             .context("loading the routing rules (ORCHESTRATOR_RULES)")?,
     );
+    // The API server's address goes on every log line of the watch and the
+    // Lease (the client's own errors, e.g. a refused connection, omit it).
+    // At error level so that every filter that shows their warnings keeps it.
+    let api_url = kube_config.cluster_url.to_string();
+    let api_server = tracing::error_span!("kube", api_server = %api_url);
     let client =
         kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
@@ -106,20 +112,22 @@ pub async fn run(
     }
 
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
-    let watch = actix_rt::spawn(crate::watcher::run(
-        jobs_api,
-        writer,
-        scheduler.clone(),
-        health.synced.clone(),
-        metrics.clone(),
-    ));
+    let watch = actix_rt::spawn(
+        crate::watcher::run(
+            jobs_api,
+            writer,
+            scheduler.clone(),
+            health.synced.clone(),
+            metrics.clone(),
+        )
+        .instrument(api_server.clone()),
+    );
     let lease_api: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let lease_settings = LeaseSettings::from_env(LEASE_DURATION);
-    let lease_task = actix_rt::spawn(lease::run(
-        lease_api.clone(),
-        lease_settings.clone(),
-        scheduler.clone(),
-    ));
+    let lease_task = actix_rt::spawn(
+        lease::run(lease_api.clone(), lease_settings.clone(), scheduler.clone())
+            .instrument(api_server.clone()),
+    );
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -151,7 +159,7 @@ pub async fn run(
     .context("starting the HTTP server")?
     .run();
     let handle = server.handle();
-    tracing::info!(address = ?addr, namespace = %ns, max_concurrent_jobs = config.max_concurrent_jobs, "orchestrator serving");
+    tracing::info!(address = addr.map(tracing::field::display), namespace = %ns, api_server = %api_url, max_concurrent_jobs = config.max_concurrent_jobs, "orchestrator serving");
     let server_task = actix_rt::spawn(server);
 
     tokio::pin!(shutdown);

@@ -61,7 +61,7 @@ impl Handler<JobUpdate> for JobWatcher {
         let state = job_state(&msg.0);
         if self.state != Some(state) {
             let waited = self.since.elapsed();
-            tracing::info!(job = %self.name, state = state.as_str(), previous = ?self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
+            tracing::info!(job = %self.name, state = state.as_str(), previous = self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
             self.state = Some(state);
             self.since = Instant::now();
         }

@@ -155,11 +155,36 @@ impl RootSpanBuilder for RootSpan {
         )
     }
 
+    /// Records the status on the span and logs each refused request once:
+    /// the webhook routes log their own decision, every other route's
+    /// error answer is logged here (4xx at info, 5xx at warn).
     fn on_request_end<B: MessageBody>(
         span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        DefaultRootSpanBuilder::on_request_end(span.clone(), outcome);
+        let (status, error, route) = match outcome {
+            Ok(r) => (
+                r.status(),
+                r.response().error().map(ToString::to_string),
+                r.request().match_pattern(),
+            ),
+            Err(e) => (
+                e.as_response_error().status_code(),
+                Some(e.to_string()),
+                None,
+            ),
+        };
+        let Some(error) = error else { return };
+        if route.is_some_and(|r| r.starts_with("/webhook/")) {
+            return;
+        }
+        let _entered = span.enter();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %error, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %error, "request refused");
+        }
     }
 }
 
