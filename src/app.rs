@@ -1,6 +1,9 @@
 //! Start-up and shutdown of the service: wires the actors, the Job watch,
 //! the scheduler Lease and the HTTP server, then waits for a shutdown signal
-//! or for a critical task to die.
+//! or for a critical task to die (the Job watch, the HTTP server, the Lease
+//! loop, or an actor that could not be restarted — see [`crate::actors`]
+//! for the failure domains): then `/ready` turns 503 and `run` returns an
+//! error, so the process exits non-zero and Kubernetes restarts it.
 //!
 //! `run` takes its edges as arguments (listener, cluster config, shutdown
 //! future) so tests bind port 0 and point it at the embedded simulator.
@@ -11,35 +14,47 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector;
 use kube::Api;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
-use crate::admission::{DedupCache, RateLimits};
-use crate::cluster::kube_actor::{KubeActor, KubeSettings};
-use crate::cluster::lease::{self, LeaseSettings};
+use crate::actors::{Mailbox, Runtime};
+use crate::cluster::kube_actor::{self, KubeActor, KubeGate};
+use crate::cluster::lease::{self, Elector, Leader};
 use crate::config::Config;
 use crate::events::EventLog;
-use crate::http::{self, AppState, Health, RootSpan, SourceHandle};
+use crate::http::{self, AppState, Health, RootSpan};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::scheduler::Scheduler;
-use crate::sources::actor::{SourceActor, MAILBOX};
+use crate::scheduler::{self, Leadership, Scheduler};
+use crate::sources::actor::SourceActor;
 use crate::sources::github::TrustConfig;
+use crate::sources::intake::{DedupCache, RateLimits};
 use crate::task::TaskSource;
 
 /// Events kept for `GET /api/v1/events`.
 const EVENT_LOG_CAPACITY: usize = 1000;
 
-/// How long the scheduler Lease lasts without renewal.
-const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Longest a graceful shutdown spends releasing the scheduler Lease.
+const RELEASE_BUDGET: Duration = Duration::from_secs(2);
+
+/// The running service's actors and shared state, for in-process tests
+/// (fault injection, metrics) — [`run_with`] hands them out once started.
+#[derive(Clone)]
+pub struct Handles {
+    pub github: Mailbox<SourceActor>,
+    pub grafana: Mailbox<SourceActor>,
+    pub pm_agent: Mailbox<SourceActor>,
+    pub cli: Mailbox<SourceActor>,
+    pub scheduler: Mailbox<Scheduler>,
+    pub kube: Mailbox<KubeActor>,
+    pub leader: Leader,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Runs the service until `shutdown` resolves (graceful stop, `Ok`) or a
 /// critical part fails (`Err`, the process should exit non-zero). Must run
@@ -49,6 +64,17 @@ pub async fn run(
     listener: TcpListener,
     kube_config: kube::Config,
     shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(config, listener, kube_config, shutdown, |_| {}).await
+}
+
+/// [`run`], handing the actors to `started` once they run.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    kube_config: kube::Config,
+    shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(Handles),
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let rules = Arc::new(
@@ -63,27 +89,36 @@ pub async fn run(
     let client =
         kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
+    let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
 
-    let settings = KubeSettings {
-        namespace: ns.clone(),
-        qps: config.kube_api_qps,
-        burst: config.kube_api_burst,
-    };
-    let (kube_client, kube_metrics) = (client.clone(), metrics.clone());
-    let kube = Supervisor::start(move |_| KubeActor::new(kube_client, &settings, kube_metrics));
+    // One gate (rate bound, timeouts, retries, metrics) for every call.
+    let gate = KubeGate::new(
+        client.clone(),
+        config.kube_api_qps,
+        config.kube_api_burst,
+        metrics.clone(),
+    );
+    let kube = runtime.start(
+        "kube",
+        kube_actor::MAILBOX,
+        KubeActor::new(gate.clone(), &ns),
+    );
+    let leader = Leader::new(lease::identity_from_env());
 
     let (reader, writer) = reflector::store::<Job>();
-    let (sched_kube, sched_cfg, sched_metrics, sched_jobs) = (
-        kube.clone(),
-        config.clone(),
-        metrics.clone(),
-        reader.clone(),
+    let scheduler = runtime.start(
+        "scheduler",
+        scheduler::MAILBOX,
+        Scheduler::new(
+            kube.clone(),
+            config.clone(),
+            reader.clone(),
+            leader.clone(),
+            metrics.clone(),
+        ),
     );
-    let scheduler = Supervisor::start(move |_| {
-        Scheduler::new(sched_kube, sched_cfg, sched_jobs, sched_metrics)
-    });
 
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(RateLimits::new(
@@ -91,17 +126,8 @@ pub async fn run(
         config.rate_limit_per_sender_per_minute,
     ));
     let source = |kind: TaskSource, name: &'static str| {
-        let (dedup, limits, sched, m) = (
-            dedup.clone(),
-            limits.clone(),
-            scheduler.clone(),
-            metrics.clone(),
-        );
-        SourceHandle {
-            addr: Supervisor::start(move |_| SourceActor::new(kind, dedup, limits, sched, m)),
-            permits: Arc::new(Semaphore::new(MAILBOX)),
-            name,
-        }
+        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), scheduler.clone());
+        runtime.start(name, config.source_mailbox_capacity, actor)
     };
     let github = source(TaskSource::Github, "github");
     let grafana = source(TaskSource::Grafana, "grafana");
@@ -111,23 +137,45 @@ pub async fn run(
         tracing::warn!("API_TOKENS is not set: the task and operator APIs answer 401 to everyone");
     }
 
-    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let jobs_api: Api<Job> = Api::namespaced(gate.client(), &ns);
     let watch = actix_rt::spawn(
         crate::watcher::run(
             jobs_api,
             writer,
-            scheduler.clone(),
+            scheduler.addr().clone(),
             health.synced.clone(),
             metrics.clone(),
         )
         .instrument(api_server.clone()),
     );
-    let lease_api: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let lease_settings = LeaseSettings::from_env(LEASE_DURATION);
-    let lease_task = actix_rt::spawn(
-        lease::run(lease_api.clone(), lease_settings.clone(), scheduler.clone())
+    let elector = Elector::new(
+        gate.clone(),
+        &ns,
+        config.leader.clone(),
+        leader.clone(),
+        metrics.clone(),
+    );
+    let nudge = scheduler.clone();
+    let mut lease_task = actix_rt::spawn(
+        elector
+            .run(move |leading| {
+                // The scheduler also reads leadership at every admission;
+                // this only makes it act at once (a full mailbox loses
+                // nothing).
+                let _ = nudge.tell(Leadership(leading));
+            })
             .instrument(api_server.clone()),
     );
+    started(Handles {
+        github: github.clone(),
+        grafana: grafana.clone(),
+        pm_agent: pm_agent.clone(),
+        cli: cli.clone(),
+        scheduler: scheduler.clone(),
+        kube: kube.clone(),
+        leader: leader.clone(),
+        metrics: metrics.clone(),
+    });
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -142,6 +190,7 @@ pub async fn run(
         events: Arc::new(EventLog::new(EVENT_LOG_CAPACITY)),
         jobs: reader,
         kube: kube.clone(),
+        leader: leader.clone(),
     });
     let addr = listener.local_addr().ok();
     let server = HttpServer::new(move || {
@@ -171,10 +220,14 @@ pub async fn run(
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("the HTTP server failed")),
             Err(e) => Err(anyhow::anyhow!("the HTTP server task died: {e}")),
         },
+        r = &mut lease_task => Err(anyhow::anyhow!("the scheduler Lease loop stopped ({r:?}); exiting instead of running half-alive")),
+        name = runtime.dead() => Err(anyhow::anyhow!("the {name} actor could not be restarted; exiting instead of running half-alive")),
     };
-    // Graceful part: refuse readiness, finish in-flight requests, release
-    // the Lease so another replica admits at once.
+    // Graceful part: refuse readiness, stop admitting and release the Lease
+    // so another replica admits at once, then finish in-flight requests.
     health.draining.store(true, Ordering::SeqCst);
+    lease_task.abort();
+    Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET).await;
     let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));
     let drain = Duration::from_secs(config.shutdown_drain_seconds).min(grace / 2);
     if outcome.is_ok() && !drain.is_zero() {
@@ -190,12 +243,6 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");
     }
-    lease_task.abort();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        lease::release(&lease_api, &lease_settings),
-    )
-    .await;
     tracing::info!("stopped");
     outcome
 }

@@ -7,7 +7,10 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
+mod leader;
 pub(crate) mod parse;
+
+pub use leader::LeaderConfig;
 
 pub use parse::{is_dns1123_label, is_dns1123_subdomain, quantity_value};
 
@@ -164,6 +167,13 @@ pub struct Config {
     pub kube_api_qps: u32,
     /// `KUBE_API_BURST` — requests allowed above `KUBE_API_QPS` in a burst. Default `100`.
     pub kube_api_burst: u32,
+    /// `SOURCE_MAILBOX_CAPACITY` — Tasks each source (GitHub, Grafana, PM
+    /// Agent, CLI) keeps in flight; beyond it the HTTP edge answers 503 with
+    /// `Retry-After`. Default `1024`.
+    pub source_mailbox_capacity: usize,
+    /// Leader election timing (`LEADER_LEASE_SECONDS`,
+    /// `LEADER_RENEW_DEADLINE_SECONDS`, `LEADER_RETRY_SECONDS`).
+    pub leader: LeaderConfig,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -386,6 +396,9 @@ impl Config {
             )? as usize,
             kube_api_qps: positive("KUBE_API_QPS", 50, 100_000)? as u32,
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
+            source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)?
+                as usize,
+            leader: LeaderConfig::from_lookup(&get)?,
         })
     }
 }

@@ -11,7 +11,7 @@
 //! suspended Job before any 2xx. The `kube-api-sim` crate is an embedded Kubernetes API server
 //! simulator used by the tests and by `serve --embedded-cluster`.
 
-pub mod admission;
+pub mod actors;
 pub mod app;
 pub mod cli;
 pub mod client;

@@ -36,20 +36,35 @@ struct StateLabels {
     state: String,
 }
 
-/// Every metric of the service.
-/// Asks an actor to stop; its supervisor restarts it with fresh derived
-/// state (used to recover a wedged actor, and by the supervision tests).
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Restart;
+/// The metrics of one actor (see [`Metrics::actor`]); clones share values.
+#[derive(Clone, Debug)]
+pub struct ActorMetrics {
+    /// Messages sent to the actor and not yet taken up (or, for requests,
+    /// not yet answered).
+    pub mailbox_depth: Gauge,
+    /// Messages handled.
+    pub messages: Counter,
+    /// Time spent in the handler.
+    pub handling: Histogram,
+    /// Messages refused because the actor's mailbox was full.
+    pub overflow: Counter,
+    /// Restarts by its supervisor (after a panic or a stop).
+    pub restarts: Counter,
+}
 
+/// Every metric of the service.
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     kube_requests: Family<KubeLabels, Counter>,
     kube_latency: Family<KubeLabels, Histogram>,
     actor_restarts: Family<ActorLabels, Counter>,
-    mailbox_full: Family<ActorLabels, Counter>,
+    actor_overflow: Family<ActorLabels, Counter>,
+    actor_depth: Family<ActorLabels, Gauge>,
+    actor_messages: Family<ActorLabels, Counter>,
+    actor_handling: Family<ActorLabels, Histogram>,
+    leader: Gauge,
+    leader_transitions: Counter,
     jobs: Family<StateLabels, Gauge>,
     watchers: Gauge,
     admitted: Counter,
@@ -90,11 +105,43 @@ impl Metrics {
             "Actors restarted by their supervisor",
             actor_restarts.clone(),
         );
-        let mailbox_full = Family::<ActorLabels, Counter>::default();
+        let actor_overflow = Family::<ActorLabels, Counter>::default();
         registry.register(
-            "mailbox_full",
-            "Messages refused because an actor's mailbox was full (answered 503)",
-            mailbox_full.clone(),
+            "actor_mailbox_overflow",
+            "Messages refused because an actor's mailbox was full (the HTTP edge answers 503)",
+            actor_overflow.clone(),
+        );
+        let actor_depth = Family::<ActorLabels, Gauge>::default();
+        registry.register(
+            "actor_mailbox_depth",
+            "Messages waiting for an actor (requests: until answered)",
+            actor_depth.clone(),
+        );
+        let actor_messages = Family::<ActorLabels, Counter>::default();
+        registry.register(
+            "actor_messages",
+            "Messages handled by each actor",
+            actor_messages.clone(),
+        );
+        let actor_handling = Family::<ActorLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_01, 4.0, 10))) as fn() -> Histogram,
+        );
+        registry.register(
+            "actor_handling_seconds",
+            "Time an actor spends in a handler (for a handler answering with a future, until the future is handed off)",
+            actor_handling.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the scheduler Lease and admits Jobs, else 0",
+            leader.clone(),
+        );
+        let leader_transitions = Counter::default();
+        registry.register(
+            "leader_transitions",
+            "Times this replica gained or lost the scheduler Lease",
+            leader_transitions.clone(),
         );
         let jobs = Family::<StateLabels, Gauge>::default();
         registry.register("jobs", "Managed Jobs by state", jobs.clone());
@@ -116,7 +163,12 @@ impl Metrics {
             kube_requests,
             kube_latency,
             actor_restarts,
-            mailbox_full,
+            actor_overflow,
+            actor_depth,
+            actor_messages,
+            actor_handling,
+            leader,
+            leader_transitions,
             jobs,
             watchers,
             admitted,
@@ -143,20 +195,30 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn actor_restarted(&self, actor: &str) {
-        self.actor_restarts
-            .get_or_create(&ActorLabels {
-                actor: actor.into(),
-            })
-            .inc();
+    /// The metrics of actor `actor` (created on first use).
+    pub fn actor(&self, actor: &str) -> ActorMetrics {
+        let l = ActorLabels {
+            actor: actor.into(),
+        };
+        ActorMetrics {
+            mailbox_depth: self.actor_depth.get_or_create(&l).clone(),
+            messages: self.actor_messages.get_or_create(&l).clone(),
+            handling: self.actor_handling.get_or_create(&l).clone(),
+            overflow: self.actor_overflow.get_or_create(&l).clone(),
+            restarts: self.actor_restarts.get_or_create(&l).clone(),
+        }
     }
 
-    pub fn mailbox_full(&self, actor: &str) {
-        self.mailbox_full
-            .get_or_create(&ActorLabels {
-                actor: actor.into(),
-            })
-            .inc();
+    /// Whether this replica leads (`orchestrator_leader`); a change is
+    /// counted in `orchestrator_leader_transitions_total`. Returns whether
+    /// it changed.
+    pub fn set_leader(&self, leading: bool) -> bool {
+        let now = i64::from(leading);
+        let changed = self.leader.set(now) != now;
+        if changed {
+            self.leader_transitions.inc();
+        }
+        changed
     }
 
     /// Sets the number of Jobs in each state.
@@ -172,11 +234,7 @@ impl Metrics {
 
     /// Restarts counted for `actor` so far.
     pub fn restarts(&self, actor: &str) -> u64 {
-        self.actor_restarts
-            .get_or_create(&ActorLabels {
-                actor: actor.into(),
-            })
-            .get()
+        self.actor(actor).restarts.get()
     }
 
     pub fn watchers(&self) -> &Gauge {

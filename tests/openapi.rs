@@ -49,6 +49,7 @@ async fn the_openapi_document_parses_and_lists_every_route_with_its_methods() {
         ("/api/v1/jobs/{name}", &["get", "delete"]),
         ("/api/v1/jobs/{name}/logs", &["get"]),
         ("/api/v1/events", &["get"]),
+        ("/api/v1/leader", &["get"]),
         ("/health", &["get"]),
         ("/ready", &["get"]),
         ("/metrics", &["get"]),

@@ -1,156 +1,120 @@
-//! Component test of supervision: the Kube actor, the scheduler and a source
-//! actor run under actix supervisors against the embedded simulator; each
-//! one is stopped, comes back, is counted in metrics, and the pipeline keeps
-//! turning tasks into Jobs that get admitted.
+//! Supervision of the real service: a handler of each actor kind (source,
+//! scheduler, Kube) is made to panic with the fault-injection `Crash`
+//! message (nothing a client can send); the actor is restarted, the restart
+//! shows in `/metrics`, and the next webhook is answered normally and its
+//! Job admitted — by a restarted scheduler that picks leadership up from
+//! the real Lease loop without help.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use actix::Supervisor;
-use k8s_openapi::api::batch::v1::Job;
-use kube::api::Api;
-use kube::runtime::reflector;
-use kube_api_sim::{SimConfig, SimServer};
-use orchestrator::admission::{DedupCache, RateLimits};
-use orchestrator::cluster::kube_actor::{KubeActor, KubeSettings};
-use orchestrator::config::Config;
-use orchestrator::metrics::{Metrics, Restart};
-use orchestrator::scheduler::{Enqueued, Leadership, Scheduler};
-use orchestrator::sources::actor::{SourceActor, Submit};
-use orchestrator::task::{Task, TaskSource};
+use common::*;
+use orchestrator::actors::Crash;
 
-fn task(n: u64) -> Box<Task> {
-    Box::new(Task {
-        source: TaskSource::Cli,
-        kind: "task".into(),
-        priority: 0,
-        repository: None,
-        issue_number: None,
-        pr_number: None,
-        checkout: None,
-        title: format!("task {n}"),
-        prompt: "do it".into(),
-        url: None,
-        delivery_id: None,
-        dedup_key: format!("supervision-test:{n}"),
-        requested_by: Some("test".into()),
-        labels: Default::default(),
-        created_at: chrono::Utc::now(),
-    })
+/// The value of the sample `name{labels}` in a Prometheus exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn metric(app: &TestApp, series: &str) -> Option<f64> {
+    sample(&app.get("/metrics").await.text, series)
 }
 
 #[actix_rt::test]
-async fn stopped_actors_are_restarted_counted_and_the_pipeline_keeps_working() {
-    let sim = SimServer::start_local(SimConfig {
-        default_run_seconds: 0.2,
-        ..SimConfig::default()
-    })
-    .expect("simulator");
-    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig()).unwrap();
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let config = Arc::new(
-        Config::from_lookup(|v| (v == "ALLOW_INSECURE_NO_SIGNATURE").then(|| "true".to_string()))
-            .expect("config"),
-    );
-    let metrics = Metrics::new();
-    let settings = KubeSettings {
-        namespace: "default".into(),
-        qps: 100,
-        burst: 100,
-    };
-    let (c, m) = (client.clone(), metrics.clone());
-    let kube = Supervisor::start(move |_| KubeActor::new(c, &settings, m));
-    let (reader, writer) = reflector::store::<Job>();
-    let (k, cfg, m, r) = (
-        kube.clone(),
-        config.clone(),
-        metrics.clone(),
-        reader.clone(),
-    );
-    let scheduler = Supervisor::start(move |_| Scheduler::new(k, cfg, r, m));
-    let synced = Arc::new(AtomicBool::new(false));
-    actix_rt::spawn(orchestrator::watcher::run(
-        Api::namespaced(client.clone(), "default"),
-        writer,
-        scheduler.clone(),
-        synced.clone(),
-        metrics.clone(),
-    ));
-    let (s, m) = (scheduler.clone(), metrics.clone());
-    let dedup = DedupCache::new(Duration::from_secs(60));
-    let limits = Arc::new(RateLimits::new(0, 0));
-    let source = Supervisor::start(move |_| {
-        SourceActor::new(
-            TaskSource::Cli,
-            dedup.clone(),
-            limits.clone(),
-            s.clone(),
-            m.clone(),
-        )
-    });
-    scheduler.do_send(Leadership(true));
-    wait_until("the watch to sync", async || synced.load(Ordering::SeqCst)).await;
-
-    let submit = |n: u64| {
-        source.send(Submit {
-            task: task(n),
-            extras: Default::default(),
-            deadline: Instant::now() + Duration::from_secs(10),
-        })
-    };
-    let first = submit(1).await.expect("delivered").expect("accepted");
-    assert!(matches!(first, Enqueued::Queued(_)), "{first:?}");
-
-    for (actor, name) in [
-        (source.clone().recipient::<Restart>(), "cli"),
-        (scheduler.clone().recipient::<Restart>(), "scheduler"),
-        (kube.clone().recipient::<Restart>(), "kube"),
-    ] {
-        actor.do_send(Restart);
-        let m = metrics.clone();
-        wait_until(&format!("{name} to be restarted"), async || {
-            m.restarts(name) == 1
-        })
-        .await;
-    }
-    // The restarted scheduler is told it leads again by the Lease loop in
-    // the service; here the test says it.
-    scheduler.do_send(Leadership(true));
-
-    let second = submit(2).await.expect("delivered").expect("accepted");
-    let Enqueued::Queued(name) = second else {
-        panic!("{second:?}")
-    };
-    let again = submit(2).await.expect("delivered").expect("accepted");
-    assert_eq!(again, Enqueued::Duplicate(name.clone()));
-
-    let jobs: Api<Job> = Api::namespaced(client, "default");
-    wait_until("both jobs to complete after the restarts", async || {
-        let list = jobs.list(&Default::default()).await.unwrap().items;
-        list.len() == 2
-            && list.iter().all(|j| {
-                j.status
-                    .as_ref()
-                    .and_then(|s| s.succeeded)
-                    .is_some_and(|n| n == 1)
-            })
+async fn a_panicking_handler_of_each_actor_kind_is_restarted_counted_and_work_goes_on() {
+    let app = spawn_app(&[]).await;
+    wait_for("this replica to lead", WAIT, || async {
+        app.handles.leader.is_leader().then_some(())
     })
     .await;
+    let first = app
+        .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(1)))
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let job = first.job().expect("a job name");
+    app.wait_complete(&job, WAIT).await;
+
+    for (n, actor) in ["github", "scheduler", "kube"].into_iter().enumerate() {
+        let series = format!("orchestrator_actor_restarts_total{{actor=\"{actor}\"}}");
+        assert_eq!(metric(&app, &series).await, Some(0.0), "{series} before");
+        let h = &app.handles;
+        match actor {
+            "github" => h.github.addr().do_send(Crash),
+            "scheduler" => h.scheduler.addr().do_send(Crash),
+            _ => h.kube.addr().do_send(Crash),
+        }
+        wait_for(&format!("{actor} to be restarted"), WAIT, || async {
+            (metric(&app, &series).await == Some(1.0)).then_some(())
+        })
+        .await;
+        // The next webhook is answered normally, and its Job is admitted
+        // and runs to completion.
+        let issue = 10 + n as u64;
+        let a = app
+            .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(issue)))
+            .await;
+        assert_eq!(a.status, 202, "after the {actor} restart: {}", a.text);
+        assert_eq!(a.status_field(), "queued");
+        let job = a.job().expect("a job name");
+        app.wait_complete(&job, WAIT).await;
+    }
+    // Each kind handled messages through its bounded mailbox.
+    let text = app.get("/metrics").await.text;
+    for actor in ["github", "scheduler", "kube"] {
+        let handled = sample(
+            &text,
+            &format!("orchestrator_actor_messages_total{{actor=\"{actor}\"}}"),
+        );
+        assert!(handled.is_some_and(|n| n >= 4.0), "{actor}: {handled:?}");
+    }
+    assert_eq!(
+        sample(&text, "orchestrator_leader"),
+        Some(1.0),
+        "the single replica leads"
+    );
+    app.stop().await.expect("a clean stop after the restarts");
+}
+
+#[actix_rt::test]
+async fn a_full_source_mailbox_answers_503_with_retry_after_and_counts_it() {
+    // Two Tasks in flight per source; a slow API server keeps them there.
+    let sim = start_sim(0.3);
+    let app = spawn_app_on(sim.clone(), &[("SOURCE_MAILBOX_CAPACITY", "2")]).await;
+    set_faults(
+        &sim,
+        serde_json::json!({"latency_ms": 1500, "errors": []}),
+    )
+    .await;
+    let (d1, d2) = (delivery_id(), delivery_id());
+    let in_flight = async {
+        tokio::join!(
+            app.deliver("issues", &d1, bytes(&issue_labeled_agent(1))),
+            app.deliver("issues", &d2, bytes(&issue_labeled_agent(2))),
+        )
+    };
+    let overflow = async {
+        wait_for("two tasks in flight", WAIT, || async {
+            let depth = metric(&app, "orchestrator_actor_mailbox_depth{actor=\"github\"}").await;
+            (depth == Some(2.0)).then_some(())
+        })
+        .await;
+        app.deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(3)))
+            .await
+    };
+    let ((a, b), refused) = tokio::join!(in_flight, overflow);
+    assert_eq!((a.status, b.status), (202, 202), "{} / {}", a.text, b.text);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    refused.assert_json();
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert_eq!(
+        metric(&app, "orchestrator_actor_mailbox_overflow_total{actor=\"github\"}").await,
+        Some(1.0)
+    );
+    clear_faults(&sim).await;
+    assert_eq!(
+        metric(&app, "orchestrator_actor_mailbox_depth{actor=\"github\"}").await,
+        Some(0.0),
+        "the slots are given back"
+    );
 }

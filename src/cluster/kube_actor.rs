@@ -1,16 +1,11 @@
-//! The Kube actor: the only code that calls the Kubernetes API for Jobs.
-//!
-//! It bounds its own request rate (like client-go's QPS/burst), retries
-//! 429/5xx/transport errors with exponential backoff inside each request's
-//! deadline, and maps API errors to [`KubeError`]. Its handlers return
+//! The Kube actor: the service's Job, Pod, log and ConfigMap calls. Every
+//! call goes through the shared [`KubeGate`] (rate bound, timeouts,
+//! retries inside each request's deadline, metrics). Its handlers return
 //! futures, so the mailbox keeps flowing while calls are in flight.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
-use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -19,100 +14,26 @@ use super::files::{self, TaskFile};
 use super::state::ANNOTATION_CANCELLED;
 use serde_json::json;
 
-use crate::metrics::Metrics;
+pub use super::gate::{KubeError, KubeGate};
 
-/// A failed Kubernetes call, typed for the callers' decisions.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum KubeError {
-    #[error("already exists")]
-    AlreadyExists,
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("not found")]
-    NotFound,
-    #[error("invalid: {0}")]
-    Invalid(String),
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// The API server could not be reached or kept failing until the deadline.
-    #[error("Kubernetes API unavailable: {0}")]
-    Unavailable(String),
-}
+/// Mailbox capacity of the Kube actor (requests in flight).
+pub const MAILBOX: usize = 1024;
 
-impl KubeError {
-    /// Label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            KubeError::AlreadyExists => "already_exists",
-            KubeError::Conflict(_) => "conflict",
-            KubeError::NotFound => "not_found",
-            KubeError::Invalid(_) => "invalid",
-            KubeError::Forbidden(_) => "forbidden",
-            KubeError::Unavailable(_) => "unavailable",
-        }
-    }
-
-    fn retryable(&self) -> bool {
-        matches!(self, KubeError::Unavailable(_))
-    }
-}
-
-impl From<kube::Error> for KubeError {
-    fn from(e: kube::Error) -> Self {
-        match e {
-            kube::Error::Api(s) => match (s.code, s.reason.as_str()) {
-                (409, "AlreadyExists") => KubeError::AlreadyExists,
-                (409, _) => KubeError::Conflict(s.message.clone()),
-                (404, _) => KubeError::NotFound,
-                (403, _) | (401, _) => KubeError::Forbidden(s.message.clone()),
-                (429, _) | (500..=599, _) => {
-                    KubeError::Unavailable(format!("{} {}", s.code, s.reason))
-                }
-                _ => KubeError::Invalid(s.message.clone()),
-            },
-            other => KubeError::Unavailable(other.to_string()),
-        }
-    }
-}
-
-/// Request rate and retry settings.
-#[derive(Debug, Clone)]
-pub struct KubeSettings {
-    pub namespace: String,
-    /// Sustained requests per second to the API server.
-    pub qps: u32,
-    /// Requests allowed in a burst above `qps`.
-    pub burst: u32,
-}
-
-/// Owns the client, the rate limiter and the retry policy.
+/// Owns the namespaced APIs; calls go through the gate.
 pub struct KubeActor {
     jobs: Api<Job>,
     namespace: String,
-    limiter: Arc<DefaultDirectRateLimiter>,
-    metrics: Arc<Metrics>,
+    gate: KubeGate,
 }
 
 impl KubeActor {
-    pub fn new(client: kube::Client, settings: &KubeSettings, metrics: Arc<Metrics>) -> Self {
-        let qps =
-            std::num::NonZeroU32::new(settings.qps.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-        let burst =
-            std::num::NonZeroU32::new(settings.burst.max(settings.qps).max(1)).unwrap_or(qps);
+    /// An actor calling the API server through `gate` in `namespace`.
+    pub fn new(gate: KubeGate, namespace: &str) -> Self {
         KubeActor {
-            jobs: Api::namespaced(client, &settings.namespace),
-            namespace: settings.namespace.clone(),
-            limiter: Arc::new(RateLimiter::direct(
-                Quota::per_second(qps).allow_burst(burst),
-            )),
-            metrics,
+            jobs: Api::namespaced(gate.client(), namespace),
+            namespace: namespace.to_string(),
+            gate,
         }
-    }
-}
-
-impl KubeActor {
-    fn ctx(&self) -> (Arc<DefaultDirectRateLimiter>, Arc<Metrics>) {
-        (self.limiter.clone(), self.metrics.clone())
     }
 }
 
@@ -122,65 +43,12 @@ impl Actor for KubeActor {
 
 impl Supervised for KubeActor {
     fn restarting(&mut self, _: &mut Self::Context) {
+        // Nothing derived to rebuild: each call carries what it needs.
         tracing::warn!(actor = "kube", "actor restarting");
-        self.metrics.actor_restarted("kube");
     }
 }
 
-/// Runs `call` under the rate limit, retrying retryable failures with
-/// backoff until `deadline`.
-async fn call<T, F, Fut>(
-    (limiter, metrics): (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
-    deadline: Instant,
-    verb: &'static str,
-    f: F,
-) -> Result<T, KubeError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    let attempt = || {
-        let limiter = limiter.clone();
-        let metrics = metrics.clone();
-        let f = &f;
-        async move {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(KubeError::Unavailable("deadline exceeded".into()));
-            }
-            if tokio::time::timeout(left, limiter.until_ready())
-                .await
-                .is_err()
-            {
-                return Err(KubeError::Unavailable(
-                    "client rate limit wait exceeded the deadline".into(),
-                ));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let started = Instant::now();
-            let r = match tokio::time::timeout(left, f()).await {
-                Ok(r) => r.map_err(KubeError::from),
-                Err(_) => Err(KubeError::Unavailable("request timed out".into())),
-            };
-            metrics.kube_request(
-                verb,
-                r.as_ref().err().map_or("ok", |e| e.metric_label()),
-                started.elapsed(),
-            );
-            r
-        }
-    };
-    let policy = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(2))
-        .with_jitter()
-        .without_max_times();
-    attempt
-        .retry(policy)
-        .when(|e: &KubeError| e.retryable() && Instant::now() < deadline)
-        .notify(|e, wait| tracing::debug!(error = %e, ?wait, verb, "retrying Kubernetes call"))
-        .await
-}
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, crate::actors::Crash);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -250,7 +118,7 @@ pub struct ListJobs {
 impl Handler<CreateJob> for KubeActor {
     type Result = ResponseFuture<Result<Job, KubeError>>;
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
         Box::pin(async move {
             let cm = if msg.files.is_empty() {
@@ -262,10 +130,10 @@ impl Handler<CreateJob> for KubeActor {
             let mut created_cm = false;
             if let Some(cm) = &cm {
                 created_cm =
-                    ensure_configmap(&cms, &jobs, limiter.clone(), msg.deadline, cm).await?;
+                    ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm).await?;
             }
             let pp = PostParams::default();
-            let created = call(limiter.clone(), msg.deadline, "create", || {
+            let created = gate.call(msg.deadline, "create", || {
                 jobs.create(&pp, &msg.job)
             })
             .await;
@@ -275,7 +143,7 @@ impl Handler<CreateJob> for KubeActor {
             let cm_name = cm.metadata.name.clone().unwrap_or_default();
             match created {
                 Ok(job) => {
-                    own(&cms, limiter, msg.deadline, &cm_name, &job).await?;
+                    own(&cms, &gate, msg.deadline, &cm_name, &job).await?;
                     Ok(job)
                 }
                 Err(KubeError::AlreadyExists) => {
@@ -283,9 +151,9 @@ impl Handler<CreateJob> for KubeActor {
                     // before anyone is told "duplicate".
                     let name = msg.job.metadata.name.clone().unwrap_or_default();
                     let existing =
-                        call(limiter.clone(), msg.deadline, "get", || jobs.get_opt(&name)).await?;
+                        gate.call(msg.deadline, "get", || jobs.get_opt(&name)).await?;
                     if let Some(job) = existing {
-                        own(&cms, limiter, msg.deadline, &cm_name, &job).await?;
+                        own(&cms, &gate, msg.deadline, &cm_name, &job).await?;
                     }
                     Err(KubeError::AlreadyExists)
                 }
@@ -298,7 +166,7 @@ impl Handler<CreateJob> for KubeActor {
                     // Refused for good: take back the files this call made.
                     if created_cm {
                         let dp = DeleteParams::background();
-                        let r = call(limiter, msg.deadline, "delete", || {
+                        let r = gate.call(msg.deadline, "delete", || {
                             cms.delete(&cm_name, &dp)
                         })
                         .await;
@@ -322,19 +190,19 @@ impl Handler<CreateJob> for KubeActor {
 async fn ensure_configmap(
     cms: &Api<ConfigMap>,
     jobs: &Api<Job>,
-    limiter: (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
+    gate: &KubeGate,
     deadline: Instant,
     cm: &ConfigMap,
 ) -> Result<bool, KubeError> {
     let pp = PostParams::default();
     let name = cm.metadata.name.clone().unwrap_or_default();
     for _ in 0..3 {
-        match call(limiter.clone(), deadline, "create", || cms.create(&pp, cm)).await {
+        match gate.call(deadline, "create", || cms.create(&pp, cm)).await {
             Ok(_) => return Ok(true),
             Err(KubeError::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
-        let Some(found) = call(limiter.clone(), deadline, "get", || cms.get_opt(&name)).await?
+        let Some(found) = gate.call(deadline, "get", || cms.get_opt(&name)).await?
         else {
             continue;
         };
@@ -342,7 +210,7 @@ async fn ensure_configmap(
             return Ok(false);
         }
         let job_name = name.strip_suffix("-files").unwrap_or(&name).to_string();
-        if call(limiter.clone(), deadline, "get", || jobs.get_opt(&job_name))
+        if gate.call(deadline, "get", || jobs.get_opt(&job_name))
             .await?
             .is_some()
         {
@@ -350,7 +218,7 @@ async fn ensure_configmap(
             return Ok(false);
         }
         let dp = DeleteParams::background();
-        match call(limiter.clone(), deadline, "delete", || {
+        match gate.call(deadline, "delete", || {
             cms.delete(&name, &dp)
         })
         .await
@@ -367,7 +235,7 @@ async fn ensure_configmap(
 /// Makes `job` the owner of its files' ConfigMap (if it is not already).
 async fn own(
     cms: &Api<ConfigMap>,
-    limiter: (Arc<DefaultDirectRateLimiter>, Arc<Metrics>),
+    gate: &KubeGate,
     deadline: Instant,
     cm_name: &str,
     job: &Job,
@@ -375,7 +243,7 @@ async fn own(
     let Some(patch) = files::owner_patch(job) else {
         return Ok(());
     };
-    let current = call(limiter.clone(), deadline, "get", || cms.get_opt(cm_name)).await?;
+    let current = gate.call(deadline, "get", || cms.get_opt(cm_name)).await?;
     match current {
         Some(cm) if files::owned_by(&cm, job) => return Ok(()),
         // Gone (deleted with an earlier Job of this name): nothing to own.
@@ -384,7 +252,7 @@ async fn own(
     }
     let pp = PatchParams::default();
     let patch = Patch::Merge(patch);
-    call(limiter, deadline, "patch", || {
+    gate.call(deadline, "patch", || {
         cms.patch(cm_name, &pp, &patch)
     })
     .await
@@ -394,9 +262,9 @@ async fn own(
 impl Handler<CancelJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
-            let Some(job) = call(limiter.clone(), msg.deadline, "get", || {
+            let Some(job) = gate.call(msg.deadline, "get", || {
                 jobs.get_opt(&msg.name)
             })
             .await?
@@ -416,7 +284,7 @@ impl Handler<CancelJob> for KubeActor {
                 "spec": {"suspend": true},
             }));
             let pp = PatchParams::default();
-            call(limiter, msg.deadline, "patch", || {
+            gate.call(msg.deadline, "patch", || {
                 jobs.patch(&msg.name, &pp, &patch)
             })
             .await
@@ -428,14 +296,14 @@ impl Handler<CancelJob> for KubeActor {
 impl Handler<StreamLogs> for KubeActor {
     type Result = ResponseFuture<Result<LogLines, KubeError>>;
     fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         let ns = self.namespace.clone();
         Box::pin(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
             let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
             let lp =
                 ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
-            let mut list = call(limiter.clone(), msg.deadline, "list", || pods.list(&lp))
+            let mut list = gate.call(msg.deadline, "list", || pods.list(&lp))
                 .await?
                 .items;
             list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
@@ -447,7 +315,7 @@ impl Handler<StreamLogs> for KubeActor {
                 container: Some("agent".into()),
                 ..Default::default()
             };
-            let reader = call(limiter, msg.deadline, "get", || {
+            let reader = gate.call(msg.deadline, "get", || {
                 pods.log_stream(&pod, &params)
             })
             .await?;
@@ -460,12 +328,12 @@ impl Handler<StreamLogs> for KubeActor {
 impl Handler<SetSuspend> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
             let pp = PatchParams::default();
             if msg.suspend {
                 let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
-                return call(limiter, msg.deadline, "patch", || {
+                return gate.call(msg.deadline, "patch", || {
                     jobs.patch(&msg.name, &pp, &patch)
                 })
                 .await
@@ -476,7 +344,7 @@ impl Handler<SetSuspend> for KubeActor {
             // patching only the resourceVersion that was checked (a
             // conflict means the Job changed in between: look again).
             for _ in 0..5 {
-                let Some(job) = call(limiter.clone(), msg.deadline, "get", || {
+                let Some(job) = gate.call(msg.deadline, "get", || {
                     jobs.get_opt(&msg.name)
                 })
                 .await?
@@ -494,7 +362,7 @@ impl Handler<SetSuspend> for KubeActor {
                     "metadata": {"resourceVersion": job.metadata.resource_version},
                     "spec": {"suspend": false},
                 }));
-                match call(limiter.clone(), msg.deadline, "patch", || {
+                match gate.call(msg.deadline, "patch", || {
                     jobs.patch(&msg.name, &pp, &patch)
                 })
                 .await
@@ -513,11 +381,11 @@ impl Handler<SetSuspend> for KubeActor {
 impl Handler<DeleteJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: DeleteJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
             // batch/v1 Jobs orphan their pods unless told otherwise.
             let dp = DeleteParams::background();
-            match call(limiter, msg.deadline, "delete", || {
+            match gate.call(msg.deadline, "delete", || {
                 jobs.delete(&msg.name, &dp)
             })
             .await
@@ -532,9 +400,9 @@ impl Handler<DeleteJob> for KubeActor {
 impl Handler<GetJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(
-            async move { call(limiter, msg.deadline, "get", || jobs.get_opt(&msg.name)).await },
+            async move { gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name)).await },
         )
     }
 }
@@ -542,19 +410,19 @@ impl Handler<GetJob> for KubeActor {
 impl Handler<ListJobs> for KubeActor {
     type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
     fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, limiter) = (self.jobs.clone(), self.ctx());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
             let lp = ListParams::default().labels(&msg.selector);
-            call(limiter, msg.deadline, "list", || jobs.list(&lp))
+            gate.call(msg.deadline, "list", || jobs.list(&lp))
                 .await
                 .map(|l| l.items)
         })
     }
 }
 
-impl Handler<crate::metrics::Restart> for KubeActor {
+impl Handler<crate::actors::Crash> for KubeActor {
     type Result = ();
-    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: crate::actors::Crash, _: &mut Context<Self>) {
+        panic!("fault injection: the kube actor was told to crash");
     }
 }

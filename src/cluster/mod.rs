@@ -9,6 +9,7 @@ pub mod jobspec;
 pub use jobspec::{build_job, JobSpecError};
 pub mod connect;
 pub mod files;
+pub mod gate;
 pub mod kube_actor;
 pub mod lease;
 pub mod state;

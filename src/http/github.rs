@@ -9,6 +9,7 @@ use serde_json::json;
 use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
+use crate::actors::Refused;
 use super::{read_body, Answer, AppState, SourceHandle};
 use crate::scheduler::{Enqueued, JobExtras};
 use crate::sources::actor::{Submit, SubmitError};
@@ -160,16 +161,12 @@ pub async fn submit(
     deadline: Instant,
 ) -> Result<Answer, RouteError> {
     span.record("job", task.job_name().as_str());
-    let Ok(_permit) = source.permits.clone().try_acquire_owned() else {
-        return Err(RouteError::Unavailable(format!(
-            "the {} source is at capacity; retry shortly",
-            source.name
-        )));
-    };
     let left = deadline.saturating_duration_since(Instant::now());
+    // Refused at once when the source's mailbox is full (counted in
+    // orchestrator_actor_mailbox_overflow_total): 503 with Retry-After.
     let sent = tokio::time::timeout(
         left,
-        source.addr.send(Submit {
+        source.ask(Submit {
             task,
             extras,
             deadline,
@@ -182,11 +179,12 @@ pub async fn submit(
                 "timed out persisting the task; retry".into(),
             ))
         }
-        Ok(Err(e)) => {
+        Ok(Err(Refused::Full(name))) => {
             return Err(RouteError::Unavailable(format!(
-                "source actor unavailable: {e}"
+                "the {name} source is at capacity; retry shortly"
             )))
         }
+        Ok(Err(e)) => return Err(RouteError::Unavailable(e.to_string())),
         Ok(Ok(o)) => o,
     };
     match outcome {

@@ -181,7 +181,7 @@ async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: In
     }
     let sent = state
         .kube
-        .send(CancelJob {
+        .ask(CancelJob {
             name: name.clone(),
             deadline,
         })

@@ -265,7 +265,7 @@ pub async fn find_job(
         return Ok(Some(job));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    let unavailable = |e: actix::MailboxError| RouteError::Unavailable(format!("kube actor: {e}"));
+    let unavailable = |e: crate::actors::Refused| RouteError::Unavailable(e.to_string());
     let fetched: Vec<Job> = match which {
         JobRef::Name(name) => {
             let msg = GetJob {
@@ -274,7 +274,7 @@ pub async fn find_job(
             };
             state
                 .kube
-                .send(msg)
+                .ask(msg)
                 .await
                 .map_err(unavailable)?
                 .map_err(kube_error)?
@@ -288,7 +288,7 @@ pub async fn find_job(
             };
             state
                 .kube
-                .send(msg)
+                .ask(msg)
                 .await
                 .map_err(unavailable)?
                 .map_err(kube_error)?
@@ -366,9 +366,9 @@ pub async fn cancel_job(
     };
     let job = state
         .kube
-        .send(msg)
+        .ask(msg)
         .await
-        .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(kube_error)?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
     let st = job_state(&job);
@@ -417,9 +417,9 @@ pub async fn job_logs(
     };
     let lines = state
         .kube
-        .send(msg)
+        .ask(msg)
         .await
-        .map_err(|e| RouteError::Unavailable(format!("kube actor: {e}")))?
+        .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(|e| match e {
             KubeError::NotFound => RouteError::NotFound(format!(
                 "job {:?} has no pod yet (state {})",

@@ -8,6 +8,7 @@ pub mod error;
 pub mod github;
 pub mod grafana;
 pub mod jobs;
+pub mod leader;
 pub mod openapi;
 pub mod schema;
 pub mod tasks;
@@ -15,17 +16,17 @@ pub mod tasks;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpMessage, HttpResponse};
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
+use crate::actors::Mailbox;
 use crate::cluster::kube_actor::KubeActor;
+use crate::cluster::lease::Leader;
 use crate::config::Config;
 use crate::events::{EventLog, NewEvent};
 use crate::metrics::Metrics;
@@ -45,13 +46,8 @@ pub struct Health {
     pub draining: AtomicBool,
 }
 
-/// A source actor with its in-flight bound.
-#[derive(Clone)]
-pub struct SourceHandle {
-    pub addr: Addr<SourceActor>,
-    pub permits: Arc<Semaphore>,
-    pub name: &'static str,
-}
+/// A source actor's bounded mailbox.
+pub type SourceHandle = Mailbox<SourceActor>;
 
 /// State shared by every worker.
 pub struct AppState {
@@ -67,7 +63,9 @@ pub struct AppState {
     pub events: Arc<EventLog>,
     /// The watch's view of every managed Job (read-only).
     pub jobs: Store<Job>,
-    pub kube: Addr<KubeActor>,
+    pub kube: Mailbox<KubeActor>,
+    /// This replica's leadership (`GET /api/v1/leader`).
+    pub leader: Leader,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -232,6 +230,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/api/v1/jobs/{name}/logs", "GET").route(web::get().to(jobs::job_logs)))
     .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
+    .service(resource("/api/v1/leader", "GET").route(web::get().to(leader::leader)))
     .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
     .app_data(
         web::QueryConfig::default()

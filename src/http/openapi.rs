@@ -25,13 +25,14 @@ impl Modify for BearerAuth {
         super::github::webhook, super::grafana::webhook,
         super::tasks::create_task, super::tasks::create_pm_task, super::tasks::get_pm_task,
         super::jobs::list_jobs, super::jobs::get_job, super::jobs::cancel_job, super::jobs::job_logs,
-        super::jobs::events,
+        super::jobs::events, super::leader::leader,
     ),
     components(schemas(
         super::schema::ErrorBody, super::schema::SubmitAnswer, super::schema::IgnoredAnswer,
         super::schema::TaskRequest, super::schema::PmTaskRequest, super::schema::PmRepository,
         super::schema::PmSubtask, crate::cluster::files::TaskFile, crate::sources::fields::FieldError,
         super::jobs::JobView, super::jobs::JobList, super::jobs::ConditionView, crate::events::EventRecord,
+        super::leader::LeaderView,
     )),
     modifiers(&BearerAuth),
 )]

@@ -18,7 +18,9 @@ use kube::runtime::reflector::Store;
 
 use crate::cluster::build_job;
 use crate::cluster::files::{self, TaskFile};
+use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::kube_actor::{CreateJob, DeleteJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::lease::Leader;
 use crate::cluster::state::{
     job_concurrency_key, job_priority, job_state, JobState, ANNOTATION_CANCELLED,
 };
@@ -67,21 +69,29 @@ pub fn observe_job(job: &Job) -> Option<Observed> {
     })
 }
 
+/// Mailbox capacity of the scheduler: Enqueue requests in flight plus
+/// watch notifications waiting.
+pub const MAILBOX: usize = 4096;
+
 pub struct Scheduler {
     queue: Queue,
-    kube: Addr<KubeActor>,
+    kube: Mailbox<KubeActor>,
     config: Arc<Config>,
     jobs: Store<Job>,
     synced: bool,
-    leader: bool,
+    /// Leadership as the Lease loop keeps it (read at each admission).
+    leader: Leader,
+    /// Leadership as this actor last acted on it.
+    leading: bool,
     metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
     pub fn new(
-        kube: Addr<KubeActor>,
+        kube: Mailbox<KubeActor>,
         config: Arc<Config>,
         jobs: Store<Job>,
+        leader: Leader,
         metrics: Arc<Metrics>,
     ) -> Self {
         Scheduler {
@@ -90,9 +100,25 @@ impl Scheduler {
             config,
             jobs,
             synced: false,
-            leader: false,
+            leader,
+            leading: false,
             metrics,
         }
+    }
+
+    /// Follows the Lease: a replica that just became leader starts from the
+    /// store, not from what it saw as a follower. Returns whether this
+    /// replica leads now.
+    fn sync_leadership(&mut self) -> bool {
+        let now = self.leader.is_leader();
+        if now != self.leading {
+            tracing::info!(leader = now, "scheduler leadership changed");
+            self.leading = now;
+            if now && self.synced {
+                self.rebuild(true);
+            }
+        }
+        now
     }
 
     /// Rebuilds the queue from the watch's store (the source of truth).
@@ -126,8 +152,8 @@ impl Scheduler {
 
     /// Cancelled Jobs stay suspended, so Kubernetes' TTL never removes them:
     /// the leader deletes them `JOB_TTL_SECONDS` after they were cancelled.
-    fn collect_cancelled(&self) {
-        if !(self.synced && self.leader) {
+    fn collect_cancelled(&mut self) {
+        if !(self.synced && self.sync_leadership()) {
             return;
         }
         let ttl = chrono::Duration::seconds(i64::from(self.config.job_ttl_seconds));
@@ -147,27 +173,34 @@ impl Scheduler {
                 continue;
             };
             tracing::info!(job = %name, "deleting a cancelled job past its TTL");
-            self.kube.do_send(DeleteJob {
+            // A full Kube mailbox skips it; the next sweep tries again.
+            if let Err(e) = self.kube.tell(DeleteJob {
                 name,
                 deadline: Instant::now() + Duration::from_secs(30),
-            });
+            }) {
+                tracing::warn!(error = %e, "deleting a cancelled job postponed");
+            }
         }
     }
 
     fn admit(&mut self, ctx: &mut Context<Self>) {
-        if !(self.synced && self.leader) {
+        if !(self.synced && self.sync_leadership()) {
             return;
         }
+        // No admission call outlives this replica's leadership.
+        let Some(lead_until) = self.leader.valid_until() else {
+            return;
+        };
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
             let msg = SetSuspend {
                 name: name.clone(),
                 suspend: false,
-                deadline: Instant::now() + Duration::from_secs(30),
+                deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
             };
             self.kube
-                .send(msg)
+                .ask(msg)
                 .into_actor(self)
                 .map(move |r, this, ctx| {
                     let ok = match r {
@@ -181,7 +214,7 @@ impl Scheduler {
                             false
                         }
                         Err(e) => {
-                            tracing::warn!(job = %name, error = %e, "kube actor unavailable; will retry");
+                            tracing::warn!(job = %name, error = %e, "admission not sent; will retry");
                             false
                         }
                     };
@@ -203,7 +236,8 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(4096);
+        // Also after a restart: pick leadership up from the Lease loop.
+        self.admit(ctx);
         // A periodic nudge covers anything a lost message would leave behind.
         ctx.run_interval(Duration::from_secs(5), |this, ctx| this.admit(ctx));
         ctx.run_interval(Duration::from_secs(30), |this, _| this.collect_cancelled());
@@ -216,8 +250,9 @@ impl Supervised for Scheduler {
             actor = "scheduler",
             "actor restarting; rebuilding the queue from the Job store"
         );
-        self.metrics.actor_restarted("scheduler");
         self.synced = false;
+        // Leadership is picked up again from the Lease loop's state.
+        self.leading = false;
         // The Job store is still synced if the watch is; rebuild from it.
         if self.jobs.is_ready_now() {
             self.synced = true;
@@ -273,7 +308,9 @@ pub struct Forget(pub String);
 #[rtype(result = "()")]
 pub struct Synced;
 
-/// This replica gained (true) or lost (false) the scheduler Lease.
+/// This replica gained (true) or lost (false) the scheduler Lease. A nudge:
+/// the scheduler reads leadership from the Lease loop's shared state, so a
+/// message that does not change leadership changes nothing.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Leadership(pub bool);
@@ -302,13 +339,13 @@ impl Handler<Enqueue> for Scheduler {
             let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
             let name = job.metadata.name.clone().unwrap_or_default();
             let sent = kube
-                .send(CreateJob {
+                .ask(CreateJob {
                     job: Box::new(job),
                     files: extras.files,
                     deadline: msg.deadline,
                 })
                 .await
-                .map_err(|e| EnqueueError::Unavailable(format!("kube actor: {e}")))?;
+                .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?;
             match sent {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
@@ -346,16 +383,11 @@ impl Handler<Synced> for Scheduler {
 
 impl Handler<Leadership> for Scheduler {
     type Result = ();
-    fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
-        if msg.0 != self.leader {
-            tracing::info!(leader = msg.0, "scheduler leadership changed");
+    fn handle(&mut self, _: Leadership, ctx: &mut Context<Self>) {
+        let before = self.leading;
+        if self.sync_leadership() != before {
+            self.admit(ctx);
         }
-        self.leader = msg.0;
-        if self.leader && self.synced {
-            // A new leader starts from the store, not from what it saw as a follower.
-            self.rebuild(true);
-        }
-        self.admit(ctx);
     }
 }
 
@@ -366,9 +398,11 @@ impl Handler<Admit> for Scheduler {
     }
 }
 
-impl Handler<crate::metrics::Restart> for Scheduler {
+impl Handler<Crash> for Scheduler {
     type Result = ();
-    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("fault injection: the scheduler was told to crash");
     }
 }
+
+crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit, Crash);

@@ -23,9 +23,9 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
-use crate::admission::{DedupCache, Limited, RateLimits};
-use crate::metrics::Metrics;
+use crate::actors::{Crash, Mailbox};
 use crate::scheduler::{Enqueue, EnqueueError, Enqueued, JobExtras, Scheduler};
+use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
 /// Asks for a Task to become a Job; answers once the Job exists.
@@ -58,21 +58,16 @@ pub struct SourceActor {
     in_flight: Rc<RefCell<HashMap<String, InFlight>>>,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
-    scheduler: Addr<Scheduler>,
-    metrics: Arc<Metrics>,
+    scheduler: Mailbox<Scheduler>,
 }
 
-/// Largest mailbox of a source actor; the HTTP layer keeps at most this many
-/// messages in flight and answers 503 beyond.
-pub const MAILBOX: usize = 1024;
 
 impl SourceActor {
     pub fn new(
         source: TaskSource,
         dedup: DedupCache,
         limits: Arc<RateLimits>,
-        scheduler: Addr<Scheduler>,
-        metrics: Arc<Metrics>,
+        scheduler: Mailbox<Scheduler>,
     ) -> Self {
         SourceActor {
             source,
@@ -80,7 +75,6 @@ impl SourceActor {
             dedup,
             limits,
             scheduler,
-            metrics,
         }
     }
 }
@@ -88,7 +82,6 @@ impl SourceActor {
 impl Actor for SourceActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX);
         let limits = self.limits.clone();
         ctx.run_interval(std::time::Duration::from_secs(60), move |_, _| {
             limits.shrink()
@@ -100,7 +93,6 @@ impl Supervised for SourceActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The dedup cache and limits live outside the actor and survive.
         tracing::warn!(actor = self.source.as_str(), "source actor restarting");
-        self.metrics.actor_restarted(self.source.as_str());
     }
 }
 
@@ -148,19 +140,19 @@ impl Handler<Submit> for SourceActor {
 
 /// Asks the scheduler for the Job; remembers the key once it is persisted.
 async fn persist(
-    scheduler: Addr<Scheduler>,
+    scheduler: Mailbox<Scheduler>,
     dedup: DedupCache,
     dedup_key: &str,
     msg: Submit,
 ) -> Result<Enqueued, SubmitError> {
     let r = scheduler
-        .send(Enqueue {
+        .ask(Enqueue {
             task: msg.task,
             extras: msg.extras,
             deadline: msg.deadline,
         })
         .await
-        .map_err(|e| SubmitError::Unavailable(format!("scheduler: {e}")))?;
+        .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
     match r {
         Ok(e) => {
             let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
@@ -172,9 +164,11 @@ async fn persist(
     }
 }
 
-impl Handler<crate::metrics::Restart> for SourceActor {
+impl Handler<Crash> for SourceActor {
     type Result = ();
-    fn handle(&mut self, _: crate::metrics::Restart, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("fault injection: a source actor was told to crash");
     }
 }
+
+crate::tracked_handlers!(SourceActor => Submit, Crash);

@@ -10,6 +10,7 @@
 
 pub mod github;
 pub mod grafana;
+pub mod intake;
 
 use crate::task::Task;
 

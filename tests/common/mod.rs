@@ -219,6 +219,8 @@ pub struct TestApp {
     /// A kube client on the simulator, for assertions.
     pub kube: kube::Client,
     pub http: reqwest::Client,
+    /// The running service's actors and shared state (fault injection).
+    pub handles: orchestrator::app::Handles,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -267,6 +269,7 @@ pub async fn spawn_app_with_kubeconfig(
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local address").port();
     let (tx, rx) = oneshot::channel::<()>();
+    let (handles_tx, handles_rx) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name(format!("orchestrator-{port}"))
         .spawn(move || {
@@ -274,14 +277,29 @@ pub async fn spawn_app_with_kubeconfig(
                 let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig)?;
                 let kube_config =
                     kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-                orchestrator::app::run(config, listener, kube_config, async {
-                    let _ = rx.await;
-                })
+                orchestrator::app::run_with(
+                    config,
+                    listener,
+                    kube_config,
+                    async {
+                        let _ = rx.await;
+                    },
+                    move |h| {
+                        let _ = handles_tx.send(h);
+                    },
+                )
                 .await
             })
         })
         .expect("spawn the app thread");
     let kube = sim.client().await.expect("a kube client on the simulator");
+    let handles = match bounded("the service to start its actors", WAIT, handles_rx).await {
+        Ok(h) => h,
+        Err(_) => {
+            let r = thread.join();
+            panic!("the service stopped before it started its actors: {r:?}");
+        }
+    };
     let mut app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         secret,
@@ -291,6 +309,7 @@ pub async fn spawn_app_with_kubeconfig(
             .timeout(WAIT)
             .build()
             .expect("an HTTP client"),
+        handles,
         shutdown: Some(tx),
         thread: Some(thread),
     };

@@ -1,16 +1,16 @@
-//! Admission checks a source actor applies before asking the scheduler for a
-//! Job: a dedup cache (an API-call saver in front of the authoritative
+//! Intake checks a source actor applies before asking the scheduler for a
+//! Job (not the scheduler's admission of queued Jobs): a dedup cache (an API-call saver in front of the authoritative
 //! `409 AlreadyExists` on deterministic Job names) and per-repository /
 //! per-sender rate limits (keyed token buckets from `governor`).
 //!
 //! Both are plain structs taking `now` where time matters, so they are unit
 //! tested without actors.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -19,28 +19,34 @@ use governor::{Quota, RateLimiter};
 /// (the API server still deduplicates exactly, this only saves calls).
 const DEDUP_MAX_ENTRIES: usize = 100_000;
 
-/// dedup key → (Job name, expiry). Shared by a source actor and its restarts.
+/// dedup key → (Job name, expiry). Shared by the source actors and their
+/// restarts. They all run on the one actor thread, so a plain mutex is
+/// never contended (no concurrent map needed).
 #[derive(Debug, Clone)]
 pub struct DedupCache {
-    map: Arc<DashMap<String, (String, Instant)>>,
+    map: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     ttl: Duration,
 }
 
 impl DedupCache {
     pub fn new(ttl: Duration) -> Self {
         DedupCache {
-            map: Arc::new(DashMap::new()),
+            map: Arc::default(),
             ttl,
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The Job already made for `key`, if remembered and not expired.
     pub fn get(&self, key: &str, now: Instant) -> Option<String> {
-        let hit = self.map.get(key).map(|e| e.value().clone());
-        match hit {
-            Some((job, expires)) if now < expires => Some(job),
+        let mut map = self.lock();
+        match map.get(key) {
+            Some((job, expires)) if now < *expires => Some(job.clone()),
             Some(_) => {
-                self.map.remove(key);
+                map.remove(key);
                 None
             }
             None => None,
@@ -49,35 +55,35 @@ impl DedupCache {
 
     /// Remembers that `key` became Job `job`.
     pub fn insert(&self, key: &str, job: &str, now: Instant) {
-        if self.map.len() >= DEDUP_MAX_ENTRIES {
-            self.evict(now);
+        let mut map = self.lock();
+        if map.len() >= DEDUP_MAX_ENTRIES {
+            Self::evict(&mut map, now);
         }
-        self.map
-            .insert(key.to_string(), (job.to_string(), now + self.ttl));
+        map.insert(key.to_string(), (job.to_string(), now + self.ttl));
     }
 
     /// Forgets `key` (e.g. its Job was cancelled and may be resubmitted).
     pub fn remove(&self, key: &str) {
-        self.map.remove(key);
+        self.lock().remove(key);
     }
 
-    fn evict(&self, now: Instant) {
-        self.map.retain(|_, (_, exp)| *exp > now);
-        if self.map.len() >= DEDUP_MAX_ENTRIES {
+    fn evict(map: &mut HashMap<String, (String, Instant)>, now: Instant) {
+        map.retain(|_, (_, exp)| *exp > now);
+        if map.len() >= DEDUP_MAX_ENTRIES {
             // Still full of live entries: drop those closest to expiry.
-            let mut expiries: Vec<Instant> = self.map.iter().map(|e| e.value().1).collect();
+            let mut expiries: Vec<Instant> = map.values().map(|e| e.1).collect();
             expiries.sort();
             let cut = expiries[expiries.len() / 2];
-            self.map.retain(|_, (_, exp)| *exp > cut);
+            map.retain(|_, (_, exp)| *exp > cut);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.lock().is_empty()
     }
 }
 

@@ -1,0 +1,346 @@
+//! The actor runtime: supervision that survives panics, bounded mailboxes
+//! and per-actor metrics, shared by every actor of the service.
+//!
+//! # Failure domains
+//!
+//! Every actor runs under [`start`]: a handler that panics (or an actor that
+//! stops) is restarted in place by its supervisor, which calls
+//! [`actix::Supervised::restarting`] to rebuild derived state and counts
+//! `orchestrator_actor_restarts_total{actor}`. The message being handled is
+//! lost: a request gets [`Refused::Failed`], which the HTTP edge answers 503
+//! (the sender retries). The mailbox survives, so queued messages and every
+//! address stay valid.
+//!
+//! | actor | owns | lost when it dies | rebuilt from |
+//! |---|---|---|---|
+//! | source (`github`, `grafana`, `pm-agent`, `cli`) | nothing of its own: the dedup cache and rate limits live outside it | the one Task being handled | — |
+//! | `scheduler` | the admission queue and the admissions in flight | its queue and in-flight bookkeeping | the watch's Job store (the API server is the queue) |
+//! | `kube` | the client, its rate limiter | the call being started | nothing to rebuild |
+//!
+//! Long-running tasks (the HTTP server, the Job watch, the Lease loop) are
+//! watched by `app::run`: if one ends, the process stops with an error (exit
+//! code 1) after marking itself not ready, and Kubernetes restarts it.
+//!
+//! # Bounded mailboxes
+//!
+//! [`Mailbox`] is the only way messages reach an actor: it holds a fixed
+//! number of slots (the capacity) and refuses beyond it
+//! ([`Refused::Full`], counted in
+//! `orchestrator_actor_mailbox_overflow_total{actor}`). A slot is taken when
+//! a message is sent and given back when the handler takes the message up
+//! ([`Mailbox::tell`]) or when the answer arrives ([`Mailbox::ask`]), so
+//! `orchestrator_actor_mailbox_depth{actor}` shows the messages waiting.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use actix::dev::{ContextFut, ToEnvelope};
+use actix::prelude::*;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::{ActorMetrics, Metrics};
+
+/// Why a message was not delivered or not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The mailbox is at capacity (counted as an overflow).
+    #[error("the {0} actor is at capacity")]
+    Full(&'static str),
+    /// The handler failed (panicked) before answering; the actor restarts.
+    #[error("the {0} actor failed handling the message")]
+    Failed(&'static str),
+}
+
+/// A message on its way through a [`Mailbox`]: carries the slot it holds
+/// and the actor's metrics, so the handler is counted and timed. Handlers
+/// for it come from [`tracked_handlers!`](crate::tracked_handlers).
+pub struct Tracked<M> {
+    msg: M,
+    slot: Option<Slot>,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl<M: Message> Message for Tracked<M> {
+    type Result = M::Result;
+}
+
+impl<M> Tracked<M> {
+    /// Takes the message up: gives its slot back and starts the handling
+    /// timer (which records when dropped).
+    pub fn begin(self) -> (M, HandlingTimer) {
+        drop(self.slot);
+        (
+            self.msg,
+            HandlingTimer {
+                metrics: self.metrics,
+                started: Instant::now(),
+            },
+        )
+    }
+}
+
+/// Counts a handled message and records its handling time when dropped.
+pub struct HandlingTimer {
+    metrics: Arc<ActorMetrics>,
+    started: Instant,
+}
+
+impl Drop for HandlingTimer {
+    fn drop(&mut self) {
+        self.metrics.messages.inc();
+        self.metrics
+            .handling
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Implements `Handler<Tracked<M>>` for an actor and each listed message
+/// type by forwarding to its `Handler<M>`.
+#[macro_export]
+macro_rules! tracked_handlers {
+    ($actor:ty => $($msg:ty),+ $(,)?) => {$(
+        impl ::actix::Handler<$crate::actors::Tracked<$msg>> for $actor {
+            type Result = <$actor as ::actix::Handler<$msg>>::Result;
+            fn handle(
+                &mut self,
+                msg: $crate::actors::Tracked<$msg>,
+                ctx: &mut <$actor as ::actix::Actor>::Context,
+            ) -> Self::Result {
+                let (msg, _timer) = msg.begin();
+                <$actor as ::actix::Handler<$msg>>::handle(self, msg, ctx)
+            }
+        }
+    )+};
+}
+
+/// One message slot; gives itself back (and lowers the depth) when dropped.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.metrics.mailbox_depth.dec();
+    }
+}
+
+/// A bounded, metered address of a supervised actor.
+pub struct Mailbox<A: Actor> {
+    addr: Addr<A>,
+    name: &'static str,
+    slots: Arc<Semaphore>,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl<A: Actor> Clone for Mailbox<A> {
+    fn clone(&self) -> Self {
+        Mailbox {
+            addr: self.addr.clone(),
+            name: self.name,
+            slots: self.slots.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for Mailbox<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox").field("actor", &self.name).finish()
+    }
+}
+
+/// Starts supervised actors and reports one that could not be restarted.
+#[derive(Clone)]
+pub struct Runtime {
+    metrics: Arc<Metrics>,
+    dead: Arc<tokio::sync::watch::Sender<Option<&'static str>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+impl Runtime {
+    /// A runtime recording actor metrics in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Runtime {
+            metrics,
+            dead: Arc::new(tokio::sync::watch::Sender::new(None)),
+        }
+    }
+
+    /// Starts `actor` under a panic-catching supervisor with a mailbox of
+    /// `capacity` slots; its metrics are labelled `name`. Must run inside an
+    /// actix `System`.
+    pub fn start<A>(&self, name: &'static str, capacity: usize, actor: A) -> Mailbox<A>
+    where
+        A: Supervised + Actor<Context = Context<A>>,
+    {
+        let metrics = Arc::new(self.metrics.actor(name));
+        let ctx = Context::new();
+        let addr = ctx.address();
+        let fut = ctx.into_future(actor);
+        actix_rt::spawn(Supervisor {
+            fut: Box::pin(fut),
+            name,
+            metrics: metrics.clone(),
+            dead: self.dead.clone(),
+        });
+        Mailbox {
+            addr,
+            name,
+            slots: Arc::new(Semaphore::new(capacity.max(1))),
+            metrics,
+        }
+    }
+
+    /// Resolves with the name of the first actor that died for good (its
+    /// restart itself failed); the process must then stop.
+    pub async fn dead(&self) -> &'static str {
+        let mut rx = self.dead.subscribe();
+        loop {
+            if let Some(name) = *rx.borrow_and_update() {
+                return name;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl<A: Actor<Context = Context<A>>> Mailbox<A> {
+    /// The actor's label in metrics.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn slot(&self) -> Result<Slot, Refused> {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.metrics.mailbox_depth.inc();
+                Ok(Slot {
+                    _permit: permit,
+                    metrics: self.metrics.clone(),
+                })
+            }
+            Err(_) => {
+                self.metrics.overflow.inc();
+                Err(Refused::Full(self.name))
+            }
+        }
+    }
+
+    /// Sends `msg` without waiting for an answer; refused when full.
+    pub fn tell<M>(&self, msg: M) -> Result<(), Refused>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Tracked<M>>,
+        A::Context: ToEnvelope<A, Tracked<M>>,
+    {
+        let slot = self.slot()?;
+        self.addr.do_send(Tracked {
+            msg,
+            slot: Some(slot),
+            metrics: self.metrics.clone(),
+        });
+        Ok(())
+    }
+
+    /// Sends `msg` and waits for the answer; refused at once when full. The
+    /// slot is held until the answer arrives.
+    pub fn ask<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, Refused>> + 'static
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Tracked<M>>,
+        A::Context: ToEnvelope<A, Tracked<M>>,
+    {
+        let name = self.name;
+        let sent = self.slot().map(|slot| {
+            let req = self.addr.send(Tracked {
+                msg,
+                slot: None,
+                metrics: self.metrics.clone(),
+            });
+            (slot, req)
+        });
+        async move {
+            let (slot, req) = sent?;
+            let answer = req.await.map_err(|_| Refused::Failed(name));
+            drop(slot);
+            answer
+        }
+    }
+
+    /// The raw address (for tests and fault injection).
+    pub fn addr(&self) -> &Addr<A> {
+        &self.addr
+    }
+}
+
+/// Runs an actor's context; when a handler panics or the actor stops, the
+/// actor is restarted in place (`Supervised::restarting`) and counted.
+struct Supervisor<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    fut: Pin<Box<ContextFut<A, Context<A>>>>,
+    name: &'static str,
+    metrics: Arc<ActorMetrics>,
+    dead: Arc<tokio::sync::watch::Sender<Option<&'static str>>>,
+}
+
+impl<A> Future for Supervisor<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        loop {
+            let polled = catch_unwind(AssertUnwindSafe(|| self.fut.as_mut().poll(cx)));
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(())) => {
+                    tracing::warn!(actor = self.name, "actor stopped; restarting it");
+                }
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(actor = self.name, panic = %what, "actor handler panicked; restarting it");
+                }
+            }
+            // Gone only when every address is dropped (shutdown), or when
+            // rebuilding the actor's state panics too.
+            match catch_unwind(AssertUnwindSafe(|| self.fut.as_mut().get_mut().restart())) {
+                Ok(true) => {
+                    self.metrics.restarts.inc();
+                }
+                Ok(false) => return Poll::Ready(()),
+                Err(_) => {
+                    tracing::error!(actor = self.name, "actor could not be restarted");
+                    self.dead.send_replace(Some(self.name));
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+/// Makes the receiving actor's handler panic. Fault injection for the
+/// supervision tests: no route, input or configuration sends it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Crash;

@@ -1,0 +1,169 @@
+//! The one door to the API server: every Kubernetes call of the service
+//! (Jobs, Pods, logs, ConfigMaps, Leases) goes through a [`KubeGate`], which
+//! shares one request-rate bound (like client-go's QPS/burst) across its
+//! users, gives every attempt a timeout, retries 429/5xx/transport errors
+//! with exponential backoff inside the caller's deadline, counts each call
+//! in `orchestrator_kube_requests_total{verb,outcome}` and
+//! `orchestrator_kube_request_seconds`, and maps API errors to
+//! [`KubeError`]. The Kube actor and the Lease loop hold clones of the same
+//! gate; the Job watch uses the same client (its list and watch requests
+//! are paced by `kube::runtime`'s backoff).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::Metrics;
+
+/// A failed Kubernetes call, typed for the callers' decisions.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KubeError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The API server could not be reached or kept failing until the deadline.
+    #[error("Kubernetes API unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl KubeError {
+    /// Label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            KubeError::AlreadyExists => "already_exists",
+            KubeError::Conflict(_) => "conflict",
+            KubeError::NotFound => "not_found",
+            KubeError::Invalid(_) => "invalid",
+            KubeError::Forbidden(_) => "forbidden",
+            KubeError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, KubeError::Unavailable(_))
+    }
+}
+
+impl From<kube::Error> for KubeError {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => match (s.code, s.reason.as_str()) {
+                (409, "AlreadyExists") => KubeError::AlreadyExists,
+                (409, _) => KubeError::Conflict(s.message.clone()),
+                (404, _) => KubeError::NotFound,
+                (403, _) | (401, _) => KubeError::Forbidden(s.message.clone()),
+                (429, _) | (500..=599, _) => {
+                    KubeError::Unavailable(format!("{} {}", s.code, s.reason))
+                }
+                _ => KubeError::Invalid(s.message.clone()),
+            },
+            other => KubeError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A shared, rate-limited, metered handle on the API server.
+#[derive(Clone)]
+pub struct KubeGate {
+    client: kube::Client,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for KubeGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeGate")
+    }
+}
+
+impl KubeGate {
+    /// A gate allowing `qps` requests per second, `burst` above it.
+    pub fn new(client: kube::Client, qps: u32, burst: u32, metrics: Arc<Metrics>) -> Self {
+        let qps = NonZeroU32::new(qps.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(qps.get())).unwrap_or(qps);
+        KubeGate {
+            client,
+            limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(qps).allow_burst(burst),
+            )),
+            metrics,
+        }
+    }
+
+    /// The client, for building `Api`s whose calls go through this gate.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// One attempt of `f`: waits for the rate limit, then runs it, both
+    /// within `deadline`; counted under `verb`.
+    pub async fn once<T, Fut>(
+        &self,
+        deadline: Instant,
+        verb: &'static str,
+        f: impl FnOnce() -> Fut,
+    ) -> Result<T, KubeError>
+    where
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(KubeError::Unavailable("deadline exceeded".into()));
+        }
+        if tokio::time::timeout(left, self.limiter.until_ready())
+            .await
+            .is_err()
+        {
+            return Err(KubeError::Unavailable(
+                "client rate limit wait exceeded the deadline".into(),
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let r = match tokio::time::timeout(left, f()).await {
+            Ok(r) => r.map_err(KubeError::from),
+            Err(_) => Err(KubeError::Unavailable("request timed out".into())),
+        };
+        self.metrics.kube_request(
+            verb,
+            r.as_ref().err().map_or("ok", |e| e.metric_label()),
+            started.elapsed(),
+        );
+        r
+    }
+
+    /// Runs `f` through [`once`](Self::once), retrying retryable failures
+    /// with backoff until `deadline`.
+    pub async fn call<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        verb: &'static str,
+        f: F,
+    ) -> Result<T, KubeError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let attempt = || self.once(deadline, verb, &f);
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .without_max_times();
+        attempt
+            .retry(policy)
+            .when(|e: &KubeError| e.retryable() && Instant::now() < deadline)
+            .notify(|e, wait| tracing::debug!(error = %e, ?wait, verb, "retrying Kubernetes call"))
+            .await
+    }
+}
