@@ -150,7 +150,9 @@ impl<A: Actor> Clone for Mailbox<A> {
 
 impl<A: Actor> std::fmt::Debug for Mailbox<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailbox").field("actor", &self.name).finish()
+        f.debug_struct("Mailbox")
+            .field("actor", &self.name)
+            .finish()
     }
 }
 

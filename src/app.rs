@@ -223,26 +223,29 @@ pub async fn run_with(
         r = &mut lease_task => Err(anyhow::anyhow!("the scheduler Lease loop stopped ({r:?}); exiting instead of running half-alive")),
         name = runtime.dead() => Err(anyhow::anyhow!("the {name} actor could not be restarted; exiting instead of running half-alive")),
     };
-    // Graceful part: refuse readiness, stop admitting and release the Lease
-    // so another replica admits at once, then finish in-flight requests.
+    // Graceful part: refuse readiness; stop admitting and release the Lease
+    // (so another replica admits at once) while in-flight requests finish.
     health.draining.store(true, Ordering::SeqCst);
     lease_task.abort();
-    Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET).await;
-    let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));
-    let drain = Duration::from_secs(config.shutdown_drain_seconds).min(grace / 2);
-    if outcome.is_ok() && !drain.is_zero() {
-        tracing::info!(
-            seconds = drain.as_secs(),
-            "shutting down: /ready is 503, still serving while endpoints update"
-        );
-        tokio::time::sleep(drain).await;
-    }
-    let grace = grace.saturating_sub(drain);
-    tracing::info!("shutting down: draining in-flight requests");
-    let drained = tokio::time::timeout(grace, handle.stop(true)).await;
-    if drained.is_err() {
-        tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");
-    }
+    let release = Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET);
+    let drain_http = async {
+        let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));
+        let drain = Duration::from_secs(config.shutdown_drain_seconds).min(grace / 2);
+        if outcome.is_ok() && !drain.is_zero() {
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "shutting down: /ready is 503, still serving while endpoints update"
+            );
+            tokio::time::sleep(drain).await;
+        }
+        let grace = grace.saturating_sub(drain);
+        tracing::info!("shutting down: draining in-flight requests");
+        let drained = tokio::time::timeout(grace, handle.stop(true)).await;
+        if drained.is_err() {
+            tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");
+        }
+    };
+    tokio::join!(release, drain_http);
     tracing::info!("stopped");
     outcome
 }

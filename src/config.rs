@@ -396,8 +396,7 @@ impl Config {
             )? as usize,
             kube_api_qps: positive("KUBE_API_QPS", 50, 100_000)? as u32,
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
-            source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)?
-                as usize,
+            source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
         })
     }

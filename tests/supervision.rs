@@ -12,9 +12,13 @@ use orchestrator::actors::Crash;
 
 /// The value of the sample `name{labels}` in a Prometheus exposition.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 async fn metric(app: &TestApp, series: &str) -> Option<f64> {
@@ -81,11 +85,7 @@ async fn a_full_source_mailbox_answers_503_with_retry_after_and_counts_it() {
     // Two Tasks in flight per source; a slow API server keeps them there.
     let sim = start_sim(0.3);
     let app = spawn_app_on(sim.clone(), &[("SOURCE_MAILBOX_CAPACITY", "2")]).await;
-    set_faults(
-        &sim,
-        serde_json::json!({"latency_ms": 1500, "errors": []}),
-    )
-    .await;
+    set_faults(&sim, serde_json::json!({"latency_ms": 1500, "errors": []})).await;
     let (d1, d2) = (delivery_id(), delivery_id());
     let in_flight = async {
         tokio::join!(
@@ -108,7 +108,11 @@ async fn a_full_source_mailbox_answers_503_with_retry_after_and_counts_it() {
     refused.assert_json();
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     assert_eq!(
-        metric(&app, "orchestrator_actor_mailbox_overflow_total{actor=\"github\"}").await,
+        metric(
+            &app,
+            "orchestrator_actor_mailbox_overflow_total{actor=\"github\"}"
+        )
+        .await,
         Some(1.0)
     );
     clear_faults(&sim).await;

@@ -129,14 +129,12 @@ impl Handler<CreateJob> for KubeActor {
             // The files first: the Job must never exist without them.
             let mut created_cm = false;
             if let Some(cm) = &cm {
-                created_cm =
-                    ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm).await?;
+                created_cm = ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm).await?;
             }
             let pp = PostParams::default();
-            let created = gate.call(msg.deadline, "create", || {
-                jobs.create(&pp, &msg.job)
-            })
-            .await;
+            let created = gate
+                .call(msg.deadline, "create", || jobs.create(&pp, &msg.job))
+                .await;
             let Some(cm) = cm else {
                 return created;
             };
@@ -150,8 +148,9 @@ impl Handler<CreateJob> for KubeActor {
                     // The task exists: finish what an earlier attempt began
                     // before anyone is told "duplicate".
                     let name = msg.job.metadata.name.clone().unwrap_or_default();
-                    let existing =
-                        gate.call(msg.deadline, "get", || jobs.get_opt(&name)).await?;
+                    let existing = gate
+                        .call(msg.deadline, "get", || jobs.get_opt(&name))
+                        .await?;
                     if let Some(job) = existing {
                         own(&cms, &gate, msg.deadline, &cm_name, &job).await?;
                     }
@@ -166,10 +165,9 @@ impl Handler<CreateJob> for KubeActor {
                     // Refused for good: take back the files this call made.
                     if created_cm {
                         let dp = DeleteParams::background();
-                        let r = gate.call(msg.deadline, "delete", || {
-                            cms.delete(&cm_name, &dp)
-                        })
-                        .await;
+                        let r = gate
+                            .call(msg.deadline, "delete", || cms.delete(&cm_name, &dp))
+                            .await;
                         if let Err(de) = r.map(|_| ()).or_else(|e| match e {
                             KubeError::NotFound => Ok(()),
                             e => Err(e),
@@ -202,15 +200,15 @@ async fn ensure_configmap(
             Err(KubeError::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
-        let Some(found) = gate.call(deadline, "get", || cms.get_opt(&name)).await?
-        else {
+        let Some(found) = gate.call(deadline, "get", || cms.get_opt(&name)).await? else {
             continue;
         };
         if found.data == cm.data {
             return Ok(false);
         }
         let job_name = name.strip_suffix("-files").unwrap_or(&name).to_string();
-        if gate.call(deadline, "get", || jobs.get_opt(&job_name))
+        if gate
+            .call(deadline, "get", || jobs.get_opt(&job_name))
             .await?
             .is_some()
         {
@@ -218,10 +216,9 @@ async fn ensure_configmap(
             return Ok(false);
         }
         let dp = DeleteParams::background();
-        match gate.call(deadline, "delete", || {
-            cms.delete(&name, &dp)
-        })
-        .await
+        match gate
+            .call(deadline, "delete", || cms.delete(&name, &dp))
+            .await
         {
             Ok(_) | Err(KubeError::NotFound) => {}
             Err(e) => return Err(e),
@@ -252,11 +249,9 @@ async fn own(
     }
     let pp = PatchParams::default();
     let patch = Patch::Merge(patch);
-    gate.call(deadline, "patch", || {
-        cms.patch(cm_name, &pp, &patch)
-    })
-    .await
-    .map(|_| ())
+    gate.call(deadline, "patch", || cms.patch(cm_name, &pp, &patch))
+        .await
+        .map(|_| ())
 }
 
 impl Handler<CancelJob> for KubeActor {
@@ -264,10 +259,9 @@ impl Handler<CancelJob> for KubeActor {
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
-            let Some(job) = gate.call(msg.deadline, "get", || {
-                jobs.get_opt(&msg.name)
-            })
-            .await?
+            let Some(job) = gate
+                .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
+                .await?
             else {
                 return Ok(None);
             };
@@ -284,11 +278,9 @@ impl Handler<CancelJob> for KubeActor {
                 "spec": {"suspend": true},
             }));
             let pp = PatchParams::default();
-            gate.call(msg.deadline, "patch", || {
-                jobs.patch(&msg.name, &pp, &patch)
-            })
-            .await
-            .map(Some)
+            gate.call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
+                .await
+                .map(Some)
         })
     }
 }
@@ -303,7 +295,8 @@ impl Handler<StreamLogs> for KubeActor {
             let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
             let lp =
                 ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
-            let mut list = gate.call(msg.deadline, "list", || pods.list(&lp))
+            let mut list = gate
+                .call(msg.deadline, "list", || pods.list(&lp))
                 .await?
                 .items;
             list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
@@ -315,10 +308,9 @@ impl Handler<StreamLogs> for KubeActor {
                 container: Some("agent".into()),
                 ..Default::default()
             };
-            let reader = gate.call(msg.deadline, "get", || {
-                pods.log_stream(&pod, &params)
-            })
-            .await?;
+            let reader = gate
+                .call(msg.deadline, "get", || pods.log_stream(&pod, &params))
+                .await?;
             let lines = reader.lines().map_err(|e| e.to_string()).boxed();
             Ok(lines)
         })
@@ -333,21 +325,19 @@ impl Handler<SetSuspend> for KubeActor {
             let pp = PatchParams::default();
             if msg.suspend {
                 let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
-                return gate.call(msg.deadline, "patch", || {
-                    jobs.patch(&msg.name, &pp, &patch)
-                })
-                .await
-                .map(|_| ());
+                return gate
+                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
+                    .await
+                    .map(|_| ());
             }
             // Admission must never unsuspend a Job cancelled after the
             // scheduler last saw it: check and unsuspend as one step, by
             // patching only the resourceVersion that was checked (a
             // conflict means the Job changed in between: look again).
             for _ in 0..5 {
-                let Some(job) = gate.call(msg.deadline, "get", || {
-                    jobs.get_opt(&msg.name)
-                })
-                .await?
+                let Some(job) = gate
+                    .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
+                    .await?
                 else {
                     return Err(KubeError::NotFound);
                 };
@@ -362,10 +352,9 @@ impl Handler<SetSuspend> for KubeActor {
                     "metadata": {"resourceVersion": job.metadata.resource_version},
                     "spec": {"suspend": false},
                 }));
-                match gate.call(msg.deadline, "patch", || {
-                    jobs.patch(&msg.name, &pp, &patch)
-                })
-                .await
+                match gate
+                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
+                    .await
                 {
                     Err(KubeError::Conflict(_)) => continue,
                     other => return other.map(|_| ()),
@@ -385,10 +374,9 @@ impl Handler<DeleteJob> for KubeActor {
         Box::pin(async move {
             // batch/v1 Jobs orphan their pods unless told otherwise.
             let dp = DeleteParams::background();
-            match gate.call(msg.deadline, "delete", || {
-                jobs.delete(&msg.name, &dp)
-            })
-            .await
+            match gate
+                .call(msg.deadline, "delete", || jobs.delete(&msg.name, &dp))
+                .await
             {
                 Ok(_) | Err(KubeError::NotFound) => Ok(()),
                 Err(e) => Err(e),
@@ -401,9 +389,10 @@ impl Handler<GetJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(
-            async move { gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name)).await },
-        )
+        Box::pin(async move {
+            gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
+                .await
+        })
     }
 }
 

@@ -242,7 +242,8 @@ impl Elector {
         } else {
             // Another holder's Lease is free once it has not changed for its
             // own duration (or ours, if longer), as timed here.
-            let theirs = Duration::from_secs(u64::try_from(seen.duration.unwrap_or(0)).unwrap_or(0));
+            let theirs =
+                Duration::from_secs(u64::try_from(seen.duration.unwrap_or(0)).unwrap_or(0));
             let wait = theirs.max(self.config.lease_duration);
             if !seen.holder.is_empty() && first_seen.elapsed() < wait {
                 return Ok(false);

@@ -9,8 +9,8 @@ use serde_json::json;
 use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
-use crate::actors::Refused;
 use super::{read_body, Answer, AppState, SourceHandle};
+use crate::actors::Refused;
 use crate::scheduler::{Enqueued, JobExtras};
 use crate::sources::actor::{Submit, SubmitError};
 use crate::sources::github::{route, verify_signature, SignatureError};

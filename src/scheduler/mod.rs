@@ -16,9 +16,9 @@ use actix::prelude::*;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::reflector::Store;
 
+use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::build_job;
 use crate::cluster::files::{self, TaskFile};
-use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::kube_actor::{CreateJob, DeleteJob, KubeActor, KubeError, SetSuspend};
 use crate::cluster::lease::Leader;
 use crate::cluster::state::{

@@ -61,7 +61,6 @@ pub struct SourceActor {
     scheduler: Mailbox<Scheduler>,
 }
 
-
 impl SourceActor {
     pub fn new(
         source: TaskSource,

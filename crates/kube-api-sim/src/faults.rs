@@ -10,7 +10,7 @@
 //! is answered `400 {"error": "..."}` and changes nothing.
 //!
 //! How clients see each fault: latency delays the answer (watches: the start
-//! of the stream); an error rule answers with a `Status` body of the chosen
+//! of the stream), `latency_rules` add latency to matching requests only; an error rule answers with a `Status` body of the chosen
 //! code (429 and 503 with `Retry-After`); `watch_close_after_seconds` ends
 //! every watch stream — also those already open — that long after it opened,
 //! as the API server's own watch timeout does; after a compaction a watch or
@@ -21,6 +21,7 @@
 //! ```json
 //! {
 //!   "latency_ms": 50, "jitter_ms": 20,
+//!   "latency_rules": [{"verb": "update", "resource": "leases", "ms": 12000}],
 //!   "errors": [{"verb": "create", "resource": "jobs", "rate": 0.5, "status": 503, "retry_after": 1}],
 //!   "watch_close_after_seconds": 5,
 //!   "down_for_seconds": 10,
@@ -59,6 +60,25 @@ pub struct ErrorRule {
     pub retry_after: Option<u64>,
 }
 
+/// Extra latency for the requests matching verb and resource.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyRule {
+    /// Kubernetes verb; absent or `*` matches all.
+    #[serde(default)]
+    pub verb: Option<String>,
+    /// Resource plural; absent or `*` matches all.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Added to each matching request, in milliseconds.
+    pub ms: u64,
+}
+
+fn matches(rule_verb: Option<&str>, rule_res: Option<&str>, verb: &str, resource: &str) -> bool {
+    rule_verb.is_none_or(|v| v == "*" || v == verb)
+        && rule_res.is_none_or(|x| x == "*" || x == resource)
+}
+
 fn default_status() -> u16 {
     503
 }
@@ -73,6 +93,9 @@ pub struct FaultSpec {
     /// Uniform random extra latency in [0, jitter_ms].
     #[serde(default)]
     pub jitter_ms: u64,
+    /// Latency added to matching requests only (on top of `latency_ms`).
+    #[serde(default)]
+    pub latency_rules: Vec<LatencyRule>,
     #[serde(default)]
     pub errors: Vec<ErrorRule>,
     /// Close every watch stream this many seconds after it opened.
@@ -88,6 +111,14 @@ pub struct FaultSpec {
 
 impl FaultSpec {
     pub fn validate(&self) -> Result<(), String> {
+        for (i, r) in self.latency_rules.iter().enumerate() {
+            if r.ms as f64 > MAX_SECONDS * 1000.0 {
+                return Err(format!(
+                    "latency_rules[{i}].ms must be at most {} ms",
+                    MAX_SECONDS * 1000.0
+                ));
+            }
+        }
         for (i, r) in self.errors.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.rate) {
                 return Err(format!("errors[{i}].rate must be within 0 and 1"));
@@ -200,18 +231,20 @@ impl Faults {
         if s.spec.jitter_ms > 0 {
             delay += Duration::from_millis(rand::random_range(0..=s.spec.jitter_ms));
         }
+        for r in &s.spec.latency_rules {
+            if matches(r.verb.as_deref(), r.resource.as_deref(), verb, resource) {
+                delay += Duration::from_millis(r.ms);
+            }
+        }
         if s.down_until.is_some_and(|t| Instant::now() < t) {
             let mut e = ApiError::service_unavailable("the API server is down (simulated fault)");
             e.retry_after = None;
             return (Duration::ZERO, Some(e));
         }
         for r in &s.spec.errors {
-            let verb_ok = r.verb.as_deref().is_none_or(|v| v == "*" || v == verb);
-            let res_ok = r
-                .resource
-                .as_deref()
-                .is_none_or(|x| x == "*" || x == resource);
-            if verb_ok && res_ok && rand::random::<f64>() < r.rate {
+            if matches(r.verb.as_deref(), r.resource.as_deref(), verb, resource)
+                && rand::random::<f64>() < r.rate
+            {
                 return (delay, Some(ApiError::injected(r.status, r.retry_after)));
             }
         }

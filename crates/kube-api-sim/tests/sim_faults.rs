@@ -47,6 +47,51 @@ async fn added_latency_delays_each_request_by_at_least_the_fixed_latency() {
 }
 
 #[tokio::test]
+async fn a_latency_rule_delays_only_the_matching_resource() {
+    let server = start(FaultSpec::default());
+    let client = server.client().await.expect("client");
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    // A minute on Jobs: a ConfigMap call that returns at all was spared.
+    set_faults(
+        &server,
+        json!({"latency_rules": [{"resource": "jobs", "ms": 60_000}]}),
+    )
+    .await;
+    bounded("list configmaps", cms.list(&ListParams::default()))
+        .await
+        .expect("list configmaps");
+    let lp = ListParams::default();
+    let slow = tokio::time::timeout(Duration::from_millis(300), jobs.list(&lp));
+    assert!(slow.await.is_err(), "the Jobs list was not delayed");
+    // A short rule on one verb: at least that long.
+    set_faults(
+        &server,
+        json!({"latency_rules": [{"verb": "create", "resource": "configmaps", "ms": 400}]}),
+    )
+    .await;
+    let t = Instant::now();
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("slow".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    bounded("create", cms.create(&PostParams::default(), &cm))
+        .await
+        .expect("create");
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "took {:?}",
+        t.elapsed()
+    );
+    bounded("list jobs", jobs.list(&ListParams::default()))
+        .await
+        .expect("jobs are no longer delayed");
+}
+
+#[tokio::test]
 async fn error_rate_one_on_create_jobs_fails_with_the_chosen_status_and_spares_other_verbs_and_resources(
 ) {
     let server = start(FaultSpec::default());
