@@ -195,6 +195,9 @@ pub async fn run_with(
     let addr = listener.local_addr().ok();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crate::service_metrics::record,
+            ))
             .wrap(TracingLogger::<RootSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)

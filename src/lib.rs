@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod rules;
 pub mod scheduler;
+pub mod service_metrics;
 pub mod sources;
 pub mod task;
 pub mod telemetry;

@@ -68,6 +68,7 @@ pub struct Metrics {
     jobs: Family<StateLabels, Gauge>,
     watchers: Gauge,
     admitted: Counter,
+    service: crate::service_metrics::ServiceMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -157,8 +158,10 @@ impl Metrics {
             "Queued Jobs admitted (unsuspended) by the scheduler",
             admitted.clone(),
         );
+        let service = crate::service_metrics::ServiceMetrics::register(&mut registry);
         Arc::new(Metrics {
             registry,
+            service,
             decisions,
             kube_requests,
             kube_latency,
@@ -239,6 +242,11 @@ impl Metrics {
 
     pub fn watchers(&self) -> &Gauge {
         &self.watchers
+    }
+
+    /// `build_info`, HTTP request and Job timing metrics ([`crate::service_metrics`]).
+    pub fn service(&self) -> &crate::service_metrics::ServiceMetrics {
+        &self.service
     }
 
     pub fn admitted(&self) {

@@ -99,6 +99,9 @@ impl Demux {
         let job = Arc::new(job);
         if let Some(w) = self.watchers.get(&name) {
             if w.connected() {
+                if finished {
+                    self.metrics.service().finished(&job);
+                }
                 w.do_send(JobUpdate(job));
                 if finished {
                     self.watchers.remove(&name);

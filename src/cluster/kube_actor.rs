@@ -357,7 +357,11 @@ impl Handler<SetSuspend> for KubeActor {
                     .await
                 {
                     Err(KubeError::Conflict(_)) => continue,
-                    other => return other.map(|_| ()),
+                    Ok(_) => {
+                        limiter.1.service().admitted(&job);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Err(KubeError::Conflict(

@@ -1,0 +1,226 @@
+//! Service-level metrics next to the domain ones in [`crate::metrics`]:
+//! `orchestrator_build_info{version, git_sha}` (always 1); the HTTP requests
+//! served, by route pattern (never the raw path: names in paths are
+//! unbounded), method and status class (`2xx` … `5xx`), with their latency;
+//! and how long Jobs wait in the queue (creation → admission, observed by the
+//! leader that admits) and run (start → completion, observed by every
+//! replica that watched the Job finish).
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The git commit the binary was built from (`build.rs`), or `unknown`.
+pub const GIT_SHA: &str = match option_env!("ORCHESTRATOR_GIT_SHA") {
+    Some(s) => s,
+    None => "unknown",
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    git_sha: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The build, HTTP request and Job timing metrics.
+#[derive(Clone)]
+pub struct ServiceMetrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    queue_wait: Histogram,
+    run: Family<OutcomeLabels, Histogram>,
+}
+
+/// Buckets for Job durations: 1 s … about 9 h.
+fn job_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+impl ServiceMetrics {
+    /// Registers every metric of this module in `registry`.
+    pub fn register(registry: &mut Registry) -> ServiceMetrics {
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                git_sha: GIT_SHA.into(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which version and git commit is running",
+            build,
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route pattern, method and status class",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.001, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_seconds",
+            "Time to answer an HTTP request (until the response head), by route pattern",
+            latency.clone(),
+        );
+        let queue_wait = job_buckets();
+        registry.register(
+            "queue_wait_seconds",
+            "Time a Job waited in the queue, from creation to admission",
+            queue_wait.clone(),
+        );
+        let run = Family::<OutcomeLabels, Histogram>::new_with_constructor(
+            job_buckets as fn() -> Histogram,
+        );
+        registry.register(
+            "job_run_seconds",
+            "Run time of finished Jobs (status.startTime to completion), by outcome (succeeded, failed)",
+            run.clone(),
+        );
+        ServiceMetrics {
+            requests,
+            latency,
+            queue_wait,
+            run,
+        }
+    }
+
+    /// A Job was admitted now: observes its time in the queue.
+    pub fn admitted(&self, job: &k8s_openapi::api::batch::v1::Job) {
+        if let Some(created) = &job.metadata.creation_timestamp {
+            let waited = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+            self.queue_wait.observe(waited.as_secs_f64().max(0.0));
+        }
+    }
+
+    /// A watched Job finished: observes its run time.
+    pub fn finished(&self, job: &k8s_openapi::api::batch::v1::Job) {
+        let Some(status) = &job.status else { return };
+        let Some(started) = &status.start_time else {
+            return;
+        };
+        let outcome = if status.succeeded.unwrap_or(0) > 0 {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let ended = status
+            .completion_time
+            .as_ref()
+            .map_or_else(k8s_openapi::jiff::Timestamp::now, |t| t.0);
+        let ran = ended.duration_since(started.0).as_secs_f64().max(0.0);
+        self.run
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .observe(ran);
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" => method,
+            _ => "other",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.into(),
+                method: method.into(),
+                status_class: class.into(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.into(),
+            })
+            .observe(seconds);
+    }
+}
+
+/// actix-web middleware (`middleware::from_fn`) recording every request.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<crate::http::AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().as_str().to_string();
+    let res = next.call(req).await;
+    if let Some(m) = metrics {
+        let (route, status) = match &res {
+            Ok(r) => (
+                r.request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".into()),
+                r.status().as_u16(),
+            ),
+            Err(e) => (
+                "unmatched".into(),
+                e.as_response_error().status_code().as_u16(),
+            ),
+        };
+        m.service()
+            .observe(&route, &method, status, started.elapsed().as_secs_f64());
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_info_and_requests_by_route_and_status_class() {
+        let mut registry = Registry::with_prefix("orchestrator");
+        let m = ServiceMetrics::register(&mut registry);
+        m.observe("/webhook/github", "POST", 202, 0.01);
+        m.observe("/webhook/github", "POST", 503, 0.01);
+        m.observe("/api/v1/jobs/{name}", "BREW", 404, 0.01);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains(&format!(
+            "orchestrator_build_info{{version=\"{}\",git_sha=\"{GIT_SHA}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(out.contains(r#"orchestrator_http_requests_total{route="/webhook/github",method="POST",status_class="2xx"} 1"#), "{out}");
+        assert!(out.contains(r#"status_class="5xx"} 1"#), "{out}");
+        assert!(out.contains(r#"orchestrator_http_requests_total{route="/api/v1/jobs/{name}",method="other",status_class="4xx"} 1"#), "{out}");
+    }
+}
