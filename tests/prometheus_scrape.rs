@@ -2,7 +2,10 @@
 //! installed by `.ci/run`) runs on loopback with a 1 s scrape of a service
 //! that has handled real traffic; the test waits for `up == 1` and then asks
 //! Prometheus' HTTP API which `orchestrator_*` series it stored, so the
-//! exposition is checked by the parser that matters (OpenMetrics).
+//! exposition is checked by the parser that matters (OpenMetrics): decisions,
+//! Kubernetes calls, actors (mailbox, handling time, restarts, overflow),
+//! Job states, queue-wait and run-time histograms, HTTP requests by route and
+//! status class, leadership and build info.
 
 mod common;
 
@@ -26,13 +29,14 @@ const REQUIRED: &[&str] = &[
     "orchestrator_http_request_seconds_bucket",
     "orchestrator_queue_wait_seconds_bucket",
     "orchestrator_job_run_seconds_bucket",
+    "orchestrator_actor_mailbox_depth",
+    "orchestrator_actor_messages_total",
+    "orchestrator_actor_handling_seconds_bucket",
+    "orchestrator_actor_mailbox_overflow_total",
+    "orchestrator_actor_restarts_total",
+    "orchestrator_leader",
+    "orchestrator_leader_transitions_total",
 ];
-// Not yet exposed when this test was written (the actor-runtime work adds
-// them; add them above when it lands): orchestrator_actor_mailbox_depth,
-// orchestrator_actor_messages_total, orchestrator_actor_handling_seconds,
-// orchestrator_actor_mailbox_overflow_total, orchestrator_actor_restarts_total
-// (today a labelled family that appears only after a restart),
-// orchestrator_leader, orchestrator_leader_transitions_total.
 
 fn prometheus_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("PROMETHEUS").filter(|p| !p.is_empty()) {

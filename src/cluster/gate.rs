@@ -100,6 +100,11 @@ impl KubeGate {
         }
     }
 
+    /// The metrics this gate counts its calls in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The client, for building `Api`s whose calls go through this gate.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

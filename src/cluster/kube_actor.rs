@@ -358,7 +358,7 @@ impl Handler<SetSuspend> for KubeActor {
                 {
                     Err(KubeError::Conflict(_)) => continue,
                     Ok(_) => {
-                        limiter.1.service().admitted(&job);
+                        gate.metrics().service().admitted(&job);
                         return Ok(());
                     }
                     Err(e) => return Err(e),
