@@ -144,7 +144,7 @@ fn job_spec_defaults(obj: &mut Value) {
         }
     }
     if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
-        pod_spec(pspec, "Never");
+        pod_spec(pspec, "Always");
     }
 }
 
@@ -169,7 +169,7 @@ fn job(obj: &mut Value) {
         }
     }
     if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
-        pod_spec(pspec, "Never");
+        pod_spec(pspec, "Always");
     }
     obj["status"] = json!({});
 }

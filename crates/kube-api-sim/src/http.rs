@@ -23,6 +23,7 @@ use super::resources::{self, RESOURCES};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
 use super::strict::{self, FieldValidation};
+use super::typecheck;
 use super::watch::{self, error_response, WatchRequest};
 
 /// Largest request body accepted, as the real API server (3 MiB).
@@ -291,6 +292,7 @@ async fn dispatch(
             let body = read_body(payload).await?;
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
+            typecheck::check(t.res, &obj)?;
             let out = store.create(t.res, ns, obj, dry_run(q)?)?;
             Ok(strict::with_warnings(
                 json_response(201, out.as_ref()),
@@ -301,6 +303,7 @@ async fn dispatch(
             let body = read_body(payload).await?;
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
+            typecheck::check(t.res, &obj)?;
             let out = store.update(t.res, ns, name, obj, status_only, dry_run(q)?)?;
             Ok(strict::with_warnings(
                 json_response(200, out.as_ref()),
@@ -317,6 +320,7 @@ async fn dispatch(
                 let mut v = cur.clone();
                 patch::apply(&mut v, pt, &body)?;
                 warnings = strict::check_patched(t.res, cur, &mut v, validation)?;
+                typecheck::check(t.res, &v)?;
                 Ok(v)
             });
             match result {
@@ -329,6 +333,7 @@ async fn dispatch(
                         })?;
                     obj["metadata"]["name"] = json!(name);
                     let warnings = strict::check(t.res, &mut obj, validation)?;
+                    typecheck::check(t.res, &obj)?;
                     let out = store.create(t.res, ns, obj, dry)?;
                     Ok(strict::with_warnings(
                         json_response(201, out.as_ref()),

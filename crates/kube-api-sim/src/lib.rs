@@ -49,6 +49,7 @@ pub mod table;
 #[cfg(test)]
 mod table_tests;
 pub mod tls;
+pub mod typecheck;
 pub mod validate;
 pub mod watch;
 

@@ -12,9 +12,14 @@ const DNS1123_SUBDOMAIN_MAX: usize = 253;
 const LABEL_VALUE_MAX: usize = 63;
 
 fn is_dns_label(s: &str) -> bool {
+    s.len() <= DNS1123_LABEL_MAX && matches_label_pattern(s)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, with no length limit (a subdomain's
+/// parts have none of their own).
+fn matches_label_pattern(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= DNS1123_LABEL_MAX
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
@@ -41,7 +46,7 @@ pub fn dns_subdomain_problem(s: &str) -> Option<String> {
             "must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
         ));
     }
-    if s.is_empty() || !s.split('.').all(is_dns_label) {
+    if s.is_empty() || !s.split('.').all(matches_label_pattern) {
         return Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
     }
     None
@@ -146,16 +151,23 @@ pub fn metadata(res: &Resource, res_id: usize, name: &str, meta: &Value) -> Vec<
     if name.is_empty() {
         causes.push(Cause::required("metadata.name"));
     } else {
-        // Namespaces and Jobs need DNS labels (a Job's name becomes the
-        // `batch.kubernetes.io/job-name` label value of its pods); the rest
-        // take DNS subdomains.
-        let problem = if res_id == NAMESPACES || res_id == JOBS {
+        // Namespaces need DNS labels; the rest (Jobs too) take DNS subdomains.
+        let problem = if res_id == NAMESPACES {
             dns_label_problem(name)
         } else {
             dns_subdomain_problem(name)
         };
         if let Some(why) = problem {
             causes.push(Cause::invalid("metadata.name", name, &why));
+        } else if res_id == JOBS && name.len() > LABEL_VALUE_MAX {
+            // A Job's name becomes the value of the `job-name` and
+            // `batch.kubernetes.io/job-name` template labels the server adds
+            // before validating, so a real server reports the 63-character
+            // limit there, once per label.
+            let why = format!("must be no more than {LABEL_VALUE_MAX} characters");
+            for _ in 0..2 {
+                causes.push(Cause::invalid("spec.template.labels", name, &why));
+            }
         }
     }
     check_labels(&mut causes, "metadata.labels", meta.get("labels"));
@@ -237,9 +249,10 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
             if tmpl.is_none() {
                 causes.push(Cause::required("spec.template"));
             } else {
+                // The real server's path: the template's ObjectMeta is inlined.
                 check_labels(
                     &mut causes,
-                    "spec.template.metadata.labels",
+                    "spec.template.labels",
                     obj.pointer("/spec/template/metadata/labels"),
                 );
                 pod_spec(
@@ -252,11 +265,12 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                     .pointer("/spec/template/spec/restartPolicy")
                     .and_then(Value::as_str)
                 {
-                    None => causes.push(Cause {
-                        reason: "FieldValueRequired",
-                        field: "spec.template.spec.restartPolicy".into(),
-                        message: "Required value: valid values: \"OnFailure\", \"Never\"".into(),
-                    }),
+                    // A missing policy is defaulted to `Always` first.
+                    None => causes.push(Cause::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        "Always",
+                        &ok,
+                    )),
                     Some(rp) if !ok.contains(&rp) => causes.push(Cause::not_supported(
                         "spec.template.spec.restartPolicy",
                         rp,

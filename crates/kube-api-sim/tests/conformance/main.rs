@@ -10,3 +10,4 @@ mod discovery;
 mod http;
 mod lists;
 mod protobuf;
+mod validation;
