@@ -7,8 +7,8 @@
 //! ```
 //!
 //! The controller follows batch/v1: a suspended Job has no pods and a
-//! `Suspended` condition; a running Job gets one pod at a time, retried up to
-//! `backoffLimit`, bounded by `activeDeadlineSeconds`, deleted
+//! `Suspended` condition; a running Job runs up to `parallelism` pods at once
+//! until `completions` have succeeded, retried up to `backoffLimit`, bounded by `activeDeadlineSeconds`, deleted
 //! `ttlSecondsAfterFinished` after it ends. The kubelet moves pods
 //! Pending → Running → Succeeded/Failed after `sim.orchestrator.dev/run-seconds`
 //! with exit code `sim.orchestrator.dev/exit-code` (annotations on the Job or
@@ -38,6 +38,19 @@ struct Controller {
     seen: HashMap<(String, String), Instant>,
     started: HashMap<(String, String), Instant>,
     timers: BTreeSet<(Instant, Key)>,
+    /// Per Job: the failed count last seen and when it last grew (the
+    /// retry back-off counts from there).
+    failures: HashMap<(String, String), (usize, Instant)>,
+}
+
+/// The longest delay before a failed Job pod is replaced.
+const MAX_BACKOFF: Duration = Duration::from_secs(360);
+
+/// The retry delay after `failed` failures: `base`, doubled per further
+/// failure, capped at 6 minutes.
+fn backoff_delay(base: Duration, failed: usize) -> Duration {
+    let doublings = failed.saturating_sub(1).min(16) as u32;
+    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
 }
 
 /// Starts the controller loop on the current runtime.
@@ -48,6 +61,7 @@ pub fn spawn(state: Arc<SimState>) -> actix_rt::task::JoinHandle<()> {
             seen: HashMap::new(),
             started: HashMap::new(),
             timers: BTreeSet::new(),
+            failures: HashMap::new(),
         };
         c.run().await
     })
@@ -241,6 +255,7 @@ impl Controller {
 
     fn reconcile_job(&mut self, ns: &str, name: &str) {
         let Ok(job) = self.store().get(JOBS, ns, name) else {
+            self.failures.remove(&(ns.to_string(), name.to_string()));
             return;
         };
         if job["metadata"].get("deletionTimestamp").is_some() {
@@ -253,6 +268,7 @@ impl Controller {
         let key = (JOBS, ns.to_string(), name.to_string());
         let now_wall = chrono::Utc::now();
         if has_condition(&job, "Complete") || has_condition(&job, "Failed") {
+            self.failures.remove(&(ns.to_string(), name.to_string()));
             if let Some(ttl) = job["spec"]["ttlSecondsAfterFinished"].as_i64() {
                 let finished = status["completionTime"]
                     .as_str()
@@ -328,7 +344,10 @@ impl Controller {
             .iter()
             .filter(|p| p["status"]["phase"] == "Running")
             .count();
-        let completions = job["spec"]["completions"].as_u64().unwrap_or(1) as usize;
+        // `completions` unset (with `parallelism` set): the first success
+        // completes the Job once its other pods have ended.
+        let completions = job["spec"]["completions"].as_u64().map(|c| c as usize);
+        let parallelism = job["spec"]["parallelism"].as_u64().unwrap_or(1) as usize;
         let backoff = job["spec"]["backoffLimit"].as_u64().unwrap_or(6) as usize;
         status["succeeded"] = json!(succeeded);
         status["failed"] = json!(failed);
@@ -339,16 +358,23 @@ impl Controller {
             Some(start.with_timezone(&chrono::Utc) + chrono::Duration::seconds(s))
         });
         let fail = |this: &mut Self, status: &mut Value, reason: &str, msg: &str| {
+            // The pods it terminates count as failed, as the real controller
+            // counts them.
             for p in &active {
                 this.delete_pod(ns, p);
             }
+            status["failed"] = json!(failed + active.len());
             status["active"] = json!(0);
             status["ready"] = json!(0);
             set_condition(status, "FailureTarget", true, reason, msg);
             set_condition(status, "Failed", true, reason, msg);
             this.event(ns, &job, "Warning", reason, msg);
         };
-        if succeeded >= completions {
+        let complete = match completions {
+            Some(c) => succeeded >= c,
+            None => succeeded > 0 && active.is_empty(),
+        };
+        if complete {
             status["active"] = json!(0);
             status["ready"] = json!(0);
             status["completionTime"] = json!(now_rfc3339());
@@ -382,12 +408,35 @@ impl Controller {
                 "Job was active longer than specified deadline",
             );
         } else {
-            if active.is_empty() {
-                self.create_pod(ns, &job);
-                status["active"] = json!(1);
-            } else {
-                status["active"] = json!(active.len());
+            // Up to `parallelism` pods at once, never more than the
+            // completions still missing.
+            let want = match completions {
+                Some(c) => parallelism.min(c.saturating_sub(succeeded)),
+                None if succeeded > 0 => 0,
+                None => parallelism,
+            };
+            // After a failure, a replacement waits out the back-off.
+            let now = Instant::now();
+            let id = (ns.to_string(), name.to_string());
+            let last = self.failures.get(&id).copied();
+            let since = match last {
+                Some((n, at)) if n == failed => at,
+                _ => now,
+            };
+            if last.is_none_or(|(n, _)| n != failed) {
+                self.failures.insert(id, (failed, now));
             }
+            let ready_at = since + backoff_delay(self.state.config.job_backoff_base, failed);
+            let mut created = active.len();
+            if failed == 0 || now >= ready_at {
+                for _ in active.len()..want {
+                    self.create_pod(ns, &job);
+                    created += 1;
+                }
+            } else if active.len() < want {
+                self.timer(ready_at, key.clone());
+            }
+            status["active"] = json!(created);
             status["ready"] = json!(ready);
             if let Some(d) = deadline {
                 let wait = (d - now_wall).to_std().unwrap_or_default();

@@ -111,8 +111,12 @@ pub fn on_update(res: usize, obj: &mut Value) {
 }
 
 fn job_scalar_defaults(spec: &mut Map<String, Value>) {
+    // SetDefaults_Job: both 1 when neither is given; otherwise only
+    // `parallelism` defaults (an unset `completions` means "any success").
+    if !spec.contains_key("parallelism") && !spec.contains_key("completions") {
+        spec.insert("completions".into(), json!(1));
+    }
     set_default(spec, "parallelism", json!(1));
-    set_default(spec, "completions", json!(1));
     set_default(spec, "backoffLimit", json!(6));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));

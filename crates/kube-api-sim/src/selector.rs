@@ -189,13 +189,20 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, neg, want)| {
+            // A Job's `status.successful` field label is its
+            // `status.succeeded` count, 0 when unset (batch's field label
+            // conversion).
+            let (path, absent) = match path.as_str() {
+                "status.successful" => ("status.succeeded", "0"),
+                p => (p, ""),
+            };
             let mut cur = obj;
             for seg in path.split('.') {
                 cur = cur.get(seg).unwrap_or(&Value::Null);
             }
             let have = match cur {
                 Value::String(s) => s.clone(),
-                Value::Null => String::new(),
+                Value::Null => absent.to_string(),
                 other => other.to_string(),
             };
             (have == *want) != *neg

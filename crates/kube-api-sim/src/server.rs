@@ -36,6 +36,10 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// How long a Pending pod waits before it runs (image pull, scheduling).
     pub pending_seconds: f64,
+    /// Delay before a failed Job pod is replaced: doubled per failure and
+    /// capped at 6 minutes, as the real Job controller (10 s by default;
+    /// tests shorten it).
+    pub job_backoff_base: Duration,
     pub limits: Limits,
     /// Faults active from the start.
     pub faults: FaultSpec,
@@ -55,6 +59,7 @@ impl Default for SimConfig {
             default_exit_code: 0,
             bookmark_interval: Duration::from_secs(10),
             pending_seconds: 0.05,
+            job_backoff_base: Duration::from_secs(10),
             limits: Limits::default(),
             faults: FaultSpec::default(),
             workers: 2,

@@ -19,6 +19,7 @@ use serde_json::json;
 async fn start() -> (SimServer, Client) {
     let server = SimServer::start_local(SimConfig {
         default_run_seconds: 0.2,
+        job_backoff_base: std::time::Duration::from_millis(20),
         ..SimConfig::default()
     })
     .expect("simulator starts");

@@ -8,6 +8,7 @@ mod kubectl_support;
 
 mod discovery;
 mod http;
+mod jobs;
 mod lists;
 mod protobuf;
 mod validation;
