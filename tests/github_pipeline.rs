@@ -30,7 +30,7 @@ fn config() -> Vec<(&'static str, &'static str)> {
 /// The answer GitHub's fixture for `event` must get, unedited.
 fn expected_as_is(event: &str) -> (u16, Value) {
     match event {
-        "ping" => (200, Value::Null),
+        "ping" => (200, json!({"status": "pong"})),
         "issues" | "issue_comment" | "pull_request" | "pull_request_review_comment" => (
             202,
             json!({"status": "ignored", "reason": "no rule matched"}),
@@ -53,11 +53,7 @@ async fn every_fixture_payload_as_is_is_answered_pong_or_ignored_with_the_right_
         answer.assert_json();
         let (status, expected) = expected_as_is(&event);
         assert_eq!(answer.status, status, "{path}: {}", answer.text);
-        if expected.is_null() {
-            assert_ne!(answer.status_field(), "error", "{path}: {}", answer.text);
-        } else {
-            assert_eq!(answer.json, expected, "{path}");
-        }
+        assert_eq!(answer.json, expected, "{path}");
     }
     assert!(app.jobs().await.is_empty(), "no fixture as-is makes a Job");
     app.stop().await.expect("a clean stop");

@@ -461,9 +461,39 @@ async fn after_a_crash_mid_queue_a_new_process_runs_the_remaining_tasks_and_none
         assert_eq!(a.status, 202, "issue {n}: {}", a.text);
         names.push(a.job().expect("job"));
     }
+    // Mid-queue: a Job admitted and running (its pod runs for a second),
+    // the others still queued behind MAX_CONCURRENT_JOBS=1.
+    let jobs_api: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(sim.client().await.expect("client"), "default");
+    // (running, queued) among the burst's Jobs.
+    let running_and_queued = || async {
+        let list = jobs_api
+            .list(&kube::api::ListParams::default().labels(MANAGED))
+            .await
+            .ok()?;
+        let ours: Vec<_> = list
+            .items
+            .iter()
+            .filter(|j| j.metadata.name.as_ref().is_some_and(|n| names.contains(n)))
+            .collect();
+        let queued = ours.iter().filter(|j| suspended(j)).count();
+        let running = ours
+            .iter()
+            .filter(|j| !suspended(j) && !has_condition(j, "Complete"))
+            .count();
+        Some((running, queued))
+    };
+    wait_for("a Job running while others wait", WAIT, || async {
+        running_and_queued()
+            .await
+            .filter(|&(running, queued)| running >= 1 && queued >= 1)
+    })
+    .await;
     bin.signal("-KILL");
     let status = bin.wait_exit(WAIT).await;
     assert_eq!(status.code(), None, "killed by a signal");
+    let (_, queued) = running_and_queued().await.expect("list jobs");
+    assert!(queued >= 1, "Jobs were still queued when the process died");
     // A new process: it waits out the dead holder's Lease, then admits.
     let app = spawn_app_on(sim.clone(), &env).await;
     for name in &names {

@@ -314,9 +314,26 @@ async fn unknown_routes_and_methods_answer_json() {
     let answer = app.get("/nope").await;
     assert_eq!(answer.status, 404);
     answer.assert_json();
-    let answer = app.get("/webhook/github").await;
-    assert!(answer.status >= 400, "{}", answer.status);
+    let resp = app
+        .http
+        .get(format!("{}/webhook/github", app.address))
+        .send()
+        .await
+        .expect("GET /webhook/github");
+    let allow = resp
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let answer = Answer::from_response(resp).await;
+    assert_eq!(answer.status, 405, "{}", answer.text);
+    assert_eq!(allow.as_deref(), Some("POST"), "405 says which method");
     answer.assert_json();
+    assert_eq!(
+        answer.json["error"], "method_not_allowed",
+        "{}",
+        answer.text
+    );
     let health = app.get("/health").await;
     assert_eq!(health.status, 200);
     health.assert_json();

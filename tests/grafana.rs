@@ -308,7 +308,45 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
             "resolved"
         };
         assert_eq!(decisions(&r)[0].1, want, "{cancel_running}: {}", r.text);
-        wait_state(&app, &job, expected, WAIT).await;
+        // A later alert round-trips through the same service and the same
+        // Job watch: once its Job is visible, everything the resolve did
+        // (or set off) is visible too.
+        let later = grafana_body(
+            "firing",
+            vec![critical("abcabcabcabc0002", "2025-06-01T12:30:00Z")],
+        );
+        let l = notify(&app, &later).await;
+        l.expect(202, "a later firing alert");
+        let later_job = job_for(&l, "abcabcabcabc0002");
+        wait_for("the later alert's Job in the watch store", WAIT, || async {
+            let list = call(&app, "GET", "/api/v1/jobs")
+                .token(CLI_TOKEN)
+                .send()
+                .await;
+            let items = list.expect(200, "the jobs list")["items"].clone();
+            items
+                .as_array()
+                .is_some_and(|a| a.iter().any(|j| j["name"] == later_job.as_str()))
+                .then_some(())
+        })
+        .await;
+        let shown = get_job(&app, &job).await;
+        assert_eq!(
+            shown.expect(200, "the resolved alert's Job")["state"],
+            expected,
+            "{cancel_running}"
+        );
+        let stored = app.job(&job).await.expect("the Job still exists");
+        let cancelled_mark = stored
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at"));
+        assert_eq!(
+            (suspended(&stored), cancelled_mark),
+            (expected == "cancelled", expected == "cancelled"),
+            "{cancel_running}: the Job in the API server is (suspended, marked cancelled)"
+        );
     }
 }
 

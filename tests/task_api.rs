@@ -5,7 +5,7 @@
 mod api_support;
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use api_support::*;
 use common::*;
@@ -270,16 +270,43 @@ async fn the_jobs_list_filters_by_source_state_and_repository() {
 #[tokio::test]
 async fn the_jobs_list_pages_newest_first_with_limit_and_continue_without_duplicates() {
     let app = app_with(60.0, "1").await;
-    let mut made = Vec::new();
-    for i in 0..7 {
-        made.push(queue(&app, &format!("task {i}"), "acme/api").await);
+    // Creation times have one-second resolution, so the test makes three
+    // generations in three different seconds (3, 2 and 2 Jobs): newest
+    // first means generation 2, then 1, then 0, whatever the order within
+    // one second.
+    let mut generation: BTreeMap<String, usize> = BTreeMap::new();
+    let mut created_at: BTreeMap<String, String> = BTreeMap::new();
+    for (g, count) in [3, 2, 2].into_iter().enumerate() {
+        if let Some(last) = created_at.values().max().cloned() {
+            wait_for("the next second", WAIT, || async {
+                (now_second() > last).then_some(())
+            })
+            .await;
+        }
+        for i in 0..count {
+            let name = queue(&app, &format!("generation {g} task {i}"), "acme/api").await;
+            let job = app.job(&name).await.expect("the queued Job exists");
+            let at = job
+                .metadata
+                .creation_timestamp
+                .expect("the API server sets creationTimestamp")
+                .0
+                .to_string();
+            created_at.insert(name.clone(), at);
+            generation.insert(name, g);
+        }
     }
+    let gens: BTreeSet<_> = created_at.values().collect();
+    assert_eq!(
+        gens.len(),
+        3,
+        "three distinct creation seconds: {created_at:?}"
+    );
     wait_for("all 7 Jobs listed", WAIT, || async {
         (names(&list(&app, "").await).len() == 7).then_some(())
     })
     .await;
     let mut seen: Vec<String> = Vec::new();
-    let mut created: Vec<String> = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
@@ -290,12 +317,20 @@ async fn the_jobs_list_pages_newest_first_with_limit_and_continue_without_duplic
             None => "limit=3".to_string(),
         };
         let page = list(&app, &q).await;
-        let items = names(&page);
+        let items = page["items"].as_array().expect("items");
         assert!(items.len() <= 3, "a page holds at most limit items");
-        for j in page["items"].as_array().expect("items") {
-            created.push(j["created_at"].as_str().unwrap_or_default().to_string());
+        for j in items {
+            let name = j["name"].as_str().expect("a name").to_string();
+            let at = j["created_at"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no created_at: {j}"));
+            assert_eq!(
+                Some(at),
+                created_at.get(&name).map(String::as_str),
+                "{name}: created_at is the Job's creationTimestamp"
+            );
+            seen.push(name);
         }
-        seen.extend(items);
         match page["next"].as_str() {
             Some(t) => token = Some(t.to_string()),
             None => break,
@@ -304,15 +339,25 @@ async fn the_jobs_list_pages_newest_first_with_limit_and_continue_without_duplic
     assert_eq!(pages, 3, "7 Jobs in pages of 3");
     let unique: BTreeSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no Job on two pages: {seen:?}");
-    assert_eq!(sorted(&seen), sorted(&made), "every Job on some page");
-    let mut newest_first = created.clone();
-    newest_first.sort_by(|a, b| b.cmp(a));
-    assert_eq!(created, newest_first, "newest first");
+    let made: Vec<String> = generation.keys().cloned().collect();
+    assert_eq!(sorted(&seen), made, "every Job on some page");
+    let order: Vec<usize> = seen.iter().map(|n| generation[n]).collect();
+    assert_eq!(
+        order,
+        [2, 2, 1, 1, 0, 0, 0],
+        "newest generation first: {seen:?} created at {created_at:?}"
+    );
     call(&app, "GET", "/api/v1/jobs?continue=garbage")
         .token(CLI_TOKEN)
         .send()
         .await
         .expect(400, "a malformed continue token");
+}
+
+/// The current time as the API server writes `creationTimestamp`
+/// (whole seconds, RFC 3339), comparable as a string.
+fn now_second() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn urlencode(s: &str) -> String {

@@ -139,7 +139,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    async fn from(resp: reqwest::Response) -> Answer {
+    /// Reads `resp` (bounded).
+    pub async fn from_response(resp: reqwest::Response) -> Answer {
         let status = resp.status().as_u16();
         let header = |n: &str| {
             resp.headers()
@@ -344,7 +345,7 @@ impl TestApp {
             .send()
             .await
             .expect("GET request");
-        Answer::from(resp).await
+        Answer::from_response(resp).await
     }
 
     /// Sends `d` as-is to `POST /webhook/github`.
@@ -371,7 +372,7 @@ impl TestApp {
             req = req.header("content-type", v);
         }
         let resp = req.body(d.body).send().await?;
-        Ok(Answer::from(resp).await)
+        Ok(Answer::from_response(resp).await)
     }
 
     /// A delivery signed with the test secret.

@@ -100,22 +100,22 @@ async fn jobs_support_create_get_list_replace_patch_and_delete() {
         .replace("crud", &PostParams::default(), &replaced)
         .await
         .unwrap();
+    // resourceVersions are opaque strings to clients; this simulator's are
+    // integers, compared as such ("9" sorts after "10" as a string).
+    let rv = |j: &Job| -> u64 {
+        let rv = j
+            .metadata
+            .resource_version
+            .as_deref()
+            .expect("a resourceVersion");
+        rv.parse()
+            .unwrap_or_else(|_| panic!("an integer resourceVersion: {rv:?}"))
+    };
     assert!(
-        replaced.metadata.resource_version > got.metadata.resource_version
-            || replaced
-                .metadata
-                .resource_version
-                .as_ref()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                > got
-                    .metadata
-                    .resource_version
-                    .as_ref()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
+        rv(&replaced) > rv(&got),
+        "a replace moves the resourceVersion forward: {} after {}",
+        rv(&replaced),
+        rv(&got)
     );
 
     // A replace with the old resourceVersion conflicts.
