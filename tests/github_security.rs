@@ -4,6 +4,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::exposition::Exposition;
 use common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -429,14 +433,153 @@ async fn the_media_type_is_matched_case_insensitively() {
 
 #[tokio::test]
 async fn metrics_are_served_and_count_the_decisions() {
-    let app = spawn_app(&[]).await;
-    let _ = app
-        .deliver_unsigned("issues", &delivery_id(), routed_issue())
+    // One Job runs (for a minute) and two wait: MAX_CONCURRENT_JOBS=1.
+    let app = spawn_app_on(
+        start_sim(60.0),
+        &[
+            ("RATE_LIMIT_PER_SENDER_PER_MINUTE", "3"),
+            ("MAX_CONCURRENT_JOBS", "1"),
+        ],
+    )
+    .await;
+    let issue = |n| bytes(&issue_labeled_agent(n));
+    let a = app
+        .deliver_unsigned("issues", &delivery_id(), issue(1))
         .await;
-    let _ = app.deliver("issues", &delivery_id(), routed_issue()).await;
-    let m = app.get("/metrics").await;
-    assert_eq!(m.status, 200);
-    assert!(m.text.contains("unauthorized"), "{}", m.text);
-    assert!(m.text.contains("queued"), "{}", m.text);
+    assert_eq!(a.status, 401, "{}", a.text);
+    let first = delivery_id();
+    let a = app.deliver("issues", &first, issue(1)).await;
+    assert_eq!(a.status_field(), "queued", "{}", a.text);
+    let a = app.deliver("issues", &first, issue(1)).await;
+    assert_eq!(a.status_field(), "duplicate", "{}", a.text);
+    let mut unrouted = issue_labeled_agent(2);
+    set(&mut unrouted, "/label/name", "not-for-agents".into());
+    let a = app
+        .deliver("issues", &delivery_id(), bytes(&unrouted))
+        .await;
+    assert_eq!(a.status_field(), "ignored", "{}", a.text);
+    for n in [3, 4] {
+        let a = app.deliver("issues", &delivery_id(), issue(n)).await;
+        assert_eq!(a.status_field(), "queued", "{}", a.text);
+    }
+    let a = app.deliver("issues", &delivery_id(), issue(5)).await;
+    assert_eq!(
+        a.status, 429,
+        "the sender's fourth Job this minute: {}",
+        a.text
+    );
+
+    // Counters and gauges settle once the first Job is admitted.
+    let decisions = BTreeMap::from([
+        ("duplicate".to_string(), 1.0),
+        ("ignored".to_string(), 1.0),
+        ("queued".to_string(), 3.0),
+        ("rate_limited".to_string(), 1.0),
+        ("unauthorized".to_string(), 1.0),
+    ]);
+    // Three creates and one admission (read, then unsuspend), all answered.
+    let kube_calls = BTreeMap::from([
+        ("create/ok".to_string(), 3.0),
+        ("get/ok".to_string(), 1.0),
+        ("patch/ok".to_string(), 1.0),
+    ]);
+    let states = BTreeMap::from([("queued".to_string(), 2.0), ("running".to_string(), 1.0)]);
+    let mut last = String::new();
+    let settled = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = app.get("/metrics").await;
+            assert_eq!(m.status, 200);
+            assert!(
+                m.content_type.starts_with("application/openmetrics-text")
+                    || m.content_type.starts_with("text/plain"),
+                "{}",
+                m.content_type
+            );
+            let e = Exposition::parse(&m.text).unwrap_or_else(|err| panic!("{err}\n{}", m.text));
+            let calls: BTreeMap<String, f64> = e
+                .matching("orchestrator_kube_requests_total", &[])
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{}/{}", s.labels["verb"], s.labels["outcome"]),
+                        s.value,
+                    )
+                })
+                .collect();
+            let seen = (
+                e.by_label("orchestrator_webhook_decisions_total", "decision"),
+                calls,
+                e.by_label("orchestrator_jobs", "state"),
+                e.value("orchestrator_jobs_admitted_total", &[]),
+            );
+            if seen
+                == (
+                    decisions.clone(),
+                    kube_calls.clone(),
+                    states.clone(),
+                    Some(1.0),
+                )
+            {
+                return e;
+            }
+            last = format!("{seen:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let e = settled.unwrap_or_else(|_| {
+        panic!(
+            "the metrics never showed decisions {decisions:?}, Kubernetes calls \
+             {kube_calls:?}, Job states {states:?} and one admission; last: {last}"
+        )
+    });
+    assert!(
+        e.matching("orchestrator_webhook_decisions_total", &[])
+            .iter()
+            .all(|s| s.labels.get("source").map(String::as_str) == Some("github")),
+        "only GitHub decided"
+    );
+    assert_eq!(
+        e.types
+            .get("orchestrator_webhook_decisions")
+            .map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(
+        e.types.get("orchestrator_jobs").map(String::as_str),
+        Some("gauge")
+    );
     app.stop().await.expect("a clean stop");
+}
+
+#[test]
+fn the_exposition_reader_parses_labels_and_escapes_and_refuses_malformed_lines() {
+    let e = Exposition::parse(
+        "# HELP x Help with \"quotes\".\n# TYPE x counter\n\
+         x_total{a=\"1\",b=\"q\\\"\\\\\\n\"} 3\nplain 2.5\n# EOF\n",
+    )
+    .expect("valid exposition");
+    assert_eq!(e.types["x"], "counter");
+    assert_eq!(
+        e.value("x_total", &[("a", "1"), ("b", "q\"\\\n")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        e.value("x_total", &[("a", "1")]),
+        None,
+        "labels match exactly"
+    );
+    assert_eq!(e.value("plain", &[]), Some(2.5));
+    for bad in [
+        "x{a=1} 2",
+        "x{a=\"1\" 2",
+        "x{a=\"1\"b=\"2\"} 2",
+        "x 2 3 4",
+        "{a=\"1\"} 2",
+        "x{a=\"1\",a=\"2\"} 1",
+        "x two",
+        "# EOF\nx 1",
+    ] {
+        assert!(Exposition::parse(bad).is_err(), "{bad:?} is refused");
+    }
 }

@@ -271,9 +271,9 @@ async fn the_jobs_list_filters_by_source_state_and_repository() {
 async fn the_jobs_list_pages_newest_first_with_limit_and_continue_without_duplicates() {
     let app = app_with(60.0, "1").await;
     // Creation times have one-second resolution, so the test makes three
-    // generations in three different seconds (3, 2 and 2 Jobs): newest
-    // first means generation 2, then 1, then 0, whatever the order within
-    // one second.
+    // generations (3, 2 and 2 Jobs), each begun in a later second than the
+    // one before ended: newest first means generation 2, then 1, then 0,
+    // whatever the order within one second.
     let mut generation: BTreeMap<String, usize> = BTreeMap::new();
     let mut created_at: BTreeMap<String, String> = BTreeMap::new();
     for (g, count) in [3, 2, 2].into_iter().enumerate() {
@@ -296,12 +296,20 @@ async fn the_jobs_list_pages_newest_first_with_limit_and_continue_without_duplic
             generation.insert(name, g);
         }
     }
-    let gens: BTreeSet<_> = created_at.values().collect();
-    assert_eq!(
-        gens.len(),
-        3,
-        "three distinct creation seconds: {created_at:?}"
-    );
+    let of = |g: usize| {
+        let generation = &generation;
+        created_at
+            .iter()
+            .filter(move |(n, _)| generation[*n] == g)
+            .map(|(_, t)| t)
+    };
+    for g in 0..2 {
+        assert!(
+            of(g).max() < of(g + 1).min(),
+            "generation {g} was created before generation {}: {created_at:?}",
+            g + 1
+        );
+    }
     wait_for("all 7 Jobs listed", WAIT, || async {
         (names(&list(&app, "").await).len() == 7).then_some(())
     })

@@ -7,6 +7,8 @@
 //! was waiting for.
 #![allow(dead_code)]
 
+pub mod exposition;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::TcpListener;
