@@ -111,6 +111,46 @@ pub async fn clear_faults(sim: &SimServer) {
     assert!(resp.status().is_success(), "DELETE /_sim/faults");
 }
 
+/// The simulator's request statistics (`GET /_sim/stats`).
+pub async fn sim_stats(sim: &SimServer) -> Value {
+    let resp = bounded(
+        "GET /_sim/stats",
+        WAIT,
+        reqwest::Client::new()
+            .get(format!("{}/_sim/stats", sim.url()))
+            .send(),
+    )
+    .await
+    .expect("GET /_sim/stats");
+    bounded("the stats", WAIT, resp.json())
+        .await
+        .expect("stats JSON")
+}
+
+/// Requests answered for `verb` on `resource`, with status `code` (any
+/// status when `None`), from [`sim_stats`].
+pub fn answered(stats: &Value, verb: &str, resource: &str, code: Option<u16>) -> u64 {
+    stats["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["verb"] == verb && r["resource"] == resource)
+        .filter(|r| code.is_none_or(|c| r["code"] == c))
+        .filter_map(|r| r["count"].as_u64())
+        .sum()
+}
+
+/// Requests for `verb` on `resource` received and not yet answered.
+pub fn in_flight(stats: &Value, verb: &str, resource: &str) -> u64 {
+    stats["in_flight"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["verb"] == verb && r["resource"] == resource)
+        .filter_map(|r| r["count"].as_u64())
+        .sum()
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -4,8 +4,9 @@
 //! `GET /_sim/faults` shows the active faults, `PUT /_sim/faults` replaces
 //! them with the JSON body below (absent fields are off), `DELETE
 //! /_sim/faults` clears them, `POST /_sim/compact` drops the watch history,
-//! `GET /_sim/stats` reports request counts per verb/resource/status and the
-//! number of open watches. A spec that does not validate (a rate outside
+//! `GET /_sim/stats` reports request counts per verb/resource/status, the
+//! requests received and not yet answered (`in_flight`, per verb/resource)
+//! and the number of open watches. A spec that does not validate (a rate outside
 //! [0, 1], a non-error status, an unknown field, a negative or zero duration)
 //! is answered `400 {"error": "..."}` and changes nothing.
 //!
@@ -159,6 +160,46 @@ struct State {
     down_until: Option<Instant>,
     /// (verb, resource, code) → count.
     counts: BTreeMap<(String, String, u16), u64>,
+    /// (verb, resource) → requests received and not yet answered.
+    in_flight: BTreeMap<(String, String), u64>,
+}
+
+/// A request being served: counted in `in_flight` until [`InFlight::done`]
+/// counts its answer (or until dropped, if the client went away first).
+pub struct InFlight<'a> {
+    faults: &'a Faults,
+    key: Option<(String, String)>,
+}
+
+impl InFlight<'_> {
+    /// Counts the answer, with its status, in place of the request in flight.
+    pub fn done(mut self, code: u16) {
+        if let Some((verb, resource)) = self.key.take() {
+            let mut s = self.faults.lock();
+            s.end_flight(&verb, &resource);
+            *s.counts.entry((verb, resource, code)).or_default() += 1;
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some((verb, resource)) = self.key.take() {
+            self.faults.lock().end_flight(&verb, &resource);
+        }
+    }
+}
+
+impl State {
+    fn end_flight(&mut self, verb: &str, resource: &str) {
+        let key = (verb.to_string(), resource.to_string());
+        if let Some(n) = self.in_flight.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&key);
+            }
+        }
+    }
 }
 
 /// Active faults and request counters, shared by all workers.
@@ -251,6 +292,16 @@ impl Faults {
         (delay, None)
     }
 
+    /// Counts a request as in flight until it is answered.
+    pub fn begin(&self, verb: &str, resource: &str) -> InFlight<'_> {
+        let key = (verb.to_string(), resource.to_string());
+        *self.lock().in_flight.entry(key.clone()).or_default() += 1;
+        InFlight {
+            faults: self,
+            key: Some(key),
+        }
+    }
+
     /// Counts one answered request.
     pub fn record(&self, verb: &str, resource: &str, code: u16) {
         *self
@@ -262,14 +313,25 @@ impl Faults {
 
     /// Request counts as a JSON array.
     pub fn counts(&self) -> Value {
+        self.counts_and_in_flight().0
+    }
+
+    /// Answered request counts and the requests in flight (both JSON
+    /// arrays), taken together: a request is in exactly one of them.
+    pub fn counts_and_in_flight(&self) -> (Value, Value) {
         let s = self.lock();
-        Value::Array(
-            s.counts
-                .iter()
-                .map(|((verb, res, code), n)| {
-                    json!({"verb": verb, "resource": res, "code": code, "count": n})
-                })
-                .collect(),
-        )
+        let counts = s
+            .counts
+            .iter()
+            .map(|((verb, res, code), n)| {
+                json!({"verb": verb, "resource": res, "code": code, "count": n})
+            })
+            .collect();
+        let in_flight = s
+            .in_flight
+            .iter()
+            .map(|((verb, res), n)| json!({"verb": verb, "resource": res, "count": n}))
+            .collect();
+        (Value::Array(counts), Value::Array(in_flight))
     }
 }

@@ -144,6 +144,7 @@ pub async fn resource(
         state.faults.record(verb, &plural, e.code);
         return error_response(&e);
     }
+    let flight = state.faults.begin(verb, &plural);
     let (delay, fault) = state.faults.decide(verb, RESOURCES[target.res].plural);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -155,7 +156,7 @@ pub async fn resource(
             Err(e) => error_response(&e),
         },
     };
-    state.faults.record(verb, &plural, resp.status().as_u16());
+    flight.done(resp.status().as_u16());
     resp
 }
 

@@ -507,9 +507,11 @@ async fn compact(s: web::Data<SimState>) -> HttpResponse {
 
 async fn stats(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {
     let (objects, history) = s.store.sizes();
+    let (requests, in_flight) = s.faults.counts_and_in_flight();
     HttpResponse::Ok().json(json!({
         "simulated": true,
-        "requests": s.faults.counts(),
+        "requests": requests,
+        "in_flight": in_flight,
         "open_watches": s.open_watches.load(Ordering::Relaxed),
         "objects": objects,
         "history": history,

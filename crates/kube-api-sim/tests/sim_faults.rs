@@ -435,3 +435,52 @@ async fn invalid_fault_specs_are_rejected_with_400_and_a_json_error() {
     })
     .is_err());
 }
+
+#[tokio::test]
+async fn stats_show_a_request_in_flight_until_it_is_answered() {
+    let server = start(FaultSpec::default());
+    let jobs: Api<Job> = Api::default_namespaced(client_without_retry(&server).await);
+    set_faults(&server, json!({"latency_ms": 1000})).await;
+    let in_flight = |stats: &Value| -> Vec<(String, String, u64)> {
+        stats["in_flight"]
+            .as_array()
+            .expect("in_flight")
+            .iter()
+            .map(|f| {
+                let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (s("verb"), s("resource"), f["count"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    };
+    let create = tokio::spawn({
+        let jobs = jobs.clone();
+        async move { jobs.create(&PostParams::default(), &job("slow")).await }
+    });
+    let seen = bounded("the create to be in flight", async {
+        loop {
+            let stats = stats(&server).await;
+            if !in_flight(&stats).is_empty() {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        in_flight(&seen),
+        [("create".into(), "jobs".into(), 1)],
+        "{seen}"
+    );
+    assert_eq!(
+        count(&seen, "create", "jobs", 201),
+        0,
+        "not yet answered: {seen}"
+    );
+    bounded("the create", create)
+        .await
+        .expect("the create task")
+        .expect("create");
+    let after = stats(&server).await;
+    assert_eq!(in_flight(&after), [], "{after}");
+    assert_eq!(count(&after, "create", "jobs", 201), 1, "{after}");
+}
