@@ -349,3 +349,24 @@ async fn completions_bash_prints_a_completion_script() {
     }
     assert_eq!(cli(&["completions", "tcsh"], None).await.code, 2);
 }
+
+#[tokio::test]
+async fn leader_shows_the_lease_holder_in_a_table_and_json() {
+    let app = app(0.3, 0).await;
+    let me = app.handles.leader.identity().to_string();
+    wait_for("this replica to lead", WAIT, || async {
+        app.handles.leader.is_leader().then_some(())
+    })
+    .await;
+    let run = cli_on(&app, "leader -o json").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = run.json();
+    assert_eq!(v["identity"], me.as_str(), "{run:?}");
+    assert_eq!(v["holder"], me.as_str(), "{run:?}");
+    assert_eq!(v["leader"], true, "{run:?}");
+    let run = cli_on(&app, "leader").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: Vec<Vec<String>> = run.stdout.lines().map(words).collect();
+    assert_eq!(rows.len(), 2, "{run:?}");
+    assert_eq!(rows[1], vec![me.clone(), me, "yes".to_string()], "{run:?}");
+}

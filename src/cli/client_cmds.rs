@@ -1,4 +1,4 @@
-//! The API client commands `submit`, `events` and `completions`, and what
+//! The API client commands `submit`, `events`, `leader` and `completions`, and what
 //! they share with `jobs` ([`super::jobs_cmds`]): each runs on a
 //! current-thread runtime, talks to `--server` with `--token`, prints a
 //! table or (`-o json`) the server's JSON on stdout, and exits with a code
@@ -112,6 +112,13 @@ pub struct EventsArgs {
     /// Only events with this decision (queued, duplicate, ignored, …).
     #[arg(long, value_name = "D")]
     pub decision: Option<String>,
+}
+
+/// `orchestrator leader`.
+#[derive(Debug, Clone, Args)]
+pub struct LeaderArgs {
+    #[command(flatten)]
+    pub conn: Conn,
 }
 
 /// `orchestrator completions`.
@@ -285,6 +292,30 @@ pub fn events(a: EventsArgs) -> ExitCode {
                 } else {
                     out(&events_table(&list));
                 }
+            }
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// `orchestrator leader`: the scheduler Lease's holder as the answering
+/// replica sees it.
+pub fn leader(a: LeaderArgs) -> ExitCode {
+    block_on(async move {
+        let v = a.conn.client()?.leader().await?;
+        match a.conn.output {
+            Output::Json => print_json(&v),
+            Output::Table => {
+                let text = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+                let leads = if v["leader"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                out(&table(
+                    &["HOLDER", "ANSWERED BY", "IT LEADS"],
+                    &[vec![text("holder"), text("identity"), leads.to_string()]],
+                ));
             }
         }
         Ok(exit::OK)

@@ -1,5 +1,5 @@
 //! The command line: `orchestrator serve | sim | send-webhook` and the API
-//! client commands `submit | jobs | events | completions`, and `healthcheck`.
+//! client commands `submit | jobs | events | leader | completions`, and `healthcheck`.
 
 pub mod client_cmds;
 pub mod dev_files;
@@ -42,6 +42,9 @@ pub enum Command {
     /// The most recent deliveries from every source and the decision taken.
     #[command(after_help = crate::client::EXIT_CODES_HELP)]
     Events(client_cmds::EventsArgs),
+    /// Which replica holds the scheduler Lease (admits Jobs), and who answered.
+    #[command(after_help = crate::client::EXIT_CODES_HELP)]
+    Leader(client_cmds::LeaderArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(client_cmds::CompletionsArgs),
     /// Check a running service's health endpoint (exit 0 when healthy; for container HEALTHCHECKs).
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Submit(args) => client_cmds::submit(args),
         Command::Jobs(args) => jobs_cmds::jobs(args),
         Command::Events(args) => client_cmds::events(args),
+        Command::Leader(args) => client_cmds::leader(args),
         Command::Completions(args) => client_cmds::completions(args),
         Command::Healthcheck(args) => healthcheck::run(args),
     }

@@ -227,6 +227,12 @@ impl ApiClient {
             .query(&query);
         Ok(self.json(req, None).await?.1)
     }
+
+    /// `GET /api/v1/leader`.
+    pub async fn leader(&self) -> Result<Value, ClientError> {
+        let req = self.request(Method::GET, self.url(&["leader"]));
+        Ok(self.json(req, None).await?.1)
+    }
 }
 
 /// A short reason for a transport failure: "connection refused", "timed
