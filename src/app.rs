@@ -85,6 +85,10 @@ pub async fn run_with(
     // Lease (the client's own errors, e.g. a refused connection, omit it).
     // At error level so that every filter that shows their warnings keeps it.
     let api_url = kube_config.cluster_url.to_string();
+    let preflight_target = crate::preflight::Target {
+        server: api_url.trim_end_matches('/').to_string(),
+        namespace: config.namespace.clone(),
+    };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let client =
         kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
@@ -177,6 +181,13 @@ pub async fn run_with(
         metrics: metrics.clone(),
     });
 
+    let preflight = actix_rt::spawn(crate::preflight::runner::run(
+        kube.clone(),
+        preflight_target,
+        config.preflight_interval,
+        health.preflight.clone(),
+    ));
+
     let state = web::Data::new(AppState {
         config: config.clone(),
         rules,
@@ -230,6 +241,7 @@ pub async fn run_with(
     // (so another replica admits at once) while in-flight requests finish.
     health.draining.store(true, Ordering::SeqCst);
     lease_task.abort();
+    preflight.abort();
     let release = Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET);
     let drain_http = async {
         let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));

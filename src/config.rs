@@ -174,6 +174,10 @@ pub struct Config {
     /// Leader election timing (`LEADER_LEASE_SECONDS`,
     /// `LEADER_RENEW_DEADLINE_SECONDS`, `LEADER_RETRY_SECONDS`).
     pub leader: LeaderConfig,
+    /// `PREFLIGHT_INTERVAL_SECONDS` — how often the preflight checks (API
+    /// server, namespace, permissions) run; decimals allowed, 0.05 to 3600.
+    /// Default `30`.
+    pub preflight_interval: std::time::Duration,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -398,6 +402,19 @@ impl Config {
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
+            preflight_interval: {
+                let v = or("PREFLIGHT_INTERVAL_SECONDS", "30");
+                match v.trim().parse::<f64>() {
+                    Ok(s) if (0.05..=3600.0).contains(&s) => std::time::Duration::from_secs_f64(s),
+                    _ => {
+                        return Err(bad(
+                            "PREFLIGHT_INTERVAL_SECONDS",
+                            "a number of seconds from 0.05 to 3600",
+                            &v,
+                        ))
+                    }
+                }
+            },
         })
     }
 }

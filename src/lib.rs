@@ -20,6 +20,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod preflight;
 pub mod rules;
 pub mod scheduler;
 pub mod service_metrics;

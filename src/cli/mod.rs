@@ -1,8 +1,10 @@
 //! The command line: `orchestrator serve | sim | send-webhook` and the API
-//! client commands `submit | jobs | events | leader | completions`, and `healthcheck`.
+//! client commands `submit | jobs | events | leader | completions`, `healthcheck`,
+//! and `doctor` (the preflight checks, run once).
 
 pub mod client_cmds;
 pub mod dev_files;
+pub mod doctor;
 pub mod healthcheck;
 pub mod jobs_cmds;
 pub mod send;
@@ -45,6 +47,9 @@ pub enum Command {
     /// Which replica holds the scheduler Lease (admits Jobs), and who answered.
     #[command(after_help = crate::client::EXIT_CODES_HELP)]
     Leader(client_cmds::LeaderArgs),
+    /// Check what the service needs from the cluster: the API server answers, the namespace exists, and each permission is granted.
+    #[command(after_help = doctor::EXIT_CODES_HELP)]
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(client_cmds::CompletionsArgs),
     /// Check a running service's health endpoint (exit 0 when healthy; for container HEALTHCHECKs).
@@ -64,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Jobs(args) => jobs_cmds::jobs(args),
         Command::Events(args) => client_cmds::events(args),
         Command::Leader(args) => client_cmds::leader(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Completions(args) => client_cmds::completions(args),
         Command::Healthcheck(args) => healthcheck::run(args),
     }

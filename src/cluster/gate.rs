@@ -27,6 +27,9 @@ pub enum KubeError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The namespace (named) does not exist: the API server refused a create in it.
+    #[error("namespace {0:?} does not exist")]
+    NamespaceMissing(String),
     #[error("invalid: {0}")]
     Invalid(String),
     #[error("forbidden: {0}")]
@@ -43,6 +46,7 @@ impl KubeError {
             KubeError::AlreadyExists => "already_exists",
             KubeError::Conflict(_) => "conflict",
             KubeError::NotFound => "not_found",
+            KubeError::NamespaceMissing(_) => "namespace_missing",
             KubeError::Invalid(_) => "invalid",
             KubeError::Forbidden(_) => "forbidden",
             KubeError::Unavailable(_) => "unavailable",
@@ -60,7 +64,12 @@ impl From<kube::Error> for KubeError {
             kube::Error::Api(s) => match (s.code, s.reason.as_str()) {
                 (409, "AlreadyExists") => KubeError::AlreadyExists,
                 (409, _) => KubeError::Conflict(s.message.clone()),
-                (404, _) => KubeError::NotFound,
+                (404, _) => match &s.details {
+                    Some(d) if d.kind == "namespaces" => {
+                        KubeError::NamespaceMissing(d.name.clone())
+                    }
+                    _ => KubeError::NotFound,
+                },
                 (403, _) | (401, _) => KubeError::Forbidden(s.message.clone()),
                 (429, _) | (500..=599, _) => {
                     KubeError::Unavailable(format!("{} {}", s.code, s.reason))
@@ -103,6 +112,13 @@ impl KubeGate {
     /// The metrics this gate counts its calls in.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Waits for this gate's rate limit, for callers that make their own
+    /// single attempts and need the client's error as it is (the preflight
+    /// probes).
+    pub async fn until_ready(&self) {
+        self.limiter.until_ready().await;
     }
 
     /// The client, for building `Api`s whose calls go through this gate.

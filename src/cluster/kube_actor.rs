@@ -10,11 +10,15 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
+use super::describe::describe;
 use super::files::{self, TaskFile};
 use super::state::ANNOTATION_CANCELLED;
 use serde_json::json;
 
 pub use super::gate::{KubeError, KubeGate};
+
+mod preflight;
+pub use preflight::Preflight;
 
 /// Mailbox capacity of the Kube actor (requests in flight).
 pub const MAILBOX: usize = 1024;
@@ -48,7 +52,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, crate::actors::Crash);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -120,7 +124,12 @@ impl Handler<CreateJob> for KubeActor {
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
+        let ns = self.namespace.clone();
         Box::pin(async move {
+            let job_name = msg.job.metadata.name.clone().unwrap_or_default();
+            let failed = |reason: &str| {
+                tracing::warn!(job = %job_name, namespace = %ns, reason, "Failed to create Kubernetes Job");
+            };
             let cm = if msg.files.is_empty() {
                 None
             } else {
@@ -129,12 +138,30 @@ impl Handler<CreateJob> for KubeActor {
             // The files first: the Job must never exist without them.
             let mut created_cm = false;
             if let Some(cm) = &cm {
-                created_cm = ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm).await?;
+                created_cm = ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm)
+                    .await
+                    .inspect_err(|e| {
+                        failed(&format!("its files' ConfigMap could not be created: {e}"))
+                    })?;
             }
             let pp = PostParams::default();
+            // The API server's own words for the log (clients get ours).
+            let last_error = std::sync::Mutex::new(None::<String>);
             let created = gate
-                .call(msg.deadline, "create", || jobs.create(&pp, &msg.job))
+                .call(msg.deadline, "create", || async {
+                    jobs.create(&pp, &msg.job).await.inspect_err(|e| {
+                        if let Ok(mut l) = last_error.lock() {
+                            *l = Some(describe(e));
+                        }
+                    })
+                })
                 .await;
+            if let Err(e) = &created {
+                if *e != KubeError::AlreadyExists {
+                    let said = last_error.lock().ok().and_then(|mut l| l.take());
+                    failed(&said.unwrap_or_else(|| e.to_string()));
+                }
+            }
             let Some(cm) = cm else {
                 return created;
             };

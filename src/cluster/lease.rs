@@ -279,6 +279,9 @@ impl Elector {
     /// time leadership changes.
     pub async fn run(mut self, on_change: impl Fn(bool)) {
         let mut leading = false;
+        // A failing call is logged once, and once more when calls work
+        // again (the preflight checks and `/ready` say why meanwhile).
+        let mut failing = false;
         self.metrics.set_leader(false);
         loop {
             let started = Instant::now();
@@ -288,7 +291,11 @@ impl Elector {
                 .leader
                 .valid_until()
                 .unwrap_or(started + self.config.renew_deadline);
-            match self.try_acquire_or_renew(deadline).await {
+            let tried = self.try_acquire_or_renew(deadline).await;
+            if tried.is_ok() && std::mem::take(&mut failing) {
+                tracing::info!("scheduler lease calls work again");
+            }
+            match tried {
                 Ok(true) => {
                     let until = started + self.config.renew_deadline;
                     if Instant::now() < until {
@@ -296,7 +303,11 @@ impl Elector {
                     }
                 }
                 Ok(false) => self.leader.step_down(),
-                Err(e) => tracing::warn!(error = %e, "scheduler lease call failed"),
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "scheduler lease call failed; retrying quietly until it works");
+                    }
+                }
             }
             let now_leading = self.leader.is_leader();
             if now_leading != leading {

@@ -8,8 +8,10 @@ pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
 pub mod connect;
+pub mod describe;
 pub mod files;
 pub mod gate;
 pub mod kube_actor;
 pub mod lease;
+pub mod permissions;
 pub mod state;

@@ -34,6 +34,10 @@ pub enum RouteError {
     /// Backpressure or an unavailable API server; the sender should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The namespace Jobs go to (named) does not exist: an installation
+    /// problem the operator fixes; `/ready` says the same.
+    #[error("namespace {0:?} does not exist; the operator must create it (see /ready)")]
+    NamespaceMissing(String),
     /// A server-side problem; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
@@ -51,6 +55,7 @@ impl RouteError {
             RouteError::Forbidden(_) => "forbidden",
             RouteError::RateLimited { .. } => "rate_limited",
             RouteError::Unavailable(_) => "unavailable",
+            RouteError::NamespaceMissing(_) => "namespace_missing",
             RouteError::Internal(_) => "internal",
         }
     }
@@ -63,7 +68,7 @@ impl RouteError {
     pub fn event_decision(&self) -> &'static str {
         match self {
             RouteError::RateLimited { .. } => "rate_limited",
-            RouteError::Unavailable(_) => "unavailable",
+            RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => "unavailable",
             RouteError::Internal(_) => "internal",
             _ => "rejected",
         }
@@ -97,7 +102,9 @@ impl ResponseError for RouteError {
             RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Forbidden(_) => StatusCode::FORBIDDEN,
             RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            RouteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,6 +120,9 @@ impl ResponseError for RouteError {
             }
             RouteError::Unavailable(_) => {
                 b.insert_header(("Retry-After", "1"));
+            }
+            RouteError::NamespaceMissing(_) => {
+                b.insert_header(("Retry-After", "30"));
             }
             _ => {}
         }

@@ -202,5 +202,6 @@ pub async fn submit(
         }),
         Err(SubmitError::Invalid(m)) => Err(RouteError::Unprocessable(m)),
         Err(SubmitError::Unavailable(m)) => Err(RouteError::Unavailable(m)),
+        Err(SubmitError::NamespaceMissing(ns)) => Err(RouteError::NamespaceMissing(ns)),
     }
 }

@@ -44,6 +44,8 @@ pub struct Health {
     pub synced: Arc<AtomicBool>,
     /// Shutdown has begun.
     pub draining: AtomicBool,
+    /// The latest preflight report (`None` before the first round).
+    pub preflight: crate::preflight::Latest,
 }
 
 /// A source actor's bounded mailbox.
@@ -250,13 +252,30 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: 200 once the Job watch is synced; 503 before and while draining.
+/// Readiness: 200 once the preflight checks pass and the Job watch is
+/// synced; 503 before, while a check fails (each failure listed in words),
+/// and while draining.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready or draining")))]
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready (failed checks listed) or draining")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let h = &state.health;
     if h.draining.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
+    }
+    let report = h.preflight.read().ok().and_then(|r| r.clone());
+    let Some(report) = report else {
+        return HttpResponse::ServiceUnavailable().json(
+            json!({"status": "not_ready", "reason": "the preflight checks have not finished yet"}),
+        );
+    };
+    if !report.passed() {
+        let failed: Vec<&str> = report.failures().map(|c| c.message.as_str()).collect();
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "reason": failed.join("; "),
+            "failed": failed,
+            "checks": report.checks,
+        }));
     }
     if !h.synced.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(

@@ -45,6 +45,9 @@ pub enum EnqueueError {
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The namespace Jobs go to (named) does not exist.
+    #[error("namespace {0:?} does not exist")]
+    NamespaceMissing(String),
 }
 
 /// Builds the observation of a Job for the queue.
@@ -350,6 +353,7 @@ impl Handler<Enqueue> for Scheduler {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
                 Err(KubeError::Invalid(m)) => Err(EnqueueError::Invalid(m)),
+                Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
                 Err(e) => Err(EnqueueError::Unavailable(e.to_string())),
             }
         })

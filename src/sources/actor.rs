@@ -47,6 +47,9 @@ pub enum SubmitError {
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The namespace Jobs go to (named) does not exist.
+    #[error("namespace {0:?} does not exist")]
+    NamespaceMissing(String),
 }
 
 /// The answer of a submission in flight, shared with redeliveries of it.
@@ -160,6 +163,7 @@ async fn persist(
         }
         Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
         Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
+        Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
     }
 }
 

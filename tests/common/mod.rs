@@ -275,7 +275,8 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 }
 
 /// Starts the service against `sim` (shared, e.g. across a restart) with the
-/// default test configuration plus `env` (later entries win).
+/// default test configuration plus `env` (later entries win), and waits
+/// until `/ready` is 200.
 pub async fn spawn_app_on(sim: Arc<SimServer>, env: &[(&str, &str)]) -> TestApp {
     let kubeconfig = sim.kubeconfig();
     spawn_app_with_kubeconfig(sim, kubeconfig, env).await
@@ -285,6 +286,24 @@ pub async fn spawn_app_on(sim: Arc<SimServer>, env: &[(&str, &str)]) -> TestApp 
 /// a token with an RBAC allow-list); the test's own client stays the
 /// simulator's default one.
 pub async fn spawn_app_with_kubeconfig(
+    sim: Arc<SimServer>,
+    kubeconfig: String,
+    env: &[(&str, &str)],
+) -> TestApp {
+    let mut app = start_app_with_kubeconfig(sim, kubeconfig, env).await;
+    app.wait_ready().await;
+    app
+}
+
+/// [`spawn_app_on`] without waiting for `/ready` (for tests of a service
+/// that is not ready).
+pub async fn start_app_on(sim: Arc<SimServer>, env: &[(&str, &str)]) -> TestApp {
+    let kubeconfig = sim.kubeconfig();
+    start_app_with_kubeconfig(sim, kubeconfig, env).await
+}
+
+/// [`spawn_app_with_kubeconfig`] without waiting for `/ready`.
+pub async fn start_app_with_kubeconfig(
     sim: Arc<SimServer>,
     kubeconfig: String,
     env: &[(&str, &str)],
@@ -343,7 +362,7 @@ pub async fn spawn_app_with_kubeconfig(
             panic!("the service stopped before it started its actors: {r:?}");
         }
     };
-    let mut app = TestApp {
+    TestApp {
         address: format!("http://127.0.0.1:{port}"),
         secret,
         sim,
@@ -355,9 +374,7 @@ pub async fn spawn_app_with_kubeconfig(
         handles,
         shutdown: Some(tx),
         thread: Some(thread),
-    };
-    app.wait_ready().await;
-    app
+    }
 }
 
 impl TestApp {

@@ -1,0 +1,197 @@
+//! `orchestrator doctor`: runs the service's preflight checks once, from
+//! wherever it is run (a workstation with a kubeconfig, or inside the pod
+//! with `kubectl exec`, where it checks the service account), and prints
+//! each check with the fix for what failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::is_dns1123_label;
+use crate::preflight::{self, Outcome, Report, Target};
+
+/// The exit-code table shown in `doctor --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  every check passed (checks that could not run are shown with '?')
+  1  a check failed (each failure is printed with its fix)
+  2  usage or configuration error (bad namespace, unreadable kubeconfig)
+  3  the API server is unreachable";
+
+/// A check failed (like `--wait`'s 1: what was asked about failed).
+pub const CHECK_FAILED: u8 = 1;
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// The namespace the service creates Jobs in.
+    #[arg(long, env = "KUBERNETES_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Kubeconfig file to use (default: KUBECONFIG, ~/.kube/config, or the
+    /// pod's service account when run in a cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Print the checks as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the checks and prints them; the exit code says how they went.
+pub fn run(args: DoctorArgs) -> ExitCode {
+    if !is_dns1123_label(&args.namespace) {
+        eprintln!(
+            "Error: --namespace/KUBERNETES_NAMESPACE must be a DNS-1123 label (lower-case letters, digits and '-', at most 63), got {:?}",
+            args.namespace
+        );
+        return ExitCode::from(crate::client::exit::USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(check(args))
+}
+
+async fn check(args: DoctorArgs) -> ExitCode {
+    let config = match &args.kubeconfig {
+        Some(path) => match kube::config::Kubeconfig::read_from(path) {
+            Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        },
+        None => kube::Config::infer().await.map_err(|e| e.to_string()),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: Failed to initialize Kubernetes client: {e}\nHint: set KUBECONFIG or --kubeconfig, or check ~/.kube/config (`kubectl cluster-info` should work).");
+            return ExitCode::from(crate::client::exit::USAGE);
+        }
+    };
+    let target = Target {
+        server: config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string(),
+        namespace: args.namespace.clone(),
+    };
+    let client = match kube::Client::try_from(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: Failed to initialize Kubernetes client: {e}");
+            return ExitCode::from(crate::client::exit::USAGE);
+        }
+    };
+    let seen = preflight::probe::observe(&client, &args.namespace, None).await;
+    let report = preflight::evaluate(&target, &seen);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("Error: {e}"),
+        }
+    } else {
+        print!("{}", render(&target, &report));
+    }
+    ExitCode::from(exit_code(&report))
+}
+
+/// The exit code of a report.
+pub fn exit_code(report: &Report) -> u8 {
+    if report.unreachable() {
+        crate::client::exit::UNREACHABLE
+    } else if report.passed() {
+        crate::client::exit::OK
+    } else {
+        CHECK_FAILED
+    }
+}
+
+/// The report as text: one line per check, the fix under each failure,
+/// and a summary line.
+pub fn render(target: &Target, report: &Report) -> String {
+    let mut out = format!(
+        "Preflight checks for namespace {:?} on {}:\n",
+        target.namespace, target.server
+    );
+    for c in &report.checks {
+        let mark = match c.result {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "FAILED",
+            Outcome::Unknown => "?",
+        };
+        out.push_str(&format!("  {mark:<7} {}\n", c.message));
+        if let (Outcome::Failed, Some(fix)) = (c.result, &c.fix) {
+            out.push_str(&format!("          fix: {fix}\n"));
+        }
+    }
+    let failed = report.failures().count();
+    out.push_str(&match failed {
+        0 => "All checks passed.\n".to_string(),
+        1 => "1 check failed.\n".to_string(),
+        n => format!("{n} checks failed.\n"),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preflight::{evaluate, NamespaceSeen, Observation};
+
+    fn target() -> Target {
+        Target {
+            server: "https://k8s:6443".into(),
+            namespace: "claude-jobs".into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_namespace_prints_the_failure_and_its_fix() {
+        let seen = Observation::Reached {
+            version: "v1.33.0".into(),
+            namespace: NamespaceSeen::Missing,
+            access: None,
+        };
+        let r = evaluate(&target(), &seen);
+        let text = render(&target(), &r);
+        assert!(
+            text.contains("  FAILED  namespace \"claude-jobs\" does not exist\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: create it (kubectl create namespace claude-jobs)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ?       could not check permissions"),
+            "{text}"
+        );
+        assert!(text.ends_with("1 check failed.\n"), "{text}");
+        assert_eq!(exit_code(&r), CHECK_FAILED);
+    }
+
+    #[test]
+    fn unreachable_is_exit_3_and_all_good_is_0() {
+        let down = evaluate(
+            &target(),
+            &Observation::Unreachable("connection refused".into()),
+        );
+        assert_eq!(exit_code(&down), 3);
+        let up = Observation::Reached {
+            version: "v1".into(),
+            namespace: NamespaceSeen::Exists,
+            access: None,
+        };
+        let r = evaluate(&target(), &up);
+        assert_eq!(exit_code(&r), 0);
+        assert!(render(&target(), &r).ends_with("All checks passed.\n"));
+    }
+}

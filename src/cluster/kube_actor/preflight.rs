@@ -1,0 +1,21 @@
+//! The Kube actor's side of the preflight checks: runs one round of probes
+//! with the actor's client, under the gate's request-rate bound.
+
+use actix::prelude::*;
+
+use super::KubeActor;
+use crate::preflight::{probe, Observation};
+
+/// Runs one round of preflight probes in the actor's namespace.
+#[derive(Message)]
+#[rtype(result = "Observation")]
+pub struct Preflight;
+
+impl Handler<Preflight> for KubeActor {
+    type Result = ResponseFuture<Observation>;
+    fn handle(&mut self, _: Preflight, _: &mut Context<Self>) -> Self::Result {
+        let gate = self.gate.clone();
+        let ns = self.namespace.clone();
+        Box::pin(async move { probe::observe(&gate.client(), &ns, Some(&gate)).await })
+    }
+}

@@ -1,0 +1,134 @@
+//! The Kubernetes API calls this service makes, as RBAC (verb, resource)
+//! pairs: the one list the preflight checks ask the API server about and
+//! the Role in `k8s/` grants. Add a pair here when the code starts making a
+//! new kind of call.
+//!
+//! Where each pair comes from:
+//! - `jobs.batch` create, get, list, watch, patch, delete: the Kube actor
+//!   (create, cancel, admit, delete, look up, list) and the Job watch.
+//! - `configmaps` create, get, patch, delete: a task's files, created before
+//!   its Job, then owned by it (or taken back when the Job is refused).
+//! - `pods` list and `pods/log` get: following a Job's log.
+//! - `leases.coordination.k8s.io` create, and get and update of the one
+//!   Lease named [`LEASE_NAME`]: the scheduler Lease.
+//!
+//! `k8s/role.yaml` grants exactly these (a test compares the two).
+
+use std::fmt;
+
+use super::lease::LEASE_NAME;
+
+/// One RBAC permission the service needs in its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Permission {
+    /// The verb (`create`, `get`, `list`, `watch`, `patch`, `update`, `delete`).
+    pub verb: &'static str,
+    /// API group (`""` for the core group).
+    pub group: &'static str,
+    /// Resource plural.
+    pub resource: &'static str,
+    /// Subresource (`log` for `pods/log`), if any.
+    pub subresource: Option<&'static str>,
+    /// The one object the permission is for (RBAC `resourceNames`), if any.
+    pub name: Option<&'static str>,
+}
+
+impl Permission {
+    const fn new(verb: &'static str, group: &'static str, resource: &'static str) -> Self {
+        Permission {
+            verb,
+            group,
+            resource,
+            subresource: None,
+            name: None,
+        }
+    }
+
+    const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// The resource as `kubectl auth can-i` and RBAC errors write it:
+    /// `jobs.batch`, `configmaps`, `pods/log`,
+    /// `leases.coordination.k8s.io`.
+    pub fn resource_name(&self) -> String {
+        let mut s = self.resource.to_string();
+        if !self.group.is_empty() {
+            s.push('.');
+            s.push_str(self.group);
+        }
+        if let Some(sub) = self.subresource {
+            s.push('/');
+            s.push_str(sub);
+        }
+        s
+    }
+}
+
+impl Permission {
+    /// What the permission is on: [`Self::resource_name`], and the object's
+    /// name in quotes for a named one (`leases.coordination.k8s.io
+    /// "orchestrator-scheduler"`).
+    pub fn object(&self) -> String {
+        match self.name {
+            Some(n) => format!("{} {n:?}", self.resource_name()),
+            None => self.resource_name(),
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.verb, self.object())
+    }
+}
+
+/// Every permission the service needs, all in its own namespace
+/// (`KUBERNETES_NAMESPACE`).
+pub const REQUIRED: &[Permission] = &[
+    Permission::new("create", "batch", "jobs"),
+    Permission::new("get", "batch", "jobs"),
+    Permission::new("list", "batch", "jobs"),
+    Permission::new("watch", "batch", "jobs"),
+    Permission::new("patch", "batch", "jobs"),
+    Permission::new("delete", "batch", "jobs"),
+    Permission::new("create", "", "configmaps"),
+    Permission::new("get", "", "configmaps"),
+    Permission::new("patch", "", "configmaps"),
+    Permission::new("delete", "", "configmaps"),
+    Permission::new("list", "", "pods"),
+    Permission {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: Some("log"),
+        name: None,
+    },
+    Permission::new("create", "coordination.k8s.io", "leases"),
+    Permission::new("get", "coordination.k8s.io", "leases").named(LEASE_NAME),
+    Permission::new("update", "coordination.k8s.io", "leases").named(LEASE_NAME),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_like_rbac_errors() {
+        let names: Vec<String> = REQUIRED.iter().map(ToString::to_string).collect();
+        assert!(names.contains(&"create jobs.batch".to_string()));
+        assert!(names.contains(&"create configmaps".to_string()));
+        assert!(names.contains(&"get pods/log".to_string()));
+        assert!(names
+            .contains(&"update leases.coordination.k8s.io \"orchestrator-scheduler\"".to_string()));
+    }
+
+    #[test]
+    fn no_pair_is_listed_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for p in REQUIRED {
+            assert!(seen.insert(*p), "{p} is listed twice");
+        }
+    }
+}

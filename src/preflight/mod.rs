@@ -1,0 +1,278 @@
+//! Preflight: what the service needs from the cluster, checked at start and
+//! every `PREFLIGHT_INTERVAL_SECONDS` while it runs — the API server
+//! answers, the namespace exists, and the service account may make each
+//! call in [`crate::cluster::permissions::REQUIRED`].
+//!
+//! This module is the pure part: [`evaluate`] turns what the probes saw
+//! ([`Observation`]) into a [`Report`] of checks worded for people, and
+//! [`changes`] says which checks started failing or recovered between two
+//! reports (so each is logged once). [`probe`] does the API calls;
+//! [`runner`] repeats them, keeps the latest report for `/ready` and logs
+//! the changes; `orchestrator doctor` prints one report.
+
+pub mod probe;
+pub mod runner;
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::cluster::permissions::Permission;
+
+/// What the API server said about the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceSeen {
+    Exists,
+    Missing,
+    /// Could not tell (for example no permission to look); the reason.
+    Unknown(String),
+}
+
+/// What a `SelfSubjectAccessReview` answered for one permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessSeen {
+    Allowed,
+    /// Denied; the authorizer's reason, if it gave one.
+    Denied(String),
+    /// The review failed; the reason.
+    Unknown(String),
+}
+
+/// The raw results of one round of probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The API server could not be reached (transport failure or an error
+    /// answer to the version request); the reason in a few words.
+    Unreachable(String),
+    /// The API server answered.
+    Reached {
+        /// `gitVersion` of the API server.
+        version: String,
+        namespace: NamespaceSeen,
+        /// `None`: the API server does not serve `SelfSubjectAccessReview`
+        /// (404), so permissions cannot be checked.
+        access: Option<Vec<(Permission, AccessSeen)>>,
+    },
+}
+
+/// Where the checks point: the API server URL and the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub server: String,
+    pub namespace: String,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Could not be checked; does not make the service unready.
+    Unknown,
+}
+
+/// One check and its result, worded for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `api_server`, `namespace`, `permission` or `permissions` (all of them,
+    /// when they could not be checked).
+    pub check: &'static str,
+    pub result: Outcome,
+    /// What was found, e.g. `namespace "claude-jobs" does not exist`.
+    pub message: String,
+    /// For a failed check: what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// For `permission`: the verb and the resource (`jobs.batch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verb: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+impl Check {
+    fn new(check: &'static str, result: Outcome, message: String) -> Self {
+        Check {
+            check,
+            result,
+            message,
+            fix: None,
+            verb: None,
+            resource: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// A key that stays the same for the same check across rounds.
+    pub fn key(&self) -> String {
+        match (self.verb, &self.resource) {
+            (Some(v), Some(r)) => format!("{} {v} {r}", self.check),
+            _ => self.check.to_string(),
+        }
+    }
+}
+
+/// The checks of one round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// The failed checks.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.result == Outcome::Failed)
+    }
+
+    /// True when no check failed (unknown ones do not count).
+    pub fn passed(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    /// True when the API server could not be reached.
+    pub fn unreachable(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.check == "api_server" && c.result == Outcome::Failed)
+    }
+}
+
+/// The latest report, shared with `/ready` (`None` until the first round).
+pub type Latest = Arc<RwLock<Option<Report>>>;
+
+/// How to fix a missing namespace.
+pub fn namespace_fix(ns: &str) -> String {
+    format!(
+        "create it (kubectl create namespace {ns}) or set KUBERNETES_NAMESPACE to one that exists"
+    )
+}
+
+/// The message of a missing namespace, as `/ready`, the log and clients say it.
+pub fn namespace_missing_message(ns: &str) -> String {
+    format!("namespace {ns:?} does not exist")
+}
+
+/// Turns one round of probe results into checks.
+pub fn evaluate(target: &Target, seen: &Observation) -> Report {
+    let ns = &target.namespace;
+    let (version, namespace, access) = match seen {
+        Observation::Unreachable(reason) => {
+            let c = Check::new(
+                "api_server",
+                Outcome::Failed,
+                format!("API server unreachable at {}: {reason}", target.server),
+            )
+            .fix("check the kubeconfig (KUBECONFIG, ~/.kube/config) or, in a cluster, the pod's service account and network");
+            return Report { checks: vec![c] };
+        }
+        Observation::Reached {
+            version,
+            namespace,
+            access,
+        } => (version, namespace, access),
+    };
+    let mut checks = vec![Check::new(
+        "api_server",
+        Outcome::Ok,
+        format!(
+            "API server at {} answers (version {version})",
+            target.server
+        ),
+    )];
+    checks.push(match namespace {
+        NamespaceSeen::Exists => {
+            Check::new("namespace", Outcome::Ok, format!("namespace {ns:?} exists"))
+        }
+        NamespaceSeen::Missing => {
+            Check::new("namespace", Outcome::Failed, namespace_missing_message(ns))
+                .fix(namespace_fix(ns))
+        }
+        NamespaceSeen::Unknown(why) => Check::new(
+            "namespace",
+            Outcome::Unknown,
+            format!("could not check namespace {ns:?}: {why}"),
+        ),
+    });
+    match access {
+        None => checks.push(Check::new(
+            "permissions",
+            Outcome::Unknown,
+            "could not check permissions: the API server does not serve SelfSubjectAccessReview (authorization.k8s.io/v1)".into(),
+        )),
+        Some(list) => checks.extend(list.iter().map(|(p, a)| permission_check(p, a, ns))),
+    }
+    Report { checks }
+}
+
+fn permission_check(p: &Permission, seen: &AccessSeen, ns: &str) -> Check {
+    let resource = p.resource_name();
+    let what = p.object();
+    let mut c = match seen {
+        AccessSeen::Allowed => Check::new(
+            "permission",
+            Outcome::Ok,
+            format!("can {} {what} in namespace {ns:?}", p.verb),
+        ),
+        AccessSeen::Denied(_) => Check::new(
+            "permission",
+            Outcome::Failed,
+            format!("cannot {} {what} in namespace {ns:?}", p.verb),
+        )
+        .fix(
+            "apply the Role and RoleBinding in k8s/ (kubectl apply -k k8s) to the service account",
+        ),
+        AccessSeen::Unknown(why) => Check::new(
+            "permission",
+            Outcome::Unknown,
+            format!(
+                "could not check whether it may {} {what} in namespace {ns:?}: {why}",
+                p.verb
+            ),
+        ),
+    };
+    c.verb = Some(p.verb);
+    c.resource = Some(resource);
+    c
+}
+
+/// A check whose state changed between two rounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// Failed now, did not before (or this is the first round).
+    Failing(&'a Check),
+    /// Could not be checked now, could before (or this is the first round).
+    Unknown(&'a Check),
+    /// Failed or was unknown before, passes now.
+    Recovered(&'a Check),
+}
+
+/// What changed from `before` (None: the first round) to `now`. A check
+/// that keeps failing, even with other words (another connection error),
+/// is not a change.
+pub fn changes<'a>(before: Option<&Report>, now: &'a Report) -> Vec<Change<'a>> {
+    let prev =
+        |key: &str| before.and_then(|r| r.checks.iter().find(|c| c.key() == key).map(|c| c.result));
+    let mut out = Vec::new();
+    for c in &now.checks {
+        let was = prev(&c.key());
+        match (was, c.result) {
+            (Some(Outcome::Failed), Outcome::Failed)
+            | (Some(Outcome::Unknown), Outcome::Unknown) => {}
+            (_, Outcome::Failed) => out.push(Change::Failing(c)),
+            (_, Outcome::Unknown) => out.push(Change::Unknown(c)),
+            (Some(Outcome::Failed | Outcome::Unknown), Outcome::Ok) => {
+                out.push(Change::Recovered(c))
+            }
+            (_, Outcome::Ok) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

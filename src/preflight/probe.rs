@@ -1,0 +1,170 @@
+//! The API calls of one preflight round: the server's version, the
+//! namespace, and one `SelfSubjectAccessReview` per required permission.
+//! Each call is a single attempt bounded by a timeout (the next round is the
+//! retry); the answers become an [`Observation`] for [`super::evaluate`].
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use super::{AccessSeen, NamespaceSeen, Observation};
+use crate::cluster::describe::describe;
+use crate::cluster::gate::KubeGate;
+use crate::cluster::permissions::{Permission, REQUIRED};
+
+/// How long one probe call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the probes against the cluster `client` points at. With a
+/// `gate`, every call first waits for its turn under the gate's
+/// request-rate bound (the service's; `doctor` runs without one).
+pub async fn observe(
+    client: &kube::Client,
+    namespace: &str,
+    gate: Option<&KubeGate>,
+) -> Observation {
+    let version = match bounded(gate, client.apiserver_version()).await {
+        Ok(v) => v.git_version,
+        Err(why) => return Observation::Unreachable(why),
+    };
+    let (namespace_seen, access) = futures::join!(
+        namespace_exists(client, namespace, gate),
+        access(client, namespace, gate)
+    );
+    Observation::Reached {
+        version,
+        namespace: namespace_seen,
+        access,
+    }
+}
+
+/// One call under the rate limit and [`CALL_TIMEOUT`]; errors as one line.
+async fn bounded<T>(
+    gate: Option<&KubeGate>,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    bounded_kube(gate, call).await?.map_err(|e| describe(&e))
+}
+
+/// Like [`bounded`], but hands back the client's error for inspection.
+async fn bounded_kube<T>(
+    gate: Option<&KubeGate>,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<Result<T, kube::Error>, String> {
+    let timeout = format!("no answer within {} s", CALL_TIMEOUT.as_secs());
+    tokio::time::timeout(CALL_TIMEOUT, async {
+        if let Some(g) = gate {
+            g.until_ready().await;
+        }
+        call.await
+    })
+    .await
+    .map_err(|_| timeout)
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// True for the API server's "the namespace does not exist" answer.
+pub fn is_namespace_missing(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404
+        && s.details.as_ref().is_some_and(|d| d.kind == "namespaces"))
+}
+
+/// Asks for a dry-run create of a Lease in the namespace (the service may
+/// create Leases; the API server refuses a create in a namespace that does
+/// not exist). If that is forbidden (in a real cluster the Role cannot
+/// exist in a missing namespace either), reads the namespace instead.
+async fn namespace_exists(
+    client: &kube::Client,
+    ns: &str,
+    gate: Option<&KubeGate>,
+) -> NamespaceSeen {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let probe = Lease {
+        metadata: ObjectMeta {
+            generate_name: Some("orchestrator-preflight-".into()),
+            ..Default::default()
+        },
+        spec: None,
+    };
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let refused = match bounded_kube(gate, leases.create(&pp, &probe)).await {
+        Err(why) => return NamespaceSeen::Unknown(why),
+        Ok(Ok(_)) => return NamespaceSeen::Exists,
+        Ok(Err(e)) if is_namespace_missing(&e) => return NamespaceSeen::Missing,
+        Ok(Err(e)) if matches!(status_code(&e), Some(401 | 403)) => describe(&e),
+        Ok(Err(e)) => return NamespaceSeen::Unknown(describe(&e)),
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match bounded_kube(gate, namespaces.get_opt(ns)).await {
+        Err(why) => NamespaceSeen::Unknown(why),
+        Ok(Ok(Some(_))) => NamespaceSeen::Exists,
+        Ok(Ok(None)) => NamespaceSeen::Missing,
+        Ok(Err(e)) => NamespaceSeen::Unknown(format!(
+            "a dry-run Lease create in it was refused ({refused}) and so was reading it ({})",
+            describe(&e)
+        )),
+    }
+}
+
+/// Asks about every required permission; `None` if the API server does
+/// not serve `SelfSubjectAccessReview`.
+async fn access(
+    client: &kube::Client,
+    ns: &str,
+    gate: Option<&KubeGate>,
+) -> Option<Vec<(Permission, AccessSeen)>> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let asks = REQUIRED.iter().map(|p| {
+        let reviews = reviews.clone();
+        async move {
+            let review = SelfSubjectAccessReview {
+                metadata: ObjectMeta::default(),
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: Some(ns.to_string()),
+                        verb: Some(p.verb.to_string()),
+                        group: Some(p.group.to_string()),
+                        resource: Some(p.resource.to_string()),
+                        subresource: p.subresource.map(str::to_string),
+                        name: p.name.map(str::to_string),
+                        ..Default::default()
+                    }),
+                    non_resource_attributes: None,
+                },
+                status: None,
+            };
+            let answer = bounded_kube(gate, reviews.create(&PostParams::default(), &review)).await;
+            (*p, answer)
+        }
+    });
+    let mut out = Vec::with_capacity(REQUIRED.len());
+    for (p, answer) in join_all(asks).await {
+        let seen = match answer {
+            Err(why) => AccessSeen::Unknown(why),
+            Ok(Err(e)) if status_code(&e) == Some(404) => return None,
+            Ok(Err(e)) => AccessSeen::Unknown(describe(&e)),
+            Ok(Ok(r)) => match r.status {
+                Some(s) if s.allowed => AccessSeen::Allowed,
+                Some(s) => AccessSeen::Denied(s.reason.unwrap_or_default()),
+                None => AccessSeen::Unknown("the review came back without a status".into()),
+            },
+        };
+        out.push((p, seen));
+    }
+    Some(out)
+}

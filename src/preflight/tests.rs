@@ -1,0 +1,164 @@
+use super::*;
+use crate::cluster::permissions::REQUIRED;
+
+fn target() -> Target {
+    Target {
+        server: "https://10.0.0.1:443".into(),
+        namespace: "claude-jobs".into(),
+    }
+}
+
+fn reached(namespace: NamespaceSeen, denied: &[&str]) -> Observation {
+    Observation::Reached {
+        version: "v1.33.0".into(),
+        namespace,
+        access: Some(
+            REQUIRED
+                .iter()
+                .map(|p| {
+                    let a = if denied.contains(&p.to_string().as_str()) {
+                        AccessSeen::Denied(String::new())
+                    } else {
+                        AccessSeen::Allowed
+                    };
+                    (*p, a)
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn failed_messages(r: &Report) -> Vec<String> {
+    r.failures().map(|c| c.message.clone()).collect()
+}
+
+#[test]
+fn all_good_passes_and_lists_every_permission() {
+    let r = evaluate(&target(), &reached(NamespaceSeen::Exists, &[]));
+    assert!(r.passed());
+    assert_eq!(r.checks.len(), 2 + REQUIRED.len());
+    assert!(r.checks.iter().all(|c| c.result == Outcome::Ok));
+}
+
+#[test]
+fn missing_namespace_is_named() {
+    let r = evaluate(&target(), &reached(NamespaceSeen::Missing, &[]));
+    assert!(!r.passed());
+    assert_eq!(
+        failed_messages(&r),
+        vec![r#"namespace "claude-jobs" does not exist"#]
+    );
+    let fix = r.failures().next().and_then(|c| c.fix.clone());
+    assert!(fix.is_some_and(|f| f.contains("kubectl create namespace claude-jobs")));
+}
+
+#[test]
+fn a_denied_permission_names_verb_resource_and_namespace() {
+    let r = evaluate(
+        &target(),
+        &reached(
+            NamespaceSeen::Exists,
+            &["create jobs.batch", "get pods/log"],
+        ),
+    );
+    assert_eq!(
+        failed_messages(&r),
+        vec![
+            r#"cannot create jobs.batch in namespace "claude-jobs""#,
+            r#"cannot get pods/log in namespace "claude-jobs""#,
+        ]
+    );
+    let c = r.failures().next().expect("a failure");
+    assert_eq!(
+        (c.verb, c.resource.as_deref()),
+        (Some("create"), Some("jobs.batch"))
+    );
+}
+
+#[test]
+fn unreachable_server_is_the_only_check() {
+    let r = evaluate(
+        &target(),
+        &Observation::Unreachable("connection refused".into()),
+    );
+    assert!(r.unreachable());
+    assert_eq!(
+        failed_messages(&r),
+        vec!["API server unreachable at https://10.0.0.1:443: connection refused"]
+    );
+}
+
+#[test]
+fn unknowns_do_not_fail() {
+    let seen = Observation::Reached {
+        version: "v1".into(),
+        namespace: NamespaceSeen::Unknown("forbidden".into()),
+        access: None,
+    };
+    let r = evaluate(&target(), &seen);
+    assert!(r.passed());
+    let unknown: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.result == Outcome::Unknown)
+        .map(|c| c.check)
+        .collect();
+    assert_eq!(unknown, vec!["namespace", "permissions"]);
+}
+
+#[test]
+fn a_failure_is_a_change_once_then_again_on_recovery() {
+    let bad = evaluate(&target(), &reached(NamespaceSeen::Missing, &[]));
+    let good = evaluate(&target(), &reached(NamespaceSeen::Exists, &[]));
+
+    let first = changes(None, &bad);
+    assert_eq!(first.len(), 1);
+    assert!(matches!(first[0], Change::Failing(c) if c.check == "namespace"));
+    assert!(
+        changes(Some(&bad), &bad).is_empty(),
+        "still failing: no change"
+    );
+
+    let back = changes(Some(&bad), &good);
+    assert_eq!(back.len(), 1);
+    assert!(matches!(back[0], Change::Recovered(c) if c.message.contains("exists")));
+    assert!(changes(Some(&good), &good).is_empty());
+    assert!(changes(None, &good).is_empty(), "a good start logs nothing");
+}
+
+#[test]
+fn other_words_for_the_same_failure_are_not_a_change() {
+    let a = evaluate(
+        &target(),
+        &Observation::Unreachable("connection refused".into()),
+    );
+    let b = evaluate(&target(), &Observation::Unreachable("timed out".into()));
+    assert!(changes(Some(&a), &b).is_empty());
+}
+
+#[test]
+fn permission_checks_are_told_apart() {
+    let one = evaluate(
+        &target(),
+        &reached(NamespaceSeen::Exists, &["create jobs.batch"]),
+    );
+    let other = evaluate(
+        &target(),
+        &reached(NamespaceSeen::Exists, &["delete jobs.batch"]),
+    );
+    let ch = changes(Some(&one), &other);
+    assert_eq!(ch.len(), 2, "{ch:?}");
+    assert!(ch.contains(&Change::Failing(
+        other.failures().next().expect("delete denied")
+    )));
+}
+
+#[test]
+fn report_serialises_with_words() {
+    let r = evaluate(&target(), &reached(NamespaceSeen::Missing, &[]));
+    let v = serde_json::to_value(&r).expect("serialises");
+    assert_eq!(v["checks"][1]["check"], "namespace");
+    assert_eq!(v["checks"][1]["result"], "failed");
+    assert_eq!(v["checks"][2]["verb"], "create");
+    assert_eq!(v["checks"][2]["resource"], "jobs.batch");
+}
