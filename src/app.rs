@@ -17,7 +17,6 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector;
 use kube::Api;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
@@ -25,6 +24,7 @@ use tracing_actix_web::TracingLogger;
 use crate::actors::{Mailbox, Runtime};
 use crate::cluster::kube_actor::{self, KubeActor, KubeGate};
 use crate::cluster::lease::{self, Elector, Leader};
+use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::events::EventLog;
 use crate::http::{self, AppState, Health, RootSpan};
@@ -111,7 +111,7 @@ pub async fn run_with(
     );
     let leader = Leader::new(lease::identity_from_env());
 
-    let (reader, writer) = reflector::store::<Job>();
+    let reader = JobStore::new();
     let scheduler = runtime.start(
         "scheduler",
         scheduler::MAILBOX,
@@ -145,8 +145,8 @@ pub async fn run_with(
     let watch = actix_rt::spawn(
         crate::watcher::run(
             jobs_api,
-            writer,
-            scheduler.addr().clone(),
+            reader.clone(),
+            scheduler.clone(),
             health.synced.clone(),
             metrics.clone(),
         )

@@ -69,6 +69,7 @@ pub struct Metrics {
     watchers: Gauge,
     admitted: Counter,
     service: crate::service_metrics::ServiceMetrics,
+    demux: Arc<crate::watcher::DemuxStats>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -159,6 +160,32 @@ impl Metrics {
             admitted.clone(),
         );
         let service = crate::service_metrics::ServiceMetrics::register(&mut registry);
+        let demux = Arc::new(crate::watcher::DemuxStats::default());
+        registry.register(
+            "job_watch_events",
+            "Job watch events applied to the store",
+            demux.events.clone(),
+        );
+        registry.register(
+            "job_watcher_messages",
+            "Messages from the watch demux to per-Job watcher actors",
+            demux.to_watchers.clone(),
+        );
+        registry.register(
+            "job_watch_scheduler_messages",
+            "Job state notifications sent to the scheduler by the watch demux and watchers",
+            demux.to_scheduler.clone(),
+        );
+        registry.register(
+            "job_watch_overflows",
+            "Notifications a full mailbox refused (the newer state is re-read from the store)",
+            demux.overflows.clone(),
+        );
+        registry.register(
+            "jobs_tracked",
+            "Managed Jobs in the watch store",
+            demux.tracked.clone(),
+        );
         Arc::new(Metrics {
             registry,
             service,
@@ -175,6 +202,7 @@ impl Metrics {
             jobs,
             watchers,
             admitted,
+            demux,
         })
     }
 
@@ -247,6 +275,11 @@ impl Metrics {
     /// `build_info`, HTTP request and Job timing metrics ([`crate::service_metrics`]).
     pub fn service(&self) -> &crate::service_metrics::ServiceMetrics {
         &self.service
+    }
+
+    /// The watch demux's work counters (registered here).
+    pub fn demux_stats(&self) -> Arc<crate::watcher::DemuxStats> {
+        self.demux.clone()
     }
 
     pub fn admitted(&self) {

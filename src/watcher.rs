@@ -1,15 +1,28 @@
-//! Job watching: ONE watch over all managed Jobs (`kube::runtime::watcher`
-//! feeding a reflector store), demultiplexed to one [`JobWatcher`] actor per
-//! live Job. A watcher follows its Job's state changes, reports them to the
-//! scheduler and ends with its Job.
+//! Job watching: ONE watch over all managed Jobs (`kube::runtime::watcher`),
+//! each event projected to a slim [`JobRecord`] (the full object is dropped
+//! at once) and written to the [`JobStore`], then demultiplexed to one
+//! [`JobWatcher`] actor per live (queued or running) Job. A watcher follows
+//! its Job's state changes, reports them to the scheduler and ends with its
+//! Job; finished and cancelled Jobs have no actor.
 //!
 //! ```text
-//!  watch(managed-by=orchestrator) ─▶ reflector store ─▶ demux ─┬▶ JobWatcher(a) ─┐
-//!                                                              ├▶ JobWatcher(b) ─┼▶ Scheduler
-//!                                                              └▶ …              ─┘
+//!  watch(managed-by=orchestrator) ─▶ JobRecord ─▶ JobStore ─▶ demux ─┬▶ JobWatcher(a) ─┐
+//!                                                (+ indexes)         ├▶ JobWatcher(b) ─┼▶ Scheduler
+//!                                                                    └▶ …              ─┘
 //! ```
+//!
+//! Bounded edges, no lost terminal state: a [`Changed`] message carries no
+//! state — its handler reads the Job's newest record from the store, which
+//! the demux updated before sending. So when a watcher's mailbox is full
+//! (capacity [`WATCHER_MAILBOX`]) the event is dropped and counted: a
+//! message already waiting there will read the newer record. A watcher that
+//! cannot reach the scheduler marks the Job dirty in the store; the
+//! scheduler re-reads dirty Jobs on its next message or tick.
+//!
+//! Per event: one projection, a constant number of index operations, at
+//! most one message to a watcher and one to the scheduler.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,126 +30,278 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
+use crate::actors::{Mailbox, Tracked};
 use crate::cluster::jobspec::MANAGED_SELECTOR;
-use crate::cluster::state::{job_state, JobState};
+use crate::cluster::state::JobState;
+use crate::cluster::store::JobStore;
+use crate::cluster::view::JobRecord;
 use crate::metrics::Metrics;
-use crate::scheduler::{observe_job, Forget, Observe, Scheduler, Synced};
+use crate::scheduler::queue::Observed;
+use crate::scheduler::{Forget, Observe, Scheduler, Synced};
 
-/// Follows one Job until it finishes or disappears.
+/// Mailbox capacity of each watcher actor.
+pub const WATCHER_MAILBOX: usize = 16;
+
+/// Work counted on the demux edges (exported as metrics, read by the
+/// structural tests).
+#[derive(Debug, Default)]
+pub struct DemuxStats {
+    /// Watch events handled.
+    pub events: Counter,
+    /// Messages sent to watcher actors.
+    pub to_watchers: Counter,
+    /// Messages sent to the scheduler (by the demux and the watchers).
+    pub to_scheduler: Counter,
+    /// Messages a full mailbox refused (watchers or scheduler).
+    pub overflows: Counter,
+    /// Jobs in the watch store.
+    pub tracked: Gauge,
+}
+
+/// Follows one live Job until it finishes, is cancelled or disappears.
 pub struct JobWatcher {
-    name: String,
+    name: Arc<str>,
     state: Option<JobState>,
     since: Instant,
-    scheduler: Addr<Scheduler>,
+    shared: Shared,
+}
+
+/// What the demux and every watcher share.
+#[derive(Clone)]
+struct Shared {
+    store: JobStore,
+    scheduler: Mailbox<Scheduler>,
     metrics: Arc<Metrics>,
+    stats: Arc<DemuxStats>,
+    /// `orchestrator_actor_mailbox_overflow_total{actor="job_watcher"}`.
+    watcher_overflow: Counter,
+}
+
+impl Shared {
+    /// Tells the scheduler about a Job; on a full mailbox marks it dirty.
+    fn notify<M>(&self, name: &Arc<str>, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        Scheduler: Handler<Tracked<M>>,
+    {
+        self.stats.to_scheduler.inc();
+        if self.scheduler.tell(msg).is_err() {
+            // (The scheduler's mailbox counts the overflow.)
+            self.stats.overflows.inc();
+            self.store.mark_dirty(name.clone());
+        }
+    }
 }
 
 impl Actor for JobWatcher {
     type Context = Context<Self>;
     fn started(&mut self, _: &mut Context<Self>) {
-        self.metrics.watchers().inc();
+        self.shared.metrics.watchers().inc();
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.metrics.watchers().dec();
+        self.shared.metrics.watchers().dec();
     }
 }
 
-/// The Job's latest state from the watch.
+/// The Job changed: read its newest record from the store.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct JobUpdate(pub Arc<Job>);
+pub struct Changed;
 
-/// The Job was deleted.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct JobGone;
-
-impl Handler<JobUpdate> for JobWatcher {
+impl Handler<Changed> for JobWatcher {
     type Result = ();
-    fn handle(&mut self, msg: JobUpdate, ctx: &mut Context<Self>) {
-        let state = job_state(&msg.0);
+    fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        let Some(record) = self.shared.store.get(&self.name) else {
+            tracing::info!(job = %self.name, "job deleted");
+            self.shared.notify(&self.name, Forget(self.name.clone()));
+            ctx.stop();
+            return;
+        };
+        let state = record.state;
         if self.state != Some(state) {
             let waited = self.since.elapsed();
             tracing::info!(job = %self.name, state = state.as_str(), previous = self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
             self.state = Some(state);
             self.since = Instant::now();
+            self.shared
+                .notify(&self.name, Observe(Observed::of(&record)));
         }
-        if let Some(o) = observe_job(&msg.0) {
-            self.scheduler.do_send(Observe(o));
-        }
-        if state.is_finished() {
+        if !state.is_live() {
             ctx.stop();
         }
     }
 }
 
-impl Handler<JobGone> for JobWatcher {
-    type Result = ();
-    fn handle(&mut self, _: JobGone, ctx: &mut Context<Self>) {
-        tracing::info!(job = %self.name, "job deleted");
-        self.scheduler.do_send(Forget(self.name.clone()));
-        ctx.stop();
-    }
-}
-
-/// Routes watch events to per-Job watcher actors.
-struct Demux {
-    watchers: HashMap<String, Addr<JobWatcher>>,
-    scheduler: Addr<Scheduler>,
-    metrics: Arc<Metrics>,
+/// Routes watch events to the store and the per-Job watcher actors.
+pub struct Demux {
+    watchers: HashMap<Arc<str>, Addr<JobWatcher>>,
+    shared: Shared,
 }
 
 impl Demux {
-    fn apply(&mut self, job: Job) {
-        let Some(name) = job.metadata.name.clone() else {
-            return;
-        };
-        let finished = job_state(&job).is_finished();
-        let job = Arc::new(job);
-        if let Some(w) = self.watchers.get(&name) {
-            if w.connected() {
-                if finished {
-                    self.metrics.service().finished(&job);
-                }
-                w.do_send(JobUpdate(job));
-                if finished {
-                    self.watchers.remove(&name);
-                }
-                return;
-            }
-            self.watchers.remove(&name);
+    pub fn new(
+        store: JobStore,
+        scheduler: Mailbox<Scheduler>,
+        metrics: Arc<Metrics>,
+        stats: Arc<DemuxStats>,
+    ) -> Self {
+        Demux {
+            watchers: HashMap::new(),
+            shared: Shared {
+                store,
+                scheduler,
+                watcher_overflow: metrics.actor("job_watcher").overflow,
+                metrics,
+                stats,
+            },
         }
-        if finished {
-            // Nothing to follow; the scheduler still needs to know.
-            if let Some(o) = observe_job(&job) {
-                self.scheduler.do_send(Observe(o));
-            }
-            return;
-        }
-        let w = JobWatcher {
-            name: name.clone(),
-            state: None,
-            since: Instant::now(),
-            scheduler: self.scheduler.clone(),
-            metrics: self.metrics.clone(),
-        }
-        .start();
-        w.do_send(JobUpdate(job));
-        self.watchers.insert(name, w);
     }
 
-    fn delete(&mut self, job: &Job) {
+    /// Live watcher actors.
+    pub fn watchers(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// A Job was added or changed.
+    pub fn apply(&mut self, job: &Job) {
         let Some(name) = job.metadata.name.as_deref() else {
             return;
         };
-        match self.watchers.remove(name) {
-            Some(w) if w.connected() => w.do_send(JobGone),
-            _ => self.scheduler.do_send(Forget(name.to_string())),
+        let previous = self.shared.store.get(name);
+        let Some(record) = JobRecord::from_job(job, previous.as_deref()) else {
+            return;
+        };
+        if record.state.is_finished() && previous.is_some_and(|p| p.state.is_live()) {
+            // How long it ran (from the full object, before it is dropped).
+            self.shared.metrics.service().finished(job);
         }
+        self.apply_record(record);
+    }
+
+    /// A Job's record was added or changed.
+    pub fn apply_record(&mut self, record: JobRecord) {
+        let stats = &self.shared.stats;
+        stats.events.inc();
+        let name = record.name.clone();
+        let applied = self.shared.store.apply(record);
+        stats.tracked.set(self.shared.store.len() as i64);
+        let live = applied.after.is_live();
+        if let Some(w) = self.watchers.get(&name) {
+            stats.to_watchers.inc();
+            match w.try_send(Changed) {
+                Ok(()) => {
+                    if !live {
+                        // It reads the final record and stops.
+                        self.watchers.remove(&name);
+                    }
+                    return;
+                }
+                Err(SendError::Full(_)) => {
+                    // A message already waiting reads this newer record.
+                    stats.overflows.inc();
+                    self.shared.watcher_overflow.inc();
+                    if !live {
+                        self.watchers.remove(&name);
+                    }
+                    return;
+                }
+                Err(SendError::Closed(_)) => {
+                    self.watchers.remove(&name);
+                }
+            }
+        }
+        if !live {
+            // Nothing to follow; the scheduler still needs to know.
+            // (Only a Job it may hold: it never sees finished ones, and a
+            // relist rebuilds it from the store anyway.)
+            if applied.before.is_some_and(JobState::is_live) {
+                if let Some(r) = self.shared.store.get(&name) {
+                    self.shared.notify(&name, Observe(Observed::of(&r)));
+                }
+            }
+            return;
+        }
+        let shared = self.shared.clone();
+        let watcher_name = name.clone();
+        let w = JobWatcher::create(move |ctx| {
+            ctx.set_mailbox_capacity(WATCHER_MAILBOX);
+            JobWatcher {
+                name: watcher_name,
+                state: None,
+                since: Instant::now(),
+                shared,
+            }
+        });
+        stats.to_watchers.inc();
+        if w.try_send(Changed).is_err() {
+            stats.overflows.inc();
+        }
+        self.watchers.insert(name, w);
+    }
+
+    /// A Job was deleted.
+    pub fn delete(&mut self, name: &str) {
+        self.shared.stats.events.inc();
+        let gone = self.shared.store.delete(name);
+        self.shared
+            .stats
+            .tracked
+            .set(self.shared.store.len() as i64);
+        self.ended(name, gone.map(|r| r.name.clone()));
+    }
+
+    /// Tells whoever follows `name` that it is gone from the store.
+    fn ended(&mut self, name: &str, stored: Option<Arc<str>>) {
+        let name: Arc<str> = stored.unwrap_or_else(|| name.into());
+        if let Some(w) = self.watchers.remove(&name) {
+            self.shared.stats.to_watchers.inc();
+            match w.try_send(Changed) {
+                Ok(()) => return,
+                Err(SendError::Full(_)) => {
+                    self.shared.stats.overflows.inc();
+                    return;
+                }
+                Err(SendError::Closed(_)) => {}
+            }
+        }
+        self.shared.notify(&name, Forget(name.clone()));
+    }
+
+    /// A relist began.
+    pub fn relist_started(&mut self) {
+        self.shared.store.begin_relist();
+    }
+
+    /// A relist ended: Jobs deleted while the watch was down end their
+    /// watchers, and the scheduler rebuilds from the store.
+    pub fn relist_done(&mut self) -> usize {
+        for r in self.shared.store.finish_relist() {
+            self.ended(&r.name, Some(r.name.clone()));
+        }
+        if self.shared.scheduler.tell(Synced).is_err() {
+            // The scheduler picks the relist up from the store on its tick.
+            tracing::warn!("scheduler mailbox full; it resyncs from the store on its next tick");
+        }
+        self.shared.store.len()
+    }
+
+    fn handle(&mut self, ev: watcher::Event<Job>) -> Option<usize> {
+        match ev {
+            watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self.apply(&job),
+            watcher::Event::Delete(job) => {
+                if let Some(n) = job.metadata.name.as_deref() {
+                    self.delete(n);
+                }
+            }
+            watcher::Event::Init => self.relist_started(),
+            watcher::Event::InitDone => return Some(self.relist_done()),
+        }
+        None
     }
 }
 
@@ -145,47 +310,23 @@ impl Demux {
 /// caller treats as fatal.
 pub async fn run(
     api: Api<Job>,
-    writer: Writer<Job>,
-    scheduler: Addr<Scheduler>,
+    store: JobStore,
+    scheduler: Mailbox<Scheduler>,
     synced: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) {
     let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
-    let stream = reflector::reflector(writer, watcher(api, cfg)).default_backoff();
+    let stream = watcher(api, cfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut demux = Demux {
-        watchers: HashMap::new(),
-        scheduler: scheduler.clone(),
-        metrics,
-    };
-    let mut listed: HashSet<String> = HashSet::new();
+    let stats = metrics.demux_stats();
+    let mut demux = Demux::new(store, scheduler, metrics, stats);
     while let Some(ev) = stream.next().await {
         match ev {
-            Ok(watcher::Event::Apply(job)) => demux.apply(job),
-            Ok(watcher::Event::Delete(job)) => demux.delete(&job),
-            Ok(watcher::Event::Init) => listed.clear(),
-            Ok(watcher::Event::InitApply(job)) => {
-                if let Some(n) = &job.metadata.name {
-                    listed.insert(n.clone());
+            Ok(ev) => {
+                if let Some(jobs) = demux.handle(ev) {
+                    synced.store(true, Ordering::SeqCst);
+                    tracing::info!(jobs, "job watch synced");
                 }
-                demux.apply(job);
-            }
-            Ok(watcher::Event::InitDone) => {
-                // Jobs deleted while the watch was down end their watchers.
-                let gone: Vec<String> = demux
-                    .watchers
-                    .keys()
-                    .filter(|n| !listed.contains(*n))
-                    .cloned()
-                    .collect();
-                for n in gone {
-                    if let Some(w) = demux.watchers.remove(&n) {
-                        w.do_send(JobGone);
-                    }
-                }
-                synced.store(true, Ordering::SeqCst);
-                scheduler.do_send(Synced);
-                tracing::info!(jobs = listed.len(), "job watch synced");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job watch error; retrying with backoff");

@@ -90,7 +90,11 @@ pub fn attach(job: &mut Job, files: &[TaskFile]) {
         }),
         ..Default::default()
     });
-    for c in pod.containers.iter_mut().filter(|c| c.name == "agent") {
+    for c in pod
+        .containers
+        .iter_mut()
+        .filter(|c| c.name == super::jobspec::AGENT_CONTAINER)
+    {
         c.volume_mounts.get_or_insert_default().push(VolumeMount {
             name: "task-files".into(),
             mount_path: FILES_DIR.into(),

@@ -53,6 +53,28 @@ pub const ANNOTATION_URL: &str = "orchestrator.dev/url";
 /// Annotation: the task's full dedup key (the name only carries its hash).
 pub const ANNOTATION_DEDUP_KEY: &str = "orchestrator.dev/dedup-key";
 
+/// Label: a hash of the dedup key (see [`dedup_hash`]), so one task's Job
+/// can be found by label when the watch has not seen it yet.
+pub const LABEL_DEDUP_HASH: &str = "orchestrator.dev/dedup-hash";
+/// Name of the container that runs the agent.
+pub const AGENT_CONTAINER: &str = "agent";
+/// The agent's env var holding the task document.
+pub const TASK_ENV: &str = "TASK_JSON";
+
+/// The [`LABEL_DEDUP_HASH`] value of a dedup key as stored in the
+/// [`ANNOTATION_DEDUP_KEY`] annotation: 40 hex digits of its SHA-256.
+pub fn dedup_hash(annotation_value: &str) -> String {
+    use sha2::Digest;
+    let mut hex = hex::encode(sha2::Sha256::digest(annotation_value.as_bytes()));
+    hex.truncate(40);
+    hex
+}
+
+/// The dedup key as the annotation stores it (bounded).
+pub fn dedup_annotation(key: &str) -> String {
+    truncate_with_marker(key, 4096)
+}
+
 /// Upper bound of the `TASK_JSON` env value, bytes.
 pub const TASK_JSON_MAX_BYTES: usize = 64 * 1024;
 /// Where the repository is cloned and the agent runs.
@@ -106,10 +128,9 @@ pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
     if let Some(key) = task.concurrency_key() {
         labels.insert(LABEL_CONCURRENCY_KEY.to_string(), label_value(&key));
     }
-    let mut annotations = BTreeMap::from([(
-        ANNOTATION_DEDUP_KEY.to_string(),
-        truncate_with_marker(&task.dedup_key, 4096),
-    )]);
+    let dedup = dedup_annotation(&task.dedup_key);
+    labels.insert(LABEL_DEDUP_HASH.to_string(), dedup_hash(&dedup));
+    let mut annotations = BTreeMap::from([(ANNOTATION_DEDUP_KEY.to_string(), dedup)]);
     if let Some(d) = &task.delivery_id {
         annotations.insert(ANNOTATION_DELIVERY_ID.to_string(), d.clone());
     }
@@ -272,10 +293,10 @@ fn agent_container(task: &Task, cfg: &Config, git_config: GitConfig) -> Containe
         "PROMPT",
         &truncate_with_marker(&task.prompt, MAX_PROMPT_BYTES),
     ));
-    vars.push(env("TASK_JSON", &task.to_bounded_json(TASK_JSON_MAX_BYTES)));
+    vars.push(env(TASK_ENV, &task.to_bounded_json(TASK_JSON_MAX_BYTES)));
     vars.extend(common_env(cfg, &git_config));
     Container {
-        name: "agent".into(),
+        name: AGENT_CONTAINER.into(),
         image: Some(cfg.job_image.clone()),
         command: Some(cfg.job_command.clone()),
         working_dir: Some(WORKSPACE.into()),

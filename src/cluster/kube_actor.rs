@@ -332,7 +332,7 @@ impl Handler<StreamLogs> for KubeActor {
             };
             let params = LogParams {
                 follow: msg.follow,
-                container: Some("agent".into()),
+                container: Some(super::jobspec::AGENT_CONTAINER.into()),
                 ..Default::default()
             };
             let reader = gate

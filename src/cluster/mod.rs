@@ -15,3 +15,5 @@ pub mod kube_actor;
 pub mod lease;
 pub mod permissions;
 pub mod state;
+pub mod store;
+pub mod view;

@@ -1,11 +1,9 @@
-//! What state a managed Job is in, read from the Job object alone (so any
-//! replica, and a restarted one, reaches the same answer).
+//! The lifecycle states of a managed Job. How a state is read off a Job
+//! object lives in [`super::view`], the one module that maps Job objects.
 
-use k8s_openapi::api::batch::v1::Job;
 use serde::Serialize;
 
-use super::jobspec::LABEL_PRIORITY;
-use crate::task::parse_priority_label;
+pub use super::view::job_state;
 
 /// The lifecycle of a task's Job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -46,61 +44,33 @@ impl JobState {
     }
 }
 
-fn condition<'a>(
-    job: &'a Job,
-    kind: &str,
-) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind && c.status == "True")
-}
+/// How many states there are (for per-state arrays).
+pub const STATE_COUNT: usize = 6;
 
-/// The state of `job`.
-pub fn job_state(job: &Job) -> JobState {
-    if condition(job, "Complete").is_some() {
-        return JobState::Succeeded;
-    }
-    if let Some(c) = condition(job, "Failed") {
-        return if c.reason.as_deref() == Some("DeadlineExceeded") {
-            JobState::TimedOut
-        } else {
-            JobState::Failed
-        };
-    }
-    let cancelled = job
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(ANNOTATION_CANCELLED));
-    if cancelled {
-        return JobState::Cancelled;
-    }
-    let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
-    if suspended {
-        JobState::Queued
-    } else {
-        JobState::Running
-    }
-}
+impl JobState {
+    /// Every state, in [`JobState::index`] order.
+    pub const ALL: [JobState; STATE_COUNT] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::TimedOut,
+        JobState::Cancelled,
+    ];
 
-/// The priority recorded on the Job's label (0 when absent).
-pub fn job_priority(job: &Job) -> i32 {
-    job.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(LABEL_PRIORITY))
-        .and_then(|v| parse_priority_label(v))
-        .unwrap_or(0)
-}
+    /// Position in [`JobState::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
-/// The concurrency key label, if any.
-pub fn job_concurrency_key(job: &Job) -> Option<String> {
-    job.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(super::jobspec::LABEL_CONCURRENCY_KEY))
-        .cloned()
+    /// Parses the API's name of a state.
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Queued or running: something may still happen to it, so it gets a
+    /// watcher actor. Finished and cancelled Jobs do not.
+    pub fn is_live(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
 }

@@ -14,9 +14,8 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::github::submit;
 use super::{read_body, AppState};
-use crate::cluster::jobspec::ANNOTATION_DEDUP_KEY;
 use crate::cluster::kube_actor::CancelJob;
-use crate::cluster::state::{job_state, JobState};
+use crate::cluster::state::JobState;
 use crate::events::NewEvent;
 use crate::scheduler::JobExtras;
 use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError};
@@ -157,20 +156,16 @@ async fn handle(
 /// Cancels the Job of a resolved alert: always while queued, while running
 /// only if `GRAFANA_CANCEL_RUNNING_ON_RESOLVE`.
 async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: Instant) -> Value {
-    let job = state.jobs.state().into_iter().find(|j| {
-        j.metadata.name.as_deref() == Some(job_name)
-            || j.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
-                .map(String::as_str)
-                == Some(dedup_key)
+    let job = state.jobs.get(job_name).or_else(|| {
+        state
+            .jobs
+            .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(dedup_key))
     });
     let Some(job) = job else {
         return json!({"decision": "resolved", "reason": "no job for this alert"});
     };
-    let name = job.metadata.name.clone().unwrap_or_default();
-    let st = job_state(&job);
+    let name = job.name.to_string();
+    let st = job.state;
     let cancel = match st {
         JobState::Queued => true,
         JobState::Running => state.config.grafana.cancel_running_on_resolve,

@@ -1,6 +1,8 @@
 //! The operator API: list, inspect, cancel and read the logs of Jobs, and
-//! the recent-events log. Reads come from the watch's reflector store (no
-//! API-server call); cancel and logs go through the Kube actor.
+//! the recent-events log. Lists and lookups come from the watch store's
+//! indexes (no API-server call, no walk over every Job); one Job's whole
+//! task document, cancel and logs go through the Kube actor. What a Job
+//! looks like to clients is [`crate::cluster::view`]'s business.
 
 use std::time::{Duration, Instant};
 
@@ -8,123 +10,18 @@ use actix_web::{web, HttpResponse};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
-use crate::cluster::jobspec::{
-    is_managed, unescape_expansion, ANNOTATION_DEDUP_KEY, ANNOTATION_URL, LABEL_KIND,
-    LABEL_REPOSITORY, LABEL_SOURCE, MANAGED_SELECTOR,
-};
+use crate::cluster::jobspec::{dedup_hash, is_managed, LABEL_DEDUP_HASH, MANAGED_SELECTOR};
 use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, ListJobs, StreamLogs};
-use crate::cluster::state::{job_priority, job_state, JobState};
+use crate::cluster::state::JobState;
+use crate::cluster::store::{JobFilter, JobStore};
+pub use crate::cluster::view::{ConditionView, JobView};
 use crate::events::{EventRecord, NewEvent};
-
-/// A condition of the Job.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConditionView {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub last_transition_time: Option<String>,
-}
-
-/// One Job as the operator API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobView {
-    pub name: String,
-    /// queued, running, succeeded, failed, cancelled or timed_out.
-    #[schema(value_type = String)]
-    pub state: JobState,
-    pub source: Option<String>,
-    pub kind: Option<String>,
-    /// The repository label (`owner.name`).
-    pub repository: Option<String>,
-    pub priority: i32,
-    pub url: Option<String>,
-    pub created_at: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// The task document the agent received (`TASK_JSON`).
-    #[schema(value_type = Object)]
-    pub task: Option<Value>,
-    pub conditions: Vec<ConditionView>,
-}
-
-fn label(job: &Job, key: &str) -> Option<String> {
-    job.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(key))
-        .cloned()
-}
-
-/// Builds the API view of a Job.
-pub fn job_view(job: &Job) -> JobView {
-    let status = job.status.as_ref();
-    let conditions: Vec<ConditionView> = status
-        .and_then(|s| s.conditions.as_ref())
-        .map(|cs| {
-            cs.iter()
-                .map(|c| ConditionView {
-                    kind: c.type_.clone(),
-                    status: c.status.clone(),
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                    last_transition_time: c.last_transition_time.as_ref().map(|t| t.0.to_string()),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let finished = status
-        .and_then(|s| s.completion_time.as_ref())
-        .map(|t| t.0.to_string())
-        .or_else(|| {
-            conditions
-                .iter()
-                .find(|c| (c.kind == "Failed" || c.kind == "Complete") && c.status == "True")
-                .and_then(|c| c.last_transition_time.clone())
-        });
-    let task = job
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.iter().find(|c| c.name == "agent"))
-        .and_then(|c| c.env.as_ref())
-        .and_then(|env| env.iter().find(|e| e.name == "TASK_JSON"))
-        .and_then(|e| e.value.as_deref())
-        .and_then(|v| serde_json::from_str(&unescape_expansion(v)).ok());
-    JobView {
-        name: job.metadata.name.clone().unwrap_or_default(),
-        state: job_state(job),
-        source: label(job, LABEL_SOURCE),
-        kind: label(job, LABEL_KIND),
-        repository: label(job, LABEL_REPOSITORY),
-        priority: job_priority(job),
-        url: job
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_URL))
-            .cloned(),
-        created_at: job
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string()),
-        started_at: status
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0.to_string()),
-        finished_at: finished,
-        task,
-        conditions,
-    }
-}
 
 /// Filters and paging of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -182,55 +79,52 @@ pub async fn list_jobs(
         }
     }
     let repo = q.repository.as_deref().map(crate::task::label_value);
-    let mut views: Vec<JobView> = state
-        .jobs
-        .state()
-        .iter()
-        .map(|j| job_view(j))
-        .filter(|v| {
-            q.source
-                .as_deref()
-                .is_none_or(|s| v.source.as_deref() == Some(s))
-        })
-        .filter(|v| q.state.as_deref().is_none_or(|s| v.state.as_str() == s))
-        .filter(|v| {
-            repo.as_deref()
-                .is_none_or(|r| v.repository.as_deref() == Some(r))
-        })
-        .collect();
-    // Newest first; the name breaks ties so pages are stable.
-    views.sort_by(|a, b| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    let start = match &q.continue_token {
-        Some(tok) => {
-            let (created, name) = tok
-                .split_once('|')
-                .ok_or_else(|| RouteError::BadRequest("invalid continue token".into()))?;
-            views
-                .iter()
-                .position(|v| {
-                    let c = v.created_at.as_deref().unwrap_or("");
-                    c < created || (c == created && v.name.as_str() > name)
-                })
-                .unwrap_or(views.len())
-        }
-        None => 0,
+    let filter = JobFilter {
+        state: q.state.as_deref().and_then(JobState::parse),
+        source: q.source.as_deref(),
+        repository: repo.as_deref(),
     };
-    let mut page: Vec<JobView> = views.into_iter().skip(start).take(limit + 1).collect();
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last()
+    let page = list_page(&state.jobs, &filter, q.continue_token.as_deref(), limit)?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One page of `GET /api/v1/jobs` from the store's indexes: newest first,
+/// after the position of a `continue` token (`<created_at>|<name>`).
+pub fn list_page(
+    jobs: &JobStore,
+    filter: &JobFilter<'_>,
+    continue_token: Option<&str>,
+    limit: usize,
+) -> Result<JobList, RouteError> {
+    let after = match continue_token {
+        Some(tok) => {
+            let bad = || RouteError::BadRequest("invalid continue token".into());
+            let (created, name) = tok.split_once('|').ok_or_else(bad)?;
+            let created = if created.is_empty() {
+                0
+            } else {
+                chrono::DateTime::parse_from_rfc3339(created)
+                    .map_err(|_| bad())?
+                    .timestamp()
+            };
+            Some((created, name))
+        }
+        None => None,
+    };
+    let (records, more) = jobs.page(filter, after, limit);
+    let items: Vec<JobView> = records.iter().map(|r| JobView::from_record(r)).collect();
+    let next = if more {
+        items
+            .last()
             .map(|v| format!("{}|{}", v.created_at.as_deref().unwrap_or(""), v.name))
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(JobList { items: page, next }))
+    Ok(JobList { items, next })
 }
 
 /// How a route names the Job it wants.
+#[derive(Debug, Clone, Copy)]
 pub enum JobRef<'a> {
     /// By Job name.
     Name(&'a str),
@@ -238,67 +132,60 @@ pub enum JobRef<'a> {
     DedupKey(&'a str),
 }
 
-impl JobRef<'_> {
-    fn matches(&self, job: &Job) -> bool {
-        match self {
-            JobRef::Name(n) => job.metadata.name.as_deref() == Some(*n),
-            JobRef::DedupKey(k) => {
-                job.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ANNOTATION_DEDUP_KEY))
-                    .map(String::as_str)
-                    == Some(*k)
-            }
-        }
-    }
-}
-
-/// A managed Job from the watch's store or, if the store has not seen it
-/// yet (a Job created a moment ago), from the API server. `None` when it
-/// does not exist.
-pub async fn find_job(
-    state: &AppState,
-    which: JobRef<'_>,
-) -> Result<Option<std::sync::Arc<Job>>, RouteError> {
-    if let Some(job) = state.jobs.state().into_iter().find(|j| which.matches(j)) {
-        return Ok(Some(job));
-    }
+/// A managed Job's view, with its whole task document: from the store
+/// (then fetched from the API server for the task document), or, if the
+/// store has not seen it yet (a Job created a moment ago), from the API
+/// server alone — one object by name, or by the dedup-hash label, never a
+/// list of every Job. `None` when it does not exist.
+pub async fn find_job(state: &AppState, which: JobRef<'_>) -> Result<Option<JobView>, RouteError> {
+    let stored = match which {
+        JobRef::Name(n) => state.jobs.get(n),
+        JobRef::DedupKey(k) => state
+            .jobs
+            .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(k)),
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     let unavailable = |e: crate::actors::Refused| RouteError::Unavailable(e.to_string());
-    let fetched: Vec<Job> = match which {
-        JobRef::Name(name) => {
-            let msg = GetJob {
-                name: name.to_string(),
-                deadline,
-            };
-            state
-                .kube
-                .ask(msg)
-                .await
-                .map_err(unavailable)?
-                .map_err(kube_error)?
-                .into_iter()
-                .collect()
-        }
-        JobRef::DedupKey(_) => {
-            let msg = ListJobs {
-                selector: MANAGED_SELECTOR.to_string(),
-                deadline,
-            };
-            state
-                .kube
-                .ask(msg)
-                .await
-                .map_err(unavailable)?
-                .map_err(kube_error)?
-        }
+    let name = match (&stored, which) {
+        (Some(r), _) => Some(r.name.to_string()),
+        (None, JobRef::Name(n)) => Some(n.to_string()),
+        (None, JobRef::DedupKey(_)) => None,
     };
-    // Only managed Jobs are visible through this API.
-    Ok(fetched
-        .into_iter()
-        .find(|j| is_managed(j) && which.matches(j))
-        .map(std::sync::Arc::new))
+    let fetched: Result<Option<Job>, RouteError> = match (name, which) {
+        (Some(name), _) => {
+            let msg = GetJob { name, deadline };
+            match state.kube.ask(msg).await.map_err(unavailable)? {
+                Ok(job) => Ok(job),
+                Err(e) => Err(kube_error(e)),
+            }
+        }
+        (None, JobRef::DedupKey(k)) => {
+            let key = crate::cluster::jobspec::dedup_annotation(k);
+            let msg = ListJobs {
+                selector: format!("{MANAGED_SELECTOR},{LABEL_DEDUP_HASH}={}", dedup_hash(&key)),
+                deadline,
+            };
+            match state.kube.ask(msg).await.map_err(unavailable)? {
+                Ok(jobs) => Ok(jobs.into_iter().find(|j| {
+                    crate::cluster::view::JobRecord::from_job(j, None)
+                        .is_some_and(|r| r.dedup_key.as_deref() == Some(key.as_str()))
+                })),
+                Err(e) => Err(kube_error(e)),
+            }
+        }
+        (None, JobRef::Name(_)) => Ok(None),
+    };
+    match (fetched, stored) {
+        // Only managed Jobs are visible through this API.
+        (Ok(Some(job)), _) if is_managed(&job) => Ok(JobView::from_job(&job)),
+        (Ok(_), _) => Ok(None),
+        // The store's record (abridged task) while the API server is away.
+        (Err(RouteError::Unavailable(m)), Some(r)) => {
+            tracing::debug!(job = %r.name, error = %m, "showing the stored record");
+            Ok(Some(JobView::from_record(&r)))
+        }
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// Refuses a path parameter that cannot be a Job name (a DNS-1123
@@ -312,7 +199,7 @@ fn check_name(name: &str) -> Result<(), RouteError> {
     ))
 }
 
-async fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Job>, RouteError> {
+async fn find(state: &AppState, name: &str) -> Result<JobView, RouteError> {
     check_name(name)?;
     find_job(state, JobRef::Name(name))
         .await?
@@ -332,8 +219,8 @@ pub async fn get_job(
     _caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let job = find(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(job_view(&job)))
+    let view = find(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 fn kube_error(e: KubeError) -> RouteError {
@@ -371,10 +258,11 @@ pub async fn cancel_job(
         .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(kube_error)?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
-    let st = job_state(&job);
-    if st != JobState::Cancelled {
+    let view = JobView::from_job(&job)
+        .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
+    if view.state != JobState::Cancelled {
         // Finished before the cancel: nothing was cancelled.
-        return Ok(HttpResponse::Ok().json(job_view(&job)));
+        return Ok(HttpResponse::Ok().json(view));
     }
     tracing::info!(job = %path, by = %caller.identity, "job cancelled");
     state.events.record(NewEvent {
@@ -385,7 +273,7 @@ pub async fn cancel_job(
         reason: None,
         job: Some(&path),
     });
-    Ok(HttpResponse::Ok().json(job_view(&job)))
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Options of the logs endpoint.
@@ -409,7 +297,12 @@ pub async fn job_logs(
     _caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let job = find(&state, &path).await?;
+    check_name(&path)?;
+    // Only a managed Job's logs: from the store, else one GET.
+    let job_state = match state.jobs.get(&path) {
+        Some(r) => r.state,
+        None => find(&state, &path).await?.state,
+    };
     let msg = StreamLogs {
         name: path.clone(),
         follow: q.follow.unwrap_or(false),
@@ -424,7 +317,7 @@ pub async fn job_logs(
             KubeError::NotFound => RouteError::NotFound(format!(
                 "job {:?} has no pod yet (state {})",
                 path.as_str(),
-                job_state(&job).as_str()
+                job_state.as_str()
             )),
             other => kube_error(other),
         })?;

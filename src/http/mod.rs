@@ -27,6 +27,7 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use crate::actors::Mailbox;
 use crate::cluster::kube_actor::KubeActor;
 use crate::cluster::lease::Leader;
+use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::events::{EventLog, NewEvent};
 use crate::metrics::Metrics;
@@ -34,8 +35,6 @@ use crate::rules::Rules;
 use crate::sources::actor::SourceActor;
 use crate::sources::github::TrustConfig;
 use error::RouteError;
-use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector::Store;
 
 /// Readiness inputs.
 #[derive(Debug, Default)]
@@ -63,8 +62,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<EventLog>,
-    /// The watch's view of every managed Job (read-only).
-    pub jobs: Store<Job>,
+    /// The watch store: every managed Job's record and the indexes (read-only here).
+    pub jobs: JobStore,
     pub kube: Mailbox<KubeActor>,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,

@@ -11,7 +11,7 @@ use tracing_actix_web::RootSpan;
 use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::github::submit;
-use super::jobs::{find_job, job_view, JobRef, JobView};
+use super::jobs::{find_job, JobRef, JobView};
 use super::schema::{ErrorBody, SubmitAnswer};
 use super::{read_body, AppState};
 use crate::scheduler::JobExtras;
@@ -171,8 +171,8 @@ pub async fn get_pm_task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let key = api::pm_dedup_key(&path);
-    let job = find_job(&state, JobRef::DedupKey(&key))
+    let view = find_job(&state, JobRef::DedupKey(&key))
         .await?
         .ok_or_else(|| RouteError::NotFound(format!("no job for PM task {:?}", path.as_str())))?;
-    Ok(HttpResponse::Ok().json(job_view(&job)))
+    Ok(HttpResponse::Ok().json(view))
 }

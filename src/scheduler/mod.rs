@@ -4,8 +4,11 @@
 //! and answers only then; it admits (unsuspends) queued Jobs by priority
 //! under `MAX_CONCURRENT_JOBS` and one per concurrency key, and only while
 //! this replica holds the scheduler Lease and the Job watch is synced. Its
-//! queue is derived state: rebuilt from the watch's reflector store on start,
-//! on restart and on every resync, so no accepted work lives only here.
+//! queue is derived state: rebuilt from the watch store's live Jobs on
+//! start, on restart, on every resync and when leadership changes, so no
+//! accepted work lives only here. A change a full mailbox could not carry
+//! is marked dirty in the store and re-read here on the next message or
+//! tick.
 
 pub mod queue;
 
@@ -13,17 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector::Store;
 
 use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::build_job;
 use crate::cluster::files::{self, TaskFile};
 use crate::cluster::kube_actor::{CreateJob, DeleteJob, KubeActor, KubeError, SetSuspend};
 use crate::cluster::lease::Leader;
-use crate::cluster::state::{
-    job_concurrency_key, job_priority, job_state, JobState, ANNOTATION_CANCELLED,
-};
+use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::task::Task;
@@ -50,28 +49,6 @@ pub enum EnqueueError {
     NamespaceMissing(String),
 }
 
-/// Builds the observation of a Job for the queue.
-pub fn observe_job(job: &Job) -> Option<Observed> {
-    Some(Observed {
-        name: job.metadata.name.clone()?,
-        state: job_state(job),
-        priority: job_priority(job),
-        created: job
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .unwrap_or(0),
-        concurrency_key: job_concurrency_key(job),
-        rv: job
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0),
-    })
-}
-
 /// Mailbox capacity of the scheduler: Enqueue requests in flight plus
 /// watch notifications waiting.
 pub const MAILBOX: usize = 4096;
@@ -80,7 +57,7 @@ pub struct Scheduler {
     queue: Queue,
     kube: Mailbox<KubeActor>,
     config: Arc<Config>,
-    jobs: Store<Job>,
+    jobs: JobStore,
     synced: bool,
     /// Leadership as the Lease loop keeps it (read at each admission).
     leader: Leader,
@@ -93,7 +70,7 @@ impl Scheduler {
     pub fn new(
         kube: Mailbox<KubeActor>,
         config: Arc<Config>,
-        jobs: Store<Job>,
+        jobs: JobStore,
         leader: Leader,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -137,15 +114,34 @@ impl Scheduler {
             Vec::new()
         };
         self.queue.clear();
-        for job in self.jobs.state() {
-            if let Some(o) = observe_job(&job) {
-                self.queue.observe(o);
-            }
+        self.jobs.take_dirty();
+        for r in self.jobs.live() {
+            self.queue.observe(Observed::of(&r));
         }
         for name in &in_flight {
             self.queue.keep_admitting(name);
         }
         self.publish();
+    }
+
+    /// Re-reads the Jobs whose notification a full mailbox refused.
+    fn resync_dirty(&mut self) {
+        for name in self.jobs.take_dirty() {
+            match self.jobs.get(&name) {
+                Some(r) => self.queue.observe(Observed::of(&r)),
+                None => self.queue.forget(&name),
+            }
+        }
+    }
+
+    /// The watch store has listed everything: a `Synced` message a full
+    /// mailbox refused is picked up here.
+    fn catch_up(&mut self) {
+        if !self.synced && self.jobs.is_ready() {
+            self.synced = true;
+            self.rebuild(true);
+        }
+        self.resync_dirty();
     }
 
     fn publish(&self) {
@@ -159,29 +155,16 @@ impl Scheduler {
         if !(self.synced && self.sync_leadership()) {
             return;
         }
-        let ttl = chrono::Duration::seconds(i64::from(self.config.job_ttl_seconds));
-        let now = chrono::Utc::now();
-        for job in self.jobs.state() {
-            let cancelled_at = job
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_CANCELLED))
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            let Some(at) = cancelled_at else { continue };
-            if job_state(&job) != JobState::Cancelled || at + ttl > now {
-                continue;
-            }
-            let Some(name) = job.metadata.name.clone() else {
-                continue;
-            };
+        let cutoff = chrono::Utc::now().timestamp() - i64::from(self.config.job_ttl_seconds);
+        for name in self.jobs.cancelled_before(cutoff) {
             tracing::info!(job = %name, "deleting a cancelled job past its TTL");
             // A full Kube mailbox skips it; the next sweep tries again.
             if let Err(e) = self.kube.tell(DeleteJob {
-                name,
+                name: name.to_string(),
                 deadline: Instant::now() + Duration::from_secs(30),
             }) {
                 tracing::warn!(error = %e, "deleting a cancelled job postponed");
+                break;
             }
         }
     }
@@ -222,9 +205,7 @@ impl Scheduler {
                         }
                     };
                     if !ok {
-                        let job = this.jobs.state().into_iter().find(|j| j.metadata.name.as_deref() == Some(&name));
-                        let (p, c) = job.as_deref().and_then(observe_job).map_or((0, 0), |o| (o.priority, o.created));
-                        this.queue.admission_failed(&name, p, c);
+                        this.queue.admission_failed(&name);
                         ctx.notify_later(Admit, Duration::from_secs(1));
                     }
                     this.publish();
@@ -242,7 +223,10 @@ impl Actor for Scheduler {
         // Also after a restart: pick leadership up from the Lease loop.
         self.admit(ctx);
         // A periodic nudge covers anything a lost message would leave behind.
-        ctx.run_interval(Duration::from_secs(5), |this, ctx| this.admit(ctx));
+        ctx.run_interval(Duration::from_secs(5), |this, ctx| {
+            this.catch_up();
+            this.admit(ctx);
+        });
         ctx.run_interval(Duration::from_secs(30), |this, _| this.collect_cancelled());
     }
 }
@@ -257,24 +241,11 @@ impl Supervised for Scheduler {
         // Leadership is picked up again from the Lease loop's state.
         self.leading = false;
         // The Job store is still synced if the watch is; rebuild from it.
-        if self.jobs.is_ready_now() {
+        if self.jobs.is_ready() {
             self.synced = true;
             // The old context's admission callbacks are gone: start clean.
             self.rebuild(false);
         }
-    }
-}
-
-trait StoreReady {
-    fn is_ready_now(&self) -> bool;
-}
-
-impl StoreReady for Store<Job> {
-    fn is_ready_now(&self) -> bool {
-        use futures::FutureExt;
-        self.wait_until_ready()
-            .now_or_never()
-            .is_some_and(|r| r.is_ok())
     }
 }
 
@@ -304,7 +275,7 @@ pub struct Observe(pub Observed);
 /// A Job is gone from the API server.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Forget(pub String);
+pub struct Forget(pub Arc<str>);
 
 /// The Job watch (re)listed everything: rebuild the queue from the store.
 #[derive(Message)]
@@ -317,6 +288,20 @@ pub struct Synced;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Leadership(pub bool);
+
+/// How many Jobs the queue holds: (queued, running or being admitted). For
+/// tests and diagnostics, through the raw address.
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct Counts;
+
+impl Handler<Counts> for Scheduler {
+    type Result = MessageResult<Counts>;
+    fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
+        self.catch_up();
+        MessageResult((self.queue.queued(), self.queue.running()))
+    }
+}
 
 /// Try to admit queued Jobs now.
 #[derive(Message)]
@@ -364,6 +349,7 @@ impl Handler<Observe> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) {
         self.queue.observe(msg.0);
+        self.resync_dirty();
         self.admit(ctx);
     }
 }
@@ -372,6 +358,7 @@ impl Handler<Forget> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: Forget, ctx: &mut Context<Self>) {
         self.queue.forget(&msg.0);
+        self.resync_dirty();
         self.admit(ctx);
     }
 }

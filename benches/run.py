@@ -1,0 +1,559 @@
+#!/usr/bin/env python3
+"""Driver of benches/run.sh: the end-to-end benchmark of the trigger path.
+
+Loopback only. Servers (the simulator, `orchestrator serve`, the baselines)
+are pinned to CPU 0, the load generator (wrk) to CPU 1. Prints a table and
+writes benches/results/<date>.json with the machine's description.
+
+Sections (all in one run, so ratios compare like with like):
+  ingest     ignored GitHub deliveries of 1 KB, 9 KB, 100 KB and 1 MB:
+             the service vs examples/naive_route.rs vs @octokit/webhooks
+             (Node), req/s at peak and p99 at half of the service's peak
+  trigger    raw Job creates/s against the simulator alone vs tasks/s the
+             service accepts *and* its Job watch has seen
+  growth     watch events/s and the service's RSS at 1k, 10k (and 100k)
+             tracked Jobs
+  admission  completion seen -> next admission, p50/p99, with
+             MAX_CONCURRENT_JOBS=50 and 1 s pods
+"""
+
+import argparse
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "bench-secret"
+TOKEN = "bench-token"
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def http(url, body=None, headers=None, method=None, timeout=10):
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_http(url, what, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            http(url, timeout=2)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start ({url})")
+
+
+class Proc:
+    """A pinned child process, killed on exit."""
+
+    live = []
+
+    def __init__(self, args, env=None, cpu=SERVER_CPU, stderr=None, cwd=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.stderr_path = stderr
+        err = open(stderr, "wb") if stderr else subprocess.DEVNULL
+        self.p = subprocess.Popen(
+            ["taskset", "-c", cpu] + args,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        Proc.live.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024.0
+        except OSError:
+            pass
+        return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if self in Proc.live:
+            Proc.live.remove(self)
+
+
+def stop_all():
+    for p in list(Proc.live):
+        p.stop()
+
+
+def wrk(url, script, seconds, conns=32, env=None, latency=False):
+    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-s", script]
+    if latency:
+        args.append("--latency")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    out = subprocess.run(args + [url], env=full_env, capture_output=True, text=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    p = {}
+    for pct, val, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        p[pct] = float(val) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "p50_ms": p.get("50"),
+        "p99_ms": p.get("99"),
+    }
+
+
+def metrics(port):
+    try:
+        _, body = http(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    except Exception:
+        return {}
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, _, val = line.rpartition(" ")
+        try:
+            out[key] = float(val)
+        except ValueError:
+            pass
+    return out
+
+
+def seen(port):
+    """Jobs the service's watch has seen: the tracked gauge when the build
+    has it, else queued + running (benches keep every Job in those two)."""
+    m = metrics(port)
+    if "orchestrator_jobs_tracked" in m:
+        return int(m["orchestrator_jobs_tracked"])
+    return int(m.get('orchestrator_jobs{state="queued"}', 0) + m.get('orchestrator_jobs{state="running"}', 0))
+
+
+def wait_seen(port, target, seconds):
+    """Waits until the watch has seen `target` Jobs; answers the time it took
+    (None on timeout) and the last count."""
+    start = time.time()
+    n = seen(port)
+    while n < target:
+        if time.time() - start > seconds:
+            return None, n
+        time.sleep(0.05)
+        n = seen(port)
+    return time.time() - start, n
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def prepare(d):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(ROOT, "tests/fixtures/github/issue_comment/created.json")) as f:
+        fixture = json.load(f)
+
+    def strip_urls(v):
+        if isinstance(v, dict):
+            return {k: strip_urls(x) for k, x in v.items() if not (k.endswith("_url") or k in ("node_id", "url"))}
+        if isinstance(v, list):
+            return [strip_urls(x) for x in v]
+        return v
+
+    bodies = {}
+    small = strip_urls(fixture)
+    small["issue"]["body"] = ""
+    small["comment"]["body"] = "Thanks!"
+    bodies["1KB"] = json.dumps(small, separators=(",", ":")).encode()
+    bodies["9KB"] = json.dumps(fixture, separators=(",", ":")).encode()
+    for name, size in (("100KB", 100_000), ("1MB", 1_000_000)):
+        big = json.loads(json.dumps(fixture))
+        pad = size - len(bodies["9KB"])
+        big["comment"]["body"] = (fixture["comment"]["body"] + " " + "lorem ipsum " * (pad // 12 + 1))[: len(fixture["comment"]["body"]) + pad]
+        bodies[name] = json.dumps(big, separators=(",", ":")).encode()
+    for name, body in bodies.items():
+        sub = os.path.join(d, "ingest-" + name)
+        os.makedirs(sub, exist_ok=True)
+        open(os.path.join(sub, "body.json"), "wb").write(body)
+        sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        open(os.path.join(sub, "signature"), "w").write("sha256=" + sig)
+        open(os.path.join(sub, "event"), "w").write("issue_comment")
+    task = {"title": "Bench task", "prompt": "Do the bench task. " * 20, "repository": "acme/bench", "priority": 1}
+    open(os.path.join(d, "task.json"), "w").write(json.dumps(task))
+    open(os.path.join(d, "token"), "w").write(TOKEN)
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "generateName": "raw-",
+            "labels": {
+                "app.kubernetes.io/managed-by": "orchestrator",
+                "orchestrator.dev/source": "cli",
+                "orchestrator.dev/kind": "task",
+                "orchestrator.dev/priority": "p05",
+                "orchestrator.dev/repository": "acme.bench",
+            },
+            "annotations": {"orchestrator.dev/dedup-key": "raw"},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/managed-by": "orchestrator"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "image": "anthropic/claude-code:latest",
+                            "command": ["claude", "-p", "$(PROMPT)"],
+                            "env": [
+                                {"name": "PROMPT", "value": task["prompt"]},
+                                {"name": "TASK_JSON", "value": json.dumps(task)},
+                            ],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    open(os.path.join(d, "job.json"), "w").write(json.dumps(job))
+    return {k: len(v) for k, v in bodies.items()}
+
+
+# ---------------------------------------------------------------- processes
+
+
+def binary():
+    return os.environ.get("ORCHESTRATOR_BIN") or os.path.join(os.environ["CARGO_TARGET_DIR"], "release/orchestrator")
+
+
+def start_sim(d, port, run_seconds, tag):
+    kc = os.path.join(d, f"kubeconfig-{tag}")
+    if os.path.exists(kc):
+        os.remove(kc)
+    sim = Proc(
+        [binary(), "sim", "--listen", f"127.0.0.1:{port}", "--kubeconfig-out", kc,
+         "--default-run-seconds", str(run_seconds), "--workers", "1", "--history", "200000"],
+        env={"RUST_LOG": "warn"},
+    )
+    wait_http(f"http://127.0.0.1:{port}/version", "the simulator")
+    return sim, kc
+
+
+def start_serve(d, port, kubeconfig, tag, extra=None):
+    env = {
+        "KUBECONFIG": kubeconfig,
+        "SERVER_HOST": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "SERVER_WORKERS": "1",
+        "GITHUB_WEBHOOK_SECRET": SECRET,
+        "API_TOKENS": f"cli={TOKEN}",
+        "RATE_LIMIT_PER_REPO_PER_MINUTE": "100000000",
+        "RATE_LIMIT_PER_SENDER_PER_MINUTE": "100000000",
+        "KUBE_API_QPS": "100000",
+        "KUBE_API_BURST": "100000",
+        "MAX_CONCURRENT_JOBS": "1",
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+        "RUST_LOG": "warn",
+    }
+    env.update(extra or {})
+    serve = Proc([binary(), "serve"], env=env, stderr=os.path.join(d, f"serve-{tag}.log"))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if http(f"http://127.0.0.1:{port}/ready", timeout=2)[0] == 200:
+                return serve
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"orchestrator serve did not become ready (see {d}/serve-{tag}.log)")
+
+
+# ---------------------------------------------------------------- sections
+
+
+def ingest(d, secs, sizes, node_dir):
+    out = {}
+    script = os.path.join(ROOT, "benches/load/post.lua")
+    targets = {}
+    naive = Proc([os.path.join(os.environ["CARGO_TARGET_DIR"], "release/examples/naive_route")],
+                 env={"NAIVE_LISTEN": "127.0.0.1:18090", "GITHUB_WEBHOOK_SECRET": SECRET})
+    wait_http("http://127.0.0.1:18090/", "the naive route")
+    targets["naive"] = (naive, "http://127.0.0.1:18090/webhook/github")
+    if node_dir:
+        # ES modules resolve packages next to the script: run a copy there.
+        shutil.copy(os.path.join(ROOT, "benches/load/octokit.mjs"), node_dir)
+        octo = Proc(["node", os.path.join(node_dir, "octokit.mjs")],
+                    env={"PORT": "18092", "GITHUB_WEBHOOK_SECRET": SECRET}, cwd=node_dir)
+        wait_http("http://127.0.0.1:18092/", "the @octokit/webhooks server")
+        targets["octokit"] = (octo, "http://127.0.0.1:18092/webhook/github")
+    sim, kc = start_sim(d, 16443, 1.0, "ingest")
+    serve = start_serve(d, 18091, kc, "ingest")
+    targets["service"] = (serve, "http://127.0.0.1:18091/webhook/github")
+    for size in sizes:
+        env = {"LOAD_DIR": os.path.join(d, "ingest-" + size)}
+        row = {}
+        for name, (_, url) in targets.items():
+            r = wrk(url, script, secs, env=env, latency=True)
+            row[name] = r
+            log(f"ingest {size} {name}: {r['rps']:.0f} req/s, non-2xx {r['non2xx']}")
+        # p99 at half of the service's peak: pace each of 32 connections.
+        peak = row["service"]["rps"]
+        if peak > 0:
+            pace_ms = max(1, int(32 * 1000 / (peak / 2)))
+            half = wrk(targets["service"][1], script, secs, env=dict(env, RATE_DELAY_MS=str(pace_ms)), latency=True)
+            row["service_half_load"] = half
+            log(f"ingest {size} service at ~half load: {half['rps']:.0f} req/s, p99 {half['p99_ms']} ms")
+        out[size] = row
+    for p, _ in targets.values():
+        p.stop()
+    sim.stop()
+    return out
+
+
+def trigger(d, secs):
+    sim, kc = start_sim(d, 16444, 3600.0, "trigger")
+    raw = wrk("http://127.0.0.1:16444/apis/batch/v1/namespaces/raw/jobs",
+              os.path.join(ROOT, "benches/load/create.lua"), secs, env={"BENCH_DIR": d})
+    log(f"raw creates: {raw['rps']:.0f}/s (non-2xx {raw['non2xx']})")
+    serve = start_serve(d, 18093, kc, "trigger")
+    t0 = time.time()
+    acc = wrk("http://127.0.0.1:18093/api/v1/tasks", os.path.join(ROOT, "benches/load/task.lua"), secs,
+              env={"BENCH_DIR": d})
+    accepted = acc["requests"] - acc["non2xx"]
+    took, n = wait_seen(18093, accepted, max(60, secs * 20))
+    seen_rate = accepted / (time.time() - t0) if took is not None else n / (time.time() - t0)
+    log(f"tasks: {acc['rps']:.0f}/s answered, {accepted} accepted, watch saw {n} "
+        f"({seen_rate:.0f}/s accepted and seen)")
+    res = {
+        "raw_creates_per_s": raw["rps"],
+        "tasks_answered_per_s": acc["rps"],
+        "tasks_accepted": accepted,
+        "tasks_rejected": acc["non2xx"],
+        "accepted_and_seen_per_s": seen_rate,
+        "watch_caught_up": took is not None,
+        "ratio_to_raw": seen_rate / raw["rps"] if raw["rps"] else None,
+        "service_rss_mb": serve.rss_mb(),
+    }
+    serve.stop()
+    sim.stop()
+    return res
+
+
+def growth(d, milestones):
+    sim, kc = start_sim(d, 16445, 3600.0, "growth")
+    serve = start_serve(d, 18094, kc, "growth")
+    create = os.path.join(ROOT, "benches/load/create.lua")
+    url = "http://127.0.0.1:16445/apis/batch/v1/namespaces/default/jobs"
+    out = []
+    total = 0
+    for m in milestones:
+        burst = max(500, min(5000, m // 10))
+        fill = m - burst - total
+        if fill > 0:
+            wrk(url, create, 600, env={"BENCH_DIR": d, "CREATE_LIMIT": str(fill)})
+            total += fill
+            took, n = wait_seen(18094, total, 600)
+            if took is None:
+                log(f"growth: the watch saw only {n} of {total} Jobs; stopping here")
+                break
+        before = seen(18094)
+        t0 = time.time()
+        wrk(url, create, 600, env={"BENCH_DIR": d, "CREATE_LIMIT": str(burst)})
+        total += burst
+        took, n = wait_seen(18094, total, 600)
+        elapsed = time.time() - t0
+        rate = (n - before) / elapsed
+        rss = serve.rss_mb()
+        out.append({"tracked": n, "burst": burst, "events_per_s": rate, "rss_mb": rss, "caught_up": took is not None})
+        log(f"growth {m}: {rate:.0f} events/s over a burst of {burst}, RSS {rss:.1f} MB")
+    serve.stop()
+    sim.stop()
+    return out
+
+
+def admission(d, jobs):
+    sim, kc = start_sim(d, 16446, 1.0, "admission")
+    serve = start_serve(d, 18095, kc, "admission",
+                        {"MAX_CONCURRENT_JOBS": "50", "LOG_FORMAT": "json", "RUST_LOG": "info"})
+    body = open(os.path.join(d, "task.json"), "rb").read()
+    for i in range(jobs):
+        http("http://127.0.0.1:18095/api/v1/tasks", body, {
+            "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}",
+            "Idempotency-Key": f"admission-{time.time()}-{i}"}, "POST")
+    deadline = time.time() + jobs * 2 / 50 + 60
+    while time.time() < deadline:
+        m = metrics(18095)
+        if m.get('orchestrator_jobs{state="queued"}', 1) == 0 and m.get('orchestrator_jobs{state="running"}', 1) == 0:
+            break
+        time.sleep(0.2)
+    serve.stop()
+    sim.stop()
+    done, admits = [], []
+    for line in open(serve.stderr_path, errors="replace"):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        f = ev.get("fields", {})
+        ts = datetime.datetime.fromisoformat(ev.get("timestamp", "").replace("Z", "+00:00")).timestamp()
+        if f.get("message") == "admitting queued job":
+            admits.append(ts)
+        elif f.get("message") == "job state" and f.get("state") in ("succeeded", "failed", "timed_out"):
+            done.append(ts)
+    admits.sort()
+    done.sort()
+    lat = []
+    i = 0
+    # Completions while work was still queued: each is followed by an admission.
+    for t in done[: max(0, len(admits) - 50)]:
+        while i < len(admits) and admits[i] < t:
+            i += 1
+        if i < len(admits):
+            lat.append((admits[i] - t) * 1000)
+            i += 1
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+    res = {"jobs": jobs, "completions_measured": len(lat), "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+    log(f"admission latency: p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms over {len(lat)} completions")
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        mem = open("/proc/meminfo").readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "load_average_at_start": os.getloadavg(),
+        "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "binary": binary(),
+    }
+
+
+def table(r):
+    lines = []
+    add = lines.append
+    add(f"machine: {r['machine']['cpu']} ({r['machine']['cores']} cores), load average at start {r['machine']['load_average_at_start'][0]:.1f}")
+    if "trigger" in r:
+        t = r["trigger"]
+        add("")
+        add("| trigger | per second |")
+        add("|---|---|")
+        add(f"| raw Job creates (simulator alone, 1 core) | {t['raw_creates_per_s']:.0f} |")
+        add(f"| tasks answered | {t['tasks_answered_per_s']:.0f} |")
+        add(f"| tasks accepted and seen by the watch | {t['accepted_and_seen_per_s']:.0f} ({t['ratio_to_raw']:.2f}x raw) |")
+    if "growth" in r:
+        add("")
+        add("| tracked Jobs | watch events/s | service RSS (MB) |")
+        add("|---|---|---|")
+        for g in r["growth"]:
+            add(f"| {g['tracked']} | {g['events_per_s']:.0f} | {g['rss_mb']:.0f} |")
+    if "admission" in r:
+        a = r["admission"]
+        add("")
+        add(f"admission latency (completion seen -> next admission, MAX_CONCURRENT_JOBS=50, 1 s pods): "
+            f"p50 {a['p50_ms'] and round(a['p50_ms'], 1)} ms, p99 {a['p99_ms'] and round(a['p99_ms'], 1)} ms ({a['completions_measured']} completions)")
+    if "ingest" in r:
+        add("")
+        names = [n for n in ("service", "naive", "octokit") if any(n in row for row in r["ingest"].values())]
+        add("| ignored delivery | " + " | ".join(f"{n} req/s" for n in names) + " | service p99 at half load |")
+        add("|---|" + "---|" * (len(names) + 1))
+        for size, row in r["ingest"].items():
+            cells = []
+            for n in names:
+                v = row.get(n, {}).get("rps")
+                cells.append(f"{v:.0f}" if v else "-")
+            svc = row.get("service", {}).get("rps", 0)
+            ratios = ", ".join(f"{svc / row[n]['rps']:.2f}x {n}" for n in names[1:] if row.get(n, {}).get("rps"))
+            half = row.get("service_half_load", {})
+            add(f"| {size} ({r['body_bytes'][size]} B) | " + " | ".join(cells)
+                + f" | {half.get('p99_ms')} ms ({ratios}) |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="ingest,trigger,growth,admission")
+    ap.add_argument("--node-dir", default="")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benches/results"))
+    args = ap.parse_args()
+    d = os.path.join(os.environ["CARGO_TARGET_DIR"], "bench")
+    shutil.rmtree(d, ignore_errors=True)
+    sizes = prepare(d)
+    only = args.only.split(",")
+    secs = 3 if args.quick else 8
+    r = {"mode": "quick" if args.quick else "full", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+         "machine": machine(), "body_bytes": sizes}
+    try:
+        if "trigger" in only:
+            r["trigger"] = trigger(d, secs)
+        if "growth" in only:
+            r["growth"] = growth(d, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+        if "admission" in only:
+            r["admission"] = admission(d, 150 if args.quick else 400)
+        if "ingest" in only:
+            r["ingest"] = ingest(d, 2 if args.quick else 5,
+                                 ["9KB"] if args.quick else ["1KB", "9KB", "100KB", "1MB"], args.node_dir)
+    finally:
+        stop_all()
+    text = table(r)
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S") + ".json")
+    r["table"] = text
+    with open(path, "w") as f:
+        json.dump(r, f, indent=2)
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()

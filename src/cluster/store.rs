@@ -1,0 +1,382 @@
+//! The watch store: the slim [`JobRecord`] of every managed Job, and the
+//! indexes kept in step with it on every watch event — by state, source and
+//! repository (newest first, for filtered pages), by dedup key, by
+//! concurrency key, and cancelled Jobs by cancellation time (for the TTL
+//! sweep). Every change costs a constant number of index operations
+//! (O(log n) each); nothing walks all Jobs except a relist, which compares
+//! what the API server listed with what is stored.
+//!
+//! Written by the one Job watch; read by the HTTP workers, the scheduler and
+//! the watcher actors. A lookup that misses here is the caller's to answer
+//! from the API server (one object, by name or label).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::state::{JobState, STATE_COUNT};
+use super::view::JobRecord;
+
+/// Order of list pages: newest first, then by name.
+type ListKey = (Reverse<i64>, Arc<str>);
+
+type Index = HashMap<Box<str>, BTreeSet<ListKey>>;
+
+#[derive(Default)]
+struct Inner {
+    jobs: HashMap<Arc<str>, Arc<JobRecord>>,
+    all: BTreeSet<ListKey>,
+    by_state: [BTreeSet<ListKey>; STATE_COUNT],
+    by_source: Index,
+    by_repo: Index,
+    by_dedup: HashMap<Arc<str>, Arc<str>>,
+    by_concurrency_key: HashMap<Box<str>, BTreeSet<Arc<str>>>,
+    cancelled: BTreeSet<(i64, Arc<str>)>,
+    /// Names listed so far by a relist in progress.
+    relist: Option<HashSet<Arc<str>>>,
+    /// Jobs whose latest change a notification could not carry (a full
+    /// mailbox): the scheduler re-reads them from here.
+    dirty: HashSet<Arc<str>>,
+    ready: bool,
+}
+
+/// Work counters of the store, for the structural tests and metrics.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Index entries inserted, removed or visited.
+    pub visited: AtomicU64,
+    /// Changes applied (watch events).
+    pub applied: AtomicU64,
+}
+
+/// A cheap handle to the shared store.
+#[derive(Clone, Default)]
+pub struct JobStore {
+    inner: Arc<RwLock<Inner>>,
+    stats: Arc<StoreStats>,
+    /// Some Job is marked dirty (a lock-free check for the common case).
+    has_dirty: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for JobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JobStore({} jobs)", self.len())
+    }
+}
+
+/// Filters of a list page (all optional).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobFilter<'a> {
+    pub state: Option<JobState>,
+    pub source: Option<&'a str>,
+    /// The repository label value (`owner.name`).
+    pub repository: Option<&'a str>,
+}
+
+impl JobFilter<'_> {
+    fn matches(&self, r: &JobRecord) -> bool {
+        self.state.is_none_or(|s| r.state == s)
+            && self.source.is_none_or(|s| r.source.as_deref() == Some(s))
+            && self
+                .repository
+                .is_none_or(|s| r.repository.as_deref() == Some(s))
+    }
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub before: Option<JobState>,
+    pub after: JobState,
+}
+
+fn add_to(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
+    if let Some(k) = key {
+        index.entry(k.clone()).or_default().insert(lk.clone());
+    }
+}
+
+fn remove_from(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
+    if let Some(k) = key {
+        if let Some(set) = index.get_mut(k) {
+            set.remove(lk);
+            if set.is_empty() {
+                index.remove(k);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn unindex(&mut self, r: &JobRecord) -> u64 {
+        let lk = (Reverse(r.created), r.name.clone());
+        self.all.remove(&lk);
+        self.by_state[r.state.index()].remove(&lk);
+        remove_from(&mut self.by_source, &r.source, &lk);
+        remove_from(&mut self.by_repo, &r.repository, &lk);
+        if let Some(k) = &r.dedup_key {
+            if self.by_dedup.get(k).is_some_and(|n| *n == r.name) {
+                self.by_dedup.remove(k);
+            }
+        }
+        if let Some(k) = &r.concurrency_key {
+            if let Some(set) = self.by_concurrency_key.get_mut(k) {
+                set.remove(&r.name);
+                if set.is_empty() {
+                    self.by_concurrency_key.remove(k);
+                }
+            }
+        }
+        if let Some(at) = r.cancelled_at {
+            self.cancelled.remove(&(at, r.name.clone()));
+        }
+        8
+    }
+
+    fn index(&mut self, r: &JobRecord) -> u64 {
+        let lk = (Reverse(r.created), r.name.clone());
+        self.all.insert(lk.clone());
+        self.by_state[r.state.index()].insert(lk.clone());
+        add_to(&mut self.by_source, &r.source, &lk);
+        add_to(&mut self.by_repo, &r.repository, &lk);
+        if let Some(k) = &r.dedup_key {
+            self.by_dedup.insert(k.clone(), r.name.clone());
+        }
+        if let Some(k) = &r.concurrency_key {
+            self.by_concurrency_key
+                .entry(k.clone())
+                .or_default()
+                .insert(r.name.clone());
+        }
+        if let (Some(at), JobState::Cancelled) = (r.cancelled_at, r.state) {
+            self.cancelled.insert((at, r.name.clone()));
+        }
+        8
+    }
+
+    fn remove(&mut self, name: &str) -> (Option<Arc<JobRecord>>, u64) {
+        match self.jobs.remove(name) {
+            Some(r) => {
+                let cost = self.unindex(&r);
+                (Some(r), cost + 1)
+            }
+            None => (None, 1),
+        }
+    }
+}
+
+impl JobStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, n: u64) {
+        self.stats.visited.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The store's work counters.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Stores (or replaces) a Job's record and updates every index.
+    pub fn apply(&self, record: JobRecord) -> Applied {
+        let mut inner = self.write();
+        let (before, mut cost) = inner.remove(&record.name);
+        cost += inner.index(&record);
+        if let Some(seen) = inner.relist.as_mut() {
+            seen.insert(record.name.clone());
+        }
+        let after = record.state;
+        inner.jobs.insert(record.name.clone(), Arc::new(record));
+        drop(inner);
+        self.count(cost + 1);
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        Applied {
+            before: before.map(|r| r.state),
+            after,
+        }
+    }
+
+    /// Removes a deleted Job; answers its last record.
+    pub fn delete(&self, name: &str) -> Option<Arc<JobRecord>> {
+        let (r, cost) = self.write().remove(name);
+        self.count(cost);
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    /// The record of one Job.
+    pub fn get(&self, name: &str) -> Option<Arc<JobRecord>> {
+        self.count(1);
+        self.read().jobs.get(name).cloned()
+    }
+
+    /// The Job of a task, by its dedup key (as the annotation holds it).
+    pub fn by_dedup_key(&self, key: &str) -> Option<Arc<JobRecord>> {
+        self.count(2);
+        let inner = self.read();
+        let name = inner.by_dedup.get(key)?;
+        inner.jobs.get(name).cloned()
+    }
+
+    /// Names of the Jobs sharing a concurrency key (label value).
+    pub fn with_concurrency_key(&self, key: &str) -> Vec<Arc<str>> {
+        let inner = self.read();
+        let names: Vec<Arc<str>> = inner
+            .by_concurrency_key
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        self.count(names.len() as u64 + 1);
+        names
+    }
+
+    /// Jobs in `state` (O(1)).
+    pub fn count_in(&self, state: JobState) -> usize {
+        self.read().by_state[state.index()].len()
+    }
+
+    /// Every stored Job.
+    pub fn len(&self) -> usize {
+        self.read().jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records of every queued and running Job (for rebuilding the
+    /// scheduler's queue: finished Jobs are not visited).
+    pub fn live(&self) -> Vec<Arc<JobRecord>> {
+        let inner = self.read();
+        let out: Vec<Arc<JobRecord>> = [JobState::Queued, JobState::Running]
+            .iter()
+            .flat_map(|s| inner.by_state[s.index()].iter())
+            .filter_map(|(_, n)| inner.jobs.get(n).cloned())
+            .collect();
+        self.count(out.len() as u64);
+        out
+    }
+
+    /// Cancelled Jobs cancelled at or before `unix_seconds`, oldest first.
+    pub fn cancelled_before(&self, unix_seconds: i64) -> Vec<Arc<str>> {
+        let inner = self.read();
+        let out: Vec<Arc<str>> = inner
+            .cancelled
+            .iter()
+            .take_while(|(at, _)| *at <= unix_seconds)
+            .map(|(_, n)| n.clone())
+            .collect();
+        self.count(out.len() as u64 + 1);
+        out
+    }
+
+    /// One page of Jobs matching `filter`, newest first, strictly after the
+    /// `(created, name)` position `after`. Answers the page and whether
+    /// more follow. Walks the smallest index among the filters given.
+    pub fn page(
+        &self,
+        filter: &JobFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> (Vec<Arc<JobRecord>>, bool) {
+        static EMPTY: BTreeSet<ListKey> = BTreeSet::new();
+        let inner = self.read();
+        let candidates = [
+            Some(&inner.all),
+            filter.state.map(|s| &inner.by_state[s.index()]),
+            filter
+                .source
+                .map(|s| inner.by_source.get(s).unwrap_or(&EMPTY)),
+            filter
+                .repository
+                .map(|r| inner.by_repo.get(r).unwrap_or(&EMPTY)),
+        ];
+        let base = candidates
+            .into_iter()
+            .flatten()
+            .min_by_key(|set| set.len())
+            .unwrap_or(&EMPTY);
+        let start = match after {
+            Some((created, name)) => Bound::Excluded((Reverse(created), Arc::<str>::from(name))),
+            None => Bound::Unbounded,
+        };
+        let mut visited = 0u64;
+        let mut out = Vec::with_capacity(limit.min(512) + 1);
+        for (_, name) in base.range((start, Bound::Unbounded)) {
+            visited += 1;
+            let Some(r) = inner.jobs.get(name) else {
+                continue;
+            };
+            if filter.matches(r) {
+                out.push(r.clone());
+                if out.len() > limit {
+                    break;
+                }
+            }
+        }
+        drop(inner);
+        self.count(visited);
+        let more = out.len() > limit;
+        out.truncate(limit);
+        (out, more)
+    }
+
+    /// A relist began: Jobs it does not list are deleted at its end.
+    pub fn begin_relist(&self) {
+        self.write().relist = Some(HashSet::new());
+    }
+
+    /// The relist ended: removes (and answers) the Jobs it did not list, and
+    /// marks the store ready.
+    pub fn finish_relist(&self) -> Vec<Arc<JobRecord>> {
+        let mut inner = self.write();
+        let seen = inner.relist.take().unwrap_or_default();
+        let gone: Vec<Arc<str>> = inner
+            .jobs
+            .keys()
+            .filter(|n| !seen.contains(*n))
+            .cloned()
+            .collect();
+        let visited = inner.jobs.len() as u64;
+        let removed: Vec<Arc<JobRecord>> = gone.iter().filter_map(|n| inner.remove(n).0).collect();
+        inner.ready = true;
+        drop(inner);
+        self.count(visited);
+        removed
+    }
+
+    /// The watch has listed everything at least once.
+    pub fn is_ready(&self) -> bool {
+        self.read().ready
+    }
+
+    /// Marks a Job whose change a full mailbox could not carry.
+    pub fn mark_dirty(&self, name: Arc<str>) {
+        self.write().dirty.insert(name);
+        self.has_dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes the Jobs marked dirty.
+    pub fn take_dirty(&self) -> Vec<Arc<str>> {
+        if !self.has_dirty.swap(false, Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.write().dirty.drain().collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,308 @@
+//! The one mapping between a Job object and what the service shows of it.
+//!
+//! Two forms:
+//! - [`JobRecord`], the slim projection the watch store keeps per Job (about
+//!   1 KB: name, our labels and annotations, suspension, status conditions
+//!   and counts, and an abridged task). The pod template, env and
+//!   `managedFields` are dropped as each watch event arrives.
+//! - [`JobView`], what the operator API answers: built from a record (lists)
+//!   or from a full Job fetched from the API server (one Job, with the whole
+//!   task document).
+//!
+//! Nothing else reads the agent container, the `TASK_JSON` env or our
+//! labels off a Job: routes, the scheduler and the watcher go through here.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::jobspec::{
+    unescape_expansion, AGENT_CONTAINER, ANNOTATION_DEDUP_KEY, ANNOTATION_URL,
+    LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY, LABEL_REPOSITORY, LABEL_SOURCE, TASK_ENV,
+};
+use super::state::{JobState, ANNOTATION_CANCELLED};
+use crate::task::parse_priority_label;
+
+/// One condition of a Job, as kept and shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<String>,
+}
+
+/// The part of the task document kept in the store (lists show it; the
+/// whole document is fetched when one Job is asked for).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskHead {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_number: Option<u64>,
+}
+
+/// Longest title kept in a [`TaskHead`], characters.
+const TITLE_MAX_CHARS: usize = 200;
+
+/// The slim projection of a managed Job that the watch store keeps.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub name: Arc<str>,
+    /// The object's resourceVersion (0 if unparsable).
+    pub rv: u64,
+    pub state: JobState,
+    /// Creation time, unix seconds (0 when absent).
+    pub created: i64,
+    pub created_at: Option<Time>,
+    pub source: Option<Box<str>>,
+    pub kind: Option<Box<str>>,
+    /// The repository label (`owner.name`).
+    pub repository: Option<Box<str>>,
+    pub priority: i32,
+    pub concurrency_key: Option<Box<str>>,
+    pub dedup_key: Option<Arc<str>>,
+    pub url: Option<Box<str>>,
+    /// When it was cancelled (unix seconds), if it was.
+    pub cancelled_at: Option<i64>,
+    pub started_at: Option<Time>,
+    pub completed_at: Option<Time>,
+    pub conditions: Vec<ConditionView>,
+    pub active: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    pub task: Option<Arc<TaskHead>>,
+}
+
+fn condition<'a>(conds: &'a [JobCondition], kind: &str) -> Option<&'a JobCondition> {
+    conds.iter().find(|c| c.type_ == kind && c.status == "True")
+}
+
+/// The state of a Job, read from the Job alone (so every replica, and a
+/// restarted one, reaches the same answer).
+pub fn job_state(job: &Job) -> JobState {
+    let conds = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let cancelled = job
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ANNOTATION_CANCELLED));
+    let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+    state_of(conds, cancelled, suspended)
+}
+
+fn state_of(conds: &[JobCondition], cancelled: bool, suspended: bool) -> JobState {
+    if condition(conds, "Complete").is_some() {
+        return JobState::Succeeded;
+    }
+    if let Some(c) = condition(conds, "Failed") {
+        return if c.reason.as_deref() == Some("DeadlineExceeded") {
+            JobState::TimedOut
+        } else {
+            JobState::Failed
+        };
+    }
+    if cancelled {
+        JobState::Cancelled
+    } else if suspended {
+        JobState::Queued
+    } else {
+        JobState::Running
+    }
+}
+
+/// The `TASK_JSON` value of the agent container as the agent reads it
+/// (env values are written escaped against `$(VAR)` expansion).
+fn task_json(job: &Job) -> Option<String> {
+    raw_task_json(job).map(unescape_expansion)
+}
+
+fn raw_task_json(job: &Job) -> Option<&str> {
+    job.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == AGENT_CONTAINER)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == TASK_ENV)?
+        .value
+        .as_deref()
+}
+
+/// The whole task document the agent received.
+pub fn task_document(job: &Job) -> Option<Value> {
+    task_json(job).and_then(|v| serde_json::from_str(&v).ok())
+}
+
+fn task_head(job: &Job) -> Option<TaskHead> {
+    let mut head: TaskHead = serde_json::from_str(&task_json(job)?).ok()?;
+    if let Some(t) = head.title.as_mut() {
+        if let Some((i, _)) = t.char_indices().nth(TITLE_MAX_CHARS) {
+            t.truncate(i);
+        }
+    }
+    Some(head)
+}
+
+fn boxed(s: Option<&String>) -> Option<Box<str>> {
+    s.map(|s| s.as_str().into())
+}
+
+impl JobRecord {
+    /// Projects `job`. `previous` (the record this one replaces) lends its
+    /// abridged task: the task document never changes, so it is read once.
+    pub fn from_job(job: &Job, previous: Option<&JobRecord>) -> Option<JobRecord> {
+        let meta = &job.metadata;
+        let name: Arc<str> = meta.name.as_deref()?.into();
+        let labels = meta.labels.as_ref();
+        let label = |k: &str| boxed(labels.and_then(|l| l.get(k)));
+        let annotations = meta.annotations.as_ref();
+        let annotation = |k: &str| annotations.and_then(|a| a.get(k));
+        let status = job.status.as_ref();
+        let conds = status
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default();
+        let cancelled = annotation(ANNOTATION_CANCELLED);
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+        let task = match previous {
+            Some(p) if p.task.is_some() => p.task.clone(),
+            _ => task_head(job).map(Arc::new),
+        };
+        Some(JobRecord {
+            state: state_of(conds, cancelled.is_some(), suspended),
+            rv: meta
+                .resource_version
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0),
+            created: meta
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+            created_at: meta.creation_timestamp.clone(),
+            source: label(LABEL_SOURCE),
+            kind: label(LABEL_KIND),
+            repository: label(LABEL_REPOSITORY),
+            priority: labels
+                .and_then(|l| l.get(LABEL_PRIORITY))
+                .and_then(|v| parse_priority_label(v))
+                .unwrap_or(0),
+            concurrency_key: label(LABEL_CONCURRENCY_KEY),
+            dedup_key: match previous.and_then(|p| p.dedup_key.clone()) {
+                Some(k) if annotation(ANNOTATION_DEDUP_KEY).map(String::as_str) == Some(&*k) => {
+                    Some(k)
+                }
+                _ => annotation(ANNOTATION_DEDUP_KEY).map(|k| k.as_str().into()),
+            },
+            url: boxed(annotation(ANNOTATION_URL)),
+            cancelled_at: cancelled
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp()),
+            started_at: status.and_then(|s| s.start_time.clone()),
+            completed_at: status.and_then(|s| s.completion_time.clone()),
+            conditions: conds
+                .iter()
+                .map(|c| ConditionView {
+                    kind: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                    last_transition_time: c.last_transition_time.as_ref().map(|t| t.0.to_string()),
+                })
+                .collect(),
+            active: status.and_then(|s| s.active).unwrap_or(0),
+            succeeded: status.and_then(|s| s.succeeded).unwrap_or(0),
+            failed: status.and_then(|s| s.failed).unwrap_or(0),
+            task,
+            name,
+        })
+    }
+
+    /// The creation time as the API shows it (and as list pages are keyed).
+    pub fn created_at_text(&self) -> Option<String> {
+        self.created_at.as_ref().map(|t| t.0.to_string())
+    }
+}
+
+/// One Job as the operator API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub name: String,
+    /// queued, running, succeeded, failed, cancelled or timed_out.
+    #[schema(value_type = String)]
+    pub state: JobState,
+    pub source: Option<String>,
+    pub kind: Option<String>,
+    /// The repository label (`owner.name`).
+    pub repository: Option<String>,
+    pub priority: i32,
+    pub url: Option<String>,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The task document the agent received (`TASK_JSON`). In lists, only
+    /// its title, repository and issue/PR number; whole for one Job.
+    #[schema(value_type = Object)]
+    pub task: Option<Value>,
+    pub conditions: Vec<ConditionView>,
+}
+
+impl JobView {
+    /// The view of a stored record (abridged task).
+    pub fn from_record(r: &JobRecord) -> JobView {
+        let finished = r
+            .completed_at
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .or_else(|| {
+                r.conditions
+                    .iter()
+                    .find(|c| (c.kind == "Failed" || c.kind == "Complete") && c.status == "True")
+                    .and_then(|c| c.last_transition_time.clone())
+            });
+        let text = |s: &Option<Box<str>>| s.as_deref().map(str::to_string);
+        JobView {
+            name: r.name.to_string(),
+            state: r.state,
+            source: text(&r.source),
+            kind: text(&r.kind),
+            repository: text(&r.repository),
+            priority: r.priority,
+            url: text(&r.url),
+            created_at: r.created_at_text(),
+            started_at: r.started_at.as_ref().map(|t| t.0.to_string()),
+            finished_at: finished,
+            task: r.task.as_deref().and_then(|t| serde_json::to_value(t).ok()),
+            conditions: r.conditions.clone(),
+        }
+    }
+
+    /// The view of a full Job (with the whole task document).
+    pub fn from_job(job: &Job) -> Option<JobView> {
+        let r = JobRecord::from_job(job, None)?;
+        let mut v = JobView::from_record(&r);
+        if let Some(doc) = task_document(job) {
+            v.task = Some(doc);
+        }
+        Some(v)
+    }
+}
