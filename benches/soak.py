@@ -37,12 +37,12 @@ def main():
     alert = open(os.path.join(run.ROOT, "tests/fixtures/alertmanager/prometheus-msteams-prom_post_request.firing.json")).read()
     open(os.path.join(d, "alert.json"), "w").write(alert)
     open(os.path.join(d, "grafana_auth"), "w").write("Basic " + base64.b64encode(b"grafana:soak-pass").decode())
-    open(os.path.join(d, "pm_token"), "w").write("pm-soak-token")
+    open(os.path.join(d, "pm_token"), "w").write("pm-soak-token-0123456789")
     try:
         sim, kc = run.start_sim(d, 16447, 1.0, "soak")
         serve = run.start_serve(d, 18096, kc, "soak", {
             "MAX_CONCURRENT_JOBS": "50", "JOB_TTL_SECONDS": "30",
-            "API_TOKENS": f"cli={run.TOKEN},pm-agent=pm-soak-token",
+            "API_TOKENS": f"cli={run.TOKEN},pm-agent=pm-soak-token-0123456789",
             "GRAFANA_BASIC_AUTH": "grafana:soak-pass"})
         url = "http://127.0.0.1:18096"
         script = os.path.join(run.ROOT, "benches/load/mix.lua")
