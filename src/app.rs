@@ -149,6 +149,7 @@ pub async fn run_with(
             scheduler.clone(),
             health.synced.clone(),
             metrics.clone(),
+            gate.clone(),
         )
         .instrument(api_server.clone()),
     );

@@ -314,6 +314,7 @@ pub async fn run(
     scheduler: Mailbox<Scheduler>,
     synced: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    gate: crate::cluster::gate::KubeGate,
 ) {
     let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
     let stream = watcher(api, cfg).default_backoff();
@@ -328,9 +329,11 @@ pub async fn run(
                     tracing::info!(jobs, "job watch synced");
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "job watch error; retrying with backoff");
-            }
+            // A denial names the missing permission once (not every retry).
+            Err(e) => match crate::cluster::forbidden::watch_denial(&e) {
+                Some(message) => gate.forbidden(&message),
+                None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
+            },
         }
     }
     synced.store(false, Ordering::SeqCst);

@@ -87,6 +87,7 @@ pub struct KubeGate {
     client: kube::Client,
     limiter: Arc<DefaultDirectRateLimiter>,
     metrics: Arc<Metrics>,
+    forbidden: Arc<super::forbidden::ForbiddenLog>,
 }
 
 impl std::fmt::Debug for KubeGate {
@@ -106,6 +107,7 @@ impl KubeGate {
                 Quota::per_second(qps).allow_burst(burst),
             )),
             metrics,
+            forbidden: Arc::default(),
         }
     }
 
@@ -160,7 +162,15 @@ impl KubeGate {
             r.as_ref().err().map_or("ok", |e| e.metric_label()),
             started.elapsed(),
         );
+        if let Err(KubeError::Forbidden(m)) = &r {
+            self.forbidden.report(m);
+        }
         r
+    }
+
+    /// Reports a 403 seen outside [`once`](Self::once) (the Job watch).
+    pub fn forbidden(&self, message: &str) {
+        self.forbidden.report(message);
     }
 
     /// Runs `f` through [`once`](Self::once), retrying retryable failures

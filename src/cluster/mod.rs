@@ -10,6 +10,7 @@ pub use jobspec::{build_job, JobSpecError};
 pub mod connect;
 pub mod describe;
 pub mod files;
+pub mod forbidden;
 pub mod gate;
 pub mod kube_actor;
 pub mod lease;
