@@ -20,6 +20,19 @@ impl Cause {
             message: format!("Invalid value: {value:?}: {why}"),
         }
     }
+    /// `Invalid value` rendered as Go's field errors render a JSON value:
+    /// strings quoted, numbers and `null` bare.
+    pub fn invalid_value(field: impl Into<String>, value: &Value, why: &str) -> Self {
+        let shown = match value {
+            Value::String(s) => format!("{s:?}"),
+            other => other.to_string(),
+        };
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {shown}: {why}"),
+        }
+    }
     pub fn required(field: impl Into<String>) -> Self {
         Cause {
             reason: "FieldValueRequired",

@@ -35,6 +35,7 @@ pub mod logs;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
+pub mod pod_update;
 pub mod printers;
 pub mod protobuf;
 pub mod request;

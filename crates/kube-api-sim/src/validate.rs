@@ -291,9 +291,9 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                         .as_i64()
                         .is_some_and(|n| n >= 0 && (field != "activeDeadlineSeconds" || n > 0));
                     if !ok {
-                        causes.push(Cause::invalid(
+                        causes.push(Cause::invalid_value(
                             format!("spec.{field}"),
-                            &v.to_string(),
+                            v,
                             "must be greater than or equal to 0",
                         ));
                     }
@@ -310,6 +310,9 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
 /// directives, labels and annotations (as the real API server allows).
 pub fn immutable(res_id: usize, old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    if res_id == PODS {
+        return super::pod_update::causes(old, new);
+    }
     if res_id != JOBS {
         return causes;
     }

@@ -9,6 +9,7 @@ mod kubectl_support;
 mod discovery;
 mod http;
 mod jobs;
+mod lifecycle;
 mod lists;
 mod protobuf;
 mod validation;
