@@ -9,8 +9,10 @@
 
 mod leader;
 pub(crate) mod parse;
+mod scheduler;
 
 pub use leader::LeaderConfig;
+pub use scheduler::SchedulerConfig;
 
 pub use parse::{is_dns1123_label, is_dns1123_subdomain, quantity_value};
 
@@ -174,6 +176,9 @@ pub struct Config {
     /// Leader election timing (`LEADER_LEASE_SECONDS`,
     /// `LEADER_RENEW_DEADLINE_SECONDS`, `LEADER_RETRY_SECONDS`).
     pub leader: LeaderConfig,
+    /// The scheduler's periods (`SCHEDULER_RESYNC_SECONDS`,
+    /// `CANCELLED_JOB_SWEEP_SECONDS`).
+    pub scheduler: SchedulerConfig,
     /// `PREFLIGHT_INTERVAL_SECONDS` — how often the preflight checks (API
     /// server, namespace, permissions) run; decimals allowed, 0.05 to 3600.
     /// Default `30`.
@@ -402,6 +407,7 @@ impl Config {
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
+            scheduler: SchedulerConfig::from_lookup(&get)?,
             preflight_interval: {
                 let v = or("PREFLIGHT_INTERVAL_SECONDS", "30");
                 match v.trim().parse::<f64>() {

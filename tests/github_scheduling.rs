@@ -226,6 +226,8 @@ async fn an_admission_held_up_by_api_errors_still_counts_against_the_limit_when_
         &[
             ("MAX_CONCURRENT_JOBS", "1"),
             ("ORCHESTRATOR_RULES", &rules_path),
+            // Periodic resyncs every 0.2 s (not 5 s) while admissions fail.
+            ("SCHEDULER_RESYNC_SECONDS", "0.2"),
         ],
     )
     .await;
@@ -241,8 +243,14 @@ async fn an_admission_held_up_by_api_errors_still_counts_against_the_limit_when_
     let a = app.deliver("issues", &delivery_id(), bytes(&urgent)).await;
     assert_eq!((a.status, a.status_field()), (202, "queued"), "{}", a.text);
     let high = a.job().expect("job");
-    // Long enough for the scheduler's periodic resync (lease renewal, 5 s).
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Several refused admissions (and many periodic resyncs) with both the
+    // held-up Job and the urgent one queued.
+    let refused = |s: &serde_json::Value| answered(s, "patch", "jobs", Some(503));
+    let before = refused(&sim_stats(&sim).await);
+    wait_for("three more refused admissions", WAIT, || async {
+        (refused(&sim_stats(&sim).await) >= before + 3).then_some(())
+    })
+    .await;
     clear_faults(&sim).await;
     for name in low.iter().chain([&high]) {
         app.wait_complete(name, Duration::from_secs(60)).await;

@@ -454,6 +454,38 @@ async fn cancelling_a_queued_job_is_idempotent_and_the_job_is_never_admitted() {
 }
 
 #[tokio::test]
+async fn a_cancelled_job_is_deleted_by_the_sweep_once_its_ttl_has_passed() {
+    // A short sweep period instead of waiting for the default 30 s.
+    let app = spawn_app_on(
+        start_sim(60.0),
+        &[
+            ("API_TOKENS", API_TOKENS),
+            ("MAX_CONCURRENT_JOBS", "1"),
+            ("JOB_TTL_SECONDS", "1"),
+            ("CANCELLED_JOB_SWEEP_SECONDS", "0.2"),
+        ],
+    )
+    .await;
+    let busy = occupy(&app).await;
+    let waiting = queue(&app, "cancelled, then collected", "acme/api").await;
+    wait_state(&app, &waiting, "queued", WAIT).await;
+    let r = call(&app, "DELETE", &format!("/api/v1/jobs/{waiting}"))
+        .token(CLI_TOKEN)
+        .send()
+        .await;
+    assert_eq!(r.expect(200, "cancel")["state"], "cancelled");
+    wait_for("the cancelled Job to be deleted", WAIT, || async {
+        app.job(&waiting).await.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        app.job(&busy).await.is_some(),
+        "the sweep deletes only cancelled Jobs"
+    );
+    assert_eq!(api_state(&app, &busy).await, "running");
+}
+
+#[tokio::test]
 async fn cancelling_a_finished_job_leaves_it_as_it_is() {
     let app = app_with(0.3, "10").await;
     let name = queue(&app, "quick", "acme/api").await;

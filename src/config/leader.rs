@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::parse::seconds;
 use super::ConfigError;
 
 /// Timing of the scheduler Lease.
@@ -28,27 +29,6 @@ impl Default for LeaderConfig {
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
         }
-    }
-}
-
-/// Longest period accepted (one hour).
-const MAX_SECONDS: f64 = 3600.0;
-
-fn seconds(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let Some(v) = get(var) else {
-        return Ok(default);
-    };
-    let expected = "a positive number of seconds up to 3600 (decimals allowed, e.g. 15 or 0.5)";
-    match v.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_SECONDS => Ok(Duration::from_secs_f64(s)),
-        _ => Err(ConfigError {
-            var,
-            message: format!("expected {expected}, got {v:?}"),
-        }),
     }
 }
 

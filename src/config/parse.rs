@@ -3,6 +3,33 @@
 //! returns the expected form so the caller can build a message naming the
 //! variable.
 
+use std::time::Duration;
+
+use super::ConfigError;
+
+/// Longest period accepted by [`seconds`] (one hour).
+const MAX_SECONDS: f64 = 3600.0;
+
+/// Reads a period in seconds from `var`: a positive number up to an hour,
+/// decimals allowed (`15`, `0.5`); unset means `default`.
+pub(crate) fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = get(var) else {
+        return Ok(default);
+    };
+    let expected = "a positive number of seconds up to 3600 (decimals allowed, e.g. 15 or 0.5)";
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_SECONDS => Ok(Duration::from_secs_f64(s)),
+        _ => Err(ConfigError {
+            var,
+            message: format!("expected {expected}, got {v:?}"),
+        }),
+    }
+}
+
 /// Binary (`Ki`…`Ei`) and decimal (`n`…`E`) suffixes Kubernetes accepts on a
 /// quantity, with their multipliers.
 const SUFFIXES: &[(&str, f64)] = &[

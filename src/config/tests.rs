@@ -43,6 +43,11 @@ fn defaults_match_the_documented_values() {
     assert_eq!(c.dedup_cache_ttl_seconds, 3600);
     assert_eq!(c.github_max_body_bytes, 25 * 1024 * 1024);
     assert!(!c.allow_insecure_no_signature);
+    assert_eq!(c.scheduler.resync, std::time::Duration::from_secs(5));
+    assert_eq!(
+        c.scheduler.cancelled_sweep,
+        std::time::Duration::from_secs(30)
+    );
 }
 
 #[test]
@@ -76,6 +81,8 @@ fn bad_values_are_rejected_naming_their_variable() {
         ("RATE_LIMIT_PER_REPO_PER_MINUTE", "0"),
         ("GITHUB_MAX_BODY_BYTES", "25MB"),
         ("ALLOW_INSECURE_NO_SIGNATURE", "maybe"),
+        ("SCHEDULER_RESYNC_SECONDS", "0"),
+        ("CANCELLED_JOB_SWEEP_SECONDS", "half a minute"),
     ];
     for (var, value) in cases {
         let err = with_secret(&[(var, value)]).expect_err(var);

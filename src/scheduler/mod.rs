@@ -223,11 +223,12 @@ impl Actor for Scheduler {
         // Also after a restart: pick leadership up from the Lease loop.
         self.admit(ctx);
         // A periodic nudge covers anything a lost message would leave behind.
-        ctx.run_interval(Duration::from_secs(5), |this, ctx| {
+        let periods = &self.config.scheduler;
+        ctx.run_interval(periods.resync, |this, ctx| {
             this.catch_up();
             this.admit(ctx);
         });
-        ctx.run_interval(Duration::from_secs(30), |this, _| this.collect_cancelled());
+        ctx.run_interval(periods.cancelled_sweep, |this, _| this.collect_cancelled());
     }
 }
 
