@@ -268,3 +268,29 @@ mod rfc3339 {
 
 #[cfg(test)]
 mod tests;
+
+/// The words a priority may be given as, everywhere (task API, PM Agent,
+/// CLI), with the number each stands for; integers from -1000 to 1000 are
+/// accepted as well. Higher runs first.
+pub const PRIORITY_WORDS: &[(&str, i32)] =
+    &[("critical", 100), ("high", 50), ("medium", 10), ("low", 0)];
+
+/// What a bad priority is told.
+pub const PRIORITY_EXPECTED: &str =
+    "must be critical, high, medium, low or an integer from -1000 to 1000";
+
+/// A priority given as a word (any case; `urgent` means `critical`) or an
+/// integer from -1000 to 1000.
+pub fn parse_priority(s: &str) -> Option<i32> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = if s == "urgent" {
+        "critical".to_string()
+    } else {
+        s
+    };
+    PRIORITY_WORDS
+        .iter()
+        .find(|(w, _)| *w == s)
+        .map(|(_, n)| *n)
+        .or_else(|| s.parse::<i32>().ok().filter(|n| (-1000..=1000).contains(n)))
+}

@@ -161,6 +161,26 @@ async fn the_log_reports_a_bad_rust_log_shows_plain_values_and_each_refusal_once
     let line = served.wait_log("state=\"running\"").await;
     assert!(line.contains("previous=\"queued\""), "{line}");
 
+    // Every decision label value the metrics show is one their HELP lists.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let help = metrics
+        .lines()
+        .find(|l| l.starts_with("# HELP orchestrator_webhook_decisions"))
+        .unwrap_or_else(|| panic!("a HELP line: {metrics}"));
+    let values: Vec<&str> = metrics
+        .split("decision=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert!(values.contains(&"unauthorized"), "{metrics}");
+    for v in values
+        .iter()
+        .chain(&["ping", "queued", "duplicate", "ignored", "processed"])
+    {
+        assert!(help.contains(v), "{v} is not in {help}");
+    }
+
     let log = served.stop().await;
     let refused = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     assert_eq!(refused("request refused"), 1, "{log}");

@@ -162,7 +162,7 @@ async fn a_pm_task_with_markdown_files_gets_a_job_with_the_files_configmap_mount
     // The Job records who asked and what.
     let view = wait_state(&app, &name, "running", WAIT).await;
     assert_eq!(view["source"], "pm-agent");
-    assert_eq!(view["repository"], "acme.api");
+    assert_eq!(view["repository"], "acme/api");
 }
 
 #[tokio::test]

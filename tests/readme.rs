@@ -401,4 +401,15 @@ async fn readme_walkthroughs_run_as_written() {
             .any(|c| c.contains("create -f examples/job.yaml")),
         "{shown:?}"
     );
+    // "What the agent was given": the prompt, expanded from the Job's env
+    // (the fixture's issue title is in it), not `$(PROMPT)`.
+    let given = outputs
+        .iter()
+        .find(|(c, _)| c.contains("logs job/"))
+        .map(|(_, out)| out.as_str())
+        .expect("the README shows the agent's log");
+    assert!(
+        given.contains("Spelling error in the README file") && !given.contains("$(PROMPT)"),
+        "{given}"
+    );
 }

@@ -75,8 +75,8 @@ pub struct SubmitArgs {
     /// The pull request the task is about.
     #[arg(long, value_name = "N")]
     pub pr: Option<u64>,
-    /// -1000..=1000, higher runs first (default 0).
-    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    /// critical, high, medium, low or -1000..=1000; higher runs first (default 0).
+    #[arg(long, value_name = "P", allow_hyphen_values = true, value_parser = priority_arg)]
     pub priority: Option<i32>,
     /// The task kind (default `task`).
     #[arg(long, value_name = "K")]
@@ -163,6 +163,11 @@ pub(super) fn print_json(v: &Value) {
         "{}\n",
         serde_json::to_string_pretty(v).unwrap_or_default()
     ));
+}
+
+/// `--priority`: a word or an integer, as the task API accepts.
+fn priority_arg(s: &str) -> Result<i32, String> {
+    crate::task::parse_priority(s).ok_or_else(|| crate::task::PRIORITY_EXPECTED.to_string())
 }
 
 /// The task document of `submit`.

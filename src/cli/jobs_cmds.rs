@@ -27,16 +27,23 @@ pub enum JobsCommand {
     /// List Jobs, newest first.
     List(ListArgs),
     /// Show one Job.
-    Get { name: String },
-    /// Print a Job's log (newest pod).
+    Get {
+        /// The Job's name (as `submit` and `jobs list` print it).
+        name: String,
+    },
+    /// Print a Job's log (newest pod); with -f, say how the Job ended.
     Logs {
+        /// The Job's name (as `submit` and `jobs list` print it).
         name: String,
         /// Stream new lines until the pod ends (waits for a queued Job to start).
         #[arg(short, long)]
         follow: bool,
     },
     /// Cancel a Job (idempotent; a finished Job is left as it is).
-    Cancel { name: String },
+    Cancel {
+        /// The Job's name (as `submit` and `jobs list` print it).
+        name: String,
+    },
 }
 
 /// `orchestrator jobs list`.
@@ -164,8 +171,41 @@ async fn logs(client: &ApiClient, name: &str, follow: bool) -> Result<u8, Client
             .is_err()
         {
             // The reader went away (e.g. `| head`).
-            break;
+            return Ok(exit::OK);
         }
     }
+    drop(stdout);
+    if follow {
+        return ended(client, name).await;
+    }
     Ok(exit::OK)
+}
+
+/// After a followed log ends: says on stderr how the Job ended (waiting a
+/// bounded moment for its status to catch up with its pod) and returns the
+/// exit code `submit --wait` would (1 unless it succeeded).
+async fn ended(client: &ApiClient, name: &str) -> Result<u8, ClientError> {
+    let mut state = String::from("unknown");
+    for _ in 0..40 {
+        let job = client.get_job(name).await?;
+        state = job["state"].as_str().unwrap_or("unknown").to_string();
+        if !matches!(state.as_str(), "queued" | "running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    match state.as_str() {
+        "succeeded" => {
+            eprintln!("job {name} succeeded");
+            Ok(exit::OK)
+        }
+        "queued" | "running" => {
+            eprintln!("the log of job {name} ended; the job is still {state}");
+            Ok(exit::OK)
+        }
+        other => {
+            eprintln!("job {name} ended: {other}");
+            Ok(exit::JOB_FAILED)
+        }
+    }
 }

@@ -34,6 +34,21 @@ pub struct SendArgs {
     pub url: String,
 }
 
+/// Why a delivery was not answered.
+#[derive(Debug)]
+enum SendError {
+    /// The service could not be reached (exit code 3, as the client commands).
+    Unreachable(String),
+    /// Anything else: the file, `--set`, the secret (exit code 1).
+    Other(String),
+}
+
+impl From<String> for SendError {
+    fn from(s: String) -> Self {
+        SendError::Other(s)
+    }
+}
+
 pub fn run(args: SendArgs) -> ExitCode {
     match send(&args) {
         Ok((status, body)) => {
@@ -44,7 +59,11 @@ pub fn run(args: SendArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Err(e) => {
+        Err(SendError::Unreachable(e)) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(crate::client::exit::UNREACHABLE)
+        }
+        Err(SendError::Other(e)) => {
             eprintln!("Error: {e}");
             ExitCode::FAILURE
         }
@@ -72,7 +91,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn send(args: &SendArgs) -> Result<(u16, String), String> {
+fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
     let raw = std::fs::read(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let body = if args.set.is_empty() {
@@ -112,7 +131,14 @@ fn send(args: &SendArgs) -> Result<(u16, String), String> {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {e} (is `orchestrator serve` running? set --url or ORCHESTRATOR_URL)"))?;
+            .map_err(|e| {
+                let text = format!("cannot reach {url}: {e} (is `orchestrator serve` running? set --url or ORCHESTRATOR_URL)");
+                if e.is_connect() || e.is_timeout() {
+                    SendError::Unreachable(text)
+                } else {
+                    SendError::Other(text)
+                }
+            })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         Ok((status, text))

@@ -52,6 +52,9 @@ pub const ANNOTATION_DELIVERY_ID: &str = "orchestrator.dev/delivery-id";
 pub const ANNOTATION_URL: &str = "orchestrator.dev/url";
 /// Annotation: the task's full dedup key (the name only carries its hash).
 pub const ANNOTATION_DEDUP_KEY: &str = "orchestrator.dev/dedup-key";
+/// Annotation: the task's repository as `owner/name` (the label value
+/// cannot hold the `/`).
+pub const ANNOTATION_REPOSITORY: &str = "orchestrator.dev/repository";
 
 /// Label: a hash of the dedup key (see [`dedup_hash`]), so one task's Job
 /// can be found by label when the watch has not seen it yet.
@@ -136,6 +139,9 @@ pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
     }
     if let Some(u) = &task.url {
         annotations.insert(ANNOTATION_URL.to_string(), truncate_with_marker(u, 2048));
+    }
+    if let Some(r) = &task.repository {
+        annotations.insert(ANNOTATION_REPOSITORY.to_string(), r.clone());
     }
 
     let (init_containers, git_config) = match &task.checkout {

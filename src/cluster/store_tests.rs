@@ -11,6 +11,7 @@ fn rec(name: &str, state: JobState, created: i64, source: &str) -> JobRecord {
         source: Some(source.into()),
         kind: None,
         repository: Some("acme.api".into()),
+        repository_name: Some("acme/api".into()),
         priority: 0,
         concurrency_key: Some(format!("key-{name}").into()),
         dedup_key: Some(format!("dedup:{name}").into()),

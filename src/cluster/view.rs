@@ -21,8 +21,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::jobspec::{
-    unescape_expansion, AGENT_CONTAINER, ANNOTATION_DEDUP_KEY, ANNOTATION_URL,
-    LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY, LABEL_REPOSITORY, LABEL_SOURCE, TASK_ENV,
+    unescape_expansion, AGENT_CONTAINER, ANNOTATION_DEDUP_KEY, ANNOTATION_REPOSITORY,
+    ANNOTATION_URL, LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY, LABEL_REPOSITORY,
+    LABEL_SOURCE, TASK_ENV,
 };
 use super::state::{JobState, ANNOTATION_CANCELLED};
 use crate::task::parse_priority_label;
@@ -67,8 +68,10 @@ pub struct JobRecord {
     pub created_at: Option<Time>,
     pub source: Option<Box<str>>,
     pub kind: Option<Box<str>>,
-    /// The repository label (`owner.name`).
+    /// The repository label (`owner.name`), what filters and the index use.
     pub repository: Option<Box<str>>,
+    /// The task's repository as shown, `owner/name` (see [`repository_name`]).
+    pub repository_name: Option<Box<str>>,
     pub priority: i32,
     pub concurrency_key: Option<Box<str>>,
     pub dedup_key: Option<Arc<str>>,
@@ -163,6 +166,21 @@ fn task_head(job: &Job) -> Option<TaskHead> {
     Some(head)
 }
 
+/// A Job's repository as `owner/name`: the `orchestrator.dev/repository`
+/// annotation, else the task document's, else (Jobs made before the
+/// annotation) the label with its first `.` read as the `/` (GitHub owners
+/// have no dots).
+fn repository_name(
+    annotation: Option<&String>,
+    task: Option<&TaskHead>,
+    label: Option<&str>,
+) -> Option<Box<str>> {
+    annotation
+        .map(|a| a.as_str().into())
+        .or_else(|| task.and_then(|t| t.repository.as_deref()).map(Into::into))
+        .or_else(|| label.map(|l| l.replacen('.', "/", 1).into()))
+}
+
 fn boxed(s: Option<&String>) -> Option<Box<str>> {
     s.map(|s| s.as_str().into())
 }
@@ -187,6 +205,12 @@ impl JobRecord {
             Some(p) if p.task.is_some() => p.task.clone(),
             _ => task_head(job).map(Arc::new),
         };
+        let repository = label(LABEL_REPOSITORY);
+        let repository_name = repository_name(
+            annotation(ANNOTATION_REPOSITORY),
+            task.as_deref(),
+            repository.as_deref(),
+        );
         Some(JobRecord {
             state: state_of(conds, cancelled.is_some(), suspended),
             rv: meta
@@ -201,7 +225,8 @@ impl JobRecord {
             created_at: meta.creation_timestamp.clone(),
             source: label(LABEL_SOURCE),
             kind: label(LABEL_KIND),
-            repository: label(LABEL_REPOSITORY),
+            repository,
+            repository_name,
             priority: labels
                 .and_then(|l| l.get(LABEL_PRIORITY))
                 .and_then(|v| parse_priority_label(v))
@@ -252,7 +277,7 @@ pub struct JobView {
     pub state: JobState,
     pub source: Option<String>,
     pub kind: Option<String>,
-    /// The repository label (`owner.name`).
+    /// The task's repository, `owner/name`.
     pub repository: Option<String>,
     pub priority: i32,
     pub url: Option<String>,
@@ -285,7 +310,7 @@ impl JobView {
             state: r.state,
             source: text(&r.source),
             kind: text(&r.kind),
-            repository: text(&r.repository),
+            repository: text(&r.repository_name),
             priority: r.priority,
             url: text(&r.url),
             created_at: r.created_at_text(),
@@ -304,5 +329,57 @@ impl JobView {
             v.task = Some(doc);
         }
         Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn job(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Job {
+        let map = |kv: &[(&str, &str)]| {
+            Some(
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        Job {
+            metadata: ObjectMeta {
+                name: Some("agent-task-1".into()),
+                labels: map(labels),
+                annotations: map(annotations),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_the_repository_annotation_and_the_view_shows_it() {
+        let j = job(
+            &[(LABEL_REPOSITORY, "octo.my.repo")],
+            &[(ANNOTATION_REPOSITORY, "octo/my.repo")],
+        );
+        let r = JobRecord::from_job(&j, None).expect("named Job");
+        assert_eq!(r.repository.as_deref(), Some("octo.my.repo"));
+        assert_eq!(r.repository_name.as_deref(), Some("octo/my.repo"));
+        let v = JobView::from_record(&r);
+        assert_eq!(v.repository.as_deref(), Some("octo/my.repo"));
+        let full = JobView::from_job(&j).expect("named Job");
+        assert_eq!(full.repository.as_deref(), Some("octo/my.repo"));
+    }
+
+    #[test]
+    fn jobs_made_before_the_annotation_show_the_label_as_owner_slash_name() {
+        let j = job(&[(LABEL_REPOSITORY, "octo.my.repo")], &[]);
+        let v = JobView::from_job(&j).expect("named Job");
+        assert_eq!(v.repository.as_deref(), Some("octo/my.repo"));
+        let none = JobView::from_job(&job(&[], &[])).expect("named Job");
+        assert_eq!(none.repository, None);
     }
 }

@@ -51,8 +51,10 @@ pub struct TaskRequest {
     pub pr: Option<u64>,
     /// Default `task`; 1–30 of `[a-z0-9-]`.
     pub kind: Option<String>,
-    /// -1000..=1000, higher first. Default 0.
-    pub priority: Option<i32>,
+    /// `critical`, `high`, `medium`, `low` (100, 50, 10, 0) or an integer
+    /// from -1000 to 1000; higher first. Default 0.
+    #[schema(value_type = Option<Object>)]
+    pub priority: Option<serde_json::Value>,
     /// Up to 20 string labels, recorded in the task document.
     pub labels: Option<std::collections::BTreeMap<String, String>>,
     /// 60..=604800; default `JOB_TIMEOUT_SECONDS`.
@@ -88,8 +90,9 @@ pub struct PmTaskRequest {
     pub description: Option<String>,
     pub details: Option<String>,
     pub test_strategy: Option<String>,
-    /// high, medium, low, critical, or an integer.
-    pub priority: Option<String>,
+    /// `critical`, `high`, `medium`, `low` or an integer from -1000 to 1000. Default `medium`.
+    #[schema(value_type = Option<Object>)]
+    pub priority: Option<serde_json::Value>,
     pub dependencies: Option<Vec<String>>,
     pub subtasks: Option<Vec<PmSubtask>>,
     pub service_name: Option<String>,

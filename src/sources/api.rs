@@ -81,7 +81,7 @@ pub fn generic_task(
     if !kind_ok(&kind) {
         f.error("kind", "must be 1 to 30 lowercase letters, digits or '-'");
     }
-    let priority = f.opt_int("priority", -1000..=1000).unwrap_or(0);
+    let priority = priority_field(&mut f, 0);
     let labels = f.opt_string_map("labels", 20).unwrap_or_default();
     let timeout = f.opt_int("timeout_seconds", 60..=7 * 24 * 3600);
     let git_ref = f.opt_str("ref", 255);
@@ -156,20 +156,27 @@ pub fn pm_dedup_key(id: &str) -> String {
     format!("pm-agent:task:{id}")
 }
 
+/// A priority given as a word ([`crate::task::PRIORITY_WORDS`]) or an
+/// integer from -1000 to 1000.
 fn priority_of(v: Option<&Value>) -> Option<i32> {
     match v? {
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "critical" | "urgent" => Some(100),
-            "high" => Some(50),
-            "medium" => Some(10),
-            "low" => Some(0),
-            _ => None,
-        },
+        Value::String(s) => crate::task::parse_priority(s),
         Value::Number(n) => n
             .as_i64()
             .filter(|n| (-1000..=1000).contains(n))
             .map(|n| n as i32),
         _ => None,
+    }
+}
+
+/// The `priority` field of a task document: `default` if absent.
+fn priority_field(f: &mut Fields, default: i32) -> i32 {
+    match f.get("priority") {
+        None => default,
+        Some(v) => priority_of(Some(v)).unwrap_or_else(|| {
+            f.error("priority", crate::task::PRIORITY_EXPECTED);
+            default
+        }),
     }
 }
 
@@ -200,16 +207,7 @@ pub fn pm_task(
         .opt_str("test_strategy", 16 * 1024)
         .or_else(|| f.opt_str("testStrategy", 16 * 1024))
         .unwrap_or_default();
-    let priority = match f.get("priority") {
-        None => 10,
-        Some(v) => priority_of(Some(v)).unwrap_or_else(|| {
-            f.error(
-                "priority",
-                "must be high, medium, low, critical or an integer from -1000 to 1000",
-            );
-            0
-        }),
-    };
+    let priority = priority_field(&mut f, 10);
     let deps: Vec<String> = f
         .opt_array("dependencies", 200)
         .map(|a| {
