@@ -107,7 +107,7 @@ pub fn generic_task(
     let task = Task {
         source,
         kind,
-        priority: priority as i32,
+        priority,
         repository,
         issue_number: issue.map(|n| n as u64),
         pr_number: pr.map(|n| n as u64),
