@@ -172,7 +172,7 @@ async fn a_grafana_notification_queues_one_job_per_selected_firing_alert_and_non
         view["priority"], 100,
         "severity=critical maps to 100: {view}"
     );
-    assert_eq!(view["repository"], "acme.checkout");
+    assert_eq!(view["repository"], "acme/checkout");
 }
 
 #[tokio::test]
