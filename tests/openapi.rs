@@ -1,9 +1,14 @@
 //! The OpenAPI document at `/api/v1/openapi.json`: it parses, lists every
-//! route the service serves with its methods, and documents the status
-//! codes of the task endpoints.
+//! route the service serves with its methods (and no method it does not
+//! serve), its operationIds are unique, it documents the status codes of the
+//! task endpoints, and the maintained `openapi-spec-validator` accepts it.
 
 mod api_support;
 mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
 
 use api_support::*;
 use common::*;
@@ -41,7 +46,7 @@ async fn the_openapi_document_parses_and_lists_every_route_with_its_methods() {
     assert!(doc["info"]["title"].is_string());
     let expected: &[(&str, &[&str])] = &[
         ("/webhook/github", &["post"]),
-        ("/webhook/grafana", &["post"]),
+        ("/webhook/grafana", &["post", "put"]),
         ("/api/v1/tasks", &["post"]),
         ("/api/v1/pm/tasks", &["post"]),
         ("/api/v1/pm/tasks/{id}", &["get"]),
@@ -119,6 +124,7 @@ async fn the_openapi_document_lists_the_status_codes_of_the_task_endpoints() {
         ),
         ("/api/v1/events", "get", &["200", "401"][..]),
         ("/webhook/grafana", "post", &["202", "400", "401"][..]),
+        ("/webhook/grafana", "put", &["202", "400", "401"][..]),
     ] {
         let have = codes(&doc, path, method);
         for c in want {
@@ -148,4 +154,108 @@ async fn the_openapi_document_lists_the_status_codes_of_the_task_endpoints() {
         doc["paths"]["/api/v1/tasks"]["post"]["security"].is_array(),
         "the task API needs a token"
     );
+}
+
+/// The `openapi-spec-validator` executable (PyPI `openapi-spec-validator`):
+/// `$OPENAPI_SPEC_VALIDATOR`, else on `PATH`, else in the tool directory
+/// `.ci/run` installs (`$ORCHESTRATOR_CI_TOOLS`, default
+/// `~/.cache/orchestrator-ci-tools`). Absent, the test fails: CI installs it,
+/// and so does one run of `bash .ci/run` on a developer's machine.
+fn validator() -> PathBuf {
+    if let Some(p) = std::env::var_os("OPENAPI_SPEC_VALIDATOR").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    let tools = std::env::var_os("ORCHESTRATOR_CI_TOOLS")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orchestrator-ci-tools"))
+        })
+        .map(|t| t.join("bin"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(tools)
+        .map(|d| d.join("openapi-spec-validator"))
+        .find(|c| c.is_file())
+        .expect(
+            "openapi-spec-validator on PATH (or $OPENAPI_SPEC_VALIDATOR): \
+             `pip install openapi-spec-validator==0.9.0`, or run `bash .ci/run` once",
+        )
+}
+
+/// Runs the validator on `doc`: its exit status and what it printed.
+fn validate(doc: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc).expect("write the document");
+    let out = Command::new(validator())
+        .args(["--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_served_document_passes_openapi_spec_validator_and_a_broken_one_does_not() {
+    let app = spawn_app(&[]).await;
+    let r = call(&app, "GET", "/api/v1/openapi.json").send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (ok, out) = validate(&r.text);
+    assert!(
+        ok,
+        "openapi-spec-validator refuses the served document:\n{out}"
+    );
+
+    // The same check fails on a document with a repeated operationId, so the
+    // pass above means something.
+    let mut doc: Value = serde_json::from_str(&r.text).expect("JSON");
+    let github = doc["paths"]["/webhook/github"]["post"]["operationId"].clone();
+    assert!(
+        github.is_string(),
+        "POST /webhook/github has an operationId"
+    );
+    doc["paths"]["/webhook/grafana"]["post"]["operationId"] = github.clone();
+    let (ok, out) = validate(&doc.to_string());
+    assert!(!ok, "a repeated operationId {github} passes:\n{out}");
+    assert!(
+        out.contains(github.as_str().unwrap_or_default()),
+        "the validator names the repeated operationId: {out}"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_id_is_unique_and_every_served_method_is_documented() {
+    let app = spawn_app(&[("API_TOKENS", API_TOKENS)]).await;
+    let doc = document(&app).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("a path item") {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has an operationId"));
+            if let Some(other) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {other} and {method} {path}");
+            }
+        }
+        // A method the route serves is not answered 405; it must be listed.
+        let concrete = path.replace("{id}", "1").replace("{name}", "x");
+        for m in ["get", "post", "put", "delete"] {
+            if item.get(m).is_some() {
+                continue;
+            }
+            let r = call(&app, &m.to_uppercase(), &concrete).send().await;
+            assert_eq!(
+                r.status, 405,
+                "{m} {path} is served ({}) but not documented",
+                r.status
+            );
+        }
+    }
 }

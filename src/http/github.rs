@@ -25,7 +25,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// A GitHub webhook delivery (signed with `X-Hub-Signature-256`).
-#[utoipa::path(post, path = "/webhook/github", tag = "webhooks",
+#[utoipa::path(post, path = "/webhook/github", tag = "webhooks", operation_id = "github_webhook",
     request_body(content = Object, description = "The GitHub event payload", content_type = "application/json"),
     params(
         ("X-GitHub-Event" = String, Header, description = "Event name"),

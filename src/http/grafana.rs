@@ -28,7 +28,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a [u8]> {
 }
 
 /// A Grafana or Alertmanager notification.
-#[utoipa::path(post, path = "/webhook/grafana", tag = "webhooks",
+#[utoipa::path(post, path = "/webhook/grafana", tag = "webhooks", operation_id = "grafana_webhook",
     request_body(content = Object, description = "Grafana (version 1) or Alertmanager (version 4) webhook body", content_type = "application/json"),
     responses(
         (status = 202, description = "Processed; `alerts` lists the decision per alert (queued, duplicate, ignored, cancelled, …)"),

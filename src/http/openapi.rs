@@ -17,6 +17,23 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Grafana may deliver with `PUT` as well as `POST` (both are routed to
+/// [`super::grafana::webhook`]): the same operation, under its own
+/// operationId (operationIds are unique in a document).
+struct GrafanaPut;
+
+impl Modify for GrafanaPut {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(item) = openapi.paths.paths.get_mut("/webhook/grafana") {
+            if let Some(post) = item.post.clone() {
+                let mut put = post;
+                put.operation_id = Some("grafana_webhook_put".into());
+                item.put = Some(put);
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "orchestrator", description = "Events from GitHub, Grafana, a PM Agent and a CLI become Kubernetes Jobs that run AI coding agents."),
@@ -34,7 +51,7 @@ impl Modify for BearerAuth {
         super::jobs::JobView, super::jobs::JobList, super::jobs::ConditionView, crate::events::EventRecord,
         super::leader::LeaderView,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &GrafanaPut),
 )]
 pub struct ApiDoc;
 
