@@ -16,6 +16,7 @@
 //! | source (`github`, `grafana`, `pm-agent`, `cli`) | nothing of its own: the dedup cache and rate limits live outside it | the one Task being handled | — |
 //! | `scheduler` | the admission queue and the admissions in flight | its queue and in-flight bookkeeping | the watch's Job store (the API server is the queue) |
 //! | `kube` | the client, its rate limiter | the call being started | nothing to rebuild |
+//! | `job_watcher` (one per live Job, [`Runtime::start_transient`]) | the Job's last reported state | the change being handled | the Job's record in the watch store, re-read and reported again; after repeated panics the Job is marked dirty for the scheduler's resync and the watcher ends (the next event starts a new one) |
 //!
 //! Long-running tasks (the HTTP server, the Job watch, the Lease loop) are
 //! watched by `app::run`: if one ends, the process stops with an error (exit
@@ -185,7 +186,47 @@ impl Runtime {
     where
         A: Supervised + Actor<Context = Context<A>>,
     {
-        let metrics = Arc::new(self.metrics.actor(name));
+        let metrics = self.actor_metrics(name);
+        self.spawn(name, metrics, capacity, actor, false)
+    }
+
+    /// The metrics of the actors labelled `name` (one set shared by all of
+    /// them), for [`Runtime::start_transient`].
+    pub fn actor_metrics(&self, name: &'static str) -> Arc<ActorMetrics> {
+        Arc::new(self.metrics.actor(name))
+    }
+
+    /// Starts an actor that ends with its work (a per-Job watcher): like
+    /// [`Runtime::start`], a panicking handler is restarted in place
+    /// (`Supervised::restarting`) and counted, but an actor that stops is
+    /// done, not restarted. The supervisor keeps one address of its own, so
+    /// a panic can always be restarted, even after every sender let go;
+    /// such an actor must therefore stop itself. Many actors may share one
+    /// `metrics` (from [`Runtime::actor_metrics`]).
+    pub fn start_transient<A>(
+        &self,
+        name: &'static str,
+        metrics: &Arc<ActorMetrics>,
+        capacity: usize,
+        actor: A,
+    ) -> Mailbox<A>
+    where
+        A: Supervised + Actor<Context = Context<A>>,
+    {
+        self.spawn(name, metrics.clone(), capacity, actor, true)
+    }
+
+    fn spawn<A>(
+        &self,
+        name: &'static str,
+        metrics: Arc<ActorMetrics>,
+        capacity: usize,
+        actor: A,
+        transient: bool,
+    ) -> Mailbox<A>
+    where
+        A: Supervised + Actor<Context = Context<A>>,
+    {
         let ctx = Context::new();
         let addr = ctx.address();
         let fut = ctx.into_future(actor);
@@ -194,6 +235,7 @@ impl Runtime {
             name,
             metrics: metrics.clone(),
             dead: self.dead.clone(),
+            keep: transient.then(|| addr.clone()),
         });
         Mailbox {
             addr,
@@ -287,10 +329,17 @@ impl<A: Actor<Context = Context<A>>> Mailbox<A> {
     pub fn addr(&self) -> &Addr<A> {
         &self.addr
     }
+
+    /// Whether the actor still runs (a transient actor that stopped, or any
+    /// actor after shutdown, takes no more messages: they would be dropped).
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
 }
 
 /// Runs an actor's context; when a handler panics or the actor stops, the
-/// actor is restarted in place (`Supervised::restarting`) and counted.
+/// actor is restarted in place (`Supervised::restarting`) and counted. A
+/// transient actor (`keep` set) that stops is done instead.
 struct Supervisor<A>
 where
     A: Supervised + Actor<Context = Context<A>>,
@@ -299,6 +348,9 @@ where
     name: &'static str,
     metrics: Arc<ActorMetrics>,
     dead: Arc<tokio::sync::watch::Sender<Option<&'static str>>>,
+    /// A transient actor's own address: keeps its mailbox connected so a
+    /// panic can be restarted whoever still holds an address.
+    keep: Option<Addr<A>>,
 }
 
 impl<A> Future for Supervisor<A>
@@ -312,6 +364,11 @@ where
             let polled = catch_unwind(AssertUnwindSafe(|| self.fut.as_mut().poll(cx)));
             match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(())) if self.keep.is_some() => {
+                    // A transient actor finished its work.
+                    self.keep = None;
+                    return Poll::Ready(());
+                }
                 Ok(Poll::Ready(())) => {
                     tracing::warn!(actor = self.name, "actor stopped; restarting it");
                 }
@@ -341,8 +398,11 @@ where
     }
 }
 
-/// Makes the receiving actor's handler panic. Fault injection for the
-/// supervision tests: no route, input or configuration sends it.
+/// Makes the receiving actor's handler panic (a Job watcher panics while
+/// handling its next change, so that change's message is the one lost;
+/// each `Crash` arms one such panic).
+/// Fault injection for the supervision tests: no route, input or
+/// configuration sends it.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Crash;

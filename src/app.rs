@@ -147,6 +147,7 @@ pub async fn run_with(
             jobs_api,
             reader.clone(),
             scheduler.clone(),
+            runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),

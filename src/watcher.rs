@@ -16,8 +16,18 @@
 //! the demux updated before sending. So when a watcher's mailbox is full
 //! (capacity [`WATCHER_MAILBOX`]) the event is dropped and counted: a
 //! message already waiting there will read the newer record. A watcher that
-//! cannot reach the scheduler marks the Job dirty in the store; the
-//! scheduler re-reads dirty Jobs on its next message or tick.
+//! cannot reach the scheduler (its bounded mailbox, capacity
+//! [`crate::scheduler::MAILBOX`], is full) marks the Job dirty in the store
+//! and counts the overflow; the scheduler re-reads dirty Jobs on its next
+//! message or every `SCHEDULER_RESYNC_SECONDS`.
+//!
+//! Supervision: watchers run under the actor runtime
+//! ([`Runtime::start_transient`]) with the metrics of every other actor
+//! (`actor="job_watcher"`: mailbox depth, messages, handling time,
+//! overflows, restarts). A panicking watcher is restarted and re-reads its
+//! Job from the store, reporting its state again; one that keeps panicking
+//! ([`MAX_WATCHER_RESTARTS`]) marks its Job dirty for the scheduler and
+//! ends.
 //!
 //! Per event: one projection, a constant number of index operations, at
 //! most one message to a watcher and one to the scheduler.
@@ -35,17 +45,22 @@ use kube::Api;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::actors::{Mailbox, Tracked};
+use crate::actors::{Crash, Mailbox, Runtime, Tracked};
 use crate::cluster::jobspec::MANAGED_SELECTOR;
 use crate::cluster::state::JobState;
 use crate::cluster::store::JobStore;
 use crate::cluster::view::JobRecord;
+use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::scheduler::queue::Observed;
-use crate::scheduler::{Forget, Observe, Scheduler, Synced};
+use crate::scheduler::{Admit, Forget, Observe, Scheduler, Synced};
 
 /// Mailbox capacity of each watcher actor.
 pub const WATCHER_MAILBOX: usize = 16;
+
+/// Restarts of one watcher after which it gives its Job to the scheduler's
+/// resync and ends.
+pub const MAX_WATCHER_RESTARTS: u32 = 3;
 
 /// Work counted on the demux edges (exported as metrics, read by the
 /// structural tests).
@@ -69,6 +84,10 @@ pub struct JobWatcher {
     state: Option<JobState>,
     since: Instant,
     shared: Shared,
+    /// Times restarted after a panic.
+    restarts: u32,
+    /// Fault injection ([`Crash`]): changes whose handling panics.
+    crashes: u32,
 }
 
 /// What the demux and every watcher share.
@@ -78,8 +97,10 @@ struct Shared {
     scheduler: Mailbox<Scheduler>,
     metrics: Arc<Metrics>,
     stats: Arc<DemuxStats>,
-    /// `orchestrator_actor_mailbox_overflow_total{actor="job_watcher"}`.
-    watcher_overflow: Counter,
+    /// Watchers start under this runtime …
+    runtime: Runtime,
+    /// … sharing these metrics (`actor="job_watcher"`).
+    watcher_metrics: Arc<ActorMetrics>,
 }
 
 impl Shared {
@@ -108,6 +129,33 @@ impl Actor for JobWatcher {
     }
 }
 
+impl Supervised for JobWatcher {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // `started` runs again and counts the watcher again.
+        self.shared.metrics.watchers().dec();
+        self.restarts += 1;
+        if self.restarts > MAX_WATCHER_RESTARTS {
+            tracing::error!(job = %self.name, restarts = self.restarts, "job watcher keeps failing; the scheduler re-reads the job from the store");
+            self.shared.store.mark_dirty(self.name.clone());
+            // A full mailbox still leaves the dirty mark for the resync.
+            let _ = self.shared.scheduler.tell(Admit);
+            ctx.stop();
+            return;
+        }
+        tracing::warn!(job = %self.name, "job watcher restarting; re-reading the job from the store");
+        // Report the stored state again, whatever was reported before.
+        self.state = None;
+        ctx.notify(Changed);
+    }
+}
+
+impl Handler<Crash> for JobWatcher {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        self.crashes += 1;
+    }
+}
+
 /// The Job changed: read its newest record from the store.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -116,6 +164,10 @@ pub struct Changed;
 impl Handler<Changed> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        if self.crashes > 0 {
+            self.crashes -= 1;
+            panic!("fault injection: the job watcher was told to crash");
+        }
         let Some(record) = self.shared.store.get(&self.name) else {
             tracing::info!(job = %self.name, "job deleted");
             self.shared.notify(&self.name, Forget(self.name.clone()));
@@ -137,16 +189,21 @@ impl Handler<Changed> for JobWatcher {
     }
 }
 
+crate::tracked_handlers!(JobWatcher => Changed, Crash);
+
 /// Routes watch events to the store and the per-Job watcher actors.
 pub struct Demux {
-    watchers: HashMap<Arc<str>, Addr<JobWatcher>>,
+    watchers: HashMap<Arc<str>, Mailbox<JobWatcher>>,
     shared: Shared,
 }
 
 impl Demux {
+    /// A demux starting its watchers under `runtime`. Must run inside an
+    /// actix `System`, on the thread its watchers run on.
     pub fn new(
         store: JobStore,
         scheduler: Mailbox<Scheduler>,
+        runtime: Runtime,
         metrics: Arc<Metrics>,
         stats: Arc<DemuxStats>,
     ) -> Self {
@@ -155,7 +212,8 @@ impl Demux {
             shared: Shared {
                 store,
                 scheduler,
-                watcher_overflow: metrics.actor("job_watcher").overflow,
+                watcher_metrics: runtime.actor_metrics("job_watcher"),
+                runtime,
                 metrics,
                 stats,
             },
@@ -165,6 +223,29 @@ impl Demux {
     /// Live watcher actors.
     pub fn watchers(&self) -> usize {
         self.watchers.len()
+    }
+
+    /// The watcher following `name`, if any (for fault injection in tests).
+    pub fn watcher(&self, name: &str) -> Option<Mailbox<JobWatcher>> {
+        self.watchers.get(name).cloned()
+    }
+
+    /// Tells `name`'s watcher, if it still runs, that its Job changed.
+    /// `None`: no running watcher (it is forgotten); `Some(false)`: its
+    /// mailbox was full (a message already waiting reads the newer record).
+    fn tell_watcher(&mut self, name: &str) -> Option<bool> {
+        let w = self.watchers.get(name)?;
+        if !w.is_alive() {
+            self.watchers.remove(name);
+            return None;
+        }
+        self.shared.stats.to_watchers.inc();
+        let sent = w.tell(Changed).is_ok();
+        if !sent {
+            // (The watcher's mailbox counts it in the actor metrics.)
+            self.shared.stats.overflows.inc();
+        }
+        Some(sent)
     }
 
     /// A Job was added or changed.
@@ -191,29 +272,12 @@ impl Demux {
         let applied = self.shared.store.apply(record);
         stats.tracked.set(self.shared.store.len() as i64);
         let live = applied.after.is_live();
-        if let Some(w) = self.watchers.get(&name) {
-            stats.to_watchers.inc();
-            match w.try_send(Changed) {
-                Ok(()) => {
-                    if !live {
-                        // It reads the final record and stops.
-                        self.watchers.remove(&name);
-                    }
-                    return;
-                }
-                Err(SendError::Full(_)) => {
-                    // A message already waiting reads this newer record.
-                    stats.overflows.inc();
-                    self.shared.watcher_overflow.inc();
-                    if !live {
-                        self.watchers.remove(&name);
-                    }
-                    return;
-                }
-                Err(SendError::Closed(_)) => {
-                    self.watchers.remove(&name);
-                }
+        if self.tell_watcher(&name).is_some() {
+            if !live {
+                // It reads the final record and stops.
+                self.watchers.remove(&name);
             }
+            return;
         }
         if !live {
             // Nothing to follow; the scheduler still needs to know.
@@ -226,22 +290,21 @@ impl Demux {
             }
             return;
         }
-        let shared = self.shared.clone();
-        let watcher_name = name.clone();
-        let w = JobWatcher::create(move |ctx| {
-            ctx.set_mailbox_capacity(WATCHER_MAILBOX);
+        let w = self.shared.runtime.start_transient(
+            "job_watcher",
+            &self.shared.watcher_metrics,
+            WATCHER_MAILBOX,
             JobWatcher {
-                name: watcher_name,
+                name: name.clone(),
                 state: None,
                 since: Instant::now(),
-                shared,
-            }
-        });
-        stats.to_watchers.inc();
-        if w.try_send(Changed).is_err() {
-            stats.overflows.inc();
-        }
-        self.watchers.insert(name, w);
+                shared: self.shared.clone(),
+                restarts: 0,
+                crashes: 0,
+            },
+        );
+        self.watchers.insert(name.clone(), w);
+        self.tell_watcher(&name);
     }
 
     /// A Job was deleted.
@@ -258,18 +321,11 @@ impl Demux {
     /// Tells whoever follows `name` that it is gone from the store.
     fn ended(&mut self, name: &str, stored: Option<Arc<str>>) {
         let name: Arc<str> = stored.unwrap_or_else(|| name.into());
-        if let Some(w) = self.watchers.remove(&name) {
-            self.shared.stats.to_watchers.inc();
-            match w.try_send(Changed) {
-                Ok(()) => return,
-                Err(SendError::Full(_)) => {
-                    self.shared.stats.overflows.inc();
-                    return;
-                }
-                Err(SendError::Closed(_)) => {}
-            }
+        let told = self.tell_watcher(&name);
+        self.watchers.remove(&name);
+        if told.is_none() {
+            self.shared.notify(&name, Forget(name.clone()));
         }
-        self.shared.notify(&name, Forget(name.clone()));
     }
 
     /// A relist began.
@@ -285,7 +341,8 @@ impl Demux {
         }
         if self.shared.scheduler.tell(Synced).is_err() {
             // The scheduler picks the relist up from the store on its tick.
-            tracing::warn!("scheduler mailbox full; it resyncs from the store on its next tick");
+            self.shared.store.request_rebuild();
+            tracing::warn!("scheduler mailbox full; it rebuilds from the store on its next resync");
         }
         self.shared.store.len()
     }
@@ -312,6 +369,7 @@ pub async fn run(
     api: Api<Job>,
     store: JobStore,
     scheduler: Mailbox<Scheduler>,
+    runtime: Runtime,
     synced: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     gate: crate::cluster::gate::KubeGate,
@@ -320,7 +378,7 @@ pub async fn run(
     let stream = watcher(api, cfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let stats = metrics.demux_stats();
-    let mut demux = Demux::new(store, scheduler, metrics, stats);
+    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats);
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {

@@ -1,17 +1,19 @@
 //! The Job watch's store/index/demux layer at scale, without timing: the
 //! work done per watch event (index entries visited, actor messages) does
-//! not grow with the number of tracked Jobs, and a watcher whose mailbox is
-//! full loses no terminal state.
+//! not grow with the number of tracked Jobs, and no terminal state is lost
+//! when a watcher's mailbox is full, when the scheduler's is, or when a
+//! watcher panics.
 //!
 //! Synthetic Job events (real Job objects built by `build_job`, with pod
 //! template and env, then given a status) go straight into the demux; the
 //! scheduler is the real actor (not leader, so it admits nothing and makes
-//! no API calls).
+//! no API calls), resyncing from the store every 50 ms.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
+use orchestrator::actors::Crash;
 use orchestrator::actors::{Mailbox, Runtime};
 use orchestrator::cluster::build_job;
 use orchestrator::cluster::gate::KubeGate;
@@ -22,7 +24,7 @@ use orchestrator::config::Config;
 use orchestrator::metrics::Metrics;
 use orchestrator::scheduler::{self, Counts, Scheduler};
 use orchestrator::task::{Task, TaskSource};
-use orchestrator::watcher::{Demux, DemuxStats, WATCHER_MAILBOX};
+use orchestrator::watcher::{Demux, DemuxStats, MAX_WATCHER_RESTARTS, WATCHER_MAILBOX};
 use serde_json::json;
 
 struct Rig {
@@ -36,10 +38,20 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with(scheduler::MAILBOX).await
+}
+
+/// A rig whose scheduler mailbox holds `capacity` messages.
+async fn rig_with(capacity: usize) -> Rig {
     let (client, sim) = kube_api_sim::start().await.expect("simulator");
     let config = Arc::new(
-        Config::from_lookup(|v| (v == "ALLOW_INSECURE_NO_SIGNATURE").then(|| "true".to_string()))
-            .expect("config"),
+        Config::from_lookup(|v| match v {
+            "ALLOW_INSECURE_NO_SIGNATURE" => Some("true".to_string()),
+            // What a lost notification leaves behind is re-read this often.
+            "SCHEDULER_RESYNC_SECONDS" => Some("0.05".to_string()),
+            _ => None,
+        })
+        .expect("config"),
     );
     let metrics = Metrics::new();
     let runtime = Runtime::new(metrics.clone());
@@ -50,13 +62,14 @@ async fn rig() -> Rig {
     let leader = Leader::new("watch-scale-test");
     let scheduler = runtime.start(
         "scheduler",
-        scheduler::MAILBOX,
+        capacity,
         Scheduler::new(kube, config.clone(), store.clone(), leader, metrics.clone()),
     );
     let stats = Arc::new(DemuxStats::default());
     let demux = Demux::new(
         store.clone(),
         scheduler.clone(),
+        runtime.clone(),
         metrics.clone(),
         stats.clone(),
     );
@@ -296,4 +309,113 @@ async fn a_full_watcher_mailbox_loses_no_terminal_state_and_frees_every_slot() {
         let r = rig.store.get(&format!("synthetic-{n}")).expect("stored");
         assert!(r.state.is_finished(), "{n}: {:?}", r.state);
     }
+}
+
+/// `orchestrator_actor_*{actor}` sample from the exposition.
+fn actor_series(rig: &Rig, family: &str, actor: &str) -> f64 {
+    let text = rig.metrics.encode();
+    let prefix = format!("orchestrator_actor_{family}{{actor=\"{actor}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{prefix} in the exposition"))
+}
+
+#[actix_rt::test]
+async fn a_watcher_that_panics_is_restarted_counted_and_its_job_still_reaches_its_final_state() {
+    let mut rig = rig().await;
+    const JOBS: usize = 20;
+    for n in 0..JOBS {
+        let job = rig.job(n, Phase::Running, 1);
+        rig.demux.apply(&job);
+    }
+    rig.settle((0, JOBS)).await;
+    // Half the watchers panic handling their Job's terminal change: that
+    // message is lost with the panic.
+    for n in (0..JOBS).step_by(2) {
+        let w = rig
+            .demux
+            .watcher(&format!("synthetic-{n}"))
+            .expect("a watcher");
+        w.tell(Crash).expect("room for the fault");
+    }
+    for n in 0..JOBS {
+        let end = if n % 4 == 0 {
+            Phase::Failed
+        } else {
+            Phase::Succeeded
+        };
+        let job = rig.job(n, end, 2);
+        rig.demux.apply(&job);
+    }
+    // The restarted watchers re-read their Jobs from the store: every
+    // final state reached the scheduler and every watcher ended.
+    rig.settle((0, 0)).await;
+    assert_eq!(
+        actor_series(&rig, "restarts_total", "job_watcher"),
+        (JOBS / 2) as f64
+    );
+    assert_eq!(rig.metrics.watchers().get(), 0, "every watcher ended");
+    // The watcher kind has the metrics of every actor.
+    assert!(actor_series(&rig, "messages_total", "job_watcher") >= (2 * JOBS) as f64);
+    assert_eq!(actor_series(&rig, "mailbox_depth", "job_watcher"), 0.0);
+    assert!(rig
+        .metrics
+        .encode()
+        .contains("orchestrator_actor_handling_seconds_count{actor=\"job_watcher\"}"));
+}
+
+#[actix_rt::test]
+async fn a_watcher_that_keeps_panicking_hands_its_job_to_the_scheduler_and_ends() {
+    let mut rig = rig().await;
+    let job = rig.job(0, Phase::Running, 1);
+    rig.demux.apply(&job);
+    rig.settle((0, 1)).await;
+    let w = rig.demux.watcher("synthetic-0").expect("a watcher");
+    // Each fault makes one change panic, and each restart re-reads the Job
+    // (a change): more faults than restarts allowed.
+    for _ in 0..MAX_WATCHER_RESTARTS + 3 {
+        w.tell(Crash).expect("room for the faults");
+    }
+    let job = rig.job(0, Phase::Succeeded, 2);
+    rig.demux.apply(&job);
+    // The watcher gave up after its last restart and left the terminal
+    // state to the scheduler's resync.
+    rig.settle((0, 0)).await;
+    assert_eq!(rig.metrics.watchers().get(), 0, "the watcher ended");
+    assert_eq!(
+        actor_series(&rig, "restarts_total", "job_watcher"),
+        f64::from(MAX_WATCHER_RESTARTS + 1)
+    );
+}
+
+#[actix_rt::test]
+async fn a_full_scheduler_mailbox_is_counted_and_loses_no_terminal_state() {
+    // Room for four notifications: the watchers' reports overflow it.
+    let mut rig = rig_with(4).await;
+    const JOBS: usize = 300;
+    for n in 0..JOBS {
+        let job = rig.job(n, Phase::Running, 1);
+        rig.demux.apply(&job);
+    }
+    // Dropped reports are marked dirty and re-read on the resync.
+    rig.settle((0, JOBS)).await;
+    let after_start = actor_series(&rig, "mailbox_overflow_total", "scheduler");
+    assert!(after_start > 0.0, "the scheduler's mailbox overflowed");
+    for n in 0..JOBS {
+        let end = if n % 3 == 0 {
+            Phase::Failed
+        } else {
+            Phase::Succeeded
+        };
+        let job = rig.job(n, end, 2);
+        rig.demux.apply(&job);
+    }
+    rig.settle((0, 0)).await;
+    assert!(
+        actor_series(&rig, "mailbox_overflow_total", "scheduler") > after_start,
+        "terminal reports overflowed too"
+    );
+    assert!(rig.stats.overflows.get() > 0);
+    assert_eq!(rig.metrics.watchers().get(), 0);
 }

@@ -58,6 +58,8 @@ pub struct JobStore {
     stats: Arc<StoreStats>,
     /// Some Job is marked dirty (a lock-free check for the common case).
     has_dirty: Arc<AtomicBool>,
+    /// A relist ended and the scheduler was not told (its mailbox was full).
+    rebuild: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -366,6 +368,17 @@ impl JobStore {
     pub fn mark_dirty(&self, name: Arc<str>) {
         self.write().dirty.insert(name);
         self.has_dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the scheduler to rebuild its queue from the store (a relist
+    /// ended and the message saying so could not be delivered).
+    pub fn request_rebuild(&self) {
+        self.rebuild.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a rebuild was requested since the last call.
+    pub fn take_rebuild(&self) -> bool {
+        self.rebuild.swap(false, Ordering::SeqCst)
     }
 
     /// Takes the Jobs marked dirty.

@@ -137,7 +137,8 @@ impl Scheduler {
     /// The watch store has listed everything: a `Synced` message a full
     /// mailbox refused is picked up here.
     fn catch_up(&mut self) {
-        if !self.synced && self.jobs.is_ready() {
+        let requested = self.jobs.take_rebuild();
+        if (requested || !self.synced) && self.jobs.is_ready() {
             self.synced = true;
             self.rebuild(true);
         }
@@ -299,12 +300,13 @@ pub struct Counts;
 impl Handler<Counts> for Scheduler {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
-        self.catch_up();
+        // Only reads: what a lost notification left behind shows until the
+        // next resync, as it would to the admission logic.
         MessageResult((self.queue.queued(), self.queue.running()))
     }
 }
 
-/// Try to admit queued Jobs now.
+/// Re-read the Jobs marked dirty and try to admit queued Jobs now.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Admit;
@@ -386,6 +388,7 @@ impl Handler<Leadership> for Scheduler {
 impl Handler<Admit> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Admit, ctx: &mut Context<Self>) {
+        self.resync_dirty();
         self.admit(ctx);
     }
 }
