@@ -90,6 +90,7 @@ pub async fn run_with(
         namespace: config.namespace.clone(),
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
+    let watch_config = kube_config.clone();
     let client =
         kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
@@ -141,7 +142,10 @@ pub async fn run_with(
         tracing::warn!("API_TOKENS is not set: the task and operator APIs answer 401 to everyone");
     }
 
-    let jobs_api: Api<Job> = Api::namespaced(gate.client(), &ns);
+    // The watch's own client: its lists and watches wait for the same gate.
+    let watch_client = crate::cluster::metered::watch_client(&gate, watch_config)
+        .context("Failed to initialize Kubernetes client")?;
+    let jobs_api: Api<Job> = Api::namespaced(watch_client, &ns);
     let watch = actix_rt::spawn(
         crate::watcher::run(
             jobs_api,

@@ -3,7 +3,9 @@
 //! message (nothing a client can send); the actor is restarted, the restart
 //! shows in `/metrics`, and the next webhook is answered normally and its
 //! Job admitted — by a restarted scheduler that picks leadership up from
-//! the real Lease loop without help.
+//! the real Lease loop without help. The Job watch, a long-running task
+//! beside the actors, makes its lists and watches through the shared Kube
+//! gate: each (re)list and reconnection is counted with the other calls.
 
 mod common;
 
@@ -121,4 +123,43 @@ async fn a_full_source_mailbox_answers_503_with_retry_after_and_counts_it() {
         Some(0.0),
         "the slots are given back"
     );
+}
+
+#[actix_rt::test]
+async fn the_job_watch_s_lists_and_watches_are_counted_with_the_other_kubernetes_calls() {
+    let sim = start_sim(0.3);
+    let app = spawn_app_on(sim.clone(), &[]).await;
+    let calls = |verb: &'static str| {
+        let app = &app;
+        async move {
+            let series =
+                format!("orchestrator_kube_requests_total{{verb=\"{verb}\",outcome=\"ok\"}}");
+            metric(app, &series).await.unwrap_or(0.0)
+        }
+    };
+    // Ready means listed once and watching.
+    let lists = calls("list").await;
+    let watches = wait_for("the watch request to be counted", WAIT, || async {
+        let n = calls("watch").await;
+        (n >= 1.0).then_some(n)
+    })
+    .await;
+    assert!(lists >= 1.0, "the initial list is counted: {lists}");
+    // Watches the simulator closes, with the history compacted under them:
+    // each reconnection, and the relist a 410 forces, is a counted call.
+    set_faults(
+        &sim,
+        serde_json::json!({"watch_close_after_seconds": 0.3, "compact": true}),
+    )
+    .await;
+    wait_for(
+        "a relist and two more watches to be counted",
+        WAIT,
+        || async {
+            (calls("list").await > lists && calls("watch").await >= watches + 2.0).then_some(())
+        },
+    )
+    .await;
+    clear_faults(&sim).await;
+    app.stop().await.expect("a clean stop");
 }

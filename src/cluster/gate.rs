@@ -6,8 +6,9 @@
 //! in `orchestrator_kube_requests_total{verb,outcome}` and
 //! `orchestrator_kube_request_seconds`, and maps API errors to
 //! [`KubeError`]. The Kube actor and the Lease loop hold clones of the same
-//! gate; the Job watch uses the same client (its list and watch requests
-//! are paced by `kube::runtime`'s backoff).
+//! gate; the Job watch's client waits for its rate limit and is counted in
+//! its metrics too (no timeout or retry from the gate: see
+//! [`super::metered`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

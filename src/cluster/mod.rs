@@ -14,6 +14,7 @@ pub mod forbidden;
 pub mod gate;
 pub mod kube_actor;
 pub mod lease;
+pub mod metered;
 pub mod permissions;
 pub mod state;
 pub mod store;
