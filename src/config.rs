@@ -10,9 +10,11 @@
 mod leader;
 pub(crate) mod parse;
 mod scheduler;
+pub mod vars;
 
 pub use leader::LeaderConfig;
 pub use scheduler::SchedulerConfig;
+pub use vars::{EnvVar, VARIABLES};
 
 pub use parse::{is_dns1123_label, is_dns1123_subdomain, quantity_value};
 

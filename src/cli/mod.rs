@@ -29,7 +29,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service (webhooks → Kubernetes Jobs). Configured by environment variables (see README).
+    /// Run the service (webhooks → Kubernetes Jobs), configured by
+    /// environment variables (`serve --help` lists them with their defaults).
+    #[command(after_help = crate::config::vars::help_text())]
     Serve(serve::ServeArgs),
     /// Run the embedded Kubernetes API server simulator (no real cluster, no containers).
     Sim(sim::SimArgs),
