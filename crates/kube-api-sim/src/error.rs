@@ -138,6 +138,38 @@ impl ApiError {
         .with_details(group, plural, name)
     }
 
+    /// 403 `Forbidden` as an admission plugin answers (apimachinery's
+    /// `NewForbidden`): `pods "p" is forbidden: <why>`, or without a name
+    /// `pods is forbidden: <why>`.
+    pub fn forbidden(plural: &str, group: &str, name: &str, why: &str) -> Self {
+        let what = qualified(plural, group);
+        let message = if name.is_empty() {
+            format!("{what} is forbidden: {why}")
+        } else {
+            format!("{what} {name:?} is forbidden: {why}")
+        };
+        Self::new(403, "Forbidden", message).with_details(group, plural, name)
+    }
+
+    /// The NamespaceLifecycle admission plugin's answer to a create in a
+    /// namespace that is being deleted.
+    pub fn namespace_terminating(plural: &str, group: &str, name: &str, ns: &str) -> Self {
+        let mut e = Self::forbidden(
+            plural,
+            group,
+            name,
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        );
+        e.causes = vec![Cause {
+            reason: "NamespaceTerminating",
+            field: "metadata.namespace".into(),
+            message: format!("namespace {ns} is being terminated"),
+        }];
+        e
+    }
+
     /// 422 `Invalid` with field causes.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let parts: Vec<String> = causes

@@ -98,9 +98,15 @@ fn source_data(store: &Store, res: usize, ns: &str, name: &str) -> Vec<(String, 
     out
 }
 
-/// The value of a `valueFrom` reference (Secret and ConfigMap keys; field
-/// and resource references are not modelled and give nothing).
-fn value_from(store: &Store, ns: &str, from: &Value) -> Option<String> {
+/// The value of a `valueFrom` reference: Secret and ConfigMap keys, and
+/// the downward API's `fieldRef` to the pod's `metadata.name`,
+/// `metadata.namespace`, `metadata.uid`, `metadata.labels['k']`,
+/// `metadata.annotations['k']` and `spec.nodeName` (resource references
+/// are not modelled and give nothing).
+fn value_from(store: &Store, ns: &str, pod: &Value, from: &Value) -> Option<String> {
+    if let Some(path) = from["fieldRef"]["fieldPath"].as_str() {
+        return field_ref(pod, path);
+    }
     let (res, sel) = if from["secretKeyRef"].is_object() {
         (SECRETS, &from["secretKeyRef"])
     } else if from["configMapKeyRef"].is_object() {
@@ -115,8 +121,33 @@ fn value_from(store: &Store, ns: &str, from: &Value) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+fn field_ref(pod: &Value, path: &str) -> Option<String> {
+    let meta = &pod["metadata"];
+    for map in ["labels", "annotations"] {
+        if let Some(key) = path
+            .strip_prefix(&format!("metadata.{map}['"))
+            .and_then(|k| k.strip_suffix("']"))
+        {
+            return meta[map][key].as_str().map(str::to_string);
+        }
+    }
+    let v = match path {
+        "metadata.name" => &meta["name"],
+        "metadata.namespace" => &meta["namespace"],
+        "metadata.uid" => &meta["uid"],
+        "spec.nodeName" => &pod["spec"]["nodeName"],
+        _ => return None,
+    };
+    v.as_str().map(str::to_string)
+}
+
 /// The container's environment as its process would see it.
-pub fn environment(store: &Store, ns: &str, container: &Value) -> HashMap<String, String> {
+pub fn environment(
+    store: &Store,
+    ns: &str,
+    pod: &Value,
+    container: &Value,
+) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     for src in container["envFrom"].as_array().into_iter().flatten() {
         let prefix = src["prefix"].as_str().unwrap_or("");
@@ -138,7 +169,7 @@ pub fn environment(store: &Store, ns: &str, container: &Value) -> HashMap<String
         let value = match var["value"].as_str() {
             Some(v) if !v.is_empty() => expand(v, &|n| env.get(n).cloned()),
             _ if var["valueFrom"].is_object() => {
-                value_from(store, ns, &var["valueFrom"]).unwrap_or_default()
+                value_from(store, ns, pod, &var["valueFrom"]).unwrap_or_default()
             }
             _ => String::new(),
         };

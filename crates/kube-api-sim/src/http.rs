@@ -352,11 +352,16 @@ async fn dispatch(
             let opts = delete_options(q, &body)?;
             if verb == "delete" {
                 let out = store.delete(t.res, ns, name, &opts)?;
+                // 202 only for a pending deletion that asked for cascading
+                // with the old orphanDependents=false (the API server's
+                // delete handler); graceful and finalized deletions are 200.
                 let still_there = store.get(t.res, ns, name).is_ok();
-                Ok(json_response(
-                    if still_there { 202 } else { 200 },
-                    out.as_ref(),
-                ))
+                let code = if still_there && opts.accepted_when_pending {
+                    202
+                } else {
+                    200
+                };
+                Ok(json_response(code, out.as_ref()))
             } else {
                 let items = store.delete_collection(
                     t.res,

@@ -90,8 +90,14 @@ pub(super) fn delete_options(
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<DeleteOptions, ApiError> {
+    let grace = |v: &str| {
+        v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid gracePeriodSeconds {v:?}: not an integer"))
+        })
+    };
     let mut opts = DeleteOptions {
         propagation: q.get("propagationPolicy").cloned(),
+        grace_period_seconds: q.get("gracePeriodSeconds").map(|v| grace(v)).transpose()?,
         dry_run: dry_run(q)?,
         ..Default::default()
     };
@@ -105,6 +111,16 @@ pub(super) fn delete_options(
             opts.propagation = Some(p.to_string());
         } else if v.get("orphanDependents") == Some(&Value::Bool(true)) {
             opts.propagation = Some("Orphan".into());
+        }
+        if v.get("orphanDependents") == Some(&Value::Bool(false)) {
+            opts.accepted_when_pending = true;
+        }
+        if let Some(g) = v.get("gracePeriodSeconds").filter(|g| !g.is_null()) {
+            opts.grace_period_seconds = Some(g.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as DeleteOptions: gracePeriodSeconds {g} is not an integer"
+                ))
+            })?);
         }
         opts.precondition_uid = v
             .pointer("/preconditions/uid")

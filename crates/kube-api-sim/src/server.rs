@@ -34,6 +34,12 @@ pub struct SimConfig {
     pub default_exit_code: i32,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
+    /// How long a deleted pod's simulated containers take to stop after
+    /// SIGTERM, unless the pod says otherwise (annotation
+    /// `sim.orchestrator.dev/termination-seconds`); they are killed when
+    /// the grace period (`terminationGracePeriodSeconds`, or the delete's
+    /// `gracePeriodSeconds`) ends first. The pod disappears then.
+    pub termination_seconds: f64,
     /// How long a Pending pod waits before it runs (image pull, scheduling).
     pub pending_seconds: f64,
     /// Delay before a failed Job pod is replaced: doubled per failure and
@@ -59,6 +65,7 @@ impl Default for SimConfig {
             default_exit_code: 0,
             bookmark_interval: Duration::from_secs(10),
             pending_seconds: 0.05,
+            termination_seconds: 0.2,
             job_backoff_base: Duration::from_secs(10),
             limits: Limits::default(),
             faults: FaultSpec::default(),

@@ -94,6 +94,11 @@ impl Default for Limits {
 pub struct DeleteOptions {
     /// `Background`, `Foreground` or `Orphan`; `None` uses the type's default.
     pub propagation: Option<String>,
+    /// `gracePeriodSeconds`; `None` uses the object's own (a pod's
+    /// `terminationGracePeriodSeconds`).
+    pub grace_period_seconds: Option<i64>,
+    /// The body said `orphanDependents: false` (answered 202 while pending).
+    pub accepted_when_pending: bool,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
@@ -249,6 +254,30 @@ impl Store {
         }
     }
 
+    /// What creates check beyond [`Self::check_namespace`]: the namespace
+    /// must not be terminating (the NamespaceLifecycle admission plugin).
+    fn check_namespace_open(
+        g: &Inner,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        Self::check_namespace(g, res, ns)?;
+        if !res.namespaced {
+            return Ok(());
+        }
+        let terminating = g
+            .objects
+            .get(&(NAMESPACES, String::new(), ns.to_string()))
+            .is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some());
+        if terminating {
+            return Err(ApiError::namespace_terminating(
+                res.plural, res.group, name, ns,
+            ));
+        }
+        Ok(())
+    }
+
     fn key(res_id: usize, ns: &str, name: &str) -> Key {
         let ns = if RESOURCES[res_id].namespaced { ns } else { "" };
         (res_id, ns.to_string(), name.to_string())
@@ -345,7 +374,8 @@ impl Store {
             return Err(ApiError::invalid(res.kind, res.group, &name, causes));
         }
         let mut g = self.lock();
-        Self::check_namespace(&g, res, ns)?;
+        // Admission runs before a generateName is expanded.
+        Self::check_namespace_open(&g, res, ns, meta_str(&obj, "name").unwrap_or(""))?;
         let key = Self::key(res_id, ns, &name);
         if g.objects.contains_key(&key) {
             return Err(ApiError::already_exists(res.plural, res.group, &name));
@@ -443,6 +473,45 @@ impl Store {
         self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
     }
 
+    /// A write by the simulated cluster's own components, without an
+    /// update's validation: what a subresource such as `pods/binding` or
+    /// `namespaces/finalize` stores (the scheduler's `spec.nodeName`, the
+    /// namespace controller's `spec.finalizers`). Removes the object if that
+    /// completes its deletion.
+    pub fn system_write(
+        &self,
+        res_id: usize,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Arc<Value>> {
+        let mut g = self.lock();
+        let key = Self::key(res_id, ns, name);
+        let cur = g.objects.get(&key).cloned()?;
+        let mut new = (*cur).clone();
+        f(&mut new);
+        if new == *cur {
+            return Some(cur);
+        }
+        Some(self.write_locked(&mut g, &key, new, cur))
+    }
+
+    /// The namespaced objects in namespace `ns` (resource, name).
+    pub fn namespace_contents(&self, ns: &str) -> Vec<(usize, String, bool)> {
+        let g = self.lock();
+        g.objects
+            .iter()
+            .filter(|((r, ons, _), _)| RESOURCES[*r].namespaced && ons == ns)
+            .map(|((r, _, n), o)| {
+                (
+                    *r,
+                    n.clone(),
+                    o["metadata"].get("deletionTimestamp").is_some(),
+                )
+            })
+            .collect()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn update_locked(
         &self,
@@ -517,6 +586,7 @@ impl Store {
                 "uid",
                 "creationTimestamp",
                 "deletionTimestamp",
+                "deletionGracePeriodSeconds",
                 "generation",
                 "namespace",
                 "name",
@@ -570,10 +640,7 @@ impl Store {
         mut new: Value,
         old: Arc<Value>,
     ) -> Arc<Value> {
-        let finalizing = new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"]
-                .as_array()
-                .is_none_or(|f| f.is_empty());
+        let finalizing = finalized(key.0, &new);
         g.rv += 1;
         let rv = g.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -632,6 +699,19 @@ impl Store {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
     }
+}
+
+/// Whether an object being deleted may go now: its grace period is over
+/// (`deletionGracePeriodSeconds` 0), no finalizers are left, and for a
+/// namespace its `spec.finalizers` are done too (the API server's
+/// `shouldDeleteDuringUpdate` and the namespace registry's rule).
+fn finalized(res_id: usize, obj: &Value) -> bool {
+    let meta = &obj["metadata"];
+    let empty = |v: &Value| v.as_array().is_none_or(Vec::is_empty);
+    meta.get("deletionTimestamp").is_some()
+        && meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
+        && empty(&meta["finalizers"])
+        && (res_id != NAMESPACES || empty(&obj["spec"]["finalizers"]))
 }
 
 fn ns_of(res: &Resource, ns: &str) -> String {

@@ -529,13 +529,20 @@ async fn a_job_past_its_active_deadline_fails_with_deadline_exceeded() {
         .find(|c| c.type_ == "Failed")
         .unwrap();
     assert_eq!(cond.reason.as_deref(), Some("DeadlineExceeded"));
+    // The deadline kills the running pod: it is terminating at once (a
+    // deletionTimestamp), then gone after its containers stopped.
     let pods: Api<Pod> = Api::default_namespaced(client);
-    let active = pods
-        .list(&ListParams::default().labels("job-name=slow"))
-        .await
-        .unwrap()
-        .items;
-    assert!(active.is_empty(), "the deadline kills the running pod");
+    let lp = ListParams::default().labels("job-name=slow");
+    let left = pods.list(&lp).await.unwrap().items;
+    assert!(
+        left.iter().all(|p| p.metadata.deletion_timestamp.is_some()),
+        "{left:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pods.list(&lp).await.unwrap().items.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the pod never went");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -7,8 +7,31 @@ use serde_json::{json, Value};
 
 use super::{meta_str, now_rfc3339, Change, DeleteOptions, EventType, Inner, Key, Store};
 use crate::error::ApiError;
-use crate::resources::{NAMESPACES, RESOURCES};
+use crate::resources::{NAMESPACES, PODS, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
+
+/// A pod's grace period as the pod registry's `CheckGracefulDelete` sets
+/// it: the one asked for, else `terminationGracePeriodSeconds`; 0 for a pod
+/// never scheduled or already terminated; a negative one becomes 1.
+fn pod_grace_period(pod: &Value, asked: Option<i64>) -> i64 {
+    let period = asked
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(0);
+    let scheduled = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let terminal = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    if !scheduled || terminal {
+        0
+    } else if period < 0 {
+        1
+    } else {
+        period
+    }
+}
 
 impl Store {
     /// Removes an object now, publishes `DELETED`, and garbage-collects its
@@ -88,8 +111,10 @@ impl Store {
                     n["metadata"]["ownerReferences"] = Value::Array(others);
                 }
                 let _ = self.update_locked(g, k.0, &k.1, &k.2, n, false, false);
-            } else {
-                self.remove_locked(g, &k);
+            } else if obj["metadata"].get("deletionTimestamp").is_none() {
+                // The garbage collector deletes dependents as a client
+                // would: pods gracefully, finalizers honoured.
+                self.delete_locked(g, &k, obj, "Background", None);
             }
         }
     }
@@ -158,19 +183,36 @@ impl Store {
         if opts.dry_run {
             return Ok(cur);
         }
-        let has_finalizers = cur["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty());
+        self.delete_locked(&mut g, &key, cur, &policy, opts.grace_period_seconds)
+            .ok_or_else(|| Self::not_found(res, name))
+    }
+
+    /// Deletes the stored object `cur` at `key` with a propagation policy
+    /// and (pods) a grace period. Returns the state the answer shows: the
+    /// object marked for deletion, or its last state if it is gone.
+    pub(super) fn delete_locked(
+        &self,
+        g: &mut Inner,
+        key: &Key,
+        cur: Arc<Value>,
+        policy: &str,
+        grace: Option<i64>,
+    ) -> Option<Arc<Value>> {
         let uid = meta_str(&cur, "uid").unwrap_or("").to_string();
+        if key.0 == NAMESPACES {
+            return Some(self.terminate_namespace(g, key, cur));
+        }
         if policy == "Orphan" {
-            self.collect_dependents(&mut g, &uid, &key.1, true);
+            self.collect_dependents(g, &uid, &key.1, true);
         }
         if policy == "Foreground" {
             // Mark the owner, delete its dependents, then the owner (the
             // foregroundDeletion finalizer is removed at once: the
             // simulator collects dependents synchronously).
             let mut marked = (*cur).clone();
-            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            if marked["metadata"].get("deletionTimestamp").is_none() {
+                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            }
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             let mut fin = marked["metadata"]["finalizers"]
                 .as_array()
@@ -178,25 +220,63 @@ impl Store {
                 .unwrap_or_default();
             fin.push(json!("foregroundDeletion"));
             marked["metadata"]["finalizers"] = Value::Array(fin);
-            let marked = self.write_locked(&mut g, &key, marked, cur);
-            self.collect_dependents(&mut g, &uid, &key.1, false);
+            let marked = self.write_locked(g, key, marked, cur);
+            self.collect_dependents(g, &uid, &key.1, false);
             let mut done = (*marked).clone();
             if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
                 f.retain(|x| x != "foregroundDeletion");
             }
-            return Ok(self.write_locked(&mut g, &key, done, marked));
+            return Some(self.write_locked(g, key, done, marked));
         }
-        if has_finalizers {
-            if cur["metadata"].get("deletionTimestamp").is_some() {
-                return Ok(cur);
+        let period = if key.0 == PODS {
+            pod_grace_period(&cur, grace)
+        } else {
+            0
+        };
+        let pending = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        if period > 0 {
+            // Graceful: the kubelet stops the pod and deletes it with
+            // grace 0 once its containers ended. A second delete may only
+            // shorten the period.
+            if pending.is_some_and(|p| p <= period) {
+                return Some(cur);
             }
             let mut marked = (*cur).clone();
-            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            return Ok(self.write_locked(&mut g, &key, marked, cur));
+            let at = chrono::Utc::now() + chrono::Duration::seconds(period);
+            marked["metadata"]["deletionTimestamp"] =
+                json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(period);
+            return Some(self.write_locked(g, key, marked, cur));
         }
-        self.remove_locked(&mut g, &key)
-            .ok_or_else(|| Self::not_found(res, name))
+        let has_finalizers = cur["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if pending == Some(0) {
+                return Some(cur);
+            }
+            let mut marked = (*cur).clone();
+            if marked["metadata"].get("deletionTimestamp").is_none() {
+                marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            }
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            return Some(self.write_locked(g, key, marked, cur));
+        }
+        self.remove_locked(g, key)
+    }
+
+    /// A namespace delete: the namespace turns `Terminating` and stays
+    /// until the namespace controller has deleted its contents and removed
+    /// its `kubernetes` finalizer.
+    fn terminate_namespace(&self, g: &mut Inner, key: &Key, cur: Arc<Value>) -> Arc<Value> {
+        if cur["metadata"].get("deletionTimestamp").is_some() {
+            return cur;
+        }
+        let mut marked = (*cur).clone();
+        marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        marked["status"]["phase"] = json!("Terminating");
+        self.write_locked(g, key, marked, cur)
     }
 
     /// `DELETECOLLECTION`: deletes every matching object; returns them.

@@ -12,4 +12,5 @@ mod jobs;
 mod lifecycle;
 mod lists;
 mod protobuf;
+mod terminating;
 mod validation;
