@@ -84,6 +84,20 @@ fn all_fields_acceptable() -> Value {
     pod["restartPolicy"] = json!("Never");
     pod["containers"][0]["name"] = json!("main");
     pod["initContainers"][0]["name"] = json!("init");
+    // The completion mode and policies get values a real API server accepts
+    // (validateJobSpec): every field stays present.
+    let spec = &mut job["spec"];
+    spec["completionMode"] = json!("Indexed");
+    spec["maxFailedIndexes"] = json!(1);
+    spec["podReplacementPolicy"] = json!("Failed");
+    spec["successPolicy"]["rules"][0]["succeededIndexes"] = json!("0-1");
+    let rule = spec["podFailurePolicy"]["rules"][0].take();
+    spec["podFailurePolicy"]["rules"] = json!([
+        {"action": "FailIndex", "onExitCodes": {"containerName": "main", "operator": "In",
+            "values": rule["onExitCodes"]["values"]}},
+        {"action": "Ignore", "onPodConditions": [{"type": rule["onPodConditions"][0]["type"],
+            "status": "True"}]},
+    ]);
     job
 }
 

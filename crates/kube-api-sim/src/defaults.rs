@@ -117,11 +117,23 @@ fn job_scalar_defaults(spec: &mut Map<String, Value>) {
         spec.insert("completions".into(), json!(1));
     }
     set_default(spec, "parallelism", json!(1));
-    set_default(spec, "backoffLimit", json!(6));
+    // SetDefaults_Job: no overall limit when failures are limited per index.
+    let backoff = if spec.contains_key("backoffLimitPerIndex") {
+        json!(i32::MAX)
+    } else {
+        json!(6)
+    };
+    set_default(spec, "backoffLimit", backoff);
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
     set_default(spec, "manualSelector", json!(false));
-    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    // With a pod failure policy, only failed pods are replaced.
+    let replacement = if spec.contains_key("podFailurePolicy") {
+        "Failed"
+    } else {
+        "TerminatingOrFailed"
+    };
+    set_default(spec, "podReplacementPolicy", json!(replacement));
 }
 
 fn job_spec_defaults(obj: &mut Value) {

@@ -52,6 +52,7 @@ mod table_tests;
 pub mod tls;
 pub mod typecheck;
 pub mod validate;
+pub mod validate_job;
 pub mod watch;
 
 pub use server::{SimConfig, SimServer};

@@ -46,6 +46,10 @@ pub struct SimConfig {
     /// capped at 6 minutes, as the real Job controller (10 s by default;
     /// tests shorten it).
     pub job_backoff_base: Duration,
+    /// The kubelet's first delay before it restarts a crashed container
+    /// (`restartPolicy: OnFailure`): doubled per restart, capped at 5
+    /// minutes (10 s by default, as a real kubelet; tests shorten it).
+    pub crash_loop_backoff_base: Duration,
     pub limits: Limits,
     /// Faults active from the start.
     pub faults: FaultSpec,
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             pending_seconds: 0.05,
             termination_seconds: 0.2,
             job_backoff_base: Duration::from_secs(10),
+            crash_loop_backoff_base: Duration::from_secs(10),
             limits: Limits::default(),
             faults: FaultSpec::default(),
             workers: 2,

@@ -279,6 +279,9 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                     _ => {}
                 }
             }
+            if let Some(spec) = obj.get("spec") {
+                causes.extend(super::validate_job::causes(spec));
+            }
             for field in [
                 "backoffLimit",
                 "activeDeadlineSeconds",

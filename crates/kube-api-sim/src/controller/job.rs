@@ -1,182 +1,47 @@
 //! The Job controller, following batch/v1 and pkg/controller/job: a
 //! suspended Job has no pods and a `Suspended` condition; a running Job runs
-//! up to `parallelism` pods at once until `completions` have succeeded,
-//! retried up to `backoffLimit` after an exponential back-off, bounded by
-//! `activeDeadlineSeconds`, deleted `ttlSecondsAfterFinished` after it ends.
+//! up to `parallelism` pods at once until `completions` have succeeded
+//! (`Indexed`: one success per index, `status.completedIndexes`), retried up
+//! to `backoffLimit` after an exponential back-off (`OnFailure`: container
+//! restarts count), bounded by `activeDeadlineSeconds`, deleted
+//! `ttlSecondsAfterFinished` after it ends. `podFailurePolicy` rules decide
+//! what a failed pod means (FailJob, FailIndex, Ignore, Count);
+//! `successPolicy` can end an `Indexed` Job early; `backoffLimitPerIndex`
+//! and `maxFailedIndexes` limit retries per index (`status.failedIndexes`);
+//! `podReplacementPolicy: Failed` waits for terminating pods to finish.
 //!
 //! Pods carry the `batch.kubernetes.io/job-tracking` finalizer until they are
 //! counted: `status.succeeded`/`status.failed` are running totals, so pods
-//! that are deleted afterwards still count, as on a real cluster. A pod
-//! being deleted by someone else counts as failed (the default
-//! `podReplacementPolicy: TerminatingOrFailed`); pods the controller itself
-//! removes (suspension) lose the finalizer first and are not counted.
+//! that are deleted afterwards still count. A pod being deleted by someone
+//! else counts as failed (`TerminatingOrFailed`), or once it has failed
+//! (`Failed`, or with a pod failure policy); pods the controller itself
+//! removes lose the finalizer first and are not counted.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::{
-    deleting, meta, Controller, EXIT_CODE_ANNOTATION, JOB_TRACKING_FINALIZER,
-    RUN_SECONDS_ANNOTATION, TERMINATION_SECONDS_ANNOTATION,
+use super::job_policy::{
+    format_indexes, match_pod_failure_policy, parse_indexes, pod_index, success_rule, Action,
+    INDEX_FAILURES_ANNOTATION,
 };
-use crate::defaults::CONTROLLER_UID_LABEL;
-use crate::resources::{JOBS, PODS};
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{now_rfc3339, DeleteOptions};
+use super::job_support::{
+    backoff_delay, has_condition, is_active, is_terminating, phase, restarts, set_condition,
+    tracked,
+};
+use super::{deleting, Controller};
+use crate::resources::JOBS;
+use crate::store::now_rfc3339;
 
-/// The longest delay before a failed Job pod is replaced.
-const MAX_BACKOFF: Duration = Duration::from_secs(360);
-
-/// The retry delay after `failed` failures: `base`, doubled per further
-/// failure, capped at 6 minutes.
-fn backoff_delay(base: Duration, failed: usize) -> Duration {
-    let doublings = failed.saturating_sub(1).min(16) as u32;
-    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
-}
-
-/// The Job owner reference of a pod.
-pub(super) fn owner(pod: &Value) -> Option<&Value> {
-    pod["metadata"]["ownerReferences"]
-        .as_array()
-        .and_then(|r| r.iter().find(|o| o["kind"] == "Job"))
-}
-
-pub(super) fn tracked(pod: &Value) -> bool {
-    pod["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| f.iter().any(|x| x == JOB_TRACKING_FINALIZER))
-}
-
-fn has_condition(job: &Value, kind: &str) -> bool {
-    job["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == kind && c["status"] == "True")
-    })
-}
-
-fn set_condition(status: &mut Value, kind: &str, value: bool, reason: &str, message: &str) {
-    let now = now_rfc3339();
-    if !status["conditions"].is_array() {
-        status["conditions"] = json!([]);
-    }
-    let Some(list) = status["conditions"].as_array_mut() else {
-        return;
-    };
-    let want = if value { "True" } else { "False" };
-    if let Some(c) = list.iter_mut().find(|c| c["type"] == kind) {
-        if c["status"] != want || c["reason"] != reason {
-            c["status"] = json!(want);
-            c["reason"] = json!(reason);
-            c["message"] = json!(message);
-            c["lastProbeTime"] = json!(now);
-            c["lastTransitionTime"] = json!(now);
-        }
-    } else {
-        list.push(
-            json!({"type": kind, "status": want, "reason": reason, "message": message,
-            "lastProbeTime": now, "lastTransitionTime": now}),
-        );
-    }
-}
-
-fn phase(p: &Value) -> &str {
-    p["status"]["phase"].as_str().unwrap_or("")
-}
-
-/// A pod neither finished nor being deleted.
-fn is_active(p: &Value) -> bool {
-    matches!(phase(p), "Pending" | "Running") && !deleting(p)
-}
-
-/// `isPodFailed` with the default replacement policy: failed, or being
-/// deleted before it succeeded.
-fn counts_as_failed(p: &Value) -> bool {
-    phase(p) == "Failed" || (deleting(p) && phase(p) != "Succeeded")
+/// How a Job ends in this pass.
+enum Outcome {
+    Failed(&'static str, String),
+    Succeeded(&'static str, String),
 }
 
 impl Controller {
-    fn job_pods(&self, ns: &str, job: &Value) -> Vec<Arc<Value>> {
-        let uid = meta(job, "uid");
-        let sel =
-            LabelSelector::parse(&format!("{CONTROLLER_UID_LABEL}={uid}")).unwrap_or_default();
-        self.store()
-            .list(PODS, Some(ns), &sel, &FieldSelector::default(), None, None)
-            .map(|p| p.items)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| owner(p).is_some_and(|o| o["uid"] == uid))
-            .collect()
-    }
-
-    /// Removes the tracking finalizer (the pod has been counted, or is not
-    /// to be).
-    pub(super) fn untrack(&self, ns: &str, pod: &Value) {
-        self.store().system_write(PODS, ns, meta(pod, "name"), |p| {
-            if let Some(f) = p["metadata"]["finalizers"].as_array_mut() {
-                f.retain(|x| x != JOB_TRACKING_FINALIZER);
-            }
-        });
-    }
-
-    fn delete_pod(&self, ns: &str, pod: &Value) {
-        let _ = self
-            .store()
-            .delete(PODS, ns, meta(pod, "name"), &DeleteOptions::default());
-    }
-
-    fn write_status(&self, ns: &str, name: &str, mut status: Value) {
-        // Like the real controller, zero counts are left out.
-        if let Some(m) = status.as_object_mut() {
-            for k in ["active", "succeeded", "failed"] {
-                if m.get(k) == Some(&json!(0)) {
-                    m.remove(k);
-                }
-            }
-        }
-        let _ = self.store().modify(JOBS, ns, name, true, false, |cur| {
-            let mut n = cur.clone();
-            n["status"] = status;
-            Ok(n)
-        });
-    }
-
-    /// The TTL after a Job finished: delete it when due, else arm a timer.
-    fn finished_job(&mut self, ns: &str, name: &str, job: &Value) {
-        self.failures.remove(&(ns.to_string(), name.to_string()));
-        for p in self.job_pods(ns, job).iter().filter(|p| tracked(p)) {
-            self.untrack(ns, p);
-        }
-        let Some(ttl) = job["spec"]["ttlSecondsAfterFinished"].as_i64() else {
-            return;
-        };
-        let status = &job["status"];
-        let finished = status["completionTime"]
-            .as_str()
-            .or_else(|| {
-                status["conditions"].as_array().and_then(|cs| {
-                    cs.iter()
-                        .find(|c| c["type"] == "Failed" || c["type"] == "Complete")
-                        .and_then(|c| c["lastTransitionTime"].as_str())
-                })
-            })
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if let Some(f) = finished {
-            let now_wall = chrono::Utc::now();
-            let due = f.with_timezone(&chrono::Utc) + chrono::Duration::seconds(ttl);
-            if due <= now_wall {
-                let opts = DeleteOptions {
-                    propagation: Some("Background".into()),
-                    ..Default::default()
-                };
-                let _ = self.store().delete(JOBS, ns, name, &opts);
-            } else {
-                let wait = (due - now_wall).to_std().unwrap_or_default();
-                self.timer(Instant::now() + wait, (JOBS, ns.into(), name.into()));
-            }
-        }
-    }
-
     pub(super) fn reconcile_job(&mut self, ns: &str, name: &str) {
         let Ok(job) = self.store().get(JOBS, ns, name) else {
             self.failures.remove(&(ns.to_string(), name.to_string()));
@@ -192,33 +57,9 @@ impl Controller {
         if !status.is_object() {
             status = json!({});
         }
-        let key = (JOBS, ns.to_string(), name.to_string());
-        let now_wall = chrono::Utc::now();
         let pods = self.job_pods(ns, &job);
         if job["spec"]["suspend"] == true {
-            for p in pods.iter().filter(|p| is_active(p)) {
-                // deleteJobPods: the finalizer goes first, so a pod removed
-                // for suspension is not counted as failed.
-                self.untrack(ns, p);
-                self.delete_pod(ns, p);
-            }
-            if !has_condition(&job, "Suspended") {
-                self.event(&job, "Normal", "Suspended", "Job suspended");
-            }
-            set_condition(
-                &mut status,
-                "Suspended",
-                true,
-                "JobSuspended",
-                "Job suspended",
-            );
-            status["active"] = json!(0);
-            status["ready"] = json!(0);
-            if let Some(m) = status.as_object_mut() {
-                m.remove("startTime");
-            }
-            self.write_status(ns, name, status);
-            return;
+            return self.suspend(ns, &job, status, &pods);
         }
         if has_condition(&job, "Suspended") {
             set_condition(&mut status, "Suspended", false, "JobResumed", "Job resumed");
@@ -228,171 +69,344 @@ impl Controller {
         if status["startTime"].is_null() {
             status["startTime"] = json!(now_rfc3339());
         }
-        // Count the pods that finished since the last pass, then release
-        // them.
+        self.run_job(ns, &job, status, &pods);
+    }
+
+    fn suspend(&mut self, ns: &str, job: &Value, mut status: Value, pods: &[Arc<Value>]) {
+        for p in pods.iter().filter(|p| is_active(p)) {
+            // Not counted as failed: the finalizer goes first.
+            self.remove_pod(ns, p);
+        }
+        if !has_condition(job, "Suspended") {
+            self.event(job, "Normal", "Suspended", "Job suspended");
+        }
+        set_condition(
+            &mut status,
+            "Suspended",
+            true,
+            "JobSuspended",
+            "Job suspended",
+        );
+        status["active"] = json!(0);
+        status["ready"] = json!(0);
+        if let Some(m) = status.as_object_mut() {
+            m.remove("startTime");
+        }
+        self.write_status(ns, job["metadata"]["name"].as_str().unwrap_or(""), status);
+    }
+
+    fn run_job(&mut self, ns: &str, job: &Value, mut status: Value, pods: &[Arc<Value>]) {
+        let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let spec = &job["spec"];
+        let key = (JOBS, ns.to_string(), name.clone());
+        let now_wall = chrono::Utc::now();
+        let indexed = spec["completionMode"] == "Indexed";
+        let completions = spec["completions"].as_u64().map(|c| c as usize);
+        let limit = completions.unwrap_or(0);
+        let per_index = spec["backoffLimitPerIndex"]
+            .as_u64()
+            .filter(|_| indexed)
+            .map(|n| n as usize);
+        let policy = spec.get("podFailurePolicy").filter(|p| p.is_object());
+        let failed_only = spec["podReplacementPolicy"] == "Failed" || policy.is_some();
+        let mut completed = parse_indexes(status["completedIndexes"].as_str().unwrap_or(""), limit);
+        let mut failed_indexes =
+            parse_indexes(status["failedIndexes"].as_str().unwrap_or(""), limit);
         let mut succeeded = status["succeeded"].as_u64().unwrap_or(0) as usize;
         let mut failed = status["failed"].as_u64().unwrap_or(0) as usize;
+        let mut outcome: Option<Outcome> = None;
+
+        // Count the pods that finished since the last pass, then release
+        // them.
         for p in pods.iter().filter(|p| tracked(p)) {
+            let index = pod_index(p).filter(|i| *i < limit);
             if phase(p) == "Succeeded" {
+                if let Some(i) = index {
+                    completed.insert(i);
+                }
                 succeeded += 1;
-            } else if counts_as_failed(p) {
-                failed += 1;
+            } else if phase(p) == "Failed" || (!failed_only && deleting(p)) {
+                let action = policy.map_or(Action::Count, |pol| match_pod_failure_policy(pol, p));
+                match action {
+                    Action::Ignore => {}
+                    Action::FailJob(message) => {
+                        failed += 1;
+                        outcome.get_or_insert(Outcome::Failed("PodFailurePolicy", message));
+                    }
+                    Action::FailIndex => {
+                        failed += 1;
+                        failed_indexes.extend(index);
+                    }
+                    Action::Count => {
+                        failed += 1;
+                        if let (Some(i), Some(max)) = (index, per_index) {
+                            if index_failures(p) + 1 > max {
+                                failed_indexes.insert(i);
+                            }
+                        }
+                    }
+                }
             } else {
                 continue;
             }
             self.untrack(ns, p);
         }
+        if indexed {
+            succeeded = completed.len();
+            failed_indexes.retain(|i| !completed.contains(i));
+        }
         let active: Vec<&Arc<Value>> = pods.iter().filter(|p| is_active(p)).collect();
+        let terminating = pods.iter().filter(|p| is_terminating(p)).count();
         let ready = active.iter().filter(|p| phase(p) == "Running").count();
-        let terminating = pods
-            .iter()
-            .filter(|p| deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
-            .count();
-        // `completions` unset (with `parallelism` set): the first success
-        // completes the Job once its other pods have ended.
-        let completions = job["spec"]["completions"].as_u64().map(|c| c as usize);
-        let parallelism = job["spec"]["parallelism"].as_u64().unwrap_or(1) as usize;
-        let backoff = job["spec"]["backoffLimit"].as_u64().unwrap_or(6) as usize;
+        let parallelism = spec["parallelism"].as_u64().unwrap_or(1) as usize;
+        let backoff = spec["backoffLimit"].as_u64().unwrap_or(6) as usize;
+        let deadline = spec["activeDeadlineSeconds"].as_i64().and_then(|s| {
+            let start = chrono::DateTime::parse_from_rfc3339(status["startTime"].as_str()?).ok()?;
+            Some(start.with_timezone(&chrono::Utc) + chrono::Duration::seconds(s))
+        });
+        let on_failure_restarts: u64 = if spec["template"]["spec"]["restartPolicy"] == "OnFailure" {
+            active.iter().map(|p| restarts(p)).sum()
+        } else {
+            0
+        };
+
+        if outcome.is_none() {
+            outcome = self.decide(
+                spec,
+                &completed,
+                &failed_indexes,
+                (succeeded, failed, backoff, limit),
+                active.is_empty(),
+                on_failure_restarts,
+                deadline.is_some_and(|d| d <= now_wall),
+            );
+        }
         status["succeeded"] = json!(succeeded);
         status["failed"] = json!(failed);
         status["terminating"] = json!(terminating);
         status["uncountedTerminatedPods"] = json!({});
-        let deadline = job["spec"]["activeDeadlineSeconds"].as_i64().and_then(|s| {
-            let start = chrono::DateTime::parse_from_rfc3339(status["startTime"].as_str()?).ok()?;
-            Some(start.with_timezone(&chrono::Utc) + chrono::Duration::seconds(s))
-        });
-        let fail = |this: &mut Self, status: &mut Value, reason: &str, msg: &str| {
-            // The pods it terminates count as failed, as the real controller
-            // counts them once the Job has finished.
-            for p in &active {
-                this.untrack(ns, p);
-                this.delete_pod(ns, p);
-            }
-            status["failed"] = json!(failed + active.len());
-            status["active"] = json!(0);
-            status["ready"] = json!(0);
-            status["terminating"] = json!(terminating + active.len());
-            set_condition(status, "FailureTarget", true, reason, msg);
-            set_condition(status, "Failed", true, reason, msg);
-            this.event(&job, "Warning", reason, msg);
-        };
-        let complete = match completions {
-            Some(c) => succeeded >= c,
-            None => succeeded > 0 && active.is_empty(),
-        };
-        if complete {
-            status["active"] = json!(0);
-            status["ready"] = json!(0);
-            status["completionTime"] = json!(now_rfc3339());
-            let why = "Reached expected number of succeeded pods";
-            set_condition(
-                &mut status,
-                "SuccessCriteriaMet",
-                true,
-                "CompletionsReached",
-                why,
-            );
-            set_condition(&mut status, "Complete", true, "CompletionsReached", why);
-            self.event(&job, "Normal", "Completed", "Job completed");
-        } else if failed > backoff {
-            fail(
-                self,
-                &mut status,
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            );
-        } else if deadline.is_some_and(|d| d <= now_wall) {
-            fail(
-                self,
-                &mut status,
-                "DeadlineExceeded",
-                "Job was active longer than specified deadline",
-            );
-        } else {
-            // Up to `parallelism` pods at once, never more than the
-            // completions still missing.
-            let want = match completions {
-                Some(c) => parallelism.min(c.saturating_sub(succeeded)),
-                None if succeeded > 0 => 0,
-                None => parallelism,
-            };
-            // After a failure, a replacement waits out the back-off.
-            let now = Instant::now();
-            let id = (ns.to_string(), name.to_string());
-            let last = self.failures.get(&id).copied();
-            let since = match last {
-                Some((n, at)) if n == failed => at,
-                _ => now,
-            };
-            if last.is_none_or(|(n, _)| n != failed) {
-                self.failures.insert(id, (failed, now));
-            }
-            let ready_at = since + backoff_delay(self.state.config.job_backoff_base, failed);
-            let mut created = active.len();
-            if failed == 0 || now >= ready_at {
-                for _ in active.len()..want {
-                    self.create_pod(ns, &job);
-                    created += 1;
+        if indexed {
+            status["completedIndexes"] = json!(format_indexes(&completed));
+        }
+        if per_index.is_some() {
+            status["failedIndexes"] = json!(format_indexes(&failed_indexes));
+        }
+        match outcome {
+            Some(Outcome::Failed(reason, message)) => {
+                // The pods it terminates count as failed, as the real
+                // controller counts them once the Job has failed.
+                for p in &active {
+                    self.remove_pod(ns, p);
                 }
-            } else if active.len() < want {
-                self.timer(ready_at, key.clone());
+                status["failed"] = json!(failed + active.len());
+                status["active"] = json!(0);
+                status["ready"] = json!(0);
+                status["terminating"] = json!(terminating + active.len());
+                set_condition(&mut status, "FailureTarget", true, reason, &message);
+                set_condition(&mut status, "Failed", true, reason, &message);
+                self.event(job, "Warning", reason, &message);
             }
-            status["active"] = json!(created);
-            status["ready"] = json!(ready);
-            if let Some(d) = deadline {
-                let wait = (d - now_wall).to_std().unwrap_or_default();
-                self.timer(Instant::now() + wait, key);
+            Some(Outcome::Succeeded(reason, message)) => {
+                for p in &active {
+                    self.remove_pod(ns, p);
+                }
+                status["active"] = json!(0);
+                status["ready"] = json!(0);
+                status["terminating"] = json!(terminating + active.len());
+                status["completionTime"] = json!(now_rfc3339());
+                set_condition(&mut status, "SuccessCriteriaMet", true, reason, &message);
+                set_condition(&mut status, "Complete", true, reason, &message);
+                self.event(job, "Normal", "Completed", "Job completed");
+            }
+            None => {
+                let busy = if failed_only { terminating } else { 0 };
+                let created = self.create_pods(
+                    ns,
+                    job,
+                    pods,
+                    &active,
+                    busy,
+                    (&completed, &failed_indexes),
+                    (succeeded, failed, parallelism),
+                );
+                status["active"] = json!(created);
+                status["ready"] = json!(ready);
+                if let Some(d) = deadline {
+                    let wait = (d - now_wall).to_std().unwrap_or_default();
+                    self.timer(Instant::now() + wait, key);
+                }
             }
         }
         // The write's MODIFIED event brings the Job back here, which arms
         // the TTL timer once it has finished.
-        self.write_status(ns, name, status);
+        self.write_status(ns, &name, status);
     }
 
-    fn create_pod(&self, ns: &str, job: &Value) {
-        let tmpl = &job["spec"]["template"];
-        let mut annotations = tmpl["metadata"]["annotations"].clone();
-        if !annotations.is_object() {
-            annotations = json!({});
-        }
-        for k in [
-            RUN_SECONDS_ANNOTATION,
-            EXIT_CODE_ANNOTATION,
-            TERMINATION_SECONDS_ANNOTATION,
-        ] {
-            if annotations.get(k).is_none() {
-                if let Some(v) = job["metadata"]["annotations"].get(k) {
-                    annotations[k] = v.clone();
-                }
+    /// Whether the Job ends now, in the real controller's order.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        spec: &Value,
+        completed: &BTreeSet<usize>,
+        failed_indexes: &BTreeSet<usize>,
+        (succeeded, failed, backoff, limit): (usize, usize, usize, usize),
+        none_active: bool,
+        on_failure_restarts: u64,
+        past_deadline: bool,
+    ) -> Option<Outcome> {
+        let indexed = spec["completionMode"] == "Indexed";
+        if let Some(max) = spec["maxFailedIndexes"].as_u64() {
+            if failed_indexes.len() > max as usize {
+                return Some(Outcome::Failed(
+                    "MaxFailedIndexesExceeded",
+                    "Job has exceeded the specified maximal number of failed indexes".into(),
+                ));
             }
         }
-        let pod = json!({
-            "metadata": {
-                "generateName": format!("{}-", meta(job, "name")),
-                "namespace": ns,
-                "labels": tmpl["metadata"]["labels"].clone(),
-                "annotations": annotations,
-                "finalizers": [JOB_TRACKING_FINALIZER],
-                "ownerReferences": [{
-                    "apiVersion": "batch/v1", "kind": "Job", "name": meta(job, "name"),
-                    "uid": meta(job, "uid"), "controller": true, "blockOwnerDeletion": true,
-                }],
-            },
-            "spec": tmpl["spec"].clone(),
-        });
-        match self.store().create(PODS, ns, pod, false) {
-            Ok(p) => self.event(
-                job,
-                "Normal",
-                "SuccessfulCreate",
-                &format!("Created pod: {}", meta(&p, "name")),
-            ),
-            Err(e) => self.event(
-                job,
-                "Warning",
-                "FailedCreate",
-                &format!("Error creating: {e}"),
-            ),
+        if indexed {
+            if let Some(i) = spec
+                .get("successPolicy")
+                .and_then(|p| success_rule(p, completed, limit))
+            {
+                return Some(Outcome::Succeeded(
+                    "SuccessPolicy",
+                    format!("Matched rules at index {i}"),
+                ));
+            }
+            if !failed_indexes.is_empty() && completed.len() + failed_indexes.len() >= limit {
+                return Some(Outcome::Failed(
+                    "FailedIndexes",
+                    "Job has failed indexes".into(),
+                ));
+            }
+        }
+        let complete = match spec["completions"].as_u64() {
+            Some(c) if indexed => completed.len() >= c as usize,
+            Some(c) => succeeded >= c as usize,
+            None => succeeded > 0 && none_active,
+        };
+        let reached = "Reached expected number of succeeded pods";
+        let past_on_failure = if backoff == 0 {
+            on_failure_restarts > 0
+        } else {
+            on_failure_restarts >= backoff as u64
+        };
+        if complete {
+            Some(Outcome::Succeeded("CompletionsReached", reached.into()))
+        } else if failed > backoff || past_on_failure {
+            Some(Outcome::Failed(
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit".into(),
+            ))
+        } else if past_deadline {
+            Some(Outcome::Failed(
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline".into(),
+            ))
+        } else {
+            None
         }
     }
+
+    /// Starts pods up to `parallelism` (never more than the completions
+    /// still missing), after the retry back-off; returns the active count.
+    #[allow(clippy::too_many_arguments)]
+    fn create_pods(
+        &mut self,
+        ns: &str,
+        job: &Value,
+        pods: &[Arc<Value>],
+        active: &[&Arc<Value>],
+        busy: usize,
+        (completed, failed_indexes): (&BTreeSet<usize>, &BTreeSet<usize>),
+        (succeeded, failed, parallelism): (usize, usize, usize),
+    ) -> usize {
+        let spec = &job["spec"];
+        let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let indexed = spec["completionMode"] == "Indexed";
+        let completions = spec["completions"].as_u64().map(|c| c as usize);
+        let limit = completions.unwrap_or(0);
+        // Pods of indexes already done or given up are not needed.
+        let mut running: Vec<&Arc<Value>> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for p in active {
+            let keep = match pod_index(p) {
+                Some(i) if indexed => {
+                    i < limit
+                        && !completed.contains(&i)
+                        && !failed_indexes.contains(&i)
+                        && seen.insert(i)
+                }
+                _ => true,
+            };
+            if keep {
+                running.push(p);
+            } else {
+                self.remove_pod(ns, p);
+            }
+        }
+        let want = match completions {
+            Some(c) if indexed => {
+                parallelism.min(c.saturating_sub(completed.len() + failed_indexes.len()))
+            }
+            Some(c) => parallelism.min(c.saturating_sub(succeeded)),
+            None if succeeded > 0 => 0,
+            None => parallelism,
+        };
+        let missing = want.saturating_sub(running.len() + busy);
+        if missing == 0 {
+            return running.len();
+        }
+        // After a failure, a replacement waits out the back-off.
+        let now = Instant::now();
+        let id = (ns.to_string(), name.clone());
+        let last = self.failures.get(&id).copied();
+        let since = match last {
+            Some((n, at)) if n == failed => at,
+            _ => now,
+        };
+        if last.is_none_or(|(n, _)| n != failed) {
+            self.failures.insert(id, (failed, now));
+        }
+        let ready_at = since + backoff_delay(self.state.config.job_backoff_base, failed);
+        if failed > 0 && now < ready_at {
+            self.timer(ready_at, (JOBS, ns.into(), name));
+            return running.len();
+        }
+        if !indexed {
+            for _ in 0..missing {
+                self.create_pod(ns, job, None);
+            }
+            return running.len() + missing;
+        }
+        let per_index = spec["backoffLimitPerIndex"].is_u64();
+        let taken: BTreeSet<usize> = pods
+            .iter()
+            .filter(|p| is_active(p) || (busy > 0 && is_terminating(p)))
+            .filter_map(|p| pod_index(p))
+            .collect();
+        let free: Vec<usize> = (0..limit)
+            .filter(|i| !completed.contains(i) && !failed_indexes.contains(i) && !taken.contains(i))
+            .take(missing)
+            .collect();
+        for &i in &free {
+            let failures = per_index.then(|| {
+                pods.iter()
+                    .filter(|p| pod_index(p) == Some(i) && phase(p) == "Failed")
+                    .map(|p| index_failures(p) + 1)
+                    .max()
+                    .unwrap_or(0)
+            });
+            self.create_pod(ns, job, Some((i, failures)));
+        }
+        running.len() + free.len()
+    }
+}
+
+/// How often the pod's index had failed before this pod.
+fn index_failures(p: &Value) -> usize {
+    p["metadata"]["annotations"][INDEX_FAILURES_ANNOTATION]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

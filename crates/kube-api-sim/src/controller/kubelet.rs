@@ -16,14 +16,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::crash::crash_delay;
+use super::describe::describe;
 use super::{
-    after, annotation, deleting, job, Controller, Source, EXIT_CODE_ANNOTATION, NODE_IP, NODE_NAME,
-    RUN_SECONDS_ANNOTATION, TERMINATION_SECONDS_ANNOTATION,
+    after, annotation, deleting, indexed_annotation, job_support, Controller, Source,
+    EXIT_CODE_ANNOTATION, EXIT_CODE_BY_INDEX_ANNOTATION, NODE_IP, NODE_NAME,
+    POD_CONDITION_ANNOTATION, RUN_SECONDS_ANNOTATION, RUN_SECONDS_BY_INDEX_ANNOTATION,
+    TERMINATION_SECONDS_ANNOTATION,
 };
 use crate::resources::{JOBS, PODS};
-use crate::store::{now_rfc3339, DeleteOptions, Store};
+use crate::store::{now_rfc3339, DeleteOptions};
 
-const KUBELET: Source<'static> = Source {
+pub(super) const KUBELET: Source<'static> = Source {
     component: "kubelet",
     host: Some(NODE_NAME),
 };
@@ -32,7 +36,7 @@ const KUBELET: Source<'static> = Source {
 const SIGTERM_EXIT: i32 = 143;
 const SIGKILL_EXIT: i32 = 137;
 
-fn containers(pod: &Value, field: &str) -> Vec<Value> {
+pub(super) fn containers(pod: &Value, field: &str) -> Vec<Value> {
     pod["spec"][field].as_array().cloned().unwrap_or_default()
 }
 
@@ -43,6 +47,7 @@ impl Controller {
             self.seen.remove(&id);
             self.started.remove(&id);
             self.stopping.remove(&id);
+            self.restart_at.remove(&id);
             return;
         };
         self.release_orphan(ns, &pod);
@@ -51,10 +56,16 @@ impl Controller {
         }
         let key = (PODS, ns.to_string(), name.to_string());
         let cfg = &self.state.config;
-        let run = annotation::<f64>(&pod, RUN_SECONDS_ANNOTATION)
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .unwrap_or(cfg.default_run_seconds);
-        let exit = annotation::<i32>(&pod, EXIT_CODE_ANNOTATION).unwrap_or(cfg.default_exit_code);
+        let run = indexed_annotation::<f64>(
+            &pod,
+            RUN_SECONDS_ANNOTATION,
+            RUN_SECONDS_BY_INDEX_ANNOTATION,
+        )
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(cfg.default_run_seconds);
+        let exit =
+            indexed_annotation::<i32>(&pod, EXIT_CODE_ANNOTATION, EXIT_CODE_BY_INDEX_ANNOTATION)
+                .unwrap_or(cfg.default_exit_code);
         let pending = Duration::from_secs_f64(cfg.pending_seconds);
         let now = Instant::now();
         match pod["status"]["phase"].as_str() {
@@ -77,10 +88,32 @@ impl Controller {
                 if pod["spec"]["restartPolicy"] == "Always" {
                     return;
                 }
+                if let Some(at) = self.restart_at.get(&id).copied() {
+                    if now < at {
+                        self.timer(at, key);
+                        return;
+                    }
+                    self.restart_at.remove(&id);
+                    self.restart_containers(ns, name, &pod, run, exit);
+                    self.started.insert(id, now);
+                    self.timer(after(now, run), key);
+                    return;
+                }
                 let started = *self.started.entry(id.clone()).or_insert(now);
                 let due = after(started, run);
                 if now < due {
                     self.timer(due, key);
+                    return;
+                }
+                if exit != 0 && pod["spec"]["restartPolicy"] == "OnFailure" {
+                    // The kubelet restarts the container in the same pod
+                    // after its crash-loop back-off.
+                    let restarts = job_support::restarts(&pod).min(16) as u32;
+                    let delay = crash_delay(self.state.config.crash_loop_backoff_base, restarts);
+                    self.crash(ns, name, &pod, exit, delay);
+                    self.started.remove(&id);
+                    self.restart_at.insert(id, now + delay);
+                    self.timer(now + delay, key);
                     return;
                 }
                 self.finish_pod(ns, name, exit);
@@ -94,10 +127,10 @@ impl Controller {
     /// A Job pod whose Job is gone (or going) loses the tracking finalizer,
     /// as the Job controller releases orphans.
     fn release_orphan(&self, ns: &str, pod: &Value) {
-        if !job::tracked(pod) {
+        if !job_support::tracked(pod) {
             return;
         }
-        let Some(owner) = job::owner(pod) else {
+        let Some(owner) = job_support::owner(pod) else {
             return;
         };
         let name = owner["name"].as_str().unwrap_or("");
@@ -136,7 +169,7 @@ impl Controller {
         format!("10.244.{}.{}", n / 250, n % 250 + 2)
     }
 
-    fn container_events(&self, pod: &Value, field: &str, c: &Value) {
+    pub(super) fn container_events(&self, pod: &Value, field: &str, c: &Value) {
         let cname = c["name"].as_str().unwrap_or("");
         let image = c["image"].as_str().unwrap_or("");
         let path = format!("spec.{field}{{{cname}}}");
@@ -228,6 +261,7 @@ impl Controller {
         }
         let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
             let mut n = cur.clone();
+            let condition = annotation::<String>(cur, POD_CONDITION_ANNOTATION);
             let phase = if exit == 0 { "Succeeded" } else { "Failed" };
             n["status"]["phase"] = json!(phase);
             if let Some(list) = n["status"]["containerStatuses"].as_array_mut() {
@@ -241,12 +275,18 @@ impl Controller {
                 }
             }
             if let Some(conds) = n["status"]["conditions"].as_array_mut() {
-                for c in conds {
+                for c in conds.iter_mut() {
                     if c["type"] == "Ready" || c["type"] == "ContainersReady" {
                         c["status"] = json!("False");
                         c["reason"] = json!("PodCompleted");
                         c["lastTransitionTime"] = json!(now);
                     }
+                }
+                if let Some(kind) = condition.as_deref().filter(|_| exit != 0) {
+                    conds.push(json!({"type": kind, "status": "True",
+                        "reason": "TerminationByKubelet",
+                        "message": "Pod was terminated by the simulated kubelet",
+                        "lastProbeTime": null, "lastTransitionTime": now}));
                 }
             }
             Ok(n)
@@ -303,70 +343,4 @@ impl Controller {
             let _ = self.store().delete(PODS, ns, name, &opts);
         }
     }
-}
-
-/// The lines the fake kubelet "prints" for a container: image, the command
-/// and args *after* Kubernetes' `$(VAR)` expansion (what the process would
-/// get as argv, see [`crate::expansion`]), and env *names* (values are
-/// never printed).
-fn describe(store: &Store, pod: &Value, c: &Value, run: Option<(f64, i32)>) -> Vec<String> {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
-    let env_values = crate::expansion::environment(store, ns, pod, c);
-    let list = |v: &Value| {
-        serde_json::to_string(&crate::expansion::expand_list(v, &env_values)).unwrap_or_default()
-    };
-    let env: Vec<String> = c["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let n = e["name"].as_str()?;
-            let src = if e["valueFrom"]["secretKeyRef"].is_object() {
-                " (from secret)"
-            } else if e["valueFrom"].is_object() {
-                " (from reference)"
-            } else {
-                ""
-            };
-            Some(format!("{n}{src}"))
-        })
-        .collect();
-    let env_from: Vec<String> = c["envFrom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            e["secretRef"]["name"]
-                .as_str()
-                .map(|s| format!("secret/{s}"))
-                .or_else(|| {
-                    e["configMapRef"]["name"]
-                        .as_str()
-                        .map(|s| format!("configmap/{s}"))
-                })
-        })
-        .collect();
-    let mut out = vec![
-        format!(
-            "[sim] simulated container {:?}: no process runs",
-            c["name"].as_str().unwrap_or("")
-        ),
-        format!("[sim] image: {}", c["image"].as_str().unwrap_or("")),
-        format!("[sim] command: {}", list(&c["command"])),
-        format!("[sim] args: {}", list(&c["args"])),
-        format!(
-            "[sim] workingDir: {}",
-            c["workingDir"].as_str().unwrap_or("")
-        ),
-        format!("[sim] env: {}", env.join(", ")),
-    ];
-    if !env_from.is_empty() {
-        out.push(format!("[sim] envFrom: {}", env_from.join(", ")));
-    }
-    if let Some((secs, code)) = run {
-        out.push(format!(
-            "[sim] running for {secs}s, then exiting with code {code}"
-        ));
-    }
-    out
 }

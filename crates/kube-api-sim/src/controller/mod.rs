@@ -27,15 +27,26 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
 use super::store::{now_rfc3339, Store};
 
+mod crash;
+mod describe;
 mod job;
+mod job_policy;
+mod job_support;
 mod kubelet;
 mod namespace;
 
 pub const RUN_SECONDS_ANNOTATION: &str = "sim.orchestrator.dev/run-seconds";
 pub const EXIT_CODE_ANNOTATION: &str = "sim.orchestrator.dev/exit-code";
+/// Per completion index of an `Indexed` Job: `"1=42,2=3"` (index=value),
+/// overriding `run-seconds` / `exit-code` for those indexes.
+pub const RUN_SECONDS_BY_INDEX_ANNOTATION: &str = "sim.orchestrator.dev/run-seconds-by-index";
+pub const EXIT_CODE_BY_INDEX_ANNOTATION: &str = "sim.orchestrator.dev/exit-code-by-index";
 /// How long a simulated container takes to stop after SIGTERM (it is
 /// killed when the grace period ends first).
 pub const TERMINATION_SECONDS_ANNOTATION: &str = "sim.orchestrator.dev/termination-seconds";
+/// A pod condition (type) the kubelet sets, `True`, when the pod fails
+/// (e.g. `DisruptionTarget`), for pod failure policies to match.
+pub const POD_CONDITION_ANNOTATION: &str = "sim.orchestrator.dev/pod-condition";
 /// The finalizer the Job controller keeps on its pods until it has counted
 /// them (`batch.kubernetes.io/job-tracking`).
 pub const JOB_TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -50,6 +61,8 @@ struct Controller {
     /// When the kubelet first saw each pod, and when it started running.
     seen: HashMap<(String, String), Instant>,
     started: HashMap<(String, String), Instant>,
+    /// Pods whose container crashed (`OnFailure`), and when it restarts.
+    restart_at: HashMap<(String, String), Instant>,
     /// Pods being stopped, and when their containers are gone.
     stopping: HashMap<(String, String), (Instant, i32)>,
     timers: BTreeSet<(Instant, Key)>,
@@ -70,6 +83,7 @@ pub fn spawn(state: Arc<SimState>) -> actix_rt::task::JoinHandle<()> {
             seen: HashMap::new(),
             started: HashMap::new(),
             stopping: HashMap::new(),
+            restart_at: HashMap::new(),
             timers: BTreeSet::new(),
             failures: HashMap::new(),
             terminating: BTreeSet::new(),
@@ -92,6 +106,21 @@ fn annotation<T: std::str::FromStr>(pod: &Value, key: &str) -> Option<T> {
     pod["metadata"]["annotations"][key]
         .as_str()
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// A sim annotation, with its per-index override for the pod's completion
+/// index.
+fn indexed_annotation<T: std::str::FromStr>(pod: &Value, key: &str, by_index: &str) -> Option<T> {
+    let index = job_policy::pod_index(pod).map(|i| i.to_string());
+    let per_index = pod["metadata"]["annotations"][by_index]
+        .as_str()
+        .and_then(|list| {
+            list.split(',').find_map(|pair| {
+                let (i, v) = pair.split_once('=')?;
+                (Some(i.trim()) == index.as_deref()).then(|| v.trim().parse().ok())?
+            })
+        });
+    per_index.or_else(|| annotation(pod, key))
 }
 
 /// Who records an event.
@@ -174,7 +203,7 @@ impl Controller {
             }
             PODS => {
                 dirty.insert((PODS, ns.into(), meta(obj, "name").into()));
-                if let Some(n) = job::owner(obj).and_then(|o| o["name"].as_str()) {
+                if let Some(n) = job_support::owner(obj).and_then(|o| o["name"].as_str()) {
                     dirty.insert((JOBS, ns.into(), n.into()));
                 }
             }

@@ -8,6 +8,7 @@ mod kubectl_support;
 
 mod discovery;
 mod http;
+mod job_policies;
 mod jobs;
 mod lifecycle;
 mod lists;

@@ -1,0 +1,201 @@
+//! Validation of a Job's completion mode and policies, with the paths and
+//! messages of `validateJobSpec` (pkg/apis/batch/validation/validation.go in
+//! the Kubernetes repository): `completionMode`, `backoffLimitPerIndex`,
+//! `maxFailedIndexes`, `successPolicy`, `podFailurePolicy` (which requires
+//! `restartPolicy: Never`) and `podReplacementPolicy`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::error::Cause;
+
+/// `field.Invalid` with the value omitted (`field.OmitValueType`).
+fn invalid_no_value(field: String, why: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid",
+        field,
+        message: format!("Invalid value: {why}"),
+    }
+}
+
+fn required(field: &str, why: &str) -> Cause {
+    let mut c = Cause::required(field);
+    c.message = format!("Required value: {why}");
+    c
+}
+
+/// The causes for `spec` of a Job.
+pub fn causes(spec: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let mode = spec["completionMode"].as_str().unwrap_or("NonIndexed");
+    let indexed = mode == "Indexed";
+    if !matches!(mode, "NonIndexed" | "Indexed") {
+        causes.push(Cause::not_supported(
+            "spec.completionMode",
+            mode,
+            &["NonIndexed", "Indexed"],
+        ));
+    }
+    for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+        if let Some(v) = spec.get(field) {
+            if v.as_i64().is_none_or(|n| n < 0) {
+                let path = format!("spec.{field}");
+                causes.push(Cause::invalid_value(
+                    path,
+                    v,
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+    }
+    if spec.get("maxFailedIndexes").is_some() && spec.get("backoffLimitPerIndex").is_none() {
+        causes.push(required(
+            "spec.backoffLimitPerIndex",
+            "when maxFailedIndexes is specified",
+        ));
+    }
+    if indexed {
+        if spec.get("completions").is_none() {
+            causes.push(required(
+                "spec.completions",
+                "when completion mode is Indexed",
+            ));
+        }
+        if let (Some(max), Some(c)) = (
+            spec["maxFailedIndexes"].as_i64(),
+            spec["completions"].as_i64(),
+        ) {
+            if max > c {
+                causes.push(Cause::invalid_value(
+                    "spec.maxFailedIndexes",
+                    &spec["maxFailedIndexes"],
+                    "must be less than or equal to completions",
+                ));
+            }
+        }
+    } else {
+        for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+            if let Some(v) = spec.get(field) {
+                let path = format!("spec.{field}");
+                causes.push(Cause::invalid_value(
+                    path,
+                    v,
+                    "requires indexed completion mode",
+                ));
+            }
+        }
+    }
+    if let Some(policy) = spec.get("podFailurePolicy") {
+        pod_failure_policy(spec, policy, &mut causes);
+    }
+    if let Some(policy) = spec.get("successPolicy") {
+        if !indexed {
+            let shown = Value::String(policy.to_string());
+            causes.push(Cause::invalid_value(
+                "spec.successPolicy",
+                &shown,
+                "requires indexed completion mode",
+            ));
+        }
+    }
+    if let Some(rp) = spec["podReplacementPolicy"].as_str() {
+        let path = "spec.podReplacementPolicy";
+        if spec.get("podFailurePolicy").is_some() {
+            if rp != "Failed" {
+                causes.push(Cause::not_supported(path, rp, &["Failed"]));
+            }
+        } else if !matches!(rp, "Failed" | "TerminatingOrFailed") {
+            causes.push(Cause::not_supported(
+                path,
+                rp,
+                &["Failed", "TerminatingOrFailed"],
+            ));
+        }
+    }
+    // A missing restartPolicy is reported by the pod template's checks.
+    if spec.get("podFailurePolicy").is_some() {
+        if let Some(rp) = spec
+            .pointer("/template/spec/restartPolicy")
+            .and_then(Value::as_str)
+        {
+            if rp == "OnFailure" {
+                causes.push(Cause::invalid_value(
+                    "spec.template.spec.restartPolicy",
+                    &Value::from(rp),
+                    "only \"Never\" is supported when podFailurePolicy is specified",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+fn pod_failure_policy(spec: &Value, policy: &Value, causes: &mut Vec<Cause>) {
+    let names: BTreeSet<&str> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| spec.pointer(&format!("/template/spec/{f}"))?.as_array())
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let actions = ["Count", "FailIndex", "FailJob", "Ignore"];
+    for (i, rule) in policy["rules"].as_array().into_iter().flatten().enumerate() {
+        let path = format!("spec.podFailurePolicy.rules[{i}]");
+        match rule["action"].as_str().unwrap_or("") {
+            "" => causes.push(required(
+                &format!("{path}.action"),
+                "valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
+            )),
+            "FailIndex" if spec.get("backoffLimitPerIndex").is_none() => {
+                causes.push(Cause::invalid_value(
+                    format!("{path}.action"),
+                    &Value::from("FailIndex"),
+                    "requires the backoffLimitPerIndex to be set",
+                ))
+            }
+            a if !actions.contains(&a) => {
+                causes.push(Cause::not_supported(format!("{path}.action"), a, &actions))
+            }
+            _ => {}
+        }
+        let exit = &rule["onExitCodes"];
+        let conditions = rule["onPodConditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty());
+        if exit.is_object() {
+            let op_path = format!("{path}.onExitCodes.operator");
+            match exit["operator"].as_str().unwrap_or("") {
+                "" => causes.push(required(&op_path, "valid values: [\"In\" \"NotIn\"]")),
+                "In" | "NotIn" => {}
+                op => causes.push(Cause::not_supported(op_path, op, &["In", "NotIn"])),
+            }
+            if let Some(name) = exit["containerName"].as_str() {
+                if !names.contains(name) {
+                    causes.push(Cause::invalid_value(
+                        format!("{path}.onExitCodes.containerName"),
+                        &Value::from(name),
+                        "must be one of the container or initContainer names in the pod template",
+                    ));
+                }
+            }
+            if exit["values"].as_array().is_none_or(Vec::is_empty) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid",
+                    field: format!("{path}.onExitCodes.values"),
+                    message: "Invalid value: []int32(nil): at least one value is required".into(),
+                });
+            }
+        }
+        if exit.is_object() && conditions {
+            causes.push(invalid_no_value(
+                path,
+                "specifying both OnExitCodes and OnPodConditions is not supported",
+            ));
+        } else if !exit.is_object() && !conditions {
+            causes.push(invalid_no_value(
+                path,
+                "specifying one of OnExitCodes and OnPodConditions is required",
+            ));
+        }
+    }
+}
