@@ -215,6 +215,7 @@ pub async fn run_with(
             .wrap(actix_web::middleware::from_fn(
                 crate::service_metrics::record,
             ))
+            .wrap(actix_web::middleware::from_fn(http::with_request_id))
             .wrap(TracingLogger::<RootSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)

@@ -303,3 +303,55 @@ fn nested(depth: usize) -> Vec<u8> {
     v.extend(std::iter::repeat_n(b']', depth));
     v
 }
+
+#[actix_rt::test]
+async fn pm_file_paths_the_api_server_or_kubelet_would_refuse_are_422() {
+    let app = app().await;
+    let doc = |files: serde_json::Value| json!({"id": "paths-1", "title": "t", "description": "d", "markdown_files": files});
+    for files in [
+        json!([{"filename": "..hidden", "content": "x"}]),
+        json!([{"filename": "docs/..data", "content": "x"}]),
+        json!([{"filename": "a", "content": "x"}, {"filename": "a/b", "content": "y"}]),
+        json!([{"filename": "a/b", "content": "x"}, {"filename": "a", "content": "y"}]),
+    ] {
+        let r = call(&app, "POST", "/api/v1/pm/tasks")
+            .token(PM_TOKEN)
+            .json(&doc(files.clone()))
+            .send()
+            .await;
+        assert_error(&r, 422, &format!("{files}"));
+        assert!(
+            r.bad_fields().iter().any(|f| f.ends_with(".filename")),
+            "{files}: {}",
+            r.text
+        );
+    }
+    assert!(app.job_names().await.is_empty());
+    // The simulator refuses what a real API server refuses.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(app.kube.clone(), "default");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "bad-keys"}, "data": {"..x": "y"}
+    }))
+    .expect("a ConfigMap");
+    let e = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect_err("a key starting with '..' is invalid");
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 422), "{e:?}");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "bad-path"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "f", "configMap": {"name": "x", "items": [{"key": "f0", "path": "..hidden"}]}}]
+        }}}
+    }))
+    .expect("a Job");
+    let e = app
+        .jobs_api()
+        .create(&PostParams::default(), &job)
+        .await
+        .expect_err("an item path starting with '..' is invalid");
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 422), "{e:?}");
+    app.stop().await.expect("clean stop");
+}

@@ -225,3 +225,47 @@ async fn redeliveries_of_a_task_in_flight_are_duplicates_never_rate_limited() {
     assert_eq!(jobs.len(), 1, "every answer names the one Job: {jobs:?}");
     app.stop().await.expect("clean stop");
 }
+
+#[actix_rt::test]
+async fn api_server_refusals_are_500_with_our_message_and_request_id_never_its_text() {
+    let app = app(&[]).await;
+    set_faults(
+        &app.sim,
+        json!({"errors": [{"verb": "create", "resource": "jobs", "rate": 1.0, "status": 403}]}),
+    )
+    .await;
+    let r = submit_task(&app, &task("forbidden", "acme/widgets"), None).await;
+    assert_eq!(
+        r.status, 500,
+        "not temporary, not the client's fault: {}",
+        r.text
+    );
+    assert_eq!(r.json["error"], "server_error", "{}", r.text);
+    let id = r.json["request_id"]
+        .as_str()
+        .expect("a request id")
+        .to_string();
+    assert!(!id.is_empty());
+    let lower = r.text.to_lowercase();
+    for leak in ["forbidden", "system:", "serviceaccount", "jobs.batch"] {
+        assert!(
+            !lower.contains(leak),
+            "API-server text {leak:?} reached the client: {}",
+            r.text
+        );
+    }
+    // A temporary failure is 503 with Retry-After, also with a fixed text.
+    set_faults(
+        &app.sim,
+        json!({"errors": [{"verb": "create", "resource": "jobs", "rate": 1.0, "status": 422}]}),
+    )
+    .await;
+    let r = submit_task(&app, &task("invalid on the server", "acme/widgets"), None).await;
+    assert_eq!(
+        r.status, 500,
+        "a server-side 422 is not a client 422: {}",
+        r.text
+    );
+    clear_faults(&app.sim).await;
+    app.stop().await.expect("clean stop");
+}

@@ -53,6 +53,30 @@ pub fn file_problem(f: &TaskFile) -> Option<String> {
     {
         return Some("may contain only letters, digits, '-', '_', '.' and '/'".into());
     }
+    // The API server refuses item paths starting with `..`, and the kubelet
+    // keeps its own `..data` entries in the mount: no segment may start so.
+    if name.split('/').any(|p| p.starts_with("..")) {
+        return Some("no path segment may start with '..'".into());
+    }
+    if name.split('/').any(|p| p.len() > 255) {
+        return Some("each path segment must be at most 255 characters".into());
+    }
+    None
+}
+
+/// Why two files cannot be mounted together: the same path, or one is a
+/// directory of the other (`a` and `a/b`), which stops the pod from starting.
+pub fn files_conflict(a: &str, b: &str) -> Option<String> {
+    if a == b {
+        return Some("duplicate file name".into());
+    }
+    let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    if long
+        .strip_prefix(short)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return Some(format!("{short:?} is a file and a directory of {long:?}"));
+    }
     None
 }
 
@@ -169,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn files_that_would_collide_in_the_mount_conflict() {
+        assert!(files_conflict("a", "a").is_some());
+        assert!(files_conflict("a", "a/b").is_some());
+        assert!(files_conflict("docs/x/y.md", "docs/x").is_some());
+        assert!(files_conflict("a", "ab").is_none());
+        assert!(files_conflict("a.md", "a.md.bak").is_none());
+        assert!(files_conflict("docs/a", "docs/b").is_none());
+    }
+
+    #[test]
     fn file_names_must_stay_inside_the_mount() {
         for ok in ["prd.md", "docs/arch.md", "a_b-c.1.md"] {
             assert!(file_problem(&f(ok)).is_none(), "{ok}");
@@ -181,6 +215,8 @@ mod tests {
             "a//b",
             "a b.md",
             "x/./y",
+            "..hidden",
+            "a/..b",
         ] {
             assert!(file_problem(&f(bad)).is_some(), "{bad:?}");
         }

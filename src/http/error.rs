@@ -1,6 +1,17 @@
 //! Errors of the HTTP routes, each mapped to a status code and a JSON body
-//! `{"status":"error","error":CODE,"message":TEXT}`. Messages never carry
-//! secrets or request bodies.
+//! `{"status":"error","error":CODE,"message":TEXT,"request_id":ID}`.
+//!
+//! Only the client's own mistakes are 4xx, and only their messages are
+//! specific. Server-side problems (Kubernetes unreachable, refusing our
+//! request, a bug) answer a fixed message per code; the detail — which may
+//! hold API-server text such as an RBAC denial — is logged with the request
+//! id, which the answer carries so an operator can find it:
+//!
+//! | code | status | the sender should |
+//! |---|---|---|
+//! | `unavailable` | 503 + `Retry-After` | retry: temporary (API server down or throttling, a write conflict, capacity) |
+//! | `server_error` | 500 | not retry blindly: Kubernetes refused our request (403 RBAC, 404 namespace, 400/410/413/422); an operator must act |
+//! | `internal` | 500 | report it: a bug |
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -17,6 +28,9 @@ pub enum RouteError {
     Unauthorized(String),
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive within the read deadline.
+    #[error("the request body did not arrive in time")]
+    Timeout,
     #[error("{0}")]
     Unprocessable(String),
     /// Field-level validation problems (422 listing each field).
@@ -38,9 +52,34 @@ pub enum RouteError {
     /// problem the operator fixes; `/ready` says the same.
     #[error("namespace {0:?} does not exist; the operator must create it (see /ready)")]
     NamespaceMissing(String),
+    /// Kubernetes refused our request for good (RBAC, missing namespace, an
+    /// object it calls invalid): not the client's mistake, not temporary.
+    #[error("{0}")]
+    Failed(String),
     /// A server-side problem; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
+}
+
+tokio::task_local! {
+    /// The id of the request being handled (set by [`super::with_request_id`]).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, if called while handling one.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Maps a failed Kubernetes call to the answer (`not_found` as given).
+pub fn from_kube(e: crate::cluster::kube_actor::KubeError, not_found: &str) -> RouteError {
+    use crate::cluster::kube_actor::KubeError;
+    match e {
+        KubeError::NotFound => RouteError::NotFound(not_found.to_string()),
+        KubeError::Unavailable(m) => RouteError::Unavailable(m),
+        KubeError::Conflict(m) => RouteError::Unavailable(format!("conflict: {m}")),
+        other => RouteError::Failed(other.to_string()),
+    }
 }
 
 impl RouteError {
@@ -49,6 +88,7 @@ impl RouteError {
             RouteError::BadRequest(_) => "bad_request",
             RouteError::Unauthorized(_) => "unauthorized",
             RouteError::TooLarge(_) => "payload_too_large",
+            RouteError::Timeout => "request_timeout",
             RouteError::Unprocessable(_) => "unprocessable",
             RouteError::Fields(_) => "invalid",
             RouteError::NotFound(_) => "not_found",
@@ -56,7 +96,21 @@ impl RouteError {
             RouteError::RateLimited { .. } => "rate_limited",
             RouteError::Unavailable(_) => "unavailable",
             RouteError::NamespaceMissing(_) => "namespace_missing",
+            RouteError::Failed(_) => "server_error",
             RouteError::Internal(_) => "internal",
+        }
+    }
+
+    /// What the client is told: the message of a client error, a fixed
+    /// text for server-side ones.
+    pub fn public_message(&self) -> String {
+        match self {
+            RouteError::Unavailable(_) => {
+                "temporarily unavailable (Kubernetes or this service's capacity); retry later".into()
+            }
+            RouteError::Failed(_) => "Kubernetes refused this service's request; an operator must look at the service's log (see request_id)".into(),
+            RouteError::Internal(_) => "internal error; see the service's log (request_id)".into(),
+            other => other.to_string(),
         }
     }
 }
@@ -69,7 +123,7 @@ impl RouteError {
         match self {
             RouteError::RateLimited { .. } => "rate_limited",
             RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => "unavailable",
-            RouteError::Internal(_) => "internal",
+            RouteError::Failed(_) | RouteError::Internal(_) => "internal",
             _ => "rejected",
         }
     }
@@ -85,7 +139,7 @@ impl RouteError {
                     .collect();
                 format!("{}: {}", self.code(), list.join("; "))
             }
-            _ => format!("{}: {self}", self.code()),
+            _ => format!("{}: {}", self.code(), self.public_message()),
         }
     }
 }
@@ -96,6 +150,7 @@ impl ResponseError for RouteError {
             RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RouteError::Timeout => StatusCode::REQUEST_TIMEOUT,
             RouteError::Unprocessable(_) | RouteError::Fields(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -105,13 +160,19 @@ impl ResponseError for RouteError {
             RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RouteError::Failed(_) | RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let RouteError::Internal(detail) = self {
-            tracing::error!(error = %detail, "internal error");
+        match self {
+            RouteError::Internal(detail) | RouteError::Failed(detail) => {
+                tracing::error!(error = %detail, code = self.code(), "request failed");
+            }
+            RouteError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "answering 503");
+            }
+            _ => {}
         }
         let mut b = HttpResponse::build(self.status_code());
         match self {
@@ -127,7 +188,10 @@ impl ResponseError for RouteError {
             _ => {}
         }
         let mut body =
-            json!({"status": "error", "error": self.code(), "message": self.to_string()});
+            json!({"status": "error", "error": self.code(), "message": self.public_message()});
+        if let Some(id) = request_id() {
+            body["request_id"] = json!(id);
+        }
         if let RouteError::Fields(f) = self {
             body["fields"] = json!(f);
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
-use super::{read_body, Answer, AppState, SourceHandle};
+use super::{read_unauthenticated_body, Answer, AppState, SourceHandle};
 use crate::actors::Refused;
 use crate::scheduler::{Enqueued, JobExtras};
 use crate::sources::actor::{Submit, SubmitError};
@@ -94,7 +94,8 @@ async fn handle(
             ct.chars().take(100).collect::<String>()
         )));
     }
-    let body = read_body(req, payload, state.config.github_max_body_bytes).await?;
+    let (body, _budget) =
+        read_unauthenticated_body(req, payload, state.config.github_max_body_bytes).await?;
     if !state.config.allow_insecure_no_signature || !state.config.github_webhook_secrets.is_empty()
     {
         verify_signature(
@@ -203,5 +204,6 @@ pub async fn submit(
         Err(SubmitError::Invalid(m)) => Err(RouteError::Unprocessable(m)),
         Err(SubmitError::Unavailable(m)) => Err(RouteError::Unavailable(m)),
         Err(SubmitError::NamespaceMissing(ns)) => Err(RouteError::NamespaceMissing(ns)),
+        Err(SubmitError::Failed(m)) => Err(RouteError::Failed(m)),
     }
 }

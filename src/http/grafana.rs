@@ -13,7 +13,7 @@ use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
 use super::github::submit;
-use super::{read_body, AppState};
+use super::{read_unauthenticated_body, AppState};
 use crate::cluster::kube_actor::CancelJob;
 use crate::cluster::state::JobState;
 use crate::events::NewEvent;
@@ -69,7 +69,7 @@ async fn handle(
     span: &RootSpan,
 ) -> Result<HttpResponse, RouteError> {
     let cfg = &state.config.grafana;
-    let body = read_body(req, payload, cfg.max_body_bytes).await?;
+    let (body, _budget) = read_unauthenticated_body(req, payload, cfg.max_body_bytes).await?;
     let insecure = state.config.allow_insecure_no_signature && !cfg.auth_configured();
     if !insecure {
         let now = chrono::Utc::now().timestamp();
@@ -97,7 +97,8 @@ async fn handle(
     })?;
     let deadline = Instant::now() + BUDGET;
     let mut answers: Vec<Value> = Vec::new();
-    let mut failure: Option<RouteError> = None;
+    // Set when some alert failed for a temporary reason.
+    let mut retry: Option<Duration> = None;
     for d in decisions {
         let (fingerprint, a) = match d {
             AlertDecision::Fire(task) => {
@@ -108,8 +109,12 @@ async fn handle(
                 match r {
                     Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
                     Err(e) => {
-                        let v = json!({"decision": e.code(), "reason": e.to_string()});
-                        failure.get_or_insert(e);
+                        let v = json!({"decision": e.code(), "reason": e.public_message()});
+                        if let RouteError::RateLimited { retry_after, .. } = &e {
+                            retry = Some(retry.unwrap_or_default().max(*retry_after));
+                        } else if matches!(e, RouteError::Unavailable(_)) {
+                            retry = Some(retry.unwrap_or_default().max(Duration::from_secs(1)));
+                        }
                         (fp, v)
                     }
                 }
@@ -145,10 +150,23 @@ async fn handle(
         a["fingerprint"] = json!(fingerprint);
         answers.push(a);
     }
-    if let Some(e) = failure {
-        // Grafana retries the whole notification; alerts already queued
-        // then answer as duplicates.
-        return Err(e);
+    if let Some(wait) = retry {
+        // Some alert was refused for now (rate limit, Kubernetes
+        // unavailable): 503 so Grafana retries the whole notification;
+        // alerts already queued then answer as duplicates. Alerts refused
+        // for good are listed but never make Grafana retry.
+        let mut body = json!({
+            "status": "error",
+            "error": "unavailable",
+            "message": "some alerts were not accepted yet; retry the notification (accepted ones answer duplicate)",
+            "alerts": answers,
+        });
+        if let Some(id) = super::error::request_id() {
+            body["request_id"] = json!(id);
+        }
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", wait.as_secs().max(1).to_string()))
+            .json(body));
     }
     Ok(HttpResponse::Accepted().json(json!({"status": "processed", "alerts": answers})))
 }

@@ -224,11 +224,7 @@ pub async fn get_job(
 }
 
 fn kube_error(e: KubeError) -> RouteError {
-    match e {
-        KubeError::NotFound => RouteError::NotFound("no such job".into()),
-        KubeError::Unavailable(m) => RouteError::Unavailable(m),
-        other => RouteError::Internal(other.to_string()),
-    }
+    super::error::from_kube(e, "no such job")
 }
 
 /// Cancel a Job (idempotent): a queued Job is never admitted, a running one

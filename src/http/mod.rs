@@ -15,6 +15,7 @@ pub mod tasks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -187,6 +188,27 @@ impl RootSpanBuilder for RootSpan {
     }
 }
 
+/// Middleware (inside the tracing logger): makes the request id known to
+/// error answers ([`error::request_id`]) and returns it as `X-Request-Id`.
+pub async fn with_request_id(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let mut res = error::REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            v,
+        );
+    }
+    Ok(res)
+}
+
 /// A route path; another method on it is answered 405 with `Allow`.
 fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || async move {
@@ -298,31 +320,98 @@ async fn not_found() -> HttpResponse {
         .json(json!({"status": "error", "error": "not_found", "message": "no such route"}))
 }
 
+/// Bytes of request bodies that may be buffered at once before their sender
+/// is authenticated (webhooks signed over the body), across all requests.
+pub const UNAUTHENTICATED_BODY_BUDGET: usize = 64 * 1024 * 1024;
+/// How long a client may take to send a whole body (GitHub itself gives a
+/// delivery 10 s).
+pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One permit per KiB of [`UNAUTHENTICATED_BODY_BUDGET`].
+static UNAUTHENTICATED: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(UNAUTHENTICATED_BODY_BUDGET / 1024);
+
+/// A share of the unauthenticated-body budget, held while the body lives.
+pub type BodyPermit = tokio::sync::SemaphorePermit<'static>;
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+fn take_budget(held: &mut Option<BodyPermit>, bytes: usize) -> Result<(), RouteError> {
+    let more = UNAUTHENTICATED
+        .try_acquire_many(kib(bytes))
+        .map_err(|_| RouteError::Unavailable("the unauthenticated body budget is in use".into()))?;
+    match held {
+        Some(p) => p.merge(more),
+        None => *held = Some(more),
+    }
+    Ok(())
+}
+
 /// Reads a request body up to `limit` bytes (413 beyond), checking
-/// `Content-Length` first so an oversized body is refused before reading.
+/// `Content-Length` first so an oversized body is refused before reading,
+/// within [`BODY_READ_DEADLINE`] (408 beyond).
 pub async fn read_body(
+    req: &actix_web::HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, RouteError> {
+    read(req, payload, limit, None).await
+}
+
+/// [`read_body`] for a body whose sender is not yet authenticated: its
+/// bytes count against [`UNAUTHENTICATED_BODY_BUDGET`] (503 with
+/// `Retry-After` when spent) until the returned permit is dropped.
+pub async fn read_unauthenticated_body(
+    req: &actix_web::HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(web::Bytes, Option<BodyPermit>), RouteError> {
+    let mut permit = None;
+    let body = read(req, payload, limit, Some(&mut permit)).await?;
+    Ok((body, permit))
+}
+
+async fn read(
     req: &actix_web::HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    mut budget: Option<&mut Option<BodyPermit>>,
 ) -> Result<web::Bytes, RouteError> {
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared {
         if len > limit {
             return Err(RouteError::TooLarge(limit));
         }
-    }
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| RouteError::BadRequest(format!("reading the body failed: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(RouteError::TooLarge(limit));
+        if let Some(b) = budget.as_deref_mut() {
+            take_budget(b, len)?;
         }
-        buf.extend_from_slice(&chunk);
+    }
+    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let reading = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| RouteError::BadRequest(format!("reading the body failed: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(RouteError::TooLarge(limit));
+            }
+            if declared.is_none() {
+                if let Some(b) = budget.as_deref_mut() {
+                    take_budget(b, chunk.len())?;
+                }
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_READ_DEADLINE, reading).await {
+        Ok(r) => r?,
+        Err(_) => return Err(RouteError::Timeout),
     }
     Ok(buf.freeze())
 }

@@ -47,6 +47,9 @@ pub enum EnqueueError {
     /// The namespace Jobs go to (named) does not exist.
     #[error("namespace {0:?} does not exist")]
     NamespaceMissing(String),
+    /// Kubernetes refused the Job for good (not the task's fault).
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Mailbox capacity of the scheduler: Enqueue requests in flight plus
@@ -340,9 +343,14 @@ impl Handler<Enqueue> for Scheduler {
             match sent {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
-                Err(KubeError::Invalid(m)) => Err(EnqueueError::Invalid(m)),
                 Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
-                Err(e) => Err(EnqueueError::Unavailable(e.to_string())),
+                // Temporary: the sender retries.
+                Err(e @ (KubeError::Unavailable(_) | KubeError::Conflict(_))) => {
+                    Err(EnqueueError::Unavailable(e.to_string()))
+                }
+                // The API server refused our Job (RBAC, namespace, invalid):
+                // our problem, not the client's, and not temporary.
+                Err(e) => Err(EnqueueError::Failed(e.to_string())),
             }
         })
     }

@@ -50,6 +50,9 @@ pub enum SubmitError {
     /// The namespace Jobs go to (named) does not exist.
     #[error("namespace {0:?} does not exist")]
     NamespaceMissing(String),
+    /// Kubernetes refused the Job for good (not the client's fault).
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The answer of a submission in flight, shared with redeliveries of it.
@@ -116,10 +119,13 @@ impl Handler<Submit> for SourceActor {
                 })
             });
         }
-        let checked = self.limits.check(
-            msg.task.repository.as_deref(),
-            msg.task.requested_by.as_deref(),
-        );
+        // Grafana is one authenticated sender for every alert: its alerts
+        // share no sender bucket (the per-repository limit still applies).
+        let sender = match self.source {
+            TaskSource::Grafana => None,
+            _ => msg.task.requested_by.as_deref(),
+        };
+        let checked = self.limits.check(msg.task.repository.as_deref(), sender);
         if let Err(l) = checked {
             return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
         }
@@ -164,6 +170,7 @@ async fn persist(
         Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
         Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
         Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
+        Err(EnqueueError::Failed(m)) => Err(SubmitError::Failed(m)),
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::fields::{FieldError, Fields};
-use crate::cluster::files::{file_problem, TaskFile, MAX_FILES_BYTES};
+use crate::cluster::files::{file_problem, files_conflict, TaskFile, MAX_FILES_BYTES};
 use crate::rules::MAX_PROMPT_BYTES;
 use crate::task::git::{https_origin, is_valid_git_ref, is_valid_repository};
 use crate::task::{Checkout, Task, TaskSource};
@@ -305,10 +305,13 @@ pub fn pm_task(
                         message: why,
                     });
                 }
-                if files.iter().any(|x: &TaskFile| x.filename == file.filename) {
+                if let Some(why) = files
+                    .iter()
+                    .find_map(|x: &TaskFile| files_conflict(&x.filename, &file.filename))
+                {
                     f.errors.push(FieldError {
                         field: format!("{path}.filename"),
-                        message: "duplicate file name".into(),
+                        message: why,
                     });
                 }
                 total += file.content.len();

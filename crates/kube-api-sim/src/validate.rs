@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::error::Cause;
-use super::resources::{Resource, JOBS, NAMESPACES, PODS};
+use super::resources::{Resource, CONFIGMAPS, JOBS, NAMESPACES, PODS, SECRETS};
 
 const DNS1123_LABEL_MAX: usize = 63;
 const DNS1123_SUBDOMAIN_MAX: usize = 253;
@@ -187,6 +187,7 @@ fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: Option<&Value>) {
         Some(list) if list.is_empty() => causes.push(Cause::required(format!("{path}.containers"))),
         Some(_) => {}
     }
+    check_volume_items(causes, path, spec);
     let mut names = std::collections::HashSet::new();
     for field in ["initContainers", "containers"] {
         let Some(list) = spec.get(field).and_then(Value::as_array) else {
@@ -225,6 +226,90 @@ fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: Option<&Value>) {
                     {
                         causes.push(Cause::required(format!("{p}.env[{j}].name")));
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Why `k` is not a valid ConfigMap or Secret key (as the API server says).
+pub fn data_key_problem(k: &str) -> Option<String> {
+    if k.is_empty() || k.len() > 253 {
+        return Some("must be no more than 253 characters".into());
+    }
+    if !k
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        return Some(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', or 'KEY_NAME', or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".into(),
+        );
+    }
+    if k == "." || k == ".." {
+        return Some(format!("must not be '{k}'"));
+    }
+    if k.starts_with("..") {
+        return Some("must not start with '..'".into());
+    }
+    None
+}
+
+/// Why `p` is not a valid volume item path (relative, no `..` element,
+/// not starting with `..`).
+pub fn item_path_problem(p: &str) -> Option<String> {
+    if p.is_empty() {
+        return Some("Required value".into());
+    }
+    if p.starts_with('/') {
+        return Some("must be a relative path".into());
+    }
+    if p.split('/').any(|s| s == "..") {
+        return Some("must not contain '..'".into());
+    }
+    if p.starts_with("..") {
+        return Some("must not start with '..'".into());
+    }
+    None
+}
+
+fn check_data_keys(causes: &mut Vec<Cause>, obj: &Value) {
+    for field in ["data", "binaryData", "stringData"] {
+        for k in obj
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if let Some(why) = data_key_problem(k) {
+                causes.push(Cause::invalid(format!("{field}[{k}]"), k, &why));
+            }
+        }
+    }
+}
+
+fn check_volume_items(causes: &mut Vec<Cause>, path: &str, spec: &Value) {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for src in ["configMap", "secret"] {
+            let items = v
+                .get(src)
+                .and_then(|s| s.get("items"))
+                .and_then(Value::as_array);
+            for (j, item) in items.into_iter().flatten().enumerate() {
+                let p = format!("{path}.volumes[{i}].{src}.items[{j}]");
+                let key = item.get("key").and_then(Value::as_str).unwrap_or("");
+                if let Some(why) = data_key_problem(key) {
+                    causes.push(Cause::invalid(format!("{p}.key"), key, &why));
+                }
+                let ip = item.get("path").and_then(Value::as_str).unwrap_or("");
+                if let Some(why) = item_path_problem(ip) {
+                    causes.push(Cause::invalid(format!("{p}.path"), ip, &why));
                 }
             }
         }
@@ -303,6 +388,7 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
                 }
             }
         }
+        CONFIGMAPS | SECRETS => check_data_keys(&mut causes, obj),
         _ => {}
     }
     causes
@@ -358,6 +444,22 @@ pub fn immutable(res_id: usize, old: &Value, new: &Value) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_keys_and_item_paths_as_the_api_server_checks_them() {
+        for ok in ["f0", "key.name", "KEY_NAME", "a-b", ".hidden"] {
+            assert_eq!(data_key_problem(ok), None, "{ok}");
+        }
+        for bad in ["", ".", "..", "..x", "a/b", "a b", "é"] {
+            assert!(data_key_problem(bad).is_some(), "{bad:?}");
+        }
+        for ok in ["prd.md", "docs/a.md", "a/.b", "a..b"] {
+            assert_eq!(item_path_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "/etc/x", "..hidden", "../x", "a/../b", "a/.."] {
+            assert!(item_path_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn dns_names() {
