@@ -90,6 +90,31 @@ mod tests {
         );
     }
 
+    /// Decided: upper-case hex is the same MAC and is accepted (`sha256=`
+    /// stays lower-case); whitespace around the value never reaches here,
+    /// HTTP strips it as not part of the field value.
+    #[test]
+    fn upper_case_hex_is_the_same_signature() {
+        let v = fixture("signature-test-vector.json");
+        let secret = Secret::new(v["secret"].as_str().unwrap());
+        let header = v["header_value"].as_str().unwrap();
+        let (prefix, hex) = header.split_at("sha256=".len());
+        let upper = format!("{prefix}{}", hex.to_uppercase());
+        let payload = v["payload"].as_str().unwrap().as_bytes();
+        let s = std::slice::from_ref(&secret);
+        assert_eq!(verify_signature(s, Some(upper.as_bytes()), payload), Ok(()));
+        let bad_prefix = format!("SHA256={hex}");
+        assert_eq!(
+            verify_signature(s, Some(bad_prefix.as_bytes()), payload),
+            Err(SignatureError::Malformed)
+        );
+        let padded = format!(" {header}");
+        assert_eq!(
+            verify_signature(s, Some(padded.as_bytes()), payload),
+            Err(SignatureError::Malformed)
+        );
+    }
+
     #[test]
     fn malformed_or_missing_signatures_are_refused() {
         let s = [Secret::new("k")];
