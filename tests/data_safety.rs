@@ -227,8 +227,10 @@ async fn redeliveries_of_a_task_in_flight_are_duplicates_never_rate_limited() {
 }
 
 #[actix_rt::test]
-async fn api_server_refusals_are_500_with_our_message_and_request_id_never_its_text() {
+async fn api_server_refusals_answer_our_code_and_request_id_never_its_text() {
     let app = app(&[]).await;
+    // RBAC denial: the operator fixes the Role and the service recovers
+    // without a restart, so the sender is told to come back later.
     set_faults(
         &app.sim,
         json!({"errors": [{"verb": "create", "resource": "jobs", "rate": 1.0, "status": 403}]}),
@@ -236,25 +238,33 @@ async fn api_server_refusals_are_500_with_our_message_and_request_id_never_its_t
     .await;
     let r = submit_task(&app, &task("forbidden", "acme/widgets"), None).await;
     assert_eq!(
-        r.status, 500,
-        "not temporary, not the client's fault: {}",
+        r.status, 503,
+        "a permission the operator must grant: {}",
         r.text
     );
-    assert_eq!(r.json["error"], "server_error", "{}", r.text);
+    assert_eq!(r.json["error"], "unavailable", "{}", r.text);
+    assert_eq!(r.retry_after.as_deref(), Some("30"), "{}", r.text);
     let id = r.json["request_id"]
         .as_str()
         .expect("a request id")
         .to_string();
     assert!(!id.is_empty());
     let lower = r.text.to_lowercase();
-    for leak in ["forbidden", "system:", "serviceaccount", "jobs.batch"] {
+    for leak in [
+        "forbidden",
+        "system:",
+        "serviceaccount",
+        "jobs.batch",
+        "injected",
+    ] {
         assert!(
             !lower.contains(leak),
             "API-server text {leak:?} reached the client: {}",
             r.text
         );
     }
-    // A temporary failure is 503 with Retry-After, also with a fixed text.
+    // The API server calls our Job invalid: our problem, not temporary and
+    // not the client's (never a client 422), with a fixed text.
     set_faults(
         &app.sim,
         json!({"errors": [{"verb": "create", "resource": "jobs", "rate": 1.0, "status": 422}]}),
@@ -266,6 +276,8 @@ async fn api_server_refusals_are_500_with_our_message_and_request_id_never_its_t
         "a server-side 422 is not a client 422: {}",
         r.text
     );
+    assert_eq!(r.json["error"], "server_error", "{}", r.text);
+    assert!(!r.text.contains("injected"), "{}", r.text);
     clear_faults(&app.sim).await;
     app.stop().await.expect("clean stop");
 }

@@ -10,7 +10,8 @@
 //! | code | status | the sender should |
 //! |---|---|---|
 //! | `unavailable` | 503 + `Retry-After` | retry: temporary (API server down or throttling, a write conflict, capacity) |
-//! | `server_error` | 500 | not retry blindly: Kubernetes refused our request (403 RBAC, 404 namespace, 400/410/413/422); an operator must act |
+//! | `unavailable` | 503 + `Retry-After: 30` | retry later: Kubernetes denied this service a permission (403 RBAC) or its namespace is missing (`namespace_missing`); an operator fixes the installation and the service recovers without a restart (`/ready` names the check) |
+//! | `server_error` | 500 | not retry blindly: Kubernetes refused our request as invalid (400/410/413/422); an operator must act |
 //! | `internal` | 500 | report it: a bug |
 
 use actix_web::http::StatusCode;
@@ -52,8 +53,12 @@ pub enum RouteError {
     /// problem the operator fixes; `/ready` says the same.
     #[error("namespace {0:?} does not exist; the operator must create it (see /ready)")]
     NamespaceMissing(String),
-    /// Kubernetes refused our request for good (RBAC, missing namespace, an
-    /// object it calls invalid): not the client's mistake, not temporary.
+    /// Kubernetes denied this service a permission it needs (RBAC): the
+    /// operator fixes the Role, the service recovers without a restart.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Kubernetes refused our request for good (an object it calls
+    /// invalid): not the client's mistake, not temporary.
     #[error("{0}")]
     Failed(String),
     /// A server-side problem; details go to the log, not the client.
@@ -78,6 +83,7 @@ pub fn from_kube(e: crate::cluster::kube_actor::KubeError, not_found: &str) -> R
         KubeError::NotFound => RouteError::NotFound(not_found.to_string()),
         KubeError::Unavailable(m) => RouteError::Unavailable(m),
         KubeError::Conflict(m) => RouteError::Unavailable(format!("conflict: {m}")),
+        e @ KubeError::Forbidden(_) => RouteError::PermissionDenied(e.to_string()),
         other => RouteError::Failed(other.to_string()),
     }
 }
@@ -94,7 +100,7 @@ impl RouteError {
             RouteError::NotFound(_) => "not_found",
             RouteError::Forbidden(_) => "forbidden",
             RouteError::RateLimited { .. } => "rate_limited",
-            RouteError::Unavailable(_) => "unavailable",
+            RouteError::Unavailable(_) | RouteError::PermissionDenied(_) => "unavailable",
             RouteError::NamespaceMissing(_) => "namespace_missing",
             RouteError::Failed(_) => "server_error",
             RouteError::Internal(_) => "internal",
@@ -108,6 +114,7 @@ impl RouteError {
             RouteError::Unavailable(_) => {
                 "temporarily unavailable (Kubernetes or this service's capacity); retry later".into()
             }
+            RouteError::PermissionDenied(_) => "temporarily unavailable: Kubernetes denied this service a permission it needs; an operator must fix its Role (see request_id and /ready); retry later".into(),
             RouteError::Failed(_) => "Kubernetes refused this service's request; an operator must look at the service's log (see request_id)".into(),
             RouteError::Internal(_) => "internal error; see the service's log (request_id)".into(),
             other => other.to_string(),
@@ -122,7 +129,9 @@ impl RouteError {
     pub fn event_decision(&self) -> &'static str {
         match self {
             RouteError::RateLimited { .. } => "rate_limited",
-            RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => "unavailable",
+            RouteError::Unavailable(_)
+            | RouteError::NamespaceMissing(_)
+            | RouteError::PermissionDenied(_) => "unavailable",
             RouteError::Failed(_) | RouteError::Internal(_) => "internal",
             _ => "rejected",
         }
@@ -157,9 +166,9 @@ impl ResponseError for RouteError {
             RouteError::NotFound(_) => StatusCode::NOT_FOUND,
             RouteError::Forbidden(_) => StatusCode::FORBIDDEN,
             RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            RouteError::Unavailable(_) | RouteError::NamespaceMissing(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            RouteError::Unavailable(_)
+            | RouteError::NamespaceMissing(_)
+            | RouteError::PermissionDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
             RouteError::Failed(_) | RouteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -168,6 +177,9 @@ impl ResponseError for RouteError {
         match self {
             RouteError::Internal(detail) | RouteError::Failed(detail) => {
                 tracing::error!(error = %detail, code = self.code(), "request failed");
+            }
+            RouteError::PermissionDenied(detail) => {
+                tracing::warn!(error = %detail, "answering 503: Kubernetes denied a permission");
             }
             RouteError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "answering 503");
@@ -182,7 +194,7 @@ impl ResponseError for RouteError {
             RouteError::Unavailable(_) => {
                 b.insert_header(("Retry-After", "1"));
             }
-            RouteError::NamespaceMissing(_) => {
+            RouteError::NamespaceMissing(_) | RouteError::PermissionDenied(_) => {
                 b.insert_header(("Retry-After", "30"));
             }
             _ => {}

@@ -204,6 +204,7 @@ pub async fn submit(
         Err(SubmitError::Invalid(m)) => Err(RouteError::Unprocessable(m)),
         Err(SubmitError::Unavailable(m)) => Err(RouteError::Unavailable(m)),
         Err(SubmitError::NamespaceMissing(ns)) => Err(RouteError::NamespaceMissing(ns)),
+        Err(SubmitError::PermissionDenied(m)) => Err(RouteError::PermissionDenied(m)),
         Err(SubmitError::Failed(m)) => Err(RouteError::Failed(m)),
     }
 }

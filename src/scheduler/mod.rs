@@ -47,6 +47,10 @@ pub enum EnqueueError {
     /// The namespace Jobs go to (named) does not exist.
     #[error("namespace {0:?} does not exist")]
     NamespaceMissing(String),
+    /// Kubernetes denied this service a permission it needs (RBAC): the
+    /// operator fixes the Role, the service recovers without a restart.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Kubernetes refused the Job for good (not the task's fault).
     #[error("{0}")]
     Failed(String),
@@ -344,11 +348,14 @@ impl Handler<Enqueue> for Scheduler {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
                 Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
+                Err(e @ KubeError::Forbidden(_)) => {
+                    Err(EnqueueError::PermissionDenied(e.to_string()))
+                }
                 // Temporary: the sender retries.
                 Err(e @ (KubeError::Unavailable(_) | KubeError::Conflict(_))) => {
                     Err(EnqueueError::Unavailable(e.to_string()))
                 }
-                // The API server refused our Job (RBAC, namespace, invalid):
+                // The API server refused our Job as invalid:
                 // our problem, not the client's, and not temporary.
                 Err(e) => Err(EnqueueError::Failed(e.to_string())),
             }

@@ -50,6 +50,10 @@ pub enum SubmitError {
     /// The namespace Jobs go to (named) does not exist.
     #[error("namespace {0:?} does not exist")]
     NamespaceMissing(String),
+    /// Kubernetes denied this service a permission it needs (RBAC): the
+    /// operator fixes the Role, the service recovers without a restart.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Kubernetes refused the Job for good (not the client's fault).
     #[error("{0}")]
     Failed(String),
@@ -170,6 +174,7 @@ async fn persist(
         Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
         Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
         Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
+        Err(EnqueueError::PermissionDenied(m)) => Err(SubmitError::PermissionDenied(m)),
         Err(EnqueueError::Failed(m)) => Err(SubmitError::Failed(m)),
     }
 }

@@ -23,6 +23,8 @@ pub const API_TOKENS: &str =
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
     pub text: String,
     /// The body as JSON (`Value::Null` if it is not JSON).
     pub json: Value,
@@ -108,6 +110,11 @@ impl Call<'_> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = bounded("the response body", WAIT, resp.text())
             .await
             .unwrap_or_default();
@@ -115,6 +122,7 @@ impl Call<'_> {
         Reply {
             status,
             content_type,
+            retry_after,
             text,
             json,
         }
