@@ -1,0 +1,278 @@
+//! Property tests (proptest, stable Rust) over every decoder and sanitiser
+//! that turns outside input into something Kubernetes sees, with the
+//! checks shared with the `cargo fuzz` targets (`tests/fuzz_checks`), plus
+//! every input that ever failed (`fuzz/regressions/<target>/`).
+//!
+//! Generators aim at what breaks such code: `$(`, `$$`, `..`, `/`, unicode,
+//! control characters, very long and empty strings, and real payloads
+//! (the vendored GitHub fixtures, a Grafana notification) with their
+//! untrusted fields replaced.
+
+mod fuzz_checks;
+
+use fuzz_checks::*;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+/// Text untrusted senders write: tricky pieces glued together.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("$(".to_string()),
+        Just("$$".to_string()),
+        Just(")".to_string()),
+        Just("$(GITHUB_TOKEN)".to_string()),
+        Just("$(PROMPT)".to_string()),
+        Just("..".to_string()),
+        Just("/".to_string()),
+        Just("-".to_string()),
+        Just("_".to_string()),
+        Just(".".to_string()),
+        Just("{{ 7*7 }}".to_string()),
+        Just("\u{0}\n\t".to_string()),
+        Just("☃é".to_string()),
+        "[a-zA-Z0-9]{1,8}",
+        any::<String>(),
+    ];
+    prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+}
+
+fn config() -> ProptestConfig {
+    // Enough cases to find the usual mistakes, few enough for CI's 2 cores.
+    ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::default()
+    }
+}
+
+fn fixture(path: &str) -> Value {
+    let p = format!(
+        "{}/tests/fixtures/github/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn github_case(event: u8, body: &Value) -> Vec<u8> {
+    let mut data = vec![event];
+    data.extend(serde_json::to_vec(body).expect("serialise"));
+    data
+}
+
+fn grafana_notification(labels: Value, summary: &str, fingerprint: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "receiver": "orchestrator",
+        "status": "firing",
+        "orgId": 1,
+        "version": "1",
+        "groupKey": "{}:{alertname=\"x\"}",
+        "alerts": [{
+            "status": "firing",
+            "labels": labels,
+            "annotations": {"summary": summary, "description": summary},
+            "startsAt": "2025-06-01T12:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": fingerprint,
+            "generatorURL": "https://grafana.example.com/x"
+        }]
+    }))
+    .expect("serialise")
+}
+
+#[test]
+fn the_unmutated_payloads_each_build_a_job() {
+    // Guards the generators below: if the baselines stopped producing Jobs,
+    // the properties would hold vacuously.
+    let mut issue = fixture("issues/labeled.json");
+    issue["label"]["name"] = json!("agent");
+    assert_eq!(check_github(&github_case(0, &issue)), 1);
+    let labels = json!({"alertname": "HighErrorRate", "severity": "critical", "repository": "acme/checkout"});
+    assert_eq!(check_grafana(&grafana_notification(labels, "s", "fp1")), 1);
+    let doc = json!({"title": "t", "prompt": "p", "repository": "acme/widgets"});
+    assert_eq!(
+        check_task_documents(&serde_json::to_vec(&doc).expect("json")),
+        1
+    );
+    let pm = json!({"id": "t-1", "title": "t", "description": "d",
+                    "repository": {"url": "https://github.com/acme/widgets", "branch": "main"},
+                    "markdown_files": [{"filename": "docs/prd.md", "content": "x"}]});
+    assert_eq!(
+        check_task_documents(&serde_json::to_vec(&pm).expect("json")),
+        1
+    );
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn sanitised_names_and_labels_are_valid_and_escaping_survives_expansion(text in hostile_text()) {
+        check_sanitizers(&text);
+    }
+
+    #[test]
+    fn accepted_file_names_are_valid_item_paths_and_conflicts_are_exact(
+        names in prop::collection::vec("[a.b/_-]{1,7}", 1..6)
+    ) {
+        check_file_names(&names);
+    }
+
+    #[test]
+    fn a_github_issue_with_hostile_text_becomes_a_valid_job(
+        title in hostile_text(),
+        body in hostile_text(),
+        login in hostile_text(),
+        repo in hostile_text(),
+        number in any::<u64>(),
+    ) {
+        let mut v = fixture("issues/labeled.json");
+        v["label"]["name"] = json!("agent");
+        v["issue"]["title"] = json!(title);
+        v["issue"]["body"] = json!(body);
+        v["issue"]["number"] = json!(number);
+        v["sender"]["login"] = json!(login);
+        v["repository"]["full_name"] = json!(repo);
+        check_github(&github_case(0, &v));
+    }
+
+    #[test]
+    fn a_github_comment_with_hostile_text_becomes_a_valid_job(comment in hostile_text(), title in hostile_text()) {
+        let mut v = fixture("issue_comment/created.json");
+        v["comment"]["body"] = json!(format!("/agent {comment}"));
+        v["issue"]["title"] = json!(title);
+        check_github(&github_case(1, &v));
+    }
+
+    #[test]
+    fn any_bytes_as_a_github_delivery_are_refused_or_valid(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        check_github(&data);
+    }
+
+    #[test]
+    fn a_grafana_alert_with_hostile_labels_becomes_a_valid_job(
+        alertname in hostile_text(),
+        severity in prop_oneof![Just("critical".to_string()), hostile_text()],
+        repository in prop_oneof![Just("acme/checkout".to_string()), hostile_text()],
+        summary in hostile_text(),
+        fingerprint in hostile_text(),
+    ) {
+        let labels = json!({"alertname": alertname, "severity": severity, "repository": repository});
+        check_grafana(&grafana_notification(labels, &summary, &fingerprint));
+    }
+
+    #[test]
+    fn task_documents_with_hostile_fields_are_refused_or_valid(
+        title in hostile_text(),
+        prompt in hostile_text(),
+        repository in prop_oneof![Just("acme/widgets".to_string()), hostile_text()],
+        priority in prop_oneof![Just(json!("high")), Just(json!(5)), Just(json!(-2000)), any::<i64>().prop_map(|i| json!(i))],
+        labels in prop::collection::btree_map(hostile_text(), hostile_text(), 0..4),
+        files in prop::collection::vec(("[a.b/_-]{1,7}", hostile_text()), 0..4),
+        task_id in prop_oneof![Just("task-1".to_string()), hostile_text()],
+        branch in prop_oneof![Just("main".to_string()), hostile_text()],
+    ) {
+        let files: Vec<Value> = files
+            .into_iter()
+            .map(|(filename, content)| json!({"filename": filename, "content": content}))
+            .collect();
+        let generic = json!({"title": title, "prompt": prompt, "repository": repository,
+                             "priority": priority, "labels": labels});
+        check_task_documents(&serde_json::to_vec(&generic).expect("json"));
+        let pm = json!({"id": task_id, "title": title, "description": prompt,
+                        "repository": {"url": format!("https://github.com/{repository}"), "branch": branch},
+                        "priority": priority, "markdown_files": files});
+        check_task_documents(&serde_json::to_vec(&pm).expect("json"));
+    }
+
+    #[test]
+    fn grafana_matchers_parse_or_are_refused(rule in "[a-z_=!~\"., ^$()*+|\\[\\]\\\\-]{0,40}", labels in "[a-z=,]{0,30}") {
+        check_matchers(&format!("{rule}\n{labels}"));
+    }
+
+    #[test]
+    fn simulator_selectors_parse_or_are_refused(text in "[a-z0-9=!,() .-]{0,40}|(in|notin|!)[ a-z(),]{0,20}") {
+        check_selectors(&text);
+    }
+
+    #[test]
+    fn simulator_patches_apply_or_are_refused(pick in any::<u8>(), patch in json_value()) {
+        let mut data = vec![pick];
+        data.extend(serde_json::to_vec(&patch).expect("json"));
+        check_patch(&data);
+    }
+
+    #[test]
+    fn rules_files_load_or_are_refused(text in "[a-z_:\\- \\n\"'\\[\\]{}0-9]{0,120}") {
+        check_rules(&text);
+    }
+}
+
+/// JSON values up to a few levels deep, with keys patches care about.
+fn json_value() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("op".to_string()),
+        Just("path".to_string()),
+        Just("value".to_string()),
+        Just("from".to_string()),
+        Just("metadata".to_string()),
+        Just("spec".to_string()),
+        Just("containers".to_string()),
+        Just("name".to_string()),
+        Just("$patch".to_string()),
+        Just("$setElementOrder/containers".to_string()),
+        Just("$retainKeys".to_string()),
+        Just("$deleteFromPrimitiveList/x".to_string()),
+        "[a-z]{1,4}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        prop_oneof![
+            Just("add"),
+            Just("remove"),
+            Just("replace"),
+            Just("move"),
+            Just("copy"),
+            Just("test"),
+            Just("/spec/containers/0"),
+            Just("/metadata/labels/x"),
+            Just("/-"),
+            Just("delete"),
+            Just("replace"),
+            Just("merge"),
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn every_input_that_ever_failed_a_fuzz_target_still_passes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut seen = 0;
+    for target in std::fs::read_dir(&root).expect("fuzz/regressions exists") {
+        let target = target.expect("a directory entry").path();
+        if !target.is_dir() {
+            continue;
+        }
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a target name")
+            .to_string();
+        for case in std::fs::read_dir(&target).expect("a target directory") {
+            let case = case.expect("a directory entry").path();
+            let data = std::fs::read(&case).expect("a regression input");
+            check_by_target(&name, &data);
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no regression inputs under {}", root.display());
+}
