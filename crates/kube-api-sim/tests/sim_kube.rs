@@ -644,15 +644,30 @@ async fn deleting_a_job_cascades_per_propagation_policy() {
             ..DeleteParams::default()
         };
         jobs.delete(name, &dp).await.unwrap();
-        assert!(jobs.get_opt(name).await.unwrap().is_none());
-        let left_pods = pods.list(&sel).await.unwrap().items;
-        let left_cm = cms.get_opt(&format!("{name}-files")).await.unwrap();
         if policy.is_some() {
-            assert!(
-                left_pods.is_empty() && left_cm.is_none(),
-                "{name}: dependents collected"
-            );
+            // Dependents are deleted (pods gracefully: they terminate
+            // first); a Foreground owner stays until they are gone.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let left_job = jobs.get_opt(name).await.unwrap();
+                let left_pods = pods.list(&sel).await.unwrap().items;
+                let left_cm = cms.get_opt(&format!("{name}-files")).await.unwrap();
+                if let (Some(j), false) = (&left_job, left_pods.is_empty()) {
+                    assert!(j.metadata.deletion_timestamp.is_some(), "{name}");
+                }
+                if left_job.is_none() && left_pods.is_empty() && left_cm.is_none() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name}: dependents collected"
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
         } else {
+            assert!(jobs.get_opt(name).await.unwrap().is_none());
+            let left_pods = pods.list(&sel).await.unwrap().items;
+            let left_cm = cms.get_opt(&format!("{name}-files")).await.unwrap();
             // batch/v1 Jobs orphan their dependents unless asked otherwise.
             assert_eq!(left_pods.len(), 1, "{name}");
             assert!(left_pods[0]

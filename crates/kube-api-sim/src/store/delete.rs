@@ -76,7 +76,48 @@ impl Store {
             }
         }
         let _ = res;
+        self.release_foreground_owners(g, &old);
         Some(last)
+    }
+
+    /// When the last dependent of an owner deleted in the foreground is
+    /// gone, the owner's `foregroundDeletion` finalizer is removed (and so
+    /// the owner), as the garbage collector does.
+    fn release_foreground_owners(&self, g: &mut Inner, removed: &Value) {
+        let owners: Vec<String> = removed["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["uid"].as_str().map(str::to_string))
+            .collect();
+        for uid in owners {
+            let owned = |o: &Value| {
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
+            };
+            if g.objects.values().any(|o| owned(o)) {
+                continue;
+            }
+            let Some((key, owner)) = g
+                .objects
+                .iter()
+                .find(|(_, o)| o["metadata"]["uid"] == uid.as_str())
+                .map(|(k, o)| (k.clone(), o.clone()))
+            else {
+                continue;
+            };
+            let waiting = owner["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"));
+            if waiting {
+                let mut done = (*owner).clone();
+                if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
+                    f.retain(|x| x != "foregroundDeletion");
+                }
+                self.write_locked(g, &key, done, owner);
+            }
+        }
     }
 
     /// Deletes (or, with `orphan`, releases) the objects owned by `uid`.
@@ -221,12 +262,25 @@ impl Store {
             fin.push(json!("foregroundDeletion"));
             marked["metadata"]["finalizers"] = Value::Array(fin);
             let marked = self.write_locked(g, key, marked, cur);
+            // Dependents that go at once release the owner right away
+            // (release_foreground_owners); terminating ones when they go.
             self.collect_dependents(g, &uid, &key.1, false);
-            let mut done = (*marked).clone();
-            if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
-                f.retain(|x| x != "foregroundDeletion");
+            if let Some(now) = g.objects.get(key).cloned() {
+                let still_owned = g.objects.values().any(|o| {
+                    o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
+                });
+                if !still_owned {
+                    let mut done = (*now).clone();
+                    if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
+                        f.retain(|x| x != "foregroundDeletion");
+                    }
+                    return Some(self.write_locked(g, key, done, now));
+                }
+                return Some(now);
             }
-            return Some(self.write_locked(g, key, done, marked));
+            return Some(marked);
         }
         let period = if key.0 == PODS {
             pod_grace_period(&cur, grace)
