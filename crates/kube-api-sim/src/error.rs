@@ -170,6 +170,11 @@ impl ApiError {
         e
     }
 
+    /// 409 `Conflict` of a server-side apply (its causes name the fields).
+    pub fn apply_conflict(message: String) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+
     /// 422 `Invalid` with field causes.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let parts: Vec<String> = causes

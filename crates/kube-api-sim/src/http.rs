@@ -22,6 +22,7 @@ use super::request::{
 use super::resources::{self, RESOURCES};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
+use super::ssa;
 use super::strict::{self, FieldValidation};
 use super::typecheck;
 use super::watch::{self, error_response, WatchRequest};
@@ -210,6 +211,12 @@ async fn dispatch(
         Some(_) => return Err(ApiError::not_found_path(req.path())),
     }
     let status_only = t.sub.is_some();
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (manager, api_version) = (ssa::manager(user_agent, q), res.api_version());
     let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
     let fields = FieldSelector::parse(
         q.get("fieldSelector").map_or("", String::as_str),
@@ -294,6 +301,7 @@ async fn dispatch(
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
             typecheck::check(t.res, &obj)?;
+            ssa::record_update(None, &mut obj, &manager, &api_version);
             let out = store.create(t.res, ns, obj, dry_run(q)?)?;
             Ok(strict::with_warnings(
                 json_response(201, out.as_ref()),
@@ -305,7 +313,12 @@ async fn dispatch(
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
             typecheck::check(t.res, &obj)?;
-            let out = store.update(t.res, ns, name, obj, status_only, dry_run(q)?)?;
+            let out = store.modify(t.res, ns, name, status_only, dry_run(q)?, |cur| {
+                if !status_only {
+                    ssa::record_update(Some(cur), &mut obj, &manager, &api_version);
+                }
+                Ok(obj)
+            })?;
             Ok(strict::with_warnings(
                 json_response(200, out.as_ref()),
                 &warnings,
@@ -317,9 +330,20 @@ async fn dispatch(
             let body = read_body(payload).await?;
             let dry = dry_run(q)?;
             let mut warnings = Vec::new();
+            let server_side = pt == PatchType::Apply && !status_only;
+            let force = ssa::patch_options(q, pt == PatchType::Apply)?;
             let result = store.modify(t.res, ns, name, status_only, dry, |cur| {
-                let mut v = cur.clone();
-                patch::apply(&mut v, pt, &body)?;
+                let mut v = if server_side {
+                    let applied = ssa::decode_applied(&body)?;
+                    ssa::apply(Some(cur), &applied, &manager, force, &api_version)?
+                } else {
+                    let mut v = cur.clone();
+                    patch::apply(&mut v, pt, &body)?;
+                    if !status_only {
+                        ssa::record_update(Some(cur), &mut v, &manager, &api_version);
+                    }
+                    v
+                };
                 warnings = strict::check_patched(t.res, cur, &mut v, validation)?;
                 typecheck::check(t.res, &v)?;
                 Ok(v)
@@ -327,11 +351,8 @@ async fn dispatch(
             match result {
                 Err(e) if e.code == 404 && pt == PatchType::Apply && !status_only => {
                     // Server-side apply creates what does not exist.
-                    let mut obj: Value = serde_json::from_slice(&body)
-                        .or_else(|_| serde_yaml_ng::from_slice(&body))
-                        .map_err(|e| {
-                            ApiError::bad_request(format!("error decoding apply patch: {e}"))
-                        })?;
+                    let applied = ssa::decode_applied(&body)?;
+                    let mut obj = ssa::apply(None, &applied, &manager, force, &api_version)?;
                     obj["metadata"]["name"] = json!(name);
                     let warnings = strict::check(t.res, &mut obj, validation)?;
                     typecheck::check(t.res, &obj)?;

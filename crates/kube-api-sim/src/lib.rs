@@ -44,6 +44,7 @@ pub mod reviews;
 pub mod reviews_pb;
 pub mod selector;
 pub mod server;
+pub mod ssa;
 pub mod store;
 pub mod strict;
 pub mod table;

@@ -67,7 +67,7 @@ fn parse_object(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// The merge key of a list field, if the list merges element-wise.
-fn merge_key(field: &str) -> Option<&'static str> {
+pub fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

@@ -396,7 +396,6 @@ impl Store {
                 m.remove("deletionTimestamp");
                 m.remove("deletionGracePeriodSeconds");
                 m.remove("resourceVersion");
-                m.remove("managedFields");
                 m.remove("selfLink");
             }
             if res.has_generation {
@@ -604,9 +603,6 @@ impl Store {
         };
         new["kind"] = json!(res.kind);
         new["apiVersion"] = json!(res.api_version());
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
         if !status_only {
             defaults::on_update(res_id, &mut new);
         }

@@ -6,6 +6,7 @@
 #[path = "../kubectl_support/mod.rs"]
 mod kubectl_support;
 
+mod apply;
 mod discovery;
 mod http;
 mod job_policies;

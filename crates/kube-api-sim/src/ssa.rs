@@ -1,0 +1,574 @@
+//! Server-side apply's field ownership (`metadata.managedFields`), following
+//! the API server's field manager (k8s.io/apiserver/pkg/endpoints/handlers/
+//! fieldmanager and structured-merge-diff):
+//!
+//! - every write records which manager set which fields, as `FieldsV1`
+//!   (`{"f:spec":{"f:parallelism":{}}}`, list items by merge key
+//!   `k:{"name":"c"}`); a create or update is an `Update` entry of its
+//!   `fieldManager` (or the client's user-agent prefix), which takes over
+//!   the fields it changed;
+//! - an apply (`fieldManager` required) owns exactly the fields of the
+//!   applied configuration; a field another manager owns and the apply
+//!   would change is a `409 Conflict` listing each field, unless
+//!   `force=true`, which takes it over; fields the manager applied before
+//!   and no longer applies are removed unless another manager owns them.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use super::error::{ApiError, Cause};
+use super::patch::{merge_key, strategic_merge};
+
+/// A field path in `FieldsV1` terms: `f:<field>`, `k:<key json>`, or `.`
+/// (a list item itself).
+type Path = Vec<String>;
+type FieldSet = BTreeSet<Path>;
+
+/// Metadata fields that identify an object rather than configure it.
+const IDENTITY: [&str; 10] = [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+/// The fields set in `obj` (without identity, type and `status`).
+fn field_set(obj: &Value) -> FieldSet {
+    let mut set = FieldSet::new();
+    let Some(m) = obj.as_object() else {
+        return set;
+    };
+    for (k, v) in m {
+        match k.as_str() {
+            "apiVersion" | "kind" | "status" => {}
+            "metadata" => {
+                for (mk, mv) in v.as_object().into_iter().flatten() {
+                    if !IDENTITY.contains(&mk.as_str()) {
+                        walk(mv, mk, vec!["f:metadata".into()], &mut set);
+                    }
+                }
+            }
+            _ => walk(v, k, Vec::new(), &mut set),
+        }
+    }
+    set
+}
+
+/// The `k:` segment of a list item with merge key `key`.
+fn item_key(item: &Value, key: &str) -> Option<String> {
+    let v = item.get(key)?;
+    Some(format!("k:{}", json!({ key: v })))
+}
+
+fn walk(v: &Value, field: &str, mut path: Path, set: &mut FieldSet) {
+    path.push(format!("f:{field}"));
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                walk(child, k, path.clone(), set);
+            }
+        }
+        Value::Array(items) if merge_key(field).is_some() && !items.is_empty() => {
+            let key = merge_key(field).unwrap_or("name");
+            for item in items {
+                let Some(seg) = item_key(item, key) else {
+                    set.insert(path.clone());
+                    continue;
+                };
+                let mut ip = path.clone();
+                ip.push(seg);
+                let mut dot = ip.clone();
+                dot.push(".".into());
+                set.insert(dot);
+                for (k, child) in item.as_object().into_iter().flatten() {
+                    walk(child, k, ip.clone(), set);
+                }
+            }
+        }
+        _ => {
+            set.insert(path);
+        }
+    }
+}
+
+/// The value at `path` (for `.`, the list item).
+fn get_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = obj;
+    let mut list_field = "";
+    for seg in path {
+        if let Some(f) = seg.strip_prefix("f:") {
+            cur = cur.get(f)?;
+            list_field = f;
+        } else if let Some(k) = seg.strip_prefix("k:") {
+            let want: Value = serde_json::from_str(k).ok()?;
+            let key = merge_key(list_field)?;
+            cur = cur
+                .as_array()?
+                .iter()
+                .find(|i| i.get(key) == want.get(key))?;
+        }
+    }
+    Some(cur)
+}
+
+/// Removes the field (or, for a `.` path, the list item) at `path`.
+fn remove_at(obj: &mut Value, path: &[String]) {
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let (last, parent) = if last == "." {
+        match parent.split_last() {
+            Some((item, rest)) => (item, rest),
+            None => return,
+        }
+    } else {
+        (last, parent)
+    };
+    let mut cur = obj;
+    let mut list_field = String::new();
+    for seg in parent {
+        let next = if let Some(f) = seg.strip_prefix("f:") {
+            list_field = f.to_string();
+            cur.get_mut(f)
+        } else if let Some(k) = seg.strip_prefix("k:") {
+            let want: Value = serde_json::from_str(k).unwrap_or(Value::Null);
+            let key = merge_key(&list_field).unwrap_or("name");
+            cur.as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| i.get(key) == want.get(key)))
+        } else {
+            None
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(f) = last.strip_prefix("f:") {
+        if let Some(m) = cur.as_object_mut() {
+            m.remove(f);
+        }
+    } else if let Some(k) = last.strip_prefix("k:") {
+        let want: Value = serde_json::from_str(k).unwrap_or(Value::Null);
+        let key = merge_key(&list_field).unwrap_or("name");
+        if let Some(a) = cur.as_array_mut() {
+            a.retain(|i| i.get(key) != want.get(key));
+        }
+    }
+}
+
+fn to_fields_v1(set: &FieldSet) -> Value {
+    let mut root = Map::new();
+    for path in set {
+        let mut cur = &mut root;
+        for seg in path {
+            let next = cur.entry(seg.clone()).or_insert_with(|| json!({}));
+            match next {
+                Value::Object(m) => cur = m,
+                _ => break,
+            }
+        }
+    }
+    Value::Object(root)
+}
+
+fn from_fields_v1(v: &Value, path: &mut Path, set: &mut FieldSet) {
+    for (k, child) in v.as_object().into_iter().flatten() {
+        path.push(k.clone());
+        if child.as_object().is_some_and(Map::is_empty) {
+            set.insert(path.clone());
+        } else {
+            from_fields_v1(child, path, set);
+        }
+        path.pop();
+    }
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    manager: String,
+    operation: String,
+    api_version: String,
+    time: String,
+    subresource: Option<String>,
+    fields: FieldSet,
+}
+
+fn entries(obj: &Value) -> Vec<Entry> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut fields = FieldSet::new();
+            from_fields_v1(&e["fieldsV1"], &mut Vec::new(), &mut fields);
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            Entry {
+                manager: s("manager"),
+                operation: s("operation"),
+                api_version: s("apiVersion"),
+                time: s("time"),
+                subresource: e["subresource"].as_str().map(str::to_string),
+                fields,
+            }
+        })
+        .collect()
+}
+
+fn store_entries(obj: &mut Value, list: Vec<Entry>) {
+    let out: Vec<Value> = list
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut v = json!({"manager": e.manager, "operation": e.operation,
+                "apiVersion": e.api_version, "time": e.time, "fieldsType": "FieldsV1",
+                "fieldsV1": to_fields_v1(&e.fields)});
+            if let Some(s) = e.subresource {
+                v["subresource"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    if out.is_empty() {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+    } else {
+        obj["metadata"]["managedFields"] = Value::Array(out);
+    }
+}
+
+/// A path as the API server prints it in a conflict:
+/// `.spec.containers[name="c"].image`.
+fn show(path: &[String]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        if let Some(f) = seg.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(f);
+        } else if let Some(k) = seg.strip_prefix("k:") {
+            let key: Value = serde_json::from_str(k).unwrap_or(Value::Null);
+            let parts: Vec<String> = key
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        }
+    }
+    out
+}
+
+/// How a conflict names another manager (apiserver `printManager`).
+fn print_manager(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if let Some(sub) = &e.subresource {
+        s = format!("{s} with subresource {sub:?}");
+    }
+    if e.operation == "Update" {
+        s = format!("{s} using {} at {}", e.api_version, e.time);
+    }
+    s
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The `409 Conflict` of an apply (apiserver `NewConflictError`).
+fn conflict_error(conflicts: &[(Entry, Path)]) -> ApiError {
+    let message = if let [(e, p)] = conflicts {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            print_manager(e),
+            show(p)
+        )
+    } else {
+        let mut by_manager: Vec<(String, Vec<String>)> = Vec::new();
+        for (e, p) in conflicts {
+            let m = print_manager(e);
+            match by_manager.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, paths)) => paths.push(show(p)),
+                None => by_manager.push((m, vec![show(p)])),
+            }
+        }
+        by_manager.sort();
+        let lines: Vec<String> = by_manager
+            .into_iter()
+            .flat_map(|(m, paths)| {
+                std::iter::once(format!("conflicts with {m}:"))
+                    .chain(paths.into_iter().map(|p| format!("- {p}")))
+            })
+            .collect();
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
+    let mut e = ApiError::apply_conflict(message);
+    e.causes = conflicts
+        .iter()
+        .map(|(entry, p)| Cause {
+            reason: "FieldManagerConflict",
+            field: show(p),
+            message: format!("conflict with {}", print_manager(entry)),
+        })
+        .collect();
+    e
+}
+
+/// Server-side apply of `applied` by `manager` onto `current` (`None`:
+/// the object does not exist yet). Returns the new object with its
+/// `managedFields`.
+pub fn apply(
+    current: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    api_version: &str,
+) -> Result<Value, ApiError> {
+    let empty = json!({});
+    let cur = current.unwrap_or(&empty);
+    let mut list = entries(cur);
+    let new_set = field_set(applied);
+    let is_me = |e: &Entry| e.manager == manager && e.operation == "Apply";
+    let mut conflicts = Vec::new();
+    for e in list.iter().filter(|e| !is_me(e)) {
+        for p in e.fields.intersection(&new_set) {
+            let differs = if p.last().map(String::as_str) == Some(".") {
+                false
+            } else {
+                get_at(cur, p) != get_at(applied, p)
+            };
+            if differs {
+                conflicts.push((e.clone(), p.clone()));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        if !force {
+            return Err(conflict_error(&conflicts));
+        }
+        for e in list.iter_mut().filter(|e| !is_me(e)) {
+            e.fields.retain(|p| !conflicts.iter().any(|(_, c)| c == p));
+        }
+    }
+    let previous = list
+        .iter()
+        .find(|e| is_me(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let mut merged = cur.clone();
+    strategic_merge(&mut merged, applied);
+    if current.is_some() && merged == *cur && previous == new_set {
+        // Nothing changes: not even the entry's time.
+        return Ok(merged);
+    }
+    // What this manager no longer applies goes, unless someone else owns it.
+    let others: FieldSet = list
+        .iter()
+        .filter(|e| !is_me(e))
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
+    let mut gone: Vec<&Path> = previous
+        .difference(&new_set)
+        .filter(|p| !others.contains(*p))
+        .filter(|p| {
+            // A list item stays while anyone owns a field inside it.
+            p.last().map(String::as_str) != Some(".")
+                || !others
+                    .iter()
+                    .chain(new_set.iter())
+                    .any(|o| o.starts_with(&p[..p.len() - 1]))
+        })
+        .collect();
+    gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in gone {
+        remove_at(&mut merged, p);
+    }
+    list.retain(|e| !is_me(e));
+    list.push(Entry {
+        manager: manager.to_string(),
+        operation: "Apply".into(),
+        api_version: api_version.to_string(),
+        time: now(),
+        subresource: None,
+        fields: new_set,
+    });
+    store_entries(&mut merged, list);
+    Ok(merged)
+}
+
+/// Records a create or update by `manager`: it owns what it changed (all
+/// fields, for a create), other managers lose those fields, and fields the
+/// write removed are nobody's.
+pub fn record_update(current: Option<&Value>, new: &mut Value, manager: &str, api_version: &str) {
+    let empty = json!({});
+    let cur = current.unwrap_or(&empty);
+    // A body that brings its own managedFields sets them (as on a real
+    // server); otherwise the stored ones carry over.
+    let mut list = if new["metadata"].get("managedFields").is_some() {
+        entries(new)
+    } else {
+        entries(cur)
+    };
+    let (before, after) = (field_set(cur), field_set(new));
+    let changed: FieldSet = after
+        .iter()
+        .filter(|p| {
+            p.last().map(String::as_str) == Some(".") && !before.contains(*p)
+                || p.last().map(String::as_str) != Some(".") && get_at(cur, p) != get_at(new, p)
+        })
+        .cloned()
+        .collect();
+    let removed: FieldSet = before.difference(&after).cloned().collect();
+    if changed.is_empty() && removed.is_empty() {
+        store_entries(new, list);
+        return;
+    }
+    let is_me =
+        |e: &Entry| e.manager == manager && e.operation == "Update" && e.subresource.is_none();
+    for e in list.iter_mut() {
+        e.fields.retain(|p| !removed.contains(p));
+        if !is_me(e) {
+            e.fields.retain(|p| !changed.contains(p));
+        }
+    }
+    match list.iter_mut().find(|e| is_me(e)) {
+        Some(e) => {
+            e.fields.extend(changed);
+            e.time = now();
+            e.api_version = api_version.to_string();
+        }
+        None => list.push(Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: api_version.to_string(),
+            time: now(),
+            subresource: None,
+            fields: changed,
+        }),
+    }
+    store_entries(new, list);
+}
+
+/// The manager of a write: `fieldManager`, else the client's user-agent
+/// up to its first `/` (as the API server names managers).
+pub fn manager(user_agent: &str, q: &std::collections::HashMap<String, String>) -> String {
+    match q.get("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => m.clone(),
+        None => user_agent
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect(),
+    }
+}
+
+/// `ValidatePatchOptions`: an apply needs a `fieldManager`; `force` is
+/// only for applies. Returns whether to force.
+pub fn patch_options(
+    q: &std::collections::HashMap<String, String>,
+    apply: bool,
+) -> Result<bool, ApiError> {
+    let force = q.get("force").map(String::as_str);
+    let mut causes = Vec::new();
+    if apply {
+        if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+            let mut c = Cause::required("fieldManager");
+            c.message = "Required value: is required for apply patch".into();
+            causes.push(c);
+        }
+    } else if force.is_some() {
+        causes.push(Cause::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", causes));
+    }
+    Ok(force == Some("true"))
+}
+
+/// An apply body: a JSON or YAML object.
+pub fn decode_applied(body: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .or_else(|_| serde_yaml_ng::from_slice(body))
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding patch: the apply configuration must be an object",
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_v1_round_trip_and_paths() {
+        let obj = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}});
+        let set = field_set(&obj);
+        let v1 = to_fields_v1(&set);
+        assert_eq!(
+            v1,
+            json!({"f:metadata": {"f:labels": {"f:app": {}}},
+                "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}},
+                    "f:restartPolicy": {}}})
+        );
+        let mut back = FieldSet::new();
+        from_fields_v1(&v1, &mut Vec::new(), &mut back);
+        assert_eq!(back, set);
+        let image: Path = ["f:spec", "f:containers", "k:{\"name\":\"c\"}", "f:image"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(show(&image), ".spec.containers[name=\"c\"].image");
+        assert_eq!(get_at(&obj, &image), Some(&json!("i")));
+    }
+
+    #[test]
+    fn apply_owns_removes_and_conflicts() {
+        let a = json!({"metadata": {"name": "c"}, "data": {"x": "1", "y": "2"}});
+        let v = apply(None, &a, "alice", false, "v1").unwrap();
+        // Alice stops applying y: it goes.
+        let v = apply(Some(&v), &json!({"data": {"x": "1"}}), "alice", false, "v1").unwrap();
+        assert_eq!(v["data"], json!({"x": "1"}));
+        // Bob sets x to another value: a conflict naming the field.
+        let e = apply(Some(&v), &json!({"data": {"x": "9"}}), "bob", false, "v1").unwrap_err();
+        assert_eq!(e.code, 409);
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"alice\": .data.x"
+        );
+        // The same value is shared; force takes it over.
+        apply(Some(&v), &json!({"data": {"x": "1"}}), "bob", false, "v1").unwrap();
+        let v = apply(Some(&v), &json!({"data": {"x": "9"}}), "bob", true, "v1").unwrap();
+        assert_eq!(v["data"]["x"], "9");
+        let managers: Vec<&str> = v["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers, ["bob"], "alice owned only x");
+    }
+}
