@@ -366,6 +366,8 @@ pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
             }
             if let Some(spec) = obj.get("spec") {
                 causes.extend(super::validate_job::causes(spec));
+                let name = obj["metadata"]["name"].as_str().unwrap_or("");
+                causes.extend(super::validate_job::indexed_hostname(name, spec));
             }
             for field in [
                 "backoffLimit",

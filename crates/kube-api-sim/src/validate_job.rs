@@ -131,6 +131,24 @@ pub fn causes(spec: &Value) -> Vec<Cause> {
     causes
 }
 
+/// `ValidateJob`: an `Indexed` Job's pods are named `<job>-<index>` as
+/// hostnames, so the largest must be a DNS label.
+pub fn indexed_hostname(name: &str, spec: &Value) -> Vec<Cause> {
+    let completions = spec["completions"].as_i64().unwrap_or(0);
+    if spec["completionMode"] != "Indexed" || completions <= 0 || name.is_empty() {
+        return Vec::new();
+    }
+    let largest = format!("{name}-{}", completions - 1);
+    if super::validate::dns_label_problem(&largest).is_none() {
+        return Vec::new();
+    }
+    vec![Cause::invalid_value(
+        "metadata.name",
+        &Value::from(name),
+        &format!("will not able to create pod with invalid DNS label: {largest}"),
+    )]
+}
+
 fn pod_failure_policy(spec: &Value, policy: &Value, causes: &mut Vec<Cause>) {
     let names: BTreeSet<&str> = ["containers", "initContainers"]
         .iter()
@@ -186,6 +204,26 @@ fn pod_failure_policy(spec: &Value, policy: &Value, causes: &mut Vec<Cause>) {
                 });
             }
         }
+        for (j, pattern) in rule["onPodConditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let status_path = format!("{path}.onPodConditions[{j}].status");
+            match pattern["status"].as_str().unwrap_or("") {
+                "" => causes.push(required(
+                    &status_path,
+                    "valid values: [\"False\" \"True\" \"Unknown\"]",
+                )),
+                "True" | "False" | "Unknown" => {}
+                other => causes.push(Cause::not_supported(
+                    status_path,
+                    other,
+                    &["False", "True", "Unknown"],
+                )),
+            }
+        }
         if exit.is_object() && conditions {
             causes.push(invalid_no_value(
                 path,
@@ -197,5 +235,39 @@ fn pod_failure_policy(spec: &Value, policy: &Value, causes: &mut Vec<Cause>) {
                 "specifying one of OnExitCodes and OnPodConditions is required",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn messages(causes: Vec<Cause>) -> Vec<String> {
+        causes
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn indexed_hostnames_and_condition_statuses() {
+        let spec = json!({"completionMode": "Indexed", "completions": 10});
+        let long = "j".repeat(62);
+        assert_eq!(
+            messages(indexed_hostname(&long, &spec)),
+            [format!(
+                "metadata.name: Invalid value: \"{long}\": will not able to create pod with invalid DNS label: {long}-9"
+            )]
+        );
+        assert!(indexed_hostname("short", &spec).is_empty());
+        let spec = json!({"podFailurePolicy": {"rules": [{"action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "Maybe"}]}]},
+            "template": {"spec": {"restartPolicy": "Never"}}});
+        assert_eq!(
+            messages(causes(&spec)),
+            ["spec.podFailurePolicy.rules[0].onPodConditions[0].status: Unsupported value: \"Maybe\": supported values: \"False\", \"True\", \"Unknown\""]
+        );
     }
 }

@@ -254,10 +254,18 @@ fn kubectl_sees_terminating_pods_and_namespaces() {
         "old",
         "--timeout=20s",
     ]);
+    // `-o wide` shows the pod's own IP and its node.
+    let wide = cluster.ok(&["get", "pod", "p", "-n", "old", "-o", "wide"]);
+    assert!(
+        wide.contains(" 10.244.") && wide.contains(" sim-node "),
+        "{wide}"
+    );
     let out = cluster.ok(&["delete", "namespace", "old", "--wait=false"]);
     assert_eq!(out.trim(), "namespace \"old\" deleted");
     let phase = cluster.ok(&["get", "namespace", "old", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Terminating");
+    let listed = cluster.ok(&["get", "pods", "-n", "old"]);
+    assert!(listed.contains("Terminating"), "{listed}");
     let err = cluster.fails(&["create", "configmap", "x", "-n", "old"]);
     assert!(
         err.contains("configmaps \"x\" is forbidden: unable to create new content in namespace old because it is being terminated"),
