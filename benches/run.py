@@ -52,11 +52,11 @@ def http(url, body=None, headers=None, method=None, timeout=10):
         return e.code, e.read()
 
 
-def wait_http(url, what, seconds=60):
+def wait_http(url, what, seconds=60, body=None):
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            http(url, timeout=2)
+            http(url, body, timeout=2)
             return
         except Exception:
             time.sleep(0.1)
@@ -258,12 +258,19 @@ def binary():
     return os.environ.get("ORCHESTRATOR_BIN") or os.path.join(os.environ["CARGO_TARGET_DIR"], "release/orchestrator")
 
 
+def sim_binary():
+    """The simulator comes from this checkout's build (SIM_BIN overrides), so
+    runs of different service builds (ORCHESTRATOR_BIN) face the same API
+    server."""
+    return os.environ.get("SIM_BIN") or os.path.join(os.environ["CARGO_TARGET_DIR"], "release/orchestrator")
+
+
 def start_sim(d, port, run_seconds, tag):
     kc = os.path.join(d, f"kubeconfig-{tag}")
     if os.path.exists(kc):
         os.remove(kc)
     sim = Proc(
-        [binary(), "sim", "--listen", f"127.0.0.1:{port}", "--kubeconfig-out", kc,
+        [sim_binary(), "sim", "--listen", f"127.0.0.1:{port}", "--kubeconfig-out", kc,
          "--default-run-seconds", str(run_seconds), "--workers", "1", "--history", "200000"],
         env={"RUST_LOG": "warn"},
     )
@@ -316,7 +323,9 @@ def ingest(d, secs, sizes, node_dir):
         shutil.copy(os.path.join(ROOT, "benches/load/octokit.mjs"), node_dir)
         octo = Proc(["node", os.path.join(node_dir, "octokit.mjs")],
                     env={"PORT": "18092", "GITHUB_WEBHOOK_SECRET": SECRET}, cwd=node_dir)
-        wait_http("http://127.0.0.1:18092/", "the @octokit/webhooks server")
+        # Its middleware never answers paths it does not serve: ask the
+        # webhook path (an empty POST gets a 4xx at once).
+        wait_http("http://127.0.0.1:18092/webhook/github", "the @octokit/webhooks server", body=b"")
         targets["octokit"] = (octo, "http://127.0.0.1:18092/webhook/github")
     sim, kc = start_sim(d, 16443, 1.0, "ingest")
     serve = start_serve(d, 18091, kc, "ingest")
@@ -342,7 +351,7 @@ def ingest(d, secs, sizes, node_dir):
     return out
 
 
-def trigger(d, secs):
+def trigger(d, secs, wait_limit):
     sim, kc = start_sim(d, 16444, 3600.0, "trigger")
     raw = wrk("http://127.0.0.1:16444/apis/batch/v1/namespaces/default/jobs",
               os.path.join(ROOT, "benches/load/create.lua"), secs, env={"BENCH_DIR": d})
@@ -353,7 +362,7 @@ def trigger(d, secs):
     acc = wrk("http://127.0.0.1:18093/api/v1/tasks", os.path.join(ROOT, "benches/load/task.lua"), secs,
               env={"BENCH_DIR": d})
     accepted = acc["requests"] - acc["non2xx"]
-    took, n = wait_seen(18093, base + accepted, max(60, secs * 20))
+    took, n = wait_seen(18093, base + accepted, wait_limit)
     n -= base
     seen_rate = accepted / (time.time() - t0) if took is not None else n / (time.time() - t0)
     log(f"tasks: {acc['rps']:.0f}/s answered, {accepted} accepted, watch saw {n} "
@@ -373,33 +382,68 @@ def trigger(d, secs):
     return res
 
 
-def growth(d, milestones):
+def sim_creates(sim_port):
+    """Job creates the simulator answered: (all, created with 201). A
+    generateName collision is answered 409 (a few hundred in 100,000)."""
+    try:
+        _, body = http(f"http://127.0.0.1:{sim_port}/_sim/stats", timeout=5)
+        stats = json.loads(body)
+    except Exception:
+        return 0, 0
+    rows = [r for r in stats.get("requests", []) if r.get("verb") == "create" and r.get("resource") == "jobs"]
+    return sum(r.get("count", 0) for r in rows), sum(r.get("count", 0) for r in rows if r.get("code") == 201)
+
+
+def create_jobs(d, sim_port, n, limit_s):
+    """Creates about `n` raw Jobs with wrk and returns as soon as the
+    simulator has answered that many creates; returns how many it created. (wrk always runs for its whole -d duration,
+    even after `wrk.thread:stop()`: waiting for it made each fill take the
+    full 600 s, which looked like the growth section hanging.)"""
+    start_all, start_ok = sim_creates(sim_port)
+    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c32", f"-d{limit_s}s", "-s",
+            os.path.join(ROOT, "benches/load/create.lua"),
+            f"http://127.0.0.1:{sim_port}/apis/batch/v1/namespaces/default/jobs"]
+    env = dict(os.environ, BENCH_DIR=d, CREATE_LIMIT=str(n))
+    w = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + limit_s
+    while time.time() < deadline and w.poll() is None and sim_creates(sim_port)[0] < start_all + n:
+        time.sleep(0.05)
+    if w.poll() is None:
+        w.terminate()
+        w.wait()
+    time.sleep(0.2)  # answers already on their way
+    return sim_creates(sim_port)[1] - start_ok
+
+
+def growth(d, milestones, wait_limit):
     sim, kc = start_sim(d, 16445, 3600.0, "growth")
     serve = start_serve(d, 18094, kc, "growth")
-    create = os.path.join(ROOT, "benches/load/create.lua")
-    url = "http://127.0.0.1:16445/apis/batch/v1/namespaces/default/jobs"
     out = []
     total = 0
     for m in milestones:
         burst = max(500, min(5000, m // 10))
         fill = m - burst - total
         if fill > 0:
-            wrk(url, create, 600, env={"BENCH_DIR": d, "CREATE_LIMIT": str(fill)})
-            total += fill
-            took, n = wait_seen(18094, total, 600)
+            total += create_jobs(d, 16445, fill, wait_limit)
+            took, n = wait_seen(18094, total, wait_limit)
             if took is None:
-                log(f"growth: the watch saw only {n} of {total} Jobs; stopping here")
+                log(f"growth: the watch saw only {n} of {total} Jobs within {wait_limit} s; stopping here")
+                out.append({"tracked": n, "expected": total, "events_per_s": None,
+                            "rss_mb": serve.rss_mb(), "caught_up": False})
                 break
         before = seen(18094)
         t0 = time.time()
-        wrk(url, create, 600, env={"BENCH_DIR": d, "CREATE_LIMIT": str(burst)})
-        total += burst
-        took, n = wait_seen(18094, total, 600)
+        total += create_jobs(d, 16445, burst, wait_limit)
+        took, n = wait_seen(18094, total, wait_limit)
         elapsed = time.time() - t0
         rate = (n - before) / elapsed
         rss = serve.rss_mb()
-        out.append({"tracked": n, "burst": burst, "events_per_s": rate, "rss_mb": rss, "caught_up": took is not None})
-        log(f"growth {m}: {rate:.0f} events/s over a burst of {burst}, RSS {rss:.1f} MB")
+        out.append({"tracked": n, "expected": total, "burst": burst, "events_per_s": rate, "rss_mb": rss,
+                    "caught_up": took is not None})
+        log(f"growth {m}: {rate:.0f} events/s over a burst of {burst}, RSS {rss:.1f} MB"
+            + ("" if took is not None else f" (saw {n} of {total} within {wait_limit} s)"))
+        if took is None:
+            break
     serve.stop()
     sim.stop()
     return out
@@ -475,15 +519,20 @@ def machine():
         "memory": mem,
         "kernel": platform.release(),
         "load_average_at_start": os.getloadavg(),
+        "note": os.environ.get("BENCH_NOTE", ""),
         "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "binary": binary(),
+        "simulator_binary": sim_binary(),
     }
 
 
 def table(r):
     lines = []
     add = lines.append
-    add(f"machine: {r['machine']['cpu']} ({r['machine']['cores']} cores), load average at start {r['machine']['load_average_at_start'][0]:.1f}")
+    m = r["machine"]
+    add(f"machine: {m['cpu']} ({m['cores']} cores), load average at start {m['load_average_at_start'][0]:.1f}"
+        + (f", at end {m['load_average_at_end'][0]:.1f}" if m.get("load_average_at_end") else "")
+        + (f"; {m['note']}" if m.get("note") else ""))
     if "trigger" in r:
         t = r["trigger"]
         add("")
@@ -497,12 +546,15 @@ def table(r):
         add("| tracked Jobs | watch events/s | service RSS (MB) |")
         add("|---|---|---|")
         for g in r["growth"]:
-            add(f"| {g['tracked']} | {g['events_per_s']:.0f} | {g['rss_mb']:.0f} |")
+            rate = f"{g['events_per_s']:.0f}" if g.get("events_per_s") is not None else "-"
+            seen_note = "" if g.get("caught_up", True) else f" (saw {g['tracked']} of {g.get('expected')}: did not catch up)"
+            rss = f"{g['rss_mb']:.0f}" if g.get("rss_mb") is not None else "-"
+            add(f"| {g['tracked']}{seen_note} | {rate} | {rss} |")
     if "admission" in r:
         a = r["admission"]
         add("")
         add(f"admission latency (completion seen -> next admission, MAX_CONCURRENT_JOBS=50, 1 s pods): "
-            f"p50 {a['p50_ms'] and round(a['p50_ms'], 1)} ms, p99 {a['p99_ms'] and round(a['p99_ms'], 1)} ms ({a['completions_measured']} completions)")
+            f"p50 {a['p50_ms'] and round(a['p50_ms'], 3)} ms, p99 {a['p99_ms'] and round(a['p99_ms'], 3)} ms ({a['completions_measured']} completions)")
     if "ingest" in r:
         add("")
         names = [n for n in ("service", "naive", "octokit") if any(n in row for row in r["ingest"].values())]
@@ -512,7 +564,8 @@ def table(r):
             cells = []
             for n in names:
                 v = row.get(n, {}).get("rps")
-                cells.append(f"{v:.0f}" if v else "-")
+                bad = row.get(n, {}).get("non2xx", 0)
+                cells.append((f"{v:.0f}" if v else "-") + (f" ({bad} non-2xx)" if bad else ""))
             svc = row.get("service", {}).get("rps", 0)
             ratios = ", ".join(f"{svc / row[n]['rps']:.2f}x {n}" for n in names[1:] if row.get(n, {}).get("rps"))
             half = row.get("service_half_load", {})
@@ -537,9 +590,10 @@ def main():
          "machine": machine(), "body_bytes": sizes}
     try:
         if "trigger" in only:
-            r["trigger"] = trigger(d, secs)
+            r["trigger"] = trigger(d, secs, 30 if args.quick else max(60, secs * 20))
         if "growth" in only:
-            r["growth"] = growth(d, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+            r["growth"] = growth(d, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000],
+                                 30 if args.quick else 600)
         if "admission" in only:
             r["admission"] = admission(d, 150 if args.quick else 400)
         if "ingest" in only:
@@ -547,6 +601,7 @@ def main():
                                  ["9KB"] if args.quick else ["1KB", "9KB", "100KB", "1MB"], args.node_dir)
     finally:
         stop_all()
+    r["machine"]["load_average_at_end"] = os.getloadavg()
     text = table(r)
     print(text)
     os.makedirs(args.out, exist_ok=True)
