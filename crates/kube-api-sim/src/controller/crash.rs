@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::describe::describe;
 use super::kubelet::{containers, KUBELET};
 use super::{meta, Controller};
 use crate::resources::PODS;
@@ -88,16 +87,7 @@ impl Controller {
         exit: i32,
     ) {
         let now = now_rfc3339();
-        for c in containers(pod, "containers") {
-            let cname = c["name"].as_str().unwrap_or("");
-            self.container_events(pod, "containers", &c);
-            self.store().append_log(
-                ns,
-                name,
-                cname,
-                describe(self.store(), pod, &c, Some((run, exit))),
-            );
-        }
+        self.run_containers(ns, name, pod, run, exit);
         let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
             let mut n = cur.clone();
             for s in n["status"]["containerStatuses"]

@@ -192,6 +192,30 @@ impl Controller {
         ev("Started", &format!("Started container {cname}"));
     }
 
+    /// Runs the pod's app containers (their kubelet events and log, ending
+    /// in `exit` after `run` seconds) and returns them.
+    pub(super) fn run_containers(
+        &self,
+        ns: &str,
+        name: &str,
+        pod: &Value,
+        run: f64,
+        exit: i32,
+    ) -> Vec<Value> {
+        let list = containers(pod, "containers");
+        for c in &list {
+            let cname = c["name"].as_str().unwrap_or("");
+            self.container_events(pod, "containers", c);
+            self.store().append_log(
+                ns,
+                name,
+                cname,
+                describe(self.store(), pod, c, Some((run, exit))),
+            );
+        }
+        list
+    }
+
     fn start_pod(&mut self, ns: &str, name: &str, pod: &Value, run: f64, exit: i32) {
         let now = now_rfc3339();
         let ip = self.pod_ip();
@@ -204,21 +228,14 @@ impl Controller {
             init_statuses.push(json!({"name": cname, "image": c["image"], "ready": true, "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}));
         }
-        let mut statuses = Vec::new();
-        for c in containers(pod, "containers") {
-            let cname = c["name"].as_str().unwrap_or("");
-            self.container_events(pod, "containers", &c);
-            self.store().append_log(
-                ns,
-                name,
-                cname,
-                describe(self.store(), pod, &c, Some((run, exit))),
-            );
-            statuses.push(
-                json!({"name": cname, "image": c["image"], "imageID": "", "ready": true,
-                "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}}),
-            );
-        }
+        let statuses: Vec<Value> = self
+            .run_containers(ns, name, pod, run, exit)
+            .iter()
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
+                "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}})
+            })
+            .collect();
         let conds: Vec<Value> = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
             .iter()
             .map(|t| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now}))
