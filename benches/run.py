@@ -97,6 +97,15 @@ class Proc:
             pass
         return None
 
+    def cpu_s(self):
+        """CPU seconds (user + system) the process has used."""
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def stop(self):
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -353,17 +362,27 @@ def ingest(d, secs, sizes, node_dir):
 
 def trigger(d, secs, wait_limit):
     sim, kc = start_sim(d, 16444, 3600.0, "trigger")
+    sim_cpu0 = sim.cpu_s()
     raw = wrk("http://127.0.0.1:16444/apis/batch/v1/namespaces/default/jobs",
               os.path.join(ROOT, "benches/load/create.lua"), secs, env={"BENCH_DIR": d})
     log(f"raw creates: {raw['rps']:.0f}/s (non-2xx {raw['non2xx']})")
+    raw_cpu_ms = (sim.cpu_s() - sim_cpu0) * 1000 / max(1, raw["requests"])
     serve = start_serve(d, 18093, kc, "trigger")
     base = seen(18093)  # the raw Jobs, listed at start
+    sim_cpu0, serve_cpu0 = sim.cpu_s(), serve.cpu_s()
     t0 = time.time()
     acc = wrk("http://127.0.0.1:18093/api/v1/tasks", os.path.join(ROOT, "benches/load/task.lua"), secs,
               env={"BENCH_DIR": d})
     accepted = acc["requests"] - acc["non2xx"]
     took, n = wait_seen(18093, base + accepted, wait_limit)
     n -= base
+    # CPU per task: the simulator serves a bigger Job than the raw one, and
+    # the watch; the service's own work is what the target compares.
+    per = max(1, n)
+    sim_task_ms = (sim.cpu_s() - sim_cpu0) * 1000 / per
+    serve_task_ms = (serve.cpu_s() - serve_cpu0) * 1000 / per
+    log(f"CPU per Job: raw create {raw_cpu_ms:.3f} ms (simulator); per task {sim_task_ms:.3f} ms "
+        f"simulator + {serve_task_ms:.3f} ms service")
     seen_rate = accepted / (time.time() - t0) if took is not None else n / (time.time() - t0)
     log(f"tasks: {acc['rps']:.0f}/s answered, {accepted} accepted, watch saw {n} "
         f"({seen_rate:.0f}/s accepted and seen)")
@@ -376,6 +395,9 @@ def trigger(d, secs, wait_limit):
         "watch_caught_up": took is not None,
         "ratio_to_raw": seen_rate / raw["rps"] if raw["rps"] else None,
         "service_rss_mb": serve.rss_mb(),
+        "cpu_ms_per_raw_create_simulator": raw_cpu_ms,
+        "cpu_ms_per_task_simulator": sim_task_ms,
+        "cpu_ms_per_task_service": serve_task_ms,
     }
     serve.stop()
     sim.stop()
@@ -541,6 +563,12 @@ def table(r):
         add(f"| raw Job creates (simulator alone, 1 core) | {t['raw_creates_per_s']:.0f} |")
         add(f"| tasks answered | {t['tasks_answered_per_s']:.0f} |")
         add(f"| tasks accepted and seen by the watch | {t['accepted_and_seen_per_s']:.0f} ({t['ratio_to_raw']:.2f}x raw) |")
+        if t.get("cpu_ms_per_task_service") is not None:
+            add("")
+            add(f"CPU per Job: raw create {t['cpu_ms_per_raw_create_simulator']:.3f} ms in the simulator; "
+                f"per task {t['cpu_ms_per_task_simulator']:.3f} ms in the simulator and "
+                f"{t['cpu_ms_per_task_service']:.3f} ms in the service "
+                f"({t['cpu_ms_per_task_service'] / max(1e-9, t['cpu_ms_per_task_simulator']):.2f}x the API server's)")
     if "growth" in r:
         add("")
         add("| tracked Jobs | watch events/s | service RSS (MB) |")
