@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt as _};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
@@ -210,24 +211,60 @@ pub async fn run_with(
         leader: leader.clone(),
     });
     let addr = listener.local_addr().ok();
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(
-                crate::service_metrics::record,
-            ))
-            .wrap(actix_web::middleware::from_fn(http::with_request_id))
-            .wrap(TracingLogger::<RootSpan>::new())
-            .app_data(state.clone())
-            .configure(http::routes)
-    })
-    .workers(config.server_workers)
-    .disable_signals()
-    // A client that hangs up ends its streaming answer (log follow).
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(config.shutdown_timeout_seconds)
-    .listen(listener)
-    .context("starting the HTTP server")?
-    .run();
+    // Built from actix-server and actix-http (what `HttpServer` does inside)
+    // so each connection's socket can be wrapped: the errors actix's HTTP/1
+    // parser answers itself get JSON bodies (`http::parser_errors`).
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let on_stop = stopping.clone();
+    let local = addr.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = actix_server::Server::build()
+        .workers(config.server_workers)
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout_seconds)
+        .listen("orchestrator-http", listener, move || {
+            let state = state.clone();
+            let app = move || {
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(
+                        crate::service_metrics::record,
+                    ))
+                    .wrap(actix_web::middleware::from_fn(http::with_request_id))
+                    .wrap(TracingLogger::<RootSpan>::new())
+                    .app_data(state.clone())
+                    .configure(http::routes)
+            };
+            let stop = on_stop.clone();
+            let service = actix_http::HttpService::build()
+                // Idle keep-alive connections close when the server stops.
+                .graceful_shutdown_signal(move || {
+                    let stop = stop.clone();
+                    async move { stop.notified().await }
+                })
+                .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // A client that hangs up ends its streaming answer (log follow).
+                .h1_allow_half_closed(false)
+                .local_addr(local)
+                .finish(actix_service::map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| actix_web::dev::AppConfig::default(),
+                ));
+            actix_service::fn_service(|io: actix_rt::net::TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                let _ = io.set_nodelay(true);
+                Ok::<_, actix_http::error::DispatchError>((
+                    http::parser_errors::JsonErrors::new(io),
+                    actix_http::Protocol::Http1,
+                    peer,
+                ))
+            })
+            .and_then(service)
+        })
+        .context("starting the HTTP server")?
+        .run();
     let handle = server.handle();
     tracing::info!(address = addr.map(tracing::field::display), namespace = %ns, api_server = %api_url, max_concurrent_jobs = config.max_concurrent_jobs, "orchestrator serving");
     let server_task = actix_rt::spawn(server);
@@ -262,6 +299,7 @@ pub async fn run_with(
         }
         let grace = grace.saturating_sub(drain);
         tracing::info!("shutting down: draining in-flight requests");
+        stopping.notify_waiters();
         let drained = tokio::time::timeout(grace, handle.stop(true)).await;
         if drained.is_err() {
             tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT_SECONDS");

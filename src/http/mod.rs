@@ -10,6 +10,7 @@ pub mod grafana;
 pub mod jobs;
 pub mod leader;
 pub mod openapi;
+pub mod parser_errors;
 pub mod schema;
 pub mod tasks;
 
