@@ -111,6 +111,18 @@ enum Phase {
 }
 
 impl Rig {
+    /// Applies Job `n`'s terminal change at resourceVersion `rv`: every
+    /// `every`-th Job fails, the others succeed.
+    fn finish(&mut self, n: usize, every: usize, rv: u64) {
+        let end = if n % every == 0 {
+            Phase::Failed
+        } else {
+            Phase::Succeeded
+        };
+        let job = self.job(n, end, rv);
+        self.demux.apply(&job);
+    }
+
     /// A Job `n` in `phase` at resourceVersion `rv`.
     fn job(&self, n: usize, phase: Phase, rv: u64) -> Job {
         let mut job = self.template.clone();
@@ -229,13 +241,7 @@ async fn lifecycle_batch(rig: &mut Rig, first: usize) -> (f64, f64, f64) {
             tokio::task::yield_now().await;
         }
         for n in ids {
-            let end = if n % 7 == 0 {
-                Phase::Failed
-            } else {
-                Phase::Succeeded
-            };
-            let job = rig.job(n, end, 20);
-            rig.demux.apply(&job);
+            rig.finish(n, 7, 20);
         }
         rig.settle((0, 0)).await;
     }
@@ -287,13 +293,7 @@ async fn a_full_watcher_mailbox_loses_no_terminal_state_and_frees_every_slot() {
             let job = rig.job(n, Phase::Running, 2 + i as u64);
             rig.demux.apply(&job);
         }
-        let end = if n % 2 == 0 {
-            Phase::Succeeded
-        } else {
-            Phase::Failed
-        };
-        let job = rig.job(n, end, 1_000);
-        rig.demux.apply(&job);
+        rig.finish(n, 2, 1_000);
     }
     assert!(
         rig.stats.overflows.get() >= (JOBS * burst / 2) as u64,
@@ -340,13 +340,7 @@ async fn a_watcher_that_panics_is_restarted_counted_and_its_job_still_reaches_it
         w.tell(Crash).expect("room for the fault");
     }
     for n in 0..JOBS {
-        let end = if n % 4 == 0 {
-            Phase::Failed
-        } else {
-            Phase::Succeeded
-        };
-        let job = rig.job(n, end, 2);
-        rig.demux.apply(&job);
+        rig.finish(n, 4, 2);
     }
     // The restarted watchers re-read their Jobs from the store: every
     // final state reached the scheduler and every watcher ended.
@@ -403,13 +397,7 @@ async fn a_full_scheduler_mailbox_is_counted_and_loses_no_terminal_state() {
     let after_start = actor_series(&rig, "mailbox_overflow_total", "scheduler");
     assert!(after_start > 0.0, "the scheduler's mailbox overflowed");
     for n in 0..JOBS {
-        let end = if n % 3 == 0 {
-            Phase::Failed
-        } else {
-            Phase::Succeeded
-        };
-        let job = rig.job(n, end, 2);
-        rig.demux.apply(&job);
+        rig.finish(n, 3, 2);
     }
     rig.settle((0, 0)).await;
     assert!(

@@ -55,25 +55,14 @@ impl Controller {
             self.record(pod, Some(&path), KUBELET, "Warning", "BackOff", &msg);
         }
         let back_off = go_duration(delay);
-        let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
-            let mut n = cur.clone();
-            for s in n["status"]["containerStatuses"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-            {
-                let cname = s["name"].as_str().unwrap_or("").to_string();
-                let started = s["state"]["running"]["startedAt"].clone();
-                s["lastState"] = json!({"terminated": {"exitCode": exit, "reason": "Error",
-                    "startedAt": started, "finishedAt": now}});
-                s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message":
-                    format!("back-off {back_off} restarting failed container={cname} pod={who}")}});
-                s["ready"] = json!(false);
-                s["started"] = json!(false);
-                s["restartCount"] = json!(s["restartCount"].as_u64().unwrap_or(0) + 1);
-            }
-            set_ready(&mut n, false, &now);
-            Ok(n)
+        self.set_containers(ns, name, false, &now, |s| {
+            let cname = s["name"].as_str().unwrap_or("").to_string();
+            let started = s["state"]["running"]["startedAt"].clone();
+            s["lastState"] = json!({"terminated": {"exitCode": exit, "reason": "Error",
+                "startedAt": started, "finishedAt": now}});
+            s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message":
+                format!("back-off {back_off} restarting failed container={cname} pod={who}")}});
+            s["restartCount"] = json!(s["restartCount"].as_u64().unwrap_or(0) + 1);
         });
     }
 
@@ -88,6 +77,21 @@ impl Controller {
     ) {
         let now = now_rfc3339();
         self.run_containers(ns, name, pod, run, exit);
+        self.set_containers(ns, name, true, &now, |s| {
+            s["state"] = json!({"running": {"startedAt": now}});
+        });
+    }
+
+    /// Changes each app container's status with `change`, marks them and
+    /// the pod `ready` (or not).
+    fn set_containers(
+        &self,
+        ns: &str,
+        name: &str,
+        ready: bool,
+        now: &str,
+        change: impl Fn(&mut Value),
+    ) {
         let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
             let mut n = cur.clone();
             for s in n["status"]["containerStatuses"]
@@ -95,11 +99,11 @@ impl Controller {
                 .into_iter()
                 .flatten()
             {
-                s["state"] = json!({"running": {"startedAt": now}});
-                s["ready"] = json!(true);
-                s["started"] = json!(true);
+                change(s);
+                s["ready"] = json!(ready);
+                s["started"] = json!(ready);
             }
-            set_ready(&mut n, true, &now);
+            set_ready(&mut n, ready, now);
             Ok(n)
         });
     }
