@@ -84,23 +84,23 @@ async fn the_priority_words_are_accepted_by_the_task_api_and_the_cli_and_the_rep
         ("-3", Some(-3)),
         ("CRITICAL", Some(100)),
     ] {
-        let cli = orchestrator::cli::Cli::try_parse_from([
-            "orchestrator",
-            "submit",
-            "--repo",
-            "o/r",
-            "--prompt",
-            "p",
-            "--priority",
-            arg,
-        ])
-        .unwrap_or_else(|e| panic!("--priority {arg}: {e}"));
+        let cli = submit_with_priority(arg).unwrap_or_else(|e| panic!("--priority {arg}: {e}"));
         let orchestrator::cli::Command::Submit(s) = cli.command else {
             panic!("submit")
         };
         assert_eq!(s.priority, want, "{arg}");
     }
-    let err = orchestrator::cli::Cli::try_parse_from([
+    let err = submit_with_priority("soon").expect_err("an unknown word is refused");
+    assert!(
+        err.to_string().contains("critical, high, medium, low"),
+        "{err}"
+    );
+    app.stop().await.expect("a clean stop");
+}
+
+/// `orchestrator submit … --priority ARG` as the CLI parses it.
+fn submit_with_priority(arg: &str) -> Result<orchestrator::cli::Cli, clap::Error> {
+    orchestrator::cli::Cli::try_parse_from([
         "orchestrator",
         "submit",
         "--repo",
@@ -108,14 +108,8 @@ async fn the_priority_words_are_accepted_by_the_task_api_and_the_cli_and_the_rep
         "--prompt",
         "p",
         "--priority",
-        "soon",
+        arg,
     ])
-    .expect_err("an unknown word is refused");
-    assert!(
-        err.to_string().contains("critical, high, medium, low"),
-        "{err}"
-    );
-    app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,17 +70,7 @@ fn start_sim_process(dir: &std::path::Path) -> (Proc, String, std::path::PathBuf
         .stderr(std::fs::File::create(&log).expect("sim log"))
         .spawn()
         .expect("start orchestrator sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a first line").expect("utf-8");
-    let url = first
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    let second = lines.next().expect("a second line").expect("utf-8");
-    assert!(second.contains("kubeconfig written"), "{second}");
+    let (url, mut lines) = sim_banner(child.stdout.take().expect("stdout"));
     // Keep draining stdout so the simulator never blocks on it.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     (Proc { child, log }, url, kubeconfig)

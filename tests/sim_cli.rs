@@ -1,8 +1,11 @@
 //! `orchestrator sim` as a process: prints its address, writes a kubeconfig,
 //! enforces `--token`, says it is simulated, and exits 0 on SIGTERM/SIGINT.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
+
+use common::sim_banner;
 use std::time::{Duration, Instant};
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
@@ -36,17 +39,7 @@ async fn run_until_signal(signal: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start orchestrator sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a first line").expect("utf-8");
-    let url = first
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    let second = lines.next().expect("a second line").expect("utf-8");
-    assert!(second.contains("kubeconfig written"), "{second}");
+    let (url, _lines) = sim_banner(child.stdout.take().expect("stdout"));
     let kc = std::fs::read_to_string(&kubeconfig).expect("kubeconfig written");
     assert!(kc.contains(&url) && kc.contains("sim-test-token"));
 

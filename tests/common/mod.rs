@@ -70,6 +70,28 @@ where
     .await
 }
 
+/// Reads the banner `orchestrator sim` prints on `stdout` (its address,
+/// then "kubeconfig written"); returns the URL and the remaining lines.
+pub fn sim_banner(
+    stdout: std::process::ChildStdout,
+) -> (
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a first line").expect("utf-8");
+    let url = first
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let second = lines.next().expect("a second line").expect("utf-8");
+    assert!(second.contains("kubeconfig written"), "{second}");
+    (url, lines)
+}
+
 /// Starts a simulator whose pods run `run_seconds`.
 pub fn start_sim(run_seconds: f64) -> Arc<SimServer> {
     init_logging();

@@ -23,6 +23,7 @@ use kube::{Api, Client};
 use serde_json::{json, Value};
 
 use super::kubectl_support::Cluster;
+use super::wait_for;
 
 fn job(name: &str, annotations: Value, spec: Value) -> Job {
     let mut v = json!({
@@ -44,20 +45,6 @@ async fn sim(fast: bool) -> (Client, kube_api_sim::SimServer) {
         ..Default::default()
     };
     kube_api_sim::start_with(config).await.expect("simulator")
-}
-
-/// Polls the Job (bounded) until `done` says so; returns its status.
-async fn wait_for(jobs: &Api<Job>, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = jobs.get(name).await.expect("get job");
-        let status = serde_json::to_value(&j.status).unwrap_or_default();
-        if done(&status) {
-            return status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{name}: {status}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
 }
 
 fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {

@@ -18,6 +18,7 @@ use kube::Api;
 use serde_json::json;
 
 use super::kubectl_support::Cluster;
+use super::wait_for;
 
 fn job(name: &str, run_seconds: &str, spec: serde_json::Value) -> Job {
     let mut v = json!({
@@ -29,24 +30,6 @@ fn job(name: &str, run_seconds: &str, spec: serde_json::Value) -> Job {
         dst.extend(src.clone());
     }
     serde_json::from_value(v).expect("job")
-}
-
-/// Polls the Job until `done` says so (bounded), returning its status.
-async fn wait_for(
-    jobs: &Api<Job>,
-    name: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = jobs.get(name).await.expect("get job");
-        let status = serde_json::to_value(&j.status).unwrap_or_default();
-        if done(&status) {
-            return status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{name}: {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn has(status: &serde_json::Value, kind: &str, reason: &str) -> bool {

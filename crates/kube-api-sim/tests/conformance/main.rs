@@ -16,3 +16,22 @@ mod lists;
 mod protobuf;
 mod terminating;
 mod validation;
+
+/// Polls the Job (bounded, 20 s) until `done` holds for its status;
+/// returns that status.
+async fn wait_for(
+    jobs: &kube::Api<k8s_openapi::api::batch::v1::Job>,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let j = jobs.get(name).await.expect("get job");
+        let status = serde_json::to_value(&j.status).unwrap_or_default();
+        if done(&status) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name}: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+}
