@@ -20,6 +20,7 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required (the trigger section's watch reader)" >&2; exit 1; }
 if ! command -v wrk >/dev/null; then
   echo "installing wrk from the distribution's packages" >&2
   SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -17,7 +17,6 @@ use std::time::Duration;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt as _};
 use actix_web::{web, App};
 use anyhow::Context as _;
-use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
@@ -146,7 +145,8 @@ pub async fn run_with(
     // The watch's own client: its lists and watches wait for the same gate.
     let watch_client = crate::cluster::metered::watch_client(&gate, watch_config)
         .context("Failed to initialize Kubernetes client")?;
-    let jobs_api: Api<Job> = Api::namespaced(watch_client, &ns);
+    // Decoded slim: the watch reads a small projection of each Job.
+    let jobs_api: Api<crate::cluster::slim::SlimJob> = Api::namespaced(watch_client, &ns);
     let watch = actix_rt::spawn(
         crate::watcher::run(
             jobs_api,

@@ -42,6 +42,8 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
+
+use crate::cluster::slim::SlimJob;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -347,11 +349,11 @@ impl Demux {
         self.shared.store.len()
     }
 
-    fn handle(&mut self, ev: watcher::Event<Job>) -> Option<usize> {
+    fn handle(&mut self, ev: watcher::Event<SlimJob>) -> Option<usize> {
         match ev {
-            watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self.apply(&job),
+            watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self.apply(&job.0),
             watcher::Event::Delete(job) => {
-                if let Some(n) = job.metadata.name.as_deref() {
+                if let Some(n) = job.0.metadata.name.as_deref() {
                     self.delete(n);
                 }
             }
@@ -366,7 +368,7 @@ impl Demux {
 /// complete (re)list. Returns only if the watch stream ends, which the
 /// caller treats as fatal.
 pub async fn run(
-    api: Api<Job>,
+    api: Api<SlimJob>,
     store: JobStore,
     scheduler: Mailbox<Scheduler>,
     runtime: Runtime,

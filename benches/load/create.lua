@@ -8,7 +8,7 @@ local function read(path)
 end
 local dir = os.getenv("BENCH_DIR") or "target/bench"
 wrk.method = "POST"
-wrk.body = read(dir .. "/job.json")
+wrk.body = read(os.getenv("JOB_FILE") or (dir .. "/job.json"))
 wrk.headers["Content-Type"] = "application/json"
 local limit = tonumber(os.getenv("CREATE_LIMIT") or "")
 local done = 0

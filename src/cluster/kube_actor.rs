@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::cluster::slim::SlimJob;
 use actix::prelude::*;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -124,6 +125,8 @@ impl Handler<CreateJob> for KubeActor {
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
+        // The created Job comes back whole; only its identity is used here.
+        let slim: Api<SlimJob> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
         let ns = self.namespace.clone();
         Box::pin(async move {
             let job_name = msg.job.metadata.name.clone().unwrap_or_default();
@@ -147,15 +150,17 @@ impl Handler<CreateJob> for KubeActor {
             let pp = PostParams::default();
             // The API server's own words for the log (clients get ours).
             let last_error = std::sync::Mutex::new(None::<String>);
+            let body = SlimJob(*msg.job);
             let created = gate
                 .call(msg.deadline, "create", || async {
-                    jobs.create(&pp, &msg.job).await.inspect_err(|e| {
+                    slim.create(&pp, &body).await.inspect_err(|e| {
                         if let Ok(mut l) = last_error.lock() {
                             *l = Some(describe(e));
                         }
                     })
                 })
-                .await;
+                .await
+                .map(|j| j.0);
             if let Err(e) = &created {
                 if *e != KubeError::AlreadyExists {
                     let said = last_error.lock().ok().and_then(|mut l| l.take());
@@ -174,9 +179,8 @@ impl Handler<CreateJob> for KubeActor {
                 Err(KubeError::AlreadyExists) => {
                     // The task exists: finish what an earlier attempt began
                     // before anyone is told "duplicate".
-                    let name = msg.job.metadata.name.clone().unwrap_or_default();
                     let existing = gate
-                        .call(msg.deadline, "get", || jobs.get_opt(&name))
+                        .call(msg.deadline, "get", || jobs.get_opt(&job_name))
                         .await?;
                     if let Some(job) = existing {
                         own(&cms, &gate, msg.deadline, &cm_name, &job).await?;

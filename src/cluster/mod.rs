@@ -16,6 +16,7 @@ pub mod kube_actor;
 pub mod lease;
 pub mod metered;
 pub mod permissions;
+pub mod slim;
 pub mod state;
 pub mod store;
 pub mod view;
