@@ -80,10 +80,35 @@ fn all_fields_acceptable() -> Value {
     let mut job = all_fields();
     job["metadata"]["name"] = json!("all-fields");
     job["metadata"]["namespace"] = json!("default");
+    job["metadata"]["generateName"] = json!("all-fields-");
+    // The manual selector uses a real operator and selects the template's
+    // labels (ValidateLabelSelector, ValidateJobSpec).
+    job["spec"]["selector"]["matchExpressions"][0]["operator"] = json!("In");
+    let labels = &mut job["spec"]["template"]["metadata"]["labels"];
+    labels["matchLabelsKey"] = json!("matchLabelsValue");
+    labels["keyValue"] = json!("valuesValue");
     let pod = &mut job["spec"]["template"]["spec"];
     pod["restartPolicy"] = json!("Never");
     pod["containers"][0]["name"] = json!("main");
     pod["initContainers"][0]["name"] = json!("init");
+    // A volume has exactly one source (validateVolumeSource): the fixture's
+    // one volume with every source becomes one volume per source, so every
+    // field is still sent; mounts name the first, ports are valid.
+    let all = pod["volumes"][0].take();
+    let volumes: Vec<Value> = all
+        .as_object()
+        .expect("a volume")
+        .iter()
+        .filter(|(k, _)| *k != "name")
+        .enumerate()
+        .map(|(i, (k, v))| json!({"name": format!("vol{i}"), k.clone(): v}))
+        .collect();
+    pod["volumes"] = Value::Array(volumes);
+    for c in ["containers", "initContainers"] {
+        pod[c][0]["ports"][0]["name"] = json!("http");
+        pod[c][0]["ports"][0]["protocol"] = json!("TCP");
+        pod[c][0]["volumeMounts"][0]["name"] = json!("vol0");
+    }
     // The completion mode and policies get values a real API server accepts
     // (validateJobSpec): every field stays present.
     let spec = &mut job["spec"];

@@ -23,10 +23,7 @@ impl Cause {
     /// `Invalid value` rendered as Go's field errors render a JSON value:
     /// strings quoted, numbers and `null` bare.
     pub fn invalid_value(field: impl Into<String>, value: &Value, why: &str) -> Self {
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
+        let shown = go_value(value);
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
@@ -57,6 +54,48 @@ impl Cause {
             field: field.into(),
             message: format!("Forbidden: {why}"),
         }
+    }
+    /// `field.Required` with a detail: `Required value: <why>`.
+    pub fn required_because(field: impl Into<String>, why: &str) -> Self {
+        let mut c = Self::required(field);
+        if !why.is_empty() {
+            c.message = format!("Required value: {why}");
+        }
+        c
+    }
+    /// `field.Duplicate`: `Duplicate value: "x"`.
+    pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
+        Cause {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            message: format!("Duplicate value: {}", go_value(value)),
+        }
+    }
+    /// `field.NotFound`: `Not found: "x"`.
+    pub fn not_found(field: impl Into<String>, value: &Value) -> Self {
+        Cause {
+            reason: "FieldValueNotFound",
+            field: field.into(),
+            message: format!("Not found: {}", go_value(value)),
+        }
+    }
+    /// `field.TooLong` (1.32 omits the value): `Too long: may not be more
+    /// than N bytes`.
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        Cause {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max} bytes"),
+        }
+    }
+}
+
+/// A JSON value as Go's field errors print a simple value: strings quoted,
+/// numbers, booleans and `null` bare.
+pub fn go_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
     }
 }
 
@@ -175,12 +214,18 @@ impl ApiError {
         Self::new(409, "Conflict", message)
     }
 
-    /// 422 `Invalid` with field causes.
+    /// 422 `Invalid` with field causes. The message lists each distinct
+    /// `<field>: <message>` once (apimachinery's `ToAggregate` drops
+    /// repeats), bracketed when there are several; `details.causes` keeps
+    /// them all.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let parts: Vec<String> = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect();
+        let mut parts: Vec<String> = Vec::with_capacity(causes.len());
+        for c in &causes {
+            let part = format!("{}: {}", c.field, c.message);
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
         let body = if parts.len() == 1 {
             parts[0].clone()
         } else {

@@ -53,7 +53,11 @@ mod table_tests;
 pub mod tls;
 pub mod typecheck;
 pub mod validate;
+pub mod validate_core;
 pub mod validate_job;
+pub mod validate_job_update;
+pub mod validate_names;
+pub mod validate_pod;
 pub mod watch;
 
 pub use server::{SimConfig, SimServer};

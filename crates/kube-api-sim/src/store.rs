@@ -368,8 +368,7 @@ impl Store {
                 None => String::new(),
             },
         };
-        let mut causes = validate::metadata(res, res_id, &name, &obj["metadata"]);
-        causes.extend(validate::object(res_id, &obj));
+        let causes = validate::all(res, res_id, &name, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, &name, causes));
         }
@@ -606,8 +605,7 @@ impl Store {
         if !status_only {
             defaults::on_update(res_id, &mut new);
         }
-        let mut causes = validate::metadata(res, res_id, name, &new["metadata"]);
-        causes.extend(validate::object(res_id, &new));
+        let mut causes = validate::all(res, res_id, name, &new);
         causes.extend(validate::immutable(res_id, &old, &new));
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, name, causes));

@@ -5,166 +5,132 @@
 use serde_json::Value;
 
 use super::error::Cause;
-use super::resources::{Resource, CONFIGMAPS, JOBS, NAMESPACES, PODS, SECRETS};
+use super::resources::{Resource, CONFIGMAPS, EVENTS, JOBS, LEASES, NAMESPACES, PODS, SECRETS};
+use super::validate_names as names;
 
-const DNS1123_LABEL_MAX: usize = 63;
-const DNS1123_SUBDOMAIN_MAX: usize = 253;
 const LABEL_VALUE_MAX: usize = 63;
+/// `TotalAnnotationSizeLimitB`.
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
-fn is_dns_label(s: &str) -> bool {
-    s.len() <= DNS1123_LABEL_MAX && matches_label_pattern(s)
-}
-
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, with no length limit (a subdomain's
-/// parts have none of their own).
-fn matches_label_pattern(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// Why `s` is not a DNS-1123 label, if it is not one.
+/// Why `s` is not a DNS-1123 label (the first of the real messages).
 pub fn dns_label_problem(s: &str) -> Option<String> {
-    if s.len() > DNS1123_LABEL_MAX {
-        return Some(format!(
-            "must be no more than {DNS1123_LABEL_MAX} characters"
-        ));
-    }
-    if !is_dns_label(s) {
-        return Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into());
-    }
-    None
+    names::dns_label(s).into_iter().next()
 }
 
-/// Why `s` is not a DNS-1123 subdomain, if it is not one.
+/// Why `s` is not a DNS-1123 subdomain (the first of the real messages).
 pub fn dns_subdomain_problem(s: &str) -> Option<String> {
-    if s.len() > DNS1123_SUBDOMAIN_MAX {
-        return Some(format!(
-            "must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
-        ));
-    }
-    if s.is_empty() || !s.split('.').all(matches_label_pattern) {
-        return Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
-    }
-    None
+    names::dns_subdomain(s).into_iter().next()
 }
 
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-/// Why `k` is not a valid label/annotation key, if it is not one.
+/// Why `k` is not a valid label/annotation key (the first message).
 pub fn label_key_problem(k: &str) -> Option<String> {
-    let (prefix, name) = match k.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
-    };
-    if let Some(p) = prefix {
-        if let Some(why) = dns_subdomain_problem(p) {
-            return Some(format!("prefix part {why}"));
-        }
-    }
-    if name.len() > 63 {
-        return Some("name part must be no more than 63 characters".into());
-    }
-    if !is_qualified_name_part(name) {
-        return Some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
-    }
-    None
+    names::qualified_name(k).into_iter().next()
 }
 
-/// Why `v` is not a valid label value, if it is not one.
+/// Why `v` is not a valid label value (the first message).
 pub fn label_value_problem(v: &str) -> Option<String> {
-    if v.len() > LABEL_VALUE_MAX {
-        return Some(format!("must be no more than {LABEL_VALUE_MAX} characters"));
-    }
-    if !v.is_empty() && !is_qualified_name_part(v) {
-        return Some("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into());
-    }
-    None
+    names::label_value(v).into_iter().next()
 }
 
-fn check_labels(causes: &mut Vec<Cause>, path: &str, labels: Option<&Value>) {
-    let Some(labels) = labels else { return };
-    let Some(map) = labels.as_object() else {
-        causes.push(Cause::invalid(
-            path,
-            &labels.to_string(),
-            "must be a map of strings",
-        ));
-        return;
-    };
-    for (k, v) in map {
-        if let Some(why) = label_key_problem(k) {
+/// Why `p` cannot be a configMap/secret volume item path: required,
+/// relative, without a `..` element, not starting with `..`.
+pub fn item_path_problem(p: &str) -> Option<String> {
+    if p.is_empty() {
+        return Some("Required value".into());
+    }
+    super::validate_pod::item_path_problem(p).map(String::from)
+}
+
+/// `ValidateLabels`: one cause per message, the key or value as the value.
+pub(crate) fn check_labels(causes: &mut Vec<Cause>, path: &str, labels: Option<&Value>) {
+    for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
+        for why in names::qualified_name(k) {
             causes.push(Cause::invalid(path, k, &why));
         }
-        match v.as_str() {
-            Some(s) => {
-                if let Some(why) = label_value_problem(s) {
-                    causes.push(Cause::invalid(path, s, &why));
-                }
-            }
-            None => causes.push(Cause::invalid(
-                path,
-                &v.to_string(),
-                "label values must be strings",
-            )),
+        let v = v.as_str().unwrap_or("");
+        for why in names::label_value(v) {
+            causes.push(Cause::invalid(path, v, &why));
         }
     }
 }
 
-fn check_annotations(causes: &mut Vec<Cause>, path: &str, ann: Option<&Value>) {
-    let Some(ann) = ann else { return };
-    let Some(map) = ann.as_object() else {
-        causes.push(Cause::invalid(
-            path,
-            &ann.to_string(),
-            "must be a map of strings",
-        ));
+/// `ValidateAnnotations`: keys are checked lower-cased (the original key is
+/// the value shown), and keys plus values may total 256 KiB.
+pub(crate) fn check_annotations(causes: &mut Vec<Cause>, path: &str, ann: Option<&Value>) {
+    let Some(map) = ann.and_then(Value::as_object) else {
         return;
     };
     let mut total = 0usize;
     for (k, v) in map {
-        if let Some(why) = label_key_problem(k) {
+        for why in names::qualified_name(&k.to_lowercase()) {
             causes.push(Cause::invalid(path, k, &why));
         }
         total += k.len() + v.as_str().map_or(0, str::len);
     }
-    if total > 256 * 1024 {
-        causes.push(Cause::invalid(path, "", "must have at most 262144 bytes"));
+    if total > ANNOTATIONS_MAX_BYTES {
+        causes.push(Cause::too_long(path, ANNOTATIONS_MAX_BYTES));
     }
 }
 
-/// Validates the metadata shared by all objects. `name` is the final name
-/// (after `generateName`).
+/// `validateOwnerReference` (the path has no index, as on a real server).
+fn check_owner_references(causes: &mut Vec<Cause>, refs: Option<&Value>) {
+    let path = "metadata.ownerReferences";
+    for r in refs.and_then(Value::as_array).into_iter().flatten() {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let api_version = s("apiVersion");
+        if api_version.rsplit('/').next().unwrap_or("").is_empty() {
+            causes.push(Cause::invalid(
+                format!("{path}.apiVersion"),
+                &api_version,
+                "version must not be empty",
+            ));
+        }
+        for (field, why) in [
+            ("kind", "kind must not be empty"),
+            ("name", "name must not be empty"),
+            ("uid", "uid must not be empty"),
+        ] {
+            let v = s(field);
+            if v.is_empty() {
+                causes.push(Cause::invalid(format!("{path}.{field}"), &v, why));
+            }
+        }
+    }
+}
+
+/// Validates the metadata shared by all objects (`ValidateObjectMeta`).
+/// `name` is the final name (after `generateName`).
 pub fn metadata(res: &Resource, res_id: usize, name: &str, meta: &Value) -> Vec<Cause> {
+    let _ = res;
     let mut causes = Vec::new();
+    // Namespaces are DNS labels; core/v1 Events get only the generic
+    // path-segment check; the other kinds served are DNS subdomains.
+    let check = |n: &str, prefix: bool| match res_id {
+        NAMESPACES => names::name_check(n, prefix, true),
+        EVENTS => names::path_segment(n, prefix),
+        _ => names::name_check(n, prefix, false),
+    };
+    if let Some(g) = meta["generateName"].as_str().filter(|g| !g.is_empty()) {
+        for why in check(g, true) {
+            causes.push(Cause::invalid("metadata.generateName", g, &why));
+        }
+    }
     if name.is_empty() {
-        causes.push(Cause::required("metadata.name"));
+        causes.push(Cause::required_because(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
-        // Namespaces need DNS labels; the rest (Jobs too) take DNS subdomains.
-        let problem = if res_id == NAMESPACES {
-            dns_label_problem(name)
-        } else {
-            dns_subdomain_problem(name)
-        };
-        if let Some(why) = problem {
-            causes.push(Cause::invalid("metadata.name", name, &why));
-        } else if res_id == JOBS && name.len() > LABEL_VALUE_MAX {
+        let problems = check(name, false);
+        for why in &problems {
+            causes.push(Cause::invalid("metadata.name", name, why));
+        }
+        if problems.is_empty() && res_id == JOBS && name.len() > LABEL_VALUE_MAX {
             // A Job's name becomes the value of the `job-name` and
             // `batch.kubernetes.io/job-name` template labels the server adds
             // before validating, so a real server reports the 63-character
             // limit there, once per label.
-            let why = format!("must be no more than {LABEL_VALUE_MAX} characters");
+            let why = names::max_len(LABEL_VALUE_MAX);
             for _ in 0..2 {
                 causes.push(Cause::invalid("spec.template.labels", name, &why));
             }
@@ -172,318 +138,196 @@ pub fn metadata(res: &Resource, res_id: usize, name: &str, meta: &Value) -> Vec<
     }
     check_labels(&mut causes, "metadata.labels", meta.get("labels"));
     check_annotations(&mut causes, "metadata.annotations", meta.get("annotations"));
-    let _ = res;
+    check_owner_references(&mut causes, meta.get("ownerReferences"));
+    for f in meta["finalizers"].as_array().into_iter().flatten() {
+        let f = f.as_str().unwrap_or("");
+        for why in names::qualified_name(f) {
+            causes.push(Cause::invalid("metadata.finalizers", f, &why));
+        }
+    }
     causes
 }
 
-fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: Option<&Value>) {
-    let Some(spec) = spec.filter(|s| s.is_object()) else {
-        causes.push(Cause::required(path));
-        return;
-    };
-    let containers = spec.get("containers").and_then(Value::as_array);
-    match containers {
-        None => causes.push(Cause::required(format!("{path}.containers"))),
-        Some(list) if list.is_empty() => causes.push(Cause::required(format!("{path}.containers"))),
-        Some(_) => {}
-    }
-    check_volume_items(causes, path, spec);
-    let mut names = std::collections::HashSet::new();
-    for field in ["initContainers", "containers"] {
-        let Some(list) = spec.get(field).and_then(Value::as_array) else {
-            continue;
-        };
-        for (i, c) in list.iter().enumerate() {
-            let p = format!("{path}.{field}[{i}]");
-            match c.get("name").and_then(Value::as_str) {
-                None | Some("") => causes.push(Cause::required(format!("{p}.name"))),
-                Some(n) => {
-                    if let Some(why) = dns_label_problem(n) {
-                        causes.push(Cause::invalid(format!("{p}.name"), n, &why));
-                    } else if !names.insert(n.to_string()) {
-                        causes.push(Cause {
-                            reason: "FieldValueDuplicate",
-                            field: format!("{p}.name"),
-                            message: format!("Duplicate value: {n:?}"),
-                        });
-                    }
-                }
-            }
-            match c.get("image").and_then(Value::as_str) {
-                None | Some("") => causes.push(Cause::required(format!("{p}.image"))),
-                Some(img) if img.trim() != img => causes.push(Cause::invalid(
-                    format!("{p}.image"),
-                    img,
-                    "must not have leading or trailing whitespace",
-                )),
-                _ => {}
-            }
-            if let Some(env) = c.get("env").and_then(Value::as_array) {
-                for (j, e) in env.iter().enumerate() {
-                    if e.get("name")
-                        .and_then(Value::as_str)
-                        .is_none_or(str::is_empty)
-                    {
-                        causes.push(Cause::required(format!("{p}.env[{j}].name")));
-                    }
-                }
-            }
+/// Everything a create or update is validated with, in the order and
+/// grouping of the real server: the kind's own validation (which includes
+/// `ValidateObjectMeta`) — except for core/v1 Events, whose strategy checks
+/// only the event fields and whose metadata is checked afterwards, and only
+/// when the event fields passed.
+pub fn all(res: &Resource, res_id: usize, name: &str, obj: &Value) -> Vec<Cause> {
+    if res_id == EVENTS {
+        let causes = object(res_id, obj);
+        if !causes.is_empty() {
+            return causes;
         }
+        return metadata(res, res_id, name, &obj["metadata"]);
     }
-}
-
-/// Why `k` is not a valid ConfigMap or Secret key (as the API server says).
-pub fn data_key_problem(k: &str) -> Option<String> {
-    if k.is_empty() || k.len() > 253 {
-        return Some("must be no more than 253 characters".into());
-    }
-    if !k
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    {
-        return Some(
-            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', or 'KEY_NAME', or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".into(),
-        );
-    }
-    if k == "." || k == ".." {
-        return Some(format!("must not be '{k}'"));
-    }
-    if k.starts_with("..") {
-        return Some("must not start with '..'".into());
-    }
-    None
-}
-
-/// Why `p` is not a valid volume item path (relative, no `..` element,
-/// not starting with `..`).
-pub fn item_path_problem(p: &str) -> Option<String> {
-    if p.is_empty() {
-        return Some("Required value".into());
-    }
-    if p.starts_with('/') {
-        return Some("must be a relative path".into());
-    }
-    if p.split('/').any(|s| s == "..") {
-        return Some("must not contain '..'".into());
-    }
-    if p.starts_with("..") {
-        return Some("must not start with '..'".into());
-    }
-    None
-}
-
-fn check_data_keys(causes: &mut Vec<Cause>, obj: &Value) {
-    for field in ["data", "binaryData", "stringData"] {
-        for k in obj
-            .get(field)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-        {
-            if let Some(why) = data_key_problem(k) {
-                causes.push(Cause::invalid(format!("{field}[{k}]"), k, &why));
-            }
-        }
-    }
-}
-
-fn check_volume_items(causes: &mut Vec<Cause>, path: &str, spec: &Value) {
-    for (i, v) in spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for src in ["configMap", "secret"] {
-            let items = v
-                .get(src)
-                .and_then(|s| s.get("items"))
-                .and_then(Value::as_array);
-            for (j, item) in items.into_iter().flatten().enumerate() {
-                let p = format!("{path}.volumes[{i}].{src}.items[{j}]");
-                let key = item.get("key").and_then(Value::as_str).unwrap_or("");
-                if let Some(why) = data_key_problem(key) {
-                    causes.push(Cause::invalid(format!("{p}.key"), key, &why));
-                }
-                let ip = item.get("path").and_then(Value::as_str).unwrap_or("");
-                if let Some(why) = item_path_problem(ip) {
-                    causes.push(Cause::invalid(format!("{p}.path"), ip, &why));
-                }
-            }
-        }
-    }
+    let mut causes = metadata(res, res_id, name, &obj["metadata"]);
+    causes.extend(object(res_id, obj));
+    causes
 }
 
 /// Validates the kind-specific body of an object on create and update.
 pub fn object(res_id: usize, obj: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
     match res_id {
-        PODS => {
-            pod_spec(&mut causes, "spec", obj.get("spec"));
-            if let Some(rp) = obj.pointer("/spec/restartPolicy").and_then(Value::as_str) {
-                let ok = ["Always", "OnFailure", "Never"];
-                if !ok.contains(&rp) {
-                    causes.push(Cause::not_supported("spec.restartPolicy", rp, &ok));
-                }
+        PODS => super::validate_pod::pod(obj),
+        JOBS => job(obj),
+        CONFIGMAPS => super::validate_core::config_map(obj),
+        SECRETS => super::validate_core::secret(obj),
+        LEASES => super::validate_core::lease(obj),
+        EVENTS => super::validate_core::event(obj),
+        _ => Vec::new(),
+    }
+}
+
+/// `ValidateJob` past the metadata (pkg/apis/batch/validation).
+fn job(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let empty = Value::Object(Default::default());
+    let spec = obj.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
+    // `validateJobSpec`: the non-negative counts come first.
+    for field in [
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+    ] {
+        if let Some(v) = spec.get(field).filter(|v| !v.is_null()) {
+            if v.as_i64().is_none_or(|n| n < 0) {
+                causes.push(Cause::invalid_value(
+                    format!("spec.{field}"),
+                    v,
+                    "must be greater than or equal to 0",
+                ));
             }
         }
-        JOBS => {
-            let tmpl = obj.pointer("/spec/template");
-            if tmpl.is_none() {
-                causes.push(Cause::required("spec.template"));
-            } else {
-                // The real server's path: the template's ObjectMeta is inlined.
-                check_labels(
-                    &mut causes,
-                    "spec.template.labels",
-                    obj.pointer("/spec/template/metadata/labels"),
-                );
-                pod_spec(
-                    &mut causes,
-                    "spec.template.spec",
-                    obj.pointer("/spec/template/spec"),
-                );
-                let ok = ["OnFailure", "Never"];
-                match obj
-                    .pointer("/spec/template/spec/restartPolicy")
-                    .and_then(Value::as_str)
-                {
-                    // A missing policy is defaulted to `Always` first.
-                    None => causes.push(Cause::not_supported(
-                        "spec.template.spec.restartPolicy",
-                        "Always",
-                        &ok,
-                    )),
-                    Some(rp) if !ok.contains(&rp) => causes.push(Cause::not_supported(
-                        "spec.template.spec.restartPolicy",
-                        rp,
-                        &ok,
-                    )),
-                    _ => {}
-                }
-            }
-            if let Some(spec) = obj.get("spec") {
-                causes.extend(super::validate_job::causes(spec));
-                let name = obj["metadata"]["name"].as_str().unwrap_or("");
-                causes.extend(super::validate_job::indexed_hostname(name, spec));
-            }
-            for field in [
-                "backoffLimit",
-                "activeDeadlineSeconds",
-                "ttlSecondsAfterFinished",
-                "parallelism",
-                "completions",
-            ] {
-                if let Some(v) = obj.get("spec").and_then(|s| s.get(field)) {
-                    let ok = v
-                        .as_i64()
-                        .is_some_and(|n| n >= 0 && (field != "activeDeadlineSeconds" || n > 0));
-                    if !ok {
-                        causes.push(Cause::invalid_value(
-                            format!("spec.{field}"),
-                            v,
-                            "must be greater than or equal to 0",
-                        ));
-                    }
-                }
-            }
-        }
-        CONFIGMAPS | SECRETS => check_data_keys(&mut causes, obj),
+    }
+    causes.extend(super::validate_job::causes(spec));
+    let tmpl = &spec["template"];
+    // The template's ObjectMeta is inlined, so its paths have no `metadata`.
+    check_labels(
+        &mut causes,
+        "spec.template.labels",
+        tmpl["metadata"].get("labels"),
+    );
+    check_annotations(
+        &mut causes,
+        "spec.template.annotations",
+        tmpl["metadata"].get("annotations"),
+    );
+    super::validate_pod::pod_spec(&mut causes, "spec.template.spec", &tmpl["spec"], false);
+    let ok = ["OnFailure", "Never"];
+    match tmpl["spec"]["restartPolicy"].as_str() {
+        // A missing policy is defaulted to `Always` first.
+        None => causes.push(Cause::not_supported(
+            "spec.template.spec.restartPolicy",
+            "Always",
+            &ok,
+        )),
+        Some(rp) if !ok.contains(&rp) => causes.push(Cause::not_supported(
+            "spec.template.spec.restartPolicy",
+            rp,
+            &ok,
+        )),
         _ => {}
     }
+    causes.extend(super::validate_job::restart_with_pod_failure_policy(spec));
+    // `ValidateJobSpec`: a manual selector must be given and must select
+    // the template's labels (generated ones always do).
+    let selector = spec.get("selector").filter(|s| !s.is_null());
+    if let Some(sel) = selector {
+        causes.extend(super::validate_job_update::selector_causes(
+            sel,
+            "spec.selector",
+        ));
+    }
+    if spec["manualSelector"] == Value::Bool(true) {
+        match selector {
+            None => causes.push(Cause::required("spec.selector")),
+            Some(sel) => {
+                let labels = &tmpl["metadata"]["labels"];
+                if super::validate_job_update::selects(sel, labels) == Some(false) {
+                    causes.push(Cause {
+                        reason: "FieldValueInvalid",
+                        field: "spec.template.metadata.labels".into(),
+                        message: format!(
+                            "Invalid value: {}: `selector` does not match template `labels`",
+                            super::validate_job_update::go_string_map(labels)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    causes.extend(super::validate_job::indexed_hostname(name, spec));
     causes
 }
 
-/// Immutable fields of a Job: `spec.selector` always; `spec.template`
-/// except, while the Job is suspended and has never started, its scheduling
-/// directives, labels and annotations (as the real API server allows).
+/// What an update (of the object or its status) may not do: change a
+/// Pod's spec beyond `ValidatePodUpdate`, a Job's immutable fields or give
+/// it negative status counters, an immutable ConfigMap's or Secret's data,
+/// a Secret's type.
 pub fn immutable(res_id: usize, old: &Value, new: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    if res_id == PODS {
-        return super::pod_update::causes(old, new);
-    }
-    if res_id != JOBS {
-        return causes;
-    }
-    let immutable = |field: &str, causes: &mut Vec<Cause>| {
-        causes.push(Cause {
-            reason: "FieldValueInvalid",
-            field: field.into(),
-            message: "field is immutable".into(),
-        })
-    };
-    if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
-        immutable("spec.selector", &mut causes);
-    }
-    if old.pointer("/spec/completions") != new.pointer("/spec/completions") {
-        immutable("spec.completions", &mut causes);
-    }
-    let relaxed = old.pointer("/spec/suspend") == Some(&Value::Bool(true))
-        && old.pointer("/status/startTime").is_none();
-    let strip = |t: Option<&Value>| {
-        let mut t = t.cloned().unwrap_or(Value::Null);
-        if relaxed {
-            if let Some(m) = t.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("labels");
-                m.remove("annotations");
-            }
-            if let Some(m) = t.get_mut("spec").and_then(Value::as_object_mut) {
-                for k in ["nodeSelector", "affinity", "tolerations", "schedulingGates"] {
-                    m.remove(k);
-                }
-            }
+    match res_id {
+        PODS => super::pod_update::causes(old, new),
+        JOBS => {
+            let mut causes = super::validate_job_update::update(old, new);
+            causes.extend(super::validate_job_update::status(new));
+            causes
         }
-        t
-    };
-    if strip(old.pointer("/spec/template")) != strip(new.pointer("/spec/template")) {
-        immutable("spec.template", &mut causes);
+        CONFIGMAPS | SECRETS => super::validate_core::immutable_data(res_id, old, new),
+        _ => Vec::new(),
     }
-    causes
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::resources::RESOURCES;
 
-    #[test]
-    fn config_keys_and_item_paths_as_the_api_server_checks_them() {
-        for ok in ["f0", "key.name", "KEY_NAME", "a-b", ".hidden"] {
-            assert_eq!(data_key_problem(ok), None, "{ok}");
-        }
-        for bad in ["", ".", "..", "..x", "a/b", "a b", "é"] {
-            assert!(data_key_problem(bad).is_some(), "{bad:?}");
-        }
-        for ok in ["prd.md", "docs/a.md", "a/.b", "a..b"] {
-            assert_eq!(item_path_problem(ok), None, "{ok}");
-        }
-        for bad in ["", "/etc/x", "..hidden", "../x", "a/../b", "a/.."] {
-            assert!(item_path_problem(bad).is_some(), "{bad:?}");
-        }
+    fn messages(causes: Vec<Cause>) -> Vec<String> {
+        causes
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     #[test]
-    fn dns_names() {
-        assert!(dns_label_problem("abc-1").is_none());
-        assert!(dns_label_problem(&"a".repeat(63)).is_none());
-        assert!(dns_label_problem(&"a".repeat(64)).unwrap().contains("63"));
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b"] {
-            assert!(dns_label_problem(bad).is_some(), "{bad}");
-        }
-        assert!(dns_subdomain_problem("a.b-c.d").is_none());
-        assert!(dns_subdomain_problem("a..b").is_some());
-    }
-
-    #[test]
-    fn label_keys_and_values() {
-        assert!(label_key_problem("app.kubernetes.io/name").is_none());
-        assert!(label_key_problem("Name_1.x").is_none());
-        assert!(label_key_problem("bad/key/x").is_some());
-        assert!(label_key_problem("-x").is_some());
-        assert!(label_value_problem("").is_none());
-        assert!(label_value_problem("v1.2_3-x").is_none());
-        assert!(label_value_problem("a/b").is_some());
-        assert!(label_value_problem(&"v".repeat(64)).is_some());
+    fn metadata_names_generate_names_labels_and_annotations() {
+        let res = &RESOURCES[CONFIGMAPS];
+        assert_eq!(
+            messages(metadata(res, CONFIGMAPS, "", &json!({}))),
+            ["metadata.name: Required value: name or generateName is required"]
+        );
+        let meta = json!({"generateName": "Cfg-", "labels": {"a/b/c": "ok"},
+            "annotations": {"x": "v".repeat(ANNOTATIONS_MAX_BYTES)}, "finalizers": ["ok/f"]});
+        let got = messages(metadata(res, CONFIGMAPS, "Cfg-abcde", &meta));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[0].starts_with(
+            "metadata.generateName: Invalid value: \"Cfg-\": a lowercase RFC 1123 subdomain"
+        ));
+        assert!(got[1].starts_with("metadata.name: Invalid value: \"Cfg-abcde\""));
+        assert!(got[2].starts_with(
+            "metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of"
+        ));
+        assert_eq!(
+            got[3],
+            "metadata.annotations: Too long: may not be more than 262144 bytes"
+        );
+        // Namespaces are labels; Events only path segments.
+        let ns = messages(metadata(
+            &RESOURCES[NAMESPACES],
+            NAMESPACES,
+            "a.b",
+            &json!({}),
+        ));
+        assert_eq!(
+            ns,
+            ["metadata.name: Invalid value: \"a.b\": must not contain dots"]
+        );
+        assert!(metadata(&RESOURCES[EVENTS], EVENTS, "Pod.X_1", &json!({})).is_empty());
     }
 }

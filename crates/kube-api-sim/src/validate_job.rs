@@ -113,22 +113,21 @@ pub fn causes(spec: &Value) -> Vec<Cause> {
             ));
         }
     }
-    // A missing restartPolicy is reported by the pod template's checks.
-    if spec.get("podFailurePolicy").is_some() {
-        if let Some(rp) = spec
-            .pointer("/template/spec/restartPolicy")
-            .and_then(Value::as_str)
-        {
-            if rp == "OnFailure" {
-                causes.push(Cause::invalid_value(
-                    "spec.template.spec.restartPolicy",
-                    &Value::from(rp),
-                    "only \"Never\" is supported when podFailurePolicy is specified",
-                ));
-            }
-        }
-    }
     causes
+}
+
+/// A pod failure policy needs `restartPolicy: Never` (a missing or
+/// unsupported policy is reported by the template's restart check).
+pub fn restart_with_pod_failure_policy(spec: &Value) -> Vec<Cause> {
+    let rp = spec.pointer("/template/spec/restartPolicy");
+    if spec.get("podFailurePolicy").is_some() && rp == Some(&Value::from("OnFailure")) {
+        return vec![Cause::invalid_value(
+            "spec.template.spec.restartPolicy",
+            &Value::from("OnFailure"),
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        )];
+    }
+    Vec::new()
 }
 
 /// `ValidateJob`: an `Indexed` Job's pods are named `<job>-<index>` as

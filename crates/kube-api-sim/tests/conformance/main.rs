@@ -16,6 +16,7 @@ mod lists;
 mod protobuf;
 mod terminating;
 mod validation;
+mod validation_kinds;
 
 /// Polls the Job (bounded, 20 s) until `done` holds for its status;
 /// returns that status.

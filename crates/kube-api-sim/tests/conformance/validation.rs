@@ -8,7 +8,8 @@
 //! (Job names are subdomains whose 63-character limit shows at
 //! `spec.template.labels`; a missing restartPolicy is `Unsupported value:
 //! "Always"`; wrong types are a 400 decode error; a malformed Lease time is
-//! refused).
+//! refused). The per-kind cases, each compared with a captured Status, are
+//! in `validation_kinds.rs`.
 
 use serde_json::{json, Value};
 
@@ -70,13 +71,15 @@ async fn job_names_are_subdomains_limited_by_their_job_name_labels() {
         causes(&status),
         vec![
             ("spec.template.labels".to_string(), why.clone()),
-            ("spec.template.labels".to_string(), why)
+            ("spec.template.labels".to_string(), why.clone())
         ]
     );
-    assert!(status["message"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("Job.batch \"{long}\" is invalid: [")));
+    // The two causes are one message: apimachinery's `ToAggregate` lists
+    // repeated messages once, so there are no brackets.
+    assert_eq!(
+        status["message"],
+        format!("Job.batch \"{long}\" is invalid: spec.template.labels: {why}")
+    );
 }
 
 #[tokio::test]
@@ -133,4 +136,52 @@ async fn wrong_types_and_malformed_times_are_decode_errors() {
     )
     .await;
     assert_eq!(code, 404, "nothing was stored");
+}
+
+#[tokio::test]
+async fn job_status_counters_and_generate_names() {
+    let (_c, sim) = kube_api_sim::start().await.unwrap();
+    let mut j = job("counted", pod_spec());
+    j["spec"]["suspend"] = json!(true);
+    let (code, body) = post(&sim.url(), JOBS, &j).await;
+    assert_eq!(code, 201, "{body}");
+    // The status subresource is validated too (validateJobStatus in
+    // pkg/apis/batch/validation/validation.go: ValidateNonnegativeField).
+    let resp = reqwest::Client::new()
+        .put(format!("{}{JOBS}/counted/status", sim.url()))
+        .json(&json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "counted"}, "status": {"failed": -1}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 422);
+    let status: Value = resp.json().await.expect("JSON body");
+    assert_eq!(
+        status["message"],
+        "Job.batch \"counted\" is invalid: status.failed: Invalid value: -1: must be greater than or equal to 0"
+    );
+    // A generateName is checked as a prefix (a trailing '-' is fine) and the
+    // generated name as a name (ValidateObjectMetaAccessor in
+    // apimachinery/pkg/api/validation/objectmeta.go); the Status names the
+    // generated name.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"generateName": "Settings-"}});
+    let (code, status) = post(&sim.url(), "/api/v1/namespaces/default/configmaps", &cm).await;
+    assert_eq!(code, 422, "{status}");
+    let fields: Vec<String> = causes(&status).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["metadata.generateName", "metadata.name"]);
+    let name = status["details"]["name"]
+        .as_str()
+        .expect("a generated name");
+    assert!(
+        name.starts_with("Settings-") && name.len() == "Settings-".len() + 5,
+        "{name}"
+    );
+    let (code, _) = post(
+        &sim.url(),
+        "/api/v1/namespaces/default/configmaps",
+        &json!({"metadata": {"generateName": "settings-"}}),
+    )
+    .await;
+    assert_eq!(code, 201);
 }
