@@ -225,6 +225,19 @@ pub fn apply(
 /// fields, for a create), other managers lose those fields, and fields the
 /// write removed are nobody's.
 pub fn record_update(current: Option<&Value>, new: &mut Value, manager: &str, api_version: &str) {
+    if current.is_none() && new["metadata"].get("managedFields").is_none() {
+        // A create: the manager owns every field it set.
+        let entry = Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: api_version.to_string(),
+            time: now(),
+            subresource: None,
+            fields: field_set(new),
+        };
+        store_entries(new, vec![entry]);
+        return;
+    }
     let empty = json!({});
     let cur = current.unwrap_or(&empty);
     // A body that brings its own managedFields sets them (as on a real

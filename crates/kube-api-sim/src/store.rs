@@ -166,17 +166,22 @@ fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(key)?.as_str()
 }
 
-/// The object without metadata.resourceVersion/managedFields and status, for
-/// "did anything change" checks.
-fn spec_part(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("kind");
-        m.remove("apiVersion");
-    }
-    v
+/// Whether anything but metadata, status and type changed (what bumps
+/// `metadata.generation`), compared in place.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    const NOT_SPEC: [&str; 4] = ["metadata", "status", "kind", "apiVersion"];
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    let spec = |m: &'_ serde_json::Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
+            .count()
+    };
+    spec(a) != spec(b)
+        || a.iter()
+            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
+            .any(|(k, v)| b.get(k) != Some(v))
 }
 
 impl Store {
@@ -610,7 +615,7 @@ impl Store {
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, name, causes));
         }
-        if res.has_generation && spec_part(&old) != spec_part(&new) {
+        if res.has_generation && !status_only && spec_changed(&old, &new) {
             let gen = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(gen + 1);
         }

@@ -148,10 +148,9 @@ impl Controller {
                 m.remove("completedIndexes");
             }
         }
-        let _ = self.store().modify(JOBS, ns, name, true, false, |cur| {
-            let mut n = cur.clone();
-            n["status"] = status;
-            Ok(n)
+        // A status write reads only the body's status (no copy of the Job).
+        let _ = self.store().modify(JOBS, ns, name, true, false, |_| {
+            Ok(json!({ "status": status }))
         });
     }
 
