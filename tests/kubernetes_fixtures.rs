@@ -81,6 +81,8 @@ fn all_fields_acceptable() -> Value {
     job["metadata"]["name"] = json!("all-fields");
     job["metadata"]["namespace"] = json!("default");
     job["metadata"]["generateName"] = json!("all-fields-");
+    // Finalizers of core kinds are standard or domain-qualified.
+    job["metadata"]["finalizers"] = json!(["example.com/finalizersValue"]);
     // The manual selector uses a real operator and selects the template's
     // labels (ValidateLabelSelector, ValidateJobSpec).
     job["spec"]["selector"]["matchExpressions"][0]["operator"] = json!("In");
@@ -89,6 +91,8 @@ fn all_fields_acceptable() -> Value {
     labels["keyValue"] = json!("valuesValue");
     let pod = &mut job["spec"]["template"]["spec"];
     pod["restartPolicy"] = json!("Never");
+    pod["serviceAccountName"] = json!("service-account-name");
+    pod["nodeName"] = json!("node-name");
     pod["containers"][0]["name"] = json!("main");
     pod["initContainers"][0]["name"] = json!("init");
     // A volume has exactly one source (validateVolumeSource): the fixture's
@@ -108,6 +112,8 @@ fn all_fields_acceptable() -> Value {
         pod[c][0]["ports"][0]["name"] = json!("http");
         pod[c][0]["ports"][0]["protocol"] = json!("TCP");
         pod[c][0]["volumeMounts"][0]["name"] = json!("vol0");
+        pod[c][0]["imagePullPolicy"] = json!("IfNotPresent");
+        pod[c][0]["terminationMessagePolicy"] = json!("File");
     }
     // The completion mode and policies get values a real API server accepts
     // (validateJobSpec): every field stays present.

@@ -139,10 +139,26 @@ pub fn metadata(res: &Resource, res_id: usize, name: &str, meta: &Value) -> Vec<
     check_labels(&mut causes, "metadata.labels", meta.get("labels"));
     check_annotations(&mut causes, "metadata.annotations", meta.get("annotations"));
     check_owner_references(&mut causes, meta.get("ownerReferences"));
-    for f in meta["finalizers"].as_array().into_iter().flatten() {
+    let finalizers = meta["finalizers"].as_array().map_or(&[][..], Vec::as_slice);
+    for f in finalizers {
         let f = f.as_str().unwrap_or("");
         for why in names::qualified_name(f) {
             causes.push(Cause::invalid("metadata.finalizers", f, &why));
+        }
+    }
+    // The core types' `ValidateObjectMeta` (pkg/apis/core/validation) adds
+    // `validateKubeFinalizerName`: an unprefixed finalizer must be a
+    // standard one. Leases and core/v1 Events are not validated with it.
+    if !matches!(res_id, LEASES | EVENTS) {
+        for (i, f) in finalizers.iter().enumerate() {
+            let f = f.as_str().unwrap_or("");
+            if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(&f) {
+                causes.push(Cause::invalid(
+                    format!("metadata.finalizers[{i}]"),
+                    f,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                ));
+            }
         }
     }
     causes

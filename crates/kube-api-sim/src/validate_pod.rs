@@ -3,8 +3,10 @@
 //! 1.32): volumes (a DNS-label name, exactly one source, the items of
 //! configMap/secret sources), containers and init containers (required,
 //! DNS-label names unique across both, an image, ports, environment variable
-//! names, volume mounts of declared volumes), the restart policy, and for
-//! pods (not templates) image whitespace and `activeDeadlineSeconds`.
+//! names, volume mounts of declared volumes, pull and termination message
+//! policies), the restart policy, the node selector, service account and
+//! node names, `activeDeadlineSeconds`, and for pods (not templates) image
+//! whitespace.
 
 use std::collections::HashSet;
 
@@ -149,6 +151,14 @@ fn container(causes: &mut Vec<Cause>, p: &str, c: &Value, vols: &HashSet<String>
     if str_of(c, "image").is_empty() {
         causes.push(Cause::required(format!("{p}.image")));
     }
+    // Omitted, these are defaulted (`File`, and a pull policy from the tag).
+    enum_field(
+        causes,
+        &format!("{p}.terminationMessagePolicy"),
+        c,
+        "terminationMessagePolicy",
+        &["File", "FallbackToLogsOnError"],
+    );
     let mut port_names = HashSet::new();
     for (i, port) in list(c, "ports").iter().enumerate() {
         let idx = format!("{p}.ports[{i}]");
@@ -222,6 +232,23 @@ fn container(causes: &mut Vec<Cause>, p: &str, c: &Value, vols: &HashSet<String>
             ));
         }
     }
+    enum_field(
+        causes,
+        &format!("{p}.imagePullPolicy"),
+        c,
+        "imagePullPolicy",
+        &["Always", "IfNotPresent", "Never"],
+    );
+}
+
+/// An enumerated string field when given: `Required value` if empty,
+/// `Unsupported value` (with the supported values) if unknown.
+fn enum_field(causes: &mut Vec<Cause>, path: &str, obj: &Value, field: &str, ok: &[&str]) {
+    match obj.get(field).and_then(Value::as_str) {
+        Some("") => causes.push(Cause::required(path)),
+        Some(v) if !ok.contains(&v) => causes.push(Cause::not_supported(path, v, ok)),
+        _ => {}
+    }
 }
 
 /// `ValidatePodSpec` for the fields above; `is_pod` adds the checks that
@@ -251,29 +278,38 @@ pub fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: &Value, is_pod: bool)
             all_names.insert(name);
         }
     }
-    // A pod's missing policy is defaulted to `Always`; a Job checks its own.
+    // A missing policy is defaulted to `Always` (a Job then refuses it with
+    // its own check, which also repeats an unsupported value).
+    enum_field(
+        causes,
+        &format!("{path}.restartPolicy"),
+        spec,
+        "restartPolicy",
+        &["Always", "OnFailure", "Never"],
+    );
+    super::validate::check_labels(
+        causes,
+        &format!("{path}.nodeSelector"),
+        spec.get("nodeSelector"),
+    );
+    for field in ["serviceAccountName", "nodeName"] {
+        let v = str_of(spec, field);
+        if !v.is_empty() {
+            for why in names::dns_subdomain(v) {
+                causes.push(Cause::invalid(format!("{path}.{field}"), v, &why));
+            }
+        }
+    }
+    if let Some(d) = spec["activeDeadlineSeconds"].as_i64() {
+        if !(1..=i64::from(i32::MAX)).contains(&d) {
+            causes.push(Cause::invalid_value(
+                format!("{path}.activeDeadlineSeconds"),
+                &Value::from(d),
+                "must be between 1 and 2147483647, inclusive",
+            ));
+        }
+    }
     if is_pod {
-        if let Some(rp) = spec["restartPolicy"].as_str() {
-            let ok = ["Always", "OnFailure", "Never"];
-            if rp.is_empty() {
-                causes.push(Cause::required(format!("{path}.restartPolicy")));
-            } else if !ok.contains(&rp) {
-                causes.push(Cause::not_supported(
-                    format!("{path}.restartPolicy"),
-                    rp,
-                    &ok,
-                ));
-            }
-        }
-        if let Some(d) = spec["activeDeadlineSeconds"].as_i64() {
-            if !(1..=i64::from(i32::MAX)).contains(&d) {
-                causes.push(Cause::invalid_value(
-                    format!("{path}.activeDeadlineSeconds"),
-                    &Value::from(d),
-                    "must be between 1 and 2147483647, inclusive",
-                ));
-            }
-        }
         // `validateContainersOnlyForPod`.
         for (i, c) in containers.iter().enumerate() {
             let img = str_of(c, "image");
@@ -325,8 +361,8 @@ mod tests {
                 "spec.containers[0].image: Invalid value: \" img\": must not have leading or trailing whitespace",
             ]
         );
-        // Templates skip the pod-only checks.
-        assert_eq!(messages(spec, false).len(), 6);
+        // Templates skip the pod-only check.
+        assert_eq!(messages(spec, false).len(), 7);
         assert_eq!(
             messages(json!({}), true),
             ["spec.containers: Required value"]

@@ -95,6 +95,17 @@ async fn a_job_without_restart_policy_gets_unsupported_always() {
             "Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"".to_string()
         )]
     );
+    // An unsupported policy is refused twice: by the pod template's
+    // `validateRestartPolicy` (ValidatePodSpec, pkg/apis/core/validation)
+    // and by the Job's own check (validateJobSpec, pkg/apis/batch/validation).
+    let pod =
+        json!({"restartPolicy": "Sometimes", "containers": [{"name": "c", "image": "busybox"}]});
+    let (code, status) = post(&sim.url(), JOBS, &job("sometimes", pod)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Job.batch \"sometimes\" is invalid: [spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\", spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"OnFailure\", \"Never\"]"
+    );
     // Template label problems are reported at spec.template.labels.
     let mut bad = job("bad-label", pod_spec());
     bad["spec"]["template"]["metadata"] = json!({"labels": {"app": "-x"}});

@@ -189,6 +189,21 @@ async fn config_maps_check_keys_duplicates_and_immutability() {
         "ConfigMap \"fixed\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
     );
     assert_eq!(causes, [pair("data", "FieldValueForbidden")]);
+    // Captured (a ConfigMap), zoetrope/kubebuilder-training#36:
+    // metadata.finalizers[0]: Invalid value: "markdownview.finalizers.view.zoetrope.github.io":
+    // name is neither a standard finalizer name nor is it fully qualified
+    let finalizer = "markdownview.finalizers.view.zoetrope.github.io";
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "test", "finalizers": [finalizer]}});
+    let (message, causes) = invalid_of(post(&sim.url(), cms, &cm).await);
+    assert_eq!(
+        message,
+        format!("ConfigMap \"test\" is invalid: metadata.finalizers[0]: Invalid value: \"{finalizer}\": name is neither a standard finalizer name nor is it fully qualified")
+    );
+    assert_eq!(
+        causes,
+        [pair("metadata.finalizers[0]", "FieldValueInvalid")]
+    );
 }
 
 #[tokio::test]
