@@ -20,7 +20,9 @@ use super::patch::strategic_merge;
 
 mod fields;
 
-use fields::{field_set, from_fields_v1, get_at, remove_at, show, to_fields_v1, FieldSet, Path};
+use fields::{
+    field_set, fields_v1_of, from_fields_v1, get_at, remove_at, show, to_fields_v1, FieldSet, Path,
+};
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone)]
@@ -226,16 +228,17 @@ pub fn apply(
 /// write removed are nobody's.
 pub fn record_update(current: Option<&Value>, new: &mut Value, manager: &str, api_version: &str) {
     if current.is_none() && new["metadata"].get("managedFields").is_none() {
-        // A create: the manager owns every field it set.
-        let entry = Entry {
-            manager: manager.to_string(),
-            operation: "Update".into(),
-            api_version: api_version.to_string(),
-            time: now(),
-            subresource: None,
-            fields: field_set(new),
-        };
-        store_entries(new, vec![entry]);
+        // A create: the manager owns every field it set (the entry
+        // `store_entries` would write, built in one pass).
+        let fields = fields_v1_of(new);
+        if !new["metadata"].is_object() {
+            new["metadata"] = json!({});
+        }
+        if fields.as_object().is_some_and(|m| !m.is_empty()) {
+            new["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Update",
+                "apiVersion": api_version, "time": now(), "fieldsType": "FieldsV1",
+                "fieldsV1": fields}]);
+        }
         return;
     }
     let empty = json!({});
@@ -344,6 +347,54 @@ pub fn decode_applied(body: &[u8]) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_creates_entry_is_the_field_set_of_the_object() {
+        let objects = [
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "j", "namespace": "d", "generateName": "j-", "uid": "u",
+                    "labels": {"a": "1", "b": ""}, "annotations": {}, "finalizers": ["x", "y"]},
+                "spec": {"suspend": true, "backoffLimit": 0, "selector": {},
+                    "template": {"metadata": {"labels": {"a": "1"}}, "spec": {
+                        "restartPolicy": "Never", "volumes": [{"name": "w", "emptyDir": {}}, {"emptyDir": {}}],
+                        "initContainers": [{"name": "i", "image": "x", "args": ["a", "b"]}],
+                        "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "name": "h"}],
+                            "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                            "volumeMounts": [{"name": "w", "mountPath": "/w"}], "command": []}]}}},
+                "status": {"active": 1}}),
+            json!({"metadata": {"name": "only-identity", "uid": "u"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}, "binaryData": {}}),
+            json!({}),
+        ];
+        for obj in objects {
+            assert_eq!(fields_v1_of(&obj), to_fields_v1(&field_set(&obj)), "{obj}");
+            let mut created = obj.clone();
+            record_update(None, &mut created, "m", "v1");
+            let via_set = {
+                let mut o = obj.clone();
+                // The general path: no stored entries, every field changed.
+                let list = vec![Entry {
+                    manager: "m".into(),
+                    operation: "Update".into(),
+                    api_version: "v1".into(),
+                    time: String::new(),
+                    subresource: None,
+                    fields: field_set(&obj),
+                }];
+                store_entries(&mut o, list);
+                o
+            };
+            let strip_time = |mut v: Value| {
+                if let Some(a) = v["metadata"]["managedFields"].as_array_mut() {
+                    for e in a {
+                        e["time"] = json!("");
+                    }
+                }
+                v
+            };
+            assert_eq!(strip_time(created), strip_time(via_set));
+        }
+    }
 
     #[test]
     fn fields_v1_round_trip_and_paths() {

@@ -187,7 +187,8 @@ pub fn update(old: &Value, new: &Value) -> Vec<Cause> {
         }
         t
     };
-    if strip(&os["template"]) != strip(&ns["template"]) {
+    // (Copies only when the templates differ at all.)
+    if os["template"] != ns["template"] && strip(&os["template"]) != strip(&ns["template"]) {
         causes.push(immutable("spec.template", "core.PodTemplateSpec{…}".into()));
     }
     if os["completionMode"] != ns["completionMode"] {

@@ -87,6 +87,67 @@ fn walk(v: &Value, field: &str, mut path: Path, set: &mut FieldSet) {
     }
 }
 
+/// `to_fields_v1(&field_set(obj))` in one pass, without the path set (a
+/// create's entry, where the manager owns every field).
+pub(super) fn fields_v1_of(obj: &Value) -> Value {
+    let mut root = Map::new();
+    for (k, v) in obj.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "apiVersion" | "kind" | "status" => {}
+            "metadata" => {
+                let mut meta = Map::new();
+                for (mk, mv) in v.as_object().into_iter().flatten() {
+                    if !IDENTITY.contains(&mk.as_str()) {
+                        walk_v1(mv, mk, &mut meta);
+                    }
+                }
+                if !meta.is_empty() {
+                    root.insert("f:metadata".into(), Value::Object(meta));
+                }
+            }
+            _ => walk_v1(v, k, &mut root),
+        }
+    }
+    Value::Object(root)
+}
+
+/// [`walk`], writing the `FieldsV1` tree directly.
+fn walk_v1(v: &Value, field: &str, into: &mut Map<String, Value>) {
+    let Value::Object(slot) = into
+        .entry(format!("f:{field}"))
+        .or_insert_with(|| Value::Object(Map::new()))
+    else {
+        return;
+    };
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                walk_v1(child, k, slot);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let Some(key) = merge_key(field) else {
+                return;
+            };
+            for item in items {
+                let Some(seg) = item_key(item, key) else {
+                    continue;
+                };
+                let Value::Object(item_slot) =
+                    slot.entry(seg).or_insert_with(|| Value::Object(Map::new()))
+                else {
+                    continue;
+                };
+                item_slot.insert(".".into(), Value::Object(Map::new()));
+                for (k, child) in item.as_object().into_iter().flatten() {
+                    walk_v1(child, k, item_slot);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The value at `path` (for `.`, the list item).
 pub(super) fn get_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = obj;
