@@ -38,6 +38,7 @@ pub mod patch;
 pub mod pod_update;
 pub mod printers;
 pub mod protobuf;
+pub mod quantity;
 pub mod request;
 pub mod resources;
 pub mod reviews;

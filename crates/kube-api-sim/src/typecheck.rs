@@ -3,7 +3,8 @@
 //! (`"backoffLimit": "six"`) or a malformed time (`"renewTime": "yesterday"`)
 //! is a 400 `BadRequest` "<Kind> in version "<v>" cannot be handled as a
 //! <Kind>: …", never a stored object or a 422. The typed model is
-//! `k8s-openapi`'s.
+//! `k8s-openapi`'s; resource quantities, plain strings there, are parsed as
+//! apimachinery's `ParseQuantity` does.
 
 // `ApiError` is a whole `Status` (about 160 bytes); errors are the cold path.
 #![allow(clippy::result_large_err)]
@@ -31,6 +32,16 @@ pub fn check(res: usize, obj: &Value) -> Result<(), ApiError> {
         resources::LEASES => decodes_as::<coordination::v1::Lease>(obj),
         _ => Ok(()),
     };
+    // Quantities are strings in the typed model; a real server parses them
+    // while decoding.
+    let r = r.and_then(|()| {
+        let spec = match res {
+            resources::PODS => &obj["spec"],
+            resources::JOBS => &obj["spec"]["template"]["spec"],
+            _ => return Ok(()),
+        };
+        super::quantity::pod_spec_problem(spec).map_or(Ok(()), |why| Err(why.to_string()))
+    });
     r.map_err(|why| {
         let kind = RESOURCES[res].kind;
         ApiError::bad_request(format!(

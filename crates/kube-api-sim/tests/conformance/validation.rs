@@ -125,6 +125,29 @@ async fn wrong_types_and_malformed_times_are_decode_errors() {
         .as_str()
         .unwrap()
         .starts_with("Job in version \"v1\" cannot be handled as a Job: "));
+    // Quantities are parsed while decoding. Captured: stackrox/acs-fleet-manager#1748
+    // (Deployment in version "v1" cannot be handled as a Deployment:
+    // quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$')
+    // and apache/devlake-helm-chart#152 (memory "192i": … unable to parse
+    // quantity's suffix).
+    let mut j = job("sized", pod_spec());
+    j["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"memory": "1 Gi"}});
+    let (code, status) = post(&sim.url(), JOBS, &j).await;
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        status["message"],
+        "Job in version \"v1\" cannot be handled as a Job: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sized"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "resources": {"requests": {"cpu": 1, "memory": "192i"}}}]}});
+    let (code, status) = post(&sim.url(), "/api/v1/namespaces/default/pods", &pod).await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(
+        status["message"],
+        "Pod in version \"v1\" cannot be handled as a Pod: unable to parse quantity's suffix"
+    );
     let lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "leader"},
