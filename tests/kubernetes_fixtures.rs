@@ -113,6 +113,29 @@ fn all_fields_acceptable() -> Value {
         pod[c][0]["ports"][0]["protocol"] = json!("TCP");
         pod[c][0]["volumeMounts"][0]["name"] = json!("vol0");
         pod[c][0]["imagePullPolicy"] = json!("IfNotPresent");
+        // One source per variable, none next to a value (validateEnvVarValueFrom),
+        // one per envFrom entry (ValidateEnvFrom), referenced names subdomains.
+        let env = pod[c][0]["env"][0].take();
+        let mut vars = vec![json!({"name": env["name"], "value": env["value"]})];
+        for (i, (src, sel)) in env["valueFrom"]
+            .as_object()
+            .expect("sources")
+            .iter()
+            .enumerate()
+        {
+            let mut sel = sel.clone();
+            if sel.get("name").is_some() {
+                sel["name"] = json!("name-value");
+            }
+            vars.push(json!({"name": format!("FROM_{i}"), "valueFrom": {src.clone(): sel}}));
+        }
+        pod[c][0]["env"] = Value::Array(vars);
+        let from = pod[c][0]["envFrom"][0].take();
+        pod[c][0]["envFrom"] = json!([
+            {"prefix": from["prefix"], "configMapRef": {"name": "name-value",
+                "optional": from["configMapRef"]["optional"]}},
+            {"secretRef": {"name": "name-value", "optional": from["secretRef"]["optional"]}},
+        ]);
         pod[c][0]["terminationMessagePolicy"] = json!("File");
     }
     // The completion mode and policies get values a real API server accepts

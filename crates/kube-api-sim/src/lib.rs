@@ -54,6 +54,7 @@ mod table_tests;
 pub mod tls;
 pub mod typecheck;
 pub mod validate;
+pub mod validate_container;
 pub mod validate_core;
 pub mod validate_job;
 pub mod validate_job_update;

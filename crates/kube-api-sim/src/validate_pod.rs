@@ -3,10 +3,10 @@
 //! 1.32): volumes (a DNS-label name, exactly one source, the items of
 //! configMap/secret sources), containers and init containers (required,
 //! DNS-label names unique across both, an image, ports, environment variable
-//! names, volume mounts of declared volumes, pull and termination message
-//! policies), the restart policy, the node selector, service account and
-//! node names, `activeDeadlineSeconds`, and for pods (not templates) image
-//! whitespace.
+//! names and sources (`valueFrom`, `envFrom`), volume mounts of declared
+//! volumes, pull and termination message policies), the restart policy, the
+//! node selector, service account and node names, `activeDeadlineSeconds`,
+//! and for pods (not templates) image whitespace.
 
 use std::collections::HashSet;
 
@@ -138,119 +138,6 @@ fn volumes(causes: &mut Vec<Cause>, path: &str, spec: &Value) -> HashSet<String>
     valid
 }
 
-/// `validateContainerCommon`: name, image, ports, env and volume mounts.
-fn container(causes: &mut Vec<Cause>, p: &str, c: &Value, vols: &HashSet<String>) {
-    let name = str_of(c, "name");
-    if name.is_empty() {
-        causes.push(Cause::required(format!("{p}.name")));
-    } else {
-        for why in names::dns_label(name) {
-            causes.push(Cause::invalid(format!("{p}.name"), name, &why));
-        }
-    }
-    if str_of(c, "image").is_empty() {
-        causes.push(Cause::required(format!("{p}.image")));
-    }
-    // Omitted, these are defaulted (`File`, and a pull policy from the tag).
-    enum_field(
-        causes,
-        &format!("{p}.terminationMessagePolicy"),
-        c,
-        "terminationMessagePolicy",
-        &["File", "FallbackToLogsOnError"],
-    );
-    let mut port_names = HashSet::new();
-    for (i, port) in list(c, "ports").iter().enumerate() {
-        let idx = format!("{p}.ports[{i}]");
-        let pname = str_of(port, "name");
-        if !pname.is_empty() {
-            let errs = names::port_name(pname);
-            for why in &errs {
-                causes.push(Cause::invalid(format!("{idx}.name"), pname, why));
-            }
-            if errs.is_empty() && !port_names.insert(pname) {
-                causes.push(Cause::duplicate(format!("{idx}.name"), &Value::from(pname)));
-            }
-        }
-        let range = "must be between 1 and 65535, inclusive";
-        match port["containerPort"].as_i64().unwrap_or(0) {
-            0 => causes.push(Cause::required(format!("{idx}.containerPort"))),
-            n if !(1..=65535).contains(&n) => causes.push(Cause::invalid_value(
-                format!("{idx}.containerPort"),
-                &Value::from(n),
-                range,
-            )),
-            _ => {}
-        }
-        let host = port["hostPort"].as_i64().unwrap_or(0);
-        if host != 0 && !(1..=65535).contains(&host) {
-            causes.push(Cause::invalid_value(
-                format!("{idx}.hostPort"),
-                &Value::from(host),
-                range,
-            ));
-        }
-        // An omitted protocol is defaulted to TCP.
-        if let Some(proto) = port["protocol"].as_str() {
-            let ok = ["SCTP", "TCP", "UDP"];
-            if proto.is_empty() {
-                causes.push(Cause::required(format!("{idx}.protocol")));
-            } else if !ok.contains(&proto) {
-                causes.push(Cause::not_supported(format!("{idx}.protocol"), proto, &ok));
-            }
-        }
-    }
-    for (i, env) in list(c, "env").iter().enumerate() {
-        let name_path = format!("{p}.env[{i}].name");
-        let name = str_of(env, "name");
-        if name.is_empty() {
-            causes.push(Cause::required(&name_path));
-        }
-        for why in names::env_var_name(name) {
-            causes.push(Cause::invalid(&name_path, name, &why));
-        }
-    }
-    let mut mount_points = HashSet::new();
-    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
-        let idx = format!("{p}.volumeMounts[{i}]");
-        let vol = str_of(m, "name");
-        if vol.is_empty() {
-            causes.push(Cause::required(format!("{idx}.name")));
-        }
-        if !vols.contains(vol) {
-            causes.push(Cause::not_found(format!("{idx}.name"), &Value::from(vol)));
-        }
-        let mp = str_of(m, "mountPath");
-        if mp.is_empty() {
-            causes.push(Cause::required(format!("{idx}.mountPath")));
-        }
-        if !mount_points.insert(mp) {
-            causes.push(Cause::invalid(
-                format!("{idx}.mountPath"),
-                mp,
-                "must be unique",
-            ));
-        }
-    }
-    enum_field(
-        causes,
-        &format!("{p}.imagePullPolicy"),
-        c,
-        "imagePullPolicy",
-        &["Always", "IfNotPresent", "Never"],
-    );
-}
-
-/// An enumerated string field when given: `Required value` if empty,
-/// `Unsupported value` (with the supported values) if unknown.
-fn enum_field(causes: &mut Vec<Cause>, path: &str, obj: &Value, field: &str, ok: &[&str]) {
-    match obj.get(field).and_then(Value::as_str) {
-        Some("") => causes.push(Cause::required(path)),
-        Some(v) if !ok.contains(&v) => causes.push(Cause::not_supported(path, v, ok)),
-        _ => {}
-    }
-}
-
 /// `ValidatePodSpec` for the fields above; `is_pod` adds the checks that
 /// apply to pods but not to templates.
 pub fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: &Value, is_pod: bool) {
@@ -262,7 +149,7 @@ pub fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: &Value, is_pod: bool)
     }
     for (i, c) in containers.iter().enumerate() {
         let p = format!("{path}.containers[{i}]");
-        container(causes, &p, c, &vols);
+        super::validate_container::container(causes, &p, c, &vols);
         let name = str_of(c, "name");
         if !all_names.insert(name) {
             causes.push(Cause::duplicate(format!("{p}.name"), &Value::from(name)));
@@ -270,7 +157,7 @@ pub fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: &Value, is_pod: bool)
     }
     for (i, c) in list(spec, "initContainers").iter().enumerate() {
         let p = format!("{path}.initContainers[{i}]");
-        container(causes, &p, c, &vols);
+        super::validate_container::container(causes, &p, c, &vols);
         let name = str_of(c, "name");
         if all_names.contains(name) {
             causes.push(Cause::duplicate(format!("{p}.name"), &Value::from(name)));
@@ -280,7 +167,7 @@ pub fn pod_spec(causes: &mut Vec<Cause>, path: &str, spec: &Value, is_pod: bool)
     }
     // A missing policy is defaulted to `Always` (a Job then refuses it with
     // its own check, which also repeats an unsupported value).
-    enum_field(
+    super::validate_container::enum_field(
         causes,
         &format!("{path}.restartPolicy"),
         spec,

@@ -219,3 +219,37 @@ async fn job_status_counters_and_generate_names() {
     .await;
     assert_eq!(code, 201);
 }
+
+#[tokio::test]
+async fn environment_sources_are_one_of_a_kind() {
+    let (_c, sim) = kube_api_sim::start().await.unwrap();
+    // Captured, knative/eventing#4037 (also kserve/kserve#4761,
+    // kubernetes/client-go#355): … is invalid:
+    // spec.template.spec.containers[0].env[0].valueFrom: Invalid value: "":
+    // may not be specified when `value` is not empty
+    let mut pod = pod_spec();
+    pod["containers"][0]["env"] = json!([{"name": "TOKEN", "value": "x",
+        "valueFrom": {"secretKeyRef": {"name": "agent", "key": "token"}}}]);
+    let (code, status) = post(&sim.url(), JOBS, &job("env", pod)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Job.batch \"env\" is invalid: spec.template.spec.containers[0].env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty"
+    );
+    // Captured, kubeflow/kubeflow#4601: Pod xxx is invalid:
+    // spec.containers[0].envFrom: Invalid value: "": must specify one of:
+    // `configMapRef` or `secretRef`
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "xxx"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "envFrom": [{}]}]}});
+    let (code, status) = post(&sim.url(), "/api/v1/namespaces/default/pods", &pod).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Pod \"xxx\" is invalid: spec.containers[0].envFrom: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`"
+    );
+    assert_eq!(
+        causes(&status)[0].0,
+        "spec.containers[0].envFrom",
+        "the path has no index"
+    );
+}
