@@ -621,7 +621,13 @@ impl Store {
         }
         // No-op updates do not bump the resourceVersion.
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if new == *old {
+        // (A status write changed nothing else.)
+        let unchanged = if status_only {
+            new.get("status") == old.get("status")
+        } else {
+            new == *old
+        };
+        if unchanged {
             return Ok(old);
         }
         if dry_run {

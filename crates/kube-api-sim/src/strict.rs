@@ -47,31 +47,35 @@ impl FieldValidation {
 }
 
 fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Option<Value> {
-    let typed: T = serde_json::from_value(v.clone()).ok()?;
+    let typed = T::deserialize(v).ok()?;
     serde_json::to_value(&typed).ok()
 }
 
 /// Collects paths (`spec.template.spec.containers[0].foo`) present in
-/// `input` but not in `typed`.
-fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+/// `input` but not in `typed`; `path` is the current one (restored on
+/// return).
+fn diff(input: &Value, typed: &Value, path: &mut String, out: &mut Vec<String>) {
+    let len = path.len();
     match (input, typed) {
         (Value::Object(i), Value::Object(t)) => {
             for (k, v) in i {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match t.get(k) {
-                    None if !v.is_null() => out.push(p),
-                    None => {}
-                    Some(tv) => diff(v, tv, &p, out),
+                if len > 0 {
+                    path.push('.');
                 }
+                path.push_str(k);
+                match t.get(k) {
+                    None if !v.is_null() => out.push(path.clone()),
+                    None => {}
+                    Some(tv) => diff(v, tv, path, out),
+                }
+                path.truncate(len);
             }
         }
         (Value::Array(i), Value::Array(t)) => {
             for (n, (iv, tv)) in i.iter().zip(t).enumerate() {
-                diff(iv, tv, &format!("{path}[{n}]"), out);
+                path.push_str(&format!("[{n}]"));
+                diff(iv, tv, path, out);
+                path.truncate(len);
             }
         }
         _ => {}
@@ -81,22 +85,32 @@ fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
 /// The unknown fields of `obj`, a body for resource type `res`.
 pub fn unknown_fields(res: usize, obj: &Value) -> Vec<String> {
     let r = &RESOURCES[res];
-    let mut body = obj.clone();
-    body["kind"] = Value::from(r.kind);
-    body["apiVersion"] = Value::from(r.api_version());
+    // The typed decoders want the type's kind and apiVersion; a body that
+    // has them is read as it is.
+    let typed_meta = obj["kind"] == r.kind && obj["apiVersion"] == r.api_version().as_str();
+    let owned;
+    let body = if typed_meta {
+        obj
+    } else {
+        let mut b = obj.clone();
+        b["kind"] = Value::from(r.kind);
+        b["apiVersion"] = Value::from(r.api_version());
+        owned = b;
+        &owned
+    };
     let typed = match res {
-        resources::NAMESPACES => round_trip::<Namespace>(&body),
-        resources::PODS => round_trip::<Pod>(&body),
-        resources::CONFIGMAPS => round_trip::<ConfigMap>(&body),
-        resources::EVENTS => round_trip::<Event>(&body),
-        resources::SECRETS => round_trip::<Secret>(&body),
-        resources::JOBS => round_trip::<Job>(&body),
-        resources::LEASES => round_trip::<Lease>(&body),
+        resources::NAMESPACES => round_trip::<Namespace>(body),
+        resources::PODS => round_trip::<Pod>(body),
+        resources::CONFIGMAPS => round_trip::<ConfigMap>(body),
+        resources::EVENTS => round_trip::<Event>(body),
+        resources::SECRETS => round_trip::<Secret>(body),
+        resources::JOBS => round_trip::<Job>(body),
+        resources::LEASES => round_trip::<Lease>(body),
         _ => None,
     };
     let mut out = Vec::new();
     if let Some(t) = typed {
-        diff(&body, &t, "", &mut out);
+        diff(body, &t, &mut String::new(), &mut out);
     }
     out
 }
