@@ -148,6 +148,18 @@ async fn wrong_types_and_malformed_times_are_decode_errors() {
         status["message"],
         "Pod in version \"v1\" cannot be handled as a Pod: unable to parse quantity's suffix"
     );
+    // Secret data is base64, decoded as Go does. Captured,
+    // zachomedia/cert-manager-webhook-pdns#53: Secret in version "v1" cannot
+    // be handled as a Secret: illegal base64 data at input byte 6 (for
+    // "APIKEY_BASE64").
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pdns-api-key"},
+        "type": "Opaque", "data": {"key": "APIKEY_BASE64"}});
+    let (code, status) = post(&sim.url(), "/api/v1/namespaces/default/secrets", &secret).await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(
+        status["message"],
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 6"
+    );
     let lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "leader"},
