@@ -24,7 +24,7 @@ mod file;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 pub use file::RulesError;
@@ -144,6 +144,9 @@ pub struct PromptContext<'a> {
 pub struct Rules {
     rules: Vec<Rule>,
     events: HashSet<String>,
+    /// Per event whose every rule needs a command: those commands (see
+    /// [`Rules::commands_needed`]).
+    commands: HashMap<String, Vec<String>>,
     env: Environment<'static>,
 }
 
@@ -202,7 +205,13 @@ impl Rules {
             events.extend(rule.events.iter().cloned());
             rules.push(rule);
         }
-        Ok(Rules { rules, events, env })
+        let commands = commands_by_event(&rules, &events);
+        Ok(Rules {
+            rules,
+            events,
+            commands,
+            env,
+        })
     }
 
     /// The rules, in matching order.
@@ -214,6 +223,14 @@ impl Rules {
     /// `X-GitHub-Event` header alone, before the body is parsed.
     pub fn routes_event(&self, event: &str) -> bool {
         self.events.contains(event)
+    }
+
+    /// If every rule on `event` needs a comment command, those commands:
+    /// a delivery whose comment contains none of them matches no rule. Only
+    /// commands whose characters JSON writes verbatim (no `"`, `\\` or
+    /// control characters) are listed; else None.
+    pub fn commands_needed(&self, event: &str) -> Option<&[String]> {
+        self.commands.get(event).map(Vec::as_slice)
     }
 
     /// The first rule matching `facts`.
@@ -233,6 +250,27 @@ impl Rules {
             })?;
         Ok(crate::task::truncate_with_marker(&text, MAX_PROMPT_BYTES))
     }
+}
+
+fn commands_by_event(rules: &[Rule], events: &HashSet<String>) -> HashMap<String, Vec<String>> {
+    let verbatim = |c: &str| {
+        !c.is_empty()
+            && !c
+                .chars()
+                .any(|ch| ch == '"' || ch == '\\' || ch.is_control())
+    };
+    let mut out = HashMap::new();
+    for event in events {
+        let on_event: Vec<&Rule> = rules.iter().filter(|r| r.events.contains(event)).collect();
+        let commands: Option<Vec<String>> = on_event
+            .iter()
+            .map(|r| r.command.clone().filter(|c| verbatim(c)))
+            .collect();
+        if let Some(c) = commands.filter(|c| !c.is_empty()) {
+            out.insert(event.clone(), c);
+        }
+    }
+    out
 }
 
 impl Rule {

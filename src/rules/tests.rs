@@ -261,3 +261,19 @@ fn load_reads_the_file_or_reports_the_path() {
     let msg = Rules::load(Some(&missing)).unwrap_err().to_string();
     assert!(msg.contains("nope.yaml"), "{msg}");
 }
+
+#[test]
+fn comment_events_list_the_commands_a_delivery_must_contain() {
+    let r = Rules::from_yaml(CUSTOM).unwrap();
+    assert_eq!(
+        r.commands_needed("issue_comment"),
+        Some(&["/bot".to_string()][..])
+    );
+    assert_eq!(
+        Rules::builtin().commands_needed("issue_comment"),
+        Some(&["/agent".to_string()][..])
+    );
+    // Label rules need no command: such events are always decoded.
+    assert_eq!(r.commands_needed("issues"), None);
+    assert_eq!(r.commands_needed("push"), None);
+}

@@ -5,6 +5,8 @@
 //! ```text
 //!  X-GitHub-Event ── ping ─────────────────────────────▶ Ping
 //!        │ ── no rule names this event ────────────────▶ Ignored (body never parsed)
+//!        │ ── comment events: the raw body holds none ──▶ Ignored (body never parsed)
+//!        │    of the rules' commands
 //!        ▼
 //!  typed, borrowed decode of ~20 fields ── no rule ────▶ Ignored "no rule matched"
 //!        ▼
@@ -68,6 +70,18 @@ impl DecodeError {
     }
 }
 
+/// Whether the JSON text `body` may hold one of `needles` (commands whose
+/// characters JSON writes verbatim) inside a string: it holds one as it
+/// is, or it has an escape that could spell one differently (`\u…` for any
+/// character, `\/` for `/`). False means no decoded string contains any.
+fn may_contain_any(body: &[u8], needles: &[String]) -> bool {
+    needles
+        .iter()
+        .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+        || memchr::memmem::find(body, b"\\u").is_some()
+        || memchr::memmem::find(body, b"\\/").is_some()
+}
+
 /// Routes one verified delivery. See [`route_at`].
 pub fn route(
     event: &str,
@@ -95,6 +109,11 @@ pub fn route_at(
         return Ok(Decision::ignored(format!("event '{event}' is not routed")));
     }
     check_delivery_id(delivery)?;
+    if let Some(commands) = rules.commands_needed(event) {
+        if !may_contain_any(body, commands) {
+            return Ok(Decision::ignored("no rule matched"));
+        }
+    }
     let p: Payload<'_> =
         serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
     let missing = |field: &'static str| DecodeError::Missing {

@@ -353,7 +353,12 @@ fn malformed_payloads_are_decode_errors_naming_the_problem() {
         e.to_string(),
         "payload has no `action`, which a 'issues' event needs"
     );
-    let e = route_err("issue_comment", DELIVERY, br#"{"action":"created"}"#);
+    // (A comment event's body is decoded only if it holds a rule's command.)
+    let e = route_err(
+        "issue_comment",
+        DELIVERY,
+        br#"{"action":"created","note":"/agent"}"#,
+    );
     assert!(e.to_string().contains("`comment`"), "{e}");
 
     let mut v = fixture("issues/labeled.json");
@@ -404,4 +409,65 @@ fn decoding_borrows_unescaped_strings_from_the_body() {
         p.repository.as_ref().unwrap().full_name.0,
         Cow::Borrowed(_)
     ));
+}
+
+// ---- the command pre-filter of comment events --------------------------------
+
+#[test]
+fn a_comment_body_without_any_command_is_ignored_before_it_is_parsed() {
+    let rules = Rules::builtin();
+    assert!(rules.commands_needed("issue_comment").is_some());
+    let trust = TrustConfig::default();
+    // Not JSON at all, and no command in it: never decoded.
+    let d = route("issue_comment", DELIVERY, b"{ not json", &rules, &trust).unwrap();
+    assert_eq!(d, ignored("no rule matched"));
+    // The same garbage with the command in it is decoded, and refused.
+    let e = route("issue_comment", DELIVERY, b"{ /agent", &rules, &trust).unwrap_err();
+    assert!(e.is_client_error(), "{e}");
+    // A real comment without the command: the same answer as a full decode.
+    let v = agent_comment("issue_comment/created.json", "Thanks, looks good!");
+    assert_eq!(
+        route_value("issue_comment", &v, &trust),
+        ignored("no rule matched")
+    );
+}
+
+#[test]
+fn a_command_spelled_with_json_escapes_still_reaches_the_rules() {
+    let trust = TrustConfig::default();
+    let v = agent_comment("issue_comment/created.json", "/agent fix the typo");
+    let text = serde_json::to_string(&v).unwrap();
+    assert!(text.contains("\"/agent fix the typo\""));
+    for spelled in [
+        "\\u002fagent fix the typo",
+        "\\/agent fix the typo",
+        "/\\u0061gent fix the typo",
+    ] {
+        let body = text.replace("/agent fix the typo", spelled);
+        let d = route(
+            "issue_comment",
+            DELIVERY,
+            body.as_bytes(),
+            &Rules::builtin(),
+            &trust,
+        )
+        .unwrap();
+        let t = task_of(d);
+        assert!(t.prompt.contains("fix the typo"), "{spelled}");
+    }
+}
+
+#[test]
+fn events_with_rules_that_need_no_command_are_always_parsed() {
+    let rules = Rules::builtin();
+    assert!(rules.commands_needed("issues").is_none());
+    let e = route(
+        "issues",
+        DELIVERY,
+        b"{ not json",
+        &rules,
+        &TrustConfig::default(),
+    )
+    .unwrap_err();
+    assert!(e.is_client_error(), "{e}");
 }
