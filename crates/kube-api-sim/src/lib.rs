@@ -57,6 +57,7 @@ pub mod validate;
 pub mod validate_container;
 pub mod validate_core;
 pub mod validate_job;
+pub mod validate_job_policies;
 pub mod validate_job_update;
 pub mod validate_names;
 pub mod validate_pod;

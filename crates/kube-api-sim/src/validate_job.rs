@@ -91,11 +91,17 @@ pub fn causes(spec: &Value) -> Vec<Cause> {
     }
     if let Some(policy) = spec.get("successPolicy") {
         if !indexed {
-            let shown = Value::String(policy.to_string());
-            causes.push(Cause::invalid_value(
-                "spec.successPolicy",
-                &shown,
-                "requires indexed completion mode",
+            // The real server prints the Go struct; abbreviated here.
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                field: "spec.successPolicy".into(),
+                message: "Invalid value: batch.SuccessPolicy{…}: requires indexed completion mode"
+                    .into(),
+            });
+        } else if let Some(completions) = spec["completions"].as_i64() {
+            causes.extend(super::validate_job_policies::success_policy(
+                policy,
+                completions,
             ));
         }
     }
@@ -202,6 +208,10 @@ fn pod_failure_policy(spec: &Value, policy: &Value, causes: &mut Vec<Cause>) {
                     message: "Invalid value: []int32(nil): at least one value is required".into(),
                 });
             }
+            causes.extend(super::validate_job_policies::exit_code_values(
+                &format!("{path}.onExitCodes.values"),
+                exit,
+            ));
         }
         for (j, pattern) in rule["onPodConditions"]
             .as_array()

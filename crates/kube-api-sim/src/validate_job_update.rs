@@ -1,7 +1,7 @@
 //! What a Job update may change and the Go renderings its messages use, as
 //! `ValidateJobSpecUpdate` and `ValidateJobSpec` (pkg/apis/batch/validation
-//! in the Kubernetes repository) answer: immutable fields, and a manual
-//! selector that must select the template's labels.
+//! in the Kubernetes repository) answer: immutable fields, a manual
+//! selector that must select the template's labels, and status counters.
 
 use serde_json::Value;
 

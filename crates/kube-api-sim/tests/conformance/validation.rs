@@ -265,3 +265,21 @@ async fn environment_sources_are_one_of_a_kind() {
         "the path has no index"
     );
 }
+
+#[tokio::test]
+async fn success_policy_indexes_are_parsed() {
+    let (_c, sim) = kube_api_sim::start().await.unwrap();
+    // validateSuccessPolicyRule and parseIndexInterval
+    // (pkg/apis/batch/validation/validation.go): an index at or above
+    // `completions` is "too large".
+    let mut j = job("picky", pod_spec());
+    j["spec"]["completionMode"] = json!("Indexed");
+    j["spec"]["completions"] = json!(2);
+    j["spec"]["successPolicy"] = json!({"rules": [{"succeededIndexes": "0-5"}]});
+    let (code, status) = post(&sim.url(), JOBS, &j).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Job.batch \"picky\" is invalid: spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"0-5\": error parsing succeededIndexes: too large index: \"5\""
+    );
+}
