@@ -20,6 +20,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 
 
+def slope_per_min(samples):
+    """Least-squares slope of (seconds, MB) samples, in MB per minute."""
+    n = len(samples)
+    mx = sum(x for x, _ in samples) / n
+    my = sum(y for _, y in samples) / n
+    var = sum((x - mx) ** 2 for x, _ in samples) or 1.0
+    return sum((x - mx) * (y - my) for x, y in samples) / var * 60
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -50,14 +59,23 @@ def main():
         pace = max(1, int(32 * 1000 / (peak["rps"] / 2))) if peak["rps"] else 100
         run.log(f"soak: peak {peak['rps']:.0f} req/s; pacing to ~{32 * 1000 / pace:.0f} req/s for {args.minutes} min")
         secs = int(args.minutes * 60)
+        # About 3 new tasks a second (2 CLI, 1 PM), well under what 50
+        # slots of 1 s pods drain.
+        every = max(100, int(32 * 1000 / pace))
         load = subprocess.Popen(["taskset", "-c", run.LOAD_CPU, "wrk", "-t1", "-c32", f"-d{secs}s", "--latency",
-                                 "-s", script, url], env=dict(os.environ, BENCH_DIR=d, RATE_DELAY_MS=str(pace)),
+                                 "-s", script, url],
+                                env=dict(os.environ, BENCH_DIR=d, RATE_DELAY_MS=str(pace), TASK_EVERY=str(every)),
                                 stdout=subprocess.PIPE, text=True)
         samples = []
+        tracked = []
         start = time.time()
         while load.poll() is None:
             samples.append((time.time() - start, serve.rss_mb()))
-            run.log(f"soak: t={samples[-1][0]:.0f}s RSS {samples[-1][1]:.1f} MB")
+            jobs = run.metrics(18096)
+            tracked.append(jobs.get("orchestrator_jobs_tracked"))
+            queued = jobs.get('orchestrator_jobs{state="queued"}')
+            run.log(f"soak: t={samples[-1][0]:.0f}s RSS {samples[-1][1]:.1f} MB, tracked Jobs {tracked[-1]}, "
+                    f"queued {queued}")
             deadline = time.time() + 10
             while time.time() < deadline and load.poll() is None:
                 time.sleep(0.5)
@@ -68,10 +86,11 @@ def main():
         run.stop_all()
     xs = [s[0] for s in samples]
     ys = [s[1] for s in samples]
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    var = sum((x - mx) ** 2 for x in xs) or 1.0
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 60
+    slope = slope_per_min(samples)
+    # After the first 2 minutes finished Jobs leave with their TTL (30 s) as
+    # fast as new ones come: the steady state, where a leak would show.
+    steady = [s for s in samples if s[0] >= 120] or samples
+    steady_slope = slope_per_min(steady)
     decisions = {k: v for k, v in m.items() if k.startswith("orchestrator_webhook_decisions")}
     res = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -79,12 +98,15 @@ def main():
         "minutes": args.minutes,
         "peak_rps": peak["rps"],
         "wrk": out,
-        "rss_mb": {"start": ys[0], "end": ys[-1], "max": max(ys), "slope_mb_per_min": slope},
+        "rss_mb": {"start": ys[0], "end": ys[-1], "max": max(ys), "slope_mb_per_min": slope,
+                   "steady_slope_mb_per_min": steady_slope},
         "samples": samples,
+        "tracked_jobs": tracked,
         "decisions": decisions,
     }
     print(f"soak {args.minutes} min at ~half of {peak['rps']:.0f} req/s: RSS start {ys[0]:.1f} MB, end {ys[-1]:.1f} MB, "
-          f"max {max(ys):.1f} MB, slope {slope:+.2f} MB/min")
+          f"max {max(ys):.1f} MB, slope {slope:+.2f} MB/min ({steady_slope:+.2f} MB/min after 2 min); tracked Jobs {tracked[0]} -> {tracked[-1]} "
+          f"(max {max(t or 0 for t in tracked)})")
     for k, v in sorted(decisions.items()):
         print(f"  {k} {v:.0f}")
     os.makedirs(os.path.join(run.ROOT, "benches/results"), exist_ok=True)
