@@ -170,18 +170,29 @@ fn job(obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
     job_scalar_defaults(spec);
     if spec.get("manualSelector") != Some(&json!(true)) {
-        spec.insert(
-            "selector".into(),
-            json!({"matchLabels": {CONTROLLER_UID_LABEL: uid}}),
-        );
+        // `generateSelector`: the controller-uid label joins whatever
+        // selector was given (validation has refused one that does not
+        // select the generated labels), and the template gets the labels it
+        // lacks.
+        let selector = spec.entry("selector").or_insert(json!({}));
+        if !selector.is_object() {
+            *selector = json!({});
+        }
+        obj_mut(selector, "matchLabels")
+            .entry(CONTROLLER_UID_LABEL.to_string())
+            .or_insert_with(|| uid.clone());
         let tmpl = spec.entry("template").or_insert(json!({}));
         let meta = obj_mut(tmpl, "metadata");
         let labels = meta.entry("labels").or_insert(json!({}));
         if let Some(l) = labels.as_object_mut() {
-            l.insert(CONTROLLER_UID_LABEL.into(), uid.clone());
-            l.insert(JOB_NAME_LABEL.into(), name.clone());
-            l.insert("controller-uid".into(), uid);
-            l.insert("job-name".into(), name);
+            for (k, v) in [
+                (CONTROLLER_UID_LABEL, &uid),
+                (JOB_NAME_LABEL, &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                l.entry(k.to_string()).or_insert_with(|| v.clone());
+            }
         }
     }
     if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {

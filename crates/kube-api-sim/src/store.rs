@@ -373,7 +373,12 @@ impl Store {
                 None => String::new(),
             },
         };
-        let causes = validate::all(res, res_id, &name, &obj);
+        // The uid is set before validation, as the real registry's
+        // `FillObjectMetaSystemFields` does: a Job's generated selector and
+        // labels are checked with it.
+        obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        let mut causes = validate::all(res, res_id, &name, &obj);
+        causes.extend(validate::create_only(res_id, &obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, &name, causes));
         }
@@ -394,7 +399,6 @@ impl Store {
         {
             let meta = &mut obj["metadata"];
             meta["name"] = json!(name);
-            meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
             meta["creationTimestamp"] = json!(now_rfc3339());
             if let Some(m) = meta.as_object_mut() {
                 m.remove("deletionTimestamp");

@@ -1,6 +1,10 @@
-//! Object validation as the real API server does it for the served types:
-//! names (DNS-1123), labels, and the required fields of Jobs and Pods. Every
-//! problem becomes a field cause of a 422 `Invalid`.
+//! Object validation as a real API server (1.32) does it for the served
+//! kinds, each problem a cause (reason, field path, message) of a 422
+//! `Invalid`: the metadata every kind shares (`ValidateObjectMeta`: names
+//! per kind, `generateName`, labels, annotations, owner references,
+//! finalizers), the dispatch to each kind's checks (`validate_pod`,
+//! `validate_core`, `validate_job*`) and what an update may not change.
+//! The string checks themselves are in `validate_names`.
 
 use serde_json::Value;
 
@@ -180,6 +184,15 @@ pub fn all(res: &Resource, res_id: usize, name: &str, obj: &Value) -> Vec<Cause>
     let mut causes = metadata(res, res_id, name, &obj["metadata"]);
     causes.extend(object(res_id, obj));
     causes
+}
+
+/// What only a create is validated with: a Job's generated selector and
+/// labels (`validateGeneratedSelector`; `obj` carries its uid by then).
+pub fn create_only(res_id: usize, obj: &Value) -> Vec<Cause> {
+    if res_id == JOBS && obj["spec"]["manualSelector"] != Value::Bool(true) {
+        return super::validate_job_update::generated_selector(obj);
+    }
+    Vec::new()
 }
 
 /// Validates the kind-specific body of an object on create and update.

@@ -250,3 +250,80 @@ pub fn status(new: &Value) -> Vec<Cause> {
     }
     causes
 }
+
+/// `generateSelector` then `validateGeneratedSelector` and the selector
+/// check of `ValidateJobSpec`, for a Job created without
+/// `manualSelector: true`: the generated labels the template lacks are
+/// added and the controller-uid label joins the given selector; a template
+/// label that disagrees, or a selector that does not select the generated
+/// labels or the template, is refused.
+pub fn generated_selector(obj: &Value) -> Vec<Cause> {
+    use super::defaults::{CONTROLLER_UID_LABEL, JOB_NAME_LABEL};
+    let mut causes = Vec::new();
+    let (Some(uid), Some(name)) = (
+        obj["metadata"]["uid"].as_str(),
+        obj["metadata"]["name"].as_str(),
+    ) else {
+        return causes;
+    };
+    let spec = &obj["spec"];
+    let mut labels = spec["template"]["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = Value::Object(Default::default());
+    }
+    let expected = [
+        ("controller-uid", uid),
+        ("job-name", name),
+        (CONTROLLER_UID_LABEL, uid),
+        (JOB_NAME_LABEL, name),
+    ];
+    for (k, v) in expected {
+        if labels.get(k).is_none() {
+            labels[k] = Value::from(v);
+        }
+    }
+    let mut selector = spec["selector"].clone();
+    if !selector.is_object() {
+        selector = Value::Object(Default::default());
+    }
+    if !selector["matchLabels"].is_object() {
+        selector["matchLabels"] = Value::Object(Default::default());
+    }
+    if selector["matchLabels"].get(CONTROLLER_UID_LABEL).is_none() {
+        selector["matchLabels"][CONTROLLER_UID_LABEL] = Value::from(uid);
+    }
+    for (k, v) in expected {
+        if labels[k] != v {
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                field: format!("spec.template.metadata.labels[{k}]"),
+                message: format!("Invalid value: {}: must be '{v}'", go_string_map(&labels)),
+            });
+        }
+    }
+    let expected_labels: serde_json::Map<String, Value> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    if selects(&selector, &Value::Object(expected_labels)) == Some(false) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            field: "spec.selector".into(),
+            message: format!(
+                "Invalid value: {}: `selector` not auto-generated",
+                go_selector(&selector)
+            ),
+        });
+    }
+    if selects(&selector, &labels) == Some(false) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            field: "spec.template.metadata.labels".into(),
+            message: format!(
+                "Invalid value: {}: `selector` does not match template `labels`",
+                go_string_map(&labels)
+            ),
+        });
+    }
+    causes
+}

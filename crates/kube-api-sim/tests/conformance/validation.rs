@@ -283,3 +283,46 @@ async fn success_policy_indexes_are_parsed() {
         "Job.batch \"picky\" is invalid: spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"0-5\": error parsing succeededIndexes: too large index: \"5\""
     );
 }
+
+#[tokio::test]
+async fn a_job_recreated_from_an_export_keeps_its_old_selector_and_is_refused() {
+    let (_c, sim) = kube_api_sim::start().await.unwrap();
+    // Captured, clusternet/clusternet#168 (a Job manifest carrying another
+    // Job's generated selector and labels): The Job "dxl-job" is invalid:
+    // spec.template.metadata.labels[controller-uid]: Invalid value:
+    // map[string]string{…}: must be '<new uid>', spec.selector: Invalid value:
+    // v1.LabelSelector{MatchLabels:map[string]string{"controller-uid":"d514…"},
+    // MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` not
+    // auto-generated. A 1.32 server also adds the batch.kubernetes.io/ labels
+    // it generates (generateSelector, validateGeneratedSelector in
+    // pkg/registry/batch/job and pkg/apis/batch/validation).
+    let old = "d514b1e9-00f5-4e53-9419-a82f90648189";
+    let mut j = job("dxl-job", pod_spec());
+    j["spec"]["selector"] = json!({"matchLabels": {"controller-uid": old}});
+    j["spec"]["template"]["metadata"] = json!({"labels": {"controller-uid": old,
+        "job-name": "dxl-job", "k8s-app": "dxl-job", "qcloud-app": "dxl-job"}});
+    let (code, status) = post(&sim.url(), JOBS, &j).await;
+    assert_eq!(code, 422, "{status}");
+    let message = status["message"].as_str().expect("a message");
+    let uid = message
+        .split("must be '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the new uid");
+    assert_ne!(uid, old);
+    assert_eq!(
+        message,
+        format!(
+            "Job.batch \"dxl-job\" is invalid: [spec.template.metadata.labels[controller-uid]: Invalid value: map[string]string{{\"batch.kubernetes.io/controller-uid\":\"{uid}\", \"batch.kubernetes.io/job-name\":\"dxl-job\", \"controller-uid\":\"{old}\", \"job-name\":\"dxl-job\", \"k8s-app\":\"dxl-job\", \"qcloud-app\":\"dxl-job\"}}: must be '{uid}', spec.selector: Invalid value: v1.LabelSelector{{MatchLabels:map[string]string{{\"batch.kubernetes.io/controller-uid\":\"{uid}\", \"controller-uid\":\"{old}\"}}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}: `selector` not auto-generated]"
+        )
+    );
+    // Without the stale selector and labels the same Job is accepted.
+    let mut fresh = job("dxl-job", pod_spec());
+    fresh["spec"]["template"]["metadata"] = json!({"labels": {"k8s-app": "dxl-job"}});
+    let (code, body) = post(&sim.url(), JOBS, &fresh).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        body["metadata"]["uid"]
+    );
+}
