@@ -41,6 +41,7 @@ async fn during_the_drain_period_ready_is_503_while_requests_are_still_served() 
     // Poll until the listener refuses: until then `/ready` stays 503 and
     // `/health` is served.
     let mut served = 0;
+    let mut cut = 0;
     let refused_after = bounded("the listener to close", DRAIN + SLACK + WAIT, async {
         loop {
             let ready = fresh.get(format!("{}/ready", app.address)).send().await;
@@ -51,9 +52,18 @@ async fn during_the_drain_period_ready_is_503_while_requests_are_still_served() 
                     assert_eq!(h.status().as_u16(), 200, "/health while draining");
                     served += 1;
                 }
+                (Err(e), _) | (_, Err(e)) if e.is_connect() => return signalled.elapsed(),
                 (Err(e), _) | (_, Err(e)) => {
-                    assert!(e.is_connect(), "refused, not cut off: {e}");
-                    return signalled.elapsed();
+                    // A connection the kernel had queued but the server had
+                    // not accepted when the listener closed is reset without
+                    // an answer; that may happen once, at the close, and the
+                    // next connection must be refused.
+                    cut += 1;
+                    assert!(cut == 1, "cut off again, not refused: {e}");
+                    assert!(
+                        signalled.elapsed() >= DRAIN,
+                        "cut off during the drain: {e}"
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
