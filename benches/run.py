@@ -9,8 +9,10 @@ Sections (all in one run, so ratios compare like with like):
   ingest     ignored GitHub deliveries of 1 KB, 9 KB, 100 KB and 1 MB:
              the service vs examples/naive_route.rs vs @octokit/webhooks
              (Node), req/s at peak and p99 at half of the service's peak
-  trigger    raw Job creates/s against the simulator alone vs tasks/s the
-             service accepts *and* its Job watch has seen
+  trigger    tasks/s the service accepts *and* its Job watch has seen vs
+             the limit: raw creates/s of the service's own Job (captured
+             from one task) with a Job watch open, on the same core (raw
+             creates of a small Job without a watch shown for reference)
   growth     watch events/s and the service's RSS at 1k, 10k (and 100k)
              tracked Jobs
   admission  completion seen -> next admission, p50/p99, with
