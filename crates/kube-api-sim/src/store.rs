@@ -614,7 +614,14 @@ impl Store {
         if !status_only {
             defaults::on_update(res_id, &mut new);
         }
-        let mut causes = validate::all(res, res_id, name, &new);
+        // A status write keeps metadata and spec as stored (already
+        // valid); like the real server's status strategies it is checked
+        // for what it changes (the status rules live in `immutable`).
+        let mut causes = if status_only {
+            Vec::new()
+        } else {
+            validate::all(res, res_id, name, &new)
+        };
         causes.extend(validate::immutable(res_id, &old, &new));
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.kind, res.group, name, causes));
