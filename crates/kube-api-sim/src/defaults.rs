@@ -136,6 +136,24 @@ fn job_scalar_defaults(spec: &mut Map<String, Value>) {
     set_default(spec, "podReplacementPolicy", json!(replacement));
 }
 
+/// The labels a generated selector selects, added to the pod template
+/// where missing.
+fn generated_labels(spec: &mut Map<String, Value>, uid: &Value, name: &Value) {
+    let tmpl = spec.entry("template").or_insert(json!({}));
+    let meta = obj_mut(tmpl, "metadata");
+    let labels = meta.entry("labels").or_insert(json!({}));
+    if let Some(l) = labels.as_object_mut() {
+        for (k, v) in [
+            (CONTROLLER_UID_LABEL, uid),
+            (JOB_NAME_LABEL, name),
+            ("controller-uid", uid),
+            ("job-name", name),
+        ] {
+            l.entry(k.to_string()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
 fn job_spec_defaults(obj: &mut Value) {
     // uid and name are the stored ones (the store copies them in first).
     let uid = obj["metadata"]["uid"].clone();
@@ -145,19 +163,7 @@ fn job_spec_defaults(obj: &mut Value) {
     if spec.get("manualSelector") != Some(&json!(true)) {
         spec.entry("selector")
             .or_insert_with(|| json!({"matchLabels": {CONTROLLER_UID_LABEL: uid.clone()}}));
-        let tmpl = spec.entry("template").or_insert(json!({}));
-        let meta = obj_mut(tmpl, "metadata");
-        let labels = meta.entry("labels").or_insert(json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            for (k, v) in [
-                (CONTROLLER_UID_LABEL, &uid),
-                (JOB_NAME_LABEL, &name),
-                ("controller-uid", &uid),
-                ("job-name", &name),
-            ] {
-                l.entry(k.to_string()).or_insert_with(|| v.clone());
-            }
-        }
+        generated_labels(spec, &uid, &name);
     }
     if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
         pod_spec(pspec, "Always");
@@ -181,19 +187,7 @@ fn job(obj: &mut Value) {
         obj_mut(selector, "matchLabels")
             .entry(CONTROLLER_UID_LABEL.to_string())
             .or_insert_with(|| uid.clone());
-        let tmpl = spec.entry("template").or_insert(json!({}));
-        let meta = obj_mut(tmpl, "metadata");
-        let labels = meta.entry("labels").or_insert(json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            for (k, v) in [
-                (CONTROLLER_UID_LABEL, &uid),
-                (JOB_NAME_LABEL, &name),
-                ("controller-uid", &uid),
-                ("job-name", &name),
-            ] {
-                l.entry(k.to_string()).or_insert_with(|| v.clone());
-            }
-        }
+        generated_labels(spec, &uid, &name);
     }
     if let Some(pspec) = obj.pointer_mut("/spec/template/spec") {
         pod_spec(pspec, "Always");

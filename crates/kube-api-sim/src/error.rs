@@ -12,6 +12,15 @@ pub struct Cause {
     pub message: String,
 }
 
+/// Each cause as `field: message` (how the unit tests compare them).
+#[cfg(test)]
+pub(crate) fn cause_texts(causes: impl IntoIterator<Item = Cause>) -> Vec<String> {
+    causes
+        .into_iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect()
+}
+
 impl Cause {
     pub fn invalid(field: impl Into<String>, value: &str, why: &str) -> Self {
         Cause {

@@ -11,17 +11,12 @@
 use serde_json::{Map, Value};
 
 use super::error::Cause;
+use super::validate_container::list;
 
 /// The fields a pod update may change, in the real server's words.
 const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
 const MAX_INT32: i64 = i32::MAX as i64;
-
-fn list<'a>(spec: &'a Value, field: &str) -> &'a [Value] {
-    spec.get(field)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
 
 /// `ValidateContainerUpdates`: same number of containers, non-empty images
 /// without surrounding whitespace. `Err` stops the validation there.
@@ -238,10 +233,7 @@ mod tests {
     }
 
     fn messages(old: serde_json::Value, new: serde_json::Value) -> Vec<String> {
-        causes(&pod(old), &pod(new))
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
+        crate::error::cause_texts(causes(&pod(old), &pod(new)))
     }
 
     #[test]

@@ -56,14 +56,19 @@ fn entries(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
+/// A `managedFields` entry without its fields.
+fn entry_json(manager: &str, operation: &str, api_version: &str, time: &str) -> Value {
+    json!({"manager": manager, "operation": operation, "apiVersion": api_version,
+        "time": time, "fieldsType": "FieldsV1"})
+}
+
 fn store_entries(obj: &mut Value, list: Vec<Entry>) {
     let out: Vec<Value> = list
         .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            let mut v = json!({"manager": e.manager, "operation": e.operation,
-                "apiVersion": e.api_version, "time": e.time, "fieldsType": "FieldsV1",
-                "fieldsV1": to_fields_v1(&e.fields)});
+            let mut v = entry_json(&e.manager, &e.operation, &e.api_version, &e.time);
+            v["fieldsV1"] = to_fields_v1(&e.fields);
             if let Some(s) = e.subresource {
                 v["subresource"] = json!(s);
             }
@@ -235,9 +240,9 @@ pub fn record_update(current: Option<&Value>, new: &mut Value, manager: &str, ap
             new["metadata"] = json!({});
         }
         if fields.as_object().is_some_and(|m| !m.is_empty()) {
-            new["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Update",
-                "apiVersion": api_version, "time": now(), "fieldsType": "FieldsV1",
-                "fieldsV1": fields}]);
+            let mut entry = entry_json(manager, "Update", api_version, &now());
+            entry["fieldsV1"] = fields;
+            new["metadata"]["managedFields"] = json!([entry]);
         }
         return;
     }

@@ -173,15 +173,9 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
     let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
         return old != new;
     };
-    let spec = |m: &'_ serde_json::Map<String, Value>| {
-        m.iter()
-            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
-            .count()
-    };
-    spec(a) != spec(b)
-        || a.iter()
-            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
-            .any(|(k, v)| b.get(k) != Some(v))
+    // (Both maps iterate in key order.)
+    let spec = |k: &(&String, &Value)| !NOT_SPEC.contains(&k.0.as_str());
+    !a.iter().filter(spec).eq(b.iter().filter(spec))
 }
 
 impl Store {

@@ -13,6 +13,8 @@
 // `ApiError` is a whole `Status` (about 160 bytes); errors are the cold path.
 #![allow(clippy::result_large_err)]
 
+use std::fmt::Write;
+
 use actix_web::http::header::{HeaderValue, WARNING};
 use actix_web::HttpResponse;
 use k8s_openapi::api::batch::v1::Job;
@@ -73,7 +75,7 @@ fn diff(input: &Value, typed: &Value, path: &mut String, out: &mut Vec<String>) 
         }
         (Value::Array(i), Value::Array(t)) => {
             for (n, (iv, tv)) in i.iter().zip(t).enumerate() {
-                path.push_str(&format!("[{n}]"));
+                let _ = write!(path, "[{n}]");
                 diff(iv, tv, path, out);
                 path.truncate(len);
             }

@@ -317,12 +317,7 @@ mod tests {
     use super::*;
     use crate::resources::RESOURCES;
 
-    fn messages(causes: Vec<Cause>) -> Vec<String> {
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
-    }
+    use crate::error::cause_texts as messages;
 
     #[test]
     fn metadata_names_generate_names_labels_and_annotations() {

@@ -11,13 +11,15 @@ use serde_json::Value;
 use super::error::Cause;
 use super::validate_names as names;
 
-fn list<'a>(v: &'a Value, field: &str) -> &'a [Value] {
+/// The array at `field` (empty when absent or not an array).
+pub(super) fn list<'a>(v: &'a Value, field: &str) -> &'a [Value] {
     v.get(field)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
 
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+/// The string at `field` (empty when absent or not a string).
+pub(super) fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -242,10 +244,7 @@ mod tests {
     fn messages(c: Value) -> Vec<String> {
         let mut causes = Vec::new();
         container(&mut causes, "c", &c, &HashSet::new());
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
+        crate::error::cause_texts(causes)
     }
 
     #[test]

@@ -218,12 +218,7 @@ mod tests {
 
     use super::*;
 
-    fn messages(causes: Vec<Cause>) -> Vec<String> {
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
-    }
+    use crate::error::cause_texts as messages;
 
     #[test]
     fn config_maps_secrets_leases_and_events() {

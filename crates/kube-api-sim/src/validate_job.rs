@@ -253,12 +253,7 @@ mod tests {
 
     use super::*;
 
-    fn messages(causes: Vec<Cause>) -> Vec<String> {
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
-    }
+    use crate::error::cause_texts as messages;
 
     #[test]
     fn indexed_hostnames_and_condition_statuses() {

@@ -163,12 +163,7 @@ mod tests {
 
     use super::*;
 
-    fn messages(causes: Vec<Cause>) -> Vec<String> {
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
-    }
+    use crate::error::cause_texts as messages;
 
     #[test]
     fn success_rules_and_exit_codes() {

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::error::Cause;
+use super::validate_container::{list, str_of};
 use super::validate_names as names;
 
 /// The volume sources in the order `validateVolumeSource` checks them; the
@@ -49,16 +50,6 @@ const VOLUME_SOURCES: [&str; 30] = [
     "ephemeral",
     "image",
 ];
-
-fn list<'a>(v: &'a Value, field: &str) -> &'a [Value] {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
-    v.get(field).and_then(Value::as_str).unwrap_or("")
-}
 
 /// `ValidatePodCreate` past the metadata.
 pub fn pod(obj: &Value) -> Vec<Cause> {
@@ -220,10 +211,7 @@ mod tests {
     fn messages(spec: Value, is_pod: bool) -> Vec<String> {
         let mut causes = Vec::new();
         pod_spec(&mut causes, "spec", &spec, is_pod);
-        causes
-            .into_iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect()
+        crate::error::cause_texts(causes)
     }
 
     #[test]

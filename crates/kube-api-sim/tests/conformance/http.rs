@@ -22,6 +22,23 @@ pub async fn get(base: &str, path: &str) -> (u16, Value) {
     (code, body)
 }
 
+/// `method` `path` with a JSON body; the status and JSON body.
+pub async fn send(method: reqwest::Method, base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.expect("JSON body"))
+}
+
+/// POST `path` with a JSON body; the status and JSON body.
+pub async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    send(reqwest::Method::POST, base, path, body).await
+}
+
 /// An open watch, read one event at a time.
 pub struct Watch {
     resp: reqwest::Response,

@@ -15,16 +15,7 @@ use serde_json::{json, Value};
 
 const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
 
-async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let code = resp.status().as_u16();
-    (code, resp.json().await.expect("JSON body"))
-}
+use crate::http::post;
 
 fn job(name: &str, pod: Value) -> Value {
     json!({

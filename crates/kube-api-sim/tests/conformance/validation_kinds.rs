@@ -19,20 +19,7 @@ use serde_json::{json, Value};
 
 use crate::kubectl_support::Cluster;
 
-async fn send(method: reqwest::Method, base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let code = resp.status().as_u16();
-    (code, resp.json().await.expect("JSON body"))
-}
-
-async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    send(reqwest::Method::POST, base, path, body).await
-}
+use crate::http::{post, send};
 
 async fn put(base: &str, path: &str, body: &Value) -> (u16, Value) {
     send(reqwest::Method::PUT, base, path, body).await
