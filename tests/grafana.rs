@@ -350,6 +350,103 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
     }
 }
 
+/// The service's Job store follows the API server through a watch, so for a
+/// moment it can still show as queued a Job that was just admitted. A resolved
+/// alert in that moment must be decided on the API server's copy: a Job that
+/// runs there is left alone (unless configured otherwise), never cancelled on
+/// the strength of the stale record.
+#[tokio::test]
+async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lags_behind_an_admission(
+) {
+    let app = basic_app(60.0, &[("MAX_CONCURRENT_JOBS", "1")]).await;
+    let busy = submit_task(&app, &task("occupies the slot", "acme/slot"), None).await;
+    busy.expect(202, "occupier");
+    wait_state(&app, &job_of(&busy), "running", WAIT).await;
+    let firing = grafana_body(
+        "firing",
+        vec![critical("feedfeedfeed0001", "2025-06-01T12:00:00Z")],
+    );
+    let f = notify(&app, &firing).await;
+    f.expect(202, "firing");
+    let job = job_for(&f, "feedfeedfeed0001");
+    wait_for("the alert's Job queued in the store", WAIT, || async {
+        let list = call(&app, "GET", "/api/v1/jobs?state=queued")
+            .token(CLI_TOKEN)
+            .send()
+            .await;
+        let items = list.expect(200, "the jobs list")["items"].clone();
+        items
+            .as_array()
+            .is_some_and(|a| a.iter().any(|j| j["name"] == job.as_str()))
+            .then_some(())
+    })
+    .await;
+
+    // Stall the service's Job watch: the open one ends, the next one is held
+    // (a minute) before it starts, so the store keeps what it had.
+    set_faults(
+        &app.sim,
+        json!({
+            "watch_close_after_seconds": 0.2,
+            "latency_rules": [{"verb": "watch", "resource": "jobs", "ms": 60_000}],
+        }),
+    )
+    .await;
+    wait_for("the Job watch to be held", WAIT, || async {
+        let stats = sim_stats(&app.sim).await;
+        (in_flight(&stats, "watch", "jobs") >= 1 && stats["open_watches"] == 0).then_some(())
+    })
+    .await;
+    // Admitted behind the store's back (as another replica's scheduler
+    // would, a moment before this one's watch delivers it).
+    let patch = kube::api::Patch::Merge(json!({"spec": {"suspend": false}}));
+    bounded(
+        "unsuspend",
+        WAIT,
+        app.jobs_api()
+            .patch(&job, &kube::api::PatchParams::default(), &patch),
+    )
+    .await
+    .expect("unsuspend the Job");
+    let list = call(&app, "GET", "/api/v1/jobs?state=queued")
+        .token(CLI_TOKEN)
+        .send()
+        .await;
+    assert!(
+        list.expect(200, "the jobs list")["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|j| j["name"] == job.as_str())),
+        "the store still shows the Job queued: {}",
+        list.text
+    );
+
+    let mut resolved_alert = critical("feedfeedfeed0001", "2025-06-01T12:00:00Z");
+    resolved_alert["status"] = json!("resolved");
+    resolved_alert["endsAt"] = json!("2025-06-01T12:20:00Z");
+    let r = notify(&app, &grafana_body("resolved", vec![resolved_alert])).await;
+    r.expect(202, "resolved");
+    assert_eq!(
+        (
+            r.json["alerts"][0]["decision"].as_str(),
+            r.json["alerts"][0]["reason"].as_str()
+        ),
+        (Some("resolved"), Some("job is running")),
+        "{}",
+        r.text
+    );
+    let stored = app.job(&job).await.expect("the Job still exists");
+    assert!(!suspended(&stored), "still running");
+    assert!(
+        !stored
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at")),
+        "not marked cancelled"
+    );
+    clear_faults(&app.sim).await;
+}
+
 // ------------------------------------------------------------ authentication
 
 fn small_body(fp: &str) -> Vec<u8> {

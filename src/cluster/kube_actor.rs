@@ -66,11 +66,16 @@ pub struct CreateJob {
 }
 
 /// Cancels a Job: marks it cancelled and suspends it (which stops a running
-/// pod). Finished Jobs are left as they are. Answers the Job after the call.
+/// pod). Finished Jobs are left as they are, and so is a running one when
+/// `keep_running` is set. The state is checked on the API server's copy and
+/// the patch is bound to the resourceVersion that was checked, so a Job
+/// admitted or finished in between is never cancelled by mistake. Answers the
+/// Job after the call (unchanged when it was left alone).
 #[derive(Message)]
 #[rtype(result = "Result<Option<Job>, KubeError>")]
 pub struct CancelJob {
     pub name: String,
+    pub keep_running: bool,
     pub deadline: Instant,
 }
 
@@ -290,28 +295,44 @@ impl Handler<CancelJob> for KubeActor {
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
-            let Some(job) = gate
-                .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
-                .await?
-            else {
-                return Ok(None);
-            };
-            // Jobs this service does not manage are not ours to cancel: the
-            // caller sees them as absent, as every read path does.
-            if !super::jobspec::is_managed(&job) {
-                return Ok(None);
-            }
-            if crate::cluster::state::job_state(&job).is_finished() {
-                return Ok(Some(job));
-            }
-            let patch = Patch::Merge(json!({
-                "metadata": {"annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()}},
-                "spec": {"suspend": true},
-            }));
+            use crate::cluster::state::{job_state, JobState};
             let pp = PatchParams::default();
-            gate.call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                .await
-                .map(Some)
+            for _ in 0..5 {
+                let Some(job) = gate
+                    .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                // Jobs this service does not manage are not ours to cancel:
+                // the caller sees them as absent, as every read path does.
+                if !super::jobspec::is_managed(&job) {
+                    return Ok(None);
+                }
+                let state = job_state(&job);
+                if state.is_finished() || (msg.keep_running && state == JobState::Running) {
+                    return Ok(Some(job));
+                }
+                let patch = Patch::Merge(json!({
+                    "metadata": {
+                        "resourceVersion": job.metadata.resource_version,
+                        "annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()},
+                    },
+                    "spec": {"suspend": true},
+                }));
+                match gate
+                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
+                    .await
+                {
+                    // Changed since the read (admitted, finished, cancelled
+                    // by someone else): decide again on the new copy.
+                    Err(KubeError::Conflict(_)) => continue,
+                    other => return other.map(Some),
+                }
+            }
+            Err(KubeError::Conflict(
+                "the job kept changing while being cancelled".into(),
+            ))
         })
     }
 }

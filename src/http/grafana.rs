@@ -192,15 +192,28 @@ async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: In
     if !cancel {
         return json!({"decision": "resolved", "job": name, "reason": format!("job is {}", st.as_str())});
     }
+    // The store may not have seen an admission yet: the Kube actor decides
+    // again on the API server's copy (and leaves it alone if it runs now).
+    let keep_running = !state.config.grafana.cancel_running_on_resolve;
     let sent = state
         .kube
         .ask(CancelJob {
             name: name.clone(),
+            keep_running,
             deadline,
         })
         .await;
     let (decision, reason) = match sent {
-        Ok(Ok(_)) => ("cancelled", None),
+        Ok(Ok(Some(job))) => match crate::cluster::state::job_state(&job) {
+            JobState::Cancelled => ("cancelled", None),
+            now => {
+                let reason = format!("job is {}", now.as_str());
+                return json!({"decision": "resolved", "job": name, "reason": reason});
+            }
+        },
+        Ok(Ok(None)) => {
+            return json!({"decision": "resolved", "job": name, "reason": "the job is gone"});
+        }
         Ok(Err(e)) => ("unavailable", Some(e.to_string())),
         Err(e) => ("unavailable", Some(e.to_string())),
     };

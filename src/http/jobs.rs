@@ -245,6 +245,7 @@ pub async fn cancel_job(
     check_name(&path)?;
     let msg = CancelJob {
         name: path.clone(),
+        keep_running: false,
         deadline: Instant::now() + Duration::from_secs(10),
     };
     let job = state
