@@ -6,11 +6,15 @@
 //! kubeconfig. `orchestrator healthcheck` is checked against the same server.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../crates/kube-api-sim/tests/kubectl_support/mod.rs"]
+mod kubectl_support;
+use kubectl_support::kubectl_in;
 
 const TOKEN: &str = "tls-test-token-0123456789";
 const SECRET: &str = "tls-test-webhook-secret";
@@ -42,36 +46,6 @@ fn start_sim(kubeconfig: &Path) -> Proc {
     let second = lines.next().expect("a second line").expect("utf-8");
     assert!(second.contains("kubeconfig written"), "{second}");
     Proc(child)
-}
-
-fn kubectl_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|c| c.is_file())
-        .expect("kubectl on PATH (or $KUBECTL): .ci/run installs it")
-}
-
-/// Runs kubectl to completion (bounded); returns (success, stdout, stderr).
-fn kubectl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(kubectl_binary())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(dir.join("kubectl-cache"))
-        .arg("--request-timeout=10s")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn free_port() -> u16 {
@@ -121,7 +95,7 @@ async fn serve_and_kubectl_work_over_tls_with_a_token_from_the_sims_kubeconfig()
     assert!(v["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
     assert_eq!(v["users"][0]["user"]["token"], TOKEN);
 
-    let (ok, out, err) = kubectl(dir.path(), &kc, &["auth", "whoami", "-o", "json"]);
+    let (ok, out, err) = kubectl_in(dir.path(), &kc, &["auth", "whoami", "-o", "json"]);
     assert!(ok, "kubectl auth whoami over TLS: {err}");
     assert!(out.contains("orchestrator-sim:admin"), "{out}");
 
@@ -175,7 +149,7 @@ async fn serve_and_kubectl_work_over_tls_with_a_token_from_the_sims_kubeconfig()
     let answer: Value = r.json().await.expect("JSON answer");
     assert_eq!(status, 202, "{answer}");
     let job = answer["job"].as_str().expect("a Job name").to_string();
-    let (ok, out, err) = kubectl(dir.path(), &kc, &["get", "job", &job, "-o", "name"]);
+    let (ok, out, err) = kubectl_in(dir.path(), &kc, &["get", "job", &job, "-o", "name"]);
     assert!(ok, "kubectl get job over TLS: {err}");
     assert_eq!(out.trim(), format!("job.batch/{job}"));
 

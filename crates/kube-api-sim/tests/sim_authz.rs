@@ -3,9 +3,7 @@
 //! the same rules, so the real `kubectl auth can-i` / `auth whoami` work.
 //! (kubectl sends bearer tokens only over TLS, so these servers use TLS.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -15,6 +13,9 @@ use kube::Api;
 use kube_api_sim::authz::TokenGrant;
 use kube_api_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
+
+mod kubectl_support;
+use kubectl_support::kubectl_in;
 
 const ADMIN: &str = "admin-token";
 const LIMITED: &str = "limited-token";
@@ -199,51 +200,13 @@ async fn access_reviews_answer_from_the_allow_list() {
     assert_eq!(v["status"]["userInfo"]["username"], USER, "{v}");
 }
 
-fn kubectl_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|c| c.is_file())
-        .expect("kubectl on PATH (or $KUBECTL): .ci/run installs it")
-}
-
-/// Runs kubectl with a bounded wait; returns (success, stdout, stderr).
-fn kubectl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
-    let mut child = Command::new(kubectl_binary())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .arg("--request-timeout=10s")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .expect("kubectl starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "kubectl {args:?} timed out");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    (status.success(), read(&out), read(&err))
-}
-
 #[test]
 fn kubectl_auth_can_i_and_whoami_and_forbidden_errors() {
     let sim = sim();
     let dir = tempfile::tempdir().expect("temp dir");
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, sim.kubeconfig_for_token(Some(LIMITED))).expect("kubeconfig");
-    let run = |args: &[&str]| kubectl(dir.path(), &kc, args);
+    let run = |args: &[&str]| kubectl_in(dir.path(), &kc, args);
 
     let (ok, out, err) = run(&["auth", "can-i", "create", "jobs"]);
     assert!(ok && out.trim() == "yes", "can-i create jobs: {out} {err}");

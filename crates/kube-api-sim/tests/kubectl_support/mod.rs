@@ -3,7 +3,7 @@
 //! validation on (no `--validate=false`), and bounded in time.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +29,63 @@ pub fn kubectl_binary() -> PathBuf {
                  does) or set KUBECTL to its path."
             )
         })
+}
+
+/// Runs `kubectl` with `kubeconfig`, its cache and its output files in `dir`
+/// (named with `tag`, so runs do not share them), and a `--request-timeout`
+/// unless `args` has one; kills it after `limit`.
+pub fn run_kubectl(
+    kubectl: &Path,
+    kubeconfig: &Path,
+    dir: &Path,
+    tag: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Run {
+    let path = |what: &str| dir.join(format!("{what}-{tag}"));
+    let (out, err) = (path("stdout"), path("stderr"));
+    let file = |p: &PathBuf| std::fs::File::create(p).expect("output file");
+    let mut cmd = Command::new(kubectl);
+    cmd.arg("--kubeconfig").arg(kubeconfig);
+    cmd.arg("--cache-dir").arg(path("cache"));
+    if !args.iter().any(|a| a.starts_with("--request-timeout")) {
+        cmd.arg("--request-timeout=10s");
+    }
+    cmd.args(args).stdin(Stdio::null());
+    let mut child = cmd
+        .stdout(file(&out))
+        .stderr(file(&err))
+        .spawn()
+        .expect("kubectl starts");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("kubectl wait") {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    Run {
+        success: status.is_some_and(|s| s.success()),
+        timed_out: status.is_none(),
+        stdout: read(&out),
+        stderr: read(&err),
+    }
+}
+
+/// One bounded kubectl run with `kubeconfig` (files in `dir`); fails the
+/// test if it times out. Returns (success, stdout, stderr).
+pub fn kubectl_in(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let tag = format!("once-{}", RUNS.fetch_add(1, Ordering::Relaxed));
+    let r = run_kubectl(&kubectl_binary(), kubeconfig, dir, &tag, args, RUN_LIMIT);
+    assert!(!r.timed_out, "kubectl {args:?} timed out");
+    (r.success, r.stdout, r.stderr)
 }
 
 pub struct Run {
@@ -83,40 +140,14 @@ impl Cluster {
     /// Runs kubectl (output to files, so nothing blocks), killing it after `limit`.
     pub fn run(&self, args: &[&str], limit: Duration) -> Run {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let path = |what: &str| self.dir.path().join(format!("{what}-{n}"));
-        let (out, err) = (path("stdout"), path("stderr"));
-        let file = |p: &PathBuf| std::fs::File::create(p).expect("output file");
-        let mut cmd = Command::new(&self.kubectl);
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
-        cmd.arg("--cache-dir").arg(path("cache"));
-        if !args.iter().any(|a| a.starts_with("--request-timeout")) {
-            cmd.arg("--request-timeout=10s");
-        }
-        cmd.args(args).stdin(Stdio::null());
-        let mut child = cmd
-            .stdout(file(&out))
-            .stderr(file(&err))
-            .spawn()
-            .expect("kubectl starts");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("kubectl wait") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-        Run {
-            success: status.is_some_and(|s| s.success()),
-            timed_out: status.is_none(),
-            stdout: read(&out),
-            stderr: read(&err),
-        }
+        run_kubectl(
+            &self.kubectl,
+            &self.kubeconfig,
+            self.dir.path(),
+            &n.to_string(),
+            args,
+            limit,
+        )
     }
 
     /// Runs kubectl and insists it succeeds; returns stdout.
