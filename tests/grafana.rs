@@ -89,6 +89,18 @@ fn job_for(r: &Reply, fingerprint: &str) -> String {
         .to_string()
 }
 
+/// Whether the service's job list (`GET /api/v1/jobs{query}`, answered
+/// from its watch-fed store) shows `job`.
+async fn listed(app: &TestApp, query: &str, job: &str) -> bool {
+    let list = call(app, "GET", &format!("/api/v1/jobs{query}"))
+        .token(CLI_TOKEN)
+        .send()
+        .await;
+    list.expect(200, "the jobs list")["items"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|j| j["name"] == job))
+}
+
 fn critical(fingerprint: &str, starts_at: &str) -> Value {
     grafana_alert(
         "firing",
@@ -319,15 +331,7 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
         l.expect(202, "a later firing alert");
         let later_job = job_for(&l, "abcabcabcabc0002");
         wait_for("the later alert's Job in the watch store", WAIT, || async {
-            let list = call(&app, "GET", "/api/v1/jobs")
-                .token(CLI_TOKEN)
-                .send()
-                .await;
-            let items = list.expect(200, "the jobs list")["items"].clone();
-            items
-                .as_array()
-                .is_some_and(|a| a.iter().any(|j| j["name"] == later_job.as_str()))
-                .then_some(())
+            listed(&app, "", &later_job).await.then_some(())
         })
         .await;
         let shown = get_job(&app, &job).await;
@@ -370,15 +374,7 @@ async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lag
     f.expect(202, "firing");
     let job = job_for(&f, "feedfeedfeed0001");
     wait_for("the alert's Job queued in the store", WAIT, || async {
-        let list = call(&app, "GET", "/api/v1/jobs?state=queued")
-            .token(CLI_TOKEN)
-            .send()
-            .await;
-        let items = list.expect(200, "the jobs list")["items"].clone();
-        items
-            .as_array()
-            .is_some_and(|a| a.iter().any(|j| j["name"] == job.as_str()))
-            .then_some(())
+        listed(&app, "?state=queued", &job).await.then_some(())
     })
     .await;
 
@@ -408,16 +404,9 @@ async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lag
     )
     .await
     .expect("unsuspend the Job");
-    let list = call(&app, "GET", "/api/v1/jobs?state=queued")
-        .token(CLI_TOKEN)
-        .send()
-        .await;
     assert!(
-        list.expect(200, "the jobs list")["items"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|j| j["name"] == job.as_str())),
-        "the store still shows the Job queued: {}",
-        list.text
+        listed(&app, "?state=queued", &job).await,
+        "the store still shows the Job queued"
     );
 
     let mut resolved_alert = critical("feedfeedfeed0001", "2025-06-01T12:00:00Z");
