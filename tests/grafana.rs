@@ -101,6 +101,60 @@ async fn listed(app: &TestApp, query: &str, job: &str) -> bool {
         .is_some_and(|a| a.iter().any(|j| j["name"] == job))
 }
 
+/// A service with `MAX_CONCURRENT_JOBS=1` and the slot taken by a running
+/// task, so a new alert's Job stays queued.
+async fn occupied_app() -> TestApp {
+    let app = basic_app(60.0, &[("MAX_CONCURRENT_JOBS", "1")]).await;
+    let busy = submit_task(&app, &task("occupies the slot", "acme/slot"), None).await;
+    busy.expect(202, "occupier");
+    wait_state(&app, &job_of(&busy), "running", WAIT).await;
+    app
+}
+
+/// Sends a firing critical alert with `fingerprint`; answers its Job.
+async fn fire(app: &TestApp, fingerprint: &str) -> String {
+    let firing = grafana_body(
+        "firing",
+        vec![critical(fingerprint, "2025-06-01T12:00:00Z")],
+    );
+    let f = notify(app, &firing).await;
+    f.expect(202, "firing");
+    job_for(&f, fingerprint)
+}
+
+/// The notification resolving what [`fire`] sent.
+fn resolved_body(fingerprint: &str) -> Value {
+    let mut alert = critical(fingerprint, "2025-06-01T12:00:00Z");
+    alert["status"] = json!("resolved");
+    alert["endsAt"] = json!("2025-06-01T12:20:00Z");
+    grafana_body("resolved", vec![alert])
+}
+
+/// Stalls the service's Job watch: the open one ends, the next one is held
+/// (a minute) before it starts, so the store keeps what it had.
+async fn stall_job_watch(app: &TestApp) {
+    set_faults(
+        &app.sim,
+        json!({
+            "watch_close_after_seconds": 0.2,
+            "latency_rules": [{"verb": "watch", "resource": "jobs", "ms": 60_000}],
+        }),
+    )
+    .await;
+    wait_for("the Job watch to be held", WAIT, || async {
+        let stats = sim_stats(&app.sim).await;
+        (in_flight(&stats, "watch", "jobs") >= 1 && stats["open_watches"] == 0).then_some(())
+    })
+    .await;
+}
+
+fn marked_cancelled(job: &k8s_openapi::api::batch::v1::Job) -> bool {
+    job.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at"))
+}
+
 fn critical(fingerprint: &str, starts_at: &str) -> Value {
     grafana_alert(
         "firing",
@@ -341,13 +395,8 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
             "{cancel_running}"
         );
         let stored = app.job(&job).await.expect("the Job still exists");
-        let cancelled_mark = stored
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at"));
         assert_eq!(
-            (suspended(&stored), cancelled_mark),
+            (suspended(&stored), marked_cancelled(&stored)),
             (expected == "cancelled", expected == "cancelled"),
             "{cancel_running}: the Job in the API server is (suspended, marked cancelled)"
         );
@@ -362,37 +411,13 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
 #[tokio::test]
 async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lags_behind_an_admission(
 ) {
-    let app = basic_app(60.0, &[("MAX_CONCURRENT_JOBS", "1")]).await;
-    let busy = submit_task(&app, &task("occupies the slot", "acme/slot"), None).await;
-    busy.expect(202, "occupier");
-    wait_state(&app, &job_of(&busy), "running", WAIT).await;
-    let firing = grafana_body(
-        "firing",
-        vec![critical("feedfeedfeed0001", "2025-06-01T12:00:00Z")],
-    );
-    let f = notify(&app, &firing).await;
-    f.expect(202, "firing");
-    let job = job_for(&f, "feedfeedfeed0001");
+    let app = occupied_app().await;
+    let job = fire(&app, "feedfeedfeed0001").await;
     wait_for("the alert's Job queued in the store", WAIT, || async {
         listed(&app, "?state=queued", &job).await.then_some(())
     })
     .await;
-
-    // Stall the service's Job watch: the open one ends, the next one is held
-    // (a minute) before it starts, so the store keeps what it had.
-    set_faults(
-        &app.sim,
-        json!({
-            "watch_close_after_seconds": 0.2,
-            "latency_rules": [{"verb": "watch", "resource": "jobs", "ms": 60_000}],
-        }),
-    )
-    .await;
-    wait_for("the Job watch to be held", WAIT, || async {
-        let stats = sim_stats(&app.sim).await;
-        (in_flight(&stats, "watch", "jobs") >= 1 && stats["open_watches"] == 0).then_some(())
-    })
-    .await;
+    stall_job_watch(&app).await;
     // Admitted behind the store's back (as another replica's scheduler
     // would, a moment before this one's watch delivers it).
     let patch = kube::api::Patch::Merge(json!({"spec": {"suspend": false}}));
@@ -409,10 +434,7 @@ async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lag
         "the store still shows the Job queued"
     );
 
-    let mut resolved_alert = critical("feedfeedfeed0001", "2025-06-01T12:00:00Z");
-    resolved_alert["status"] = json!("resolved");
-    resolved_alert["endsAt"] = json!("2025-06-01T12:20:00Z");
-    let r = notify(&app, &grafana_body("resolved", vec![resolved_alert])).await;
+    let r = notify(&app, &resolved_body("feedfeedfeed0001")).await;
     r.expect(202, "resolved");
     assert_eq!(
         (
@@ -424,16 +446,72 @@ async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lag
         r.text
     );
     let stored = app.job(&job).await.expect("the Job still exists");
-    assert!(!suspended(&stored), "still running");
-    assert!(
-        !stored
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at")),
-        "not marked cancelled"
+    assert_eq!(
+        (suspended(&stored), marked_cancelled(&stored)),
+        (false, false),
+        "still running, not marked cancelled"
     );
     clear_faults(&app.sim).await;
+}
+
+/// An alert that fires and resolves before the service's Job watch has
+/// delivered the new Job: the resolve still finds it (by its name, on the
+/// API server) and cancels it.
+#[tokio::test]
+async fn an_alert_resolved_before_the_job_watch_delivers_its_job_still_cancels_it() {
+    let app = occupied_app().await;
+    stall_job_watch(&app).await;
+    let job = fire(&app, "feedfeedfeed0002").await;
+    assert!(
+        !listed(&app, "", &job).await,
+        "the store has not seen the Job"
+    );
+    let r = notify(&app, &resolved_body("feedfeedfeed0002")).await;
+    r.expect(202, "resolved");
+    assert_eq!(
+        decisions(&r),
+        [("feedfeedfeed0002".to_string(), "cancelled".to_string())],
+        "{}",
+        r.text
+    );
+    let stored = app.job(&job).await.expect("the Job still exists");
+    assert_eq!(
+        (suspended(&stored), marked_cancelled(&stored)),
+        (true, true),
+        "suspended and marked cancelled on the API server"
+    );
+    clear_faults(&app.sim).await;
+}
+
+/// A resolve whose cancel cannot reach Kubernetes answers 503 with
+/// `Retry-After`, so Grafana sends the notification again; the retry cancels.
+#[tokio::test]
+async fn a_resolve_that_cannot_cancel_for_now_asks_grafana_to_retry_and_the_retry_cancels() {
+    let app = occupied_app().await;
+    let job = fire(&app, "feedfeedfeed0003").await;
+    wait_for("the alert's Job queued in the store", WAIT, || async {
+        listed(&app, "?state=queued", &job).await.then_some(())
+    })
+    .await;
+    set_faults(
+        &app.sim,
+        json!({"errors": [{"verb": "patch", "resource": "jobs", "rate": 1.0, "status": 403}]}),
+    )
+    .await;
+    let r = notify(&app, &resolved_body("feedfeedfeed0003")).await;
+    r.expect(503, "the cancel was refused");
+    assert!(r.retry_after.is_some(), "Retry-After: {}", r.text);
+    assert_eq!(r.json["alerts"][0]["decision"], "unavailable", "{}", r.text);
+    assert!(!marked_cancelled(&app.job(&job).await.expect("the Job")));
+    clear_faults(&app.sim).await;
+    let again = notify(&app, &resolved_body("feedfeedfeed0003")).await;
+    again.expect(202, "the retry");
+    assert_eq!(
+        again.json["alerts"][0]["decision"], "cancelled",
+        "{}",
+        again.text
+    );
+    assert!(marked_cancelled(&app.job(&job).await.expect("the Job")));
 }
 
 // ------------------------------------------------------------ authentication

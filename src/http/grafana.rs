@@ -14,7 +14,7 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::github::submit;
 use super::{read_unauthenticated_body, AppState};
-use crate::cluster::kube_actor::CancelJob;
+use crate::cluster::kube_actor::{CancelJob, KubeError};
 use crate::cluster::state::JobState;
 use crate::events::NewEvent;
 use crate::scheduler::JobExtras;
@@ -35,7 +35,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a [u8]> {
         (status = 400, description = "Malformed body", body = super::schema::ErrorBody),
         (status = 401, description = "Missing or wrong credentials / signature / stale timestamp", body = super::schema::ErrorBody),
         (status = 413, description = "Body too large", body = super::schema::ErrorBody),
-        (status = 503, description = "Some alert could not be persisted; retry (queued ones answer duplicate)", body = super::schema::ErrorBody)))]
+        (status = 503, description = "Some alert could not be persisted, or a resolved alert's Job not cancelled, for now; retry (queued ones answer duplicate)", body = super::schema::ErrorBody)))]
 pub async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
@@ -125,7 +125,10 @@ async fn handle(
                 dedup_key,
                 ..
             } => {
-                let v = resolve(state, &job_name, &dedup_key, deadline).await;
+                let (v, unavailable) = resolve(state, &job_name, &dedup_key, deadline).await;
+                if unavailable {
+                    retry = Some(retry.unwrap_or_default().max(Duration::from_secs(1)));
+                }
                 (fingerprint, v)
             }
             AlertDecision::Ignored {
@@ -152,7 +155,8 @@ async fn handle(
     }
     if let Some(wait) = retry {
         // Some alert was refused for now (rate limit, Kubernetes
-        // unavailable): 503 so Grafana retries the whole notification;
+        // unavailable, a resolve's cancel refused): 503 so Grafana retries
+        // the whole notification;
         // alerts already queued then answer as duplicates. Alerts refused
         // for good are listed but never make Grafana retry.
         let mut body = json!({
@@ -172,29 +176,41 @@ async fn handle(
 }
 
 /// Cancels the Job of a resolved alert: always while queued, while running
-/// only if `GRAFANA_CANCEL_RUNNING_ON_RESOLVE`.
-async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: Instant) -> Value {
-    let job = state.jobs.get(job_name).or_else(|| {
+/// only if `GRAFANA_CANCEL_RUNNING_ON_RESOLVE`. The store (fed by the Job
+/// watch) may lag behind the API server — a Job created or admitted a moment
+/// ago — so unless it already shows a state with nothing to do, the Kube
+/// actor decides on the API server's copy. The flag is set when the cancel
+/// could not be sent (Kubernetes unavailable): Grafana should retry.
+async fn resolve(
+    state: &AppState,
+    job_name: &str,
+    dedup_key: &str,
+    deadline: Instant,
+) -> (Value, bool) {
+    let keep_running = !state.config.grafana.cancel_running_on_resolve;
+    let stored = state.jobs.get(job_name).or_else(|| {
         state
             .jobs
             .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(dedup_key))
     });
-    let Some(job) = job else {
-        return json!({"decision": "resolved", "reason": "no job for this alert"});
+    let name = stored
+        .as_ref()
+        .map_or_else(|| job_name.to_string(), |r| r.name.to_string());
+    let resolved = |name: &str, st: JobState| {
+        let reason = format!("job is {}", st.as_str());
+        json!({"decision": "resolved", "job": name, "reason": reason})
     };
-    let name = job.name.to_string();
-    let st = job.state;
-    let cancel = match st {
-        JobState::Queued => true,
-        JobState::Running => state.config.grafana.cancel_running_on_resolve,
-        _ => false,
-    };
-    if !cancel {
-        return json!({"decision": "resolved", "job": name, "reason": format!("job is {}", st.as_str())});
+    if let Some(r) = &stored {
+        let nothing_to_do = match r.state {
+            JobState::Queued => false,
+            JobState::Running => keep_running,
+            // Finished or cancelled: never live again.
+            _ => true,
+        };
+        if nothing_to_do {
+            return (resolved(&name, r.state), false);
+        }
     }
-    // The store may not have seen an admission yet: the Kube actor decides
-    // again on the API server's copy (and leaves it alone if it runs now).
-    let keep_running = !state.config.grafana.cancel_running_on_resolve;
     let sent = state
         .kube
         .ask(CancelJob {
@@ -206,13 +222,11 @@ async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: In
     let (decision, reason) = match sent {
         Ok(Ok(Some(job))) => match crate::cluster::state::job_state(&job) {
             JobState::Cancelled => ("cancelled", None),
-            now => {
-                let reason = format!("job is {}", now.as_str());
-                return json!({"decision": "resolved", "job": name, "reason": reason});
-            }
+            now => return (resolved(&name, now), false),
         },
-        Ok(Ok(None)) => {
-            return json!({"decision": "resolved", "job": name, "reason": "the job is gone"});
+        Ok(Ok(None) | Err(KubeError::NotFound)) => {
+            let v = json!({"decision": "resolved", "reason": "no job for this alert"});
+            return (v, false);
         }
         Ok(Err(e)) => ("unavailable", Some(e.to_string())),
         Err(e) => ("unavailable", Some(e.to_string())),
@@ -226,5 +240,6 @@ async fn resolve(state: &AppState, job_name: &str, dedup_key: &str, deadline: In
         job: Some(&name),
     });
     tracing::info!(job = %name, decision, "resolved alert");
-    json!({"decision": decision, "job": name, "reason": reason})
+    let v = json!({"decision": decision, "job": name, "reason": reason});
+    (v, decision == "unavailable")
 }
