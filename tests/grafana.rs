@@ -148,11 +148,15 @@ async fn stall_job_watch(app: &TestApp) {
     .await;
 }
 
-fn marked_cancelled(job: &k8s_openapi::api::batch::v1::Job) -> bool {
-    job.metadata
+/// The Job on the API server: (suspended, marked cancelled).
+async fn on_server(app: &TestApp, job: &str) -> (bool, bool) {
+    let stored = app.job(job).await.expect("the Job still exists");
+    let marked = stored
+        .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at"))
+        .is_some_and(|a| a.contains_key("orchestrator.dev/cancelled-at"));
+    (suspended(&stored), marked)
 }
 
 fn critical(fingerprint: &str, starts_at: &str) -> Value {
@@ -394,9 +398,8 @@ async fn a_resolved_alert_leaves_a_running_job_alone_unless_configured_to_cancel
             expected,
             "{cancel_running}"
         );
-        let stored = app.job(&job).await.expect("the Job still exists");
         assert_eq!(
-            (suspended(&stored), marked_cancelled(&stored)),
+            on_server(&app, &job).await,
             (expected == "cancelled", expected == "cancelled"),
             "{cancel_running}: the Job in the API server is (suspended, marked cancelled)"
         );
@@ -445,9 +448,8 @@ async fn a_resolved_alert_decides_on_the_api_servers_copy_when_the_job_store_lag
         "{}",
         r.text
     );
-    let stored = app.job(&job).await.expect("the Job still exists");
     assert_eq!(
-        (suspended(&stored), marked_cancelled(&stored)),
+        on_server(&app, &job).await,
         (false, false),
         "still running, not marked cancelled"
     );
@@ -474,9 +476,8 @@ async fn an_alert_resolved_before_the_job_watch_delivers_its_job_still_cancels_i
         "{}",
         r.text
     );
-    let stored = app.job(&job).await.expect("the Job still exists");
     assert_eq!(
-        (suspended(&stored), marked_cancelled(&stored)),
+        on_server(&app, &job).await,
         (true, true),
         "suspended and marked cancelled on the API server"
     );
@@ -502,7 +503,7 @@ async fn a_resolve_that_cannot_cancel_for_now_asks_grafana_to_retry_and_the_retr
     r.expect(503, "the cancel was refused");
     assert!(r.retry_after.is_some(), "Retry-After: {}", r.text);
     assert_eq!(r.json["alerts"][0]["decision"], "unavailable", "{}", r.text);
-    assert!(!marked_cancelled(&app.job(&job).await.expect("the Job")));
+    assert!(!on_server(&app, &job).await.1, "not marked cancelled");
     clear_faults(&app.sim).await;
     let again = notify(&app, &resolved_body("feedfeedfeed0003")).await;
     again.expect(202, "the retry");
@@ -511,7 +512,7 @@ async fn a_resolve_that_cannot_cancel_for_now_asks_grafana_to_retry_and_the_retr
         "{}",
         again.text
     );
-    assert!(marked_cancelled(&app.job(&job).await.expect("the Job")));
+    assert_eq!(on_server(&app, &job).await, (true, true), "cancelled");
 }
 
 // ------------------------------------------------------------ authentication
