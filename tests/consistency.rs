@@ -65,16 +65,20 @@ async fn the_priority_words_are_accepted_by_the_task_api_and_the_cli_and_the_rep
     let r = submit_task(&app, &body, None).await;
     r.expect(422, "an unknown word");
     assert_eq!(r.bad_fields(), ["priority"], "{}", r.text);
-    let r = call(&app, "GET", "/api/v1/jobs?repository=octo/repo")
-        .token(CLI_TOKEN)
-        .send()
-        .await;
-    let items = r.expect(200, "filtered list")["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(items.len(), 4, "{}", r.text);
-    // Lists come from the watch store's slim records: they show it too.
+    // Lists come from the watch store's slim records (which may be a moment
+    // behind the API server the Jobs were read from): they show it too.
+    let items = wait_for("the four Jobs in the filtered list", WAIT, || async {
+        let r = call(&app, "GET", "/api/v1/jobs?repository=octo/repo")
+            .token(CLI_TOKEN)
+            .send()
+            .await;
+        let items = r.expect(200, "filtered list")["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (items.len() == 4).then_some(items)
+    })
+    .await;
     for item in &items {
         assert_eq!(item["repository"], "octo/repo", "{item}");
     }
