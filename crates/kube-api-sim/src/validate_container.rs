@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::error::Cause;
+use super::quantity::{self, Quantity};
 use super::validate_names as names;
 
 /// The array at `field` (empty when absent or not an array).
@@ -126,6 +127,66 @@ pub fn container(causes: &mut Vec<Cause>, p: &str, c: &Value, vols: &HashSet<Str
         "imagePullPolicy",
         &["Always", "IfNotPresent", "Never"],
     );
+    resources(causes, &format!("{p}.resources"), &c["resources"]);
+}
+
+/// Whether a request may be below its limit (`IsOvercommitAllowed`): native
+/// resources (no domain, or a `kubernetes.io/` one) other than huge pages.
+fn overcommit_allowed(name: &str) -> bool {
+    let native = !name.contains('/') || name.contains("kubernetes.io/");
+    native && !name.starts_with("hugepages-")
+}
+
+/// `ValidateResourceRequirements` for a container: no negative quantity; a
+/// request no more than its limit, and equal to it (which must be set) for
+/// a resource that cannot be overcommitted. (Malformed quantities never get
+/// here: they make the body undecodable.)
+fn resources(causes: &mut Vec<Cause>, path: &str, r: &Value) {
+    let none = serde_json::Map::new();
+    let map = |f: &str| r.get(f).and_then(Value::as_object).unwrap_or(&none);
+    let (limits, requests) = (map("limits"), map("requests"));
+    let (lim_path, req_path) = (format!("{path}.limits"), format!("{path}.requests"));
+    let negative = |causes: &mut Vec<Cause>, at: &str, q: &Quantity| {
+        if q.is_negative() {
+            causes.push(Cause::invalid(
+                at,
+                &q.canonical(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    };
+    for (name, v) in limits {
+        if let Some(q) = quantity::of_value(v) {
+            negative(causes, &format!("{lim_path}[{name}]"), &q);
+        }
+    }
+    for (name, v) in requests {
+        let Some(q) = quantity::of_value(v) else {
+            continue;
+        };
+        negative(causes, &format!("{req_path}[{name}]"), &q);
+        let overcommit = overcommit_allowed(name);
+        let Some(limit) = limits.get(name) else {
+            if !overcommit {
+                causes.push(Cause::required_because(
+                    &lim_path,
+                    "Limit must be set for non overcommitable resources",
+                ));
+            }
+            continue;
+        };
+        let Some(limit) = quantity::of_value(limit) else {
+            continue;
+        };
+        let why = match q.compare(&limit) {
+            Some(std::cmp::Ordering::Equal) | None => continue,
+            Some(_) if !overcommit => "must be equal to",
+            Some(std::cmp::Ordering::Greater) => "must be less than or equal to",
+            Some(std::cmp::Ordering::Less) => continue,
+        };
+        let why = format!("{why} {name} limit of {}", limit.canonical());
+        causes.push(Cause::invalid(&req_path, &q.canonical(), &why));
+    }
 }
 
 /// A referenced ConfigMap's or Secret's name: a DNS subdomain.
@@ -245,6 +306,33 @@ mod tests {
         let mut causes = Vec::new();
         container(&mut causes, "c", &c, &HashSet::new());
         crate::error::cause_texts(causes)
+    }
+
+    #[test]
+    fn requests_and_limits_compare_by_value_and_kind_of_resource() {
+        let with = |r: Value| json!({"name": "c", "image": "i", "resources": r});
+        // Native resources may be overcommitted, written in any suffix.
+        assert!(messages(with(json!({
+            "requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1G",
+                "example.kubernetes.io/thing": "1"},
+            "limits": {"cpu": "0.5", "memory": "0.5Gi", "ephemeral-storage": "1e9",
+                "example.kubernetes.io/thing": "3"}})))
+        .is_empty());
+        // Huge pages and extended resources may not.
+        assert_eq!(
+            messages(with(json!({
+                "requests": {"hugepages-2Mi": "2Mi", "memory": "1.5Gi", "cpu": 2},
+                "limits": {"hugepages-2Mi": "4Mi", "memory": "1Gi", "cpu": "1.5"}}))),
+            [
+                "c.resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1500m",
+                "c.resources.requests: Invalid value: \"2Mi\": must be equal to hugepages-2Mi limit of 4Mi",
+                "c.resources.requests: Invalid value: \"1536Mi\": must be less than or equal to memory limit of 1Gi",
+            ]
+        );
+        assert_eq!(
+            messages(with(json!({"requests": {"cpu": "-100m"}}))),
+            ["c.resources.requests[cpu]: Invalid value: \"-100m\": must be greater than or equal to 0"]
+        );
     }
 
     #[test]

@@ -359,3 +359,65 @@ async fn jobs_check_counts_and_immutable_fields() {
         "Job.batch \"manual\" is invalid: spec.selector: Required value"
     );
 }
+
+#[tokio::test]
+async fn container_requests_above_their_limits_are_refused_with_the_limit_named() {
+    let (_c, sim) = kube_api_sim::start().await.unwrap();
+    let jobs = "/apis/batch/v1/namespaces/default/jobs";
+    let job = |name: &str, resources: Value| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"suspend": true, "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "resources": resources}]}}}})
+    };
+    // Captured before 1.27, nautobot/helm-charts#43: Deployment.apps
+    // "nautobot" is invalid: [spec.template.spec.containers[0].resources.requests:
+    // Invalid value: "8704M": must be less than orequal to memory limit, …
+    // "600m": must be less than or equal to cpu limit] — the path is the
+    // requests map, the value the request as Quantity.String() writes it.
+    // Since kubernetes/kubernetes#112925 (1.27) the message ends with
+    // " limit of <limit>" (core-validation ValidateResourceRequirements).
+    let over = job(
+        "over",
+        json!({"requests": {"cpu": "600m", "memory": "8704M"},
+               "limits": {"cpu": "0.5", "memory": "8Gi"}}),
+    );
+    let (message, causes) = invalid_of(post(&sim.url(), jobs, &over).await);
+    assert_eq!(
+        message,
+        "Job.batch \"over\" is invalid: [spec.template.spec.containers[0].resources.requests: Invalid value: \"600m\": must be less than or equal to cpu limit of 500m, spec.template.spec.containers[0].resources.requests: Invalid value: \"8704M\": must be less than or equal to memory limit of 8Gi]"
+    );
+    assert_eq!(
+        causes,
+        [
+            pair(
+                "spec.template.spec.containers[0].resources.requests",
+                "FieldValueInvalid"
+            ),
+            pair(
+                "spec.template.spec.containers[0].resources.requests",
+                "FieldValueInvalid"
+            ),
+        ]
+    );
+    // Equal values written differently, and requests below their limits,
+    // are fine.
+    let fine = job(
+        "fine",
+        json!({"requests": {"cpu": "1", "memory": "1Gi"},
+               "limits": {"cpu": "1000m", "memory": "1024Mi"}}),
+    );
+    let (code, body) = post(&sim.url(), jobs, &fine).await;
+    assert_eq!(code, 201, "{body}");
+    // core-validation: an extended resource cannot be overcommitted — its
+    // request must equal a limit that is set; no quantity is negative.
+    let gpu = job(
+        "gpu",
+        json!({"requests": {"example.com/gpu": "1", "example.com/fpga": "1"},
+               "limits": {"example.com/gpu": "2", "memory": "-1Gi"}}),
+    );
+    let (message, _) = invalid_of(post(&sim.url(), jobs, &gpu).await);
+    assert_eq!(
+        message,
+        "Job.batch \"gpu\" is invalid: [spec.template.spec.containers[0].resources.limits[memory]: Invalid value: \"-1Gi\": must be greater than or equal to 0, spec.template.spec.containers[0].resources.limits: Required value: Limit must be set for non overcommitable resources, spec.template.spec.containers[0].resources.requests: Invalid value: \"1\": must be equal to example.com/gpu limit of 2]"
+    );
+}
