@@ -37,6 +37,25 @@ fn default_container(c: &mut Value) {
     set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(m, "terminationMessagePolicy", json!("File"));
     set_default(m, "resources", json!({}));
+    if let Some(r) = m.get_mut("resources").and_then(Value::as_object_mut) {
+        canonical_quantities(r);
+    }
+}
+
+/// Quantities are stored as `Quantity.String()` writes them (the real server
+/// decodes them and encodes them again): `0.5` becomes `"500m"`, `1` (a
+/// JSON number) `"1"`, `1024Mi` `"1Gi"`.
+fn canonical_quantities(resources: &mut Map<String, Value>) {
+    for list in ["limits", "requests"] {
+        let Some(Value::Object(m)) = resources.get_mut(list) else {
+            continue;
+        };
+        for v in m.values_mut() {
+            if let Some(q) = super::quantity::of_value(v) {
+                *v = Value::String(q.canonical());
+            }
+        }
+    }
 }
 
 /// Defaults of a pod spec (also used for a Job's template).

@@ -361,7 +361,8 @@ async fn jobs_check_counts_and_immutable_fields() {
 }
 
 #[tokio::test]
-async fn container_requests_above_their_limits_are_refused_with_the_limit_named() {
+async fn container_requests_above_their_limits_are_refused_with_the_limit_named_and_quantities_stored_canonically(
+) {
     let (_c, sim) = kube_api_sim::start().await.unwrap();
     let jobs = "/apis/batch/v1/namespaces/default/jobs";
     let job = |name: &str, resources: Value| {
@@ -408,6 +409,23 @@ async fn container_requests_above_their_limits_are_refused_with_the_limit_named(
     );
     let (code, body) = post(&sim.url(), jobs, &fine).await;
     assert_eq!(code, 201, "{body}");
+    // apimachinery-0.32 resource/quantity.go: a Quantity is encoded as
+    // `String()` writes it, so the stored Job holds the canonical forms.
+    assert_eq!(
+        body["spec"]["template"]["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "1", "memory": "1Gi"},
+               "limits": {"cpu": "1", "memory": "1Gi"}})
+    );
+    let numbers = job(
+        "numbers",
+        json!({"requests": {"cpu": 0.25}, "limits": {"cpu": 1, "memory": "1.5Gi"}}),
+    );
+    let (code, body) = post(&sim.url(), jobs, &numbers).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["spec"]["template"]["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "250m"}, "limits": {"cpu": "1", "memory": "1536Mi"}})
+    );
     // core-validation: an extended resource cannot be overcommitted — its
     // request must equal a limit that is set; no quantity is negative.
     let gpu = job(
