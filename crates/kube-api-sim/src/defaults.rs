@@ -42,6 +42,87 @@ fn default_container(c: &mut Value) {
     }
 }
 
+/// `SetDefaults_Pod`: a container (or init container) with a limit and no
+/// request for that resource requests its limit.
+fn requests_from_limits(spec: &mut Value) {
+    for field in ["initContainers", "containers"] {
+        let Some(Value::Array(list)) = spec.get_mut(field) else {
+            continue;
+        };
+        for c in list {
+            let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let Some(limits) = r.get("limits").and_then(Value::as_object).cloned() else {
+                continue;
+            };
+            let requests = r.entry("requests").or_insert_with(|| json!({}));
+            if let Some(requests) = requests.as_object_mut() {
+                for (name, v) in limits {
+                    requests.entry(name).or_insert(v);
+                }
+            }
+        }
+    }
+}
+
+/// `ComputePodQOS`: `Guaranteed` when every container limits cpu and memory
+/// and the pod's summed requests equal its summed limits, `BestEffort` with
+/// no cpu or memory request or limit above zero, `Burstable` otherwise.
+fn qos_class(spec: &Value) -> &'static str {
+    use super::quantity::{of_value, Quantity};
+    type Sums = std::collections::BTreeMap<String, Quantity>;
+    fn add(sums: &mut Sums, name: &str, q: Quantity) {
+        let sum = match sums.get(name) {
+            Some(s) => s.add(&q),
+            None => Some(q),
+        };
+        if let Some(sum) = sum {
+            sums.insert(name.to_string(), sum);
+        }
+    }
+    let (mut requests, mut limits) = (Sums::new(), Sums::new());
+    let mut guaranteed = true;
+    for field in ["containers", "initContainers"] {
+        for c in spec[field].as_array().into_iter().flatten() {
+            let positive = |list: &str| -> Vec<(String, Quantity)> {
+                c["resources"][list]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(name, _)| matches!(name.as_str(), "cpu" | "memory"))
+                    .filter_map(|(name, v)| Some((name.clone(), of_value(v)?)))
+                    .filter(|(_, q)| !q.is_negative() && q.canonical() != "0")
+                    .collect()
+            };
+            for (name, q) in positive("requests") {
+                add(&mut requests, &name, q);
+            }
+            let found = positive("limits");
+            if found.len() < 2 {
+                guaranteed = false;
+            }
+            for (name, q) in found {
+                add(&mut limits, &name, q);
+            }
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    let equal = requests.len() == limits.len()
+        && requests.iter().all(|(name, r)| {
+            limits
+                .get(name)
+                .is_some_and(|l| l.compare(r) == Some(std::cmp::Ordering::Equal))
+        });
+    if guaranteed && equal {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// Quantities are stored as `Quantity.String()` writes them (the real server
 /// decodes them and encodes them again): `0.5` becomes `"500m"`, `1` (a
 /// JSON number) `"1"`, `1024Mi` `"1Gi"`.
@@ -91,10 +172,13 @@ pub fn on_create(res: usize, obj: &mut Value) {
             }
         }
         PODS => {
+            let mut qos = "BestEffort";
             if let Some(spec) = obj.get_mut("spec") {
                 pod_spec(spec, "Always");
+                requests_from_limits(spec);
+                qos = qos_class(spec);
             }
-            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
         JOBS => job(obj),
         SECRETS => secret(obj),
@@ -121,6 +205,7 @@ pub fn on_update(res: usize, obj: &mut Value) {
         PODS => {
             if let Some(spec) = obj.get_mut("spec") {
                 pod_spec(spec, "Always");
+                requests_from_limits(spec);
             }
         }
         JOBS => job_spec_defaults(obj),

@@ -180,6 +180,21 @@ impl Quantity {
         Some(at(self)?.cmp(&at(other)?))
     }
 
+    /// The sum, in the format of `self` (`Quantity.Add`); `None` if it
+    /// cannot be held exactly here.
+    pub fn add(&self, other: &Quantity) -> Option<Quantity> {
+        let low = self.scale.min(other.scale);
+        let at = |q: &Quantity| {
+            q.mantissa
+                .checked_mul(pow(10, u32::try_from(q.scale - low).ok()?)?)
+        };
+        Some(Quantity {
+            mantissa: at(self)?.checked_add(at(other)?)?,
+            scale: low,
+            format: self.format,
+        })
+    }
+
     /// The canonical text, as `Quantity.String()` writes it: `1.5` is
     /// `1500m`, `1024Mi` is `1Gi`, `1000m` is `1`, binary values below 1024
     /// or with a fraction are written decimally.

@@ -113,3 +113,76 @@ fn kubectl_apply_of_a_changed_pod_command_is_forbidden() {
     ]);
     assert_eq!(image, "busybox");
 }
+
+/// A pod's requests default to its limits and its QoS class follows its
+/// resources. Sources: `SetDefaults_Pod` (pkg/apis/core/v1/defaults.go) and
+/// `ComputePodQOS` (pkg/apis/core/helper/qos), as the Kubernetes task
+/// "Configure Quality of Service for Pods" shows them: limits only for cpu
+/// and memory give requests equal to them and `qosClass: Guaranteed`; a
+/// request below its limit gives `Burstable`; no resources `BestEffort`.
+#[tokio::test]
+async fn pod_requests_default_to_limits_and_the_qos_class_follows_the_resources() {
+    let (client, _sim) = kube_api_sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod = |name: &str, containers: serde_json::Value| -> Pod {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name}, "spec": {"containers": containers}}))
+        .expect("a pod")
+    };
+    let c = |name: &str, resources: serde_json::Value| json!({"name": name, "image": "nginx", "resources": resources});
+    let cases = [
+        (
+            "guaranteed",
+            json!([c(
+                "a",
+                json!({"limits": {"cpu": "700m", "memory": "200Mi"}})
+            )]),
+            "Guaranteed",
+        ),
+        (
+            "burstable",
+            json!([c(
+                "a",
+                json!({"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}})
+            )]),
+            "Burstable",
+        ),
+        (
+            "one-limited",
+            json!([
+                c("a", json!({"limits": {"cpu": "1", "memory": "1Gi"}})),
+                c("b", json!({}))
+            ]),
+            "Burstable",
+        ),
+        ("best-effort", json!([c("a", json!({}))]), "BestEffort"),
+    ];
+    for (name, containers, qos) in cases {
+        let created = pods
+            .create(&PostParams::default(), &pod(name, containers))
+            .await
+            .expect("created");
+        let status = created.status.expect("a status");
+        assert_eq!(status.qos_class.as_deref(), Some(qos), "{name}");
+        if name == "guaranteed" {
+            let r = created.spec.expect("a spec").containers[0]
+                .resources
+                .clone()
+                .expect("resources");
+            assert_eq!(r.requests, r.limits, "requests default to limits");
+        }
+    }
+    // The defaulted requests are not a change when the manifest comes back.
+    let p = pods.get("guaranteed").await.expect("the pod");
+    let mut original = p.clone();
+    if let Some(r) = original
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers[0].resources.as_mut())
+    {
+        r.requests = None;
+    }
+    pods.replace("guaranteed", &PostParams::default(), &original)
+        .await
+        .expect("replacing with the manifest as written is no change");
+}
