@@ -172,25 +172,27 @@ impl Quantity {
     /// Compares the values (`Quantity.Cmp`); `None` if they cannot be
     /// aligned exactly here.
     pub fn compare(&self, other: &Quantity) -> Option<std::cmp::Ordering> {
+        let (a, b, _) = self.aligned(other)?;
+        Some(a.cmp(&b))
+    }
+
+    /// Both mantissas at the finer of the two scales, and that scale.
+    fn aligned(&self, other: &Quantity) -> Option<(i128, i128, i32)> {
         let low = self.scale.min(other.scale);
         let at = |q: &Quantity| {
             q.mantissa
                 .checked_mul(pow(10, u32::try_from(q.scale - low).ok()?)?)
         };
-        Some(at(self)?.cmp(&at(other)?))
+        Some((at(self)?, at(other)?, low))
     }
 
     /// The sum, in the format of `self` (`Quantity.Add`); `None` if it
     /// cannot be held exactly here.
     pub fn add(&self, other: &Quantity) -> Option<Quantity> {
-        let low = self.scale.min(other.scale);
-        let at = |q: &Quantity| {
-            q.mantissa
-                .checked_mul(pow(10, u32::try_from(q.scale - low).ok()?)?)
-        };
+        let (a, b, scale) = self.aligned(other)?;
         Some(Quantity {
-            mantissa: at(self)?.checked_add(at(other)?)?,
-            scale: low,
+            mantissa: a.checked_add(b)?,
+            scale,
             format: self.format,
         })
     }
@@ -371,6 +373,10 @@ mod tests {
         ] {
             assert_eq!(q(a).compare(&q(b)), Some(want), "{a} vs {b}");
         }
+        let sum = |a: &str, b: &str| q(a).add(&q(b)).expect("a sum").canonical();
+        assert_eq!(sum("500m", "1.5"), "2");
+        assert_eq!(sum("512Mi", "0.5Gi"), "1Gi");
+        assert_eq!(sum("1", "-250m"), "750m");
     }
 
     #[test]
