@@ -296,45 +296,81 @@ impl Handler<CancelJob> for KubeActor {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
             use crate::cluster::state::{job_state, JobState};
-            let pp = PatchParams::default();
-            for _ in 0..5 {
-                let Some(job) = gate
-                    .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
-                    .await?
-                else {
-                    return Ok(None);
-                };
+            let plan = |job: Option<&Job>| {
                 // Jobs this service does not manage are not ours to cancel:
                 // the caller sees them as absent, as every read path does.
-                if !super::jobspec::is_managed(&job) {
-                    return Ok(None);
-                }
-                let state = job_state(&job);
+                let Some(job) = job.filter(|j| super::jobspec::is_managed(j)) else {
+                    return Ok(Plan::Answer(None));
+                };
+                let state = job_state(job);
                 if state.is_finished() || (msg.keep_running && state == JobState::Running) {
-                    return Ok(Some(job));
+                    return Ok(Plan::Answer(Some(job.clone())));
                 }
-                let patch = Patch::Merge(json!({
-                    "metadata": {
-                        "resourceVersion": job.metadata.resource_version,
-                        "annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()},
-                    },
+                Ok(Plan::Patch(json!({
+                    "metadata": {"annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()}},
                     "spec": {"suspend": true},
-                }));
-                match gate
-                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                    .await
-                {
-                    // Changed since the read (admitted, finished, cancelled
-                    // by someone else): decide again on the new copy.
-                    Err(KubeError::Conflict(_)) => continue,
-                    other => return other.map(Some),
-                }
-            }
-            Err(KubeError::Conflict(
-                "the job kept changing while being cancelled".into(),
-            ))
+                })))
+            };
+            let done = |_read: &Job, patched: Job| Some(patched);
+            patch_as_read(
+                &jobs,
+                &gate,
+                &msg.name,
+                msg.deadline,
+                "cancelled",
+                plan,
+                done,
+            )
+            .await
         })
     }
+}
+
+/// What to do with a Job just read.
+enum Plan<T> {
+    /// Nothing to write: answer this.
+    Answer(T),
+    /// Apply this merge patch, bound to the resourceVersion read.
+    Patch(serde_json::Value),
+}
+
+/// Reads Job `name`, lets `plan` decide on that copy, and applies its patch
+/// only to the resourceVersion read, so nothing that changed the Job in
+/// between (an admission, a cancel, its end) is overwritten: a conflict
+/// reads and decides again (5 tries). `done` turns the copy read and the
+/// patched Job into the answer; `doing` names the step in the error.
+async fn patch_as_read<T>(
+    jobs: &Api<Job>,
+    gate: &KubeGate,
+    name: &str,
+    deadline: Instant,
+    doing: &str,
+    plan: impl Fn(Option<&Job>) -> Result<Plan<T>, KubeError>,
+    done: impl Fn(&Job, Job) -> T,
+) -> Result<T, KubeError> {
+    let pp = PatchParams::default();
+    for _ in 0..5 {
+        let read = gate.call(deadline, "get", || jobs.get_opt(name)).await?;
+        let mut patch = match plan(read.as_ref())? {
+            Plan::Answer(a) => return Ok(a),
+            Plan::Patch(p) => p,
+        };
+        let Some(read) = read else {
+            return Err(KubeError::NotFound);
+        };
+        patch["metadata"]["resourceVersion"] = json!(read.metadata.resource_version);
+        let patch = Patch::Merge(patch);
+        match gate
+            .call(deadline, "patch", || jobs.patch(name, &pp, &patch))
+            .await
+        {
+            Err(KubeError::Conflict(_)) => continue,
+            other => return other.map(|patched| done(&read, patched)),
+        }
+    }
+    Err(KubeError::Conflict(format!(
+        "the job kept changing while being {doing}"
+    )))
 }
 
 impl Handler<StreamLogs> for KubeActor {
@@ -374,8 +410,9 @@ impl Handler<SetSuspend> for KubeActor {
     fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
-            let pp = PatchParams::default();
+            use crate::cluster::state::{job_state, JobState};
             if msg.suspend {
+                let pp = PatchParams::default();
                 let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
                 return gate
                     .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
@@ -383,42 +420,27 @@ impl Handler<SetSuspend> for KubeActor {
                     .map(|_| ());
             }
             // Admission must never unsuspend a Job cancelled after the
-            // scheduler last saw it: check and unsuspend as one step, by
-            // patching only the resourceVersion that was checked (a
-            // conflict means the Job changed in between: look again).
-            for _ in 0..5 {
-                let Some(job) = gate
-                    .call(msg.deadline, "get", || jobs.get_opt(&msg.name))
-                    .await?
-                else {
-                    return Err(KubeError::NotFound);
-                };
-                if crate::cluster::state::job_state(&job)
-                    == crate::cluster::state::JobState::Cancelled
-                {
-                    // Answered like a vanished Job: the scheduler forgets it.
+            // scheduler last saw it: check and unsuspend as one step.
+            let plan = |job: Option<&Job>| match job {
+                // Answered like a vanished Job: the scheduler forgets it.
+                None => Err(KubeError::NotFound),
+                Some(j) if job_state(j) == JobState::Cancelled => {
                     tracing::info!(job = %msg.name, "not admitting a cancelled job");
-                    return Err(KubeError::NotFound);
+                    Err(KubeError::NotFound)
                 }
-                let patch = Patch::Merge(json!({
-                    "metadata": {"resourceVersion": job.metadata.resource_version},
-                    "spec": {"suspend": false},
-                }));
-                match gate
-                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                    .await
-                {
-                    Err(KubeError::Conflict(_)) => continue,
-                    Ok(_) => {
-                        gate.metrics().service().admitted(&job);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(KubeError::Conflict(
-                "the job kept changing while being admitted".into(),
-            ))
+                Some(_) => Ok(Plan::Patch(json!({"spec": {"suspend": false}}))),
+            };
+            let done = |read: &Job, _patched: Job| gate.metrics().service().admitted(read);
+            patch_as_read(
+                &jobs,
+                &gate,
+                &msg.name,
+                msg.deadline,
+                "admitted",
+                plan,
+                done,
+            )
+            .await
         })
     }
 }

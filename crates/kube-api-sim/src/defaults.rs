@@ -92,7 +92,7 @@ fn qos_class(spec: &Value) -> &'static str {
                     .flatten()
                     .filter(|(name, _)| matches!(name.as_str(), "cpu" | "memory"))
                     .filter_map(|(name, v)| Some((name.clone(), of_value(v)?)))
-                    .filter(|(_, q)| !q.is_negative() && q.canonical() != "0")
+                    .filter(|(_, q)| q.is_positive())
                     .collect()
             };
             for (name, q) in positive("requests") {

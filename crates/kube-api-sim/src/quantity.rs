@@ -158,6 +158,10 @@ impl Quantity {
         self.mantissa < 0
     }
 
+    pub fn is_positive(&self) -> bool {
+        self.mantissa > 0
+    }
+
     /// The exact integer value when it is one.
     fn as_integer(&self) -> Option<i128> {
         if self.scale >= 0 {
