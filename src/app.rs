@@ -42,6 +42,9 @@ const EVENT_LOG_CAPACITY: usize = 1000;
 /// Longest a graceful shutdown spends releasing the scheduler Lease.
 const RELEASE_BUDGET: Duration = Duration::from_secs(2);
 
+/// A client connection: pipelining bounded, parser errors answered in JSON.
+type Connection = http::parser_errors::JsonErrors<http::pipeline::Paced<actix_rt::net::TcpStream>>;
+
 /// The running service's actors and shared state, for in-process tests
 /// (fault injection, metrics) — [`run_with`] hands them out once started.
 #[derive(Clone)]
@@ -209,6 +212,7 @@ pub async fn run_with(
         jobs: reader,
         kube: kube.clone(),
         leader: leader.clone(),
+        bodies: http::body::BodyBudget::new(),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)
@@ -219,6 +223,7 @@ pub async fn run_with(
     let local = addr.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let server = actix_server::Server::build()
         .workers(config.server_workers)
+        .max_concurrent_connections(config.server_max_connections)
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout_seconds)
         .listen("orchestrator-http", listener, move || {
@@ -230,6 +235,8 @@ pub async fn run_with(
                     ))
                     .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())
+                    // Outermost: the connection may pass up another request.
+                    .wrap(actix_web::middleware::from_fn(http::pipeline::count_started))
                     .app_data(state.clone())
                     .configure(http::routes)
             };
@@ -245,6 +252,10 @@ pub async fn run_with(
                 .client_disconnect_timeout(Duration::from_secs(1))
                 // A client that hangs up ends its streaming answer (log follow).
                 .h1_allow_half_closed(false)
+                // Each connection's pipelining gauge, for `count_started`.
+                .on_connect_ext(|io: &Connection, ext: &mut actix_http::Extensions| {
+                    ext.insert(io.get_ref().gauge());
+                })
                 .local_addr(local)
                 .finish(actix_service::map_config(
                     app()
@@ -256,7 +267,7 @@ pub async fn run_with(
                 let peer = io.peer_addr().ok();
                 let _ = io.set_nodelay(true);
                 Ok::<_, actix_http::error::DispatchError>((
-                    http::parser_errors::JsonErrors::new(io),
+                    http::parser_errors::JsonErrors::new(http::pipeline::Paced::new(io)),
                     actix_http::Protocol::Http1,
                     peer,
                 ))

@@ -166,6 +166,13 @@ pub struct Config {
     pub grafana: crate::sources::grafana::GrafanaConfig,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
     pub server_workers: usize,
+    /// `SERVER_MAX_CONNECTIONS` — open connections each HTTP worker serves at
+    /// once (more wait in the listen backlog). Default `1024`.
+    pub server_max_connections: usize,
+    /// `TRUSTED_PROXIES` — proxies (addresses or CIDRs) whose
+    /// `X-Forwarded-For` names the client; from anyone else it is ignored.
+    /// Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `KUBE_API_QPS` — sustained Kubernetes API requests per second of the
     /// Kube actor. Default `50` (client-go's 5 is too low for a busy receiver).
     pub kube_api_qps: u32,
@@ -405,6 +412,8 @@ impl Config {
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
                 1024,
             )? as usize,
+            server_max_connections: positive("SERVER_MAX_CONNECTIONS", 1024, 1_000_000)? as usize,
+            trusted_proxies: trusted_proxies(&or("TRUSTED_PROXIES", ""))?,
             kube_api_qps: positive("KUBE_API_QPS", 50, 100_000)? as u32,
             kube_api_burst: positive("KUBE_API_BURST", 100, 100_000)? as u32,
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
@@ -425,6 +434,24 @@ impl Config {
             },
         })
     }
+}
+
+/// `TRUSTED_PROXIES`: addresses (`10.0.0.7`, `::1`) or CIDRs (`10.0.0.0/8`).
+fn trusted_proxies(v: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    split_list(v, &[',', ' ', '\n'])
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        "TRUSTED_PROXIES",
+                        "comma-separated IP addresses or CIDRs (10.0.0.0/8, fd00::/8, 192.0.2.7)",
+                        item,
+                    )
+                })
+        })
+        .collect()
 }
 
 fn split_list(v: &str, seps: &[char]) -> Vec<String> {

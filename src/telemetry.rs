@@ -1,5 +1,10 @@
 //! Logging set-up (text or JSON) and the shutdown signal.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// The filter used when `RUST_LOG` is unset or invalid.
@@ -41,6 +46,69 @@ pub fn filter_from(rust_log: Option<&str>) -> (EnvFilter, Option<(String, String
     }
 }
 
+/// Bytes of a caller's value that a log line shows.
+pub const UNTRUSTED_SHOWN: usize = 200;
+
+/// A value from a request (a header, a name) as a log line shows it:
+/// quoted, control characters and quotes escaped, cut to
+/// [`UNTRUSTED_SHOWN`] bytes with the whole length said — so it can neither
+/// forge fields of the line nor flood the log.
+pub struct Untrusted<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = &self.0[..self.0.len().min(UNTRUSTED_SHOWN)];
+        f.write_char('"')?;
+        for c in String::from_utf8_lossy(shown).chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')?;
+        if self.0.len() > UNTRUSTED_SHOWN {
+            write!(f, "…({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// How often one cause may write a repeated warning.
+pub const REPEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Causes kept by [`repeated`] (more are forgotten, which only lets a line
+/// through early).
+const CAUSES_KEPT: usize = 256;
+
+/// Warnings per cause: when the last was written and how many were held back since.
+static REPEATS: Mutex<Option<HashMap<String, (Instant, u64)>>> = Mutex::new(None);
+
+/// For a warning that a flood of requests can repeat: `Some(held back)`
+/// when a line for `cause` may be written now (at most once per
+/// [`REPEAT_EVERY`]; the count is of the lines held back since the last),
+/// `None` when it is to be held back.
+pub fn repeated(cause: &str, now: Instant) -> Option<u64> {
+    let mut guard = REPEATS.lock().unwrap_or_else(PoisonError::into_inner);
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some((last, held)) = map.get_mut(cause) {
+        if now.duration_since(*last) < REPEAT_EVERY {
+            *held += 1;
+            return None;
+        }
+        let n = *held;
+        *last = now;
+        *held = 0;
+        return Some(n);
+    }
+    if map.len() >= CAUSES_KEPT {
+        map.clear();
+    }
+    map.insert(cause.to_string(), (now, 0));
+    Some(0)
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -78,5 +146,31 @@ mod tests {
             assert!(filter_from(ok).1.is_none(), "{ok:?}");
         }
         assert_eq!(filter_from(Some("warn")).0.to_string(), "warn");
+    }
+
+    #[test]
+    fn untrusted_values_are_quoted_escaped_and_cut() {
+        let forged = Untrusted(b"curl/8 request_id=FORGED \"x\"\n");
+        assert_eq!(
+            forged.to_string(),
+            r#""curl/8 request_id=FORGED \"x\"\u{a}""#
+        );
+        let long = vec![b'a'; 60_000];
+        let shown = Untrusted(&long).to_string();
+        assert!(shown.len() < UNTRUSTED_SHOWN + 40, "{}", shown.len());
+        assert!(shown.ends_with("…(60000 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_repeated_warning_is_written_once_per_period_with_the_count_held_back() {
+        let t = Instant::now();
+        let cause = "test: a repeated warning";
+        assert_eq!(repeated(cause, t), Some(0));
+        for i in 1..=5 {
+            assert_eq!(repeated(cause, t + Duration::from_millis(i)), None);
+        }
+        assert_eq!(repeated("test: another cause", t), Some(0));
+        assert_eq!(repeated(cause, t + REPEAT_EVERY), Some(5));
+        assert_eq!(repeated(cause, t + REPEAT_EVERY), None);
     }
 }

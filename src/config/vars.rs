@@ -49,6 +49,16 @@ pub const VARIABLES: &[EnvVar] = &[
     var("SERVER_PORT", "8080", "port to bind"),
     words("SERVER_WORKERS", "CPU cores", "HTTP worker threads"),
     var(
+        "SERVER_MAX_CONNECTIONS",
+        "1024",
+        "open connections each HTTP worker serves at once; more wait in the listen backlog",
+    ),
+    words(
+        "TRUSTED_PROXIES",
+        "unset",
+        "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client",
+    ),
+    var(
         "KUBERNETES_NAMESPACE",
         "default",
         "namespace of the Jobs and the scheduler Lease",

@@ -17,7 +17,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sources::fields::FieldError;
 
@@ -29,9 +29,10 @@ pub enum RouteError {
     Unauthorized(String),
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
-    /// The body did not arrive within the read deadline.
-    #[error("the request body did not arrive in time")]
-    Timeout,
+    /// The body did not arrive within the read deadline or fell below the
+    /// minimum transfer rate (says which).
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Unprocessable(String),
     /// Field-level validation problems (422 listing each field).
@@ -94,7 +95,7 @@ impl RouteError {
             RouteError::BadRequest(_) => "bad_request",
             RouteError::Unauthorized(_) => "unauthorized",
             RouteError::TooLarge(_) => "payload_too_large",
-            RouteError::Timeout => "request_timeout",
+            RouteError::Timeout(_) => "request_timeout",
             RouteError::Unprocessable(_) => "unprocessable",
             RouteError::Fields(_) => "invalid",
             RouteError::NotFound(_) => "not_found",
@@ -159,7 +160,7 @@ impl ResponseError for RouteError {
             RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            RouteError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             RouteError::Unprocessable(_) | RouteError::Fields(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -178,11 +179,17 @@ impl ResponseError for RouteError {
             RouteError::Internal(detail) | RouteError::Failed(detail) => {
                 tracing::error!(error = %detail, code = self.code(), "request failed");
             }
+            // A flood of requests repeats these: one line per cause and
+            // period, saying how many were held back.
             RouteError::PermissionDenied(detail) => {
-                tracing::warn!(error = %detail, "answering 503: Kubernetes denied a permission");
+                if let Some(held_back) = crate::telemetry::repeated(detail, Instant::now()) {
+                    tracing::warn!(error = %detail, held_back, "answering 503: Kubernetes denied a permission");
+                }
             }
             RouteError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "answering 503");
+                if let Some(held_back) = crate::telemetry::repeated(detail, Instant::now()) {
+                    tracing::warn!(error = %detail, held_back, "answering 503");
+                }
             }
             _ => {}
         }

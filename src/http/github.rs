@@ -16,6 +16,7 @@ use crate::sources::actor::{Submit, SubmitError};
 use crate::sources::github::{route, verify_signature, SignatureError};
 use crate::sources::Decision;
 use crate::task::Task;
+use crate::telemetry::Untrusted;
 
 /// GitHub gives a delivery 10 s; answer 503 a little before that.
 const BUDGET: Duration = Duration::from_secs(9);
@@ -80,11 +81,9 @@ async fn handle(
     let event = header(req, "x-github-event")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Event header".into()))?;
-    span.record("event", event);
     let delivery = header(req, "x-github-delivery")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Delivery header".into()))?;
-    span.record("delivery", delivery);
     let ct = header(req, "content-type").unwrap_or("");
     // Media types are case-insensitive (RFC 9110, 8.3.1).
     let media_type = ct.split(';').next().map(str::trim).unwrap_or("");
@@ -94,8 +93,9 @@ async fn handle(
             ct.chars().take(100).collect::<String>()
         )));
     }
-    let (body, _budget) =
-        read_unauthenticated_body(req, payload, state.config.github_max_body_bytes).await?;
+    let (body, budget) =
+        read_unauthenticated_body(req, payload, state.config.github_max_body_bytes, state)
+            .await?;
     if !state.config.allow_insecure_no_signature || !state.config.github_webhook_secrets.is_empty()
     {
         verify_signature(
@@ -110,6 +110,18 @@ async fn handle(
             other => RouteError::Unauthorized(other.to_string()),
         })?;
     }
+    // Authenticated: the body's share of the unauthenticated budget is
+    // returned, and the headers (the caller's words, not covered by the
+    // signature) go on the log line — quoted and cut.
+    budget.release();
+    span.record(
+        "event",
+        tracing::field::display(Untrusted(event.as_bytes())),
+    );
+    span.record(
+        "delivery",
+        tracing::field::display(Untrusted(delivery.as_bytes())),
+    );
     let decision = route(event, delivery, &body, &state.rules, &state.trust).map_err(|e| {
         if e.is_client_error() {
             RouteError::BadRequest(e.to_string())
@@ -125,11 +137,7 @@ async fn handle(
         )),
         Decision::Ignored { reason } => {
             if reason == "untrusted" {
-                tracing::warn!(
-                    event,
-                    delivery,
-                    "ignored a delivery from an untrusted sender"
-                );
+                tracing::warn!("ignored a delivery from an untrusted sender");
             }
             let response =
                 HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));

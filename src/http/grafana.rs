@@ -69,7 +69,7 @@ async fn handle(
     span: &RootSpan,
 ) -> Result<HttpResponse, RouteError> {
     let cfg = &state.config.grafana;
-    let (body, _budget) = read_unauthenticated_body(req, payload, cfg.max_body_bytes).await?;
+    let (body, budget) = read_unauthenticated_body(req, payload, cfg.max_body_bytes, state).await?;
     let insecure = state.config.allow_insecure_no_signature && !cfg.auth_configured();
     if !insecure {
         let now = chrono::Utc::now().timestamp();
@@ -88,6 +88,8 @@ async fn handle(
             other => RouteError::Unauthorized(other.to_string()),
         })?;
     }
+    // Authenticated: the body no longer counts as an unauthenticated one.
+    budget.release();
     let decisions = route(&body, cfg, chrono::Utc::now()).map_err(|e| {
         if e.is_client_error() {
             RouteError::BadRequest(e.to_string())

@@ -4,6 +4,7 @@
 //! talk to Kubernetes.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod github;
 pub mod grafana;
@@ -11,17 +12,17 @@ pub mod jobs;
 pub mod leader;
 pub mod openapi;
 pub mod parser_errors;
+pub mod pipeline;
 pub mod schema;
 pub mod tasks;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpMessage, HttpResponse};
-use futures::StreamExt;
 use serde_json::json;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
@@ -36,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::sources::actor::SourceActor;
 use crate::sources::github::TrustConfig;
+pub use body::{read_body, BodyPermit};
 use error::RouteError;
 
 /// Readiness inputs.
@@ -69,6 +71,8 @@ pub struct AppState {
     pub kube: Mailbox<KubeActor>,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,
+    /// What unauthenticated request bodies may buffer ([`body`]).
+    pub bodies: Arc<body::BodyBudget>,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -131,16 +135,18 @@ impl RootSpanBuilder for RootSpan {
         let user_agent = request
             .headers()
             .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let info = request.connection_info();
+            .map_or(&b""[..], |v| v.as_bytes());
+        let trusted = request
+            .app_data::<web::Data<AppState>>()
+            .map_or(&[][..], |s| &s.config.trusted_proxies[..]);
+        let client = client_addr(request.peer_addr(), request.headers(), trusted);
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
             http.route = %route,
             http.flavor = ?request.version(),
-            http.client_ip = %info.realip_remote_addr().unwrap_or(""),
-            http.user_agent = %user_agent,
+            http.client_ip = %client,
+            http.user_agent = %crate::telemetry::Untrusted(user_agent),
             http.target = %request.path(),
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
@@ -321,98 +327,56 @@ async fn not_found() -> HttpResponse {
         .json(json!({"status": "error", "error": "not_found", "message": "no such route"}))
 }
 
-/// Bytes of request bodies that may be buffered at once before their sender
-/// is authenticated (webhooks signed over the body), across all requests.
-pub const UNAUTHENTICATED_BODY_BUDGET: usize = 64 * 1024 * 1024;
-/// How long a client may take to send a whole body (GitHub itself gives a
-/// delivery 10 s).
-pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
-
-/// One permit per KiB of [`UNAUTHENTICATED_BODY_BUDGET`].
-static UNAUTHENTICATED: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(UNAUTHENTICATED_BODY_BUDGET / 1024);
-
-/// A share of the unauthenticated-body budget, held while the body lives.
-pub type BodyPermit = tokio::sync::SemaphorePermit<'static>;
-
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
-}
-
-fn take_budget(held: &mut Option<BodyPermit>, bytes: usize) -> Result<(), RouteError> {
-    let more = UNAUTHENTICATED
-        .try_acquire_many(kib(bytes))
-        .map_err(|_| RouteError::Unavailable("the unauthenticated body budget is in use".into()))?;
-    match held {
-        Some(p) => p.merge(more),
-        None => *held = Some(more),
-    }
-    Ok(())
-}
-
-/// Reads a request body up to `limit` bytes (413 beyond), checking
-/// `Content-Length` first so an oversized body is refused before reading,
-/// within [`BODY_READ_DEADLINE`] (408 beyond).
-pub async fn read_body(
-    req: &actix_web::HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, RouteError> {
-    read(req, payload, limit, None).await
-}
-
-/// [`read_body`] for a body whose sender is not yet authenticated: its
-/// bytes count against [`UNAUTHENTICATED_BODY_BUDGET`] (503 with
-/// `Retry-After` when spent) until the returned permit is dropped.
+/// [`body::read_unauthenticated_body`] for this server's budget and the
+/// request's client address ([`client_addr`]).
 pub async fn read_unauthenticated_body(
     req: &actix_web::HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<(web::Bytes, Option<BodyPermit>), RouteError> {
-    let mut permit = None;
-    let body = read(req, payload, limit, Some(&mut permit)).await?;
-    Ok((body, permit))
+    state: &AppState,
+) -> Result<(web::Bytes, BodyPermit), RouteError> {
+    let addr = client_addr(
+        req.peer_addr(),
+        req.headers(),
+        &state.config.trusted_proxies,
+    );
+    body::read_unauthenticated_body(req, payload, limit, &state.bodies, addr).await
 }
 
-async fn read(
-    req: &actix_web::HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-    mut budget: Option<&mut Option<BodyPermit>>,
-) -> Result<web::Bytes, RouteError> {
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(len) = declared {
-        if len > limit {
-            return Err(RouteError::TooLarge(limit));
-        }
-        if let Some(b) = budget.as_deref_mut() {
-            take_budget(b, len)?;
+/// The client's address: the peer's, or — when the peer is one of
+/// `trusted` proxies — the right-most `X-Forwarded-For` entry that is not
+/// itself a trusted proxy. `Forwarded` and the headers of untrusted peers
+/// are ignored (anyone can write them).
+pub fn client_addr(
+    peer: Option<SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(value.split(',').map(str::trim));
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
         }
     }
-    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    let reading = async {
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk
-                .map_err(|e| RouteError::BadRequest(format!("reading the body failed: {e}")))?;
-            if buf.len() + chunk.len() > limit {
-                return Err(RouteError::TooLarge(limit));
-            }
-            if declared.is_none() {
-                if let Some(b) = budget.as_deref_mut() {
-                    take_budget(b, chunk.len())?;
-                }
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(BODY_READ_DEADLINE, reading).await {
-        Ok(r) => r?,
-        Err(_) => return Err(RouteError::Timeout),
-    }
-    Ok(buf.freeze())
+    client
 }

@@ -98,6 +98,13 @@ impl<T> JsonErrors<T> {
     }
 }
 
+impl<T> JsonErrors<T> {
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
 impl<T: AsyncWrite + Unpin> JsonErrors<T> {
     /// Writes what is left of a rewritten answer.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
