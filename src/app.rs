@@ -57,6 +57,8 @@ pub struct Handles {
     pub kube: Mailbox<KubeActor>,
     pub leader: Leader,
     pub metrics: Arc<Metrics>,
+    /// What unauthenticated request bodies hold now.
+    pub bodies: Arc<http::body::BodyBudget>,
 }
 
 /// Runs the service until `shutdown` resolves (graceful stop, `Ok`) or a
@@ -180,6 +182,7 @@ pub async fn run_with(
             })
             .instrument(api_server.clone()),
     );
+    let bodies = http::body::BodyBudget::new();
     started(Handles {
         github: github.clone(),
         grafana: grafana.clone(),
@@ -189,6 +192,7 @@ pub async fn run_with(
         kube: kube.clone(),
         leader: leader.clone(),
         metrics: metrics.clone(),
+        bodies: bodies.clone(),
     });
 
     let preflight = actix_rt::spawn(crate::preflight::runner::run(
@@ -212,7 +216,7 @@ pub async fn run_with(
         jobs: reader,
         kube: kube.clone(),
         leader: leader.clone(),
-        bodies: http::body::BodyBudget::new(),
+        bodies,
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -522,6 +522,67 @@ mod tests {
         }
     }
 
+    /// Reads `paced` until it fails or ends; `take` is told how many
+    /// requests have been passed up so far.
+    async fn drain(
+        paced: &mut Paced<tokio::io::DuplexStream>,
+        mut take: impl FnMut(usize),
+    ) -> (usize, io::Result<()>) {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        loop {
+            let mut b = [0u8; 512];
+            match paced.read(&mut b).await {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(e) => return (count_gets(&got), Err(e)),
+            }
+            take(count_gets(&got));
+        }
+        (count_gets(&got), Ok(()))
+    }
+
+    fn count_gets(bytes: &[u8]) -> usize {
+        bytes.windows(4).filter(|w| w == b"GET ").count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_nobody_takes_stop_at_the_bound_and_the_connection_is_closed_after_the_stall() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        client
+            .write_all(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200))
+            .await
+            .expect("write");
+        let mut paced = Paced::new(server);
+        let (passed, end) = drain(&mut paced, |_| {}).await;
+        assert_eq!(passed, MAX_QUEUED as usize);
+        let err = end.expect_err("closed after the stall");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_the_application_takes_all_pass_in_order() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let pipelined = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+        client.write_all(&pipelined).await.expect("write");
+        drop(client);
+        let mut paced = Paced::new(server);
+        let gauge = paced.gauge();
+        // The application takes each request as soon as it is passed up.
+        let mut taken = 0;
+        let (passed, end) = drain(&mut paced, |passed| {
+            while taken < passed {
+                gauge.start();
+                taken += 1;
+            }
+        })
+        .await;
+        end.expect("no stall");
+        assert_eq!(passed, 200);
+    }
+
     #[test]
     fn an_endless_head_or_chunk_line_stops_being_followed() {
         let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
