@@ -190,6 +190,48 @@ async fn the_log_reports_a_bad_rust_log_shows_plain_values_and_each_refusal_once
 }
 
 #[tokio::test]
+async fn header_values_from_unauthenticated_callers_cannot_flood_or_forge_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(
+        dir.path(),
+        &["--embedded-cluster", "--sim-run-seconds", "30"],
+        &[],
+    );
+    served.wait_ready().await;
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let http = reqwest::Client::new();
+    let huge = "e".repeat(60_000);
+    for _ in 0..3 {
+        let r = http
+            .post(format!("{base}/webhook/github"))
+            .header("content-type", "application/json")
+            .header("x-github-event", &huge)
+            .header("x-github-delivery", &huge)
+            .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+            .header("user-agent", "probe request_id=FORGED \"quoted\"")
+            .header("x-forwarded-for", "203.0.113.9")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let line = served.wait_log("github delivery refused").await;
+    // The caller's words are quoted and escaped; its X-Forwarded-For is
+    // not believed (no TRUSTED_PROXIES).
+    assert!(
+        line.contains(r#"http.user_agent="probe request_id=FORGED \"quoted\"""#),
+        "{line}"
+    );
+    assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+    let log = served.stop().await;
+    for line in log.lines() {
+        assert!(line.len() < 4096, "a {}-byte log line", line.len());
+        assert!(!line.contains(&huge[..1000]), "a header logged whole");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_api_server_is_named_in_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let closed = free_port();
