@@ -240,7 +240,9 @@ pub async fn run_with(
                     .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())
                     // Outermost: the connection may pass up another request.
-                    .wrap(actix_web::middleware::from_fn(http::pipeline::count_started))
+                    .wrap(actix_web::middleware::from_fn(
+                        http::pipeline::count_started,
+                    ))
                     .app_data(state.clone())
                     .configure(http::routes)
             };

@@ -163,7 +163,9 @@ async fn one_client_address_gets_a_bounded_share_and_tiny_chunks_reach_the_limit
         let mut s = connect_from(&app, [127, 0, 0, 20]).await;
         let h = head(&app, "content-length: 100000\r\n");
         s.write_all(h.as_bytes()).await.expect("head");
-        s.write_all(&[b' '; 99_000]).await.expect("most of the body");
+        s.write_all(&[b' '; 99_000])
+            .await
+            .expect("most of the body");
         held.push(s);
     }
     wait_for("16 bodies begun", WAIT, || async {
@@ -184,7 +186,11 @@ async fn one_client_address_gets_a_bounded_share_and_tiny_chunks_reach_the_limit
         .await
         .expect("head");
     s.write_all(b"{}").await.expect("body");
-    assert_eq!(answer(s).await.0, 401, "a wrong signature, read and refused");
+    assert_eq!(
+        answer(s).await.0,
+        401,
+        "a wrong signature, read and refused"
+    );
     drop(held);
 
     // One-byte chunks count 64 bytes more each: 1 MiB of limit is reached

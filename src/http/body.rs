@@ -259,17 +259,19 @@ async fn read(
         let next = match tokio::time::timeout_at(deadline.into(), payload.next()).await {
             Ok(next) => next,
             Err(_) => {
-                return Err(RouteError::Timeout(if deadline >= started + BODY_READ_DEADLINE {
-                    format!(
-                        "the request body did not arrive within {} s",
-                        BODY_READ_DEADLINE.as_secs()
-                    )
-                } else {
-                    format!(
+                return Err(RouteError::Timeout(
+                    if deadline >= started + BODY_READ_DEADLINE {
+                        format!(
+                            "the request body did not arrive within {} s",
+                            BODY_READ_DEADLINE.as_secs()
+                        )
+                    } else {
+                        format!(
                         "the request body arrived slower than {MIN_RATE} bytes a second (after the first {} s)",
                         GRACE.as_secs()
                     )
-                }))
+                    },
+                ))
             }
         };
         let Some(chunk) = next else { break };
@@ -282,7 +284,10 @@ async fn read(
             return Err(RouteError::TooLarge(limit));
         }
         if need > buf.capacity() {
-            let grown = need.max(buf.capacity() * 2).max(INITIAL).min(ceiling.max(need));
+            let grown = need
+                .max(buf.capacity() * 2)
+                .max(INITIAL)
+                .min(ceiling.max(need));
             if let Some(p) = permit.as_deref_mut() {
                 p.charge(grown - charged)?;
                 charged = grown;
@@ -357,7 +362,10 @@ mod tests {
     fn the_deadline_follows_the_minimum_rate_after_the_grace() {
         let t = Instant::now();
         assert_eq!(read_deadline(t, 0), t + GRACE);
-        assert_eq!(read_deadline(t, MIN_RATE as usize * 5), t + Duration::from_secs(5));
+        assert_eq!(
+            read_deadline(t, MIN_RATE as usize * 5),
+            t + Duration::from_secs(5)
+        );
         assert_eq!(read_deadline(t, usize::MAX / 2), t + BODY_READ_DEADLINE);
     }
 }

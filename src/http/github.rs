@@ -94,8 +94,7 @@ async fn handle(
         )));
     }
     let (body, budget) =
-        read_unauthenticated_body(req, payload, state.config.github_max_body_bytes, state)
-            .await?;
+        read_unauthenticated_body(req, payload, state.config.github_max_body_bytes, state).await?;
     if !state.config.allow_insecure_no_signature || !state.config.github_webhook_secrets.is_empty()
     {
         verify_signature(

@@ -111,9 +111,7 @@ impl Framing {
                         .iter()
                         .take_while(|b| **b == b'\r' || **b == b'\n')
                         .count();
-                    if blank == rest.len() {
-                        blank
-                    } else if blank > 0 {
+                    if blank > 0 {
                         blank
                     } else if admit() {
                         self.state = State::Head;
@@ -267,8 +265,7 @@ fn framing_of(req: &httparse::Request<'_, '_>) -> State {
             State::ChunkSize
         };
     }
-    let websocket =
-        header("upgrade").any(|v| v.is_ok_and(|v| v.eq_ignore_ascii_case("websocket")));
+    let websocket = header("upgrade").any(|v| v.is_ok_and(|v| v.eq_ignore_ascii_case("websocket")));
     if websocket {
         return State::Passthrough;
     }
@@ -547,7 +544,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_nobody_takes_stop_at_the_bound_and_the_connection_is_closed_after_the_stall() {
+    async fn requests_nobody_takes_stop_at_the_bound_and_the_connection_is_closed_after_the_stall()
+    {
         use tokio::io::AsyncWriteExt;
         let (mut client, server) = tokio::io::duplex(64 * 1024);
         client
