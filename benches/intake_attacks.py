@@ -116,9 +116,9 @@ def signed_delivery(port, number):
         return type(e).__name__
 
 
-def measure(d, name, port, sim_port):
+def measure(d, name, port, sim_port, env):
     sim, kc = run.start_sim(d, sim_port, 1.0, f"attack-{name}")
-    serve = run.start_serve(d, port, kc, f"attack-{name}", {"SERVER_WORKERS": "2"})
+    serve = run.start_serve(d, port, kc, f"attack-{name}", {"SERVER_WORKERS": "2", **env})
     time.sleep(2)
     idle = serve.rss_mb()
     stop = threading.Event()
@@ -150,12 +150,15 @@ def measure(d, name, port, sim_port):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=sorted(ATTACKS))
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for the service (repeatable)")
     args = ap.parse_args()
+    env = dict(kv.split("=", 1) for kv in args.server_env)
     d = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "bench")
     os.makedirs(d, exist_ok=True)
     try:
         for i, name in enumerate([args.only] if args.only else list(ATTACKS)):
-            r = measure(d, name, 18201 + i, 16501 + i)
+            r = measure(d, name, 18201 + i, 16501 + i, env)
             print(json.dumps(r), flush=True)
     finally:
         run.stop_all()

@@ -55,14 +55,24 @@ impl Modify for GrafanaPut {
 )]
 pub struct ApiDoc;
 
+/// The document's JSON, built once: it depends on the code only, and an
+/// unauthenticated route must not cost a build per request.
+static DOCUMENT: std::sync::OnceLock<Result<actix_web::web::Bytes, String>> =
+    std::sync::OnceLock::new();
+
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> HttpResponse {
-    match ApiDoc::openapi().to_json() {
+    let built = DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .map(actix_web::web::Bytes::from)
+            .map_err(|e| e.to_string())
+    });
+    match built {
         Ok(json) => HttpResponse::Ok()
             .content_type("application/json")
-            .body(json),
-        Err(e) => HttpResponse::InternalServerError().json(
-            serde_json::json!({"status": "error", "error": "internal", "message": e.to_string()}),
-        ),
+            .body(json.clone()),
+        Err(e) => HttpResponse::InternalServerError()
+            .json(serde_json::json!({"status": "error", "error": "internal", "message": e})),
     }
 }
