@@ -380,3 +380,56 @@ pub fn client_addr(
     }
     client
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+        let proxies: Vec<ipnet::IpNet> = vec![
+            "10.0.0.0/8".parse().expect("cidr"),
+            "fd00::1/128".parse().expect("cidr"),
+        ];
+        let peer = |ip: &str| Some(SocketAddr::new(ip.parse().expect("ip"), 40000));
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // From an untrusted peer the header is anyone's words.
+        let h = forwarded(&["203.0.113.9"]);
+        assert_eq!(
+            client_addr(peer("198.51.100.7"), &h, &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_addr(peer("10.1.2.3"), &h, &[]), ip("10.1.2.3"));
+        // Behind trusted proxies: the right-most entry that is not one of them.
+        let h = forwarded(&["1.1.1.1, 203.0.113.9", "10.0.0.5"]);
+        assert_eq!(
+            client_addr(peer("10.1.2.3"), &h, &proxies),
+            ip("203.0.113.9")
+        );
+        let h = forwarded(&["[2001:db8::7]:443"]);
+        assert_eq!(
+            client_addr(peer("fd00::1"), &h, &proxies),
+            ip("2001:db8::7")
+        );
+        // A garbled entry stops the walk at the last trusted hop.
+        let h = forwarded(&["203.0.113.9, not-an-address"]);
+        assert_eq!(client_addr(peer("10.1.2.3"), &h, &proxies), ip("10.1.2.3"));
+        // No header: the proxy itself.
+        assert_eq!(
+            client_addr(peer("10.1.2.3"), &HeaderMap::new(), &proxies),
+            ip("10.1.2.3")
+        );
+    }
+}
