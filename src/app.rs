@@ -209,6 +209,8 @@ pub async fn run_with(
         jobs: reader,
         kube: kube.clone(),
         leader: leader.clone(),
+        token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
+        recent: Default::default(),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod leader;
 pub mod openapi;
 pub mod parser_errors;
+pub mod recent;
 pub mod schema;
 pub mod tasks;
 
@@ -69,6 +70,10 @@ pub struct AppState {
     pub kube: Mailbox<KubeActor>,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,
+    /// `API_RATE_LIMIT_PER_TOKEN_PER_MINUTE`, per API token.
+    pub token_limits: auth::TokenLimits,
+    /// The Jobs this replica answered 2xx for a moment ago.
+    pub recent: recent::RecentJobs,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
