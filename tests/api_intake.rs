@@ -285,13 +285,21 @@ async fn reads_flooding_the_gate_leave_a_job_create_its_share_of_the_rate() {
     .await;
     // The create has the budget a task create has (15 s); without a share
     // for it, 200 readers at 4 calls a second would take it all.
-    let pp = PostParams::default();
-    let job = sim_job("made-during-a-read-flood");
-    let created = gate
-        .call(Instant::now() + Duration::from_secs(15), "create", || {
-            jobs.create(&pp, &job)
+    // A task of its own, as a create is in the service (not the test's
+    // main future, which the runtime polls first).
+    let create = {
+        let (gate, jobs) = (gate.clone(), jobs.clone());
+        tokio::spawn(async move {
+            let pp = PostParams::default();
+            let job = sim_job("made-during-a-read-flood");
+            gate.call(Instant::now() + Duration::from_secs(15), "create", || {
+                jobs.create(&pp, &job)
+            })
+            .await
+            .map(|_| ())
         })
-        .await;
+    };
+    let created = bounded("the create", WAIT, create).await.expect("joined");
     stop.store(true, Ordering::SeqCst);
     assert!(created.is_ok(), "the create went through: {created:?}");
     for r in readers {
