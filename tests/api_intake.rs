@@ -107,7 +107,11 @@ async fn a_pm_agent_token_neither_sees_nor_cancels_another_source_s_job() {
             ("DELETE", format!("/api/v1/jobs/{other}")),
         ] {
             let r = ask(&app, PM_TOKEN, method, &path).await;
-            assert_eq!(r.expect(404, &path)["error"], "not_found", "{method} {path}");
+            assert_eq!(
+                r.expect(404, &path)["error"],
+                "not_found",
+                "{method} {path}"
+            );
         }
     }
     // Lists show only the PM Agent's Jobs, whatever the filter asks for.
@@ -118,7 +122,10 @@ async fn a_pm_agent_token_neither_sees_nor_cancels_another_source_s_job() {
     let events = ask(&app, PM_TOKEN, "GET", "/api/v1/events").await;
     let events = events.expect(200, "pm events").as_array().expect("a list");
     assert!(!events.is_empty());
-    assert!(events.iter().all(|e| e["source"] == "pm-agent"), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["source"] == "pm-agent"),
+        "{events:?}"
+    );
 
     // The other sources' Jobs are untouched; its own Job it may cancel.
     for other in [&cli, &gh] {
@@ -157,7 +164,13 @@ async fn a_viewer_token_reads_everything_but_may_neither_create_nor_cancel() {
         .send()
         .await;
     pm.expect(403, "viewer PM create");
-    let cancel = ask(&app, VIEWER_TOKEN, "DELETE", &format!("/api/v1/jobs/{name}")).await;
+    let cancel = ask(
+        &app,
+        VIEWER_TOKEN,
+        "DELETE",
+        &format!("/api/v1/jobs/{name}"),
+    )
+    .await;
     assert_eq!(cancel.expect(403, "viewer cancel")["error"], "forbidden");
 
     let job = app.job(&name).await.expect("the Job");
@@ -211,7 +224,10 @@ async fn random_names_from_200_clients_are_404_without_kubernetes_calls_and_a_ta
         }));
     }
     let created = submit_as(&app, CLI_TOKEN, &task("made during the flood", "acme/api")).await;
-    assert_eq!(created.expect(202, "a task during the flood")["status"], "queued");
+    assert_eq!(
+        created.expect(202, "a task during the flood")["status"],
+        "queued"
+    );
     let mut answered_404 = 0;
     for f in flood {
         let statuses = bounded("a flooding client", WAIT, f).await.expect("joined");
@@ -305,9 +321,13 @@ async fn reads_flooding_the_gate_leave_a_job_create_its_share_of_the_rate() {
     for r in readers {
         bounded("a reader", WAIT, r).await.expect("a reader ends");
     }
-    let stored = bounded("get the Job", WAIT, jobs.get_opt("made-during-a-read-flood"))
-        .await
-        .expect("get");
+    let stored = bounded(
+        "get the Job",
+        WAIT,
+        jobs.get_opt("made-during-a-read-flood"),
+    )
+    .await
+    .expect("get");
     assert!(stored.is_some(), "the Job exists");
 }
 
@@ -332,7 +352,9 @@ async fn each_token_is_limited_per_minute_with_429_and_retry_after() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["error"], "rate_limited");
     assert!(
-        body["message"].as_str().is_some_and(|m| m.contains("token")),
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("token")),
         "{}",
         limited.text
     );
@@ -401,7 +423,10 @@ async fn an_idempotency_key_reused_with_another_body_is_422_and_the_same_body_st
         .as_ref()
         .and_then(|a| a.get("orchestrator.dev/request-sha256"))
         .cloned();
-    assert!(hash.is_some_and(|h| h.len() == 64), "the Job keeps the request's hash");
+    assert!(
+        hash.is_some_and(|h| h.len() == 64),
+        "the Job keeps the request's hash"
+    );
     assert_eq!(app.jobs().await.len(), 1);
 
     // After a restart (no dedup cache) the Job's annotation decides.
@@ -413,7 +438,10 @@ async fn an_idempotency_key_reused_with_another_body_is_422_and_the_same_body_st
         "idempotency_key_reused"
     );
     let same = submit_task(&app, &body, Some("pay-once-1")).await;
-    assert_eq!(same.expect(200, "same body after a restart")["status"], "duplicate");
+    assert_eq!(
+        same.expect(200, "same body after a restart")["status"],
+        "duplicate"
+    );
     assert_eq!(app.jobs().await.len(), 1, "{:?}", app.job_names().await);
 }
 

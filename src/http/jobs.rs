@@ -1,7 +1,11 @@
 //! The operator API: list, inspect, cancel and read the logs of Jobs, and
 //! the recent-events log. Lists and lookups come from the watch store's
-//! indexes (no API-server call, no walk over every Job); one Job's whole
-//! task document, cancel and logs go through the Kube actor. What a Job
+//! indexes (no API-server call, no walk over every Job). A name the store
+//! does not know (nor this replica's answers of a moment ago,
+//! [`super::recent`]) is 404 without any Kubernetes call, whoever asks and
+//! however often; only a known Job's whole task document, cancel and logs
+//! go through the Kube actor, on the gate's share for reads. Each caller
+//! sees only the Jobs of its token's scope ([`super::auth`]). What a Job
 //! looks like to clients is [`crate::cluster::view`]'s business.
 
 use std::sync::Arc;
@@ -208,8 +212,9 @@ pub async fn find_job(
     match (fetched, known.stored) {
         // Only managed Jobs are visible through this API, each within its
         // caller's scope.
-        (Ok(Some(job)), _) if is_managed(&job) => Ok(JobView::from_job(&job)
-            .filter(|v| caller.sees(v.source.as_deref()))),
+        (Ok(Some(job)), _) if is_managed(&job) => {
+            Ok(JobView::from_job(&job).filter(|v| caller.sees(v.source.as_deref())))
+        }
         (Ok(_), _) => Ok(None),
         // The store's record (abridged task) while the API server is away.
         (Err(RouteError::Unavailable(m)), Some(r)) => {
@@ -409,9 +414,5 @@ pub async fn events(
         (Some(own), _) => Some(own),
         (None, asked) => asked,
     };
-    Ok(HttpResponse::Ok().json(state.events.recent(
-        limit,
-        source,
-        q.decision.as_deref(),
-    )))
+    Ok(HttpResponse::Ok().json(state.events.recent(limit, source, q.decision.as_deref())))
 }

@@ -140,7 +140,16 @@ pub async fn create_task(
         key.as_deref(),
         chrono::Utc::now(),
     );
-    accept(&state, &caller, "task", key.as_deref(), accepted, hash, &span).await
+    accept(
+        &state,
+        &caller,
+        "task",
+        key.as_deref(),
+        accepted,
+        hash,
+        &span,
+    )
+    .await
 }
 
 /// Submit a PM Agent task (Task Master format). The task id is the dedup key.
@@ -176,7 +185,16 @@ pub async fn create_pm_task(
         span.record("delivery", id.as_str());
     }
     let accepted = api::pm_task(&body, &caller.identity, chrono::Utc::now());
-    accept(&state, &caller, "pm-task", id.as_deref(), accepted, None, &span).await
+    accept(
+        &state,
+        &caller,
+        "pm-task",
+        id.as_deref(),
+        accepted,
+        None,
+        &span,
+    )
+    .await
 }
 
 /// The state of a PM Agent task's Job.

@@ -119,7 +119,10 @@ mod tests {
             (r#"[{"ok":1},{"k":1,"k":2}]"#, "\"k\""),
         ] {
             let e = from_slice(text.as_bytes()).expect_err(text).to_string();
-            assert!(e.contains("duplicate key") && e.contains(key), "{text}: {e}");
+            assert!(
+                e.contains("duplicate key") && e.contains(key),
+                "{text}: {e}"
+            );
         }
     }
 
