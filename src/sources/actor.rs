@@ -73,10 +73,13 @@ fn differs(a: Option<&str>, b: Option<&str>) -> bool {
 /// The answer of a submission in flight, shared with redeliveries of it.
 type InFlight = Shared<LocalBoxFuture<'static, Result<Enqueued, SubmitError>>>;
 
+/// Dedup keys being persisted right now: each request's hash and answer.
+type InFlightKeys = Rc<RefCell<HashMap<String, (Option<String>, InFlight)>>>;
+
 pub struct SourceActor {
     source: TaskSource,
-    /// Dedup keys being persisted right now: the request hash and the answer.
-    in_flight: Rc<RefCell<HashMap<String, (Option<String>, InFlight)>>>,
+    /// Dedup keys being persisted right now.
+    in_flight: InFlightKeys,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
     scheduler: Mailbox<Scheduler>,
