@@ -5,7 +5,9 @@
 //!   without a Kubernetes call, so 200 clients asking for random names
 //!   cost the API server nothing and a task submitted meanwhile is 202.
 //! - Reads that do reach the API server take half the gate's rate at most:
-//!   a flood of them through the gate leaves a Job create its share.
+//!   a flood of them through the gate, or of one known Job's reads through
+//!   the HTTP route, leaves a Job create its share (the GitHub delivery is
+//!   202, where it was 503 before).
 //! - Each token is rate-limited per minute (429 + `Retry-After`).
 //! - A `pm-agent` token sees and cancels only `pm-agent` Jobs (others are
 //!   404, as if absent); a `viewer` token reads everything and is refused
@@ -243,6 +245,80 @@ async fn random_names_from_200_clients_are_404_without_kubernetes_calls_and_a_ta
     // The task made during the flood is a whole queued Job.
     let job = app.job(&job_of(&created)).await.expect("its Job exists");
     assert!(suspended(&job));
+}
+
+#[tokio::test]
+async fn reads_of_a_known_job_from_200_clients_leave_a_github_delivery_202() {
+    // Four Kubernetes calls a second for everything: each read of a known
+    // Job is one GET, and 200 clients want far more than that.
+    let app = app_with(
+        60.0,
+        &[
+            ("MAX_CONCURRENT_JOBS", "1"),
+            ("KUBE_API_QPS", "4"),
+            ("KUBE_API_BURST", "4"),
+        ],
+    )
+    .await;
+    let known = submit_as(&app, CLI_TOKEN, &task("read by everyone", "acme/api")).await;
+    let known = job_of(&known);
+    wait_listed(&app, &[&known]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    const CLIENTS: usize = 200;
+    // Each client's loop is bounded; they stop once the delivery is answered.
+    const MAX_READS: usize = 20;
+    let mut flood = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let (http, stop) = (app.http.clone(), stop.clone());
+        let url = format!("{}/api/v1/jobs/{known}", app.address);
+        flood.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while statuses.len() < MAX_READS && !stop.load(Ordering::SeqCst) {
+                statuses.push(status_of(http.get(&url).bearer_auth(VIEWER_TOKEN)).await);
+            }
+            statuses
+        }));
+    }
+    wait_for("the reads to reach the API server", WAIT, || async {
+        let stats = sim_stats(&app.sim).await;
+        (in_flight(&stats, "get", "jobs") > 0 || answered(&stats, "get", "jobs", Some(200)) > 1)
+            .then_some(())
+    })
+    .await;
+    // The delivery is made in a task of its own, as GitHub's would be.
+    let delivery = {
+        let (http, base) = (app.http.clone(), app.address.clone());
+        let body = bytes(&issue_labeled_agent(27));
+        let signature = sign(TEST_SECRET, &body);
+        tokio::spawn(async move {
+            let r = http
+                .post(format!("{base}/webhook/github"))
+                .header("content-type", "application/json")
+                .header("x-github-event", "issues")
+                .header("x-github-delivery", delivery_id())
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .expect("the delivery is answered");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        })
+    };
+    let (status, text) = bounded("the delivery", WAIT, delivery)
+        .await
+        .expect("joined");
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(status, 202, "a GitHub delivery during a read flood: {text}");
+    for f in flood {
+        let statuses = bounded("a reading client", WAIT, f).await.expect("joined");
+        // A read is served, or answered 503 at its deadline: never anything
+        // else.
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 503),
+            "{statuses:?}"
+        );
+    }
 }
 
 fn sim_job(name: &str) -> Job {
