@@ -217,6 +217,8 @@ pub async fn run_with(
         kube: kube.clone(),
         leader: leader.clone(),
         bodies,
+        token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
+        recent: Default::default(),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -158,10 +158,15 @@ pub struct Config {
     /// when no secret is configured. Default `false`.
     pub allow_insecure_no_signature: bool,
     /// `API_TOKENS` or `API_TOKENS_FILE` (not both) — bearer tokens of the task
-    /// APIs as `source=token` pairs (comma- or newline-separated), where source
-    /// is `pm-agent` or `cli`; the token decides which source a request is
-    /// from. Unset: the task APIs answer 401 to everyone.
+    /// APIs as `kind=token` pairs (comma- or newline-separated), where kind
+    /// is `pm-agent`, `cli` or `viewer`; the token decides which source a
+    /// request is from and what it may do ([`TokenKind`]). Unset: the task
+    /// APIs answer 401 to everyone.
     pub api_tokens: Vec<ApiToken>,
+    /// `API_RATE_LIMIT_PER_TOKEN_PER_MINUTE` — requests each API token may
+    /// make to the `/api/v1` routes per minute, with bursts of the same
+    /// size; `0` turns the limit off. Default `600`.
+    pub api_rate_limit_per_token_per_minute: u32,
     /// The Grafana / Alertmanager webhook source (`GRAFANA_*` variables).
     pub grafana: crate::sources::grafana::GrafanaConfig,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
@@ -406,6 +411,19 @@ impl Config {
             github_max_body_bytes,
             allow_insecure_no_signature,
             api_tokens,
+            api_rate_limit_per_token_per_minute: match get("API_RATE_LIMIT_PER_TOKEN_PER_MINUTE") {
+                None => 600,
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n <= 1_000_000 => n,
+                    _ => {
+                        return Err(bad(
+                            "API_RATE_LIMIT_PER_TOKEN_PER_MINUTE",
+                            "an integer from 0 (no limit) to 1000000",
+                            &v,
+                        ))
+                    }
+                },
+            },
             grafana: crate::sources::grafana::GrafanaConfig::from_lookup(&lookup)?,
             server_workers: positive(
                 "SERVER_WORKERS",
@@ -462,10 +480,42 @@ fn split_list(v: &str, seps: &[char]) -> Vec<String> {
         .collect()
 }
 
-/// One API bearer token and the source it speaks for.
+/// What an API token may do (see the README's token scopes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The PM Agent: creates tasks as `pm-agent`, sees and cancels only
+    /// `pm-agent` Jobs.
+    PmAgent,
+    /// The operators' CLI: creates tasks as `cli`, sees and cancels every Job.
+    Cli,
+    /// Read-only: lists and reads every Job, creates and cancels nothing.
+    Viewer,
+}
+
+impl TokenKind {
+    /// The name in `API_TOKENS` (`pm-agent`, `cli`, `viewer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::PmAgent => "pm-agent",
+            TokenKind::Cli => "cli",
+            TokenKind::Viewer => "viewer",
+        }
+    }
+
+    /// The source of the tasks this kind creates (`None`: it creates none).
+    pub fn source(self) -> Option<crate::task::TaskSource> {
+        match self {
+            TokenKind::PmAgent => Some(crate::task::TaskSource::PmAgent),
+            TokenKind::Cli => Some(crate::task::TaskSource::Cli),
+            TokenKind::Viewer => None,
+        }
+    }
+}
+
+/// One API bearer token and what it may do.
 #[derive(Clone, Debug)]
 pub struct ApiToken {
-    pub source: crate::task::TaskSource,
+    pub kind: TokenKind,
     pub token: Secret,
 }
 
@@ -492,23 +542,24 @@ fn load_api_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<ApiToken
         .into_iter()
         .enumerate()
     {
-        let expected = "source=token pairs like pm-agent=TOKEN,cli=TOKEN (source: pm-agent or cli; token at least 16 characters)";
+        let expected = "kind=token pairs like pm-agent=TOKEN,cli=TOKEN,viewer=TOKEN (kind: pm-agent, cli or viewer; token at least 16 characters)";
         let bad = |what: &str| ConfigError {
             var,
             message: format!("expected {expected}; entry {} {what}", i + 1),
         };
-        let (source, token) = pair.split_once('=').ok_or_else(|| bad("has no '='"))?;
-        let source = match source.trim() {
-            "pm-agent" => crate::task::TaskSource::PmAgent,
-            "cli" => crate::task::TaskSource::Cli,
-            _ => return Err(bad("names an unknown source")),
+        let (kind, token) = pair.split_once('=').ok_or_else(|| bad("has no '='"))?;
+        let kind = match kind.trim() {
+            "pm-agent" => TokenKind::PmAgent,
+            "cli" => TokenKind::Cli,
+            "viewer" => TokenKind::Viewer,
+            _ => return Err(bad("names an unknown kind")),
         };
         let token = token.trim();
         if token.len() < 16 {
             return Err(bad("has a token shorter than 16 characters"));
         }
         out.push(ApiToken {
-            source,
+            kind,
             token: Secret::new(token),
         });
     }

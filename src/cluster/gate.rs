@@ -9,6 +9,15 @@
 //! gate; the Job watch's client waits for its rate limit and is counted in
 //! its metrics too (no timeout or retry from the gate: see
 //! [`super::metered`]).
+//!
+//! Reads the HTTP routes ask for (one Job's document, logs, the lookups of
+//! an operator's cancel) take a gate from [`KubeGate::for_reads`]: they
+//! wait for a second, smaller limiter first — half the QPS and half the
+//! burst — and only then for the shared one. However many reads clients
+//! send, they use at most half of the rate, so the other half is always
+//! there for Job creates, admissions, the Lease and the watch: reads can
+//! be slowed (and answered 503 at their deadline), creates are not
+//! starved by them.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -87,6 +96,10 @@ impl From<kube::Error> for KubeError {
 pub struct KubeGate {
     client: kube::Client,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// The smaller share reads wait for first (see the module docs).
+    read_limiter: Arc<DefaultDirectRateLimiter>,
+    /// Whether this handle's calls are reads ([`KubeGate::for_reads`]).
+    reads: bool,
     metrics: Arc<Metrics>,
     forbidden: Arc<super::forbidden::ForbiddenLog>,
 }
@@ -98,17 +111,33 @@ impl std::fmt::Debug for KubeGate {
 }
 
 impl KubeGate {
-    /// A gate allowing `qps` requests per second, `burst` above it.
+    /// A gate allowing `qps` requests per second, `burst` above it; reads
+    /// ([`for_reads`](Self::for_reads)) half of each (at least one).
     pub fn new(client: kube::Client, qps: u32, burst: u32, metrics: Arc<Metrics>) -> Self {
         let qps = NonZeroU32::new(qps.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst.max(qps.get())).unwrap_or(qps);
+        let half = |n: NonZeroU32| NonZeroU32::new(n.get() / 2).unwrap_or(NonZeroU32::MIN);
         KubeGate {
             client,
             limiter: Arc::new(RateLimiter::direct(
                 Quota::per_second(qps).allow_burst(burst),
             )),
+            read_limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(half(qps)).allow_burst(half(burst)),
+            )),
+            reads: false,
             metrics,
             forbidden: Arc::default(),
+        }
+    }
+
+    /// The same gate for reads the HTTP routes ask for: each call first
+    /// waits for the reads' share of the rate, then for the shared bound,
+    /// so reads never take the capacity creates need.
+    pub fn for_reads(&self) -> KubeGate {
+        KubeGate {
+            reads: true,
+            ..self.clone()
         }
     }
 
@@ -144,10 +173,13 @@ impl KubeGate {
         if left.is_zero() {
             return Err(KubeError::Unavailable("deadline exceeded".into()));
         }
-        if tokio::time::timeout(left, self.limiter.until_ready())
-            .await
-            .is_err()
-        {
+        let ready = async {
+            if self.reads {
+                self.read_limiter.until_ready().await;
+            }
+            self.limiter.until_ready().await;
+        };
+        if tokio::time::timeout(left, ready).await.is_err() {
             return Err(KubeError::Unavailable(
                 "client rate limit wait exceeded the deadline".into(),
             ));

@@ -55,6 +55,10 @@ pub const ANNOTATION_DEDUP_KEY: &str = "orchestrator.dev/dedup-key";
 /// Annotation: the task's repository as `owner/name` (the label value
 /// cannot hold the `/`).
 pub const ANNOTATION_REPOSITORY: &str = "orchestrator.dev/repository";
+/// Annotation: SHA-256 of the request that created the Job under an
+/// `Idempotency-Key` (its JSON with keys sorted), so a later request with
+/// the same key is compared with it — on any replica, after restarts.
+pub const ANNOTATION_REQUEST_HASH: &str = "orchestrator.dev/request-sha256";
 
 /// Label: a hash of the dedup key (see [`dedup_hash`]), so one task's Job
 /// can be found by label when the watch has not seen it yet.

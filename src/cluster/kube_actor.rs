@@ -77,9 +77,13 @@ pub struct CancelJob {
     pub name: String,
     pub keep_running: bool,
     pub deadline: Instant,
+    /// An operator's cancel: its calls take the gate's share for reads
+    /// ([`KubeGate::for_reads`]), so cancels cannot starve Job creates.
+    pub read_share: bool,
 }
 
-/// Streams the log of the newest pod of a Job's agent container.
+/// Streams the log of the newest pod of a Job's agent container (its
+/// calls take the gate's share for reads).
 #[derive(Message)]
 #[rtype(result = "Result<LogLines, KubeError>")]
 pub struct StreamLogs {
@@ -115,6 +119,9 @@ pub struct DeleteJob {
 pub struct GetJob {
     pub name: String,
     pub deadline: Instant,
+    /// A client's read: take the gate's share for reads
+    /// ([`KubeGate::for_reads`]) rather than the create path's.
+    pub read_share: bool,
 }
 
 /// Lists the managed Jobs.
@@ -293,7 +300,12 @@ async fn own(
 impl Handler<CancelJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let jobs = self.jobs.clone();
+        let gate = if msg.read_share {
+            self.gate.for_reads()
+        } else {
+            self.gate.clone()
+        };
         Box::pin(async move {
             use crate::cluster::state::{job_state, JobState};
             let plan = |job: Option<&Job>| {
@@ -376,7 +388,7 @@ async fn patch_as_read<T>(
 impl Handler<StreamLogs> for KubeActor {
     type Result = ResponseFuture<Result<LogLines, KubeError>>;
     fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let (jobs, gate) = (self.jobs.clone(), self.gate.for_reads());
         let ns = self.namespace.clone();
         Box::pin(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
@@ -466,7 +478,12 @@ impl Handler<DeleteJob> for KubeActor {
 impl Handler<GetJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let jobs = self.jobs.clone();
+        let gate = if msg.read_share {
+            self.gate.for_reads()
+        } else {
+            self.gate.clone()
+        };
         Box::pin(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
                 .await

@@ -157,3 +157,32 @@ fn lists_and_commands_parse() {
     assert_eq!(c.github_max_body_bytes, 1 << 20);
     assert_eq!(c.log_format, LogFormat::Json);
 }
+
+#[test]
+fn api_tokens_name_their_kind_and_the_per_token_limit_is_validated() {
+    let c = with_secret(&[(
+        "API_TOKENS",
+        "pm-agent=pm-token-0123456789ab,cli=cli-token-0123456789ab,viewer=viewer-token-0123456789",
+    )])
+    .expect("three kinds");
+    let kinds: Vec<TokenKind> = c.api_tokens.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        [TokenKind::PmAgent, TokenKind::Cli, TokenKind::Viewer]
+    );
+    assert_eq!(TokenKind::Viewer.source(), None, "a viewer creates nothing");
+    assert_eq!(c.api_rate_limit_per_token_per_minute, 600);
+    let e = with_secret(&[("API_TOKENS", "admin=admin-token-0123456789")]).unwrap_err();
+    assert_eq!(e.var, "API_TOKENS");
+    assert!(e.message.contains("viewer"), "{}", e.message);
+    assert!(
+        !e.message.contains("admin-token"),
+        "no token in the message"
+    );
+    let off = with_secret(&[("API_RATE_LIMIT_PER_TOKEN_PER_MINUTE", "0")]).expect("0 is off");
+    assert_eq!(off.api_rate_limit_per_token_per_minute, 0);
+    for bad in ["-1", "lots", "1000001"] {
+        let e = with_secret(&[("API_RATE_LIMIT_PER_TOKEN_PER_MINUTE", bad)]).unwrap_err();
+        assert_eq!(e.var, "API_RATE_LIMIT_PER_TOKEN_PER_MINUTE", "{bad}");
+    }
+}

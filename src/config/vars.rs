@@ -123,9 +123,14 @@ pub const VARIABLES: &[EnvVar] = &[
     words(
         "API_TOKENS",
         "unset",
-        "bearer tokens of /api/v1 as source=token pairs",
+        "bearer tokens of /api/v1 as kind=token pairs (pm-agent, cli, viewer)",
     ),
     words("API_TOKENS_FILE", "unset", "file holding API_TOKENS"),
+    var(
+        "API_RATE_LIMIT_PER_TOKEN_PER_MINUTE",
+        "600",
+        "/api/v1 requests per token per minute (0: no limit)",
+    ),
     words(
         "GRAFANA_BASIC_AUTH",
         "unset",

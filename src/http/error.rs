@@ -35,6 +35,9 @@ pub enum RouteError {
     Timeout(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// An `Idempotency-Key` already used with a different request (422).
+    #[error("{0}")]
+    KeyReused(String),
     /// Field-level validation problems (422 listing each field).
     #[error("the document has {} invalid field(s)", .0.len())]
     Fields(Vec<FieldError>),
@@ -97,6 +100,7 @@ impl RouteError {
             RouteError::TooLarge(_) => "payload_too_large",
             RouteError::Timeout(_) => "request_timeout",
             RouteError::Unprocessable(_) => "unprocessable",
+            RouteError::KeyReused(_) => "idempotency_key_reused",
             RouteError::Fields(_) => "invalid",
             RouteError::NotFound(_) => "not_found",
             RouteError::Forbidden(_) => "forbidden",
@@ -161,7 +165,7 @@ impl ResponseError for RouteError {
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RouteError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            RouteError::Unprocessable(_) | RouteError::Fields(_) => {
+            RouteError::Unprocessable(_) | RouteError::Fields(_) | RouteError::KeyReused(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             RouteError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -149,6 +149,7 @@ async fn handle(
         }
         Decision::Task(task) => {
             submit(
+                state,
                 &state.github,
                 task,
                 JobExtras::default(),
@@ -160,8 +161,12 @@ async fn handle(
     }
 }
 
-/// Hands a Task to its source actor and maps the outcome to an answer.
+/// Hands a Task to its source actor and maps the outcome to an answer;
+/// the Job of a 2xx answer is remembered for a minute in
+/// [`super::recent`], so this replica's read routes know it before the
+/// watch delivers it.
 pub async fn submit(
+    state: &AppState,
     source: &SourceHandle,
     task: Box<Task>,
     extras: JobExtras,
@@ -169,6 +174,12 @@ pub async fn submit(
     deadline: Instant,
 ) -> Result<Answer, RouteError> {
     span.record("job", task.job_name().as_str());
+    let (task_source, dedup_key) = (task.source.as_str(), task.dedup_key.clone());
+    let remember = |job: &str| {
+        state
+            .recent
+            .insert(job, task_source, &dedup_key, Instant::now())
+    };
     let left = deadline.saturating_duration_since(Instant::now());
     // Refused at once when the source's mailbox is full (counted in
     // orchestrator_actor_mailbox_overflow_total): 503 with Retry-After.
@@ -197,10 +208,12 @@ pub async fn submit(
     };
     match outcome {
         Ok(Enqueued::Queued(job)) => {
+            remember(&job);
             let r = HttpResponse::Accepted().json(json!({"status": "queued", "job": job}));
             Ok(Answer::new("queued", Some(job), r))
         }
         Ok(Enqueued::Duplicate(job)) => {
+            remember(&job);
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
             Ok(Answer::new("duplicate", Some(job), r))
         }
@@ -213,5 +226,9 @@ pub async fn submit(
         Err(SubmitError::NamespaceMissing(ns)) => Err(RouteError::NamespaceMissing(ns)),
         Err(SubmitError::PermissionDenied(m)) => Err(RouteError::PermissionDenied(m)),
         Err(SubmitError::Failed(m)) => Err(RouteError::Failed(m)),
+        Err(SubmitError::KeyReused(job)) => Err(RouteError::KeyReused(format!(
+            "this Idempotency-Key was already used with a different request (job {job}); \
+             send a new key for a new request"
+        ))),
     }
 }

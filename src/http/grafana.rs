@@ -106,7 +106,15 @@ async fn handle(
             AlertDecision::Fire(task) => {
                 let fp = task.labels.get("fingerprint").cloned().unwrap_or_default();
                 let delivery = task.dedup_key.clone();
-                let r = submit(&state.grafana, task, JobExtras::default(), span, deadline).await;
+                let r = submit(
+                    state,
+                    &state.grafana,
+                    task,
+                    JobExtras::default(),
+                    span,
+                    deadline,
+                )
+                .await;
                 super::record_outcome(state, "grafana", "alert", Some(&delivery), &r);
                 match r {
                     Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
@@ -219,6 +227,7 @@ async fn resolve(
             name: name.clone(),
             keep_running,
             deadline,
+            read_share: false,
         })
         .await;
     let (decision, reason) = match sent {

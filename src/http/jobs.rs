@@ -1,14 +1,18 @@
 //! The operator API: list, inspect, cancel and read the logs of Jobs, and
 //! the recent-events log. Lists and lookups come from the watch store's
-//! indexes (no API-server call, no walk over every Job); one Job's whole
-//! task document, cancel and logs go through the Kube actor. What a Job
+//! indexes (no API-server call, no walk over every Job). A name the store
+//! does not know (nor this replica's answers of a moment ago,
+//! [`super::recent`]) is 404 without any Kubernetes call, whoever asks and
+//! however often; only a known Job's whole task document, cancel and logs
+//! go through the Kube actor, on the gate's share for reads. Each caller
+//! sees only the Jobs of its token's scope ([`super::auth`]). What a Job
 //! looks like to clients is [`crate::cluster::view`]'s business.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,10 +20,11 @@ use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
-use crate::cluster::jobspec::{dedup_hash, is_managed, LABEL_DEDUP_HASH, MANAGED_SELECTOR};
-use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, ListJobs, StreamLogs};
+use crate::cluster::jobspec::is_managed;
+use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, StreamLogs};
 use crate::cluster::state::JobState;
 use crate::cluster::store::{JobFilter, JobStore};
+use crate::cluster::view::JobRecord;
 pub use crate::cluster::view::{ConditionView, JobView};
 use crate::events::{EventRecord, NewEvent};
 
@@ -51,11 +56,12 @@ pub struct JobList {
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
     responses((status = 200, description = "A page of Jobs", body = JobList),
         (status = 400, description = "Bad filter", body = ErrorBody),
-        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody)),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_jobs(
     q: web::Query<JobQuery>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let limit = q.limit.unwrap_or(50);
@@ -79,9 +85,20 @@ pub async fn list_jobs(
         }
     }
     let repo = q.repository.as_deref().map(crate::task::label_value);
+    // A scoped token sees its own source's Jobs only.
+    let source = match (caller.only_source(), q.source.as_deref()) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Ok(HttpResponse::Ok().json(JobList {
+                items: Vec::new(),
+                next: None,
+            }))
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
     let filter = JobFilter {
         state: q.state.as_deref().and_then(JobState::parse),
-        source: q.source.as_deref(),
+        source,
         repository: repo.as_deref(),
     };
     let page = list_page(&state.jobs, &filter, q.continue_token.as_deref(), limit)?;
@@ -132,52 +149,72 @@ pub enum JobRef<'a> {
     DedupKey(&'a str),
 }
 
-/// A managed Job's view, with its whole task document: from the store
-/// (then fetched from the API server for the task document), or, if the
-/// store has not seen it yet (a Job created a moment ago), from the API
-/// server alone — one object by name, or by the dedup-hash label, never a
-/// list of every Job. `None` when it does not exist.
-pub async fn find_job(state: &AppState, which: JobRef<'_>) -> Result<Option<JobView>, RouteError> {
+/// Where a Job a route names is known from, before any Kubernetes call:
+/// the watch store, else the Jobs this replica answered a moment ago
+/// ([`super::recent`]). `None` — a name neither knows, or a Job outside
+/// the caller's scope — is answered 404 without asking the API server, so
+/// requests for random names cost no Kubernetes call (and a scoped token
+/// cannot tell another source's Job from a name that does not exist).
+pub struct Known {
+    pub name: String,
+    pub stored: Option<Arc<JobRecord>>,
+}
+
+/// Looks `which` up in the store, then among the recent answers; only a
+/// Job within `caller`'s scope is known.
+pub fn locate(state: &AppState, caller: &ApiCaller, which: JobRef<'_>) -> Option<Known> {
     let stored = match which {
         JobRef::Name(n) => state.jobs.get(n),
         JobRef::DedupKey(k) => state
             .jobs
             .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(k)),
     };
+    if let Some(r) = stored {
+        return caller.sees(r.source.as_deref()).then(|| Known {
+            name: r.name.to_string(),
+            stored: Some(r),
+        });
+    }
+    let now = Instant::now();
+    let recent = match which {
+        JobRef::Name(n) => state.recent.get(n, now),
+        JobRef::DedupKey(k) => state.recent.by_dedup_key(k, now),
+    }?;
+    caller.sees(Some(recent.source)).then_some(Known {
+        name: recent.name,
+        stored: None,
+    })
+}
+
+/// A managed Job's view within `caller`'s scope, with its whole task
+/// document fetched from the API server (one GET by name, through the
+/// gate's share for reads) — only for a Job [`locate`] knows; `None`
+/// otherwise, without any Kubernetes call.
+pub async fn find_job(
+    state: &AppState,
+    caller: &ApiCaller,
+    which: JobRef<'_>,
+) -> Result<Option<JobView>, RouteError> {
+    let Some(known) = locate(state, caller, which) else {
+        return Ok(None);
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    let unavailable = |e: crate::actors::Refused| RouteError::Unavailable(e.to_string());
-    let name = match (&stored, which) {
-        (Some(r), _) => Some(r.name.to_string()),
-        (None, JobRef::Name(n)) => Some(n.to_string()),
-        (None, JobRef::DedupKey(_)) => None,
+    let msg = GetJob {
+        name: known.name,
+        deadline,
+        read_share: true,
     };
-    let fetched: Result<Option<Job>, RouteError> = match (name, which) {
-        (Some(name), _) => {
-            let msg = GetJob { name, deadline };
-            match state.kube.ask(msg).await.map_err(unavailable)? {
-                Ok(job) => Ok(job),
-                Err(e) => Err(kube_error(e)),
-            }
-        }
-        (None, JobRef::DedupKey(k)) => {
-            let key = crate::cluster::jobspec::dedup_annotation(k);
-            let msg = ListJobs {
-                selector: format!("{MANAGED_SELECTOR},{LABEL_DEDUP_HASH}={}", dedup_hash(&key)),
-                deadline,
-            };
-            match state.kube.ask(msg).await.map_err(unavailable)? {
-                Ok(jobs) => Ok(jobs.into_iter().find(|j| {
-                    crate::cluster::view::JobRecord::from_job(j, None)
-                        .is_some_and(|r| r.dedup_key.as_deref() == Some(key.as_str()))
-                })),
-                Err(e) => Err(kube_error(e)),
-            }
-        }
-        (None, JobRef::Name(_)) => Ok(None),
+    let fetched = match state.kube.ask(msg).await {
+        Err(e) => Err(RouteError::Unavailable(e.to_string())),
+        Ok(Ok(job)) => Ok(job),
+        Ok(Err(e)) => Err(kube_error(e)),
     };
-    match (fetched, stored) {
-        // Only managed Jobs are visible through this API.
-        (Ok(Some(job)), _) if is_managed(&job) => Ok(JobView::from_job(&job)),
+    match (fetched, known.stored) {
+        // Only managed Jobs are visible through this API, each within its
+        // caller's scope.
+        (Ok(Some(job)), _) if is_managed(&job) => {
+            Ok(JobView::from_job(&job).filter(|v| caller.sees(v.source.as_deref())))
+        }
         (Ok(_), _) => Ok(None),
         // The store's record (abridged task) while the API server is away.
         (Err(RouteError::Unavailable(m)), Some(r)) => {
@@ -199,9 +236,9 @@ fn check_name(name: &str) -> Result<(), RouteError> {
     ))
 }
 
-async fn find(state: &AppState, name: &str) -> Result<JobView, RouteError> {
+async fn find(state: &AppState, caller: &ApiCaller, name: &str) -> Result<JobView, RouteError> {
     check_name(name)?;
-    find_job(state, JobRef::Name(name))
+    find_job(state, caller, JobRef::Name(name))
         .await?
         .ok_or_else(|| RouteError::NotFound(format!("no job named {name:?}")))
 }
@@ -212,14 +249,15 @@ async fn find(state: &AppState, name: &str) -> Result<JobView, RouteError> {
     responses((status = 200, description = "The Job", body = JobView),
         (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 404, description = "No such Job", body = ErrorBody)),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
+        (status = 404, description = "No such Job (or not within the token's scope)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_job(
     path: web::Path<String>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let view = find(&state, &path).await?;
+    let view = find(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -234,7 +272,9 @@ fn kube_error(e: KubeError) -> RouteError {
     responses((status = 200, description = "The Job after cancelling", body = JobView),
         (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 404, description = "No managed Job of this name", body = ErrorBody),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
+        (status = 403, description = "A viewer token may not cancel", body = ErrorBody),
+        (status = 404, description = "No managed Job of this name known to this replica (or not within the token's scope)", body = ErrorBody),
         (status = 503, description = "Kubernetes unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel_job(
@@ -243,10 +283,22 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     check_name(&path)?;
+    caller.may_cancel()?;
+    let not_found = || RouteError::NotFound(format!("no job named {:?}", path.as_str()));
+    // Only a Job the store (or this replica's recent answers) knows is
+    // looked up on the API server: any other name is 404 at no cost. A Job
+    // created a moment ago on another replica, which this replica's watch
+    // has not delivered yet, is 404 too; the cancel is idempotent, so the
+    // caller retries — chosen over a GET per unknown name, which anyone
+    // holding a token could repeat to starve Job creation.
+    if locate(&state, &caller, JobRef::Name(&path)).is_none() {
+        return Err(not_found());
+    }
     let msg = CancelJob {
         name: path.clone(),
         keep_running: false,
         deadline: Instant::now() + Duration::from_secs(10),
+        read_share: true,
     };
     let job = state
         .kube
@@ -254,16 +306,17 @@ pub async fn cancel_job(
         .await
         .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(kube_error)?
-        .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
+        .ok_or_else(not_found)?;
     let view = JobView::from_job(&job)
-        .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
+        .filter(|v| caller.sees(v.source.as_deref()))
+        .ok_or_else(not_found)?;
     if view.state != JobState::Cancelled {
         // Finished before the cancel: nothing was cancelled.
         return Ok(HttpResponse::Ok().json(view));
     }
     tracing::info!(job = %path, by = %caller.identity, "job cancelled");
     state.events.record(NewEvent {
-        source: caller.source.as_str(),
+        source: caller.label(),
         event: "cancel",
         delivery: None,
         decision: "cancelled",
@@ -286,19 +339,23 @@ pub struct LogQuery {
     responses((status = 200, description = "Log lines", content_type = "text/plain", body = String),
         (status = 400, description = "Not a valid Job name", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 404, description = "No such Job, or it has no pod yet", body = ErrorBody)),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
+        (status = 404, description = "No such Job (or not within the token's scope), or it has no pod yet", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn job_logs(
     path: web::Path<String>,
     q: web::Query<LogQuery>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     check_name(&path)?;
-    // Only a managed Job's logs: from the store, else one GET.
-    let job_state = match state.jobs.get(&path) {
+    // Only a known managed Job's logs, within the caller's scope: from the
+    // store, else (answered a moment ago) one GET; any other name is 404.
+    let known = locate(&state, &caller, JobRef::Name(&path))
+        .ok_or_else(|| RouteError::NotFound(format!("no job named {:?}", path.as_str())))?;
+    let job_state = match known.stored {
         Some(r) => r.state,
-        None => find(&state, &path).await?.state,
+        None => find(&state, &caller, &path).await?.state,
     };
     let msg = StreamLogs {
         name: path.clone(),
@@ -340,17 +397,22 @@ pub struct EventQuery {
 /// The most recent deliveries from every source with the decision taken.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery),
     responses((status = 200, description = "Newest first", body = [EventRecord]),
-        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody)),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events(
     q: web::Query<EventQuery>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(HttpResponse::Ok().json(state.events.recent(
-        limit,
-        q.source.as_deref(),
-        q.decision.as_deref(),
-    )))
+    // A scoped token sees its own source's events only.
+    let source = match (caller.only_source(), q.source.as_deref()) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Ok(HttpResponse::Ok().json(Vec::<EventRecord>::new()))
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    Ok(HttpResponse::Ok().json(state.events.recent(limit, source, q.decision.as_deref())))
 }

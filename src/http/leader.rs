@@ -23,7 +23,8 @@ pub struct LeaderView {
 /// The scheduler Lease's holder and this replica's part.
 #[utoipa::path(get, path = "/api/v1/leader", tag = "operations",
     responses((status = 200, description = "Leadership", body = LeaderView),
-        (status = 401, description = "Missing or unknown bearer token", body = super::schema::ErrorBody)),
+        (status = 401, description = "Missing or unknown bearer token", body = super::schema::ErrorBody),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = super::schema::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn leader(
     _caller: ApiCaller,

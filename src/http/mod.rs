@@ -13,6 +13,7 @@ pub mod leader;
 pub mod openapi;
 pub mod parser_errors;
 pub mod pipeline;
+pub mod recent;
 pub mod schema;
 pub mod tasks;
 
@@ -73,6 +74,10 @@ pub struct AppState {
     pub leader: Leader,
     /// What unauthenticated request bodies may buffer ([`body`]).
     pub bodies: Arc<body::BodyBudget>,
+    /// `API_RATE_LIMIT_PER_TOKEN_PER_MINUTE`, per API token.
+    pub token_limits: auth::TokenLimits,
+    /// The Jobs this replica answered 2xx for a moment ago.
+    pub recent: recent::RecentJobs,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.

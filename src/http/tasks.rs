@@ -1,6 +1,11 @@
 //! The task APIs: `POST /api/v1/tasks` (generic; CLI and automation, with
 //! `Idempotency-Key`), `POST /api/v1/pm/tasks` and `GET /api/v1/pm/tasks/{id}`
-//! (the PM Agent). The bearer token decides the source actor.
+//! (the PM Agent). The bearer token decides the source actor. Bodies are
+//! JSON objects with each key at most once ([`strict_json`]: 400 naming a
+//! duplicate key, as the webhook routes answer). A generic task under an
+//! `Idempotency-Key` carries the hash of its request on its Job: the same
+//! key with the same body is `200 duplicate`, with another body `422
+//! idempotency_key_reused` — never a silent drop of the new body.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 use tracing_actix_web::RootSpan;
 
-use super::auth::ApiCaller;
+use super::auth::{ApiCaller, TokenKind};
 use super::error::RouteError;
 use super::github::submit;
 use super::jobs::{find_job, JobRef, JobView};
@@ -16,6 +21,7 @@ use super::schema::{ErrorBody, SubmitAnswer};
 use super::{read_body, AppState};
 use crate::scheduler::JobExtras;
 use crate::sources::api::{self, Accepted};
+use crate::sources::strict_json;
 use crate::task::TaskSource;
 
 /// Largest task document (PM tasks carry markdown files).
@@ -40,6 +46,16 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, RouteError> {
     Ok(Some(k.to_string()))
 }
 
+/// The hash of a task request kept on its Job under an `Idempotency-Key`:
+/// SHA-256 of the decoded document written back with its keys sorted, so
+/// whitespace and key order do not make two requests different.
+fn request_hash(body: &Value) -> String {
+    use sha2::Digest;
+    // A Value (keys in a BTreeMap) always serialises.
+    let canonical = serde_json::to_vec(body).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&canonical))
+}
+
 async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, RouteError> {
     let ct = req
         .headers()
@@ -58,7 +74,7 @@ async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, Ro
         ));
     }
     let body = read_body(req, payload, MAX_TASK_BODY).await?;
-    serde_json::from_slice(&body)
+    strict_json::from_slice(&body)
         .map_err(|e| RouteError::BadRequest(format!("malformed JSON: {e}")))
 }
 
@@ -68,24 +84,26 @@ async fn accept(
     event: &str,
     delivery: Option<&str>,
     accepted: Result<Accepted, Vec<crate::sources::fields::FieldError>>,
+    request_hash: Option<String>,
     span: &RootSpan,
 ) -> Result<HttpResponse, RouteError> {
-    span.record("source", caller.source.as_str());
+    span.record("source", caller.label());
     let result = match accepted {
         Err(fields) => Err(RouteError::Fields(fields)),
         Ok(a) => {
-            let handle = match caller.source {
+            let handle = match a.task.source {
                 TaskSource::PmAgent => &state.pm_agent,
                 _ => &state.cli,
             };
             let extras = JobExtras {
                 files: a.files,
                 timeout_seconds: a.timeout_seconds,
+                request_hash,
             };
-            submit(handle, a.task, extras, span, Instant::now() + BUDGET).await
+            submit(state, handle, a.task, extras, span, Instant::now() + BUDGET).await
         }
     };
-    super::record_outcome(state, caller.source.as_str(), event, delivery, &result);
+    super::record_outcome(state, caller.label(), event, delivery, &result);
     result.map(|a| a.response)
 }
 
@@ -95,11 +113,12 @@ async fn accept(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of the same request one task")),
     responses(
         (status = 202, description = "Queued: a suspended Job now exists", body = SubmitAnswer),
-        (status = 200, description = "Duplicate (same Idempotency-Key)", body = SubmitAnswer),
-        (status = 400, description = "Malformed JSON or headers", body = ErrorBody),
+        (status = 200, description = "Duplicate (same Idempotency-Key and the same body)", body = SubmitAnswer),
+        (status = 400, description = "Malformed JSON (or a key given twice) or headers", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 403, description = "A viewer token may not create tasks", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed; or the Idempotency-Key was used with a different request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 429, description = "Rate limited: this token's requests, or tasks per repository or sender (Retry-After)", body = ErrorBody),
         (status = 503, description = "Unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_task(
@@ -109,17 +128,28 @@ pub async fn create_task(
     state: web::Data<AppState>,
     span: RootSpan,
 ) -> Result<HttpResponse, RouteError> {
+    let source = caller.creating_source()?;
     let key = idempotency_key(&req)?;
     span.record("delivery", key.as_deref().unwrap_or(""));
     let body = json_body(&req, payload).await?;
+    let hash = key.as_ref().map(|_| request_hash(&body));
     let accepted = api::generic_task(
         &body,
-        caller.source,
+        source,
         &caller.identity,
         key.as_deref(),
         chrono::Utc::now(),
     );
-    accept(&state, &caller, "task", key.as_deref(), accepted, &span).await
+    accept(
+        &state,
+        &caller,
+        "task",
+        key.as_deref(),
+        accepted,
+        hash,
+        &span,
+    )
+    .await
 }
 
 /// Submit a PM Agent task (Task Master format). The task id is the dedup key.
@@ -128,8 +158,9 @@ pub async fn create_task(
     responses(
         (status = 202, description = "Queued", body = SubmitAnswer),
         (status = 200, description = "Duplicate (same task id)", body = SubmitAnswer),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON (or a key given twice)", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
         (status = 403, description = "The token is not a pm-agent token", body = ErrorBody),
         (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
         (status = 503, description = "Unavailable; retry", body = ErrorBody)),
@@ -141,7 +172,7 @@ pub async fn create_pm_task(
     state: web::Data<AppState>,
     span: RootSpan,
 ) -> Result<HttpResponse, RouteError> {
-    if caller.source != TaskSource::PmAgent {
+    if caller.kind != TokenKind::PmAgent {
         return Err(RouteError::Forbidden(
             "this endpoint needs a pm-agent token".into(),
         ));
@@ -154,7 +185,16 @@ pub async fn create_pm_task(
         span.record("delivery", id.as_str());
     }
     let accepted = api::pm_task(&body, &caller.identity, chrono::Utc::now());
-    accept(&state, &caller, "pm-task", id.as_deref(), accepted, &span).await
+    accept(
+        &state,
+        &caller,
+        "pm-task",
+        id.as_deref(),
+        accepted,
+        None,
+        &span,
+    )
+    .await
 }
 
 /// The state of a PM Agent task's Job.
@@ -163,15 +203,18 @@ pub async fn create_pm_task(
     responses(
         (status = 200, description = "The task's Job", body = JobView),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 404, description = "No Job for this task id", body = ErrorBody)),
+        (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
+        (status = 404, description = "No Job for this task id known to this replica", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_pm_task(
     path: web::Path<String>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
     let key = api::pm_dedup_key(&path);
-    let view = find_job(&state, JobRef::DedupKey(&key))
+    // From the watch store (or this replica's answers of a moment ago):
+    // an id neither knows is 404 without a Kubernetes call.
+    let view = find_job(&state, &caller, JobRef::DedupKey(&key))
         .await?
         .ok_or_else(|| RouteError::NotFound(format!("no job for PM task {:?}", path.as_str())))?;
     Ok(HttpResponse::Ok().json(view))

@@ -20,7 +20,8 @@ use actix::prelude::*;
 use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::build_job;
 use crate::cluster::files::{self, TaskFile};
-use crate::cluster::kube_actor::{CreateJob, DeleteJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
+use crate::cluster::kube_actor::{CreateJob, DeleteJob, GetJob, KubeActor, KubeError, SetSuspend};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
@@ -54,6 +55,10 @@ pub enum EnqueueError {
     /// Kubernetes refused the Job for good (not the task's fault).
     #[error("{0}")]
     Failed(String),
+    /// The task's Job (named) exists, made from a different request under
+    /// the same `Idempotency-Key`.
+    #[error("job {0} was made from a different request with this key")]
+    KeyReused(String),
 }
 
 /// Mailbox capacity of the scheduler: Enqueue requests in flight plus
@@ -274,6 +279,10 @@ pub struct JobExtras {
     pub files: Vec<TaskFile>,
     /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
     pub timeout_seconds: Option<i64>,
+    /// The request's hash under an `Idempotency-Key`, kept on the Job
+    /// ([`ANNOTATION_REQUEST_HASH`]): a duplicate whose hash differs is
+    /// refused ([`EnqueueError::KeyReused`]) rather than answered duplicate.
+    pub request_hash: Option<String>,
 }
 
 /// A Job's state changed (from its watcher).
@@ -330,8 +339,15 @@ impl Handler<Enqueue> for Scheduler {
             if let (Some(t), Some(spec)) = (extras.timeout_seconds, j.spec.as_mut()) {
                 spec.active_deadline_seconds = Some(t);
             }
+            if let Some(h) = &extras.request_hash {
+                j.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
+            }
             j
         });
+        let request_hash = extras.request_hash.clone();
         let kube = self.kube.clone();
         Box::pin(async move {
             let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
@@ -346,7 +362,10 @@ impl Handler<Enqueue> for Scheduler {
                 .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?;
             match sent {
                 Ok(_) => Ok(Enqueued::Queued(name)),
-                Err(KubeError::AlreadyExists) => Ok(Enqueued::Duplicate(name)),
+                Err(KubeError::AlreadyExists) => match request_hash {
+                    None => Ok(Enqueued::Duplicate(name)),
+                    Some(h) => same_request(&kube, name, &h, msg.deadline).await,
+                },
                 Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
                 Err(e @ KubeError::Forbidden(_)) => {
                     Err(EnqueueError::PermissionDenied(e.to_string()))
@@ -360,6 +379,38 @@ impl Handler<Enqueue> for Scheduler {
                 Err(e) => Err(EnqueueError::Failed(e.to_string())),
             }
         })
+    }
+}
+
+/// A duplicate of a task made under an `Idempotency-Key`: `Duplicate` if
+/// the existing Job was made from the same request (or carries no hash:
+/// made before hashes were kept, nothing to compare), `KeyReused` if not.
+/// Reads the Job from the API server (the authoritative copy; this runs
+/// only on a `409`, so it costs one GET per retried key).
+async fn same_request(
+    kube: &Mailbox<KubeActor>,
+    name: String,
+    hash: &str,
+    deadline: Instant,
+) -> Result<Enqueued, EnqueueError> {
+    let got = kube
+        .ask(GetJob {
+            name: name.clone(),
+            deadline,
+            read_share: false,
+        })
+        .await
+        .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?
+        .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
+    let theirs = got.as_ref().and_then(|j| {
+        j.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REQUEST_HASH))
+    });
+    match theirs {
+        Some(t) if t != hash => Err(EnqueueError::KeyReused(name)),
+        _ => Ok(Enqueued::Duplicate(name)),
     }
 }
 

@@ -3,8 +3,9 @@
 //! never holds up the next event.
 //!
 //! ```text
-//!  Submit(task) ─▶ dedup cache hit? ─▶ Duplicate
+//!  Submit(task) ─▶ dedup cache hit? ─▶ Duplicate (KeyReused if its request hash differs)
 //!               └▶ same key in flight? ─▶ waits for it ─▶ Duplicate | its error
+//!                                         (KeyReused at once if its request hash differs)
 //!               └▶ rate limit ─▶ RateLimited(retry after)
 //!               └▶ Scheduler::Enqueue ─▶ Queued(job) | Duplicate(job, from 409)
 //! ```
@@ -57,15 +58,28 @@ pub enum SubmitError {
     /// Kubernetes refused the Job for good (not the client's fault).
     #[error("{0}")]
     Failed(String),
+    /// The key's Job (named) was made from a different request (its
+    /// `Idempotency-Key` reused with another body).
+    #[error("job {0} was made from a different request with this key")]
+    KeyReused(String),
+}
+
+/// True when two request hashes are known and differ (a Job made before
+/// hashes were kept has none: nothing to compare).
+fn differs(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a != b)
 }
 
 /// The answer of a submission in flight, shared with redeliveries of it.
 type InFlight = Shared<LocalBoxFuture<'static, Result<Enqueued, SubmitError>>>;
 
+/// Dedup keys being persisted right now: each request's hash and answer.
+type InFlightKeys = Rc<RefCell<HashMap<String, (Option<String>, InFlight)>>>;
+
 pub struct SourceActor {
     source: TaskSource,
     /// Dedup keys being persisted right now.
-    in_flight: Rc<RefCell<HashMap<String, InFlight>>>,
+    in_flight: InFlightKeys,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
     scheduler: Mailbox<Scheduler>,
@@ -110,11 +124,20 @@ impl Handler<Submit> for SourceActor {
 
     fn handle(&mut self, msg: Submit, _: &mut Context<Self>) -> Self::Result {
         let key = msg.task.dedup_key.clone();
+        let hash = msg.extras.request_hash.clone();
         let now = Instant::now();
-        if let Some(job) = self.dedup.get(&key, now) {
-            return Box::pin(async move { Ok(Enqueued::Duplicate(job)) });
+        if let Some(c) = self.dedup.get(&key, now) {
+            if differs(hash.as_deref(), c.request_hash.as_deref()) {
+                return Box::pin(async move { Err(SubmitError::KeyReused(c.job)) });
+            }
+            return Box::pin(async move { Ok(Enqueued::Duplicate(c.job)) });
         }
-        if let Some(first) = self.in_flight.borrow().get(&key).cloned() {
+        let in_flight = self.in_flight.borrow().get(&key).cloned();
+        if let Some((first_hash, first)) = in_flight {
+            if differs(hash.as_deref(), first_hash.as_deref()) {
+                let job = msg.task.job_name();
+                return Box::pin(async move { Err(SubmitError::KeyReused(job)) });
+            }
             // A redelivery while the first is being persisted: its answer,
             // as a duplicate once the first succeeded.
             return Box::pin(async move {
@@ -145,7 +168,9 @@ impl Handler<Submit> for SourceActor {
         }
         .boxed_local()
         .shared();
-        self.in_flight.borrow_mut().insert(key, work.clone());
+        self.in_flight
+            .borrow_mut()
+            .insert(key, (hash, work.clone()));
         Box::pin(work)
     }
 }
@@ -157,6 +182,7 @@ async fn persist(
     dedup_key: &str,
     msg: Submit,
 ) -> Result<Enqueued, SubmitError> {
+    let hash = msg.extras.request_hash.clone();
     let r = scheduler
         .ask(Enqueue {
             task: msg.task,
@@ -168,7 +194,7 @@ async fn persist(
     match r {
         Ok(e) => {
             let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
-            dedup.insert(dedup_key, job, Instant::now());
+            dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
             Ok(e)
         }
         Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
@@ -176,6 +202,7 @@ async fn persist(
         Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
         Err(EnqueueError::PermissionDenied(m)) => Err(SubmitError::PermissionDenied(m)),
         Err(EnqueueError::Failed(m)) => Err(SubmitError::Failed(m)),
+        Err(EnqueueError::KeyReused(job)) => Err(SubmitError::KeyReused(job)),
     }
 }
 

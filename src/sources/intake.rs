@@ -19,12 +19,21 @@ use governor::{Quota, RateLimiter};
 /// (the API server still deduplicates exactly, this only saves calls).
 const DEDUP_MAX_ENTRIES: usize = 100_000;
 
-/// dedup key → (Job name, expiry). Shared by the source actors and their
+/// A remembered task: its Job and the hash of the request that made it
+/// (under an `Idempotency-Key`), until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub job: String,
+    pub request_hash: Option<String>,
+    expires: Instant,
+}
+
+/// dedup key → [`Cached`]. Shared by the source actors and their
 /// restarts. They all run on the one actor thread, so a plain mutex is
 /// never contended (no concurrent map needed).
 #[derive(Debug, Clone)]
 pub struct DedupCache {
-    map: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    map: Arc<Mutex<HashMap<String, Cached>>>,
     ttl: Duration,
 }
 
@@ -36,15 +45,15 @@ impl DedupCache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, Instant)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Cached>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The Job already made for `key`, if remembered and not expired.
-    pub fn get(&self, key: &str, now: Instant) -> Option<String> {
+    pub fn get(&self, key: &str, now: Instant) -> Option<Cached> {
         let mut map = self.lock();
         match map.get(key) {
-            Some((job, expires)) if now < *expires => Some(job.clone()),
+            Some(c) if now < c.expires => Some(c.clone()),
             Some(_) => {
                 map.remove(key);
                 None
@@ -53,13 +62,21 @@ impl DedupCache {
         }
     }
 
-    /// Remembers that `key` became Job `job`.
-    pub fn insert(&self, key: &str, job: &str, now: Instant) {
+    /// Remembers that `key` became Job `job`, made from the request whose
+    /// hash is `request_hash` (if one was kept).
+    pub fn insert(&self, key: &str, job: &str, request_hash: Option<&str>, now: Instant) {
         let mut map = self.lock();
         if map.len() >= DEDUP_MAX_ENTRIES {
             Self::evict(&mut map, now);
         }
-        map.insert(key.to_string(), (job.to_string(), now + self.ttl));
+        map.insert(
+            key.to_string(),
+            Cached {
+                job: job.to_string(),
+                request_hash: request_hash.map(str::to_string),
+                expires: now + self.ttl,
+            },
+        );
     }
 
     /// Forgets `key` (e.g. its Job was cancelled and may be resubmitted).
@@ -67,14 +84,14 @@ impl DedupCache {
         self.lock().remove(key);
     }
 
-    fn evict(map: &mut HashMap<String, (String, Instant)>, now: Instant) {
-        map.retain(|_, (_, exp)| *exp > now);
+    fn evict(map: &mut HashMap<String, Cached>, now: Instant) {
+        map.retain(|_, c| c.expires > now);
         if map.len() >= DEDUP_MAX_ENTRIES {
             // Still full of live entries: drop those closest to expiry.
-            let mut expiries: Vec<Instant> = map.values().map(|e| e.1).collect();
+            let mut expiries: Vec<Instant> = map.values().map(|c| c.expires).collect();
             expiries.sort();
             let cut = expiries[expiries.len() / 2];
-            map.retain(|_, (_, exp)| *exp > cut);
+            map.retain(|_, c| c.expires > cut);
         }
     }
 
@@ -156,11 +173,10 @@ mod tests {
     fn dedup_entries_expire_after_their_ttl() {
         let c = DedupCache::new(Duration::from_secs(10));
         let t0 = Instant::now();
-        c.insert("k", "job-1", t0);
-        assert_eq!(
-            c.get("k", t0 + Duration::from_secs(9)).as_deref(),
-            Some("job-1")
-        );
+        c.insert("k", "job-1", Some("hash-1"), t0);
+        let hit = c.get("k", t0 + Duration::from_secs(9)).expect("remembered");
+        assert_eq!(hit.job, "job-1");
+        assert_eq!(hit.request_hash.as_deref(), Some("hash-1"));
         assert_eq!(c.get("k", t0 + Duration::from_secs(11)), None);
         assert!(c.is_empty(), "an expired entry is dropped on read");
     }

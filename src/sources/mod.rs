@@ -40,3 +40,4 @@ impl Decision {
 pub mod actor;
 pub mod api;
 pub mod fields;
+pub mod strict_json;

@@ -17,6 +17,10 @@ pub const CLI_TOKEN: &str = "cli-token-0123456789abcdef";
 /// `API_TOKENS` holding both.
 pub const API_TOKENS: &str =
     "pm-agent=pm-agent-token-0123456789abcdef,cli=cli-token-0123456789abcdef";
+/// A read-only token.
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789abcdef";
+/// `API_TOKENS` holding the PM Agent's, the CLI's and a viewer token.
+pub const API_TOKENS_WITH_VIEWER: &str = "pm-agent=pm-agent-token-0123456789abcdef,cli=cli-token-0123456789abcdef,viewer=viewer-token-0123456789abcdef";
 
 /// One answer of the service.
 #[derive(Debug, Clone)]

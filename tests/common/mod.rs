@@ -336,6 +336,9 @@ pub async fn start_app_with_kubeconfig(
         ("SHUTDOWN_TIMEOUT_SECONDS", "5"),
         ("RATE_LIMIT_PER_REPO_PER_MINUTE", "10000"),
         ("RATE_LIMIT_PER_SENDER_PER_MINUTE", "10000"),
+        // Tests poll the operator API far faster than an operator would;
+        // the per-token limit has its own tests, which set it.
+        ("API_RATE_LIMIT_PER_TOKEN_PER_MINUTE", "1000000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
