@@ -4,6 +4,14 @@
 //! Job (dedup key fingerprint + startsAt, so repeat notifications and HA
 //! duplicates are duplicates); a resolved alert cancels its queued Job and,
 //! if configured, its running one.
+//!
+//! Storms: a notification with more than `GRAFANA_MAX_ALERTS_PER_NOTIFICATION`
+//! alerts is refused whole (413, nothing created); each alert rule starts at
+//! most `GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE` investigations and the rest
+//! are answered `rate_limited` inside a 202, so the sender does not resend
+//! them (Grafana repeats a still-firing alert at its `repeat_interval`, when it
+//! is judged anew); resolved alerts without a known Job cost no Kubernetes
+//! call (see `resolve`).
 
 use std::time::{Duration, Instant};
 
