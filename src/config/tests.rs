@@ -157,3 +157,29 @@ fn lists_and_commands_parse() {
     assert_eq!(c.github_max_body_bytes, 1 << 20);
     assert_eq!(c.log_format, LogFormat::Json);
 }
+
+#[test]
+fn github_host_is_a_host_with_an_optional_port_lower_cased() {
+    assert_eq!(with_secret(&[]).unwrap().github_host, "github.com");
+    assert_eq!(
+        with_secret(&[("GITHUB_HOST", "GHE.Example.com:8443")])
+            .unwrap()
+            .github_host,
+        "ghe.example.com:8443"
+    );
+    for bad in [
+        "https://github.com",
+        "github.com/",
+        "user@github.com",
+        "github.com:0",
+        "github.com:99999",
+        "-github.com",
+        "git hub.com",
+        "github.com:",
+    ] {
+        let e = with_secret(&[("GITHUB_HOST", bad)]).unwrap_err();
+        assert_eq!(e.var, "GITHUB_HOST", "{bad}");
+    }
+    let e = with_secret(&[("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE", "0")]).unwrap_err();
+    assert_eq!(e.var, "GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE");
+}
