@@ -952,7 +952,7 @@ async fn alerts_beyond_their_rules_limit_are_rate_limited_in_a_202_and_other_rul
     assert!(
         r.json["alerts"][3]["reason"]
             .as_str()
-            .is_some_and(|s| s.contains("alert rule")),
+            .is_some_and(|s| s.contains("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE")),
         "{}",
         r.text
     );

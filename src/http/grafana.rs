@@ -29,6 +29,10 @@ use crate::scheduler::JobExtras;
 use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError, DecodeError};
 use crate::sources::intake::SCOPE_ALERT_RULE;
 
+/// The reason of an alert over its rule's limit: dropped, not retried.
+const RULE_LIMITED: &str = "over GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE for its alert rule: \
+     dropped, not retried; a still-firing alert is judged again when it is sent again";
+
 /// Grafana gives up after 30 s; answer well before.
 const BUDGET: Duration = Duration::from_secs(20);
 
@@ -116,7 +120,7 @@ async fn handle(
                 match r {
                     Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
                     Err(e) => {
-                        let v = json!({"decision": e.code(), "reason": e.public_message()});
+                        let mut v = json!({"decision": e.code(), "reason": e.public_message()});
                         if let RouteError::RateLimited {
                             scope: SCOPE_ALERT_RULE,
                             ..
@@ -126,6 +130,7 @@ async fn handle(
                             // would have Grafana resend the storm every
                             // group_interval). Grafana repeats a still-firing
                             // alert at its repeat_interval; it is judged anew.
+                            v["reason"] = json!(RULE_LIMITED);
                         } else if let RouteError::RateLimited { retry_after, .. } = &e {
                             retry = Some(retry.unwrap_or_default().max(*retry_after));
                         } else if matches!(e, RouteError::Unavailable(_)) {
