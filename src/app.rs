@@ -131,10 +131,13 @@ pub async fn run_with(
     );
 
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
-    let limits = Arc::new(RateLimits::new(
-        config.rate_limit_per_repo_per_minute,
-        config.rate_limit_per_sender_per_minute,
-    ));
+    let limits = Arc::new(
+        RateLimits::new(
+            config.rate_limit_per_repo_per_minute,
+            config.rate_limit_per_sender_per_minute,
+        )
+        .with_rule_limit(config.grafana.rate_limit_per_rule_per_minute),
+    );
     let source = |kind: TaskSource, name: &'static str| {
         let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), scheduler.clone());
         runtime.start(name, config.source_mailbox_capacity, actor)
@@ -219,6 +222,7 @@ pub async fn run_with(
         bodies,
         token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
         recent: Default::default(),
+        dedup: dedup.clone(),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -122,6 +122,12 @@ pub struct Config {
     /// `JOB_GIT_TOKEN_KEY` — key in `JOB_SECRET_NAME` holding the token git uses
     /// to clone. Default `GITHUB_TOKEN`.
     pub job_git_token_key: String,
+    /// `GITHUB_HOST` — the GitHub host (`host[:port]`, lower-cased) the
+    /// clone credential is for. Default `github.com`. The git credential
+    /// helper of a Job is scoped to `https://<GITHUB_HOST>`; a clone URL on
+    /// another host is cloned without credentials (public repositories
+    /// still clone; the token never goes elsewhere).
+    pub github_host: String,
     /// `JOB_COMMAND` — JSON array: the agent container's command. `$(PROMPT)` and
     /// other `$(VAR)` references are expanded by Kubernetes from the container
     /// env, never by a shell. Default: Claude Code non-interactively, see
@@ -308,6 +314,14 @@ impl Config {
                 &job_git_token_key,
             ));
         }
+        let github_host = or("GITHUB_HOST", "github.com").trim().to_ascii_lowercase();
+        if !parse::is_host_port(&github_host) {
+            return Err(bad(
+                "GITHUB_HOST",
+                "a host name with an optional port, like github.com or ghe.example.com:8443",
+                &github_host,
+            ));
+        }
         let job_command = match get("JOB_COMMAND") {
             None => DEFAULT_JOB_COMMAND.iter().map(|s| s.to_string()).collect(),
             Some(v) => match serde_json::from_str::<Vec<String>>(&v) {
@@ -376,6 +390,7 @@ impl Config {
             job_secret_name: optional_name("JOB_SECRET_NAME")?,
             job_git_image: image("JOB_GIT_IMAGE", "alpine/git:v2.47.2")?,
             job_git_token_key,
+            github_host,
             job_command,
             job_service_account: optional_name("JOB_SERVICE_ACCOUNT")?,
             log_format,

@@ -126,11 +126,12 @@ impl Task {
     }
 
     /// The key that serializes work on one thing (one issue or one PR), for
-    /// per-key concurrency limits: `owner/name#42`.
+    /// per-key concurrency limits: `owner/name#42`, lower-cased (GitHub
+    /// names are case-insensitive: `Octo/Repo#1` is `octo/repo#1`).
     pub fn concurrency_key(&self) -> Option<String> {
         let repo = self.repository.as_deref()?;
         let n = self.pr_number.or(self.issue_number)?;
-        Some(format!("{repo}#{n}"))
+        Some(format!("{}#{n}", repo.to_ascii_lowercase()))
     }
 
     /// The task as JSON of at most `max_bytes`, always valid JSON: if too

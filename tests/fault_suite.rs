@@ -157,6 +157,7 @@ async fn under_api_server_faults_every_2xx_has_exactly_one_complete_task_and_eve
             ("MAX_CONCURRENT_JOBS", "8"),
             ("RATE_LIMIT_PER_REPO_PER_MINUTE", "10000"),
             ("RATE_LIMIT_PER_SENDER_PER_MINUTE", "10000"),
+            ("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE", "10000"),
         ],
     )
     .await;

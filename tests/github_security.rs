@@ -607,3 +607,66 @@ fn the_exposition_reader_parses_labels_and_escapes_and_refuses_malformed_lines()
         assert!(Exposition::parse(bad).is_err(), "{bad:?} is refused");
     }
 }
+
+/// Every `GIT_CONFIG_KEY_n` of every container (init and agent) of `job`.
+fn git_config_keys(job: &k8s_openapi::api::batch::v1::Job) -> Vec<String> {
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("a pod template");
+    pod.containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .flat_map(|c| c.env.iter().flatten())
+        .filter(|e| e.name.starts_with("GIT_CONFIG_KEY_"))
+        .filter_map(|e| e.value.clone())
+        .collect()
+}
+
+/// The clone credential is for the configured GitHub host only: a signed
+/// delivery whose `clone_url` names another host gets a Job that clones it
+/// without any credential helper (the token is never offered there).
+#[tokio::test]
+async fn a_clone_url_on_another_host_gets_no_credential_helper() {
+    let app = spawn_app(&[("JOB_SECRET_NAME", "agent-secrets")]).await;
+    let on_github = app
+        .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(11)))
+        .await;
+    assert_eq!(on_github.status, 202, "{}", on_github.text);
+    let job = app
+        .job(&on_github.job().expect("a job"))
+        .await
+        .expect("the Job");
+    let keys = git_config_keys(&job);
+    assert!(
+        keys.iter()
+            .any(|k| k == "credential.https://github.com.helper"),
+        "the GitHub clone has its helper: {keys:?}"
+    );
+
+    let mut elsewhere = issue_labeled_agent(12);
+    set(
+        &mut elsewhere,
+        "/repository/clone_url",
+        "https://attacker.example/Codertocat/Hello-World.git".into(),
+    );
+    let other = app
+        .deliver("issues", &delivery_id(), bytes(&elsewhere))
+        .await;
+    assert_eq!(other.status, 202, "{}", other.text);
+    let job = app
+        .job(&other.job().expect("a job"))
+        .await
+        .expect("the Job");
+    let keys = git_config_keys(&job);
+    assert!(
+        !keys.iter().any(|k| k.starts_with("credential.")),
+        "no credential helper for another host: {keys:?}"
+    );
+    let text = serde_json::to_string(&job).expect("serialize");
+    assert!(
+        text.contains("https://attacker.example/"),
+        "it is cloned, without credentials"
+    );
+}

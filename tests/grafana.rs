@@ -864,3 +864,190 @@ async fn malformed_notifications_are_refused_400_after_authentication() {
         "unauthenticated garbage",
     );
 }
+
+// ------------------------------------------------------------ alert storms
+
+/// `count` alerts of the firing Alertmanager fixture, each a distinct
+/// instance of its rule (the fingerprint is derived from the labels).
+fn storm(count: usize) -> Value {
+    let mut body = alertmanager_fixture("prometheus-msteams-prom_post_request.firing.json");
+    let alert = body["alerts"][0].clone();
+    let alerts: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut a = alert.clone();
+            a["labels"]["instance"] = json!(format!("node-{i}"));
+            a
+        })
+        .collect();
+    body["alerts"] = json!(alerts);
+    body
+}
+
+#[tokio::test]
+async fn a_notification_of_10000_alerts_is_refused_whole_with_413_and_creates_no_job() {
+    let app = basic_app(60.0, &[]).await;
+    let body = storm(10_000);
+    let bytes = serde_json::to_vec(&body).expect("serialize");
+    assert!(
+        bytes.len() < 5 << 20,
+        "under the body limit, so the alert cap decides: {} bytes",
+        bytes.len()
+    );
+    let r = notify(&app, &body).await;
+    let b = r.expect(413, "10,000 alerts");
+    assert_eq!(
+        (b["status"].as_str(), b["error"].as_str()),
+        (Some("error"), Some("too_many_alerts")),
+        "{}",
+        r.text
+    );
+    let message = b["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("10000 alerts") && message.contains("(200)"),
+        "the count and the cap: {message}"
+    );
+    assert!(app.jobs().await.is_empty(), "nothing created");
+    assert_eq!(
+        answered(&sim_stats(&app.sim).await, "create", "jobs", None),
+        0,
+        "no Job create was even tried"
+    );
+    // At the cap it is processed.
+    let r = notify(&app, &storm(200)).await;
+    r.expect(202, "200 alerts");
+}
+
+#[tokio::test]
+async fn alerts_beyond_their_rules_limit_are_rate_limited_in_a_202_and_other_rules_are_not() {
+    let app = basic_app(
+        60.0,
+        &[
+            ("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE", "3"),
+            ("MAX_CONCURRENT_JOBS", "1"),
+        ],
+    )
+    .await;
+    let mut body = storm(5);
+    // One alert of another rule in the same notification.
+    let mut other = body["alerts"][0].clone();
+    other["labels"]["alertname"] = json!("disk_full");
+    body["alerts"].as_array_mut().expect("alerts").push(other);
+    let r = notify(&app, &body).await;
+    r.expect(202, "a storm of one rule is answered 202, not retried");
+    assert!(r.retry_after.is_none(), "{}", r.text);
+    let got: Vec<String> = decisions(&r).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(
+        got,
+        [
+            "queued",
+            "queued",
+            "queued",
+            "rate_limited",
+            "rate_limited",
+            "queued"
+        ],
+        "{}",
+        r.text
+    );
+    assert!(
+        r.json["alerts"][3]["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE")),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.jobs().await.len(), 4);
+    // Grafana's repeat: the queued ones are duplicates (no token spent), the
+    // others still over the limit.
+    let again = notify(&app, &body).await;
+    again.expect(202, "the repeat");
+    let got: Vec<String> = decisions(&again).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(
+        got,
+        [
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "rate_limited",
+            "rate_limited",
+            "duplicate"
+        ],
+        "{}",
+        again.text
+    );
+    assert_eq!(app.jobs().await.len(), 4);
+}
+
+#[tokio::test]
+async fn resolved_alerts_for_jobs_the_store_does_not_know_cost_no_kubernetes_read() {
+    let app = occupied_app().await;
+    // One known Job, queued behind the occupier: its resolve still cancels.
+    let job = fire(&app, "feedfeedfeed0009").await;
+    wait_for("the alert's Job queued in the store", WAIT, || async {
+        listed(&app, "?state=queued", &job).await.then_some(())
+    })
+    .await;
+    let before = answered(&sim_stats(&app.sim).await, "get", "jobs", None);
+
+    let mut body = storm(150);
+    body["status"] = json!("resolved");
+    for a in body["alerts"].as_array_mut().expect("alerts") {
+        a["status"] = json!("resolved");
+        a["endsAt"] = json!("2018-03-07T12:00:00Z");
+    }
+    let r = notify(&app, &body).await;
+    r.expect(202, "150 resolved alerts that never fired");
+    assert!(
+        r.json["alerts"].as_array().is_some_and(|a| a.len() == 150
+            && a.iter()
+                .all(|a| a["decision"] == "resolved" && a["reason"] == "no job for this alert")),
+        "{}",
+        r.text
+    );
+    let stats = sim_stats(&app.sim).await;
+    assert_eq!(
+        answered(&stats, "get", "jobs", None),
+        before,
+        "no Kubernetes read for a Job nobody created"
+    );
+
+    let known = notify(&app, &resolved_body("feedfeedfeed0009")).await;
+    known.expect(202, "the known alert resolved");
+    assert_eq!(
+        known.json["alerts"][0]["decision"], "cancelled",
+        "{}",
+        known.text
+    );
+    assert!(
+        answered(&sim_stats(&app.sim).await, "get", "jobs", None) > before,
+        "a queued Job's cancel is decided on the API server's copy"
+    );
+}
+
+#[tokio::test]
+async fn a_panel_link_outside_grafana_url_is_not_in_the_jobs_prompt_and_one_under_it_is() {
+    let app = basic_app(60.0, &[("GRAFANA_URL", "https://grafana.example.com/")]).await;
+    let mut alert = critical("fade0fade0fade01", "2025-06-01T12:00:00Z");
+    alert["panelURL"] = json!("http://169.254.169.254/latest/meta-data/iam/security-credentials/");
+    let r = notify(&app, &grafana_body("firing", vec![alert])).await;
+    r.expect(202, "firing");
+    let job = job_for(&r, "fade0fade0fade01");
+    let stored = app.job(&job).await.expect("the Job");
+    let agent = stored
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().find(|c| c.name == "agent"))
+        .expect("the agent container");
+    let prompt = agent
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "PROMPT")
+        .and_then(|e| e.value)
+        .expect("PROMPT");
+    assert!(!prompt.contains("169.254.169.254"), "{prompt}");
+    assert!(
+        prompt.contains("Dashboard: https://grafana.example.com/d/checkout?orgId=1"),
+        "{prompt}"
+    );
+}

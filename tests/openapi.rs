@@ -123,8 +123,16 @@ async fn the_openapi_document_lists_the_status_codes_of_the_task_endpoints() {
             &["200", "401", "404"][..],
         ),
         ("/api/v1/events", "get", &["200", "401"][..]),
-        ("/webhook/grafana", "post", &["202", "400", "401"][..]),
-        ("/webhook/grafana", "put", &["202", "400", "401"][..]),
+        (
+            "/webhook/grafana",
+            "post",
+            &["202", "400", "401", "413", "503"][..],
+        ),
+        (
+            "/webhook/grafana",
+            "put",
+            &["202", "400", "401", "413", "503"][..],
+        ),
     ] {
         let have = codes(&doc, path, method);
         for c in want {

@@ -483,3 +483,53 @@ async fn a_permission_the_role_lacks_is_named_by_ready_with_verb_and_resource() 
     );
     app.stop().await.expect("a clean stop");
 }
+
+/// `/ready` answers anyone who reaches the service: it says which check
+/// fails and how to fix it, but names no internal address (the API
+/// server's URL, its IP and port); the log keeps them.
+#[tokio::test]
+async fn ready_names_the_failing_check_but_not_the_api_servers_address() {
+    logs();
+    let sim = start_sim(0.3);
+    let app = start_app_on(
+        sim.clone(),
+        &[
+            ("KUBERNETES_NAMESPACE", "ready-without-addresses"),
+            ("PREFLIGHT_INTERVAL_SECONDS", PERIOD),
+        ],
+    )
+    .await;
+    let missing = "namespace \"ready-without-addresses\" does not exist";
+    let r = wait_for("/ready naming the missing namespace", WAIT, || async {
+        let r = ready(&app).await;
+        let named = r.json["failed"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|m| m == missing));
+        named.then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    let addr = sim.addr();
+    for hidden in [
+        sim.url(),
+        addr.to_string(),
+        addr.ip().to_string(),
+        format!(":{}", addr.port()),
+    ] {
+        assert!(!r.text.contains(&hidden), "{hidden} in {}", r.text);
+    }
+    let api = r.json["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == "api_server"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(api["result"], "ok", "{}", r.text);
+    assert!(
+        api["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("API server answers")),
+        "{}",
+        r.text
+    );
+    app.stop().await.expect("a clean stop");
+}

@@ -628,3 +628,58 @@ async fn the_events_log_shows_queued_duplicate_ignored_and_rejected_decisions_wi
     let only = only.json.as_array().expect("array").clone();
     assert!(!only.is_empty() && only.iter().all(|e| e["decision"] == "duplicate"));
 }
+
+/// GitHub compares repository names without regard to case, so the
+/// per-repository rate limit and the one-Job-per-issue key do too; the
+/// repository is still shown as written.
+#[tokio::test]
+async fn repositories_differing_only_in_case_share_one_rate_limit_bucket_and_one_concurrency_key() {
+    let app = spawn_app_on(
+        start_sim(60.0),
+        &[
+            ("API_TOKENS", API_TOKENS),
+            ("MAX_CONCURRENT_JOBS", "5"),
+            ("RATE_LIMIT_PER_REPO_PER_MINUTE", "2"),
+        ],
+    )
+    .await;
+    let on = |repo: &str, title: &str| json!({"title": title, "prompt": "p", "repository": repo, "issue": 7});
+    let first = submit_task(&app, &on("Octo/Repo", "first"), None).await;
+    first.expect(202, "Octo/Repo#7");
+    let first = job_of(&first);
+    wait_state(&app, &first, "running", WAIT).await;
+    let second = submit_task(&app, &on("octo/repo", "second"), None).await;
+    second.expect(202, "octo/repo#7");
+    let second = job_of(&second);
+    let third = submit_task(&app, &on("OCTO/REPO", "third"), None).await;
+    let b = third.expect(429, "the repository's bucket is spent, whatever the case");
+    assert_eq!(b["error"], "rate_limited", "{}", third.text);
+
+    // A later task elsewhere is admitted: the scheduler has looked at the
+    // older `octo/repo#7` and held it back behind `Octo/Repo#7`.
+    let later = queue(&app, "another repository", "acme/other").await;
+    wait_state(&app, &later, "running", WAIT).await;
+    let view = get_job(&app, &second).await;
+    assert_eq!(
+        view.expect(200, "the second Job")["state"],
+        "queued",
+        "one running Job per issue: {}",
+        view.text
+    );
+    assert_eq!(view.json["repository"], "octo/repo", "shown as written");
+    let key = |job: &k8s_openapi::api::batch::v1::Job| {
+        job.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("orchestrator.dev/concurrency-key").cloned())
+    };
+    let (a, b) = (app.job(&first).await, app.job(&second).await);
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(key(&a).as_deref(), Some("octo.repo-7"));
+    assert_eq!(key(&a), key(&b));
+    assert_eq!(
+        get_job(&app, &first).await.json["repository"],
+        "Octo/Repo",
+        "shown as written"
+    );
+}

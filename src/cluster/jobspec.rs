@@ -14,7 +14,9 @@
 //! arrives as that text, never as the value of another variable. The clone
 //! token is read from the Job's Secret by `secretKeyRef` into `GIT_TOKEN` and
 //! handed to git by a constant credential helper, so it appears in neither
-//! the Job object, nor argv, nor logs. The Job is created suspended; the
+//! the Job object, nor argv, nor logs. The helper is scoped to
+//! `https://<GITHUB_HOST>` and only configured when the clone URL is on that
+//! host: a clone URL elsewhere is cloned without credentials. The Job is created suspended; the
 //! scheduler admits it by clearing `spec.suspend`.
 
 use crate::config::Config;
@@ -226,9 +228,13 @@ fn clone_containers(
     }
     let branch = git::local_branch(&checkout.git_ref);
     let mut config = vec![("safe.directory".to_string(), WORKSPACE.to_string())];
-    if cfg.job_secret_name.is_some() {
+    // The token is for the configured GitHub host only: the helper is
+    // scoped to it, and a clone URL on any other host (a PM task's or a
+    // tampered payload's) is cloned without credentials.
+    let github = format!("https://{}", cfg.github_host);
+    if cfg.job_secret_name.is_some() && origin.eq_ignore_ascii_case(&github) {
         config.push((
-            format!("credential.{origin}.helper"),
+            format!("credential.{github}.helper"),
             CREDENTIAL_HELPER.to_string(),
         ));
     }

@@ -231,7 +231,11 @@ impl JobRecord {
                 .and_then(|l| l.get(LABEL_PRIORITY))
                 .and_then(|v| parse_priority_label(v))
                 .unwrap_or(0),
-            concurrency_key: label(LABEL_CONCURRENCY_KEY),
+            // Lower-cased: Jobs made before keys were lower-cased compare
+            // equal to new ones for the same issue or PR.
+            concurrency_key: labels
+                .and_then(|l| l.get(LABEL_CONCURRENCY_KEY))
+                .map(|k| k.to_ascii_lowercase().into()),
             dedup_key: match previous.and_then(|p| p.dedup_key.clone()) {
                 Some(k) if annotation(ANNOTATION_DEDUP_KEY).map(String::as_str) == Some(&*k) => {
                     Some(k)

@@ -96,6 +96,28 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
+/// `host[:port]`: a DNS name (letters, digits, `-`, `.`; labels not starting
+/// or ending with `-`) with an optional port 1–65535; nothing else.
+pub fn is_host_port(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n >= 1)
+    });
+    let host_ok = (1..=253).contains(&host.len())
+        && host.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    port_ok && host_ok
+}
+
 /// True if `s` may be a key in a Secret's `data` (`[-._a-zA-Z0-9]+`, ≤253).
 pub fn is_secret_key(s: &str) -> bool {
     !s.is_empty()

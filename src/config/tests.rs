@@ -186,3 +186,29 @@ fn api_tokens_name_their_kind_and_the_per_token_limit_is_validated() {
         assert_eq!(e.var, "API_RATE_LIMIT_PER_TOKEN_PER_MINUTE", "{bad}");
     }
 }
+
+#[test]
+fn github_host_is_a_host_with_an_optional_port_lower_cased() {
+    assert_eq!(with_secret(&[]).unwrap().github_host, "github.com");
+    assert_eq!(
+        with_secret(&[("GITHUB_HOST", "GHE.Example.com:8443")])
+            .unwrap()
+            .github_host,
+        "ghe.example.com:8443"
+    );
+    for bad in [
+        "https://github.com",
+        "github.com/",
+        "user@github.com",
+        "github.com:0",
+        "github.com:99999",
+        "-github.com",
+        "git hub.com",
+        "github.com:",
+    ] {
+        let e = with_secret(&[("GITHUB_HOST", bad)]).unwrap_err();
+        assert_eq!(e.var, "GITHUB_HOST", "{bad}");
+    }
+    let e = with_secret(&[("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE", "0")]).unwrap_err();
+    assert_eq!(e.var, "GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE");
+}

@@ -99,6 +99,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "GITHUB_TOKEN",
         "key of JOB_SECRET_NAME git clones with",
     ),
+    var(
+        "GITHUB_HOST",
+        "github.com",
+        "host[:port] the clone credential is for (other hosts clone without it)",
+    ),
     words(
         "JOB_SERVICE_ACCOUNT",
         "unset",
@@ -187,6 +192,21 @@ pub const VARIABLES: &[EnvVar] = &[
         "a resolved alert also stops its running Job",
     ),
     var("GRAFANA_MAX_BODY_BYTES", "5MiB", "Grafana body limit"),
+    var(
+        "GRAFANA_MAX_ALERTS_PER_NOTIFICATION",
+        "200",
+        "a notification with more alerts is refused whole (413)",
+    ),
+    var(
+        "GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE",
+        "10",
+        "investigations one alert rule may start per minute",
+    ),
+    words(
+        "GRAFANA_URL",
+        "unset",
+        "the Grafana whose links may go into prompts (unset: none)",
+    ),
     words(
         "GITHUB_TRUSTED_USERS",
         "empty",

@@ -29,6 +29,9 @@ pub enum RouteError {
     Unauthorized(String),
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// A notification with more alerts than the configured cap (413).
+    #[error("{0}")]
+    TooManyAlerts(String),
     /// The body did not arrive within the read deadline or fell below the
     /// minimum transfer rate (says which).
     #[error("{0}")]
@@ -98,6 +101,7 @@ impl RouteError {
             RouteError::BadRequest(_) => "bad_request",
             RouteError::Unauthorized(_) => "unauthorized",
             RouteError::TooLarge(_) => "payload_too_large",
+            RouteError::TooManyAlerts(_) => "too_many_alerts",
             RouteError::Timeout(_) => "request_timeout",
             RouteError::Unprocessable(_) => "unprocessable",
             RouteError::KeyReused(_) => "idempotency_key_reused",
@@ -163,7 +167,7 @@ impl ResponseError for RouteError {
         match self {
             RouteError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RouteError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            RouteError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RouteError::TooLarge(_) | RouteError::TooManyAlerts(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RouteError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             RouteError::Unprocessable(_) | RouteError::Fields(_) | RouteError::KeyReused(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY

@@ -4,6 +4,14 @@
 //! Job (dedup key fingerprint + startsAt, so repeat notifications and HA
 //! duplicates are duplicates); a resolved alert cancels its queued Job and,
 //! if configured, its running one.
+//!
+//! Storms: a notification with more than `GRAFANA_MAX_ALERTS_PER_NOTIFICATION`
+//! alerts is refused whole (413, nothing created); each alert rule starts at
+//! most `GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE` investigations and the rest
+//! are answered `rate_limited` inside a 202, so the sender does not resend
+//! them (Grafana repeats a still-firing alert at its `repeat_interval`, when it
+//! is judged anew); resolved alerts without a known Job cost no Kubernetes
+//! call (see `resolve`).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +26,12 @@ use crate::cluster::kube_actor::{CancelJob, KubeError};
 use crate::cluster::state::JobState;
 use crate::events::NewEvent;
 use crate::scheduler::JobExtras;
-use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError};
+use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError, DecodeError};
+use crate::sources::intake::SCOPE_ALERT_RULE;
+
+/// The reason of an alert over its rule's limit: dropped, not retried.
+const RULE_LIMITED: &str = "over GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE for its alert rule: \
+     dropped, not retried; a still-firing alert is judged again when it is sent again";
 
 /// Grafana gives up after 30 s; answer well before.
 const BUDGET: Duration = Duration::from_secs(20);
@@ -31,10 +44,10 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a [u8]> {
 #[utoipa::path(post, path = "/webhook/grafana", tag = "webhooks", operation_id = "grafana_webhook",
     request_body(content = Object, description = "Grafana (version 1) or Alertmanager (version 4) webhook body", content_type = "application/json"),
     responses(
-        (status = 202, description = "Processed; `alerts` lists the decision per alert (queued, duplicate, ignored, cancelled, …)"),
+        (status = 202, description = "Processed; `alerts` lists the decision per alert (queued, duplicate, ignored, cancelled, resolved, rate_limited — over GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE, dropped, not retried)"),
         (status = 400, description = "Malformed body", body = super::schema::ErrorBody),
         (status = 401, description = "Missing or wrong credentials / signature / stale timestamp", body = super::schema::ErrorBody),
-        (status = 413, description = "Body too large", body = super::schema::ErrorBody),
+        (status = 413, description = "Body too large (`payload_too_large`), or more alerts than GRAFANA_MAX_ALERTS_PER_NOTIFICATION (`too_many_alerts`; refused whole, nothing created)", body = super::schema::ErrorBody),
         (status = 503, description = "Some alert could not be persisted, or a resolved alert's Job not cancelled, for now; retry (queued ones answer duplicate)", body = super::schema::ErrorBody)))]
 pub async fn webhook(
     req: HttpRequest,
@@ -90,12 +103,10 @@ async fn handle(
     }
     // Authenticated: the body no longer counts as an unauthenticated one.
     budget.release();
-    let decisions = route(&body, cfg, chrono::Utc::now()).map_err(|e| {
-        if e.is_client_error() {
-            RouteError::BadRequest(e.to_string())
-        } else {
-            RouteError::Internal(e.to_string())
-        }
+    let decisions = route(&body, cfg, chrono::Utc::now()).map_err(|e| match e {
+        DecodeError::TooManyAlerts { .. } => RouteError::TooManyAlerts(e.to_string()),
+        e if e.is_client_error() => RouteError::BadRequest(e.to_string()),
+        e => RouteError::Internal(e.to_string()),
     })?;
     let deadline = Instant::now() + BUDGET;
     let mut answers: Vec<Value> = Vec::new();
@@ -119,8 +130,18 @@ async fn handle(
                 match r {
                     Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
                     Err(e) => {
-                        let v = json!({"decision": e.code(), "reason": e.public_message()});
-                        if let RouteError::RateLimited { retry_after, .. } = &e {
+                        let mut v = json!({"decision": e.code(), "reason": e.public_message()});
+                        if let RouteError::RateLimited {
+                            scope: SCOPE_ALERT_RULE,
+                            ..
+                        } = &e
+                        {
+                            // Storm shedding: dropped, not retried (a 503
+                            // would have Grafana resend the storm every
+                            // group_interval). Grafana repeats a still-firing
+                            // alert at its repeat_interval; it is judged anew.
+                            v["reason"] = json!(RULE_LIMITED);
+                        } else if let RouteError::RateLimited { retry_after, .. } = &e {
                             retry = Some(retry.unwrap_or_default().max(*retry_after));
                         } else if matches!(e, RouteError::Unavailable(_)) {
                             retry = Some(retry.unwrap_or_default().max(Duration::from_secs(1)));
@@ -191,6 +212,15 @@ async fn handle(
 /// ago — so unless it already shows a state with nothing to do, the Kube
 /// actor decides on the API server's copy. The flag is set when the cancel
 /// could not be sent (Kubernetes unavailable): Grafana should retry.
+///
+/// The store also says when there is no Job to read: it has none of that
+/// name or dedup key, it is synced, and this replica has not persisted the
+/// alert's task within `DEDUP_CACHE_TTL_SECONDS` (the dedup cache: a Job
+/// made here that the watch has not delivered yet). Then the answer is
+/// "no job for this alert" without a Kubernetes call, so a notification of
+/// resolved alerts that never became Jobs costs no reads. What stays
+/// possible: another replica created the Job less than the watch's delay
+/// ago; it is then left queued and runs.
 async fn resolve(
     state: &AppState,
     job_name: &str,
@@ -210,6 +240,19 @@ async fn resolve(
         let reason = format!("job is {}", st.as_str());
         json!({"decision": "resolved", "job": name, "reason": reason})
     };
+    let no_job = || {
+        let v = json!({"decision": "resolved", "reason": "no job for this alert"});
+        (v, false)
+    };
+    if stored.is_none()
+        && state
+            .health
+            .synced
+            .load(std::sync::atomic::Ordering::SeqCst)
+        && state.dedup.get(dedup_key, Instant::now()).is_none()
+    {
+        return no_job();
+    }
     if let Some(r) = &stored {
         let nothing_to_do = match r.state {
             JobState::Queued => false,
@@ -235,10 +278,7 @@ async fn resolve(
             JobState::Cancelled => ("cancelled", None),
             now => return (resolved(&name, now), false),
         },
-        Ok(Ok(None) | Err(KubeError::NotFound)) => {
-            let v = json!({"decision": "resolved", "reason": "no job for this alert"});
-            return (v, false);
-        }
+        Ok(Ok(None) | Err(KubeError::NotFound)) => return no_job(),
         Ok(Err(e)) => ("unavailable", Some(e.to_string())),
         Err(e) => ("unavailable", Some(e.to_string())),
     };

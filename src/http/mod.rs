@@ -78,6 +78,9 @@ pub struct AppState {
     pub token_limits: auth::TokenLimits,
     /// The Jobs this replica answered 2xx for a moment ago.
     pub recent: recent::RecentJobs,
+    /// The source actors' dedup cache: the Jobs this replica persisted
+    /// recently (a resolved alert's Job the watch has not delivered yet).
+    pub dedup: crate::sources::intake::DedupCache,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -286,8 +289,9 @@ pub async fn health() -> HttpResponse {
 }
 
 /// Readiness: 200 once the preflight checks pass and the Job watch is
-/// synced; 503 before, while a check fails (each failure listed in words),
-/// and while draining.
+/// synced; 503 before, while a check fails (each failure listed in words,
+/// without internal addresses: no API server URL, no IPs), and while
+/// draining.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready (failed checks listed) or draining")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
@@ -302,6 +306,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         );
     };
     if !report.passed() {
+        // Anyone who reaches the service may ask: no internal addresses
+        // (the log and `orchestrator doctor` have the full words).
+        let report = report.public();
         let failed: Vec<&str> = report.failures().map(|c| c.message.as_str()).collect();
         return HttpResponse::ServiceUnavailable().json(json!({
             "status": "not_ready",

@@ -134,11 +134,94 @@ impl Report {
         self.failures().next().is_none()
     }
 
+    /// The report as `/ready` shows it to anyone who can reach the service:
+    /// the same checks, outcomes and fixes, with every internal address
+    /// (the API server's URL, IP addresses, `host:port`) left out of the
+    /// words. The log and `orchestrator doctor` keep the full report.
+    pub fn public(&self) -> Report {
+        let checks = self
+            .checks
+            .iter()
+            .map(|c| Check {
+                message: without_addresses(&c.message),
+                fix: c.fix.as_deref().map(without_addresses),
+                ..c.clone()
+            })
+            .collect();
+        Report { checks }
+    }
+
     /// True when the API server could not be reached.
     pub fn unreachable(&self) -> bool {
         self.checks
             .iter()
             .any(|c| c.check == "api_server" && c.result == Outcome::Failed)
+    }
+}
+
+/// True for a word that names a network address: a URL, an IP address
+/// (v4 or v6, with or without a port) or `host:port`.
+fn is_address(word: &str) -> bool {
+    let w = word
+        .trim_matches(|c: char| matches!(c, '(' | ')' | '"' | '\'' | ',' | ';' | '<' | '>' | '`'));
+    if w.contains("://") {
+        return true;
+    }
+    let host_port = |w: &str| match w.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']'))
+        }
+        None => false,
+    };
+    [w, w.trim_end_matches([':', '.'])].iter().any(|w| {
+        let bare = w.trim_start_matches('[').trim_end_matches(']');
+        w.parse::<std::net::SocketAddr>().is_ok()
+            || bare.parse::<std::net::IpAddr>().is_ok()
+            || host_port(w)
+    })
+}
+
+/// `text` without the network addresses in it: `at <address>` is dropped,
+/// any other address becomes `(address hidden)`. Punctuation that followed
+/// an address (`: reason`) is kept.
+pub fn without_addresses(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        let next_is_address = words.get(i + 1).is_some_and(|n| is_address(n));
+        if matches!(w, "at" | "to" | "from") && next_is_address {
+            let tail = trailing_punctuation(words[i + 1]);
+            if let Some(last) = out.last_mut() {
+                last.push_str(tail);
+            }
+            i += 2;
+            continue;
+        }
+        if is_address(w) {
+            out.push(format!("(address hidden){}", trailing_punctuation(w)));
+        } else {
+            out.push(w.to_string());
+        }
+        i += 1;
+    }
+    out.join(" ")
+}
+
+/// The `:`/`,`/`;`/`.` an address word ended with (`https://h:1:` → `:`).
+fn trailing_punctuation(word: &str) -> &str {
+    if word.ends_with(':') && word.matches(':').count() > 1 {
+        ":"
+    } else if word.ends_with([',', ';']) {
+        &word[word.len() - 1..]
+    } else {
+        ""
     }
 }
 

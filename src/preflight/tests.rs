@@ -162,3 +162,57 @@ fn report_serialises_with_words() {
     assert_eq!(v["checks"][2]["verb"], "create");
     assert_eq!(v["checks"][2]["resource"], "jobs.batch");
 }
+
+#[test]
+fn the_public_report_names_no_address_and_keeps_the_rest() {
+    let r = evaluate(
+        &target(),
+        &Observation::Unreachable(
+            "error trying to connect: tcp connect error to 10.0.0.1:443: connection refused".into(),
+        ),
+    );
+    let public = r.public();
+    assert_eq!(
+        failed_messages(&public),
+        vec!["API server unreachable: error trying to connect: tcp connect error: connection refused"]
+    );
+    assert!(
+        failed_messages(&r)[0].contains("https://10.0.0.1:443"),
+        "the full report keeps it"
+    );
+    assert_eq!(public.checks[0].fix, r.checks[0].fix);
+
+    let r = evaluate(&target(), &reached(NamespaceSeen::Missing, &[]));
+    let public = r.public();
+    assert_eq!(
+        public.checks[0].message,
+        "API server answers (version v1.33.0)"
+    );
+    assert_eq!(
+        failed_messages(&public),
+        vec![r#"namespace "claude-jobs" does not exist"#]
+    );
+    for c in &public.checks[1..] {
+        assert_eq!(c, &r.checks[c_index(&r, c)]);
+    }
+    for text in [
+        "refused by [::1]:6443 and fe80::1, or kubernetes.default.svc:443 (http://api.internal/x)",
+        "at 192.168.1.20",
+    ] {
+        let out = without_addresses(text);
+        for addr in [
+            "::1",
+            "6443",
+            "fe80",
+            "kubernetes.default",
+            "api.internal",
+            "192.168",
+        ] {
+            assert!(!out.contains(addr), "{addr} in {out:?}");
+        }
+    }
+}
+
+fn c_index(r: &Report, c: &Check) -> usize {
+    r.checks.iter().position(|x| x.key() == c.key()).unwrap()
+}

@@ -152,7 +152,18 @@ impl Handler<Submit> for SourceActor {
             TaskSource::Grafana => None,
             _ => msg.task.requested_by.as_deref(),
         };
-        let checked = self.limits.check(msg.task.repository.as_deref(), sender);
+        // Grafana alerts also share a bucket per alert rule (alert storms).
+        let rule = match self.source {
+            TaskSource::Grafana => msg
+                .task
+                .labels
+                .get(crate::sources::grafana::RULE_LABEL)
+                .map(String::as_str),
+            _ => None,
+        };
+        let checked = self
+            .limits
+            .check(msg.task.repository.as_deref(), sender, rule);
         if let Err(l) = checked {
             return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
         }

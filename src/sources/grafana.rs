@@ -27,8 +27,9 @@ mod prompt;
 
 pub use auth::{authenticate, AuthError};
 pub use config::{
-    AuthorizationHeader, BasicAuth, GrafanaConfig, HmacConfig, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_SKEW_SECONDS, DEFAULT_SIGNATURE_HEADER,
+    link_under, AuthorizationHeader, BasicAuth, GrafanaConfig, HmacConfig,
+    DEFAULT_MAX_ALERTS_PER_NOTIFICATION, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SKEW_SECONDS,
+    DEFAULT_RATE_LIMIT_PER_RULE_PER_MINUTE, DEFAULT_SIGNATURE_HEADER,
 };
 pub use matchers::{MatchOp, Matcher, Matchers};
 pub use payload::{label_fingerprint, Format};
@@ -41,6 +42,10 @@ use std::collections::BTreeMap;
 
 /// The task kind of every alert task.
 pub const KIND: &str = "investigate";
+
+/// Task label holding the alert rule's identity (see [`rule_key`]), the key
+/// of the per-rule rate limit (`GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE`).
+pub const RULE_LABEL: &str = "alert_rule";
 
 /// What to do about one alert of a notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +98,18 @@ pub enum DecodeError {
     /// No `alerts` array.
     #[error("payload has no `alerts` array")]
     MissingAlerts,
+    /// More alerts than `GRAFANA_MAX_ALERTS_PER_NOTIFICATION` (HTTP 413):
+    /// the notification is refused whole, nothing is created.
+    #[error(
+        "the notification carries {count} alerts, more than GRAFANA_MAX_ALERTS_PER_NOTIFICATION \
+         allows ({limit}); nothing was created. Set the contact point's max alerts to {limit} or less"
+    )]
+    TooManyAlerts {
+        /// Alerts in the notification.
+        count: usize,
+        /// The configured cap.
+        limit: usize,
+    },
     /// One alert is unusable.
     #[error("alerts[{index}].{field}: {reason}")]
     InvalidAlert {
@@ -166,6 +183,22 @@ fn identity_task(dedup_key: String, repository: Option<&str>, now: DateTime<Utc>
     }
 }
 
+/// The identity of the alert rule an alert comes from, the key of the
+/// per-rule rate limit: the receiver (contact point) and the rule — Grafana's
+/// `__alert_rule_uid__` label when the payload keeps it, else the rule's
+/// `alertname` and `grafana_folder` (Grafana titles are unique per folder;
+/// Prometheus alerts have only `alertname`). Bounded; not shown to anyone.
+pub fn rule_key(receiver: Option<&str>, labels: &BTreeMap<String, String>) -> String {
+    let get = |k: &str| labels.get(k).map_or("", |v| v.trim());
+    let receiver = receiver.unwrap_or("").trim();
+    // A JSON array: unambiguous whatever the parts contain.
+    let key = match get("__alert_rule_uid__") {
+        "" => serde_json::json!([receiver, get("alertname"), get("grafana_folder")]),
+        uid => serde_json::json!([receiver, "uid", uid]),
+    };
+    truncate_with_marker(&key.to_string(), 1024)
+}
+
 /// Maps a priority label value to a priority: `critical` 100, `high` and
 /// `error` 50, `warning` 10, `info` 0 (case-insensitive), or an integer.
 /// Anything else is 0.
@@ -195,6 +228,12 @@ pub fn route(
         });
     }
     let n = payload::decode(body)?;
+    if n.alerts.len() > cfg.max_alerts_per_notification {
+        return Err(DecodeError::TooManyAlerts {
+            count: n.alerts.len(),
+            limit: cfg.max_alerts_per_notification,
+        });
+    }
     n.alerts
         .iter()
         .enumerate()
@@ -303,12 +342,18 @@ fn repository_of<'a>(alert: &'a Alert, cfg: &GrafanaConfig) -> Option<&'a str> {
         .filter(|r| git::is_valid_repository(r))
 }
 
-/// A link we are willing to hand on: plain `http(s)://`, no whitespace.
-fn link(u: Option<&str>) -> Option<&str> {
+/// A link we are willing to hand on: plain `http(s)://`, no whitespace, and
+/// under `GRAFANA_URL` (same scheme, host and port, under its path). Without
+/// `GRAFANA_URL` no payload link is handed on: a link is text from the
+/// payload, and one to `http://169.254.169.254/` or an internal service
+/// must not reach the agent as something to open.
+fn link<'a>(cfg: &GrafanaConfig, u: Option<&'a str>) -> Option<&'a str> {
+    let base = cfg.grafana_url.as_ref()?;
     u.map(str::trim).filter(|u| {
         (u.starts_with("https://") || u.starts_with("http://"))
             && u.len() <= 4096
             && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+            && link_under(base, u)
     })
 }
 
@@ -343,7 +388,7 @@ fn build_task(
         (sender, n.external_url.as_deref()),
     ]
     .into_iter()
-    .filter_map(|(name, u)| link(u).map(|u| Pair::new(name, u)))
+    .filter_map(|(name, u)| link(cfg, u).map(|u| Pair::new(name, u)))
     .collect();
     let pairs = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| Pair::new(k, v)).collect();
     let mut values: Vec<Pair> = alert
@@ -397,6 +442,10 @@ fn build_task(
     if let Some(org) = n.org_id {
         labels.insert("org_id".to_string(), org.to_string());
     }
+    labels.insert(
+        RULE_LABEL.to_string(),
+        rule_key(n.receiver.as_deref(), &alert.labels),
+    );
 
     let mut task = identity_task(dedup_key, repository, now);
     task.priority = alert
@@ -405,9 +454,9 @@ fn build_task(
         .map_or(0, |v| priority_from_label(v));
     task.title = truncate_with_marker(&title, 1024);
     task.prompt = prompt;
-    task.url = link(alert.generator_url.as_deref())
-        .or_else(|| link(alert.dashboard_url.as_deref()))
-        .or_else(|| link(alert.panel_url.as_deref()))
+    task.url = link(cfg, alert.generator_url.as_deref())
+        .or_else(|| link(cfg, alert.dashboard_url.as_deref()))
+        .or_else(|| link(cfg, alert.panel_url.as_deref()))
         .map(str::to_string);
     task.requested_by = Some(n.format.as_str().to_string());
     task.labels = labels;

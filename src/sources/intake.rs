@@ -1,7 +1,9 @@
 //! Intake checks a source actor applies before asking the scheduler for a
 //! Job (not the scheduler's admission of queued Jobs): a dedup cache (an API-call saver in front of the authoritative
 //! `409 AlreadyExists` on deterministic Job names) and per-repository /
-//! per-sender rate limits (keyed token buckets from `governor`).
+//! per-sender rate limits, and the per-alert-rule limit of Grafana alerts
+//! (keyed token buckets from `governor`). Keys are compared
+//! case-insensitively (GitHub's `Octo/Repo` is `octo/repo`).
 //!
 //! Both are plain structs taking `now` where time matters, so they are unit
 //! tested without actors.
@@ -106,17 +108,21 @@ impl DedupCache {
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
-/// Per-repository and per-sender token buckets.
+/// Per-repository, per-sender and per-alert-rule token buckets.
 pub struct RateLimits {
     per_repo: Option<Keyed>,
     per_sender: Option<Keyed>,
+    per_rule: Option<Keyed>,
     clock: DefaultClock,
 }
+
+/// The [`Limited::scope`] of the per-alert-rule limit.
+pub const SCOPE_ALERT_RULE: &str = "alert rule";
 
 /// Which limit refused a request, and when to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limited {
-    /// `repository` or `sender`.
+    /// `repository`, `sender` or [`SCOPE_ALERT_RULE`].
     pub scope: &'static str,
     pub retry_after: Duration,
 }
@@ -132,13 +138,29 @@ impl RateLimits {
         RateLimits {
             per_repo: keyed(repo_per_minute),
             per_sender: keyed(sender_per_minute),
+            per_rule: None,
             clock: DefaultClock::default(),
         }
     }
 
-    /// Takes one token from the repository's and the sender's buckets.
-    pub fn check(&self, repo: Option<&str>, sender: Option<&str>) -> Result<(), Limited> {
+    /// Adds the per-alert-rule limit of `per_minute` (0 turns it off).
+    pub fn with_rule_limit(mut self, per_minute: u32) -> Self {
+        self.per_rule = keyed(per_minute);
+        self
+    }
+
+    /// Takes one token from the alert rule's, the repository's and the
+    /// sender's buckets, in that order (the first refusal stops: an alert
+    /// its rule's limit refuses spends no repository token). Keys are
+    /// lower-cased first.
+    pub fn check(
+        &self,
+        repo: Option<&str>,
+        sender: Option<&str>,
+        rule: Option<&str>,
+    ) -> Result<(), Limited> {
         for (scope, limiter, key) in [
+            (SCOPE_ALERT_RULE, &self.per_rule, rule),
             ("repository", &self.per_repo, repo),
             ("sender", &self.per_sender, sender),
         ] {
@@ -158,7 +180,10 @@ impl RateLimits {
 
     /// Drops buckets that are full again, bounding memory.
     pub fn shrink(&self) {
-        for l in [&self.per_repo, &self.per_sender].into_iter().flatten() {
+        for l in [&self.per_repo, &self.per_sender, &self.per_rule]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -184,13 +209,13 @@ mod tests {
     #[test]
     fn a_sender_over_its_limit_is_refused_with_a_retry_after() {
         let r = RateLimits::new(100, 2);
-        assert!(r.check(Some("o/r"), Some("alice")).is_ok());
-        assert!(r.check(Some("o/r"), Some("alice")).is_ok());
-        let e = r.check(Some("o/r"), Some("alice")).unwrap_err();
+        assert!(r.check(Some("o/r"), Some("alice"), None).is_ok());
+        assert!(r.check(Some("o/r"), Some("alice"), None).is_ok());
+        let e = r.check(Some("o/r"), Some("alice"), None).unwrap_err();
         assert_eq!(e.scope, "sender");
         assert!(e.retry_after >= Duration::from_secs(1));
         assert!(
-            r.check(Some("o/r"), Some("bob")).is_ok(),
+            r.check(Some("o/r"), Some("bob"), None).is_ok(),
             "other senders unaffected"
         );
     }
@@ -198,11 +223,31 @@ mod tests {
     #[test]
     fn a_repository_over_its_limit_is_refused() {
         let r = RateLimits::new(1, 0);
-        assert!(r.check(Some("o/r"), Some("a")).is_ok());
+        assert!(r.check(Some("o/r"), Some("a"), None).is_ok());
         assert_eq!(
-            r.check(Some("O/R"), Some("b")).unwrap_err().scope,
+            r.check(Some("O/R"), Some("b"), None).unwrap_err().scope,
             "repository"
         );
-        assert!(r.check(Some("o/other"), None).is_ok());
+        assert!(r.check(Some("o/other"), None, None).is_ok());
+    }
+
+    #[test]
+    fn an_alert_rule_over_its_limit_is_refused_before_the_repository_spends_a_token() {
+        let r = RateLimits::new(2, 0).with_rule_limit(1);
+        assert!(r.check(Some("o/r"), None, Some("rule-a")).is_ok());
+        assert_eq!(
+            r.check(Some("o/r"), None, Some("rule-a"))
+                .unwrap_err()
+                .scope,
+            SCOPE_ALERT_RULE
+        );
+        // The refused alert took no repository token: one is left.
+        assert!(r.check(Some("o/r"), None, Some("rule-b")).is_ok());
+        assert_eq!(
+            r.check(Some("o/r"), None, Some("rule-c"))
+                .unwrap_err()
+                .scope,
+            "repository"
+        );
     }
 }

@@ -192,3 +192,11 @@ fn concurrency_key_names_the_issue_or_pr() {
     t.repository = None;
     assert_eq!(t.concurrency_key(), None);
 }
+
+#[test]
+fn concurrency_keys_ignore_the_case_of_the_repository_which_the_task_keeps() {
+    let mut t = sample();
+    t.repository = Some("Octo/Repo".into());
+    assert_eq!(t.concurrency_key().as_deref(), Some("octo/repo#42"));
+    assert_eq!(t.repository.as_deref(), Some("Octo/Repo"));
+}

@@ -76,7 +76,10 @@ fn labels_and_annotations_identify_the_task() {
     assert_eq!(labels[LABEL_KIND], "implement");
     assert_eq!(labels[LABEL_REPOSITORY], "Codertocat.Hello-World");
     assert_eq!(labels[LABEL_PRIORITY], "neg3");
-    assert_eq!(labels[LABEL_CONCURRENCY_KEY], "Codertocat.Hello-World-1");
+    assert_eq!(
+        labels[LABEL_CONCURRENCY_KEY], "codertocat.hello-world-1",
+        "lower-cased: GitHub names are case-insensitive"
+    );
     assert_eq!(j["spec"]["template"]["metadata"]["labels"], *labels);
     let ann = &j["metadata"]["annotations"];
     assert_eq!(ann[ANNOTATION_DELIVERY_ID], "d-1");
@@ -285,7 +288,7 @@ fn with_a_job_secret_the_token_is_only_referenced() {
             token["valueFrom"]["secretKeyRef"],
             json!({"name": "agent-secrets", "key": "GH_TOKEN", "optional": true})
         );
-        // The helper is scoped to the clone URL's origin and reads the token from env.
+        // The helper is scoped to the GitHub host and reads the token from env.
         let count: usize = env_value(c, "GIT_CONFIG_COUNT").unwrap().parse().unwrap();
         let keys: Vec<String> = (0..count)
             .map(|i| env_value(c, &format!("GIT_CONFIG_KEY_{i}")).unwrap())
@@ -298,6 +301,73 @@ fn with_a_job_secret_the_token_is_only_referenced() {
         assert!(helper.contains("$GIT_TOKEN"), "{helper}");
         assert!(keys.contains(&"safe.directory".to_string()));
     }
+}
+
+/// Every `GIT_CONFIG_KEY_n` of the init and agent containers.
+fn git_config_keys(j: &Value) -> Vec<String> {
+    let pod = &j["spec"]["template"]["spec"];
+    let mut keys = Vec::new();
+    let inits = pod["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in pod["containers"].as_array().unwrap().iter().chain(&inits) {
+        let count: usize = env_value(c, "GIT_CONFIG_COUNT").unwrap().parse().unwrap();
+        keys.extend((0..count).map(|i| env_value(c, &format!("GIT_CONFIG_KEY_{i}")).unwrap()));
+    }
+    keys
+}
+
+#[test]
+fn the_clone_credential_is_only_for_the_configured_github_host() {
+    let secret = ("JOB_SECRET_NAME", "agent-secrets");
+    let helpers = |j: &Value| -> Vec<String> {
+        git_config_keys(j)
+            .into_iter()
+            .filter(|k| k.starts_with("credential."))
+            .collect()
+    };
+    let mut elsewhere = task();
+    elsewhere.checkout.as_mut().unwrap().clone_url =
+        "https://attacker.example/Codertocat/Hello-World.git".into();
+    let j = job_json(&elsewhere, &config(&[secret]));
+    assert_eq!(
+        helpers(&j),
+        Vec::<String>::new(),
+        "no helper for another host"
+    );
+    assert!(
+        !j.to_string().contains("attacker.example.helper"),
+        "no credential scoped to the other host"
+    );
+    // A look-alike host is another host.
+    elsewhere.checkout.as_mut().unwrap().clone_url =
+        "https://github.com.attacker.example/o/r.git".into();
+    assert!(helpers(&job_json(&elsewhere, &config(&[secret]))).is_empty());
+
+    // GitHub Enterprise: GITHUB_HOST names it (case does not matter).
+    let ghe = config(&[secret, ("GITHUB_HOST", "GHE.example.com:8443")]);
+    let mut on_ghe = task();
+    on_ghe.checkout.as_mut().unwrap().clone_url = "https://ghe.example.com:8443/o/r.git".into();
+    assert_eq!(
+        helpers(&job_json(&on_ghe, &ghe))
+            .first()
+            .map(String::as_str),
+        Some("credential.https://ghe.example.com:8443.helper")
+    );
+    // …and github.com is then another host.
+    assert!(helpers(&job_json(&task(), &ghe)).is_empty());
+}
+
+#[test]
+fn the_concurrency_label_is_lower_cased_and_the_repository_keeps_its_case() {
+    let j = job_json(&task(), &config(&[]));
+    let labels = &j["metadata"]["labels"];
+    assert_eq!(labels[LABEL_CONCURRENCY_KEY], "codertocat.hello-world-1");
+    assert_eq!(
+        j["metadata"]["annotations"][ANNOTATION_REPOSITORY],
+        "Codertocat/Hello-World"
+    );
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Grafana-Alerting-Signature";
 pub const DEFAULT_MAX_SKEW_SECONDS: u64 = 300;
 /// Default body limit: 5 MiB (Alertmanager groups can carry many alerts).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 5 << 20;
+/// Default cap on the alerts of one notification: more is refused whole
+/// (413), so an alert storm cannot become thousands of Jobs at once.
+pub const DEFAULT_MAX_ALERTS_PER_NOTIFICATION: usize = 200;
+/// Largest accepted `GRAFANA_MAX_ALERTS_PER_NOTIFICATION`.
+pub const MAX_ALERTS_PER_NOTIFICATION_LIMIT: usize = 10_000;
+/// Default investigations one alert rule may start per minute (burst of
+/// the same size).
+pub const DEFAULT_RATE_LIMIT_PER_RULE_PER_MINUTE: u32 = 10;
 
 /// `Authorization: Basic …` credentials (`GRAFANA_BASIC_AUTH=user:password`).
 #[derive(Clone, Debug)]
@@ -74,6 +82,17 @@ pub struct GrafanaConfig {
     pub repository_label: String,
     /// `GRAFANA_MAX_BODY_BYTES` — largest accepted body. Default 5 MiB.
     pub max_body_bytes: usize,
+    /// `GRAFANA_MAX_ALERTS_PER_NOTIFICATION` — a notification with more
+    /// alerts is refused whole (413). Default 200.
+    pub max_alerts_per_notification: usize,
+    /// `GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE` — investigations one alert
+    /// rule (see [`super::rule_key`]) may start per minute; the alerts beyond
+    /// it are answered `rate_limited` and not retried. Default 10.
+    pub rate_limit_per_rule_per_minute: u32,
+    /// `GRAFANA_URL` — the Grafana the alerts come from (`https://host[:port][/path]`).
+    /// Only payload links on its origin (scheme, host and port) and under its
+    /// path go into prompts and `TASK_URL`; unset, no payload link does.
+    pub grafana_url: Option<url::Url>,
 }
 
 impl Default for GrafanaConfig {
@@ -88,6 +107,9 @@ impl Default for GrafanaConfig {
             cancel_running_on_resolve: false,
             repository_label: "repository".into(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_alerts_per_notification: DEFAULT_MAX_ALERTS_PER_NOTIFICATION,
+            rate_limit_per_rule_per_minute: DEFAULT_RATE_LIMIT_PER_RULE_PER_MINUTE,
+            grafana_url: None,
         }
     }
 }
@@ -204,6 +226,38 @@ impl GrafanaConfig {
                 }
             };
         }
+        if let Some(v) = get("GRAFANA_MAX_ALERTS_PER_NOTIFICATION") {
+            cfg.max_alerts_per_notification = match v.trim().parse::<usize>() {
+                Ok(n) if (1..=MAX_ALERTS_PER_NOTIFICATION_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        "GRAFANA_MAX_ALERTS_PER_NOTIFICATION",
+                        format!(
+                            "expected an integer from 1 to {MAX_ALERTS_PER_NOTIFICATION_LIMIT}, got {v:?}"
+                        ),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE") {
+            cfg.rate_limit_per_rule_per_minute = match v.trim().parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        "GRAFANA_RATE_LIMIT_PER_RULE_PER_MINUTE",
+                        format!("expected an integer from 1 to 100000, got {v:?}"),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("GRAFANA_URL") {
+            cfg.grafana_url = Some(parse_grafana_url(v.trim()).map_err(|why| {
+                bad(
+                    "GRAFANA_URL",
+                    format!("expected an http(s) URL like https://grafana.example.com/ ({why}), got {v:?}"),
+                )
+            })?);
+        }
         Ok(cfg)
     }
 
@@ -290,6 +344,42 @@ fn hmac_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<HmacConfi
         timestamp_header,
         max_skew_seconds,
     }))
+}
+
+/// `GRAFANA_URL`: an absolute `http`/`https` URL with a host, without
+/// credentials, query or fragment. The path is kept with a trailing `/`, so
+/// "under it" means under a whole path segment.
+fn parse_grafana_url(v: &str) -> Result<url::Url, &'static str> {
+    let mut u = url::Url::parse(v).map_err(|_| "not a URL")?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https");
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("no host");
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("credentials are not allowed");
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("a query or fragment is not allowed");
+    }
+    if !u.path().ends_with('/') {
+        let path = format!("{}/", u.path());
+        u.set_path(&path);
+    }
+    Ok(u)
+}
+
+/// True if `link` is on `base`'s origin (scheme, host and port, compared
+/// as parsed URLs, default ports included) and its path is under `base`'s.
+pub fn link_under(base: &url::Url, link: &str) -> bool {
+    let Ok(u) = url::Url::parse(link) else {
+        return false;
+    };
+    u.origin() == base.origin()
+        && u.username().is_empty()
+        && u.password().is_none()
+        && (u.path() == base.path().trim_end_matches('/') || u.path().starts_with(base.path()))
 }
 
 /// An RFC 9110 `token` (header names and auth schemes).

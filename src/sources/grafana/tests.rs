@@ -114,7 +114,15 @@ fn alertmanager_firing_fixture_fires_one_investigation() {
     assert_eq!(t.created_at, now());
     assert!(t.prompt.contains("reported by Alertmanager.\n"));
     assert!(t.prompt.contains("rule and dashboards. Report"));
-    assert!(t
+    assert!(
+        !t.prompt.contains("Alertmanager: http"),
+        "without GRAFANA_URL no payload link reaches the prompt"
+    );
+    let d = route_with(
+        &fixture(AM_FIRING),
+        &cfg(&[("GRAFANA_URL", "http://docker.for.mac.host.internal:9093")]),
+    );
+    assert!(fired(&d[0])
         .prompt
         .contains("Alertmanager: http://docker.for.mac.host.internal:9093\n"));
     assert!(t
@@ -221,7 +229,10 @@ fn without_a_status_an_ended_alert_or_a_resolved_group_is_resolved() {
 
 #[test]
 fn a_grafana_firing_alert_becomes_a_prioritised_investigation() {
-    let decisions = route_value(&grafana_body("firing"));
+    let decisions = route_with(
+        &grafana_body("firing"),
+        &cfg(&[("GRAFANA_URL", "https://grafana.example.com")]),
+    );
     assert_eq!(decisions.len(), 1);
     let t = fired(&decisions[0]);
     assert_eq!(t.priority, 100, "severity=critical");
@@ -507,4 +518,134 @@ fn bodies_over_the_limit_are_refused_before_parsing() {
 #[test]
 fn an_empty_alerts_array_decides_nothing() {
     assert!(route_value(&json!({"version": "4", "alerts": []})).is_empty());
+}
+
+#[test]
+fn only_links_under_grafana_url_reach_the_prompt_and_none_without_it() {
+    let mut body = grafana_body("firing");
+    let a = &mut body["alerts"][0];
+    a["panelURL"] = json!("http://169.254.169.254/latest/meta-data/iam/");
+    a["dashboardURL"] = json!("https://grafana.example.com.attacker.example/d/x");
+    a["silenceURL"] = json!("https://grafana.example.com:8443/alerting/silence/new");
+    a["generatorURL"] = json!("http://grafana.example.com/alerting/grafana/dea1b7/view");
+    body["externalURL"] = json!("https://GRAFANA.example.com:443/grafana/d/ok");
+
+    let with = |url: &str| {
+        let d = route_with(&body, &cfg(&[("GRAFANA_URL", url)]));
+        fired(&d[0]).clone()
+    };
+    let t = with("https://grafana.example.com/grafana");
+    for hostile in [
+        "169.254.169.254",
+        "attacker.example",
+        ":8443",
+        "http://grafana.example.com",
+    ] {
+        assert!(!t.prompt.contains(hostile), "{hostile} in:\n{}", t.prompt);
+    }
+    // Same origin (default port, host case) and under the path: kept.
+    assert!(
+        t.prompt
+            .contains("Grafana: https://GRAFANA.example.com:443/grafana/d/ok"),
+        "{}",
+        t.prompt
+    );
+    assert_eq!(t.url, None, "TASK_URL only from a link under GRAFANA_URL");
+    // Not under the path: dropped.
+    let t = with("https://grafana.example.com/other/");
+    assert!(!t.prompt.contains("Grafana: "), "{}", t.prompt);
+
+    // Without GRAFANA_URL no payload link at all.
+    let d = route_value(&grafana_body("firing"));
+    let t = fired(&d[0]);
+    assert!(!t.prompt.contains("Panel:") && !t.prompt.contains("Dashboard:"));
+    assert_eq!(t.url, None);
+}
+
+#[test]
+fn grafana_url_must_be_a_plain_http_url() {
+    for bad in [
+        "grafana.example.com",
+        "ftp://grafana.example.com/",
+        "https://user:pw@grafana.example.com/",
+        "https://grafana.example.com/?x=1",
+    ] {
+        let e = GrafanaConfig::from_lookup(|k| (k == "GRAFANA_URL").then(|| bad.to_string()))
+            .unwrap_err();
+        assert_eq!(e.var, "GRAFANA_URL", "{bad}");
+    }
+}
+
+#[test]
+fn a_notification_over_the_alert_cap_is_refused_whole() {
+    let mut body = grafana_body("firing");
+    let alert = body["alerts"][0].clone();
+    body["alerts"] = json!(vec![alert; 3]);
+    let c = cfg(&[("GRAFANA_MAX_ALERTS_PER_NOTIFICATION", "2")]);
+    let e = route(&serde_json::to_vec(&body).unwrap(), &c, now()).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::TooManyAlerts { count: 3, limit: 2 }),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("3 alerts") && text.contains("(2)"), "{text}");
+    body["alerts"].as_array_mut().unwrap().pop();
+    assert_eq!(route_with(&body, &c).len(), 2, "at the cap: accepted");
+    for bad in ["0", "10001", "many"] {
+        let e = GrafanaConfig::from_lookup(|k| {
+            (k == "GRAFANA_MAX_ALERTS_PER_NOTIFICATION").then(|| bad.to_string())
+        })
+        .unwrap_err();
+        assert_eq!(e.var, "GRAFANA_MAX_ALERTS_PER_NOTIFICATION");
+    }
+}
+
+#[test]
+fn alerts_of_one_rule_share_a_rule_key_and_other_rules_do_not() {
+    let key = |labels: Value, receiver: &str| {
+        let labels: BTreeMap<String, String> = serde_json::from_value(labels).unwrap();
+        rule_key(Some(receiver), &labels)
+    };
+    let a = key(
+        json!({"alertname": "HighLatency", "grafana_folder": "Payments", "pod": "a"}),
+        "r",
+    );
+    let b = key(
+        json!({"alertname": "HighLatency", "grafana_folder": "Payments", "pod": "b"}),
+        "r",
+    );
+    assert_eq!(a, b, "instances of one rule");
+    assert_ne!(
+        a,
+        key(
+            json!({"alertname": "HighLatency", "grafana_folder": "Other"}),
+            "r"
+        )
+    );
+    assert_ne!(
+        a,
+        key(
+            json!({"alertname": "HighLatency", "grafana_folder": "Payments"}),
+            "r2"
+        )
+    );
+    let uid = key(
+        json!({"alertname": "X", "__alert_rule_uid__": "dea1b7"}),
+        "r",
+    );
+    assert_eq!(
+        uid,
+        key(
+            json!({"alertname": "Y", "__alert_rule_uid__": "dea1b7"}),
+            "r"
+        )
+    );
+    let d = route_value(&grafana_body("firing"));
+    assert_eq!(
+        fired(&d[0]).labels[RULE_LABEL],
+        key(
+            json!({"alertname": "HighLatency", "grafana_folder": "Payments"}),
+            "orchestrator"
+        )
+    );
 }
