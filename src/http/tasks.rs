@@ -138,6 +138,7 @@ pub async fn create_task(
         source,
         &caller.identity,
         key.as_deref(),
+        &state.config.github_host,
         chrono::Utc::now(),
     );
     accept(
@@ -184,7 +185,12 @@ pub async fn create_pm_task(
     if let Some(id) = &id {
         span.record("delivery", id.as_str());
     }
-    let accepted = api::pm_task(&body, &caller.identity, chrono::Utc::now());
+    let accepted = api::pm_task(
+        &body,
+        &caller.identity,
+        &state.config.github_host,
+        chrono::Utc::now(),
+    );
     accept(
         &state,
         &caller,

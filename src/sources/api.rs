@@ -29,9 +29,9 @@ fn kind_ok(k: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn checkout_for(repo: &str, git_ref: Option<&str>) -> Checkout {
+fn checkout_for(github_host: &str, repo: &str, git_ref: Option<&str>) -> Checkout {
     Checkout {
-        clone_url: format!("https://github.com/{repo}.git"),
+        clone_url: format!("https://{github_host}/{repo}.git"),
         git_ref: git_ref.unwrap_or("HEAD").to_string(),
     }
 }
@@ -51,12 +51,14 @@ pub const TASK_FIELDS: &[&str] = &[
 ];
 
 /// Validates a generic task document from `source` (`cli` or `pm-agent`
-/// token). `idempotency_key` makes retries of the same request one Task.
+/// token). `idempotency_key` makes retries of the same request one Task;
+/// the repository is cloned from `github_host` (`GITHUB_HOST`).
 pub fn generic_task(
     body: &Value,
     source: TaskSource,
     requested_by: &str,
     idempotency_key: Option<&str>,
+    github_host: &str,
     now: DateTime<Utc>,
 ) -> Result<Accepted, Vec<FieldError>> {
     let mut f = Fields::new(body, "").map_err(|e| vec![e])?;
@@ -101,8 +103,10 @@ pub fn generic_task(
         None => format!("{}:request:{}", source.as_str(), uuid::Uuid::new_v4()),
     };
     let checkout = repository.as_deref().map(|r| match pr {
-        Some(n) if git_ref.is_none() => checkout_for(r, Some(&format!("refs/pull/{n}/head"))),
-        _ => checkout_for(r, git_ref.as_deref()),
+        Some(n) if git_ref.is_none() => {
+            checkout_for(github_host, r, Some(&format!("refs/pull/{n}/head")))
+        }
+        _ => checkout_for(github_host, r, git_ref.as_deref()),
     });
     let task = Task {
         source,
@@ -180,10 +184,12 @@ fn priority_field(f: &mut Fields, default: i32) -> i32 {
     }
 }
 
-/// Validates a PM Agent task document.
+/// Validates a PM Agent task document; its repository URL must be on
+/// `github_host` (`GITHUB_HOST`).
 pub fn pm_task(
     body: &Value,
     requested_by: &str,
+    github_host: &str,
     now: DateTime<Utc>,
 ) -> Result<Accepted, Vec<FieldError>> {
     let mut f = Fields::new(body, "").map_err(|e| vec![e])?;
@@ -271,15 +277,21 @@ pub fn pm_task(
                     }
                 }
                 if let Some(url) = url {
+                    let prefix = format!("https://{github_host}/");
                     let name = url
-                        .strip_prefix("https://github.com/")
+                        .get(..prefix.len())
+                        .filter(|p| p.eq_ignore_ascii_case(&prefix))
+                        .map(|_| &url[prefix.len()..])
                         .map(|r| r.trim_end_matches('/').trim_end_matches(".git").to_string());
                     match name.filter(|n| is_valid_repository(n)) {
                         Some(n) if https_origin(&url).is_some() => {
-                            checkout = Some(checkout_for(&n, branch.as_deref()));
+                            checkout = Some(checkout_for(github_host, &n, branch.as_deref()));
                             repository = Some(n);
                         }
-                        _ => rf.error("url", "must be https://github.com/OWNER/NAME(.git)"),
+                        _ => rf.error(
+                            "url",
+                            format!("must be https://{github_host}/OWNER/NAME(.git)"),
+                        ),
                     }
                 }
                 f.absorb(rf);

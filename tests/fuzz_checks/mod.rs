@@ -193,10 +193,17 @@ pub fn check_task_documents(body: &[u8]) -> usize {
     let mut jobs = 0;
     let cfg = config();
     let now = chrono::Utc::now();
-    if let Ok(a) = generic_task(&doc, TaskSource::Cli, "cli-token:fuzz", Some("k"), now) {
+    if let Ok(a) = generic_task(
+        &doc,
+        TaskSource::Cli,
+        "cli-token:fuzz",
+        Some("k"),
+        "github.com",
+        now,
+    ) {
         jobs += usize::from(check_task(&a.task, &a.files, &cfg));
     }
-    if let Ok(a) = pm_task(&doc, "pm-agent-token:fuzz", now) {
+    if let Ok(a) = pm_task(&doc, "pm-agent-token:fuzz", "github.com", now) {
         jobs += usize::from(check_task(&a.task, &a.files, &cfg));
     }
     jobs

@@ -16,6 +16,7 @@ fn a_generic_task_becomes_a_task_with_a_checkout() {
         TaskSource::Cli,
         "cli-token:abcd",
         Some("key-1"),
+        "github.com",
         now(),
     )
     .unwrap();
@@ -32,6 +33,7 @@ fn a_generic_task_becomes_a_task_with_a_checkout() {
         TaskSource::Cli,
         "cli-token:abcd",
         Some("key-1"),
+        "github.com",
         now(),
     )
     .unwrap();
@@ -40,7 +42,15 @@ fn a_generic_task_becomes_a_task_with_a_checkout() {
         again.task.job_name(),
         "same idempotency key, same Job"
     );
-    let fresh = generic_task(&body, TaskSource::Cli, "cli-token:abcd", None, now()).unwrap();
+    let fresh = generic_task(
+        &body,
+        TaskSource::Cli,
+        "cli-token:abcd",
+        None,
+        "github.com",
+        now(),
+    )
+    .unwrap();
     assert_ne!(a.task.job_name(), fresh.task.job_name());
 }
 
@@ -48,7 +58,7 @@ fn a_generic_task_becomes_a_task_with_a_checkout() {
 fn every_bad_field_of_a_generic_task_is_named() {
     let body = json!({"prompt": 3, "repository": "not a repo", "issue": -1, "kind": "Bad Kind",
         "priority": 5000, "timeout_seconds": 1, "ref": "-x", "extra": true});
-    let errs = generic_task(&body, TaskSource::Cli, "c", None, now()).unwrap_err();
+    let errs = generic_task(&body, TaskSource::Cli, "c", None, "github.com", now()).unwrap_err();
     let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
     for f in [
         "title",
@@ -63,7 +73,8 @@ fn every_bad_field_of_a_generic_task_is_named() {
     ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
-    let errs = generic_task(&json!([1]), TaskSource::Cli, "c", None, now()).unwrap_err();
+    let errs =
+        generic_task(&json!([1]), TaskSource::Cli, "c", None, "github.com", now()).unwrap_err();
     assert_eq!(errs[0].field, "(body)");
 }
 
@@ -83,7 +94,7 @@ fn pm_doc() -> Value {
 
 #[test]
 fn a_pm_task_carries_its_files_and_a_prompt_built_from_its_fields() {
-    let a = pm_task(&pm_doc(), "pm-agent-token:1234", now()).unwrap();
+    let a = pm_task(&pm_doc(), "pm-agent-token:1234", "github.com", now()).unwrap();
     assert_eq!(a.task.source, TaskSource::PmAgent);
     assert_eq!(a.task.dedup_key, "pm-agent:task:7");
     assert_eq!(a.task.repository.as_deref(), Some("octo/web"));
@@ -118,7 +129,7 @@ fn invalid_pm_documents_name_each_bad_field() {
     doc["repository"]["url"] = json!("ssh://example.com/x");
     doc["markdown_files"][1]["filename"] = json!("../etc/passwd");
     doc["prompt_mode"] = json!("shout");
-    let errs = pm_task(&doc, "p", now()).unwrap_err();
+    let errs = pm_task(&doc, "p", "github.com", now()).unwrap_err();
     let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
     for f in [
         "id",
@@ -129,6 +140,32 @@ fn invalid_pm_documents_name_each_bad_field() {
     ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
-    let errs = pm_task(&json!({"title": "x"}), "p", now()).unwrap_err();
+    let errs = pm_task(&json!({"title": "x"}), "p", "github.com", now()).unwrap_err();
     assert!(errs.iter().any(|e| e.field == "id"));
+}
+
+#[test]
+fn tasks_clone_from_the_configured_github_host() {
+    let ghe = "ghe.example.com";
+    let mut doc = pm_doc();
+    doc["repository"]["url"] = json!("https://GHE.example.com/octo/web.git");
+    let a = pm_task(&doc, "p", ghe, now()).unwrap();
+    assert_eq!(
+        a.task.checkout.as_ref().unwrap().clone_url,
+        "https://ghe.example.com/octo/web.git"
+    );
+    assert_eq!(a.task.repository.as_deref(), Some("octo/web"));
+    // github.com is another host when GITHUB_HOST names an Enterprise server.
+    let errs = pm_task(&pm_doc(), "p", ghe, now()).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "repository.url" && e.message.contains(ghe)),
+        "{errs:?}"
+    );
+    let body = json!({"title": "t", "prompt": "p", "repository": "octo/repo"});
+    let a = generic_task(&body, TaskSource::Cli, "c", None, ghe, now()).unwrap();
+    assert_eq!(
+        a.task.checkout.as_ref().unwrap().clone_url,
+        "https://ghe.example.com/octo/repo.git"
+    );
 }
