@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// The filter used when `RUST_LOG` is unset or invalid.
-pub const DEFAULT_FILTER: &str = "info";
+/// The filter used when `RUST_LOG` is unset or invalid: `info`, except
+/// actix-server's worker lines, whose shutdown line `force shutdown worker,
+/// closing N connections` (idle keep-alive connections closed at the end of
+/// the grace period, routine on every stop) reads like an error at INFO;
+/// that target logs warnings and errors only (the service logs its own
+/// shutdown steps).
+pub const DEFAULT_FILTER: &str = "info,actix_server::worker=warn";
 
 /// Installs the global subscriber once; `format` is `text` or `json`.
 /// `RUST_LOG` sets the filter (default `info`); an invalid one is reported

@@ -35,7 +35,9 @@ pub struct Conn {
         global = true
     )]
     pub server: String,
-    /// API bearer token: a `cli=TOKEN` entry of the server's API_TOKENS.
+    /// API bearer token: a `cli=TOKEN` entry of the server's API_TOKENS
+    /// (default: the development token `serve --embedded-cluster` wrote in
+    /// the current directory, orchestrator-dev-api-token).
     #[arg(
         long,
         env = "ORCHESTRATOR_TOKEN",
@@ -51,7 +53,8 @@ pub struct Conn {
 impl Conn {
     /// A client for `--server` with `--token`.
     pub fn client(&self) -> Result<ApiClient, ClientError> {
-        ApiClient::new(&self.server, self.token.as_deref())
+        let token = self.token.clone().or_else(super::dev_files::dev_token);
+        ApiClient::new(&self.server, token.as_deref())
     }
 }
 
@@ -75,7 +78,7 @@ pub struct SubmitArgs {
     /// The pull request the task is about.
     #[arg(long, value_name = "N")]
     pub pr: Option<u64>,
-    /// critical, high, medium, low or -1000..=1000; higher runs first (default 0).
+    /// critical (alias urgent), high, medium, low or -1000..=1000; higher runs first (default 0).
     #[arg(long, value_name = "P", allow_hyphen_values = true, value_parser = priority_arg)]
     pub priority: Option<i32>,
     /// The task kind (default `task`).

@@ -1,14 +1,17 @@
 //! The files `serve --embedded-cluster` leaves in the current directory for
-//! the developer: the development webhook secret (read by `send-webhook`)
-//! and the simulator's kubeconfig (for kubectl).
+//! the developer: the development webhook secret (read by `send-webhook`),
+//! the development API token (read by the client commands `submit`, `jobs`,
+//! `events` and `leader`) and the simulator's kubeconfig (for kubectl; `sim
+//! --kubeconfig-out` writes one the same way).
 //!
 //! Several servers may run from one directory (another port, or a second
 //! start by mistake), so these files are handled so that no process breaks
 //! another:
 //! - both are written only once the process listens (a start that fails,
 //!   e.g. on a port in use, changes nothing);
-//! - an existing development secret is reused, never replaced, so every
-//!   server started from the directory accepts what `send-webhook` signs;
+//! - an existing development secret (or token) is reused, never replaced,
+//!   so every server started from the directory accepts what `send-webhook`
+//!   signs and what the client commands present;
 //! - the kubeconfig is named by the service's port
 //!   (`orchestrator-sim-8080.kubeconfig`) and removed when the server stops,
 //!   if it still points at this server's simulator.
@@ -19,6 +22,10 @@ use std::path::{Path, PathBuf};
 
 /// The development secret's file, where `orchestrator send-webhook` finds it.
 pub const DEV_SECRET_FILE: &str = "orchestrator-dev-webhook-secret";
+
+/// The development API token's file (a `cli` token), where the client
+/// commands find it when neither `--token` nor `ORCHESTRATOR_TOKEN` is given.
+pub const DEV_TOKEN_FILE: &str = "orchestrator-dev-api-token";
 
 /// The default kubeconfig path of a server whose HTTP listener has `port`.
 pub fn kubeconfig_path(port: u16) -> PathBuf {
@@ -34,9 +41,15 @@ pub fn read_dev_secret(path: &Path) -> std::io::Result<Option<String>> {
     }
 }
 
-/// A fresh random development secret.
+/// A fresh random development secret (or token: 32 hex digits).
 pub fn new_dev_secret() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The development token in the current directory, if `serve
+/// --embedded-cluster` wrote one there.
+pub fn dev_token() -> Option<String> {
+    read_dev_secret(Path::new(DEV_TOKEN_FILE)).ok().flatten()
 }
 
 /// Makes `path` hold a development secret and returns it: the file's secret
@@ -87,8 +100,15 @@ pub struct KubeconfigFile {
 }
 
 impl KubeconfigFile {
-    /// Writes `content` to `path`, readable by the owner only.
+    /// Writes `content` to `path`, readable by the owner only. The file
+    /// appears whole (written beside it, then renamed), so a reader that
+    /// sees it never reads half a kubeconfig.
     pub fn write(path: PathBuf, content: String) -> std::io::Result<KubeconfigFile> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let partial = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
         let mut opts = OpenOptions::new();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -96,7 +116,14 @@ impl KubeconfigFile {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        opts.open(&path)?.write_all(content.as_bytes())?;
+        let written = opts
+            .open(&partial)
+            .and_then(|mut f| f.write_all(content.as_bytes()))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
         Ok(KubeconfigFile { path, content })
     }
 

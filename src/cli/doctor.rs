@@ -72,6 +72,11 @@ async fn check(args: DoctorArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("Error: Failed to initialize Kubernetes client: {e}\nHint: set KUBECONFIG or --kubeconfig, or check ~/.kube/config (`kubectl cluster-info` should work).");
+            if args.kubeconfig.is_none() {
+                for path in sim_kubeconfigs(std::path::Path::new(".")) {
+                    eprintln!("Hint: this directory has a simulator's kubeconfig: orchestrator doctor --kubeconfig {path}");
+                }
+            }
             return ExitCode::from(crate::client::exit::USAGE);
         }
     };
@@ -101,6 +106,20 @@ async fn check(args: DoctorArgs) -> ExitCode {
         print!("{}", render(&target, &report));
     }
     ExitCode::from(exit_code(&report))
+}
+
+/// The kubeconfigs `serve --embedded-cluster` writes
+/// (`orchestrator-sim-PORT.kubeconfig`) that are in `dir`, sorted.
+pub fn sim_kubeconfigs(dir: &std::path::Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("orchestrator-sim-") && n.ends_with(".kubeconfig"))
+        .collect();
+    found.sort();
+    found
 }
 
 /// The exit code of a report.

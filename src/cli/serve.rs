@@ -3,7 +3,7 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -42,10 +42,23 @@ Hints:
 /// kept where `orchestrator send-webhook` finds it.
 pub use super::dev_files::DEV_SECRET_FILE;
 
-/// The configuration, using `dev_secret` as GITHUB_WEBHOOK_SECRET if given.
-fn load_config(dev_secret: Option<&str>, insecure: bool) -> Result<Config, ExitCode> {
+/// What `serve --embedded-cluster` supplies when the environment does not:
+/// the development webhook secret, the development `cli` API token, and
+/// the loopback address to bind.
+#[derive(Debug, Default, Clone)]
+struct DevDefaults {
+    secret: Option<String>,
+    token: Option<String>,
+    loopback: bool,
+}
+
+/// The configuration, with the development defaults where the environment
+/// sets nothing.
+fn load_config(dev: &DevDefaults, insecure: bool) -> Result<Config, ExitCode> {
     Config::from_lookup(|name| match name {
-        "GITHUB_WEBHOOK_SECRET" if dev_secret.is_some() => dev_secret.map(str::to_string),
+        "GITHUB_WEBHOOK_SECRET" if dev.secret.is_some() => dev.secret.clone(),
+        "API_TOKENS" if dev.token.is_some() => dev.token.as_ref().map(|t| format!("cli={t}")),
+        "SERVER_HOST" if dev.loopback => Some("127.0.0.1".into()),
         "ALLOW_INSECURE_NO_SIGNATURE" if insecure => Some("true".into()),
         other => std::env::var(other).ok(),
     })
@@ -55,27 +68,48 @@ fn load_config(dev_secret: Option<&str>, insecure: bool) -> Result<Config, ExitC
     })
 }
 
+fn env_set(names: &[&str]) -> bool {
+    names
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+/// The file's development value (reused) or a fresh proposal, read before
+/// anything is written.
+fn dev_value(path: &Path, what: &str) -> Result<String, ExitCode> {
+    match dev_files::read_dev_secret(path) {
+        Ok(existing) => Ok(existing.unwrap_or_else(dev_files::new_dev_secret)),
+        Err(e) => {
+            eprintln!("Error: cannot read the development {what} {}: {e}", path.display());
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 pub fn run(args: ServeArgs) -> ExitCode {
     let insecure = args.insecure_allow_unsigned_webhooks;
-    let env_has_secret = ["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_FILE"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
     let secret_path = PathBuf::from(DEV_SECRET_FILE);
-    // Nothing is written before the listener is bound: until then the
-    // development secret is the file's (reused) or a proposal.
-    let mut dev_secret = None;
-    if args.embedded_cluster && !env_has_secret && !insecure {
-        match dev_files::read_dev_secret(&secret_path) {
-            Ok(existing) => dev_secret = Some(existing.unwrap_or_else(dev_files::new_dev_secret)),
-            Err(e) => {
-                eprintln!(
-                    "Error: cannot read the development webhook secret {DEV_SECRET_FILE}: {e}"
-                );
-                return ExitCode::FAILURE;
+    let token_path = PathBuf::from(dev_files::DEV_TOKEN_FILE);
+    // Nothing is written before the listener is bound: until then each
+    // development value is the file's (reused) or a proposal.
+    let mut dev = DevDefaults::default();
+    if args.embedded_cluster {
+        // A development server listens on this machine only, unless told.
+        dev.loopback = std::env::var_os("SERVER_HOST").is_none();
+        if !insecure && !env_set(&["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_FILE"]) {
+            match dev_value(&secret_path, "webhook secret") {
+                Ok(v) => dev.secret = Some(v),
+                Err(code) => return code,
+            }
+        }
+        if !env_set(&["API_TOKENS", "API_TOKENS_FILE"]) {
+            match dev_value(&token_path, "API token") {
+                Ok(v) => dev.token = Some(v),
+                Err(code) => return code,
             }
         }
     }
-    let mut config = match load_config(dev_secret.as_deref(), insecure) {
+    let mut config = match load_config(&dev, insecure) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -87,7 +121,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let listener = match TcpListener::bind(&bind) {
         Ok(l) => l,
         Err(e) if e.kind() == ErrorKind::AddrInUse => {
-            eprintln!("Error: Address already in use ({bind}).\nHint: another process listens on port {}; set SERVER_PORT to a free port (e.g. SERVER_PORT=8081).", config.server_port);
+            eprintln!("Error: Address already in use ({bind}).\nHint: another process listens on port {}; set SERVER_PORT to a free port (e.g. SERVER_PORT=8081, and ORCHESTRATOR_URL=http://127.0.0.1:8081 for the client commands).", config.server_port);
             return ExitCode::FAILURE;
         }
         Err(e) => {
@@ -100,22 +134,44 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let port = listener
         .local_addr()
         .map_or(config.server_port, |a| a.port());
-    if let Some(proposed) = &dev_secret {
-        match dev_files::persist_dev_secret(&secret_path, proposed) {
-            // Another server created the file in the meantime: use its secret.
-            Ok(kept) if &kept != proposed => match load_config(Some(&kept), insecure) {
-                Ok(c) => config = c,
-                Err(code) => return code,
-            },
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!(
-                    "Error: cannot write the development webhook secret to {DEV_SECRET_FILE}: {e}"
-                );
-                return ExitCode::FAILURE;
+    // Whoever created a file first (another server from this directory)
+    // decides its value; this server then uses it.
+    let mut kept = dev.clone();
+    for (value, path, what) in [
+        (&mut kept.secret, &secret_path, "webhook secret"),
+        (&mut kept.token, &token_path, "API token"),
+    ] {
+        if let Some(proposed) = value.as_mut() {
+            match dev_files::persist_dev_secret(path, proposed) {
+                Ok(v) => *proposed = v,
+                Err(e) => {
+                    eprintln!(
+                        "Error: cannot write the development {what} to {}: {e}",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
             }
         }
+    }
+    if kept.secret != dev.secret || kept.token != dev.token {
+        match load_config(&kept, insecure) {
+            Ok(c) => config = c,
+            Err(code) => return code,
+        }
+    }
+    if kept.secret.is_some() {
         tracing::warn!(file = DEV_SECRET_FILE, "GITHUB_WEBHOOK_SECRET is not set: using the development secret in the file (`orchestrator send-webhook` reads it)");
+    }
+    if kept.token.is_some() {
+        tracing::warn!(file = dev_files::DEV_TOKEN_FILE, "API_TOKENS is not set: the API accepts the development cli token in the file (the client commands read it from the current directory)");
+    }
+    if dev.loopback {
+        tracing::info!(
+            "listening on http://127.0.0.1:{port} (this machine only; set SERVER_HOST=0.0.0.0 to accept connections from other machines)"
+        );
+    } else {
+        tracing::info!("listening on http://{}:{port}", config.server_host);
     }
     if config.allow_insecure_no_signature && config.github_webhook_secrets.is_empty() {
         tracing::warn!("INSECURE: GitHub webhooks are accepted WITHOUT signature checks (development only; set GITHUB_WEBHOOK_SECRET in production)");

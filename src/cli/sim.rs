@@ -150,13 +150,21 @@ pub fn run_sim(args: SimArgs) -> ExitCode {
         "Simulated Kubernetes API server listening on {}",
         server.url()
     );
-    if let Some(path) = &args.kubeconfig_out {
-        if let Err(e) = server.write_kubeconfig(path) {
-            eprintln!("Error: cannot write kubeconfig to {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        println!("kubeconfig written to {}", path.display());
-    }
+    // Written whole once the simulator listens; removed when it stops
+    // (SIGTERM/SIGINT), as `serve --embedded-cluster` removes its own.
+    let kubeconfig_file = match &args.kubeconfig_out {
+        Some(path) => match super::dev_files::KubeconfigFile::write(path.clone(), server.kubeconfig()) {
+            Ok(file) => {
+                println!("kubeconfig written to {} (removed when the simulator stops)", path.display());
+                Some(file)
+            }
+            Err(e) => {
+                eprintln!("Error: cannot write kubeconfig to {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -169,6 +177,7 @@ pub fn run_sim(args: SimArgs) -> ExitCode {
     };
     rt.block_on(crate::telemetry::shutdown_signal());
     tracing::info!("signal received, stopping the simulator");
+    drop(kubeconfig_file);
     server.stop();
     ExitCode::SUCCESS
 }

@@ -180,7 +180,7 @@ impl fmt::Display for ClientError {
             ),
             ClientError::NoToken => write!(
                 f,
-                "no API token; set --token or ORCHESTRATOR_TOKEN (a `cli=TOKEN` entry of the server's API_TOKENS)."
+                "no API token; set --token or ORCHESTRATOR_TOKEN (a `cli=TOKEN` entry of the server's API_TOKENS), or run from the directory where `serve --embedded-cluster` wrote orchestrator-dev-api-token."
             ),
             ClientError::Auth { status: 403, message } => write!(
                 f,

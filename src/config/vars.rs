@@ -45,7 +45,7 @@ const fn words(name: &'static str, default: &'static str, help: &'static str) ->
 /// Every environment variable `orchestrator serve` reads, in the README's
 /// order.
 pub const VARIABLES: &[EnvVar] = &[
-    var("SERVER_HOST", "0.0.0.0", "address to bind"),
+    var("SERVER_HOST", "0.0.0.0", "address to bind (`serve --embedded-cluster`: 127.0.0.1 unless set)"),
     var("SERVER_PORT", "8080", "port to bind"),
     words("SERVER_WORKERS", "CPU cores", "HTTP worker threads"),
     var(
@@ -281,7 +281,7 @@ pub const VARIABLES: &[EnvVar] = &[
         "serve with /ready at 503 this long before closing",
     ),
     var("LOG_FORMAT", "text", "text or json"),
-    var("RUST_LOG", "info", "log filter"),
+    var("RUST_LOG", "info,actix_server::worker=warn", "log filter"),
     words("POD_NAME", "host name", "identity in the scheduler Lease"),
     words(
         "KUBECONFIG",
