@@ -5,6 +5,8 @@
 
 mod api_support;
 mod common;
+#[path = "../crates/kube-api-sim/tests/tool_support/mod.rs"]
+mod tool_support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -165,30 +167,11 @@ async fn the_openapi_document_lists_the_status_codes_of_the_task_endpoints() {
 }
 
 /// The `openapi-spec-validator` executable (PyPI `openapi-spec-validator`):
-/// `$OPENAPI_SPEC_VALIDATOR`, else on `PATH`, else in the tool directory
-/// `.ci/run` installs (`$ORCHESTRATOR_CI_TOOLS`, default
-/// `~/.cache/orchestrator-ci-tools`). Absent, the test fails: CI installs it,
-/// and so does one run of `bash .ci/run` on a developer's machine.
+/// `$OPENAPI_SPEC_VALIDATOR`, on `PATH`, or in the virtualenv
+/// `scripts/test.sh` installs it in; absent, the test fails saying how to
+/// install it.
 fn validator() -> PathBuf {
-    if let Some(p) = std::env::var_os("OPENAPI_SPEC_VALIDATOR").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let tools = std::env::var_os("ORCHESTRATOR_CI_TOOLS")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orchestrator-ci-tools"))
-        })
-        .map(|t| t.join("bin"));
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(tools)
-        .map(|d| d.join("openapi-spec-validator"))
-        .find(|c| c.is_file())
-        .expect(
-            "openapi-spec-validator on PATH (or $OPENAPI_SPEC_VALIDATOR): \
-             `pip install openapi-spec-validator==0.9.0`, or run `bash .ci/run` once",
-        )
+    tool_support::tool("openapi-spec-validator")
 }
 
 /// Runs the validator on `doc`: its exit status and what it printed.

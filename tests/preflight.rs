@@ -7,6 +7,8 @@
 
 mod api_support;
 mod common;
+#[path = "../crates/kube-api-sim/tests/tool_support/mod.rs"]
+mod tool_support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -93,9 +95,7 @@ async fn kubectl(sim: &SimServer, dir: &Path, args: &[&str]) -> std::process::Ou
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)
         .expect("write the kubeconfig");
-    let mut cmd = tokio::process::Command::new(
-        std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into()),
-    );
+    let mut cmd = tokio::process::Command::new(tool_support::tool("kubectl"));
     cmd.arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--cache-dir")

@@ -8,6 +8,8 @@
 //! status class, leadership and build info.
 
 mod common;
+#[path = "../crates/kube-api-sim/tests/tool_support/mod.rs"]
+mod tool_support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -39,14 +41,7 @@ const REQUIRED: &[&str] = &[
 ];
 
 fn prometheus_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROMETHEUS").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("prometheus"))
-        .find(|c| c.is_file())
-        .expect("prometheus on PATH (or $PROMETHEUS): .ci/run installs Debian's prometheus")
+    tool_support::tool("prometheus")
 }
 
 /// Stops Prometheus when the test ends.

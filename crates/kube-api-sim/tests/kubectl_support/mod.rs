@@ -9,26 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kube_api_sim::{SimConfig, SimServer};
+
+#[path = "../tool_support/mod.rs"]
+mod tool_support;
 use serde_json::Value;
 
 /// Upper bound for one kubectl run.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 pub fn kubectl_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|c| c.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl was not found on PATH: these tests drive the real kubectl binary against \
-                 the simulator and cannot run without it. Install kubectl (1.27 or later; .ci/run \
-                 does) or set KUBECTL to its path."
-            )
-        })
+    tool_support::tool("kubectl")
 }
 
 /// Runs `kubectl` with `kubeconfig`, its cache and its output files in `dir`
