@@ -5,12 +5,22 @@
 //!   (never a bare `orchestrator` that is not on `PATH`); its arguments parse;
 //!   files and benches it names exist; every kubeconfig kubectl is given is
 //!   one an earlier command writes; every flag in the Commands table exists.
-//! * Walkthroughs: the blocks run as written, in order — the built binary
-//!   stands in for `cargo run --release --`, on a free port instead of 8080,
-//!   in a temporary directory that sees the clone's `tests/` and `examples/`.
-//!   A `# → TEXT` line after a command is the start of what it must print.
+//! * Walkthroughs: each block runs once, whole, as written (bash, `set -e`),
+//!   in order, with no retries — so a block that goes on before a server it
+//!   started is ready fails here as it would for a reader. The quick start's
+//!   server runs in a terminal of its own, and the next block, "in a second
+//!   terminal", starts at once beside it. A block that starts its own server
+//!   runs in a fresh directory once the others have stopped. Every block
+//!   sees a fresh directory like a clone's (`tests/`, `examples/`), a free
+//!   port in `SERVER_PORT` and `ORCHESTRATOR_URL` (the README's other-port
+//!   variant), and `cargo` standing in for `cargo run --release --` with the
+//!   binary under test. A `# → TEXT` line after a command is the start of a
+//!   line the block must print. Servers are stopped with SIGTERM and must
+//!   remove their kubeconfigs; no output shows a development secret or token.
 
 mod common;
+#[path = "../crates/kube-api-sim/tests/tool_support/mod.rs"]
+mod tool_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,10 +28,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use common::{bounded, free_port, wait_for};
-use tokio::process::{Child, Command};
-
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+use common::free_port;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -54,46 +61,63 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
-/// The ```sh blocks of a Markdown document, as command lines.
-fn sh_blocks(markdown: &str) -> Vec<Vec<Line>> {
-    let (mut blocks, mut current, mut pending) = (Vec::new(), None::<Vec<Line>>, String::new());
+/// The ```sh blocks of a Markdown document, as written.
+fn sh_block_texts(markdown: &str) -> Vec<String> {
+    let (mut blocks, mut current) = (Vec::new(), None::<String>);
     for raw in markdown.lines() {
-        let trimmed = raw.trim();
         match &mut current {
-            None if trimmed == "```sh" => current = Some(Vec::new()),
+            None if raw.trim() == "```sh" => current = Some(String::new()),
             None => {}
-            Some(_) if trimmed == "```" => blocks.extend(current.take()),
-            Some(lines) => {
-                if let Some(expect) = trimmed.strip_prefix("# → ") {
-                    let last = lines.last_mut().expect("a `# →` line follows a command");
-                    last.expect = Some(expect.split('…').next().unwrap_or("").to_string());
-                    continue;
-                }
-                pending.push_str(strip_comment(raw));
-                if let Some(cont) = pending.trim_end().strip_suffix('\\') {
-                    pending = format!("{cont} ");
-                    continue;
-                }
-                let text = std::mem::take(&mut pending);
-                let text = text.trim();
-                if text.is_empty() {
-                    continue;
-                }
-                let (text, background) = match text.strip_suffix('&') {
-                    Some(t) => (t.trim(), true),
-                    None => (text, false),
-                };
-                let words =
-                    shlex::split(text).unwrap_or_else(|| panic!("unbalanced quotes: {text}"));
-                lines.push(Line {
-                    words,
-                    expect: None,
-                    background,
-                });
+            Some(_) if raw.trim() == "```" => blocks.extend(current.take()),
+            Some(text) => {
+                text.push_str(raw);
+                text.push('\n');
             }
         }
     }
     blocks
+}
+
+/// A block's command lines (continuations joined, comments cut).
+fn parse_block(text: &str) -> Vec<Line> {
+    let (mut lines, mut pending) = (Vec::<Line>::new(), String::new());
+    for raw in text.lines() {
+        let trimmed = raw.trim();
+        if let Some(expect) = trimmed.strip_prefix("# → ") {
+            let last = lines.last_mut().expect("a `# →` line follows a command");
+            last.expect = Some(expect.split('…').next().unwrap_or("").to_string());
+            continue;
+        }
+        pending.push_str(strip_comment(raw));
+        if let Some(cont) = pending.trim_end().strip_suffix('\\') {
+            pending = format!("{cont} ");
+            continue;
+        }
+        let text = std::mem::take(&mut pending);
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let (text, background) = match text.strip_suffix('&') {
+            Some(t) => (t.trim(), true),
+            None => (text, false),
+        };
+        let words = shlex::split(text).unwrap_or_else(|| panic!("unbalanced quotes: {text}"));
+        lines.push(Line {
+            words,
+            expect: None,
+            background,
+        });
+    }
+    lines
+}
+
+/// The ```sh blocks of a Markdown document, as command lines.
+fn sh_blocks(markdown: &str) -> Vec<Vec<Line>> {
+    sh_block_texts(markdown)
+        .iter()
+        .map(|t| parse_block(t))
+        .collect()
 }
 
 /// The binary's arguments if `words` is `cargo run --release -- ARGS`.
@@ -147,7 +171,10 @@ fn check_commands(readme: &str) -> Vec<String> {
         match w.first().map(String::as_str) {
             Some("export") => {}
             Some("kubectl") => {
-                match value_after(w, "--kubeconfig") {
+                // `${SERVER_PORT:-8080}`: the port the server was given.
+                let kubeconfig = value_after(w, "--kubeconfig")
+                    .map(|k| k.replace("${SERVER_PORT:-8080}", "8080"));
+                match kubeconfig.as_deref() {
                     Some(k) if kubeconfigs.contains(k) => {}
                     other => problems.push(format!(
                         "{readme}: `{shown}` uses kubeconfig {other:?}, which no earlier command writes"
@@ -222,194 +249,351 @@ fn every_flag_in_the_commands_table_exists() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The processes of one walkthrough, in a directory like the clone's.
-struct Session {
-    dir: tempfile::TempDir,
-    port: u16,
-    env: Vec<(String, String)>,
-    background: Vec<Child>,
-    last_job: Option<String>,
+/// The quick start's test command runs in CI: `.ci/run` calls it as written.
+#[test]
+fn ci_runs_the_quick_start_test_command() {
+    let quick_start = sh_blocks(&read("README.md"))
+        .into_iter()
+        .next()
+        .expect("the README has a quick start");
+    let test_command = quick_start
+        .iter()
+        .find(|l| binary_args(&l.words).is_none())
+        .map(|l| l.words.join(" "))
+        .expect("the quick start shows the test command");
+    let ci = read(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim() == test_command),
+        ".ci/run does not run the README's test command `{test_command}`"
+    );
 }
 
-impl Session {
-    fn new() -> Session {
+/// Upper bound for one README block (a build is not part of it: the binary
+/// under test stands in for `cargo run --release --`).
+const BLOCK_LIMIT: Duration = Duration::from_secs(240);
+
+/// How a README block is run.
+enum Kind {
+    /// The quick start: its server line runs in a terminal of its own; the
+    /// test command beside it is not run here (this is that command).
+    Terminal(String),
+    /// Run whole, as written.
+    Walkthrough,
+    /// Test, bench and load commands: checked above, not run.
+    Listing,
+}
+
+fn kind(text: &str) -> Kind {
+    let lines = parse_block(text);
+    let foreground_server = lines.iter().find(|l| {
+        !l.background
+            && binary_args(&l.words)
+                .and_then(|a| a.first())
+                .is_some_and(|c| c == "serve" || c == "sim")
+    });
+    if let Some(server) = foreground_server {
+        let raw = text
+            .lines()
+            .find(|raw| shlex::split(strip_comment(raw)).as_ref() == Some(&server.words))
+            .expect("the server line is one line");
+        return Kind::Terminal(raw.to_string());
+    }
+    if lines.iter().any(|l| binary_args(&l.words).is_some()) {
+        Kind::Walkthrough
+    } else {
+        Kind::Listing
+    }
+}
+
+/// A process group running a shell script, killed when dropped.
+struct Group {
+    child: std::process::Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Group {
+    fn pgid(&self) -> String {
+        format!("-{}", self.child.id())
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([sig, "--", &self.pgid()])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Waits for the shell to exit (bounded); its status.
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn output(&self) -> (String, String) {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        (read(&self.out), read(&self.err))
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the README's blocks run: a fresh directory like a clone's
+/// (`tests/` and `examples/` visible), a free port in `SERVER_PORT` and
+/// `ORCHESTRATOR_URL` (which every block follows, as the README says), and
+/// `cargo` on `PATH` standing in for `cargo run --release --` with the
+/// binary under test.
+struct Shell {
+    dir: tempfile::TempDir,
+    logs: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    runs: usize,
+}
+
+impl Shell {
+    fn new() -> Shell {
         let dir = tempfile::tempdir().expect("tempdir");
         for shared in ["tests", "examples"] {
             std::os::unix::fs::symlink(repo().join(shared), dir.path().join(shared))
                 .expect("symlink");
         }
-        Session {
+        let logs = tempfile::tempdir().expect("tempdir");
+        let bin = logs.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let cargo = bin.join("cargo");
+        std::fs::write(
+            &cargo,
+            format!(
+                "#!/bin/sh\n\
+                 # Stands in for `cargo run --release -- ARGS`: the binary under test.\n\
+                 [ \"$1 $2 $3\" = \"run --release --\" ] || {{ echo \"README test: only `cargo run --release -- ...` runs here, not: cargo $*\" >&2; exit 97; }}\n\
+                 shift 3\n\
+                 exec '{}' \"$@\"\n",
+                env!("CARGO_BIN_EXE_orchestrator")
+            ),
+        )
+        .expect("write the cargo stand-in");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Shell {
             dir,
+            logs,
+            bin,
             port: free_port(),
-            env: Vec::new(),
-            background: Vec::new(),
-            last_job: None,
+            runs: 0,
         }
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[String]) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
+    /// Starts `script` under bash (`set -e`, as one piece), in its own
+    /// process group; `wrap` runs after it (stopping what it started).
+    fn spawn(&mut self, script: &str, after: &str) -> Group {
+        self.runs += 1;
+        let file = self.logs.path().join(format!("block-{}.sh", self.runs));
+        std::fs::write(&file, script).expect("write the block");
+        let out = self.logs.path().join(format!("block-{}.out", self.runs));
+        let err = self.logs.path().join(format!("block-{}.err", self.runs));
+        let kubectl = tool_support::tool("kubectl");
+        let path = std::env::join_paths(
+            [
+                self.bin.clone(),
+                kubectl.parent().expect("a directory").into(),
+            ]
+            .into_iter()
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+        )
+        .expect("PATH");
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -e -o pipefail\n. '{}'\n{after}",
+                file.display()
+            ))
             .current_dir(self.dir.path())
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path)
             .env("HOME", self.dir.path())
-            .env("RUST_LOG", "warn")
-            .env("SERVER_HOST", "127.0.0.1")
             .env("SERVER_PORT", self.port.to_string())
-            .env("SERVER_WORKERS", "1")
             .env(
                 "ORCHESTRATOR_URL",
                 format!("http://127.0.0.1:{}", self.port),
             )
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// This session's stand-ins: its port for 8080, a free one for 6443,
-    /// the last Job for `<name>`.
-    fn adapt(&self, words: &[String]) -> Vec<String> {
-        words
-            .iter()
-            .map(|w| {
-                let w = w.replace(
-                    "orchestrator-sim-8080",
-                    &format!("orchestrator-sim-{}", self.port),
-                );
-                let w = w.replace("127.0.0.1:6443", "127.0.0.1:0");
-                match &self.last_job {
-                    Some(job) => w.replace("<name>", job),
-                    None => w,
-                }
-            })
-            .collect()
-    }
-
-    async fn start(&mut self, args: Vec<String>) {
-        // Only one server at a time, as the README says.
-        for mut child in self.background.drain(..) {
-            let _ = child.kill().await;
-        }
-        let child = self
-            .command(env!("CARGO_BIN_EXE_orchestrator"), &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("out"))
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .process_group(0)
             .spawn()
-            .expect("the binary starts");
-        self.background.push(child);
-        if args.first().map(String::as_str) == Some("serve") {
-            let url = format!("http://127.0.0.1:{}/ready", self.port);
-            wait_for(&format!("{url} to answer 200"), RUN_LIMIT, || {
-                let url = url.clone();
-                async move {
-                    reqwest::get(&url)
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                }
-            })
-            .await;
-        } else if let Some(out) = value_after(&args, "--kubeconfig-out") {
-            let path = self.dir.path().join(out);
-            wait_for(&format!("{out} to be written"), RUN_LIMIT, || {
-                let path = path.clone();
-                async move { std::fs::metadata(&path).ok().filter(|m| m.len() > 0) }
-            })
-            .await;
-        }
+            .expect("bash starts");
+        Group { child, out, err }
     }
 
-    async fn run(&mut self, line: &Line) -> String {
-        let args = self.adapt(&line.words);
-        let (program, args): (PathBuf, Vec<String>) = match binary_args(&args) {
-            Some(rest) => (env!("CARGO_BIN_EXE_orchestrator").into(), rest.to_vec()),
-            None => (args[0].clone().into(), args[1..].to_vec()),
-        };
-        let shown = args.join(" ");
-        // kubectl is run until it succeeds: the README's reader waits a
-        // moment for a pod to exist; this waits for it, bounded.
-        let retry = program == Path::new("kubectl");
-        let output = wait_for(&format!("`{shown}` to succeed"), RUN_LIMIT, || {
-            let mut cmd = self.command(&program, &args);
-            async move {
-                let out = bounded("a README command", RUN_LIMIT, cmd.output())
-                    .await
-                    .expect("the command runs");
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                if out.status.success() {
-                    return Some(Ok(text));
-                }
-                let err = String::from_utf8_lossy(&out.stderr);
-                (!retry).then(|| Err(format!("{:?}: {text}{err}", out.status.code())))
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("`{shown}` failed: {e}"));
-        if let Some(expect) = &line.expect {
-            assert!(
-                output.starts_with(expect.as_str()),
-                "`{shown}` printed {output:?}, the README says {expect:?}"
-            );
-        }
-        if let Some(job) = regex::Regex::new(r#""job":\s*"([a-z0-9-]+)""#)
-            .expect("regex")
-            .captures(&output)
-        {
-            self.last_job = Some(job[1].to_string());
-        }
-        output
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The development secret and token this directory holds: no output may show them.
+    fn secrets(&self) -> Vec<String> {
+        [
+            "orchestrator-dev-webhook-secret",
+            "orchestrator-dev-api-token",
+        ]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(self.file(f)).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
     }
 }
 
-#[tokio::test]
-async fn readme_walkthroughs_run_as_written() {
-    let mut session = Session::new();
-    let mut outputs = Vec::new();
-    for line in sh_blocks(&read("README.md")).into_iter().flatten() {
-        let w = &line.words;
-        if let Some(args) = binary_args(w) {
-            let args = session.adapt(args);
-            if line.background || matches!(args[0].as_str(), "serve" | "sim") {
-                session.start(args).await;
-                continue;
-            }
-        }
-        match w[0].as_str() {
-            "export" => {
-                for pair in &w[1..] {
-                    let (k, v) = pair.split_once('=').expect("export K=V");
-                    session.env.push((k.to_string(), v.to_string()));
-                }
-            }
-            // The test suite, benches and the load script are not run here.
-            "cargo" if binary_args(w).is_none() => {}
-            s if s.ends_with(".sh") => {}
-            _ => outputs.push((w.join(" "), session.run(&line).await)),
+/// Runs one walkthrough block whole and once; stops what it started in the
+/// background (SIGTERM, as Ctrl-C or `kill %1`) and waits for it to end.
+fn run_block(shell: &mut Shell, text: &str) -> String {
+    let mut group = shell.spawn(text, "kill -TERM $(jobs -p) 2>/dev/null || true\nwait\n");
+    let status = group.wait(BLOCK_LIMIT);
+    let (out, err) = group.output();
+    match status {
+        Some(s) if s.success() => {}
+        other => panic!(
+            "this README block failed ({other:?}) when run as written:\n{text}\n--- stdout\n{out}--- stderr\n{err}"
+        ),
+    }
+    for line in parse_block(text) {
+        if let Some(expect) = &line.expect {
+            assert!(
+                out.lines().any(|l| l.starts_with(expect.as_str())),
+                "`{}` should print {expect:?}…; the block printed:\n{out}",
+                line.words.join(" ")
+            );
         }
     }
-    let shown: Vec<&str> = outputs.iter().map(|(c, _)| c.as_str()).collect();
+    for secret in shell.secrets() {
+        assert!(
+            !out.contains(&secret) && !err.contains(&secret),
+            "a development secret or token is in the output of:\n{text}"
+        );
+    }
+    format!("{out}{err}")
+}
+
+/// Stops the quick start's server as Ctrl-C would (SIGTERM to its
+/// terminal) and checks how it ended; its log.
+fn stop(terminal: &mut Option<(Group, PathBuf)>, shell: &Shell) -> String {
+    let Some((mut group, kubeconfig)) = terminal.take() else {
+        return String::new();
+    };
+    group.signal("-TERM");
+    // The server removes its kubeconfig as it stops.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while kubeconfig.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    group.wait(Duration::from_secs(30));
+    let (out, err) = group.output();
     assert!(
-        shown.iter().any(|c| c.contains("send-webhook")),
-        "{shown:?}"
+        !kubeconfig.exists(),
+        "the quick-start server left {} behind when it stopped:\n{err}",
+        kubeconfig.display()
     );
-    assert!(shown.iter().any(|c| c.contains("submit")), "{shown:?}");
-    assert!(
-        shown
+    for secret in shell.secrets() {
+        assert!(
+            !out.contains(&secret) && !err.contains(&secret),
+            "the server logged a development secret or token"
+        );
+    }
+    err
+}
+
+#[test]
+fn readme_blocks_run_as_written_once_each() {
+    let readme = read("README.md");
+    let mut shell: Option<Shell> = None;
+    let mut terminal: Option<(Group, PathBuf)> = None;
+    let mut outputs = Vec::new();
+    for text in sh_block_texts(&readme) {
+        match kind(&text) {
+            Kind::Listing => {}
+            Kind::Terminal(line) => {
+                if let Some(s) = &shell {
+                    stop(&mut terminal, s);
+                }
+                let mut s = Shell::new();
+                let group = s.spawn(&line, "");
+                let kubeconfig = s.file(&format!("orchestrator-sim-{}.kubeconfig", s.port));
+                terminal = Some((group, kubeconfig));
+                shell = Some(s);
+            }
+            Kind::Walkthrough => {
+                // A block that starts its own server runs after the others
+                // have stopped, in a directory of its own; one that does not
+                // talks to the quick start's server, from its directory.
+                let starts_server = parse_block(&text).iter().any(|l| l.background);
+                if starts_server || shell.is_none() {
+                    if let Some(s) = &shell {
+                        let log = stop(&mut terminal, s);
+                        outputs.push(("quick-start server".to_string(), log));
+                    }
+                    shell = Some(Shell::new());
+                }
+                let s = shell.as_mut().expect("a shell");
+                let out = run_block(s, &text);
+                if text.contains("--kubeconfig-out sim.kubeconfig") {
+                    assert!(
+                        !s.file("sim.kubeconfig").exists(),
+                        "sim.kubeconfig is still there after its simulator stopped"
+                    );
+                }
+                outputs.push((text, out));
+            }
+        }
+    }
+    if let Some(s) = &shell {
+        let log = stop(&mut terminal, s);
+        outputs.push(("quick-start server".to_string(), log));
+    }
+    let find = |needle: &str| {
+        outputs
             .iter()
-            .any(|c| c.contains("create -f examples/job.yaml")),
-        "{shown:?}"
-    );
+            .find(|(t, _)| t.contains(needle))
+            .map(|(_, out)| out.as_str())
+            .unwrap_or_else(|| panic!("no README block runs `{needle}`"))
+    };
     // "What the agent was given": the prompt, expanded from the Job's env
     // (the fixture's issue title is in it), not `$(PROMPT)`.
-    let given = outputs
-        .iter()
-        .find(|(c, _)| c.contains("logs job/"))
-        .map(|(_, out)| out.as_str())
-        .expect("the README shows the agent's log");
+    let given = find("logs \\\n  job/");
     assert!(
         given.contains("Spelling error in the README file") && !given.contains("$(PROMPT)"),
         "{given}"
+    );
+    // The operator commands work against the quick start (its development token).
+    assert!(
+        given.contains("HOLDER") && given.contains("succeeded"),
+        "{given}"
+    );
+    find("submit --repo");
+    find("create -f examples/job.yaml");
+    let server = find("quick-start server");
+    assert!(
+        server.contains("listening on http://127.0.0.1:"),
+        "the quick-start server says where it listens:\n{server}"
+    );
+    assert!(
+        !server.contains("force shutdown worker"),
+        "actix's worker shutdown line is not logged at INFO:\n{server}"
     );
 }

@@ -63,7 +63,9 @@ pub async fn check_kubeconfig(path: &Path, timeout: Duration) -> Result<(), Stri
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("{server} (from {shown}): {e}")),
-        Err(_) => Err(format!("{server} (from {shown}): no answer within {timeout:?}")),
+        Err(_) => Err(format!(
+            "{server} (from {shown}): no answer within {timeout:?}"
+        )),
     }
 }
 
@@ -112,7 +114,9 @@ async fn check_until(
     let deadline = start + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = left.min(Duration::from_secs(3)).max(Duration::from_millis(50));
+        let attempt = left
+            .min(Duration::from_secs(3))
+            .max(Duration::from_millis(50));
         let result = match kubeconfig {
             Some(path) => check_kubeconfig(path, attempt).await,
             None => check(url, attempt).await,
@@ -138,10 +142,7 @@ pub fn run(args: HealthcheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let url = args.url.clone().unwrap_or_else(|| {
-        default_url(
-            std::env::var("ORCHESTRATOR_URL").ok().as_deref(),
-            args.wait,
-        )
+        default_url(std::env::var("ORCHESTRATOR_URL").ok().as_deref(), args.wait)
     });
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -164,7 +165,10 @@ pub fn run(args: HealthcheckArgs) -> ExitCode {
                 Some(path) => format!("the API server of {}", path.display()),
                 None => url,
             };
-            println!("healthcheck: {what} is ready (after {:.1} s)", after.as_secs_f64());
+            println!(
+                "healthcheck: {what} is ready (after {:.1} s)",
+                after.as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Ok(_) => ExitCode::SUCCESS,

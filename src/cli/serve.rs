@@ -80,7 +80,10 @@ fn dev_value(path: &Path, what: &str) -> Result<String, ExitCode> {
     match dev_files::read_dev_secret(path) {
         Ok(existing) => Ok(existing.unwrap_or_else(dev_files::new_dev_secret)),
         Err(e) => {
-            eprintln!("Error: cannot read the development {what} {}: {e}", path.display());
+            eprintln!(
+                "Error: cannot read the development {what} {}: {e}",
+                path.display()
+            );
             Err(ExitCode::FAILURE)
         }
     }

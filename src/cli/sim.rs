@@ -153,16 +153,21 @@ pub fn run_sim(args: SimArgs) -> ExitCode {
     // Written whole once the simulator listens; removed when it stops
     // (SIGTERM/SIGINT), as `serve --embedded-cluster` removes its own.
     let kubeconfig_file = match &args.kubeconfig_out {
-        Some(path) => match super::dev_files::KubeconfigFile::write(path.clone(), server.kubeconfig()) {
-            Ok(file) => {
-                println!("kubeconfig written to {} (removed when the simulator stops)", path.display());
-                Some(file)
+        Some(path) => {
+            match super::dev_files::KubeconfigFile::write(path.clone(), server.kubeconfig()) {
+                Ok(file) => {
+                    println!(
+                        "kubeconfig written to {} (removed when the simulator stops)",
+                        path.display()
+                    );
+                    Some(file)
+                }
+                Err(e) => {
+                    eprintln!("Error: cannot write kubeconfig to {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
             }
-            Err(e) => {
-                eprintln!("Error: cannot write kubeconfig to {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
+        }
         None => None,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()

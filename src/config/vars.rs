@@ -45,7 +45,11 @@ const fn words(name: &'static str, default: &'static str, help: &'static str) ->
 /// Every environment variable `orchestrator serve` reads, in the README's
 /// order.
 pub const VARIABLES: &[EnvVar] = &[
-    var("SERVER_HOST", "0.0.0.0", "address to bind (`serve --embedded-cluster`: 127.0.0.1 unless set)"),
+    var(
+        "SERVER_HOST",
+        "0.0.0.0",
+        "address to bind (`serve --embedded-cluster`: 127.0.0.1 unless set)",
+    ),
     var("SERVER_PORT", "8080", "port to bind"),
     words("SERVER_WORKERS", "CPU cores", "HTTP worker threads"),
     var(

@@ -15,7 +15,11 @@ const TOOLS: &[(&str, &str, &str)] = &[
         "KUBECTL",
         "sudo apt-get install -y kubernetes-client",
     ),
-    ("prometheus", "PROMETHEUS", "sudo apt-get install -y prometheus"),
+    (
+        "prometheus",
+        "PROMETHEUS",
+        "sudo apt-get install -y prometheus",
+    ),
     ("promtool", "PROMTOOL", "sudo apt-get install -y prometheus"),
     (
         "openapi-spec-validator",
@@ -55,7 +59,10 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
         return if executable(&p) {
             Ok(p)
         } else {
-            Err(format!("${var} is {}, which is not an executable file", p.display()))
+            Err(format!(
+                "${var} is {}, which is not an executable file",
+                p.display()
+            ))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
