@@ -272,6 +272,12 @@ fn ci_runs_the_quick_start_test_command() {
 /// under test stands in for `cargo run --release --`).
 const BLOCK_LIMIT: Duration = Duration::from_secs(240);
 
+/// How much later than at once the stand-in `cargo` starts a server
+/// (`serve`, `sim`): the moment cargo takes to check the build before it
+/// runs the binary. It widens the window in which a block that does not
+/// wait for its server would fail, so such a block fails every time here.
+const SERVER_START_DELAY: &str = "1.5";
+
 /// How a README block is run.
 enum Kind {
     /// The quick start: its server line runs in a terminal of its own; the
@@ -382,6 +388,9 @@ impl Shell {
                  # Stands in for `cargo run --release -- ARGS`: the binary under test.\n\
                  [ \"$1 $2 $3\" = \"run --release --\" ] || {{ echo \"README test: only `cargo run --release -- ...` runs here, not: cargo $*\" >&2; exit 97; }}\n\
                  shift 3\n\
+                 # A server starts late, as under cargo (which checks the build\n\
+                 # first): a block that goes on without waiting for it fails.\n\
+                 case \"$1\" in serve|sim) sleep {SERVER_START_DELAY} ;; esac\n\
                  exec '{}' \"$@\"\n",
                 env!("CARGO_BIN_EXE_orchestrator")
             ),
