@@ -1,10 +1,12 @@
 //! Several `orchestrator serve --embedded-cluster` processes started from
 //! one directory (the real binary, as a user runs it): a second start on a
 //! port in use fails without touching the first server's files; a server on
-//! another port reuses the development webhook secret and writes a
-//! kubeconfig of its own, which it removes when it stops; the first server
-//! keeps accepting what `send-webhook` signs and its kubeconfig keeps
-//! working throughout.
+//! another port reuses the development webhook secret and API token and
+//! writes a kubeconfig of its own, which it removes when it stops; the first
+//! server keeps accepting what `send-webhook` signs and what the client
+//! commands present from the directory, and its kubeconfig keeps working
+//! throughout. Without `SERVER_HOST` the server listens on 127.0.0.1 only
+//! and says so; neither the secret nor the token is ever logged.
 
 mod common;
 
@@ -17,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 const SECRET_FILE: &str = "orchestrator-dev-webhook-secret";
+const TOKEN_FILE: &str = "orchestrator-dev-api-token";
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn binary(dir: &Path) -> Command {
@@ -34,7 +37,7 @@ fn binary(dir: &Path) -> Command {
 fn serve(dir: &Path, port: u16) -> Child {
     binary(dir)
         .args(["serve", "--embedded-cluster", "--sim-run-seconds", "30"])
-        .env("SERVER_HOST", "127.0.0.1")
+        .env("RUST_LOG", "warn,orchestrator::cli::serve=info")
         .env("SERVER_PORT", port.to_string())
         .env("SERVER_WORKERS", "1")
         .stdout(Stdio::null())
@@ -113,6 +116,33 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// `jobs list` from `dir` (no `--token`: the development token file) to the
+/// server on `port`.
+async fn jobs_list(dir: &Path, port: u16) -> (Option<i32>, String) {
+    let out = binary(dir)
+        .args([
+            "jobs",
+            "list",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output();
+    let out = bounded("jobs list", LIMIT, out).await.expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// This machine's address on its default route, if it has one that is not
+/// loopback (found without sending anything).
+fn outside_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// The simulator a kubeconfig points at answers a Job list.
 async fn kubeconfig_works(path: &Path) -> bool {
     let text = std::fs::read_to_string(path).expect("kubeconfig readable");
@@ -134,14 +164,36 @@ async fn a_second_server_in_the_same_directory_never_breaks_the_first() {
     let first = serve(dir, port_a);
     wait_ready(port_a).await;
     let secret = std::fs::read_to_string(dir.join(SECRET_FILE)).expect("secret written");
+    let token = std::fs::read_to_string(dir.join(TOKEN_FILE)).expect("token written");
+    assert!(token.trim().len() >= 16, "a token the server accepts");
     let kubeconfig_a = std::fs::read_to_string(kubeconfig(dir, port_a)).expect("kubeconfig");
     let before = files(dir);
     assert_eq!(
         before,
         [
+            TOKEN_FILE.to_string(),
             SECRET_FILE.to_string(),
             format!("orchestrator-sim-{port_a}.kubeconfig")
         ]
+    );
+    // On this machine only: not on its outside address.
+    if let Some(ip) = outside_address() {
+        let outside = std::net::SocketAddr::new(ip, port_a);
+        assert!(
+            std::net::TcpStream::connect_timeout(&outside, Duration::from_secs(2)).is_err(),
+            "the development server answers on {outside}"
+        );
+    }
+    // The operator commands use the token from the directory; elsewhere
+    // they say where a token comes from.
+    let (code, out) = jobs_list(dir, port_a).await;
+    assert_eq!(code, Some(0), "{out}");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let (code, out) = jobs_list(elsewhere.path(), port_a).await;
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("no API token") && out.contains(TOKEN_FILE),
+        "{out}"
     );
 
     // A second start on the same port fails before writing anything.
@@ -161,13 +213,20 @@ async fn a_second_server_in_the_same_directory_never_breaks_the_first() {
     assert_eq!(code, Some(0), "the first server still verifies: {out}");
     assert!(out.starts_with("202 "), "{out}");
 
-    // One on another port shares the secret and has a kubeconfig of its own.
+    // One on another port shares the secret and the token and has a
+    // kubeconfig of its own.
     let third = serve(dir, port_c);
     wait_ready(port_c).await;
     assert_eq!(
         std::fs::read_to_string(dir.join(SECRET_FILE)).unwrap(),
         secret
     );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(TOKEN_FILE)).unwrap(),
+        token
+    );
+    let (code, out) = jobs_list(dir, port_c).await;
+    assert_eq!(code, Some(0), "{out}");
     assert!(kubeconfig_works(&kubeconfig(dir, port_c)).await);
     let (code, out) = send_webhook(dir, port_c).await;
     assert_eq!(code, Some(0), "{out}");
@@ -181,9 +240,19 @@ async fn a_second_server_in_the_same_directory_never_breaks_the_first() {
     assert_eq!(code, Some(0), "{out}");
     let (code, err) = stop(first).await;
     assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "listening on http://127.0.0.1:{port_a} (this machine only; set SERVER_HOST=0.0.0.0"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(secret.trim()) && !err.contains(token.trim()),
+        "{err}"
+    );
     assert_eq!(
         files(dir),
-        [SECRET_FILE],
-        "the secret stays for the next start"
+        [TOKEN_FILE, SECRET_FILE],
+        "the secret and the token stay for the next start"
     );
 }

@@ -65,6 +65,19 @@ async fn run_until_signal(signal: &str) {
         .await
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
+    // `healthcheck --kubeconfig` reaches it with the kubeconfig's token.
+    let check = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args([
+            "healthcheck",
+            "--wait",
+            "--timeout-seconds",
+            "20",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .expect("healthcheck runs");
+    assert!(check.status.success(), "{check:?}");
 
     let pid = child.id().to_string();
     let killed = Command::new("kill")
@@ -84,6 +97,39 @@ async fn run_until_signal(signal: &str) {
         "start-up says it is simulated: {err}"
     );
     assert!(!err.contains("sim-test-token"), "the token is never logged");
+    assert!(
+        !kubeconfig.exists(),
+        "the kubeconfig it wrote goes when it stops ({signal}): {err}"
+    );
+}
+
+/// `healthcheck --wait` is bounded: with nothing to wait for it gives up
+/// after `--timeout-seconds`, exit 1, saying what it waited for.
+#[test]
+fn healthcheck_wait_gives_up_after_its_timeout_naming_what_it_waited_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("sim.kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/ready");
+    for args in [
+        vec!["--kubeconfig".to_string(), missing.display().to_string()],
+        vec!["--url".to_string(), url.clone()],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .args(["healthcheck", "--wait", "--timeout-seconds", "0.5"])
+            .args(&args)
+            .output()
+            .expect("healthcheck runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("healthcheck: not ready after 500ms: ") && err.contains(&args[1]),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
