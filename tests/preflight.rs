@@ -533,3 +533,44 @@ async fn ready_names_the_failing_check_but_not_the_api_servers_address() {
     );
     app.stop().await.expect("a clean stop");
 }
+
+/// Without a kubeconfig, `doctor` points at the simulator kubeconfig
+/// `serve --embedded-cluster` left in the current directory, and the hint
+/// works as printed.
+#[tokio::test]
+async fn doctor_without_a_kubeconfig_names_the_simulator_kubeconfig_it_sees() {
+    let sim = start_sim(0.3);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let home = tempfile::tempdir().expect("an empty home");
+    sim.write_kubeconfig(&dir.path().join("orchestrator-sim-8080.kubeconfig"))
+        .expect("write the kubeconfig");
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+        cmd.arg("doctor")
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_NAMESPACE")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        async move {
+            let out = bounded("orchestrator doctor", WAIT, cmd.output())
+                .await
+                .expect("the CLI runs");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+    let (code, out) = run(&[]).await;
+    assert_eq!(code, 2, "{out}");
+    let hint = "orchestrator doctor --kubeconfig orchestrator-sim-8080.kubeconfig";
+    assert!(out.contains(hint), "{out}");
+    let (code, out) = run(&["--kubeconfig", "orchestrator-sim-8080.kubeconfig"]).await;
+    assert_eq!(code, 0, "the hint works: {out}");
+}
