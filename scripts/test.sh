@@ -10,13 +10,19 @@
 #   scripts/test.sh -- ARGS          pass ARGS on to cargo test
 #
 # Once the tools are there, `cargo test --workspace --locked` is the inner
-# loop. Python tools go into a virtualenv, ORCHESTRATOR_CI_TOOLS (default
-# ~/.cache/orchestrator-ci-tools), which .ci/run shares.
+# loop. kubectl (the release binary, checksum-verified: Debian's own
+# kubernetes-client is too old) and the Python tool go into
+# ORCHESTRATOR_CI_TOOLS (default ~/.cache/orchestrator-ci-tools, a
+# virtualenv .ci/run shares); prometheus and promtool come from apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS="${ORCHESTRATOR_CI_TOOLS:-$HOME/.cache/orchestrator-ci-tools}"
 OPENAPI_SPEC_VALIDATOR_PIN="openapi-spec-validator==0.9.0"
+KUBECTL_VERSION="v1.32.4"   # any 1.27 or later works; this one is installed
+KUBECTL_MIN_MINOR=27
+case "$(uname -m)" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=amd64 ;; esac
+KUBECTL_URL="https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$ARCH/kubectl"
 install=1 run=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +43,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo "; fi
 TOOL_NAMES=(kubectl prometheus promtool openapi-spec-validator)
 purpose() {
   case "$1" in
-    kubectl) echo "kubectl tests against the simulator" ;;
+    kubectl) echo "kubectl $KUBECTL_MIN_MINOR+ against the simulator" ;;
     prometheus) echo "the scrape test" ;;
     promtool) echo "the alert-rule checks" ;;
     openapi-spec-validator) echo "validates the served OpenAPI document" ;;
@@ -53,23 +59,46 @@ env_var() {
 }
 install_line() {
   case "$1" in
-    kubectl) echo "${SUDO}apt-get install -y kubernetes-client" ;;
+    kubectl) echo "mkdir -p $TOOLS/bin && curl -fsSLo $TOOLS/bin/kubectl $KUBECTL_URL && echo \"\$(curl -fsSL $KUBECTL_URL.sha256)  $TOOLS/bin/kubectl\" | sha256sum -c && chmod +x $TOOLS/bin/kubectl" ;;
     prometheus|promtool) echo "${SUDO}apt-get install -y prometheus" ;;
     openapi-spec-validator) echo "python3 -m venv $TOOLS && $TOOLS/bin/pip install $OPENAPI_SPEC_VALIDATOR_PIN" ;;
   esac
 }
 
+usable() { # NAME PATH: whether PATH is a NAME the tests can use
+  [ -x "$2" ] || return 1
+  if [ "$1" = kubectl ]; then
+    local minor
+    minor="$("$2" version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1)"
+    [ -n "$minor" ] && [ "$minor" -ge "$KUBECTL_MIN_MINOR" ]
+  fi
+}
+
 find_tool() { # NAME: prints its path, or nothing
-  local var value
+  local var value candidate
   var="$(env_var "$1")"
   value="${!var:-}"
   if [ -n "$value" ]; then
-    if [ -x "$value" ]; then echo "$value"; fi
+    if usable "$1" "$value"; then echo "$value"; fi
     return 0
   fi
-  if command -v "$1" 2>/dev/null; then return 0; fi
-  if [ "$1" = openapi-spec-validator ] && [ -x "$TOOLS/bin/$1" ]; then echo "$TOOLS/bin/$1"; fi
+  for candidate in "$(command -v "$1" 2>/dev/null || true)" "$TOOLS/bin/$1"; do
+    if [ -n "$candidate" ] && usable "$1" "$candidate"; then echo "$candidate"; return 0; fi
+  done
   return 0
+}
+
+install_kubectl() { # the release binary into $TOOLS/bin, checksum-verified
+  local tmp
+  mkdir -p "$TOOLS/bin"
+  tmp="$(mktemp "$TOOLS/bin/.kubectl.XXXXXX")"
+  if curl -fsSLo "$tmp" "$KUBECTL_URL" &&
+    echo "$(curl -fsSL "$KUBECTL_URL.sha256")  $tmp" | sha256sum -c --status; then
+    chmod +x "$tmp" && mv "$tmp" "$TOOLS/bin/kubectl"
+  else
+    rm -f "$tmp"
+    echo "scripts/test.sh: could not download kubectl from $KUBECTL_URL" >&2
+  fi
 }
 
 missing_tools() { # prints the names of the tools not found
@@ -98,7 +127,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   debs=()
   for t in "${missing[@]}"; do
     case "$t" in
-      kubectl) debs+=(kubernetes-client) ;;
+      kubectl) command -v curl >/dev/null 2>&1 || debs+=(curl ca-certificates) ;;
       prometheus|promtool) debs+=(prometheus) ;;
       openapi-spec-validator) python3 -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv) ;;
     esac
@@ -110,6 +139,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     # shellcheck disable=SC2086
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null || true
   fi
+  if printf '%s\n' "${missing[@]}" | grep -qx kubectl; then install_kubectl; fi
   if printf '%s\n' "${missing[@]}" | grep -qx openapi-spec-validator; then
     { [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"; } >/dev/null 2>&1 || true
     "$TOOLS/bin/pip" install -q --disable-pip-version-check "$OPENAPI_SPEC_VALIDATOR_PIN" >/dev/null 2>&1 || true

@@ -1,7 +1,8 @@
 //! The external programs the tests run — kubectl, prometheus, promtool,
 //! openapi-spec-validator — found in one place: `$VAR` if set (`KUBECTL`,
 //! `PROMETHEUS`, `PROMTOOL`, `OPENAPI_SPEC_VALIDATOR`), else on `PATH`, else
-//! (Python tools) in the virtualenv `scripts/test.sh` installs them in. A
+//! in the tool directory `scripts/test.sh` installs them in
+//! (`~/.cache/orchestrator-ci-tools/bin`). A
 //! test whose tool is missing fails naming the tool and the command that
 //! installs it, never with a bare `NotFound`.
 #![allow(dead_code)]
@@ -68,7 +69,7 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let venv = tools_dir().map(|d| d.join("bin"));
     std::env::split_paths(&path)
-        .chain(venv.filter(|_| name == "openapi-spec-validator"))
+        .chain(venv)
         .map(|d| d.join(name))
         .find(|c| executable(c))
         .ok_or_else(|| format!("not on PATH, and ${var} is unset"))
