@@ -14,7 +14,11 @@ const TOOLS: &[(&str, &str, &str)] = &[
     (
         "kubectl",
         "KUBECTL",
-        "sudo apt-get install -y kubernetes-client",
+        "mkdir -p ~/.cache/orchestrator-ci-tools/bin && curl -fsSLo \
+         ~/.cache/orchestrator-ci-tools/bin/kubectl \
+         https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl && \
+         chmod +x ~/.cache/orchestrator-ci-tools/bin/kubectl \
+         (any kubectl 1.27 or later; scripts/test.sh also checks the download's SHA-256)",
     ),
     (
         "prometheus",
@@ -68,11 +72,15 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let venv = tools_dir().map(|d| d.join("bin"));
+    let shown = venv.as_ref().map(|d| d.display().to_string());
     std::env::split_paths(&path)
         .chain(venv)
         .map(|d| d.join(name))
         .find(|c| executable(c))
-        .ok_or_else(|| format!("not on PATH, and ${var} is unset"))
+        .ok_or_else(|| match shown {
+            Some(dir) => format!("not on PATH nor in {dir}, and ${var} is unset"),
+            None => format!("not on PATH, and ${var} is unset"),
+        })
 }
 
 /// The path of `name`; panics naming the tool and its install command when
