@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// The filter used when `RUST_LOG` is unset or invalid: `info`, except
-/// actix-server's worker lines, whose shutdown line `force shutdown worker,
-/// closing N connections` (idle keep-alive connections closed at the end of
-/// the grace period, routine on every stop) reads like an error at INFO;
-/// that target logs warnings and errors only (the service logs its own
-/// shutdown steps).
+/// actix-server's per-worker lines. Their `force shutdown worker, closing N
+/// connections` is routine — the embedded simulator's HTTP server closing
+/// the service's own Kubernetes connections (watches, keep-alive) as the
+/// process exits, after the service has logged `stopped` — yet reads like
+/// an error at INFO; that target logs warnings and errors only. The service
+/// logs its own shutdown steps (`shutting down: …`, `stopped`, and a warning
+/// when requests outlive `SHUTDOWN_TIMEOUT_SECONDS`).
 pub const DEFAULT_FILTER: &str = "info,actix_server::worker=warn";
 
 /// Installs the global subscriber once; `format` is `text` or `json`.
