@@ -175,6 +175,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
         );
     } else {
         tracing::info!("listening on http://{}:{port}", config.server_host);
+        let loopback = config
+            .server_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if args.embedded_cluster && !loopback && (kept.secret.is_some() || kept.token.is_some()) {
+            tracing::warn!(
+                host = %config.server_host,
+                "SERVER_HOST opens this development server to other machines, with the development secret and token of this directory; set GITHUB_WEBHOOK_SECRET and API_TOKENS for anything shared"
+            );
+        }
     }
     if config.allow_insecure_no_signature && config.github_webhook_secrets.is_empty() {
         tracing::warn!("INSECURE: GitHub webhooks are accepted WITHOUT signature checks (development only; set GITHUB_WEBHOOK_SECRET in production)");
