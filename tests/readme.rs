@@ -408,7 +408,7 @@ impl Shell {
     }
 
     /// Starts `script` under bash (`set -e`, as one piece), in its own
-    /// process group; `wrap` runs after it (stopping what it started).
+    /// process group; `after` runs after it (stopping what it started).
     fn spawn(&mut self, script: &str, after: &str) -> Group {
         self.runs += 1;
         let file = self.logs.path().join(format!("block-{}.sh", self.runs));
@@ -501,11 +501,9 @@ fn run_block(shell: &mut Shell, text: &str) -> String {
 }
 
 /// Stops the quick start's server as Ctrl-C would (SIGTERM to its
-/// terminal) and checks how it ended; its log.
-fn stop(terminal: &mut Option<(Group, PathBuf)>, shell: &Shell) -> String {
-    let Some((mut group, kubeconfig)) = terminal.take() else {
-        return String::new();
-    };
+/// terminal) and checks how it ended; its log, if one was running.
+fn stop(terminal: &mut Option<(Group, PathBuf)>, shell: &Shell) -> Option<String> {
+    let (mut group, kubeconfig) = terminal.take()?;
     group.signal("-TERM");
     // The server removes its kubeconfig as it stops.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -525,7 +523,7 @@ fn stop(terminal: &mut Option<(Group, PathBuf)>, shell: &Shell) -> String {
             "the server logged a development secret or token"
         );
     }
-    err
+    Some(err)
 }
 
 #[test]
@@ -538,8 +536,8 @@ fn readme_blocks_run_as_written_once_each() {
         match kind(&text) {
             Kind::Listing => {}
             Kind::Terminal(line) => {
-                if let Some(s) = &shell {
-                    stop(&mut terminal, s);
+                if let Some(log) = shell.as_ref().and_then(|s| stop(&mut terminal, s)) {
+                    outputs.push(("quick-start server".to_string(), log));
                 }
                 let mut s = Shell::new();
                 let group = s.spawn(&line, "");
@@ -553,8 +551,7 @@ fn readme_blocks_run_as_written_once_each() {
                 // talks to the quick start's server, from its directory.
                 let starts_server = parse_block(&text).iter().any(|l| l.background);
                 if starts_server || shell.is_none() {
-                    if let Some(s) = &shell {
-                        let log = stop(&mut terminal, s);
+                    if let Some(log) = shell.as_ref().and_then(|s| stop(&mut terminal, s)) {
                         outputs.push(("quick-start server".to_string(), log));
                     }
                     shell = Some(Shell::new());
@@ -571,8 +568,7 @@ fn readme_blocks_run_as_written_once_each() {
             }
         }
     }
-    if let Some(s) = &shell {
-        let log = stop(&mut terminal, s);
+    if let Some(log) = shell.as_ref().and_then(|s| stop(&mut terminal, s)) {
         outputs.push(("quick-start server".to_string(), log));
     }
     let find = |needle: &str| {
