@@ -177,7 +177,11 @@ async fn a_job_whose_files_are_not_yet_owned_is_completed_before_it_is_a_duplica
         .expect("the Job's files exist before the Job");
     assert!(cm.metadata.owner_references.unwrap_or_default().is_empty());
     let r = post_pm(&app, "half-1").await;
-    assert_eq!(r.status, 503, "not a duplicate while incomplete: {}", r.text);
+    assert_eq!(
+        r.status, 503,
+        "not a duplicate while incomplete: {}",
+        r.text
+    );
     clear_faults(&app.sim).await;
     let r = post_pm(&app, "half-1").await;
     assert_eq!(r.expect(200, "retry")["status"], "duplicate", "{}", r.text);

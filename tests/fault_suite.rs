@@ -216,10 +216,14 @@ async fn under_api_server_faults_every_2xx_has_exactly_one_complete_task_and_eve
     }
     // The Job watch reconnects every two seconds; a fifth of the attempts
     // are refused with 500.
-    let stats = wait_for("a Job watch refused with 500", Duration::from_secs(90), || async {
-        let stats = sim_stats(&app.sim).await;
-        (answered(&stats, "watch", "jobs", Some(500)) > 0).then_some(stats)
-    })
+    let stats = wait_for(
+        "a Job watch refused with 500",
+        Duration::from_secs(90),
+        || async {
+            let stats = sim_stats(&app.sim).await;
+            (answered(&stats, "watch", "jobs", Some(500)) > 0).then_some(stats)
+        },
+    )
     .await;
     assert!(
         injected(&stats),

@@ -471,9 +471,11 @@ async fn sigterm_while_the_api_server_is_down_still_exits_0_within_the_shutdown_
     .await;
     let address = bin.address.clone();
     let deliveries = tokio::spawn(async move { burst(&address, TEST_SECRET, 1..=3).await });
-    wait_for("the three deliveries to be creating their Jobs", WAIT, || async {
-        (in_flight(&sim_stats(&sim).await, "create", "jobs") >= 3).then_some(())
-    })
+    wait_for(
+        "the three deliveries to be creating their Jobs",
+        WAIT,
+        || async { (in_flight(&sim_stats(&sim).await, "create", "jobs") >= 3).then_some(()) },
+    )
     .await;
     bin.signal("-TERM");
     // The grace period, plus the bounded Lease release, plus slack.

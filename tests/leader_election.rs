@@ -272,14 +272,18 @@ async fn takeover(
     from: &str,
     limit: Duration,
 ) -> (Vec<LeaseRecord>, LeaseRecord) {
-    wait_for(&format!("a takeover of the Lease from {from}"), limit, || async {
-        let g = lease.lock().expect("lock");
-        let last_own = g.iter().rposition(|r| r.holder == from)?;
-        let new = g[last_own..]
-            .iter()
-            .find(|r| !r.holder.is_empty() && r.holder != from)?;
-        Some((g[..=last_own].to_vec(), new.clone()))
-    })
+    wait_for(
+        &format!("a takeover of the Lease from {from}"),
+        limit,
+        || async {
+            let g = lease.lock().expect("lock");
+            let last_own = g.iter().rposition(|r| r.holder == from)?;
+            let new = g[last_own..]
+                .iter()
+                .find(|r| !r.holder.is_empty() && r.holder != from)?;
+            Some((g[..=last_own].to_vec(), new.clone()))
+        },
+    )
     .await
 }
 

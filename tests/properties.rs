@@ -198,16 +198,21 @@ fn a_github_issue_with_hostile_text_becomes_a_valid_job() {
         valid_repository(),
         any::<u64>(),
     );
-    reaching_jobs("issue", 90, strategy, |(title, body, login, repo, number)| {
-        let mut v = fixture("issues/labeled.json");
-        v["label"]["name"] = json!("agent");
-        v["issue"]["title"] = json!(title);
-        v["issue"]["body"] = json!(body);
-        v["issue"]["number"] = json!(number);
-        v["sender"]["login"] = json!(login);
-        v["repository"]["full_name"] = json!(repo);
-        check_github(&github_case(0, &v))
-    });
+    reaching_jobs(
+        "issue",
+        90,
+        strategy,
+        |(title, body, login, repo, number)| {
+            let mut v = fixture("issues/labeled.json");
+            v["label"]["name"] = json!("agent");
+            v["issue"]["title"] = json!(title);
+            v["issue"]["body"] = json!(body);
+            v["issue"]["number"] = json!(number);
+            v["sender"]["login"] = json!(login);
+            v["repository"]["full_name"] = json!(repo);
+            check_github(&github_case(0, &v))
+        },
+    );
 }
 
 #[test]
@@ -255,7 +260,11 @@ fn a_grafana_alert_with_hostile_labels_becomes_a_valid_job() {
     let strategy = (
         hostile_text(),
         prop_oneof![Just("critical".to_string()), hostile_text()],
-        prop_oneof![Just("acme/checkout".to_string()), valid_repository(), hostile_text()],
+        prop_oneof![
+            Just("acme/checkout".to_string()),
+            valid_repository(),
+            hostile_text()
+        ],
         hostile_text(),
         prop_oneof![Just(String::new()), "[a-zA-Z0-9]{1,64}"],
     );
@@ -273,7 +282,15 @@ fn a_grafana_alert_with_hostile_labels_becomes_a_valid_job() {
 
 /// Fields of a task document: hostile text in the free-text fields, valid
 /// values (with their tricky characters) where the route validates.
-fn task_fields() -> impl Strategy<Value = (String, String, String, Value, std::collections::BTreeMap<String, String>)> {
+fn task_fields() -> impl Strategy<
+    Value = (
+        String,
+        String,
+        String,
+        Value,
+        std::collections::BTreeMap<String, String>,
+    ),
+> {
     (
         hostile_text(),
         hostile_text(),
@@ -292,11 +309,16 @@ fn task_fields() -> impl Strategy<Value = (String, String, String, Value, std::c
 
 #[test]
 fn generic_task_documents_with_hostile_fields_are_refused_or_valid() {
-    reaching_jobs("generic task", 50, task_fields(), |(title, prompt, repository, priority, labels)| {
-        let generic = json!({"title": title, "prompt": prompt, "repository": repository,
+    reaching_jobs(
+        "generic task",
+        50,
+        task_fields(),
+        |(title, prompt, repository, priority, labels)| {
+            let generic = json!({"title": title, "prompt": prompt, "repository": repository,
                              "priority": priority, "labels": labels});
-        check_task_documents(&serde_json::to_vec(&generic).expect("json"))
-    });
+            check_task_documents(&serde_json::to_vec(&generic).expect("json"))
+        },
+    );
 }
 
 #[test]
@@ -393,4 +415,3 @@ fn every_input_that_ever_failed_a_fuzz_target_still_passes() {
     }
     assert!(seen > 0, "no regression inputs under {}", root.display());
 }
-
