@@ -105,12 +105,7 @@ async fn a_pm_task_whose_files_cannot_be_stored_is_never_a_duplicate_and_never_a
     )
     .await;
     let r = post_pm(&app, "lost-1").await;
-    assert!(
-        r.status >= 500,
-        "retry during the fault: {} {}",
-        r.status,
-        r.text
-    );
+    assert_eq!(r.status, 503, "retry during the fault: {}", r.text);
     assert!(job_names(&app).await.is_empty());
     let g = get_pm(&app, "lost-1").await;
     assert_eq!(g.status, 404, "{}", g.text);
@@ -141,7 +136,7 @@ async fn a_refused_job_create_takes_its_files_back_and_a_retry_makes_both() {
     )
     .await;
     let r = post_pm(&app, "refused-1").await;
-    assert!(r.status >= 500, "{} {}", r.status, r.text);
+    assert_eq!(r.status, 503, "{}", r.text);
     r.expect_json("refused");
     assert!(job_names(&app).await.is_empty());
     let cms = configmaps(&app)
@@ -172,7 +167,7 @@ async fn a_job_whose_files_are_not_yet_owned_is_completed_before_it_is_a_duplica
     )
     .await;
     let r = post_pm(&app, "half-1").await;
-    assert!(r.status >= 500, "{} {}", r.status, r.text);
+    assert_eq!(r.status, 503, "{}", r.text);
     let names = job_names(&app).await;
     assert_eq!(names.len(), 1, "{names:?}");
     let cm = configmaps(&app)
@@ -182,8 +177,8 @@ async fn a_job_whose_files_are_not_yet_owned_is_completed_before_it_is_a_duplica
         .expect("the Job's files exist before the Job");
     assert!(cm.metadata.owner_references.unwrap_or_default().is_empty());
     let r = post_pm(&app, "half-1").await;
-    assert!(
-        r.status >= 500,
+    assert_eq!(
+        r.status, 503,
         "not a duplicate while incomplete: {}",
         r.text
     );

@@ -3,10 +3,16 @@
 //! every resource, adds latency, drops every watch after two seconds and
 //! then goes down for ten seconds. Afterwards, with the faults cleared:
 //!
-//! - every delivery answered 2xx names a Job that exists and is complete
-//!   (a PM task's Job mounts its files' ConfigMap, which it owns);
+//! - the faults were injected: 503s on Job and ConfigMap creates and 500s
+//!   on the Job watch during the error phase, before the outage;
+//! - every delivery answered 2xx names a Job that exists in the
+//!   simulator's store when the answer arrives (names are deterministic, so
+//!   a resend would recreate a Job lost after its 2xx: checked before any),
+//!   still exists once the faults are gone, and completes (a PM task's Job
+//!   mounts its files' ConfigMap, which it owns);
 //! - a delivery answered non-2xx left nothing behind that blocks its retry:
-//!   the retry is answered 2xx with a complete Job;
+//!   the retry is answered 2xx with a complete Job (and at least one
+//!   delivery went that way);
 //! - every delivery ends with exactly one Job (redelivering any of them is
 //!   a duplicate of the same Job; no other managed Job exists);
 //! - every Job is admitted and reaches a final state.
@@ -34,7 +40,23 @@ enum Source {
 }
 
 /// Sends one delivery once and returns (status, Job named in a 2xx answer).
+/// A Job named in a 2xx answer exists in the simulator's store (read
+/// directly, past every fault) when the answer arrives.
 async fn send(app: &TestApp, d: &Source) -> (u16, Option<String>) {
+    let (status, job) = send_once(app, d).await;
+    if let (true, Some(job)) = (ok(status), &job) {
+        assert!(
+            app.sim
+                .store()
+                .get(kube_api_sim::resources::JOBS, "default", job)
+                .is_ok(),
+            "{d:?} was answered {status} naming Job {job}, which does not exist"
+        );
+    }
+    (status, job)
+}
+
+async fn send_once(app: &TestApp, d: &Source) -> (u16, Option<String>) {
     match d {
         Source::GitHub(issue) => {
             let a = app
@@ -176,30 +198,51 @@ async fn under_api_server_faults_every_2xx_has_exactly_one_complete_task_and_eve
     });
     set_faults(&app.sim, faults.clone()).await;
 
-    // Deliveries while 20 % of calls fail and watches drop.
-    let first = batch(0, 6);
-    let mut answers = send_all(&app, &first).await;
+    // Deliveries while 20 % of calls fail and watches drop, in rounds until
+    // the error phase has failed Job and ConfigMap creates (bounded).
+    let mut first = Vec::new();
+    let mut answers = Vec::new();
+    let injected = |stats: &Value| {
+        answered(stats, "create", "jobs", Some(503)) > 0
+            && answered(stats, "create", "configmaps", Some(503)) > 0
+    };
+    for round in 0..20 {
+        let ds = batch(round * 2, 2);
+        answers.extend(send_all(&app, &ds).await);
+        first.extend(ds);
+        if round >= 2 && injected(&sim_stats(&app.sim).await) {
+            break;
+        }
+    }
+    // The Job watch reconnects every two seconds; a fifth of the attempts
+    // are refused with 500.
+    let stats = wait_for(
+        "a Job watch refused with 500",
+        Duration::from_secs(90),
+        || async {
+            let stats = sim_stats(&app.sim).await;
+            (answered(&stats, "watch", "jobs", Some(500)) > 0).then_some(stats)
+        },
+    )
+    .await;
+    assert!(
+        injected(&stats),
+        "the error phase failed no Job or no ConfigMap create: {stats}"
+    );
     // Ten seconds of outage with deliveries arriving in it.
     let mut outage = faults;
     outage["down_for_seconds"] = json!(10);
     set_faults(&app.sim, outage).await;
+    let before_outage = answered(&sim_stats(&app.sim).await, "create", "jobs", Some(503));
     let second = batch(100, 2);
     answers.extend(send_all(&app, &second).await);
     let all: Vec<Source> = first.into_iter().chain(second).collect();
     let stats = sim_stats(&app.sim).await;
     clear_faults(&app.sim).await;
-    // The faults were felt where they matter (the outage alone guarantees
-    // each of these).
-    for (verb, resource) in [
-        ("create", "jobs"),
-        ("create", "configmaps"),
-        ("watch", "jobs"),
-    ] {
-        assert!(
-            answered(&stats, verb, resource, Some(503)) > 0,
-            "no {verb} {resource} failed: {stats}"
-        );
-    }
+    assert!(
+        answered(&stats, "create", "jobs", Some(503)) > before_outage,
+        "the outage failed no Job create: {stats}"
+    );
 
     let mut job_of = BTreeMap::new();
     for (i, d) in all.iter().enumerate() {
@@ -215,6 +258,19 @@ async fn under_api_server_faults_every_2xx_has_exactly_one_complete_task_and_eve
             job_of.insert(i, job);
         }
     }
+    // Before any resend: every Job a 2xx named is still there.
+    for (i, job) in &job_of {
+        assert!(
+            app.job(job).await.is_some(),
+            "{:?} was answered 2xx naming {job}, which was lost",
+            all[*i]
+        );
+    }
+    let refused: Vec<usize> = (0..all.len()).filter(|i| !job_of.contains_key(i)).collect();
+    assert!(
+        !refused.is_empty(),
+        "no delivery was refused (the outage alone should refuse some)"
+    );
     // Retries: a non-2xx left nothing behind that blocks them, and a 2xx'd
     // delivery sent again is the same Job.
     for (i, d) in all.iter().enumerate() {

@@ -421,7 +421,11 @@ async fn on_shutdown_ready_stops_answering_200_while_an_in_flight_delivery_compl
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The delivery is inside the service: its Job create is in flight.
+    wait_for("the delivery's Job create", WAIT, || async {
+        (common::in_flight(&sim_stats(&app.sim).await, "create", "jobs") >= 1).then_some(())
+    })
+    .await;
     app.begin_shutdown();
     // Once the probe stops getting 200 (a 503, or a closed connection: actix
     // stops accepting and drops idle connections at once), it never gets

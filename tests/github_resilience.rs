@@ -186,8 +186,11 @@ async fn while_the_api_server_is_down_for_two_seconds_requests_are_retried_and_e
     let answers = burst(&app.address, &app.secret, 1..=10).await;
     let (ok, unavailable, names) = check_answers(&app, &answers).await;
     eprintln!("with a 2 s outage: {ok} accepted, {unavailable} unavailable");
-    assert_eq!(ok + unavailable, 10);
-    assert!(ok > 0, "a two-second outage fits in the budget");
+    assert_eq!(
+        (ok, unavailable),
+        (10, 0),
+        "a two-second outage fits in the {GITHUB_BUDGET:?} budget of every delivery"
+    );
     clear_faults(&app.sim).await;
     // The accepted Jobs run to completion once the API server is back.
     for name in &names {
@@ -455,10 +458,25 @@ async fn sigterm_with_requests_in_flight_answers_each_one_that_reached_it_each_2
 async fn sigterm_while_the_api_server_is_down_still_exits_0_within_the_shutdown_timeout() {
     let sim = start_sim(0.3);
     let mut bin = Binary::start(&sim, &[("SHUTDOWN_TIMEOUT_SECONDS", "3")]).await;
-    set_faults(&sim, json!({"down_for_seconds": 60})).await;
+    // Every call is answered 503 (as while down), Job creates after a
+    // second: a delivery's attempts are sequential, so three creates in
+    // flight at once are the three deliveries, each inside the service.
+    set_faults(
+        &sim,
+        json!({
+            "errors": [{"rate": 1.0, "status": 503}],
+            "latency_rules": [{"verb": "create", "resource": "jobs", "ms": 1000}]
+        }),
+    )
+    .await;
     let address = bin.address.clone();
     let deliveries = tokio::spawn(async move { burst(&address, TEST_SECRET, 1..=3).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for(
+        "the three deliveries to be creating their Jobs",
+        WAIT,
+        || async { (in_flight(&sim_stats(&sim).await, "create", "jobs") >= 3).then_some(()) },
+    )
+    .await;
     bin.signal("-TERM");
     // The grace period, plus the bounded Lease release, plus slack.
     let status = bin.wait_exit(Duration::from_secs(3 + 2 + 5)).await;
@@ -466,15 +484,28 @@ async fn sigterm_while_the_api_server_is_down_still_exits_0_within_the_shutdown_
     let answers = bounded("the deliveries", WAIT, deliveries)
         .await
         .expect("the burst task");
+    // Each reached the service before the signal: none is refused, none is
+    // accepted. Known limitation (issue 20): a delivery still retrying
+    // within its 9 s budget when the 3 s grace ends is cut off without an
+    // answer (GitHub sees a failed delivery and redelivers; nothing was
+    // promised) rather than answered 503; the request's deadline does not
+    // shrink to the end of the grace.
     for (n, _, a) in &answers {
-        if let Ok(a) = a {
-            assert_eq!(
+        match a {
+            Ok(a) => assert_eq!(
                 a.status, 503,
                 "issue {n}: nothing is accepted while down: {}",
                 a.text
-            );
+            ),
+            Err(NoAnswer::CutOff(_)) => {}
+            Err(e) => panic!("issue {n} reached the service: {e:?}"),
         }
     }
+    clear_faults(&sim).await;
+    assert!(
+        jobs_by_delivery(&sim).await.is_empty(),
+        "no Job was made while down"
+    );
 }
 
 #[tokio::test]

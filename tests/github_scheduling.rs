@@ -179,17 +179,70 @@ async fn the_limit_holds_and_every_task_completes_while_watches_drop_history_com
     )
     .await;
     let names = queue_issues(&app, 401..=406).await;
-    // Drop the history mid-run: watches resuming from old versions get 410.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    set_faults(
-        &sim,
-        serde_json::json!({
-            "latency_ms": 20, "jitter_ms": 80,
-            "watch_close_after_seconds": 0.7,
-            "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
-            "compact": true,
-        }),
-    )
+    // Mid-run: a pod has run while Jobs still wait for admission.
+    wait_for("a first pod to run", WAIT, || async {
+        let g = recorder.seen.lock().expect("lock");
+        (g.max_running >= 1).then_some(())
+    })
+    .await;
+    recorder.sync().await;
+    let waiting = recorder
+        .seen
+        .lock()
+        .expect("lock")
+        .suspend_history
+        .values()
+        .filter(|h| h.last() == Some(&true))
+        .count();
+    assert!(waiting > 0, "the compaction happens mid-run");
+    // Drop the history: the Job watch, resuming from an older version when
+    // it is next closed, gets 410 Expired and lists again. A change the Job
+    // watch does not see first makes the store's version newer than any
+    // the watch holds; if a bookmark still catches it up, compact again.
+    let stats = sim_stats(&sim).await;
+    let (expired_before, lists_before) = (
+        stream_errors(&stats, "watch", "jobs", 410),
+        answered(&stats, "list", "jobs", Some(200)),
+    );
+    let mut expired = false;
+    for attempt in 0..5 {
+        let marker: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": format!("compaction-{attempt}")}}),
+        )
+        .expect("a ConfigMap");
+        kube::Api::namespaced(app.kube.clone(), "default")
+            .create(&kube::api::PostParams::default(), &marker)
+            .await
+            .expect("create a ConfigMap");
+        set_faults(
+            &sim,
+            serde_json::json!({
+                "latency_ms": 20, "jitter_ms": 80,
+                "watch_close_after_seconds": 0.7,
+                "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
+                "compact": true,
+            }),
+        )
+        .await;
+        // The watch closes every 0.7 s: a resume follows within seconds.
+        let seen = tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_for("a 410", WAIT, || async {
+                let s = sim_stats(&sim).await;
+                (stream_errors(&s, "watch", "jobs", 410) > expired_before).then_some(())
+            }),
+        )
+        .await;
+        if seen.is_ok() {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "no Job watch got 410 Expired after the compaction");
+    wait_for("the Job watch to list again", WAIT, || async {
+        let s = sim_stats(&sim).await;
+        (answered(&s, "list", "jobs", Some(200)) > lists_before).then_some(())
+    })
     .await;
     for name in &names {
         app.wait_complete(name, Duration::from_secs(90)).await;

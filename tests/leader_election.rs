@@ -1,8 +1,11 @@
 //! Leader election with real processes: three `orchestrator serve` replicas
 //! on one standalone `orchestrator sim`. Exactly one leads; when it is
-//! killed (SIGKILL) a survivor admits queued work within the lease duration
-//! plus the retry period; when it is stopped (SIGTERM) it releases the Lease
-//! and a survivor admits within about two seconds; when the Lease calls
+//! killed (SIGKILL) a survivor takes the Lease over only once it has stood
+//! still for the lease duration — never before, read from the Lease's own
+//! timestamps, so no load can make that pass or fail — and admits queued
+//! work after that; when it is stopped (SIGTERM) it releases the Lease and
+//! a survivor takes over sooner than the lease duration would allow
+//! without the release; when the Lease calls
 //! alone get slower than the renew deadline, the leader stops admitting by
 //! itself and nobody else leads until the Lease is usable again. The Jobs'
 //! history, recorded from the simulator's watch, never shows more admitted
@@ -18,16 +21,20 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, WatchEvent, WatchParams};
 
-const LEASE: f64 = 3.0;
-const RENEW: f64 = 2.0;
+/// Lease duration: long enough that a takeover after SIGTERM (a retry
+/// period after the release) is told apart from one after expiry with
+/// seconds to spare on a loaded machine.
+const LEASE: f64 = 4.0;
+const RENEW: f64 = 2.5;
 const RETRY: f64 = 0.5;
 const MAX_JOBS: usize = 2;
 /// How long each agent pod runs in the simulator.
 const RUN_SECONDS: f64 = 1.0;
-/// Allowance for process scheduling on a busy machine.
-const SLACK: Duration = Duration::from_millis(1500);
+/// Timestamps in the Lease are microseconds; allow for the rounding.
+const ROUNDING: f64 = 0.001;
 
 struct Proc {
     child: Child,
@@ -215,6 +222,84 @@ fn watch_history(jobs: Api<Job>) -> Arc<Mutex<History>> {
     h
 }
 
+/// One state of the scheduler Lease, as the simulator's watch showed it.
+#[derive(Clone, Debug)]
+struct LeaseRecord {
+    holder: String,
+    /// `acquireTime` and `renewTime`, in seconds since the epoch.
+    acquired: f64,
+    renewed: f64,
+}
+
+fn seconds(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>) -> f64 {
+    t.map_or(0.0, |t| t.0.as_microsecond() as f64 / 1e6)
+}
+
+/// Every state of the scheduler Lease, in order.
+fn watch_lease(leases: Api<Lease>) -> Arc<Mutex<Vec<LeaseRecord>>> {
+    let h = Arc::new(Mutex::new(Vec::new()));
+    let out = h.clone();
+    tokio::spawn(async move {
+        let wp = WatchParams::default()
+            .fields("metadata.name=orchestrator-scheduler")
+            .timeout(290);
+        let Ok(stream) = leases.watch(&wp, "0").await else {
+            return;
+        };
+        let mut stream = std::pin::pin!(stream);
+        // Ends (and the waits on it time out) if the watch breaks.
+        while let Some(Ok(ev)) = stream.next().await {
+            let l = match ev {
+                WatchEvent::Added(l) | WatchEvent::Modified(l) => l,
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Deleted(_) | WatchEvent::Error(_) => return,
+            };
+            let spec = l.spec.unwrap_or_default();
+            out.lock().expect("lock").push(LeaseRecord {
+                holder: spec.holder_identity.unwrap_or_default(),
+                acquired: seconds(spec.acquire_time.as_ref()),
+                renewed: seconds(spec.renew_time.as_ref()),
+            });
+        }
+    });
+    h
+}
+
+/// Waits until the Lease passes from `from` to another holder; returns the
+/// last record `from` wrote and the first of the new holder.
+async fn takeover(
+    lease: &Arc<Mutex<Vec<LeaseRecord>>>,
+    from: &str,
+    limit: Duration,
+) -> (Vec<LeaseRecord>, LeaseRecord) {
+    wait_for(
+        &format!("a takeover of the Lease from {from}"),
+        limit,
+        || async {
+            let g = lease.lock().expect("lock");
+            let last_own = g.iter().rposition(|r| r.holder == from)?;
+            let new = g[last_own..]
+                .iter()
+                .find(|r| !r.holder.is_empty() && r.holder != from)?;
+            Some((g[..=last_own].to_vec(), new.clone()))
+        },
+    )
+    .await
+}
+
+/// How late the Lease holder's renewals came, at worst, over their period:
+/// this machine's load as the replicas feel it.
+fn renewal_lateness(records: &[LeaseRecord], holder: &str) -> f64 {
+    let own: Vec<f64> = records
+        .iter()
+        .filter(|r| r.holder == holder)
+        .map(|r| r.renewed)
+        .collect();
+    own.windows(2)
+        .map(|w| w[1] - w[0] - RETRY)
+        .fold(0.0, f64::max)
+}
+
 /// Waits for an admission seen after `since`, within `limit`.
 async fn admission_after(h: &Arc<Mutex<History>>, since: Instant, what: &str, limit: Duration) {
     wait_for(what, limit, || async {
@@ -240,7 +325,8 @@ async fn three_replicas_one_leader_through_kill_term_and_slow_lease_calls() {
             .expect("config"),
     )
     .expect("client");
-    let history = watch_history(Api::namespaced(client, "default"));
+    let history = watch_history(Api::namespaced(client.clone(), "default"));
+    let lease = watch_lease(Api::namespaced(client, "default"));
 
     let replicas: Vec<Replica> = (0..3)
         .map(|n| start_replica(dir.path(), &kubeconfig, n))
@@ -263,13 +349,29 @@ async fn three_replicas_one_leader_through_kill_term_and_slow_lease_calls() {
 
         // SIGKILL: nothing released; a survivor takes over once the Lease
         // has stood still for its duration.
+        let first_id = format!("replica-{first}");
         signal(&replicas[first].proc.child, "-KILL");
         let killed = Instant::now();
         let survivors: Vec<&Replica> = (0..3)
             .filter(|i| *i != first)
             .map(|i| &replicas[i])
             .collect();
-        let bound = Duration::from_secs_f64(LEASE + RETRY + RUN_SECONDS) + SLACK;
+        let (old, new) = takeover(&lease, &first_id, WAIT).await;
+        let final_renewal = old.last().expect("a record of the killed holder");
+        // Not before the lease: from the Lease's own timestamps (written by
+        // the replicas on this machine's clock), whatever the load.
+        assert!(
+            new.acquired - final_renewal.renewed >= LEASE - ROUNDING,
+            "{} took the Lease {:.3} s after {first_id}'s last renewal, within the {LEASE} s lease",
+            new.holder,
+            new.acquired - final_renewal.renewed
+        );
+        // Soon after: the survivors notice within a retry period, a slot
+        // frees within a pod's run, plus what this machine's load adds —
+        // measured as the worst lateness of the killed leader's renewals
+        // (tripled), at least two seconds.
+        let load = (3.0 * renewal_lateness(&old, &first_id)).max(2.0);
+        let bound = Duration::from_secs_f64(LEASE + 2.0 * RETRY + RUN_SECONDS + load);
         admission_after(&history, killed, "a survivor to admit after SIGKILL", bound).await;
         let second = one_leader(&http, &survivors, WAIT).await;
         let second_r = survivors[second];
@@ -291,9 +393,29 @@ async fn three_replicas_one_leader_through_kill_term_and_slow_lease_calls() {
             WAIT,
         )
         .await;
+        let second_id = new.holder.clone();
         signal(&second_r.proc.child, "-TERM");
         let termed = Instant::now();
-        let bound = Duration::from_secs_f64(RETRY + RUN_SECONDS) + SLACK;
+        let (old, new) = takeover(&lease, &second_id, WAIT).await;
+        let released = lease
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|r| r.holder.is_empty());
+        assert!(released, "{second_id} released the Lease on SIGTERM");
+        // Sooner than an expiry could give it: the last renewal before the
+        // release plus the lease duration is the earliest takeover without
+        // the release (a retry period after it is the expected one; the
+        // rest of the lease is the margin for load).
+        let final_renewal = old.last().expect("a record of the stopped holder");
+        assert!(
+            new.acquired - final_renewal.renewed < LEASE,
+            "{} took the Lease {:.3} s after {second_id}'s last renewal: no faster than an expiry",
+            new.holder,
+            new.acquired - final_renewal.renewed
+        );
+        let load = (3.0 * renewal_lateness(&old, &second_id)).max(2.0);
+        let bound = Duration::from_secs_f64(2.0 * RETRY + RUN_SECONDS + load);
         admission_after(
             &history,
             termed,

@@ -162,6 +162,19 @@ pub fn answered(stats: &Value, verb: &str, resource: &str, code: Option<u16>) ->
         .sum()
 }
 
+/// `ERROR` events of status `code` sent inside 200 streams for `verb` on
+/// `resource` (a watch from a compacted resourceVersion: 410), from
+/// [`sim_stats`].
+pub fn stream_errors(stats: &Value, verb: &str, resource: &str, code: u16) -> u64 {
+    stats["stream_errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["verb"] == verb && r["resource"] == resource && r["code"] == code)
+        .filter_map(|r| r["count"].as_u64())
+        .sum()
+}
+
 /// Requests for `verb` on `resource` received and not yet answered.
 pub fn in_flight(stats: &Value, verb: &str, resource: &str) -> u64 {
     stats["in_flight"]

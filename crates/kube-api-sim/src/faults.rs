@@ -5,8 +5,10 @@
 //! them with the JSON body below (absent fields are off), `DELETE
 //! /_sim/faults` clears them, `POST /_sim/compact` drops the watch history,
 //! `GET /_sim/stats` reports request counts per verb/resource/status, the
-//! requests received and not yet answered (`in_flight`, per verb/resource)
-//! and the number of open watches. A spec that does not validate (a rate outside
+//! requests received and not yet answered (`in_flight`, per verb/resource),
+//! the `ERROR` events sent inside 200 streams (`stream_errors`, per
+//! verb/resource/code: a watch from a compacted version is a 200 whose
+//! one event is a 410) and the number of open watches. A spec that does not validate (a rate outside
 //! [0, 1], a non-error status, an unknown field, a negative or zero duration)
 //! is answered `400 {"error": "..."}` and changes nothing.
 //!
@@ -162,6 +164,9 @@ struct State {
     counts: BTreeMap<(String, String, u16), u64>,
     /// (verb, resource) → requests received and not yet answered.
     in_flight: BTreeMap<(String, String), u64>,
+    /// (verb, resource, code) → 200 streams that carried an `ERROR` event
+    /// of that code (a watch from a compacted resourceVersion: 410).
+    stream_errors: BTreeMap<(String, String, u16), u64>,
 }
 
 /// A request being served: counted in `in_flight` until [`InFlight::done`]
@@ -309,6 +314,27 @@ impl Faults {
             .counts
             .entry((verb.to_string(), resource.to_string(), code))
             .or_default() += 1;
+    }
+
+    /// Counts one `ERROR` event of status `code` in a 200 stream (the
+    /// request itself is counted with its HTTP status, 200).
+    pub fn record_stream_error(&self, verb: &str, resource: &str, code: u16) {
+        *self
+            .lock()
+            .stream_errors
+            .entry((verb.to_string(), resource.to_string(), code))
+            .or_default() += 1;
+    }
+
+    /// `ERROR` events sent in 200 streams, as a JSON array like `counts`.
+    pub fn stream_errors(&self) -> Value {
+        let s = self.lock();
+        s.stream_errors
+            .iter()
+            .map(|((verb, res, code), n)| {
+                json!({"verb": verb, "resource": res, "code": code, "count": n})
+            })
+            .collect()
     }
 
     /// Request counts as a JSON array.

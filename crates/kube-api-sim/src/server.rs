@@ -524,6 +524,7 @@ async fn stats(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {
         "simulated": true,
         "requests": requests,
         "in_flight": in_flight,
+        "stream_errors": s.faults.stream_errors(),
         "open_watches": s.open_watches.load(Ordering::Relaxed),
         "objects": objects,
         "history": history,

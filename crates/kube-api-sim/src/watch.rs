@@ -176,6 +176,9 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
     let (start, mut changes) = match started {
         Ok(s) => s,
         Err(e) => {
+            state
+                .faults
+                .record_stream_error("watch", RESOURCES[w.res].plural, e.code);
             let _ = tx.try_send(event_line("ERROR", &e.to_status()));
             return stream_response(rx);
         }

@@ -228,7 +228,10 @@ async fn compaction_turns_a_watch_from_an_old_resource_version_into_a_410_expire
     bounded("create", jobs.create(&PostParams::default(), &job("b")))
         .await
         .expect("create");
-    for how in ["POST /_sim/compact", "PUT /_sim/faults compact"] {
+    for (n, how) in ["POST /_sim/compact", "PUT /_sim/faults compact"]
+        .into_iter()
+        .enumerate()
+    {
         if how.starts_with("POST") {
             sim_support::compact(&server).await;
         } else {
@@ -252,6 +255,16 @@ async fn compaction_turns_a_watch_from_an_old_resource_version_into_a_410_expire
             (Some("Status"), Some(410))
         );
         assert_eq!(obj["reason"], "Expired");
+        // Counted in the stats: the request as a 200, its event as a 410.
+        let stats = sim_support::stats(&server).await;
+        let expired: u64 = stats["stream_errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["verb"] == "watch" && r["resource"] == "jobs" && r["code"] == 410)
+            .filter_map(|r| r["count"].as_u64())
+            .sum();
+        assert_eq!(expired, n as u64 + 1, "{how}: {stats}");
         bounded(
             "create",
             jobs.create(&PostParams::default(), &job(&format!("c{}", how.len()))),
