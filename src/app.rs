@@ -151,40 +151,66 @@ pub async fn run_with(
     }
 
     // The watch's own client: its lists and watches wait for the same gate.
-    let watch_client = crate::cluster::metered::watch_client(&gate, watch_config)
-        .context("Failed to initialize Kubernetes client")?;
+    let watch_client =
+        crate::cluster::metered::watch_client(&gate, watch_config, health.watch.clone())
+            .context("Failed to initialize Kubernetes client")?;
     // Decoded slim: the watch reads a small projection of each Job.
     let jobs_api: Api<crate::cluster::slim::SlimJob> = Api::namespaced(watch_client, &ns);
-    let watch = actix_rt::spawn(
-        crate::watcher::run(
-            jobs_api,
+    // The long-lived tasks run under the runtime's supervision: restarted
+    // with backoff when they end or panic, fatal when they keep failing.
+    let _watch = {
+        let watch_health = health.watch.clone();
+        let (store, scheduler, runtime_, synced, metrics, gate, span) = (
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),
-        )
-        .instrument(api_server.clone()),
-    );
-    let elector = Elector::new(
-        gate.clone(),
-        &ns,
-        config.leader.clone(),
-        leader.clone(),
-        metrics.clone(),
-    );
-    let nudge = scheduler.clone();
-    let mut lease_task = actix_rt::spawn(
-        elector
+            api_server.clone(),
+        );
+        runtime.supervise("job_watch", move || {
+            crate::watcher::run(
+                jobs_api.clone(),
+                store.clone(),
+                scheduler.clone(),
+                runtime_.clone(),
+                synced.clone(),
+                metrics.clone(),
+                gate.clone(),
+                watch_health.clone(),
+            )
+            .instrument(span.clone())
+        })
+    };
+    let lease_task = {
+        let (gate, ns, leader_config, leader, metrics, nudge, span) = (
+            gate.clone(),
+            ns.clone(),
+            config.leader.clone(),
+            leader.clone(),
+            metrics.clone(),
+            scheduler.clone(),
+            api_server.clone(),
+        );
+        runtime.supervise("lease", move || {
+            let nudge = nudge.clone();
+            Elector::new(
+                gate.clone(),
+                &ns,
+                leader_config.clone(),
+                leader.clone(),
+                metrics.clone(),
+            )
             .run(move |leading| {
                 // The scheduler also reads leadership at every admission;
                 // this only makes it act at once (a full mailbox loses
                 // nothing).
                 let _ = nudge.tell(Leadership(leading));
             })
-            .instrument(api_server.clone()),
-    );
+            .instrument(span.clone())
+        })
+    };
     let bodies = http::body::BodyBudget::new();
     started(Handles {
         github: github.clone(),
@@ -198,12 +224,21 @@ pub async fn run_with(
         bodies: bodies.clone(),
     });
 
-    let preflight = actix_rt::spawn(crate::preflight::runner::run(
-        kube.clone(),
-        preflight_target,
-        config.preflight_interval,
-        health.preflight.clone(),
-    ));
+    let preflight = {
+        let (kube, period, latest) = (
+            kube.clone(),
+            config.preflight_interval,
+            health.preflight.clone(),
+        );
+        runtime.supervise("preflight", move || {
+            crate::preflight::runner::run(
+                kube.clone(),
+                preflight_target.clone(),
+                period,
+                latest.clone(),
+            )
+        })
+    };
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -295,14 +330,12 @@ pub async fn run_with(
     tokio::pin!(shutdown);
     let outcome = tokio::select! {
         _ = &mut shutdown => Ok(()),
-        r = watch => Err(anyhow::anyhow!("the Job watch stopped ({r:?}); exiting instead of running half-alive")),
         r = server_task => match r {
             Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("the HTTP server failed")),
             Err(e) => Err(anyhow::anyhow!("the HTTP server task died: {e}")),
         },
-        r = &mut lease_task => Err(anyhow::anyhow!("the scheduler Lease loop stopped ({r:?}); exiting instead of running half-alive")),
-        name = runtime.dead() => Err(anyhow::anyhow!("the {name} actor could not be restarted; exiting instead of running half-alive")),
+        name = runtime.dead() => Err(anyhow::anyhow!("{name} failed for good (an actor that could not be restarted, or a task that kept failing); exiting instead of running half-alive")),
     };
     // Graceful part: refuse readiness; stop admitting and release the Lease
     // (so another replica admits at once) while in-flight requests finish.

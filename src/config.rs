@@ -203,6 +203,10 @@ pub struct Config {
     /// server, namespace, permissions) run; decimals allowed, 0.05 to 3600.
     /// Default `30`.
     pub preflight_interval: std::time::Duration,
+    /// `JOB_WATCH_FAILING_SECONDS` — how long the Job watch may keep failing
+    /// (it retries with backoff) before `/ready` answers 503 naming it.
+    /// Default `30`.
+    pub job_watch_failing: std::time::Duration,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -452,6 +456,11 @@ impl Config {
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
             scheduler: SchedulerConfig::from_lookup(&get)?,
+            job_watch_failing: std::time::Duration::from_secs(positive(
+                "JOB_WATCH_FAILING_SECONDS",
+                30,
+                3600,
+            )?),
             preflight_interval: {
                 let v = or("PREFLIGHT_INTERVAL_SECONDS", "30");
                 match v.trim().parse::<f64>() {

@@ -193,6 +193,28 @@ impl Handler<Changed> for JobWatcher {
 
 crate::tracked_handlers!(JobWatcher => Changed, Crash);
 
+/// The demux that started the watcher is gone (the Job watch is being
+/// restarted): stop; the new demux starts a watcher per live Job again
+/// from its relist.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl Handler<Stop> for JobWatcher {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Drop for Demux {
+    fn drop(&mut self) {
+        for w in self.watchers.values() {
+            w.addr().do_send(Stop);
+        }
+    }
+}
+
 /// Routes watch events to the store and the per-Job watcher actors.
 pub struct Demux {
     watchers: HashMap<Arc<str>, Mailbox<JobWatcher>>,
@@ -375,8 +397,11 @@ pub async fn run(
     synced: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     gate: crate::cluster::gate::KubeGate,
+    health: Arc<crate::cluster::metered::WatchHealth>,
 ) {
-    let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let cfg = watcher::Config::default()
+        .labels(MANAGED_SELECTOR)
+        .timeout(crate::cluster::metered::WATCH_TIMEOUT_SECONDS);
     let stream = watcher(api, cfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let stats = metrics.demux_stats();
@@ -384,16 +409,20 @@ pub async fn run(
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {
+                health.heard();
                 if let Some(jobs) = demux.handle(ev) {
                     synced.store(true, Ordering::SeqCst);
                     tracing::info!(jobs, "job watch synced");
                 }
             }
             // A denial names the missing permission once (not every retry).
-            Err(e) => match crate::cluster::forbidden::watch_denial(&e) {
-                Some(message) => gate.forbidden(&message),
-                None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
-            },
+            Err(e) => {
+                health.failed();
+                match crate::cluster::forbidden::watch_denial(&e) {
+                    Some(message) => gate.forbidden(&message),
+                    None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
+                }
+            }
         }
     }
     synced.store(false, Ordering::SeqCst);

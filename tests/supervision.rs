@@ -163,3 +163,30 @@ async fn the_job_watch_s_lists_and_watches_are_counted_with_the_other_kubernetes
     clear_faults(&sim).await;
     app.stop().await.expect("a clean stop");
 }
+
+#[actix_rt::test]
+async fn a_job_watch_that_keeps_failing_turns_ready_to_503_naming_it_until_it_works_again() {
+    let app = spawn_app(&[("JOB_WATCH_FAILING_SECONDS", "2")]).await;
+    // Every watch request fails and open watches are closed: the watch
+    // retries with backoff and hears nothing good.
+    set_faults(
+        &app.sim,
+        serde_json::json!({
+            "errors": [{"verb": "watch", "resource": "jobs", "rate": 1.0, "status": 500}],
+            "watch_close_after_seconds": 0.2
+        }),
+    )
+    .await;
+    let why = wait_for("/ready to turn 503 for the watch", WAIT, || async {
+        let r = app.get("/ready").await;
+        (r.status == 503).then(|| r.json["reason"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(why.contains("Job watch has been failing"), "{why}");
+    clear_faults(&app.sim).await;
+    wait_for("/ready to be 200 again", WAIT, || async {
+        (app.get("/ready").await.status == 200).then_some(())
+    })
+    .await;
+    app.stop().await.expect("clean stop");
+}

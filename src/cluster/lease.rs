@@ -279,7 +279,10 @@ impl Elector {
         let spec = lease.spec.get_or_insert_default();
         let seen = record(spec);
         self.leader.saw_holder(Some(&seen.holder));
-        match self.election.decide(&seen, &me, tokio::time::Instant::now()) {
+        match self
+            .election
+            .decide(&seen, &me, tokio::time::Instant::now())
+        {
             Decision::Wait => return Ok(false),
             Decision::Renew => {
                 spec.renew_time = Some(now());
@@ -422,30 +425,60 @@ mod tests {
     async fn a_candidate_takes_over_only_after_a_whole_unchanged_lease_duration() {
         let mut e = Election::new(Duration::from_secs(15));
         let other = lease("b", "t1", 15);
-        assert_eq!(e.decide(&other, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&other, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         tokio::time::advance(Duration::from_secs(14)).await;
-        assert_eq!(e.decide(&other, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&other, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         // The holder renews: the clock starts again from this sighting.
         let renewed = lease("b", "t2", 15);
-        assert_eq!(e.decide(&renewed, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         tokio::time::advance(Duration::from_secs(14)).await;
-        assert_eq!(e.decide(&renewed, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(e.decide(&renewed, "a", tokio::time::Instant::now()), Decision::Take);
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_longer_duration_on_the_lease_is_honoured_and_a_released_one_is_free() {
         let mut e = Election::new(Duration::from_secs(15));
         let long = lease("b", "t1", 60);
-        assert_eq!(e.decide(&long, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert_eq!(e.decide(&long, "a", tokio::time::Instant::now()), Decision::Wait);
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(e.decide(&long, "a", tokio::time::Instant::now()), Decision::Take);
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
         // Released (no holder): free at once; our own: renewed.
         let mut e = Election::new(Duration::from_secs(15));
-        assert_eq!(e.decide(&lease("", "t3", 1), "a", tokio::time::Instant::now()), Decision::Take);
-        assert_eq!(e.decide(&lease("a", "t4", 15), "a", tokio::time::Instant::now()), Decision::Renew);
+        assert_eq!(
+            e.decide(&lease("", "t3", 1), "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
+        assert_eq!(
+            e.decide(&lease("a", "t4", 15), "a", tokio::time::Instant::now()),
+            Decision::Renew
+        );
     }
 }

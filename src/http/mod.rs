@@ -50,6 +50,8 @@ pub struct Health {
     pub draining: AtomicBool,
     /// The latest preflight report (`None` before the first round).
     pub preflight: crate::preflight::Latest,
+    /// The Job watch's failures and silence.
+    pub watch: Arc<crate::cluster::metered::WatchHealth>,
 }
 
 /// A source actor's bounded mailbox.
@@ -321,6 +323,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(
             json!({"status": "not_ready", "reason": "the Kubernetes Job watch is not synced yet"}),
         );
+    }
+    let failing_for = state.config.job_watch_failing;
+    if let Some(why) = h.watch.unhealthy(tokio::time::Instant::now(), failing_for) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "reason": why, "failed": [why]}));
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }
