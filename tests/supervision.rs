@@ -190,3 +190,24 @@ async fn a_job_watch_that_keeps_failing_turns_ready_to_503_naming_it_until_it_wo
     .await;
     app.stop().await.expect("clean stop");
 }
+
+#[actix_rt::test]
+async fn a_kube_call_that_panics_is_answered_503_counted_as_a_restart_and_the_retry_succeeds() {
+    let app = spawn_app(&[]).await;
+    let series = "orchestrator_actor_restarts_total{actor=\"kube\"}";
+    let before = metric(&app, series).await.unwrap_or(0.0);
+    app.handles
+        .kube
+        .tell(orchestrator::cluster::kube_actor::CrashNextCall)
+        .expect("the kube mailbox has room");
+    let body = bytes(&issue_labeled_agent(77));
+    let id = delivery_id();
+    let first = app.deliver("issues", &id, body.clone()).await;
+    assert_eq!(first.status, 503, "{}", first.text);
+    assert!(first.retry_after.is_some(), "{}", first.text);
+    assert_eq!(metric(&app, series).await, Some(before + 1.0));
+    // GitHub's redelivery (same id) is persisted this time.
+    let again = app.deliver("issues", &id, body).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    app.stop().await.expect("clean stop");
+}

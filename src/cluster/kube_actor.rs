@@ -29,6 +29,63 @@ pub struct KubeActor {
     jobs: Api<Job>,
     namespace: String,
     gate: KubeGate,
+    /// Fault injection ([`CrashNextCall`]): calls whose future panics.
+    crash_calls: u32,
+}
+
+/// Makes the Kube actor's next call panic inside its future (not in the
+/// handler): the call is answered `Unavailable` and counted as a restart.
+/// Fault injection for the supervision tests: no route, input or
+/// configuration sends it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CrashNextCall;
+
+impl Handler<CrashNextCall> for KubeActor {
+    type Result = ();
+    fn handle(&mut self, _: CrashNextCall, _: &mut Context<Self>) {
+        self.crash_calls += 1;
+    }
+}
+
+impl KubeActor {
+    /// One call of the actor. actix runs a handler's future apart from the
+    /// actor, so the actor's supervisor never sees it fail: a panic in it is
+    /// caught here, logged, counted as a restart of the `kube` actor and
+    /// answered `Unavailable` (a 503 at the HTTP edge), as a panicking
+    /// handler would be.
+    fn tracked<T: 'static>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, KubeError>> + 'static,
+    ) -> ResponseFuture<Result<T, KubeError>> {
+        use futures::FutureExt as _;
+        let metrics = self.gate.metrics().clone();
+        let crash = self.crash_calls > 0;
+        self.crash_calls = self.crash_calls.saturating_sub(1);
+        Box::pin(async move {
+            let call = async move {
+                if crash {
+                    panic!("fault injection: the kube actor's call was told to crash");
+                }
+                call.await
+            };
+            match std::panic::AssertUnwindSafe(call).catch_unwind().await {
+                Ok(answer) => answer,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(actor = "kube", panic = %what, "a Kubernetes call panicked");
+                    metrics.actor("kube").restarts.inc();
+                    Err(KubeError::Unavailable(
+                        "the Kubernetes call failed inside this service".into(),
+                    ))
+                }
+            }
+        })
+    }
 }
 
 impl KubeActor {
@@ -38,6 +95,7 @@ impl KubeActor {
             jobs: Api::namespaced(gate.client(), namespace),
             namespace: namespace.to_string(),
             gate,
+            crash_calls: 0,
         }
     }
 }
@@ -53,7 +111,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash, CrashNextCall);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -140,7 +198,7 @@ impl Handler<CreateJob> for KubeActor {
         // The created Job comes back whole; only its identity is used here.
         let slim: Api<SlimJob> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
         let ns = self.namespace.clone();
-        Box::pin(async move {
+        self.tracked(async move {
             let job_name = msg.job.metadata.name.clone().unwrap_or_default();
             let failed = |reason: &str| {
                 tracing::warn!(job = %job_name, namespace = %ns, reason, "Failed to create Kubernetes Job");
@@ -306,7 +364,7 @@ impl Handler<CancelJob> for KubeActor {
         } else {
             self.gate.clone()
         };
-        Box::pin(async move {
+        self.tracked(async move {
             use crate::cluster::state::{job_state, JobState};
             let plan = |job: Option<&Job>| {
                 // Jobs this service does not manage are not ours to cancel:
@@ -390,7 +448,7 @@ impl Handler<StreamLogs> for KubeActor {
     fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.for_reads());
         let ns = self.namespace.clone();
-        Box::pin(async move {
+        self.tracked(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
             let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
             let lp =
@@ -421,7 +479,7 @@ impl Handler<SetSuspend> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
+        self.tracked(async move {
             use crate::cluster::state::{job_state, JobState};
             if msg.suspend {
                 let pp = PatchParams::default();
@@ -461,7 +519,7 @@ impl Handler<DeleteJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: DeleteJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
+        self.tracked(async move {
             // batch/v1 Jobs orphan their pods unless told otherwise.
             let dp = DeleteParams::background();
             match gate
@@ -484,7 +542,7 @@ impl Handler<GetJob> for KubeActor {
         } else {
             self.gate.clone()
         };
-        Box::pin(async move {
+        self.tracked(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
                 .await
         })
@@ -495,7 +553,7 @@ impl Handler<ListJobs> for KubeActor {
     type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
     fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
+        self.tracked(async move {
             let lp = ListParams::default().labels(&msg.selector);
             gate.call(msg.deadline, "list", || jobs.list(&lp))
                 .await
