@@ -90,7 +90,7 @@ pub async fn run_with(
     // Lease (the client's own errors, e.g. a refused connection, omit it).
     // At error level so that every filter that shows their warnings keeps it.
     let api_url = kube_config.cluster_url.to_string();
-    let preflight_target = crate::preflight::Target {
+    let preflight_target = crate::cluster::preflight::Target {
         server: api_url.trim_end_matches('/').to_string(),
         namespace: config.namespace.clone(),
     };
@@ -198,7 +198,7 @@ pub async fn run_with(
         bodies: bodies.clone(),
     });
 
-    let preflight = actix_rt::spawn(crate::preflight::runner::run(
+    let preflight = actix_rt::spawn(crate::cluster::preflight::runner::run(
         kube.clone(),
         preflight_target,
         config.preflight_interval,
@@ -241,7 +241,7 @@ pub async fn run_with(
             let app = move || {
                 App::new()
                     .wrap(actix_web::middleware::from_fn(
-                        crate::service_metrics::record,
+                        crate::http::request_metrics::record,
                     ))
                     .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())

@@ -44,14 +44,13 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 
 use crate::cluster::slim::SlimJob;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
 use crate::actors::{Crash, Mailbox, Runtime, Tracked};
 use crate::cluster::jobspec::MANAGED_SELECTOR;
-use crate::cluster::state::JobState;
 use crate::cluster::store::JobStore;
-use crate::cluster::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::JobState;
+use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::scheduler::queue::Observed;
@@ -63,22 +62,6 @@ pub const WATCHER_MAILBOX: usize = 16;
 /// Restarts of one watcher after which it gives its Job to the scheduler's
 /// resync and ends.
 pub const MAX_WATCHER_RESTARTS: u32 = 3;
-
-/// Work counted on the demux edges (exported as metrics, read by the
-/// structural tests).
-#[derive(Debug, Default)]
-pub struct DemuxStats {
-    /// Watch events handled.
-    pub events: Counter,
-    /// Messages sent to watcher actors.
-    pub to_watchers: Counter,
-    /// Messages sent to the scheduler (by the demux and the watchers).
-    pub to_scheduler: Counter,
-    /// Messages a full mailbox refused (watchers or scheduler).
-    pub overflows: Counter,
-    /// Jobs in the watch store.
-    pub tracked: Gauge,
-}
 
 /// Follows one live Job until it finishes, is cancelled or disappears.
 pub struct JobWatcher {

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::cluster::preflight::{self, Outcome, Report, Target};
 use crate::config::is_dns1123_label;
-use crate::preflight::{self, Outcome, Report, Target};
 
 /// The exit-code table shown in `doctor --help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -90,7 +90,7 @@ async fn check(args: DoctorArgs) -> ExitCode {
             return ExitCode::from(crate::client::exit::USAGE);
         }
     };
-    let seen = preflight::probe::observe(&client, &args.namespace, None).await;
+    let seen = crate::cluster::probe::observe(&client, &args.namespace, None).await;
     let report = preflight::evaluate(&target, &seen);
     if args.json {
         match serde_json::to_string_pretty(&report) {
@@ -144,7 +144,7 @@ pub fn render(target: &Target, report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preflight::{evaluate, NamespaceSeen, Observation};
+    use crate::cluster::preflight::{evaluate, NamespaceSeen, Observation};
 
     fn target() -> Target {
         Target {

@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
 use super::describe::describe;
-use super::files::{self, TaskFile};
-use super::state::ANNOTATION_CANCELLED;
+use super::files;
+use super::jobspec::ANNOTATION_CANCELLED;
+use crate::task::files::TaskFile;
 use serde_json::json;
 
 pub use super::gate::{KubeError, KubeGate};
@@ -307,7 +308,8 @@ impl Handler<CancelJob> for KubeActor {
             self.gate.clone()
         };
         Box::pin(async move {
-            use crate::cluster::state::{job_state, JobState};
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             let plan = |job: Option<&Job>| {
                 // Jobs this service does not manage are not ours to cancel:
                 // the caller sees them as absent, as every read path does.
@@ -422,7 +424,8 @@ impl Handler<SetSuspend> for KubeActor {
     fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
-            use crate::cluster::state::{job_state, JobState};
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             if msg.suspend {
                 let pp = PatchParams::default();
                 let patch = Patch::Merge(json!({"spec": {"suspend": true}}));

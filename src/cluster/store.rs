@@ -16,8 +16,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::state::{JobState, STATE_COUNT};
-use super::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::{JobState, STATE_COUNT};
 
 /// Order of list pages: newest first, then by name.
 type ListKey = (Reverse<i64>, Arc<str>);

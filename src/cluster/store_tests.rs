@@ -1,5 +1,5 @@
 use super::*;
-use crate::cluster::view::JobRecord;
+use crate::job::JobRecord;
 
 fn rec(name: &str, state: JobState, created: i64, source: &str) -> JobRecord {
     JobRecord {

@@ -19,12 +19,13 @@ use actix::prelude::*;
 
 use crate::actors::{Crash, Mailbox, Refused};
 use crate::cluster::build_job;
-use crate::cluster::files::{self, TaskFile};
+use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
 use crate::cluster::kube_actor::{CreateJob, DeleteJob, GetJob, KubeActor, KubeError, SetSuspend};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
+use crate::job::JobExtras;
 use crate::metrics::Metrics;
 use crate::task::Task;
 use queue::{Observed, Queue};
@@ -270,19 +271,6 @@ pub struct Enqueue {
     pub task: Box<Task>,
     pub extras: JobExtras,
     pub deadline: Instant,
-}
-
-/// What a Job gets beyond its Task.
-#[derive(Debug, Clone, Default)]
-pub struct JobExtras {
-    /// Files for the agent (a ConfigMap owned by the Job).
-    pub files: Vec<TaskFile>,
-    /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
-    pub timeout_seconds: Option<i64>,
-    /// The request's hash under an `Idempotency-Key`, kept on the Job
-    /// ([`ANNOTATION_REQUEST_HASH`]): a duplicate whose hash differs is
-    /// refused ([`EnqueueError::KeyReused`]) rather than answered duplicate.
-    pub request_hash: Option<String>,
 }
 
 /// A Job's state changed (from its watcher).

@@ -25,7 +25,8 @@ use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::actors::{Crash, Mailbox};
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, JobExtras, Scheduler};
+use crate::job::JobExtras;
+use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 

@@ -4,7 +4,8 @@
 use actix::prelude::*;
 
 use super::KubeActor;
-use crate::preflight::{probe, Observation};
+use crate::cluster::preflight::Observation;
+use crate::cluster::probe;
 
 /// Runs one round of preflight probes in the actor's namespace.
 #[derive(Message)]

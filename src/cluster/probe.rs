@@ -1,7 +1,7 @@
 //! The API calls of one preflight round: the server's version, the
 //! namespace, and one `SelfSubjectAccessReview` per required permission.
 //! Each call is a single attempt bounded by a timeout (the next round is the
-//! retry); the answers become an [`Observation`] for [`super::evaluate`].
+//! retry); the answers become an [`Observation`] for [`crate::cluster::preflight::evaluate`].
 
 use std::time::Duration;
 
@@ -13,10 +13,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-use super::{AccessSeen, NamespaceSeen, Observation};
 use crate::cluster::describe::describe;
 use crate::cluster::gate::KubeGate;
 use crate::cluster::permissions::{Permission, REQUIRED};
+use crate::cluster::preflight::{AccessSeen, NamespaceSeen, Observation};
 
 /// How long one probe call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
