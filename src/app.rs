@@ -17,7 +17,6 @@ use std::time::Duration;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt as _};
 use actix_web::{web, App};
 use anyhow::Context as _;
-use kube::Api;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
@@ -96,20 +95,19 @@ pub async fn run_with(
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let watch_config = kube_config.clone();
-    let client =
-        kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
     let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
 
     // One gate (rate bound, timeouts, retries, metrics) for every call.
-    let gate = KubeGate::new(
-        client.clone(),
+    let gate = KubeGate::from_config(
+        kube_config,
         config.kube_api_qps,
         config.kube_api_burst,
         metrics.clone(),
-    );
+    )
+    .context("Failed to initialize Kubernetes client")?;
     let kube = runtime.start(
         "kube",
         kube_actor::MAILBOX,
@@ -151,13 +149,12 @@ pub async fn run_with(
     }
 
     // The watch's own client: its lists and watches wait for the same gate.
-    let watch_client = crate::cluster::metered::watch_client(&gate, watch_config)
-        .context("Failed to initialize Kubernetes client")?;
     // Decoded slim: the watch reads a small projection of each Job.
-    let jobs_api: Api<crate::cluster::slim::SlimJob> = Api::namespaced(watch_client, &ns);
+    let job_events = crate::cluster::metered::job_events(&gate, watch_config, &ns)
+        .context("Failed to initialize Kubernetes client")?;
     let watch = actix_rt::spawn(
         crate::watcher::run(
-            jobs_api,
+            job_events,
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),

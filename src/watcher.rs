@@ -40,13 +40,13 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::Api;
+use kube::runtime::watcher;
 
 use crate::cluster::slim::SlimJob;
 
-use crate::actors::{Crash, Mailbox, Runtime, Tracked};
-use crate::cluster::jobspec::MANAGED_SELECTOR;
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::{Mailbox, Runtime, Tracked};
 use crate::cluster::store::JobStore;
 use crate::job::JobRecord;
 use crate::job::JobState;
@@ -71,7 +71,9 @@ pub struct JobWatcher {
     shared: Shared,
     /// Times restarted after a panic.
     restarts: u32,
-    /// Fault injection ([`Crash`]): changes whose handling panics.
+    /// Fault injection (`Crash`, feature `test-hooks`): changes whose
+    /// handling panics.
+    #[cfg(feature = "test-hooks")]
     crashes: u32,
 }
 
@@ -134,6 +136,7 @@ impl Supervised for JobWatcher {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -149,6 +152,7 @@ pub struct Changed;
 impl Handler<Changed> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        #[cfg(feature = "test-hooks")]
         if self.crashes > 0 {
             self.crashes -= 1;
             panic!("fault injection: the job watcher was told to crash");
@@ -174,7 +178,9 @@ impl Handler<Changed> for JobWatcher {
     }
 }
 
-crate::tracked_handlers!(JobWatcher => Changed, Crash);
+crate::tracked_handlers!(JobWatcher => Changed);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(JobWatcher => Crash);
 
 /// Routes watch events to the store and the per-Job watcher actors.
 pub struct Demux {
@@ -210,7 +216,9 @@ impl Demux {
         self.watchers.len()
     }
 
-    /// The watcher following `name`, if any (for fault injection in tests).
+    /// The watcher following `name`, if any (for fault injection in tests;
+    /// feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn watcher(&self, name: &str) -> Option<Mailbox<JobWatcher>> {
         self.watchers.get(name).cloned()
     }
@@ -285,6 +293,7 @@ impl Demux {
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
+                #[cfg(feature = "test-hooks")]
                 crashes: 0,
             },
         );
@@ -351,7 +360,7 @@ impl Demux {
 /// complete (re)list. Returns only if the watch stream ends, which the
 /// caller treats as fatal.
 pub async fn run(
-    api: Api<SlimJob>,
+    events: crate::cluster::metered::JobEvents,
     store: JobStore,
     scheduler: Mailbox<Scheduler>,
     runtime: Runtime,
@@ -359,9 +368,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     gate: crate::cluster::gate::KubeGate,
 ) {
-    let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
-    let stream = watcher(api, cfg).default_backoff();
-    let mut stream = std::pin::pin!(stream);
+    let mut stream = events;
     let stats = metrics.demux_stats();
     let mut demux = Demux::new(store, scheduler, runtime, metrics, stats);
     while let Some(ev) = stream.next().await {

@@ -54,7 +54,9 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(KubeActor => crate::actors::Crash);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -507,6 +509,7 @@ impl Handler<ListJobs> for KubeActor {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<crate::actors::Crash> for KubeActor {
     type Result = ();
     fn handle(&mut self, _: crate::actors::Crash, _: &mut Context<Self>) {

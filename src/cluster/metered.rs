@@ -28,12 +28,30 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::gate::KubeGate;
+use futures::stream::{BoxStream, StreamExt};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
 
-/// Builds a client whose requests go through `gate` (for the Job watch).
-pub fn watch_client(gate: &KubeGate, config: kube::Config) -> Result<kube::Client, kube::Error> {
+use super::gate::KubeGate;
+use super::jobspec::MANAGED_SELECTOR;
+use super::slim::SlimJob;
+
+/// The events of the one Job watch: a `kube::runtime::watcher` stream
+/// over the managed Jobs in `namespace` (decoded slim), with its default
+/// backoff, on a client whose requests go through `gate`.
+pub type JobEvents = BoxStream<'static, Result<watcher::Event<SlimJob>, watcher::Error>>;
+
+/// Starts the Job watch's stream (see [`JobEvents`]).
+pub fn job_events(
+    gate: &KubeGate,
+    config: kube::Config,
+    namespace: &str,
+) -> Result<JobEvents, kube::Error> {
     let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(builder.with_layer(&Metered(gate.clone())).build())
+    let client = builder.with_layer(&Metered(gate.clone())).build();
+    let api: Api<SlimJob> = Api::namespaced(client, namespace);
+    let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
+    Ok(watcher(api, cfg).default_backoff().boxed())
 }
 
 /// The layer: wraps a service so each request waits for the gate and is

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::{Crash, Mailbox, Refused};
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::{Mailbox, Refused};
 use crate::cluster::build_job;
 use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
@@ -60,6 +62,30 @@ pub enum EnqueueError {
     /// the same `Idempotency-Key`.
     #[error("job {0} was made from a different request with this key")]
     KeyReused(String),
+}
+
+/// A failed create, as the sender should see it.
+impl From<KubeError> for EnqueueError {
+    fn from(e: KubeError) -> Self {
+        match e {
+            KubeError::NamespaceMissing(ns) => EnqueueError::NamespaceMissing(ns),
+            e @ KubeError::Forbidden(_) => EnqueueError::PermissionDenied(e.to_string()),
+            // Temporary: the sender retries.
+            e @ (KubeError::Unavailable(_) | KubeError::Conflict(_)) => {
+                EnqueueError::Unavailable(e.to_string())
+            }
+            // The API server refused our Job as invalid: our problem, not
+            // the client's, and not temporary.
+            e => EnqueueError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// An actor that did not answer: temporary, the sender retries.
+impl From<Refused> for EnqueueError {
+    fn from(e: Refused) -> Self {
+        EnqueueError::Unavailable(e.to_string())
+    }
 }
 
 /// Mailbox capacity of the scheduler: Enqueue requests in flight plus
@@ -296,11 +322,13 @@ pub struct Synced;
 pub struct Leadership(pub bool);
 
 /// How many Jobs the queue holds: (queued, running or being admitted). For
-/// tests and diagnostics, through the raw address.
+/// tests, through the raw address (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
 pub struct Counts;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Counts> for Scheduler {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
@@ -346,25 +374,14 @@ impl Handler<Enqueue> for Scheduler {
                     files: extras.files,
                     deadline: msg.deadline,
                 })
-                .await
-                .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?;
+                .await?;
             match sent {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => match request_hash {
                     None => Ok(Enqueued::Duplicate(name)),
                     Some(h) => same_request(&kube, name, &h, msg.deadline).await,
                 },
-                Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
-                Err(e @ KubeError::Forbidden(_)) => {
-                    Err(EnqueueError::PermissionDenied(e.to_string()))
-                }
-                // Temporary: the sender retries.
-                Err(e @ (KubeError::Unavailable(_) | KubeError::Conflict(_))) => {
-                    Err(EnqueueError::Unavailable(e.to_string()))
-                }
-                // The API server refused our Job as invalid:
-                // our problem, not the client's, and not temporary.
-                Err(e) => Err(EnqueueError::Failed(e.to_string())),
+                Err(e) => Err(e.into()),
             }
         })
     }
@@ -387,8 +404,8 @@ async fn same_request(
             deadline,
             read_share: false,
         })
-        .await
-        .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?
+        .await?
+        // Any failure to read it back is temporary here: the sender retries.
         .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
     let theirs = got.as_ref().and_then(|j| {
         j.metadata
@@ -447,6 +464,7 @@ impl Handler<Admit> for Scheduler {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -454,4 +472,6 @@ impl Handler<Crash> for Scheduler {
     }
 }
 
-crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit, Crash);
+crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(Scheduler => Crash);

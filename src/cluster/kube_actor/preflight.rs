@@ -17,6 +17,6 @@ impl Handler<Preflight> for KubeActor {
     fn handle(&mut self, _: Preflight, _: &mut Context<Self>) -> Self::Result {
         let gate = self.gate.clone();
         let ns = self.namespace.clone();
-        Box::pin(async move { probe::observe(&gate.client(), &ns, Some(&gate)).await })
+        Box::pin(async move { probe::observe(&gate, &ns).await })
     }
 }
