@@ -54,7 +54,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, Preflight);
 #[cfg(feature = "test-hooks")]
 crate::tracked_handlers!(KubeActor => crate::actors::Crash);
 
@@ -98,13 +98,12 @@ pub struct StreamLogs {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Sets `spec.suspend` of a Job (false admits it; a cancelled Job is never
-/// admitted: answered `NotFound`).
+/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job
+/// is never admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
-pub struct SetSuspend {
+pub struct AdmitJob {
     pub name: String,
-    pub suspend: bool,
     pub deadline: Instant,
 }
 
@@ -125,14 +124,6 @@ pub struct GetJob {
     /// A client's read: take the gate's share for reads
     /// ([`KubeGate::for_reads`]) rather than the create path's.
     pub read_share: bool,
-}
-
-/// Lists the managed Jobs.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Job>, KubeError>")]
-pub struct ListJobs {
-    pub selector: String,
-    pub deadline: Instant,
 }
 
 impl Handler<CreateJob> for KubeActor {
@@ -421,21 +412,13 @@ impl Handler<StreamLogs> for KubeActor {
     }
 }
 
-impl Handler<SetSuspend> for KubeActor {
+impl Handler<AdmitJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
-    fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: AdmitJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         Box::pin(async move {
             use crate::cluster::view::job_state;
             use crate::job::JobState;
-            if msg.suspend {
-                let pp = PatchParams::default();
-                let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
-                return gate
-                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                    .await
-                    .map(|_| ());
-            }
             // Admission must never unsuspend a Job cancelled after the
             // scheduler last saw it: check and unsuspend as one step.
             let plan = |job: Option<&Job>| match job {
@@ -492,19 +475,6 @@ impl Handler<GetJob> for KubeActor {
         Box::pin(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
                 .await
-        })
-    }
-}
-
-impl Handler<ListJobs> for KubeActor {
-    type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
-    fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
-            let lp = ListParams::default().labels(&msg.selector);
-            gate.call(msg.deadline, "list", || jobs.list(&lp))
-                .await
-                .map(|l| l.items)
         })
     }
 }

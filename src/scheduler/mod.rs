@@ -23,7 +23,7 @@ use crate::actors::{Mailbox, Refused};
 use crate::cluster::build_job;
 use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
-use crate::cluster::kube_actor::{CreateJob, DeleteJob, GetJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
@@ -220,9 +220,8 @@ impl Scheduler {
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
-            let msg = SetSuspend {
+            let msg = AdmitJob {
                 name: name.clone(),
-                suspend: false,
                 deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
             };
             self.kube
