@@ -487,6 +487,8 @@ where
 /// each `Crash` arms one such panic).
 /// Fault injection for the supervision tests: no route, input or
 /// configuration sends it.
+/// Only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Crash;

@@ -17,7 +17,6 @@ use std::time::Duration;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt as _};
 use actix_web::{web, App};
 use anyhow::Context as _;
-use kube::Api;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
@@ -90,26 +89,25 @@ pub async fn run_with(
     // Lease (the client's own errors, e.g. a refused connection, omit it).
     // At error level so that every filter that shows their warnings keeps it.
     let api_url = kube_config.cluster_url.to_string();
-    let preflight_target = crate::preflight::Target {
+    let preflight_target = crate::cluster::preflight::Target {
         server: api_url.trim_end_matches('/').to_string(),
         namespace: config.namespace.clone(),
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let watch_config = kube_config.clone();
-    let client =
-        kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
     let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
 
     // One gate (rate bound, timeouts, retries, metrics) for every call.
-    let gate = KubeGate::new(
-        client.clone(),
+    let gate = KubeGate::from_config(
+        kube_config,
         config.kube_api_qps,
         config.kube_api_burst,
         metrics.clone(),
-    );
+    )
+    .context("Failed to initialize Kubernetes client")?;
     let kube = runtime.start(
         "kube",
         kube_actor::MAILBOX,
@@ -151,35 +149,53 @@ pub async fn run_with(
     }
 
     // The watch's own client: its lists and watches wait for the same gate.
-    let watch_client =
-        crate::cluster::metered::watch_client(&gate, watch_config, health.watch.clone())
-            .context("Failed to initialize Kubernetes client")?;
     // Decoded slim: the watch reads a small projection of each Job.
-    let jobs_api: Api<crate::cluster::slim::SlimJob> = Api::namespaced(watch_client, &ns);
+    let first_events =
+        crate::cluster::metered::job_events(&gate, watch_config.clone(), &ns, health.watch.clone())
+            .context("Failed to initialize Kubernetes client")?;
     // The long-lived tasks run under the runtime's supervision: restarted
     // with backoff when they end or panic, fatal when they keep failing.
     let _watch = {
+        let mut first = Some(first_events);
         let watch_health = health.watch.clone();
-        let (store, scheduler, runtime_, synced, metrics, gate, span) = (
+        let (store, scheduler, runtime_, synced, metrics, gate, ns, span) = (
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),
+            ns.clone(),
             api_server.clone(),
         );
         runtime.supervise("job_watch", move || {
-            crate::watcher::run(
-                jobs_api.clone(),
-                store.clone(),
-                scheduler.clone(),
-                runtime_.clone(),
-                synced.clone(),
-                metrics.clone(),
-                gate.clone(),
-                watch_health.clone(),
-            )
+            // A restart watches anew (and relists).
+            let events = first.take().map(Ok).unwrap_or_else(|| {
+                crate::cluster::metered::job_events(
+                    &gate,
+                    watch_config.clone(),
+                    &ns,
+                    watch_health.clone(),
+                )
+            });
+            let run = events.map(|events| {
+                crate::watcher::run(
+                    events,
+                    store.clone(),
+                    scheduler.clone(),
+                    runtime_.clone(),
+                    synced.clone(),
+                    metrics.clone(),
+                    gate.clone(),
+                    watch_health.clone(),
+                )
+            });
+            async move {
+                match run {
+                    Ok(run) => run.await,
+                    Err(e) => tracing::error!(error = %e, "could not start the Job watch"),
+                }
+            }
             .instrument(span.clone())
         })
     };
@@ -231,7 +247,7 @@ pub async fn run_with(
             health.preflight.clone(),
         );
         runtime.supervise("preflight", move || {
-            crate::preflight::runner::run(
+            crate::cluster::preflight::runner::run(
                 kube.clone(),
                 preflight_target.clone(),
                 period,
@@ -276,7 +292,7 @@ pub async fn run_with(
             let app = move || {
                 App::new()
                     .wrap(actix_web::middleware::from_fn(
-                        crate::service_metrics::record,
+                        crate::http::request_metrics::record,
                     ))
                     .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())

@@ -7,6 +7,7 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
+pub mod grafana;
 mod leader;
 pub(crate) mod parse;
 mod scheduler;
@@ -174,7 +175,7 @@ pub struct Config {
     /// size; `0` turns the limit off. Default `600`.
     pub api_rate_limit_per_token_per_minute: u32,
     /// The Grafana / Alertmanager webhook source (`GRAFANA_*` variables).
-    pub grafana: crate::sources::grafana::GrafanaConfig,
+    pub grafana: grafana::GrafanaConfig,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
     pub server_workers: usize,
     /// `SERVER_MAX_CONNECTIONS` — open connections each HTTP worker serves at
@@ -443,7 +444,7 @@ impl Config {
                     }
                 },
             },
-            grafana: crate::sources::grafana::GrafanaConfig::from_lookup(&lookup)?,
+            grafana: grafana::GrafanaConfig::from_lookup(&lookup)?,
             server_workers: positive(
                 "SERVER_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64),

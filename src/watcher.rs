@@ -40,18 +40,17 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::Api;
+use kube::runtime::watcher;
 
 use crate::cluster::slim::SlimJob;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
-use crate::actors::{Crash, Mailbox, Runtime, Tracked};
-use crate::cluster::jobspec::MANAGED_SELECTOR;
-use crate::cluster::state::JobState;
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::{Mailbox, Runtime, Tracked};
 use crate::cluster::store::JobStore;
-use crate::cluster::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::JobState;
+use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::scheduler::queue::Observed;
@@ -64,22 +63,6 @@ pub const WATCHER_MAILBOX: usize = 16;
 /// resync and ends.
 pub const MAX_WATCHER_RESTARTS: u32 = 3;
 
-/// Work counted on the demux edges (exported as metrics, read by the
-/// structural tests).
-#[derive(Debug, Default)]
-pub struct DemuxStats {
-    /// Watch events handled.
-    pub events: Counter,
-    /// Messages sent to watcher actors.
-    pub to_watchers: Counter,
-    /// Messages sent to the scheduler (by the demux and the watchers).
-    pub to_scheduler: Counter,
-    /// Messages a full mailbox refused (watchers or scheduler).
-    pub overflows: Counter,
-    /// Jobs in the watch store.
-    pub tracked: Gauge,
-}
-
 /// Follows one live Job until it finishes, is cancelled or disappears.
 pub struct JobWatcher {
     name: Arc<str>,
@@ -88,7 +71,9 @@ pub struct JobWatcher {
     shared: Shared,
     /// Times restarted after a panic.
     restarts: u32,
-    /// Fault injection ([`Crash`]): changes whose handling panics.
+    /// Fault injection (`Crash`, feature `test-hooks`): changes whose
+    /// handling panics.
+    #[cfg(feature = "test-hooks")]
     crashes: u32,
 }
 
@@ -151,6 +136,7 @@ impl Supervised for JobWatcher {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -166,6 +152,7 @@ pub struct Changed;
 impl Handler<Changed> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        #[cfg(feature = "test-hooks")]
         if self.crashes > 0 {
             self.crashes -= 1;
             panic!("fault injection: the job watcher was told to crash");
@@ -191,7 +178,9 @@ impl Handler<Changed> for JobWatcher {
     }
 }
 
-crate::tracked_handlers!(JobWatcher => Changed, Crash);
+crate::tracked_handlers!(JobWatcher => Changed);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(JobWatcher => Crash);
 
 /// The demux that started the watcher is gone (the Job watch is being
 /// restarted): stop; the new demux starts a watcher per live Job again
@@ -249,7 +238,9 @@ impl Demux {
         self.watchers.len()
     }
 
-    /// The watcher following `name`, if any (for fault injection in tests).
+    /// The watcher following `name`, if any (for fault injection in tests;
+    /// feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn watcher(&self, name: &str) -> Option<Mailbox<JobWatcher>> {
         self.watchers.get(name).cloned()
     }
@@ -324,6 +315,7 @@ impl Demux {
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
+                #[cfg(feature = "test-hooks")]
                 crashes: 0,
             },
         );
@@ -390,7 +382,7 @@ impl Demux {
 /// complete (re)list. Returns only if the watch stream ends, which the
 /// caller treats as fatal.
 pub async fn run(
-    api: Api<SlimJob>,
+    events: crate::cluster::metered::JobEvents,
     store: JobStore,
     scheduler: Mailbox<Scheduler>,
     runtime: Runtime,
@@ -399,11 +391,7 @@ pub async fn run(
     gate: crate::cluster::gate::KubeGate,
     health: Arc<crate::cluster::metered::WatchHealth>,
 ) {
-    let cfg = watcher::Config::default()
-        .labels(MANAGED_SELECTOR)
-        .timeout(crate::cluster::metered::WATCH_TIMEOUT_SECONDS);
-    let stream = watcher(api, cfg).default_backoff();
-    let mut stream = std::pin::pin!(stream);
+    let mut stream = events;
     let stats = metrics.demux_stats();
     let mut demux = Demux::new(store, scheduler, runtime, metrics, stats);
     while let Some(ev) = stream.next().await {

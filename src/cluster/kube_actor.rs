@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
 use super::describe::describe;
-use super::files::{self, TaskFile};
-use super::state::ANNOTATION_CANCELLED;
+use super::files;
+use super::jobspec::ANNOTATION_CANCELLED;
+use crate::task::files::TaskFile;
 use serde_json::json;
 
 pub use super::gate::{KubeError, KubeGate};
@@ -37,10 +38,12 @@ pub struct KubeActor {
 /// handler): the call is answered `Unavailable` and counted as a restart.
 /// Fault injection for the supervision tests: no route, input or
 /// configuration sends it.
+#[cfg(feature = "test-hooks")]
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct CrashNextCall;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<CrashNextCall> for KubeActor {
     type Result = ();
     fn handle(&mut self, _: CrashNextCall, _: &mut Context<Self>) {
@@ -111,7 +114,9 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash, CrashNextCall);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, Preflight);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(KubeActor => crate::actors::Crash, CrashNextCall);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -153,13 +158,12 @@ pub struct StreamLogs {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Sets `spec.suspend` of a Job (false admits it; a cancelled Job is never
-/// admitted: answered `NotFound`).
+/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job
+/// is never admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
-pub struct SetSuspend {
+pub struct AdmitJob {
     pub name: String,
-    pub suspend: bool,
     pub deadline: Instant,
 }
 
@@ -180,14 +184,6 @@ pub struct GetJob {
     /// A client's read: take the gate's share for reads
     /// ([`KubeGate::for_reads`]) rather than the create path's.
     pub read_share: bool,
-}
-
-/// Lists the managed Jobs.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Job>, KubeError>")]
-pub struct ListJobs {
-    pub selector: String,
-    pub deadline: Instant,
 }
 
 impl Handler<CreateJob> for KubeActor {
@@ -365,7 +361,8 @@ impl Handler<CancelJob> for KubeActor {
             self.gate.clone()
         };
         self.tracked(async move {
-            use crate::cluster::state::{job_state, JobState};
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             let plan = |job: Option<&Job>| {
                 // Jobs this service does not manage are not ours to cancel:
                 // the caller sees them as absent, as every read path does.
@@ -475,20 +472,13 @@ impl Handler<StreamLogs> for KubeActor {
     }
 }
 
-impl Handler<SetSuspend> for KubeActor {
+impl Handler<AdmitJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
-    fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: AdmitJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
         self.tracked(async move {
-            use crate::cluster::state::{job_state, JobState};
-            if msg.suspend {
-                let pp = PatchParams::default();
-                let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
-                return gate
-                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                    .await
-                    .map(|_| ());
-            }
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             // Admission must never unsuspend a Job cancelled after the
             // scheduler last saw it: check and unsuspend as one step.
             let plan = |job: Option<&Job>| match job {
@@ -549,19 +539,7 @@ impl Handler<GetJob> for KubeActor {
     }
 }
 
-impl Handler<ListJobs> for KubeActor {
-    type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
-    fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        self.tracked(async move {
-            let lp = ListParams::default().labels(&msg.selector);
-            gate.call(msg.deadline, "list", || jobs.list(&lp))
-                .await
-                .map(|l| l.items)
-        })
-    }
-}
-
+#[cfg(feature = "test-hooks")]
 impl Handler<crate::actors::Crash> for KubeActor {
     type Result = ();
     fn handle(&mut self, _: crate::actors::Crash, _: &mut Context<Self>) {

@@ -29,17 +29,34 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::gate::KubeGate;
+use futures::stream::{BoxStream, StreamExt};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
 
-/// Builds a client whose requests go through `gate` (for the Job watch);
-/// each answered list or watch request is noted in `health`.
-pub fn watch_client(
+use super::gate::KubeGate;
+use super::jobspec::MANAGED_SELECTOR;
+use super::slim::SlimJob;
+
+/// The events of the one Job watch: a `kube::runtime::watcher` stream
+/// over the managed Jobs in `namespace` (decoded slim), with its default
+/// backoff, on a client whose requests go through `gate`; each answered
+/// list or watch request is noted in `health`.
+pub type JobEvents = BoxStream<'static, Result<watcher::Event<SlimJob>, watcher::Error>>;
+
+/// Starts the Job watch's stream (see [`JobEvents`]).
+pub fn job_events(
     gate: &KubeGate,
     config: kube::Config,
+    namespace: &str,
     health: Arc<WatchHealth>,
-) -> Result<kube::Client, kube::Error> {
+) -> Result<JobEvents, kube::Error> {
     let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(builder.with_layer(&Metered(gate.clone(), health)).build())
+    let client = builder.with_layer(&Metered(gate.clone(), health)).build();
+    let api: Api<SlimJob> = Api::namespaced(client, namespace);
+    let cfg = watcher::Config::default()
+        .labels(MANAGED_SELECTOR)
+        .timeout(WATCH_TIMEOUT_SECONDS);
+    Ok(watcher(api, cfg).default_backoff().boxed())
 }
 
 /// How long the Job watch may hear nothing from the API server — no event,

@@ -19,6 +19,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+use crate::scheduler::EnqueueError;
+use crate::sources::actor::SubmitError;
 use crate::sources::fields::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,36 @@ tokio::task_local! {
 /// The current request's id, if called while handling one.
 pub fn request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A task that was not accepted, as its sender is told.
+impl From<SubmitError> for RouteError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::RateLimited(l) => RouteError::RateLimited {
+                scope: l.scope,
+                retry_after: l.retry_after,
+            },
+            SubmitError::Enqueue(e) => e.into(),
+        }
+    }
+}
+
+/// A task that could not be persisted, as its sender is told.
+impl From<EnqueueError> for RouteError {
+    fn from(e: EnqueueError) -> Self {
+        match e {
+            EnqueueError::Invalid(m) => RouteError::Unprocessable(m),
+            EnqueueError::Unavailable(m) => RouteError::Unavailable(m),
+            EnqueueError::NamespaceMissing(ns) => RouteError::NamespaceMissing(ns),
+            EnqueueError::PermissionDenied(m) => RouteError::PermissionDenied(m),
+            EnqueueError::Failed(m) => RouteError::Failed(m),
+            EnqueueError::KeyReused(job) => RouteError::KeyReused(format!(
+                "this Idempotency-Key was already used with a different request (job {job}); \
+                 send a new key for a new request"
+            )),
+        }
+    }
 }
 
 /// Maps a failed Kubernetes call to the answer (`not_found` as given).

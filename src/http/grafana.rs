@@ -23,9 +23,9 @@ use super::error::RouteError;
 use super::github::submit;
 use super::{read_unauthenticated_body, AppState};
 use crate::cluster::kube_actor::{CancelJob, KubeError};
-use crate::cluster::state::JobState;
 use crate::events::NewEvent;
-use crate::scheduler::JobExtras;
+use crate::job::JobExtras;
+use crate::job::JobState;
 use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError, DecodeError};
 use crate::sources::intake::SCOPE_ALERT_RULE;
 
@@ -274,7 +274,7 @@ async fn resolve(
         })
         .await;
     let (decision, reason) = match sent {
-        Ok(Ok(Some(job))) => match crate::cluster::state::job_state(&job) {
+        Ok(Ok(Some(job))) => match crate::cluster::view::job_state(&job) {
             JobState::Cancelled => ("cancelled", None),
             now => return (resolved(&name, now), false),
         },

@@ -22,11 +22,12 @@ use super::schema::ErrorBody;
 use super::AppState;
 use crate::cluster::jobspec::is_managed;
 use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, StreamLogs};
-use crate::cluster::state::JobState;
 use crate::cluster::store::{JobFilter, JobStore};
-use crate::cluster::view::JobRecord;
-pub use crate::cluster::view::{ConditionView, JobView};
+pub use crate::cluster::view::JobView;
 use crate::events::{EventRecord, NewEvent};
+pub use crate::job::ConditionView;
+use crate::job::JobRecord;
+use crate::job::JobState;
 
 /// Filters and paging of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod parser_errors;
 pub mod pipeline;
 pub mod recent;
+pub mod request_metrics;
 pub mod schema;
 pub mod tasks;
 
@@ -49,7 +50,7 @@ pub struct Health {
     /// Shutdown has begun.
     pub draining: AtomicBool,
     /// The latest preflight report (`None` before the first round).
-    pub preflight: crate::preflight::Latest,
+    pub preflight: crate::cluster::preflight::Latest,
     /// The Job watch's failures and silence.
     pub watch: Arc<crate::cluster::metered::WatchHealth>,
 }

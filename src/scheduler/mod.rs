@@ -17,14 +17,17 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::{Crash, Mailbox, Refused};
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::{Mailbox, Refused};
 use crate::cluster::build_job;
-use crate::cluster::files::{self, TaskFile};
+use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
-use crate::cluster::kube_actor::{CreateJob, DeleteJob, GetJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
+use crate::job::JobExtras;
 use crate::metrics::Metrics;
 use crate::task::Task;
 use queue::{Observed, Queue};
@@ -59,6 +62,30 @@ pub enum EnqueueError {
     /// the same `Idempotency-Key`.
     #[error("job {0} was made from a different request with this key")]
     KeyReused(String),
+}
+
+/// A failed create, as the sender should see it.
+impl From<KubeError> for EnqueueError {
+    fn from(e: KubeError) -> Self {
+        match e {
+            KubeError::NamespaceMissing(ns) => EnqueueError::NamespaceMissing(ns),
+            e @ KubeError::Forbidden(_) => EnqueueError::PermissionDenied(e.to_string()),
+            // Temporary: the sender retries.
+            e @ (KubeError::Unavailable(_) | KubeError::Conflict(_)) => {
+                EnqueueError::Unavailable(e.to_string())
+            }
+            // The API server refused our Job as invalid: our problem, not
+            // the client's, and not temporary.
+            e => EnqueueError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// An actor that did not answer: temporary, the sender retries.
+impl From<Refused> for EnqueueError {
+    fn from(e: Refused) -> Self {
+        EnqueueError::Unavailable(e.to_string())
+    }
 }
 
 /// Mailbox capacity of the scheduler: Enqueue requests in flight plus
@@ -193,9 +220,8 @@ impl Scheduler {
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
-            let msg = SetSuspend {
+            let msg = AdmitJob {
                 name: name.clone(),
-                suspend: false,
                 deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
             };
             self.kube
@@ -272,19 +298,6 @@ pub struct Enqueue {
     pub deadline: Instant,
 }
 
-/// What a Job gets beyond its Task.
-#[derive(Debug, Clone, Default)]
-pub struct JobExtras {
-    /// Files for the agent (a ConfigMap owned by the Job).
-    pub files: Vec<TaskFile>,
-    /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
-    pub timeout_seconds: Option<i64>,
-    /// The request's hash under an `Idempotency-Key`, kept on the Job
-    /// ([`ANNOTATION_REQUEST_HASH`]): a duplicate whose hash differs is
-    /// refused ([`EnqueueError::KeyReused`]) rather than answered duplicate.
-    pub request_hash: Option<String>,
-}
-
 /// A Job's state changed (from its watcher).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -308,11 +321,13 @@ pub struct Synced;
 pub struct Leadership(pub bool);
 
 /// How many Jobs the queue holds: (queued, running or being admitted). For
-/// tests and diagnostics, through the raw address.
+/// tests, through the raw address (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
 pub struct Counts;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Counts> for Scheduler {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
@@ -358,25 +373,14 @@ impl Handler<Enqueue> for Scheduler {
                     files: extras.files,
                     deadline: msg.deadline,
                 })
-                .await
-                .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?;
+                .await?;
             match sent {
                 Ok(_) => Ok(Enqueued::Queued(name)),
                 Err(KubeError::AlreadyExists) => match request_hash {
                     None => Ok(Enqueued::Duplicate(name)),
                     Some(h) => same_request(&kube, name, &h, msg.deadline).await,
                 },
-                Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
-                Err(e @ KubeError::Forbidden(_)) => {
-                    Err(EnqueueError::PermissionDenied(e.to_string()))
-                }
-                // Temporary: the sender retries.
-                Err(e @ (KubeError::Unavailable(_) | KubeError::Conflict(_))) => {
-                    Err(EnqueueError::Unavailable(e.to_string()))
-                }
-                // The API server refused our Job as invalid:
-                // our problem, not the client's, and not temporary.
-                Err(e) => Err(EnqueueError::Failed(e.to_string())),
+                Err(e) => Err(e.into()),
             }
         })
     }
@@ -399,8 +403,8 @@ async fn same_request(
             deadline,
             read_share: false,
         })
-        .await
-        .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?
+        .await?
+        // Any failure to read it back is temporary here: the sender retries.
         .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
     let theirs = got.as_ref().and_then(|j| {
         j.metadata
@@ -459,6 +463,7 @@ impl Handler<Admit> for Scheduler {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -466,4 +471,6 @@ impl Handler<Crash> for Scheduler {
     }
 }
 
-crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit, Crash);
+crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(Scheduler => Crash);

@@ -24,8 +24,11 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
-use crate::actors::{Crash, Mailbox};
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, JobExtras, Scheduler};
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::Mailbox;
+use crate::job::JobExtras;
+use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
@@ -44,24 +47,10 @@ pub struct Submit {
 pub enum SubmitError {
     #[error("rate limited per {}", .0.scope)]
     RateLimited(Limited),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The namespace Jobs go to (named) does not exist.
-    #[error("namespace {0:?} does not exist")]
-    NamespaceMissing(String),
-    /// Kubernetes denied this service a permission it needs (RBAC): the
-    /// operator fixes the Role, the service recovers without a restart.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// Kubernetes refused the Job for good (not the client's fault).
-    #[error("{0}")]
-    Failed(String),
-    /// The key's Job (named) was made from a different request (its
-    /// `Idempotency-Key` reused with another body).
-    #[error("job {0} was made from a different request with this key")]
-    KeyReused(String),
+    /// Not persisted (or a reused `Idempotency-Key`), as the scheduler
+    /// or this actor's dedup cache found.
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
 }
 
 /// True when two request hashes are known and differ (a Job made before
@@ -128,7 +117,7 @@ impl Handler<Submit> for SourceActor {
         let now = Instant::now();
         if let Some(c) = self.dedup.get(&key, now) {
             if differs(hash.as_deref(), c.request_hash.as_deref()) {
-                return Box::pin(async move { Err(SubmitError::KeyReused(c.job)) });
+                return Box::pin(async move { Err(EnqueueError::KeyReused(c.job).into()) });
             }
             return Box::pin(async move { Ok(Enqueued::Duplicate(c.job)) });
         }
@@ -136,7 +125,7 @@ impl Handler<Submit> for SourceActor {
         if let Some((first_hash, first)) = in_flight {
             if differs(hash.as_deref(), first_hash.as_deref()) {
                 let job = msg.task.job_name();
-                return Box::pin(async move { Err(SubmitError::KeyReused(job)) });
+                return Box::pin(async move { Err(EnqueueError::KeyReused(job).into()) });
             }
             // A redelivery while the first is being persisted: its answer,
             // as a duplicate once the first succeeded.
@@ -201,22 +190,18 @@ async fn persist(
             deadline: msg.deadline,
         })
         .await
-        .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        .map_err(EnqueueError::from)?;
     match r {
         Ok(e) => {
             let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
             dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
             Ok(e)
         }
-        Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
-        Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
-        Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
-        Err(EnqueueError::PermissionDenied(m)) => Err(SubmitError::PermissionDenied(m)),
-        Err(EnqueueError::Failed(m)) => Err(SubmitError::Failed(m)),
-        Err(EnqueueError::KeyReused(job)) => Err(SubmitError::KeyReused(job)),
+        Err(e) => Err(e.into()),
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for SourceActor {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -224,4 +209,6 @@ impl Handler<Crash> for SourceActor {
     }
 }
 
-crate::tracked_handlers!(SourceActor => Submit, Crash);
+crate::tracked_handlers!(SourceActor => Submit);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(SourceActor => Crash);
