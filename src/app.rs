@@ -128,6 +128,7 @@ pub async fn run_with(
         ),
     );
 
+    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone());
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(
@@ -137,7 +138,7 @@ pub async fn run_with(
         .with_rule_limit(config.grafana.rate_limit_per_rule_per_minute),
     );
     let source = |kind: TaskSource, name: &'static str| {
-        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), scheduler.clone());
+        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), persister.clone());
         runtime.start(name, config.source_mailbox_capacity, actor)
     };
     let github = source(TaskSource::Github, "github");

@@ -211,3 +211,41 @@ async fn a_kube_call_that_panics_is_answered_503_counted_as_a_restart_and_the_re
     assert_eq!(again.status, 202, "{}", again.text);
     app.stop().await.expect("clean stop");
 }
+
+#[actix_rt::test]
+async fn a_job_create_in_flight_takes_no_scheduler_mailbox_slot() {
+    let app = spawn_app(&[]).await;
+    // Every API call takes a while: the create is in flight long enough to look.
+    set_faults(&app.sim, serde_json::json!({"latency_ms": 1500})).await;
+    let delivery = {
+        let app = &app;
+        async move {
+            app.deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(88)))
+                .await
+        }
+    };
+    let look = async {
+        wait_for(
+            "the Job's create in flight on the API server",
+            WAIT,
+            || async {
+                (in_flight(&sim_stats(&app.sim).await, "create", "jobs") >= 1).then_some(())
+            },
+        )
+        .await;
+        metric(
+            &app,
+            "orchestrator_actor_mailbox_depth{actor=\"scheduler\"}",
+        )
+        .await
+    };
+    let (answer, scheduler_depth) = tokio::join!(delivery, look);
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(
+        scheduler_depth,
+        Some(0.0),
+        "the create held a scheduler slot"
+    );
+    clear_faults(&app.sim).await;
+    app.stop().await.expect("clean stop");
+}

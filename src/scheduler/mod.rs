@@ -88,8 +88,8 @@ impl From<Refused> for EnqueueError {
     }
 }
 
-/// Mailbox capacity of the scheduler: Enqueue requests in flight plus
-/// watch notifications waiting.
+/// Mailbox capacity of the scheduler: watch notifications and nudges
+/// waiting.
 pub const MAILBOX: usize = 4096;
 
 pub struct Scheduler {
@@ -289,15 +289,6 @@ impl Supervised for Scheduler {
     }
 }
 
-/// Persists a Task as a suspended Job; answers once the API server has it.
-#[derive(Message)]
-#[rtype(result = "Result<Enqueued, EnqueueError>")]
-pub struct Enqueue {
-    pub task: Box<Task>,
-    pub extras: JobExtras,
-    pub deadline: Instant,
-}
-
 /// A Job's state changed (from its watcher).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -342,47 +333,62 @@ impl Handler<Counts> for Scheduler {
 #[rtype(result = "()")]
 pub struct Admit;
 
-impl Handler<Enqueue> for Scheduler {
-    type Result = ResponseFuture<Result<Enqueued, EnqueueError>>;
+/// Persists Tasks as suspended Jobs, apart from the scheduler actor: a
+/// create takes no scheduler mailbox slot and never waits behind admission
+/// work (the scheduler hears of the new Job from the watch, like of any
+/// other). Cheap to clone; each source actor holds one.
+#[derive(Clone)]
+pub struct Persister {
+    kube: Mailbox<KubeActor>,
+    config: Arc<Config>,
+}
 
-    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
-        let extras = msg.extras;
-        let job = build_job(&msg.task, &self.config).map(|mut j| {
-            if !extras.files.is_empty() {
-                files::attach(&mut j, &extras.files);
-            }
-            if let (Some(t), Some(spec)) = (extras.timeout_seconds, j.spec.as_mut()) {
-                spec.active_deadline_seconds = Some(t);
-            }
-            if let Some(h) = &extras.request_hash {
-                j.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
-            }
-            j
-        });
-        let request_hash = extras.request_hash.clone();
-        let kube = self.kube.clone();
-        Box::pin(async move {
-            let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
-            let name = job.metadata.name.clone().unwrap_or_default();
-            let sent = kube
-                .ask(CreateJob {
-                    job: Box::new(job),
-                    files: extras.files,
-                    deadline: msg.deadline,
-                })
-                .await?;
-            match sent {
-                Ok(_) => Ok(Enqueued::Queued(name)),
-                Err(KubeError::AlreadyExists) => match request_hash {
-                    None => Ok(Enqueued::Duplicate(name)),
-                    Some(h) => same_request(&kube, name, &h, msg.deadline).await,
-                },
-                Err(e) => Err(e.into()),
-            }
-        })
+impl Persister {
+    pub fn new(kube: Mailbox<KubeActor>, config: Arc<Config>) -> Self {
+        Persister { kube, config }
+    }
+
+    /// Builds `task`'s Job (with `extras`) and creates it, suspended,
+    /// before `deadline`: `Queued` once the API server has it, `Duplicate`
+    /// when it existed (`KeyReused` when made from another request under
+    /// the same `Idempotency-Key`).
+    pub async fn persist(
+        &self,
+        task: &Task,
+        extras: JobExtras,
+        deadline: Instant,
+    ) -> Result<Enqueued, EnqueueError> {
+        let mut job =
+            build_job(task, &self.config).map_err(|e| EnqueueError::Invalid(e.to_string()))?;
+        if !extras.files.is_empty() {
+            files::attach(&mut job, &extras.files);
+        }
+        if let (Some(t), Some(spec)) = (extras.timeout_seconds, job.spec.as_mut()) {
+            spec.active_deadline_seconds = Some(t);
+        }
+        if let Some(h) = &extras.request_hash {
+            job.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
+        }
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let sent = self
+            .kube
+            .ask(CreateJob {
+                job: Box::new(job),
+                files: extras.files,
+                deadline,
+            })
+            .await?;
+        match sent {
+            Ok(_) => Ok(Enqueued::Queued(name)),
+            Err(KubeError::AlreadyExists) => match extras.request_hash {
+                None => Ok(Enqueued::Duplicate(name)),
+                Some(h) => same_request(&self.kube, name, &h, deadline).await,
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -471,6 +477,6 @@ impl Handler<Crash> for Scheduler {
     }
 }
 
-crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit);
+crate::tracked_handlers!(Scheduler => Observe, Forget, Synced, Leadership, Admit);
 #[cfg(feature = "test-hooks")]
 crate::tracked_handlers!(Scheduler => Crash);

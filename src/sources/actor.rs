@@ -1,5 +1,6 @@
 //! The source actor (one supervised instance per source): dedup, rate limits,
-//! then the scheduler. Its handler returns a future, so one slow API call
+//! then the Job's create (the scheduler hears of it from the watch). Its
+//! handler returns a future, so one slow API call
 //! never holds up the next event.
 //!
 //! ```text
@@ -7,7 +8,7 @@
 //!               └▶ same key in flight? ─▶ waits for it ─▶ Duplicate | its error
 //!                                         (KeyReused at once if its request hash differs)
 //!               └▶ rate limit ─▶ RateLimited(retry after)
-//!               └▶ Scheduler::Enqueue ─▶ Queued(job) | Duplicate(job, from 409)
+//!               └▶ Persister ─▶ Kube actor ─▶ Queued(job) | Duplicate(job, from 409)
 //! ```
 //!
 //! A redelivery never spends the rate limit: the dedup cache and the
@@ -26,9 +27,8 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 #[cfg(feature = "test-hooks")]
 use crate::actors::Crash;
-use crate::actors::Mailbox;
 use crate::job::JobExtras;
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
+use crate::scheduler::{EnqueueError, Enqueued, Persister};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
@@ -71,7 +71,7 @@ pub struct SourceActor {
     in_flight: InFlightKeys,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
-    scheduler: Mailbox<Scheduler>,
+    persister: Persister,
 }
 
 impl SourceActor {
@@ -79,14 +79,14 @@ impl SourceActor {
         source: TaskSource,
         dedup: DedupCache,
         limits: Arc<RateLimits>,
-        scheduler: Mailbox<Scheduler>,
+        persister: Persister,
     ) -> Self {
         SourceActor {
             source,
             in_flight: Rc::default(),
             dedup,
             limits,
-            scheduler,
+            persister,
         }
     }
 }
@@ -156,12 +156,12 @@ impl Handler<Submit> for SourceActor {
         if let Err(l) = checked {
             return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
         }
-        let scheduler = self.scheduler.clone();
+        let persister = self.persister.clone();
         let dedup = self.dedup.clone();
         let dedup_key = key.clone();
         let in_flight = self.in_flight.clone();
         let work = async move {
-            let r = persist(scheduler, dedup, &dedup_key, msg).await;
+            let r = persist(persister, dedup, &dedup_key, msg).await;
             // Whoever drives the shared future to the end clears the key.
             in_flight.borrow_mut().remove(&dedup_key);
             r
@@ -175,30 +175,20 @@ impl Handler<Submit> for SourceActor {
     }
 }
 
-/// Asks the scheduler for the Job; remembers the key once it is persisted.
+/// Persists the Task's Job; remembers the key once it is persisted.
 async fn persist(
-    scheduler: Mailbox<Scheduler>,
+    persister: Persister,
     dedup: DedupCache,
     dedup_key: &str,
     msg: Submit,
 ) -> Result<Enqueued, SubmitError> {
     let hash = msg.extras.request_hash.clone();
-    let r = scheduler
-        .ask(Enqueue {
-            task: msg.task,
-            extras: msg.extras,
-            deadline: msg.deadline,
-        })
-        .await
-        .map_err(EnqueueError::from)?;
-    match r {
-        Ok(e) => {
-            let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
-            dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
-            Ok(e)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let e = persister
+        .persist(&msg.task, msg.extras, msg.deadline)
+        .await?;
+    let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
+    dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
+    Ok(e)
 }
 
 #[cfg(feature = "test-hooks")]
