@@ -11,11 +11,13 @@
 //!                                                                    └▶ …              ─┘
 //! ```
 //!
-//! Bounded edges, no lost terminal state: a [`Changed`] message carries no
-//! state — its handler reads the Job's newest record from the store, which
-//! the demux updated before sending. So when a watcher's mailbox is full
-//! (capacity [`WATCHER_MAILBOX`]) the event is dropped and counted: a
-//! message already waiting there will read the newer record. A watcher that
+//! Bounded edges, no lost terminal state: the demux leaves each watcher the
+//! newest news of its Job (a record, or that it is gone) in the watcher's
+//! [`Inbox`], replacing older news, then sends a [`Changed`] nudge that
+//! carries nothing. So when a watcher's mailbox is full (capacity
+//! [`WATCHER_MAILBOX`]) the nudge is dropped and counted: one already
+//! waiting takes the newest news, and the watcher is told what the demux
+//! saw without reading the store again. A watcher that
 //! cannot reach the scheduler (its bounded mailbox, capacity
 //! [`crate::scheduler::MAILBOX`], is full) marks the Job dirty in the store
 //! and counts the overflow; the scheduler re-reads dirty Jobs on its next
@@ -24,8 +26,8 @@
 //! Supervision: watchers run under the actor runtime
 //! ([`Runtime::start_transient`]) with the metrics of every other actor
 //! (`actor="job_watcher"`: mailbox depth, messages, handling time,
-//! overflows, restarts). A panicking watcher is restarted and re-reads its
-//! Job from the store, reporting its state again; one that keeps panicking
+//! overflows, restarts). A panicking watcher is restarted, rebuilds what it
+//! knows from the store (its derived state) and reports it again; one that keeps panicking
 //! ([`MAX_WATCHER_RESTARTS`]) marks its Job dirty for the scheduler and
 //! ends.
 //!
@@ -63,9 +65,39 @@ pub const WATCHER_MAILBOX: usize = 16;
 /// resync and ends.
 pub const MAX_WATCHER_RESTARTS: u32 = 3;
 
+/// What the demux last saw of one Job, for its watcher.
+enum News {
+    /// The Job's newest record.
+    Record(Arc<JobRecord>),
+    /// The Job is gone from the API server.
+    Gone,
+}
+
+/// One watcher's newest news, left by the demux and taken by the watcher
+/// ([`Changed`]); newer news replaces older news not taken yet.
+#[derive(Default)]
+pub struct Inbox(std::sync::Mutex<Option<News>>);
+
+impl Inbox {
+    fn put(&self, news: News) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(news);
+    }
+
+    fn take(&self) -> Option<News> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// Follows one live Job until it finishes, is cancelled or disappears.
 pub struct JobWatcher {
     name: Arc<str>,
+    inbox: Arc<Inbox>,
     state: Option<JobState>,
     since: Instant,
     shared: Shared,
@@ -130,8 +162,13 @@ impl Supervised for JobWatcher {
             return;
         }
         tracing::warn!(job = %self.name, "job watcher restarting; re-reading the job from the store");
-        // Report the stored state again, whatever was reported before.
+        // Rebuild from the store (the news being handled was lost with the
+        // panic) and report the state again, whatever was reported before.
         self.state = None;
+        self.inbox.put(match self.shared.store.get(&self.name) {
+            Some(r) => News::Record(r),
+            None => News::Gone,
+        });
         ctx.notify(Changed);
     }
 }
@@ -144,7 +181,7 @@ impl Handler<Crash> for JobWatcher {
     }
 }
 
-/// The Job changed: read its newest record from the store.
+/// The Job changed: take the newest news from the watcher's [`Inbox`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Changed;
@@ -157,11 +194,16 @@ impl Handler<Changed> for JobWatcher {
             self.crashes -= 1;
             panic!("fault injection: the job watcher was told to crash");
         }
-        let Some(record) = self.shared.store.get(&self.name) else {
-            tracing::info!(job = %self.name, "job deleted");
-            self.shared.notify(&self.name, Forget(self.name.clone()));
-            ctx.stop();
-            return;
+        let record = match self.inbox.take() {
+            // An earlier nudge took the newest news already.
+            None => return,
+            Some(News::Record(record)) => record,
+            Some(News::Gone) => {
+                tracing::info!(job = %self.name, "job deleted");
+                self.shared.notify(&self.name, Forget(self.name.clone()));
+                ctx.stop();
+                return;
+            }
         };
         let state = record.state;
         if self.state != Some(state) {
@@ -198,7 +240,7 @@ impl Handler<Stop> for JobWatcher {
 
 impl Drop for Demux {
     fn drop(&mut self) {
-        for w in self.watchers.values() {
+        for (w, _) in self.watchers.values() {
             w.addr().do_send(Stop);
         }
     }
@@ -206,7 +248,7 @@ impl Drop for Demux {
 
 /// Routes watch events to the store and the per-Job watcher actors.
 pub struct Demux {
-    watchers: HashMap<Arc<str>, Mailbox<JobWatcher>>,
+    watchers: HashMap<Arc<str>, (Mailbox<JobWatcher>, Arc<Inbox>)>,
     shared: Shared,
 }
 
@@ -242,18 +284,19 @@ impl Demux {
     /// feature `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub fn watcher(&self, name: &str) -> Option<Mailbox<JobWatcher>> {
-        self.watchers.get(name).cloned()
+        self.watchers.get(name).map(|(w, _)| w.clone())
     }
 
-    /// Tells `name`'s watcher, if it still runs, that its Job changed.
+    /// Leaves `news` for `name`'s watcher, if it still runs, and nudges it.
     /// `None`: no running watcher (it is forgotten); `Some(false)`: its
-    /// mailbox was full (a message already waiting reads the newer record).
-    fn tell_watcher(&mut self, name: &str) -> Option<bool> {
-        let w = self.watchers.get(name)?;
+    /// mailbox was full (a nudge already waiting takes the newest news).
+    fn tell_watcher(&mut self, name: &str, news: News) -> Option<bool> {
+        let (w, inbox) = self.watchers.get(name)?;
         if !w.is_alive() {
             self.watchers.remove(name);
             return None;
         }
+        inbox.put(news);
         self.shared.stats.to_watchers.inc();
         let sent = w.tell(Changed).is_ok();
         if !sent {
@@ -287,7 +330,10 @@ impl Demux {
         let applied = self.shared.store.apply(record);
         stats.tracked.set(self.shared.store.len() as i64);
         let live = applied.after.is_live();
-        if self.tell_watcher(&name).is_some() {
+        if self
+            .tell_watcher(&name, News::Record(applied.record.clone()))
+            .is_some()
+        {
             if !live {
                 // It reads the final record and stops.
                 self.watchers.remove(&name);
@@ -299,18 +345,19 @@ impl Demux {
             // (Only a Job it may hold: it never sees finished ones, and a
             // relist rebuilds it from the store anyway.)
             if applied.before.is_some_and(JobState::is_live) {
-                if let Some(r) = self.shared.store.get(&name) {
-                    self.shared.notify(&name, Observe(Observed::of(&r)));
-                }
+                self.shared
+                    .notify(&name, Observe(Observed::of(&applied.record)));
             }
             return;
         }
+        let inbox = Arc::new(Inbox::default());
         let w = self.shared.runtime.start_transient(
             "job_watcher",
             &self.shared.watcher_metrics,
             WATCHER_MAILBOX,
             JobWatcher {
                 name: name.clone(),
+                inbox: inbox.clone(),
                 state: None,
                 since: Instant::now(),
                 shared: self.shared.clone(),
@@ -319,8 +366,8 @@ impl Demux {
                 crashes: 0,
             },
         );
-        self.watchers.insert(name.clone(), w);
-        self.tell_watcher(&name);
+        self.watchers.insert(name.clone(), (w, inbox));
+        self.tell_watcher(&name, News::Record(applied.record));
     }
 
     /// A Job was deleted.
@@ -337,7 +384,7 @@ impl Demux {
     /// Tells whoever follows `name` that it is gone from the store.
     fn ended(&mut self, name: &str, stored: Option<Arc<str>>) {
         let name: Arc<str> = stored.unwrap_or_else(|| name.into());
-        let told = self.tell_watcher(&name);
+        let told = self.tell_watcher(&name, News::Gone);
         self.watchers.remove(&name);
         if told.is_none() {
             self.shared.notify(&name, Forget(name.clone()));

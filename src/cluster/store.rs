@@ -86,10 +86,12 @@ impl JobFilter<'_> {
 }
 
 /// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     pub before: Option<JobState>,
     pub after: JobState,
+    /// The record as stored.
+    pub record: Arc<JobRecord>,
 }
 
 fn add_to(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
@@ -195,13 +197,15 @@ impl JobStore {
             seen.insert(record.name.clone());
         }
         let after = record.state;
-        inner.jobs.insert(record.name.clone(), Arc::new(record));
+        let record = Arc::new(record);
+        inner.jobs.insert(record.name.clone(), record.clone());
         drop(inner);
         self.count(cost + 1);
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         Applied {
             before: before.map(|r| r.state),
             after,
+            record,
         }
     }
 
