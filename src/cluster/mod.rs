@@ -12,6 +12,7 @@ pub mod describe;
 pub mod files;
 pub mod forbidden;
 pub mod gate;
+pub mod jobs;
 pub mod kube_actor;
 pub mod lease;
 pub mod metered;
