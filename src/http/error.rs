@@ -20,7 +20,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::cluster::jobs::JobsError;
-use crate::scheduler::EnqueueError;
+use crate::scheduler::error::EnqueueError;
 use crate::sources::actor::SubmitError;
 use crate::sources::fields::FieldError;
 

@@ -28,7 +28,8 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use crate::actors::Crash;
 use crate::actors::Mailbox;
 use crate::job::JobExtras;
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, Scheduler};
+use crate::scheduler::error::EnqueueError;
+use crate::scheduler::{Enqueue, Enqueued, Scheduler};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
