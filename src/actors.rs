@@ -413,7 +413,8 @@ impl<A: Actor<Context = Context<A>>> Mailbox<A> {
         }
     }
 
-    /// The raw address (for tests and fault injection).
+    /// The raw address (for tests and fault injection; feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn addr(&self) -> &Addr<A> {
         &self.addr
     }

@@ -19,7 +19,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use crate::scheduler::EnqueueError;
+use crate::cluster::jobs::JobsError;
+use crate::scheduler::error::EnqueueError;
 use crate::sources::actor::SubmitError;
 use crate::sources::fields::FieldError;
 
@@ -115,15 +116,13 @@ impl From<EnqueueError> for RouteError {
     }
 }
 
-/// Maps a failed Kubernetes call to the answer (`not_found` as given).
-pub fn from_kube(e: crate::cluster::kube_actor::KubeError, not_found: &str) -> RouteError {
-    use crate::cluster::kube_actor::KubeError;
+/// Maps a failed Jobs call to the answer (`not_found` as given).
+pub fn from_jobs(e: JobsError, not_found: &str) -> RouteError {
     match e {
-        KubeError::NotFound => RouteError::NotFound(not_found.to_string()),
-        KubeError::Unavailable(m) => RouteError::Unavailable(m),
-        KubeError::Conflict(m) => RouteError::Unavailable(format!("conflict: {m}")),
-        e @ KubeError::Forbidden(_) => RouteError::PermissionDenied(e.to_string()),
-        other => RouteError::Failed(other.to_string()),
+        JobsError::NotFound => RouteError::NotFound(not_found.to_string()),
+        JobsError::Unavailable(m) => RouteError::Unavailable(m),
+        JobsError::PermissionDenied(m) => RouteError::PermissionDenied(m),
+        JobsError::Failed(m) => RouteError::Failed(m),
     }
 }
 

@@ -30,9 +30,8 @@ use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
 use crate::actors::Mailbox;
-use crate::cluster::kube_actor::KubeActor;
+use crate::cluster::jobs::Jobs;
 use crate::cluster::lease::Leader;
-use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::events::{EventLog, NewEvent};
 use crate::metrics::Metrics;
@@ -70,9 +69,9 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<EventLog>,
-    /// The watch store: every managed Job's record and the indexes (read-only here).
-    pub jobs: JobStore,
-    pub kube: Mailbox<KubeActor>,
+    /// The Jobs: the watch store's records and indexes (read-only here),
+    /// and the operator's calls (fetch, cancel, logs) through the Kube actor.
+    pub jobs: Jobs,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,
     /// What unauthenticated request bodies may buffer ([`body`]).

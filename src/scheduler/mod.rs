@@ -10,6 +10,7 @@
 //! is marked dirty in the store and re-read here on the next message or
 //! tick.
 
+pub mod error;
 pub mod queue;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use actix::prelude::*;
 
 #[cfg(feature = "test-hooks")]
 use crate::actors::Crash;
-use crate::actors::{Mailbox, Refused};
+use crate::actors::Mailbox;
 use crate::cluster::build_job;
 use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
@@ -30,6 +31,7 @@ use crate::config::Config;
 use crate::job::JobExtras;
 use crate::metrics::Metrics;
 use crate::task::Task;
+use error::EnqueueError;
 use queue::{Observed, Queue};
 
 /// What became of an enqueued Task.
@@ -39,53 +41,6 @@ pub enum Enqueued {
     Queued(String),
     /// The Job for this Task already existed.
     Duplicate(String),
-}
-
-/// Why a Task could not be persisted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EnqueueError {
-    #[error("the task cannot become a Job: {0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The namespace Jobs go to (named) does not exist.
-    #[error("namespace {0:?} does not exist")]
-    NamespaceMissing(String),
-    /// Kubernetes denied this service a permission it needs (RBAC): the
-    /// operator fixes the Role, the service recovers without a restart.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// Kubernetes refused the Job for good (not the task's fault).
-    #[error("{0}")]
-    Failed(String),
-    /// The task's Job (named) exists, made from a different request under
-    /// the same `Idempotency-Key`.
-    #[error("job {0} was made from a different request with this key")]
-    KeyReused(String),
-}
-
-/// A failed create, as the sender should see it.
-impl From<KubeError> for EnqueueError {
-    fn from(e: KubeError) -> Self {
-        match e {
-            KubeError::NamespaceMissing(ns) => EnqueueError::NamespaceMissing(ns),
-            e @ KubeError::Forbidden(_) => EnqueueError::PermissionDenied(e.to_string()),
-            // Temporary: the sender retries.
-            e @ (KubeError::Unavailable(_) | KubeError::Conflict(_)) => {
-                EnqueueError::Unavailable(e.to_string())
-            }
-            // The API server refused our Job as invalid: our problem, not
-            // the client's, and not temporary.
-            e => EnqueueError::Failed(e.to_string()),
-        }
-    }
-}
-
-/// An actor that did not answer: temporary, the sender retries.
-impl From<Refused> for EnqueueError {
-    fn from(e: Refused) -> Self {
-        EnqueueError::Unavailable(e.to_string())
-    }
 }
 
 /// Mailbox capacity of the scheduler: watch notifications and nudges

@@ -28,7 +28,8 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 #[cfg(feature = "test-hooks")]
 use crate::actors::Crash;
 use crate::job::JobExtras;
-use crate::scheduler::{EnqueueError, Enqueued, Persister};
+use crate::scheduler::error::EnqueueError;
+use crate::scheduler::{Enqueued, Persister};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
