@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # The orchestrator image: built with a pinned Rust toolchain, run from a
 # distroless base (no shell, no package manager) as numeric user 1000.
+# Built without the default `embedded-cluster` feature: the image has no
+# Kubernetes API simulator (`serve --embedded-cluster` and `sim` are not in
+# it); it runs against a real cluster only.
 # Build: ./build.sh (or docker build -t orchestrator .)
 
 FROM rust:1.95.0-bookworm AS builder
@@ -16,11 +19,11 @@ RUN mkdir -p src benches crates/kube-api-sim/src crates/kube-api-sim/benches \
     && touch src/lib.rs crates/kube-api-sim/src/lib.rs \
     && echo 'fn main() {}' > benches/github_route.rs \
     && echo 'fn main() {}' > crates/kube-api-sim/benches/sim.rs \
-    && cargo build --release --locked --bin orchestrator \
+    && cargo build --release --locked --no-default-features --bin orchestrator \
     && rm -rf src crates/kube-api-sim/src
 COPY . .
 RUN touch src/main.rs src/lib.rs crates/kube-api-sim/src/lib.rs \
-    && cargo build --release --locked --bin orchestrator \
+    && cargo build --release --locked --no-default-features --bin orchestrator \
     && cp target/release/orchestrator /orchestrator
 
 # distroless/cc: glibc, libgcc and CA certificates; nothing else.

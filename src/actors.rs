@@ -18,9 +18,14 @@
 //! | `kube` | the client, its rate limiter | the call being started | nothing to rebuild |
 //! | `job_watcher` (one per live Job, [`Runtime::start_transient`]) | the Job's last reported state | the change being handled | the Job's record in the watch store, re-read and reported again; after repeated panics the Job is marked dirty for the scheduler's resync and the watcher ends (the next event starts a new one) |
 //!
-//! Long-running tasks (the HTTP server, the Job watch, the Lease loop) are
-//! watched by `app::run`: if one ends, the process stops with an error (exit
-//! code 1) after marking itself not ready, and Kubernetes restarts it.
+//! Long-running tasks (the Job watch, the Lease loop, the preflight runner)
+//! run under [`Runtime::supervise`]: one that ends or panics is started
+//! again after a backoff and counted as a restart of its own label
+//! (`job_watch`, `lease`, `preflight`); one that fails
+//! [`TASK_MAX_FAILURES`] times within [`TASK_FAILURE_WINDOW`] stops the
+//! process with an error (exit code 1) after it marked itself not ready, and
+//! Kubernetes restarts it. The HTTP server is watched by `app::run` the
+//! same way (its end is fatal at once).
 //!
 //! # Bounded mailboxes
 //!
@@ -157,6 +162,27 @@ impl<A: Actor> std::fmt::Debug for Mailbox<A> {
     }
 }
 
+/// First wait before a supervised task is started again.
+pub const TASK_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+/// Longest wait between restarts of a supervised task.
+pub const TASK_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// A task that ran this long before failing restarts after the first wait again.
+pub const TASK_HEALTHY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Failures of one supervised task within [`TASK_FAILURE_WINDOW`] after
+/// which the process stops (Kubernetes restarts it).
+pub const TASK_MAX_FAILURES: usize = 5;
+/// See [`TASK_MAX_FAILURES`].
+pub const TASK_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The message of a panic payload (empty when it is neither text nor a string).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// Starts supervised actors and reports one that could not be restarted.
 #[derive(Clone)]
 pub struct Runtime {
@@ -245,6 +271,68 @@ impl Runtime {
         }
     }
 
+    /// Runs a long-lived task (the Job watch, the Lease loop, the preflight
+    /// runner) under supervision, like an actor: when the future `make`
+    /// returns ends or panics, it is counted in
+    /// `orchestrator_actor_restarts_total{actor=name}` and started again
+    /// after a backoff ([`TASK_BACKOFF`], doubling to [`TASK_BACKOFF_MAX`],
+    /// back to the start after it ran [`TASK_HEALTHY`]). After
+    /// [`TASK_MAX_FAILURES`] failures within [`TASK_FAILURE_WINDOW`] it is
+    /// reported dead ([`Runtime::dead`]) and the process stops. Aborting the
+    /// returned handle stops the task (shutdown). Must run inside an actix
+    /// `System`.
+    pub fn supervise<F, Fut>(
+        &self,
+        name: &'static str,
+        mut make: F,
+    ) -> actix_rt::task::JoinHandle<()>
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        use futures::FutureExt as _;
+        let metrics = self.actor_metrics(name);
+        let dead = self.dead.clone();
+        actix_rt::spawn(async move {
+            let mut failures: std::collections::VecDeque<tokio::time::Instant> =
+                std::collections::VecDeque::new();
+            let mut backoff = TASK_BACKOFF;
+            loop {
+                let started = tokio::time::Instant::now();
+                let ended = AssertUnwindSafe(make()).catch_unwind().await;
+                let now = tokio::time::Instant::now();
+                match ended {
+                    Ok(()) => tracing::error!(task = name, "task ended; restarting it"),
+                    Err(panic) => {
+                        tracing::error!(task = name, panic = %panic_text(&*panic), "task panicked; restarting it");
+                    }
+                }
+                metrics.restarts.inc();
+                if now.duration_since(started) >= TASK_HEALTHY {
+                    backoff = TASK_BACKOFF;
+                }
+                failures.push_back(now);
+                while failures
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > TASK_FAILURE_WINDOW)
+                {
+                    failures.pop_front();
+                }
+                if failures.len() >= TASK_MAX_FAILURES {
+                    tracing::error!(
+                        task = name,
+                        failures = failures.len(),
+                        "task keeps failing; giving up"
+                    );
+                    dead.send_replace(Some(name));
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(TASK_BACKOFF_MAX);
+            }
+        })
+    }
+
     /// Resolves with the name of the first actor that died for good (its
     /// restart itself failed); the process must then stop.
     pub async fn dead(&self) -> &'static str {
@@ -299,6 +387,19 @@ impl<A: Actor<Context = Context<A>>> Mailbox<A> {
         Ok(())
     }
 
+    /// Sends a control message past the bound: it takes no slot and is
+    /// never refused. Only for the few messages that must arrive whatever
+    /// the mailbox holds (telling a watcher to stop).
+    pub fn tell_past_bound<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.addr.do_send(msg);
+    }
+
     /// Sends `msg` and waits for the answer; refused at once when full. The
     /// slot is held until the answer arrives.
     pub fn ask<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, Refused>> + 'static
@@ -325,7 +426,8 @@ impl<A: Actor<Context = Context<A>>> Mailbox<A> {
         }
     }
 
-    /// The raw address (for tests and fault injection).
+    /// The raw address (for tests and fault injection; feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn addr(&self) -> &Addr<A> {
         &self.addr
     }
@@ -373,11 +475,7 @@ where
                     tracing::warn!(actor = self.name, "actor stopped; restarting it");
                 }
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let what = panic_text(&*panic);
                     tracing::error!(actor = self.name, panic = %what, "actor handler panicked; restarting it");
                 }
             }
@@ -403,6 +501,61 @@ where
 /// each `Crash` arms one such panic).
 /// Fault injection for the supervision tests: no route, input or
 /// configuration sends it.
+/// Only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Crash;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[actix_rt::test]
+    async fn a_supervised_task_that_ends_or_panics_is_restarted_with_backoff_and_counted() {
+        tokio::time::pause();
+        let metrics = Metrics::new();
+        let runtime = Runtime::new(metrics.clone());
+        let runs = Rc::new(Cell::new(0u32));
+        let counted = runs.clone();
+        let started = tokio::time::Instant::now();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+        let mut done_tx = Some(done_tx);
+        let _task = runtime.supervise("test_task", move || {
+            let run = counted.get() + 1;
+            counted.set(run);
+            let done = if run == 3 { done_tx.take() } else { None };
+            async move {
+                match run {
+                    1 => panic!("first run panics"),
+                    2 => {} // the second ends
+                    _ => {
+                        if let Some(tx) = done {
+                            let _ = tx.send(tokio::time::Instant::now());
+                        }
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        });
+        let third = done_rx.await.expect("a third run");
+        assert_eq!(runs.get(), 3);
+        assert_eq!(metrics.restarts("test_task"), 2);
+        // Waited 0.5 s, then 1 s.
+        assert!(
+            third.duration_since(started) >= TASK_BACKOFF * 3,
+            "{:?}",
+            third.duration_since(started)
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_task_that_keeps_failing_is_reported_dead() {
+        tokio::time::pause();
+        let runtime = Runtime::new(Metrics::new());
+        let _task = runtime.supervise("always_failing", || async {});
+        assert_eq!(runtime.dead().await, "always_failing");
+    }
+}

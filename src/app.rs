@@ -17,7 +17,6 @@ use std::time::Duration;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt as _};
 use actix_web::{web, App};
 use anyhow::Context as _;
-use kube::Api;
 use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
@@ -90,26 +89,25 @@ pub async fn run_with(
     // Lease (the client's own errors, e.g. a refused connection, omit it).
     // At error level so that every filter that shows their warnings keeps it.
     let api_url = kube_config.cluster_url.to_string();
-    let preflight_target = crate::preflight::Target {
+    let preflight_target = crate::cluster::preflight::Target {
         server: api_url.trim_end_matches('/').to_string(),
         namespace: config.namespace.clone(),
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let watch_config = kube_config.clone();
-    let client =
-        kube::Client::try_from(kube_config).context("Failed to initialize Kubernetes client")?;
     let metrics = Metrics::new();
     let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
 
     // One gate (rate bound, timeouts, retries, metrics) for every call.
-    let gate = KubeGate::new(
-        client.clone(),
+    let gate = KubeGate::from_config(
+        kube_config,
         config.kube_api_qps,
         config.kube_api_burst,
         metrics.clone(),
-    );
+    )
+    .context("Failed to initialize Kubernetes client")?;
     let kube = runtime.start(
         "kube",
         kube_actor::MAILBOX,
@@ -130,6 +128,7 @@ pub async fn run_with(
         ),
     );
 
+    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone());
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(
@@ -139,7 +138,7 @@ pub async fn run_with(
         .with_rule_limit(config.grafana.rate_limit_per_rule_per_minute),
     );
     let source = |kind: TaskSource, name: &'static str| {
-        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), scheduler.clone());
+        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), persister.clone());
         runtime.start(name, config.source_mailbox_capacity, actor)
     };
     let github = source(TaskSource::Github, "github");
@@ -151,40 +150,86 @@ pub async fn run_with(
     }
 
     // The watch's own client: its lists and watches wait for the same gate.
-    let watch_client = crate::cluster::metered::watch_client(&gate, watch_config)
-        .context("Failed to initialize Kubernetes client")?;
     // Decoded slim: the watch reads a small projection of each Job.
-    let jobs_api: Api<crate::cluster::slim::SlimJob> = Api::namespaced(watch_client, &ns);
-    let watch = actix_rt::spawn(
-        crate::watcher::run(
-            jobs_api,
+    let first_events =
+        crate::cluster::metered::job_events(&gate, watch_config.clone(), &ns, health.watch.clone())
+            .context("Failed to initialize Kubernetes client")?;
+    // The long-lived tasks run under the runtime's supervision: restarted
+    // with backoff when they end or panic, fatal when they keep failing.
+    let _watch = {
+        let mut first = Some(first_events);
+        let watch_health = health.watch.clone();
+        let (store, scheduler, runtime_, synced, metrics, gate, ns, span) = (
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),
-        )
-        .instrument(api_server.clone()),
-    );
-    let elector = Elector::new(
-        gate.clone(),
-        &ns,
-        config.leader.clone(),
-        leader.clone(),
-        metrics.clone(),
-    );
-    let nudge = scheduler.clone();
-    let mut lease_task = actix_rt::spawn(
-        elector
+            ns.clone(),
+            api_server.clone(),
+        );
+        runtime.supervise("job_watch", move || {
+            // A restart watches anew (and relists).
+            let events = first.take().map(Ok).unwrap_or_else(|| {
+                crate::cluster::metered::job_events(
+                    &gate,
+                    watch_config.clone(),
+                    &ns,
+                    watch_health.clone(),
+                )
+            });
+            let run = events.map(|events| {
+                crate::watcher::run(
+                    events,
+                    crate::watcher::WatchParts {
+                        store: store.clone(),
+                        scheduler: scheduler.clone(),
+                        runtime: runtime_.clone(),
+                        synced: synced.clone(),
+                        metrics: metrics.clone(),
+                        gate: gate.clone(),
+                        health: watch_health.clone(),
+                    },
+                )
+            });
+            async move {
+                match run {
+                    Ok(run) => run.await,
+                    Err(e) => tracing::error!(error = %e, "could not start the Job watch"),
+                }
+            }
+            .instrument(span.clone())
+        })
+    };
+    let lease_task = {
+        let (gate, ns, leader_config, leader, metrics, nudge, span) = (
+            gate.clone(),
+            ns.clone(),
+            config.leader.clone(),
+            leader.clone(),
+            metrics.clone(),
+            scheduler.clone(),
+            api_server.clone(),
+        );
+        runtime.supervise("lease", move || {
+            let nudge = nudge.clone();
+            Elector::new(
+                gate.clone(),
+                &ns,
+                leader_config.clone(),
+                leader.clone(),
+                metrics.clone(),
+            )
             .run(move |leading| {
                 // The scheduler also reads leadership at every admission;
                 // this only makes it act at once (a full mailbox loses
                 // nothing).
                 let _ = nudge.tell(Leadership(leading));
             })
-            .instrument(api_server.clone()),
-    );
+            .instrument(span.clone())
+        })
+    };
     let bodies = http::body::BodyBudget::new();
     started(Handles {
         github: github.clone(),
@@ -198,12 +243,21 @@ pub async fn run_with(
         bodies: bodies.clone(),
     });
 
-    let preflight = actix_rt::spawn(crate::preflight::runner::run(
-        kube.clone(),
-        preflight_target,
-        config.preflight_interval,
-        health.preflight.clone(),
-    ));
+    let preflight = {
+        let (kube, period, latest) = (
+            kube.clone(),
+            config.preflight_interval,
+            health.preflight.clone(),
+        );
+        runtime.supervise("preflight", move || {
+            crate::cluster::preflight::runner::run(
+                kube.clone(),
+                preflight_target.clone(),
+                period,
+                latest.clone(),
+            )
+        })
+    };
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -216,8 +270,7 @@ pub async fn run_with(
         health: health.clone(),
         metrics: metrics.clone(),
         events: Arc::new(EventLog::new(EVENT_LOG_CAPACITY)),
-        jobs: reader,
-        kube: kube.clone(),
+        jobs: crate::cluster::jobs::Jobs::new(reader, kube.clone()),
         leader: leader.clone(),
         bodies,
         token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
@@ -241,7 +294,7 @@ pub async fn run_with(
             let app = move || {
                 App::new()
                     .wrap(actix_web::middleware::from_fn(
-                        crate::service_metrics::record,
+                        crate::http::request_metrics::record,
                     ))
                     .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())
@@ -295,14 +348,12 @@ pub async fn run_with(
     tokio::pin!(shutdown);
     let outcome = tokio::select! {
         _ = &mut shutdown => Ok(()),
-        r = watch => Err(anyhow::anyhow!("the Job watch stopped ({r:?}); exiting instead of running half-alive")),
         r = server_task => match r {
             Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("the HTTP server failed")),
             Err(e) => Err(anyhow::anyhow!("the HTTP server task died: {e}")),
         },
-        r = &mut lease_task => Err(anyhow::anyhow!("the scheduler Lease loop stopped ({r:?}); exiting instead of running half-alive")),
-        name = runtime.dead() => Err(anyhow::anyhow!("the {name} actor could not be restarted; exiting instead of running half-alive")),
+        name = runtime.dead() => Err(anyhow::anyhow!("{name} failed for good (an actor that could not be restarted, or a task that kept failing); exiting instead of running half-alive")),
     };
     // Graceful part: refuse readiness; stop admitting and release the Lease
     // (so another replica admits at once) while in-flight requests finish.

@@ -7,6 +7,7 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
+pub mod grafana;
 mod leader;
 pub(crate) mod parse;
 mod scheduler;
@@ -174,7 +175,7 @@ pub struct Config {
     /// size; `0` turns the limit off. Default `600`.
     pub api_rate_limit_per_token_per_minute: u32,
     /// The Grafana / Alertmanager webhook source (`GRAFANA_*` variables).
-    pub grafana: crate::sources::grafana::GrafanaConfig,
+    pub grafana: grafana::GrafanaConfig,
     /// `SERVER_WORKERS` — HTTP worker threads. Default: the number of CPU cores.
     pub server_workers: usize,
     /// `SERVER_MAX_CONNECTIONS` — open connections each HTTP worker serves at
@@ -203,6 +204,10 @@ pub struct Config {
     /// server, namespace, permissions) run; decimals allowed, 0.05 to 3600.
     /// Default `30`.
     pub preflight_interval: std::time::Duration,
+    /// `JOB_WATCH_FAILING_SECONDS` — how long the Job watch may keep failing
+    /// (it retries with backoff) before `/ready` answers 503 naming it.
+    /// Default `30`.
+    pub job_watch_failing: std::time::Duration,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -439,7 +444,7 @@ impl Config {
                     }
                 },
             },
-            grafana: crate::sources::grafana::GrafanaConfig::from_lookup(&lookup)?,
+            grafana: grafana::GrafanaConfig::from_lookup(&lookup)?,
             server_workers: positive(
                 "SERVER_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
@@ -452,6 +457,11 @@ impl Config {
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
             scheduler: SchedulerConfig::from_lookup(&get)?,
+            job_watch_failing: std::time::Duration::from_secs(positive(
+                "JOB_WATCH_FAILING_SECONDS",
+                30,
+                3600,
+            )?),
             preflight_interval: {
                 let v = or("PREFLIGHT_INTERVAL_SECONDS", "30");
                 match v.trim().parse::<f64>() {

@@ -4,6 +4,9 @@
 //! Label values are bounded sets (source, decision, verb, outcome, actor):
 //! never delivery ids, repositories or anything a sender controls.
 
+pub mod demux;
+pub mod service;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,8 +71,8 @@ pub struct Metrics {
     jobs: Family<StateLabels, Gauge>,
     watchers: Gauge,
     admitted: Counter,
-    service: crate::service_metrics::ServiceMetrics,
-    demux: Arc<crate::watcher::DemuxStats>,
+    service: service::ServiceMetrics,
+    demux: Arc<demux::DemuxStats>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -159,8 +162,8 @@ impl Metrics {
             "Queued Jobs admitted (unsuspended) by the scheduler",
             admitted.clone(),
         );
-        let service = crate::service_metrics::ServiceMetrics::register(&mut registry);
-        let demux = Arc::new(crate::watcher::DemuxStats::default());
+        let service = service::ServiceMetrics::register(&mut registry);
+        let demux = Arc::new(demux::DemuxStats::default());
         registry.register(
             "job_watch_events",
             "Job watch events applied to the store",
@@ -272,13 +275,13 @@ impl Metrics {
         &self.watchers
     }
 
-    /// `build_info`, HTTP request and Job timing metrics ([`crate::service_metrics`]).
-    pub fn service(&self) -> &crate::service_metrics::ServiceMetrics {
+    /// `build_info`, HTTP request and Job timing metrics ([`service`]).
+    pub fn service(&self) -> &service::ServiceMetrics {
         &self.service
     }
 
     /// The watch demux's work counters (registered here).
-    pub fn demux_stats(&self) -> Arc<crate::watcher::DemuxStats> {
+    pub fn demux_stats(&self) -> Arc<demux::DemuxStats> {
         self.demux.clone()
     }
 

@@ -6,6 +6,7 @@
 //! makes deduplication exact across replicas and restarts (see
 //! `docs/architecture.md`). Serialized, a Task is the `TASK_JSON` document the agent gets.
 
+pub mod files;
 pub mod git;
 
 use chrono::{DateTime, Utc};

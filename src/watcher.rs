@@ -11,11 +11,13 @@
 //!                                                                    └▶ …              ─┘
 //! ```
 //!
-//! Bounded edges, no lost terminal state: a [`Changed`] message carries no
-//! state — its handler reads the Job's newest record from the store, which
-//! the demux updated before sending. So when a watcher's mailbox is full
-//! (capacity [`WATCHER_MAILBOX`]) the event is dropped and counted: a
-//! message already waiting there will read the newer record. A watcher that
+//! Bounded edges, no lost terminal state: the demux leaves each watcher the
+//! newest news of its Job (a record, or that it is gone) in the watcher's
+//! [`Inbox`], replacing older news, then sends a [`Changed`] nudge that
+//! carries nothing. So when a watcher's mailbox is full (capacity
+//! [`WATCHER_MAILBOX`]) the nudge is dropped and counted: one already
+//! waiting takes the newest news, and the watcher is told what the demux
+//! saw without reading the store again. A watcher that
 //! cannot reach the scheduler (its bounded mailbox, capacity
 //! [`crate::scheduler::MAILBOX`], is full) marks the Job dirty in the store
 //! and counts the overflow; the scheduler re-reads dirty Jobs on its next
@@ -24,8 +26,8 @@
 //! Supervision: watchers run under the actor runtime
 //! ([`Runtime::start_transient`]) with the metrics of every other actor
 //! (`actor="job_watcher"`: mailbox depth, messages, handling time,
-//! overflows, restarts). A panicking watcher is restarted and re-reads its
-//! Job from the store, reporting its state again; one that keeps panicking
+//! overflows, restarts). A panicking watcher is restarted, rebuilds what it
+//! knows from the store (its derived state) and reports it again; one that keeps panicking
 //! ([`MAX_WATCHER_RESTARTS`]) marks its Job dirty for the scheduler and
 //! ends.
 //!
@@ -40,18 +42,17 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::Api;
+use kube::runtime::watcher;
 
 use crate::cluster::slim::SlimJob;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
-use crate::actors::{Crash, Mailbox, Runtime, Tracked};
-use crate::cluster::jobspec::MANAGED_SELECTOR;
-use crate::cluster::state::JobState;
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::{Mailbox, Runtime, Tracked};
 use crate::cluster::store::JobStore;
-use crate::cluster::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::JobState;
+use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::scheduler::queue::Observed;
@@ -64,31 +65,47 @@ pub const WATCHER_MAILBOX: usize = 16;
 /// resync and ends.
 pub const MAX_WATCHER_RESTARTS: u32 = 3;
 
-/// Work counted on the demux edges (exported as metrics, read by the
-/// structural tests).
-#[derive(Debug, Default)]
-pub struct DemuxStats {
-    /// Watch events handled.
-    pub events: Counter,
-    /// Messages sent to watcher actors.
-    pub to_watchers: Counter,
-    /// Messages sent to the scheduler (by the demux and the watchers).
-    pub to_scheduler: Counter,
-    /// Messages a full mailbox refused (watchers or scheduler).
-    pub overflows: Counter,
-    /// Jobs in the watch store.
-    pub tracked: Gauge,
+/// What the demux last saw of one Job, for its watcher.
+enum News {
+    /// The Job's newest record.
+    Record(Arc<JobRecord>),
+    /// The Job is gone from the API server.
+    Gone,
+}
+
+/// One watcher's newest news, left by the demux and taken by the watcher
+/// ([`Changed`]); newer news replaces older news not taken yet.
+#[derive(Default)]
+pub struct Inbox(std::sync::Mutex<Option<News>>);
+
+impl Inbox {
+    fn put(&self, news: News) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(news);
+    }
+
+    fn take(&self) -> Option<News> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// Follows one live Job until it finishes, is cancelled or disappears.
 pub struct JobWatcher {
     name: Arc<str>,
+    inbox: Arc<Inbox>,
     state: Option<JobState>,
     since: Instant,
     shared: Shared,
     /// Times restarted after a panic.
     restarts: u32,
-    /// Fault injection ([`Crash`]): changes whose handling panics.
+    /// Fault injection (`Crash`, feature `test-hooks`): changes whose
+    /// handling panics.
+    #[cfg(feature = "test-hooks")]
     crashes: u32,
 }
 
@@ -145,12 +162,18 @@ impl Supervised for JobWatcher {
             return;
         }
         tracing::warn!(job = %self.name, "job watcher restarting; re-reading the job from the store");
-        // Report the stored state again, whatever was reported before.
+        // Rebuild from the store (the news being handled was lost with the
+        // panic) and report the state again, whatever was reported before.
         self.state = None;
+        self.inbox.put(match self.shared.store.get(&self.name) {
+            Some(r) => News::Record(r),
+            None => News::Gone,
+        });
         ctx.notify(Changed);
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -158,7 +181,7 @@ impl Handler<Crash> for JobWatcher {
     }
 }
 
-/// The Job changed: read its newest record from the store.
+/// The Job changed: take the newest news from the watcher's [`Inbox`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Changed;
@@ -166,15 +189,21 @@ pub struct Changed;
 impl Handler<Changed> for JobWatcher {
     type Result = ();
     fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        #[cfg(feature = "test-hooks")]
         if self.crashes > 0 {
             self.crashes -= 1;
             panic!("fault injection: the job watcher was told to crash");
         }
-        let Some(record) = self.shared.store.get(&self.name) else {
-            tracing::info!(job = %self.name, "job deleted");
-            self.shared.notify(&self.name, Forget(self.name.clone()));
-            ctx.stop();
-            return;
+        let record = match self.inbox.take() {
+            // An earlier nudge took the newest news already.
+            None => return,
+            Some(News::Record(record)) => record,
+            Some(News::Gone) => {
+                tracing::info!(job = %self.name, "job deleted");
+                self.shared.notify(&self.name, Forget(self.name.clone()));
+                ctx.stop();
+                return;
+            }
         };
         let state = record.state;
         if self.state != Some(state) {
@@ -191,11 +220,35 @@ impl Handler<Changed> for JobWatcher {
     }
 }
 
-crate::tracked_handlers!(JobWatcher => Changed, Crash);
+crate::tracked_handlers!(JobWatcher => Changed);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(JobWatcher => Crash);
+
+/// The demux that started the watcher is gone (the Job watch is being
+/// restarted): stop; the new demux starts a watcher per live Job again
+/// from its relist.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl Handler<Stop> for JobWatcher {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Drop for Demux {
+    fn drop(&mut self) {
+        for (w, _) in self.watchers.values() {
+            w.tell_past_bound(Stop);
+        }
+    }
+}
 
 /// Routes watch events to the store and the per-Job watcher actors.
 pub struct Demux {
-    watchers: HashMap<Arc<str>, Mailbox<JobWatcher>>,
+    watchers: HashMap<Arc<str>, (Mailbox<JobWatcher>, Arc<Inbox>)>,
     shared: Shared,
 }
 
@@ -227,20 +280,23 @@ impl Demux {
         self.watchers.len()
     }
 
-    /// The watcher following `name`, if any (for fault injection in tests).
+    /// The watcher following `name`, if any (for fault injection in tests;
+    /// feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn watcher(&self, name: &str) -> Option<Mailbox<JobWatcher>> {
-        self.watchers.get(name).cloned()
+        self.watchers.get(name).map(|(w, _)| w.clone())
     }
 
-    /// Tells `name`'s watcher, if it still runs, that its Job changed.
+    /// Leaves `news` for `name`'s watcher, if it still runs, and nudges it.
     /// `None`: no running watcher (it is forgotten); `Some(false)`: its
-    /// mailbox was full (a message already waiting reads the newer record).
-    fn tell_watcher(&mut self, name: &str) -> Option<bool> {
-        let w = self.watchers.get(name)?;
+    /// mailbox was full (a nudge already waiting takes the newest news).
+    fn tell_watcher(&mut self, name: &str, news: News) -> Option<bool> {
+        let (w, inbox) = self.watchers.get(name)?;
         if !w.is_alive() {
             self.watchers.remove(name);
             return None;
         }
+        inbox.put(news);
         self.shared.stats.to_watchers.inc();
         let sent = w.tell(Changed).is_ok();
         if !sent {
@@ -274,7 +330,10 @@ impl Demux {
         let applied = self.shared.store.apply(record);
         stats.tracked.set(self.shared.store.len() as i64);
         let live = applied.after.is_live();
-        if self.tell_watcher(&name).is_some() {
+        if self
+            .tell_watcher(&name, News::Record(applied.record.clone()))
+            .is_some()
+        {
             if !live {
                 // It reads the final record and stops.
                 self.watchers.remove(&name);
@@ -286,27 +345,29 @@ impl Demux {
             // (Only a Job it may hold: it never sees finished ones, and a
             // relist rebuilds it from the store anyway.)
             if applied.before.is_some_and(JobState::is_live) {
-                if let Some(r) = self.shared.store.get(&name) {
-                    self.shared.notify(&name, Observe(Observed::of(&r)));
-                }
+                self.shared
+                    .notify(&name, Observe(Observed::of(&applied.record)));
             }
             return;
         }
+        let inbox = Arc::new(Inbox::default());
         let w = self.shared.runtime.start_transient(
             "job_watcher",
             &self.shared.watcher_metrics,
             WATCHER_MAILBOX,
             JobWatcher {
                 name: name.clone(),
+                inbox: inbox.clone(),
                 state: None,
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
+                #[cfg(feature = "test-hooks")]
                 crashes: 0,
             },
         );
-        self.watchers.insert(name.clone(), w);
-        self.tell_watcher(&name);
+        self.watchers.insert(name.clone(), (w, inbox));
+        self.tell_watcher(&name, News::Record(applied.record));
     }
 
     /// A Job was deleted.
@@ -323,7 +384,7 @@ impl Demux {
     /// Tells whoever follows `name` that it is gone from the store.
     fn ended(&mut self, name: &str, stored: Option<Arc<str>>) {
         let name: Arc<str> = stored.unwrap_or_else(|| name.into());
-        let told = self.tell_watcher(&name);
+        let told = self.tell_watcher(&name, News::Gone);
         self.watchers.remove(&name);
         if told.is_none() {
             self.shared.notify(&name, Forget(name.clone()));
@@ -364,36 +425,55 @@ impl Demux {
     }
 }
 
-/// Runs the one Job watch until the process stops. Sets `synced` after each
-/// complete (re)list. Returns only if the watch stream ends, which the
-/// caller treats as fatal.
-pub async fn run(
-    api: Api<SlimJob>,
-    store: JobStore,
-    scheduler: Mailbox<Scheduler>,
-    runtime: Runtime,
-    synced: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    gate: crate::cluster::gate::KubeGate,
-) {
-    let cfg = watcher::Config::default().labels(MANAGED_SELECTOR);
-    let stream = watcher(api, cfg).default_backoff();
-    let mut stream = std::pin::pin!(stream);
+/// What the Job watch works with (cloned for each supervised run).
+#[derive(Clone)]
+pub struct WatchParts {
+    pub store: JobStore,
+    pub scheduler: Mailbox<Scheduler>,
+    /// Per-Job watchers start under it.
+    pub runtime: Runtime,
+    /// Set after each complete (re)list (`/ready`).
+    pub synced: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    /// Where a permission denial of the watch is reported.
+    pub gate: crate::cluster::gate::KubeGate,
+    /// The watch's failures and silence (`/ready`).
+    pub health: Arc<crate::cluster::metered::WatchHealth>,
+}
+
+/// Runs the one Job watch over `events` until the stream ends (the
+/// supervisor then starts it again). Sets `synced` after each complete
+/// (re)list.
+pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) {
+    let WatchParts {
+        store,
+        scheduler,
+        runtime,
+        synced,
+        metrics,
+        gate,
+        health,
+    } = parts;
+    let mut stream = events;
     let stats = metrics.demux_stats();
     let mut demux = Demux::new(store, scheduler, runtime, metrics, stats);
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {
+                health.heard();
                 if let Some(jobs) = demux.handle(ev) {
                     synced.store(true, Ordering::SeqCst);
                     tracing::info!(jobs, "job watch synced");
                 }
             }
             // A denial names the missing permission once (not every retry).
-            Err(e) => match crate::cluster::forbidden::watch_denial(&e) {
-                Some(message) => gate.forbidden(&message),
-                None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
-            },
+            Err(e) => {
+                health.failed();
+                match crate::cluster::forbidden::watch_denial(&e) {
+                    Some(message) => gate.forbidden(&message),
+                    None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
+                }
+            }
         }
     }
     synced.store(false, Ordering::SeqCst);

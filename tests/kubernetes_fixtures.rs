@@ -7,7 +7,9 @@ mod common;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
-use orchestrator::cluster::state::{job_state, JobState, ANNOTATION_CANCELLED};
+use orchestrator::cluster::jobspec::ANNOTATION_CANCELLED;
+use orchestrator::cluster::view::job_state;
+use orchestrator::job::JobState;
 use serde_json::{json, Value};
 
 fn fixture_path(name: &str) -> std::path::PathBuf {

@@ -163,3 +163,89 @@ async fn the_job_watch_s_lists_and_watches_are_counted_with_the_other_kubernetes
     clear_faults(&sim).await;
     app.stop().await.expect("a clean stop");
 }
+
+#[actix_rt::test]
+async fn a_job_watch_that_keeps_failing_turns_ready_to_503_naming_it_until_it_works_again() {
+    let app = spawn_app(&[("JOB_WATCH_FAILING_SECONDS", "2")]).await;
+    // Every watch request fails and open watches are closed: the watch
+    // retries with backoff and hears nothing good.
+    set_faults(
+        &app.sim,
+        serde_json::json!({
+            "errors": [{"verb": "watch", "resource": "jobs", "rate": 1.0, "status": 500}],
+            "watch_close_after_seconds": 0.2
+        }),
+    )
+    .await;
+    let why = wait_for("/ready to turn 503 for the watch", WAIT, || async {
+        let r = app.get("/ready").await;
+        (r.status == 503).then(|| r.json["reason"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(why.contains("Job watch has been failing"), "{why}");
+    clear_faults(&app.sim).await;
+    wait_for("/ready to be 200 again", WAIT, || async {
+        (app.get("/ready").await.status == 200).then_some(())
+    })
+    .await;
+    app.stop().await.expect("clean stop");
+}
+
+#[actix_rt::test]
+async fn a_kube_call_that_panics_is_answered_503_counted_as_a_restart_and_the_retry_succeeds() {
+    let app = spawn_app(&[]).await;
+    let series = "orchestrator_actor_restarts_total{actor=\"kube\"}";
+    let before = metric(&app, series).await.unwrap_or(0.0);
+    app.handles
+        .kube
+        .tell(orchestrator::cluster::kube_actor::CrashNextCall)
+        .expect("the kube mailbox has room");
+    let body = bytes(&issue_labeled_agent(77));
+    let id = delivery_id();
+    let first = app.deliver("issues", &id, body.clone()).await;
+    assert_eq!(first.status, 503, "{}", first.text);
+    assert!(first.retry_after.is_some(), "{}", first.text);
+    assert_eq!(metric(&app, series).await, Some(before + 1.0));
+    // GitHub's redelivery (same id) is persisted this time.
+    let again = app.deliver("issues", &id, body).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    app.stop().await.expect("clean stop");
+}
+
+#[actix_rt::test]
+async fn a_job_create_in_flight_takes_no_scheduler_mailbox_slot() {
+    let app = spawn_app(&[]).await;
+    // Every API call takes a while: the create is in flight long enough to look.
+    set_faults(&app.sim, serde_json::json!({"latency_ms": 1500})).await;
+    let delivery = {
+        let app = &app;
+        async move {
+            app.deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(88)))
+                .await
+        }
+    };
+    let look = async {
+        wait_for(
+            "the Job's create in flight on the API server",
+            WAIT,
+            || async {
+                (in_flight(&sim_stats(&app.sim).await, "create", "jobs") >= 1).then_some(())
+            },
+        )
+        .await;
+        metric(
+            &app,
+            "orchestrator_actor_mailbox_depth{actor=\"scheduler\"}",
+        )
+        .await
+    };
+    let (answer, scheduler_depth) = tokio::join!(delivery, look);
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(
+        scheduler_depth,
+        Some(0.0),
+        "the create held a scheduler slot"
+    );
+    clear_faults(&app.sim).await;
+    app.stop().await.expect("clean stop");
+}

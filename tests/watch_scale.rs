@@ -21,10 +21,11 @@ use orchestrator::cluster::kube_actor::KubeActor;
 use orchestrator::cluster::lease::Leader;
 use orchestrator::cluster::store::JobStore;
 use orchestrator::config::Config;
+use orchestrator::metrics::demux::DemuxStats;
 use orchestrator::metrics::Metrics;
 use orchestrator::scheduler::{self, Counts, Scheduler};
 use orchestrator::task::{Task, TaskSource};
-use orchestrator::watcher::{Demux, DemuxStats, MAX_WATCHER_RESTARTS, WATCHER_MAILBOX};
+use orchestrator::watcher::{Demux, MAX_WATCHER_RESTARTS, WATCHER_MAILBOX};
 use serde_json::json;
 
 struct Rig {

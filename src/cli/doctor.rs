@@ -8,8 +8,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::cluster::gate::KubeGate;
+use crate::cluster::preflight::{self, Outcome, Report, Target};
+use crate::metrics::Metrics;
+
+/// Requests per second (and burst) of `doctor`'s probes: one round is a
+/// few dozen calls, made at once.
+const DOCTOR_QPS: u32 = 100;
 use crate::config::is_dns1123_label;
-use crate::preflight::{self, Outcome, Report, Target};
 
 /// The exit-code table shown in `doctor --help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -88,14 +94,16 @@ async fn check(args: DoctorArgs) -> ExitCode {
             .to_string(),
         namespace: args.namespace.clone(),
     };
-    let client = match kube::Client::try_from(config) {
-        Ok(c) => c,
+    // A gate of its own: the probes' rate bound, deadlines and metrics
+    // (not exported: `doctor` serves nothing).
+    let gate = match KubeGate::from_config(config, DOCTOR_QPS, DOCTOR_QPS, Metrics::new()) {
+        Ok(g) => g,
         Err(e) => {
             eprintln!("Error: Failed to initialize Kubernetes client: {e}");
             return ExitCode::from(crate::client::exit::USAGE);
         }
     };
-    let seen = preflight::probe::observe(&client, &args.namespace, None).await;
+    let seen = crate::cluster::probe::observe(&gate, &args.namespace).await;
     let report = preflight::evaluate(&target, &seen);
     if args.json {
         match serde_json::to_string_pretty(&report) {
@@ -163,7 +171,7 @@ pub fn render(target: &Target, report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preflight::{evaluate, NamespaceSeen, Observation};
+    use crate::cluster::preflight::{evaluate, NamespaceSeen, Observation};
 
     fn target() -> Target {
         Target {

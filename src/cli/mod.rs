@@ -9,6 +9,7 @@ pub mod healthcheck;
 pub mod jobs_cmds;
 pub mod send;
 pub mod serve;
+#[cfg(feature = "embedded-cluster")]
 pub mod sim;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ pub enum Command {
     #[command(after_help = crate::config::vars::help_text())]
     Serve(serve::ServeArgs),
     /// Run the embedded Kubernetes API server simulator (no real cluster, no containers).
+    #[cfg(feature = "embedded-cluster")]
     Sim(sim::SimArgs),
     /// Send a signed GitHub webhook delivery from a JSON file (for trying the service out).
     SendWebhook(send::SendArgs),
@@ -62,6 +64,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "embedded-cluster")]
         Command::Sim(args) => {
             crate::telemetry::init("text");
             sim::run_sim(args)

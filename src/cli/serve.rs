@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::dev_files;
 use crate::config::{Config, LogFormat};
+#[cfg(feature = "embedded-cluster")]
 use kube_api_sim::{SimConfig, SimServer};
 
 #[derive(Debug, Clone, Args)]
@@ -89,7 +90,23 @@ fn dev_value(path: &Path, what: &str) -> Result<String, ExitCode> {
     }
 }
 
+/// Stands in for the simulator in a build without it: never made.
+#[cfg(not(feature = "embedded-cluster"))]
+enum SimServer {}
+
+#[cfg(not(feature = "embedded-cluster"))]
+impl SimServer {
+    fn kubeconfig(&self) -> String {
+        match *self {}
+    }
+}
+
 pub fn run(args: ServeArgs) -> ExitCode {
+    #[cfg(not(feature = "embedded-cluster"))]
+    if args.embedded_cluster {
+        eprintln!("Error: this binary was built without the embedded cluster (cargo feature `embedded-cluster`; the container image leaves it out).\nHint: point it at a cluster (KUBECONFIG or in-cluster), or run a default build: cargo run --release -- serve --embedded-cluster");
+        return ExitCode::from(2);
+    }
     let insecure = args.insecure_allow_unsigned_webhooks;
     let secret_path = PathBuf::from(DEV_SECRET_FILE);
     let token_path = PathBuf::from(dev_files::DEV_TOKEN_FILE);
@@ -134,6 +151,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg_attr(not(feature = "embedded-cluster"), allow(unused_variables))]
     let port = listener
         .local_addr()
         .map_or(config.server_port, |a| a.port());
@@ -189,7 +207,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if config.allow_insecure_no_signature && config.github_webhook_secrets.is_empty() {
         tracing::warn!("INSECURE: GitHub webhooks are accepted WITHOUT signature checks (development only; set GITHUB_WEBHOOK_SECRET in production)");
     }
-    let mut kubeconfig_file = None;
+    #[cfg_attr(not(feature = "embedded-cluster"), allow(unused_mut))]
+    let mut kubeconfig_file: Option<dev_files::KubeconfigFile> = None;
+    #[cfg(not(feature = "embedded-cluster"))]
+    let sim: Option<SimServer> = None;
+    #[cfg(feature = "embedded-cluster")]
     let sim = if args.embedded_cluster {
         let cfg = SimConfig {
             default_run_seconds: args.sim_run_seconds.max(0.0),
@@ -251,6 +273,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         )
         .await?;
         drop(kubeconfig_file);
+        // The simulator serves until the service has stopped.
+        #[cfg_attr(not(feature = "embedded-cluster"), allow(clippy::drop_non_drop))]
         drop(sim);
         Ok(true)
     });

@@ -5,7 +5,10 @@
 //! retrying. Other failures (server down, slow) are only logged: the watch
 //! and the Kube actor retry them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use super::gate::KubeGate;
+use crate::metrics::Metrics;
 
 /// Where `kube::Config::infer()` takes its configuration from, for messages.
 pub fn config_source() -> String {
@@ -39,15 +42,22 @@ pub fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<Stri
         .find(|m| m.contains("certificate") || m.contains("UnknownIssuer"))
 }
 
-/// Asks the API server for `/version` once. `Err` (the line to print) when
+/// Asks the API server for `/version` once, through a gate of its own (it
+/// runs before the service's metrics exist). `Err` (the line to print) when
 /// its certificate is not trusted; other failures are logged and `Ok`.
 pub async fn check(config: &kube::Config, source: &str) -> Result<(), String> {
     let url = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config.clone())
+    let gate = KubeGate::from_config(config.clone(), 1, 1, Metrics::new())
         .map_err(|e| format!("cannot build a Kubernetes client for {url} from {source}: {e}"))?;
-    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => match certificate_problem(&e) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = gate
+        .probe(deadline, "version", |c| async move {
+            c.apiserver_version().await
+        })
+        .await;
+    match answer {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => match certificate_problem(&e) {
             Some(why) => Err(format!(
                 "the Kubernetes API server at {url} presented a certificate that {source} does not trust ({why}); check the kubeconfig's certificate-authority-data (or certificate-authority) belongs to this cluster"
             )),
@@ -56,7 +66,7 @@ pub async fn check(config: &kube::Config, source: &str) -> Result<(), String> {
                 Ok(())
             }
         },
-        Err(_) => {
+        None => {
             tracing::warn!(api = %url, from = %source, "the Kubernetes API server did not answer /version within 10 s; retrying in the background");
             Ok(())
         }

@@ -8,7 +8,13 @@
 //! [`KubeError`]. The Kube actor and the Lease loop hold clones of the same
 //! gate; the Job watch's client waits for its rate limit and is counted in
 //! its metrics too (no timeout or retry from the gate: see
-//! [`super::metered`]).
+//! [`super::metered`]). The preflight probes and the start-up `/version`
+//! check make single attempts through [`KubeGate::probe`] (rate bound,
+//! deadline, metrics; the client's own error handed back for inspection).
+//!
+//! The gate is the door: the `kube::Client` inside it is visible to
+//! `cluster/` only ([`KubeGate::client`] is `pub(in crate::cluster)`), so no
+//! other module can make a Kubernetes call around it.
 //!
 //! Reads the HTTP routes ask for (one Job's document, logs, the lookups of
 //! an operator's cancel) take a gate from [`KubeGate::for_reads`]: they
@@ -70,6 +76,13 @@ impl KubeError {
 
 impl From<kube::Error> for KubeError {
     fn from(e: kube::Error) -> Self {
+        KubeError::classify(&e)
+    }
+}
+
+impl KubeError {
+    /// The typed form of a client error.
+    pub fn classify(e: &kube::Error) -> Self {
         match e {
             kube::Error::Api(s) => match (s.code, s.reason.as_str()) {
                 (409, "AlreadyExists") => KubeError::AlreadyExists,
@@ -111,6 +124,21 @@ impl std::fmt::Debug for KubeGate {
 }
 
 impl KubeGate {
+    /// A gate over a client built from `config` (see [`new`](Self::new)).
+    pub fn from_config(
+        config: kube::Config,
+        qps: u32,
+        burst: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, kube::Error> {
+        Ok(KubeGate::new(
+            kube::Client::try_from(config)?,
+            qps,
+            burst,
+            metrics,
+        ))
+    }
+
     /// A gate allowing `qps` requests per second, `burst` above it; reads
     /// ([`for_reads`](Self::for_reads)) half of each (at least one).
     pub fn new(client: kube::Client, qps: u32, burst: u32, metrics: Arc<Metrics>) -> Self {
@@ -146,16 +174,45 @@ impl KubeGate {
         &self.metrics
     }
 
-    /// Waits for this gate's rate limit, for callers that make their own
-    /// single attempts and need the client's error as it is (the preflight
-    /// probes).
-    pub async fn until_ready(&self) {
+    /// Waits for this gate's rate limit (the Job watch's requests,
+    /// [`super::metered`]).
+    pub(in crate::cluster) async fn until_ready(&self) {
         self.limiter.until_ready().await;
     }
 
-    /// The client, for building `Api`s whose calls go through this gate.
-    pub fn client(&self) -> kube::Client {
+    /// The client, for building `Api`s whose calls go through this gate
+    /// (only inside `cluster/`: this is what makes the gate the one door).
+    pub(in crate::cluster) fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// One attempt of `f` for callers that need the client's error as it is
+    /// (the preflight probes, the start-up check): waits for the rate
+    /// limit, then runs `f` with the client, both within `deadline`;
+    /// counted under `verb`. `None` when the deadline passed first.
+    pub(in crate::cluster) async fn probe<T, Fut>(
+        &self,
+        deadline: Instant,
+        verb: &'static str,
+        f: impl FnOnce(kube::Client) -> Fut,
+    ) -> Option<Result<T, kube::Error>>
+    where
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, self.limiter.until_ready())
+            .await
+            .ok()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let r = tokio::time::timeout(left, f(self.client.clone())).await;
+        let outcome = match &r {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(e)) => KubeError::classify(e).metric_label(),
+            Err(_) => "unavailable",
+        };
+        self.metrics.kube_request(verb, outcome, started.elapsed());
+        r.ok()
     }
 
     /// One attempt of `f`: waits for the rate limit, then runs it, both

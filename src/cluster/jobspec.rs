@@ -49,6 +49,9 @@ pub const LABEL_PRIORITY: &str = "orchestrator.dev/priority";
 /// Label: per-issue/PR concurrency key as a label value, if any.
 pub const LABEL_CONCURRENCY_KEY: &str = "orchestrator.dev/concurrency-key";
 /// Annotation: delivery id of the triggering event.
+/// Annotation set (to the time) when a Job is cancelled.
+pub const ANNOTATION_CANCELLED: &str = "orchestrator.dev/cancelled-at";
+
 pub const ANNOTATION_DELIVERY_ID: &str = "orchestrator.dev/delivery-id";
 /// Annotation: URL of the issue, PR, comment or alert.
 pub const ANNOTATION_URL: &str = "orchestrator.dev/url";

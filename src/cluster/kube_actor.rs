@@ -5,19 +5,18 @@
 
 use std::time::Instant;
 
-use crate::cluster::slim::SlimJob;
 use actix::prelude::*;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 
-use super::describe::describe;
-use super::files::{self, TaskFile};
-use super::state::ANNOTATION_CANCELLED;
+use super::jobspec::ANNOTATION_CANCELLED;
+use crate::task::files::TaskFile;
 use serde_json::json;
 
 pub use super::gate::{KubeError, KubeGate};
 
+mod create;
 mod preflight;
 pub use preflight::Preflight;
 
@@ -29,6 +28,65 @@ pub struct KubeActor {
     jobs: Api<Job>,
     namespace: String,
     gate: KubeGate,
+    /// Fault injection ([`CrashNextCall`]): calls whose future panics.
+    crash_calls: u32,
+}
+
+/// Makes the Kube actor's next call panic inside its future (not in the
+/// handler): the call is answered `Unavailable` and counted as a restart.
+/// Fault injection for the supervision tests: no route, input or
+/// configuration sends it.
+#[cfg(feature = "test-hooks")]
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CrashNextCall;
+
+#[cfg(feature = "test-hooks")]
+impl Handler<CrashNextCall> for KubeActor {
+    type Result = ();
+    fn handle(&mut self, _: CrashNextCall, _: &mut Context<Self>) {
+        self.crash_calls += 1;
+    }
+}
+
+impl KubeActor {
+    /// One call of the actor. actix runs a handler's future apart from the
+    /// actor, so the actor's supervisor never sees it fail: a panic in it is
+    /// caught here, logged, counted as a restart of the `kube` actor and
+    /// answered `Unavailable` (a 503 at the HTTP edge), as a panicking
+    /// handler would be.
+    fn tracked<T: 'static>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, KubeError>> + 'static,
+    ) -> ResponseFuture<Result<T, KubeError>> {
+        use futures::FutureExt as _;
+        let metrics = self.gate.metrics().clone();
+        let crash = self.crash_calls > 0;
+        self.crash_calls = self.crash_calls.saturating_sub(1);
+        Box::pin(async move {
+            let call = async move {
+                if crash {
+                    panic!("fault injection: the kube actor's call was told to crash");
+                }
+                call.await
+            };
+            match std::panic::AssertUnwindSafe(call).catch_unwind().await {
+                Ok(answer) => answer,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(actor = "kube", panic = %what, "a Kubernetes call panicked");
+                    metrics.actor("kube").restarts.inc();
+                    Err(KubeError::Unavailable(
+                        "the Kubernetes call failed inside this service".into(),
+                    ))
+                }
+            }
+        })
+    }
 }
 
 impl KubeActor {
@@ -38,6 +96,7 @@ impl KubeActor {
             jobs: Api::namespaced(gate.client(), namespace),
             namespace: namespace.to_string(),
             gate,
+            crash_calls: 0,
         }
     }
 }
@@ -53,7 +112,9 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, SetSuspend, DeleteJob, GetJob, ListJobs, Preflight, crate::actors::Crash);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, Preflight);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(KubeActor => crate::actors::Crash, CrashNextCall);
 
 /// Creates a (suspended) Job and, if it has files, their ConfigMap owned
 /// by the Job; answers the created Job.
@@ -95,13 +156,12 @@ pub struct StreamLogs {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Sets `spec.suspend` of a Job (false admits it; a cancelled Job is never
-/// admitted: answered `NotFound`).
+/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job
+/// is never admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
-pub struct SetSuspend {
+pub struct AdmitJob {
     pub name: String,
-    pub suspend: bool,
     pub deadline: Instant,
 }
 
@@ -124,179 +184,6 @@ pub struct GetJob {
     pub read_share: bool,
 }
 
-/// Lists the managed Jobs.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Job>, KubeError>")]
-pub struct ListJobs {
-    pub selector: String,
-    pub deadline: Instant,
-}
-
-impl Handler<CreateJob> for KubeActor {
-    type Result = ResponseFuture<Result<Job, KubeError>>;
-    fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
-        // The created Job comes back whole; only its identity is used here.
-        let slim: Api<SlimJob> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
-        let ns = self.namespace.clone();
-        Box::pin(async move {
-            let job_name = msg.job.metadata.name.clone().unwrap_or_default();
-            let failed = |reason: &str| {
-                tracing::warn!(job = %job_name, namespace = %ns, reason, "Failed to create Kubernetes Job");
-            };
-            let cm = if msg.files.is_empty() {
-                None
-            } else {
-                files::configmap(&msg.job, &msg.files)
-            };
-            // The files first: the Job must never exist without them.
-            let mut created_cm = false;
-            if let Some(cm) = &cm {
-                created_cm = ensure_configmap(&cms, &jobs, &gate, msg.deadline, cm)
-                    .await
-                    .inspect_err(|e| {
-                        failed(&format!("its files' ConfigMap could not be created: {e}"))
-                    })?;
-            }
-            let pp = PostParams::default();
-            // The API server's own words for the log (clients get ours).
-            let last_error = std::sync::Mutex::new(None::<String>);
-            let body = SlimJob(*msg.job);
-            let created = gate
-                .call(msg.deadline, "create", || async {
-                    slim.create(&pp, &body).await.inspect_err(|e| {
-                        if let Ok(mut l) = last_error.lock() {
-                            *l = Some(describe(e));
-                        }
-                    })
-                })
-                .await
-                .map(|j| j.0);
-            if let Err(e) = &created {
-                if *e != KubeError::AlreadyExists {
-                    let said = last_error.lock().ok().and_then(|mut l| l.take());
-                    failed(&said.unwrap_or_else(|| e.to_string()));
-                }
-            }
-            let Some(cm) = cm else {
-                return created;
-            };
-            let cm_name = cm.metadata.name.clone().unwrap_or_default();
-            match created {
-                Ok(job) => {
-                    own(&cms, &gate, msg.deadline, &cm_name, &job).await?;
-                    Ok(job)
-                }
-                Err(KubeError::AlreadyExists) => {
-                    // The task exists: finish what an earlier attempt began
-                    // before anyone is told "duplicate".
-                    let existing = gate
-                        .call(msg.deadline, "get", || jobs.get_opt(&job_name))
-                        .await?;
-                    if let Some(job) = existing {
-                        own(&cms, &gate, msg.deadline, &cm_name, &job).await?;
-                    }
-                    Err(KubeError::AlreadyExists)
-                }
-                Err(e @ KubeError::Unavailable(_)) => {
-                    // The create may have happened after all: keep the files
-                    // for the Job that may exist; a retry completes it.
-                    Err(e)
-                }
-                Err(e) => {
-                    // Refused for good: take back the files this call made.
-                    if created_cm {
-                        let dp = DeleteParams::background();
-                        let r = gate
-                            .call(msg.deadline, "delete", || cms.delete(&cm_name, &dp))
-                            .await;
-                        if let Err(de) = r.map(|_| ()).or_else(|e| match e {
-                            KubeError::NotFound => Ok(()),
-                            e => Err(e),
-                        }) {
-                            tracing::warn!(configmap = %cm_name, error = %de, "could not delete the files of a refused job; a retry reuses them");
-                        }
-                    }
-                    Err(e)
-                }
-            }
-        })
-    }
-}
-
-/// Creates the files' ConfigMap, or accepts the one an earlier attempt
-/// left (same content, or owned by a live Job of the same task). A leftover
-/// with other content and no Job is replaced. True if this call created it.
-async fn ensure_configmap(
-    cms: &Api<ConfigMap>,
-    jobs: &Api<Job>,
-    gate: &KubeGate,
-    deadline: Instant,
-    cm: &ConfigMap,
-) -> Result<bool, KubeError> {
-    let pp = PostParams::default();
-    let name = cm.metadata.name.clone().unwrap_or_default();
-    for _ in 0..3 {
-        match gate.call(deadline, "create", || cms.create(&pp, cm)).await {
-            Ok(_) => return Ok(true),
-            Err(KubeError::AlreadyExists) => {}
-            Err(e) => return Err(e),
-        }
-        let Some(found) = gate.call(deadline, "get", || cms.get_opt(&name)).await? else {
-            continue;
-        };
-        if found.data == cm.data {
-            return Ok(false);
-        }
-        let job_name = name.strip_suffix("-files").unwrap_or(&name).to_string();
-        if gate
-            .call(deadline, "get", || jobs.get_opt(&job_name))
-            .await?
-            .is_some()
-        {
-            // The task's Job exists with these files: it stays as it is.
-            return Ok(false);
-        }
-        let dp = DeleteParams::background();
-        match gate
-            .call(deadline, "delete", || cms.delete(&name, &dp))
-            .await
-        {
-            Ok(_) | Err(KubeError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(KubeError::Conflict(format!(
-        "the files ConfigMap {name} kept changing"
-    )))
-}
-
-/// Makes `job` the owner of its files' ConfigMap (if it is not already).
-async fn own(
-    cms: &Api<ConfigMap>,
-    gate: &KubeGate,
-    deadline: Instant,
-    cm_name: &str,
-    job: &Job,
-) -> Result<(), KubeError> {
-    let Some(patch) = files::owner_patch(job) else {
-        return Ok(());
-    };
-    let current = gate.call(deadline, "get", || cms.get_opt(cm_name)).await?;
-    match current {
-        Some(cm) if files::owned_by(&cm, job) => return Ok(()),
-        // Gone (deleted with an earlier Job of this name): nothing to own.
-        None => return Ok(()),
-        Some(_) => {}
-    }
-    let pp = PatchParams::default();
-    let patch = Patch::Merge(patch);
-    gate.call(deadline, "patch", || cms.patch(cm_name, &pp, &patch))
-        .await
-        .map(|_| ())
-}
-
 impl Handler<CancelJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
@@ -306,8 +193,9 @@ impl Handler<CancelJob> for KubeActor {
         } else {
             self.gate.clone()
         };
-        Box::pin(async move {
-            use crate::cluster::state::{job_state, JobState};
+        self.tracked(async move {
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             let plan = |job: Option<&Job>| {
                 // Jobs this service does not manage are not ours to cancel:
                 // the caller sees them as absent, as every read path does.
@@ -390,7 +278,7 @@ impl Handler<StreamLogs> for KubeActor {
     fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.for_reads());
         let ns = self.namespace.clone();
-        Box::pin(async move {
+        self.tracked(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
             let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
             let lp =
@@ -417,20 +305,13 @@ impl Handler<StreamLogs> for KubeActor {
     }
 }
 
-impl Handler<SetSuspend> for KubeActor {
+impl Handler<AdmitJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
-    fn handle(&mut self, msg: SetSuspend, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: AdmitJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
-            use crate::cluster::state::{job_state, JobState};
-            if msg.suspend {
-                let pp = PatchParams::default();
-                let patch = Patch::Merge(json!({"spec": {"suspend": true}}));
-                return gate
-                    .call(msg.deadline, "patch", || jobs.patch(&msg.name, &pp, &patch))
-                    .await
-                    .map(|_| ());
-            }
+        self.tracked(async move {
+            use crate::cluster::view::job_state;
+            use crate::job::JobState;
             // Admission must never unsuspend a Job cancelled after the
             // scheduler last saw it: check and unsuspend as one step.
             let plan = |job: Option<&Job>| match job {
@@ -461,7 +342,7 @@ impl Handler<DeleteJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: DeleteJob, _: &mut Context<Self>) -> Self::Result {
         let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
+        self.tracked(async move {
             // batch/v1 Jobs orphan their pods unless told otherwise.
             let dp = DeleteParams::background();
             match gate
@@ -484,26 +365,14 @@ impl Handler<GetJob> for KubeActor {
         } else {
             self.gate.clone()
         };
-        Box::pin(async move {
+        self.tracked(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
                 .await
         })
     }
 }
 
-impl Handler<ListJobs> for KubeActor {
-    type Result = ResponseFuture<Result<Vec<Job>, KubeError>>;
-    fn handle(&mut self, msg: ListJobs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        Box::pin(async move {
-            let lp = ListParams::default().labels(&msg.selector);
-            gate.call(msg.deadline, "list", || jobs.list(&lp))
-                .await
-                .map(|l| l.items)
-        })
-    }
-}
-
+#[cfg(feature = "test-hooks")]
 impl Handler<crate::actors::Crash> for KubeActor {
     type Result = ();
     fn handle(&mut self, _: crate::actors::Crash, _: &mut Context<Self>) {

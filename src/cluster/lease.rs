@@ -152,6 +152,59 @@ fn now() -> MicroTime {
     MicroTime(Timestamp::now())
 }
 
+/// What a replica does with the Lease it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// It holds the Lease: renew it.
+    Renew,
+    /// Another holder's Lease has not changed for a whole lease duration
+    /// (or nobody holds it): take it over.
+    Take,
+    /// Another holder's Lease is live: leave it.
+    Wait,
+}
+
+/// The take-over rule, apart from the API calls: a candidate may take
+/// another holder's Lease only once it has seen the same record (holder,
+/// renew time, duration) unchanged for that holder's duration — or its own,
+/// if longer — on its own monotonic clock.
+#[derive(Debug)]
+struct Election {
+    lease_duration: Duration,
+    /// The Lease record last seen and when it was first seen like that
+    /// (tokio's clock: the real monotonic clock, or a paused one in tests).
+    observed: Option<(Record, tokio::time::Instant)>,
+}
+
+impl Election {
+    fn new(lease_duration: Duration) -> Self {
+        Election {
+            lease_duration,
+            observed: None,
+        }
+    }
+
+    /// What `me` does with the Lease `seen` at `now`.
+    fn decide(&mut self, seen: &Record, me: &str, now: tokio::time::Instant) -> Decision {
+        let first_seen = match &self.observed {
+            Some((r, at)) if r == seen => *at,
+            _ => {
+                self.observed = Some((seen.clone(), now));
+                now
+            }
+        };
+        if seen.holder == me {
+            return Decision::Renew;
+        }
+        let theirs = Duration::from_secs(u64::try_from(seen.duration.unwrap_or(0)).unwrap_or(0));
+        let wait = theirs.max(self.lease_duration);
+        if !seen.holder.is_empty() && now.duration_since(first_seen) < wait {
+            return Decision::Wait;
+        }
+        Decision::Take
+    }
+}
+
 /// The election loop of one replica.
 pub struct Elector {
     api: Api<Lease>,
@@ -159,9 +212,7 @@ pub struct Elector {
     config: LeaderConfig,
     leader: Leader,
     metrics: Arc<Metrics>,
-    /// The Lease record last seen and when (local monotonic clock) it was
-    /// first seen like that.
-    observed: Option<(Record, Instant)>,
+    election: Election,
 }
 
 impl Elector {
@@ -176,10 +227,10 @@ impl Elector {
         Elector {
             api: Api::namespaced(gate.client(), namespace),
             gate,
+            election: Election::new(config.lease_duration),
             config,
             leader,
             metrics,
-            observed: None,
         }
     }
 
@@ -228,31 +279,22 @@ impl Elector {
         let spec = lease.spec.get_or_insert_default();
         let seen = record(spec);
         self.leader.saw_holder(Some(&seen.holder));
-        let first_seen = match &self.observed {
-            Some((r, at)) if *r == seen => *at,
-            _ => {
-                let at = Instant::now();
-                self.observed = Some((seen.clone(), at));
-                at
+        match self
+            .election
+            .decide(&seen, &me, tokio::time::Instant::now())
+        {
+            Decision::Wait => return Ok(false),
+            Decision::Renew => {
+                spec.renew_time = Some(now());
+                spec.lease_duration_seconds = Some(secs);
             }
-        };
-        if seen.holder == me {
-            spec.renew_time = Some(now());
-            spec.lease_duration_seconds = Some(secs);
-        } else {
-            // Another holder's Lease is free once it has not changed for its
-            // own duration (or ours, if longer), as timed here.
-            let theirs =
-                Duration::from_secs(u64::try_from(seen.duration.unwrap_or(0)).unwrap_or(0));
-            let wait = theirs.max(self.config.lease_duration);
-            if !seen.holder.is_empty() && first_seen.elapsed() < wait {
-                return Ok(false);
+            Decision::Take => {
+                spec.holder_identity = Some(me);
+                spec.acquire_time = Some(now());
+                spec.renew_time = Some(now());
+                spec.lease_duration_seconds = Some(secs);
+                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
             }
-            spec.holder_identity = Some(me);
-            spec.acquire_time = Some(now());
-            spec.renew_time = Some(now());
-            spec.lease_duration_seconds = Some(secs);
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
         let pp = PostParams::default();
         match self
@@ -364,5 +406,79 @@ impl Elector {
             Ok(_) => tracing::info!("scheduler lease released"),
             Err(e) => tracing::warn!(error = %e, "could not release the scheduler lease"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, renew: &str, duration: i32) -> Record {
+        Record {
+            holder: holder.into(),
+            renew: Some(renew.into()),
+            duration: Some(duration),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_candidate_takes_over_only_after_a_whole_unchanged_lease_duration() {
+        let mut e = Election::new(Duration::from_secs(15));
+        let other = lease("b", "t1", 15);
+        assert_eq!(
+            e.decide(&other, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert_eq!(
+            e.decide(&other, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        // The holder renews: the clock starts again from this sighting.
+        let renewed = lease("b", "t2", 15);
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            e.decide(&renewed, "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_duration_on_the_lease_is_honoured_and_a_released_one_is_free() {
+        let mut e = Election::new(Duration::from_secs(15));
+        let long = lease("b", "t1", 60);
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Wait
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            e.decide(&long, "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
+        // Released (no holder): free at once; our own: renewed.
+        let mut e = Election::new(Duration::from_secs(15));
+        assert_eq!(
+            e.decide(&lease("", "t3", 1), "a", tokio::time::Instant::now()),
+            Decision::Take
+        );
+        assert_eq!(
+            e.decide(&lease("a", "t4", 15), "a", tokio::time::Instant::now()),
+            Decision::Renew
+        );
     }
 }

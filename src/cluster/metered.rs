@@ -22,24 +22,121 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::gate::KubeGate;
+use futures::stream::{BoxStream, StreamExt};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
 
-/// Builds a client whose requests go through `gate` (for the Job watch).
-pub fn watch_client(gate: &KubeGate, config: kube::Config) -> Result<kube::Client, kube::Error> {
+use super::gate::KubeGate;
+use super::jobspec::MANAGED_SELECTOR;
+use super::slim::SlimJob;
+
+/// The events of the one Job watch: a `kube::runtime::watcher` stream
+/// over the managed Jobs in `namespace` (decoded slim), with its default
+/// backoff, on a client whose requests go through `gate`; each answered
+/// list or watch request is noted in `health`.
+pub type JobEvents = BoxStream<'static, Result<watcher::Event<SlimJob>, watcher::Error>>;
+
+/// Starts the Job watch's stream (see [`JobEvents`]).
+pub fn job_events(
+    gate: &KubeGate,
+    config: kube::Config,
+    namespace: &str,
+    health: Arc<WatchHealth>,
+) -> Result<JobEvents, kube::Error> {
     let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(builder.with_layer(&Metered(gate.clone())).build())
+    let client = builder.with_layer(&Metered(gate.clone(), health)).build();
+    let api: Api<SlimJob> = Api::namespaced(client, namespace);
+    let cfg = watcher::Config::default()
+        .labels(MANAGED_SELECTOR)
+        .timeout(WATCH_TIMEOUT_SECONDS);
+    Ok(watcher(api, cfg).default_backoff().boxed())
+}
+
+/// How long the Job watch may hear nothing from the API server — no event,
+/// no answered list or watch request — before it counts as stalled. The
+/// watch asks to be ended every [`WATCH_TIMEOUT_SECONDS`] and then
+/// reconnects, so a live watch is heard at least that often.
+pub const WATCH_SILENCE: Duration = Duration::from_secs(600);
+
+/// The `timeoutSeconds` of each watch request (the API server ends the
+/// watch then; `kube::runtime` reconnects from where it was).
+pub const WATCH_TIMEOUT_SECONDS: u32 = 290;
+
+/// What `/ready` needs to know about the Job watch: when it was last heard
+/// from, and since when it keeps failing.
+#[derive(Debug)]
+pub struct WatchHealth {
+    heard: Mutex<tokio::time::Instant>,
+    failing_since: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Default for WatchHealth {
+    fn default() -> Self {
+        WatchHealth {
+            heard: Mutex::new(tokio::time::Instant::now()),
+            failing_since: Mutex::new(None),
+        }
+    }
+}
+
+impl WatchHealth {
+    /// The API server answered, or the watch delivered an event.
+    pub fn heard(&self) {
+        let now = tokio::time::Instant::now();
+        *self.heard.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        *self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The watch failed (it retries with backoff).
+    pub fn failed(&self) {
+        let mut since = self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        since.get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// Why the watch is not healthy at `now`: it kept failing for longer
+    /// than `failing_for`, or was silent for [`WATCH_SILENCE`].
+    pub fn unhealthy(&self, now: tokio::time::Instant, failing_for: Duration) -> Option<String> {
+        let failing = *self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(since) = failing {
+            let for_ = now.saturating_duration_since(since);
+            if for_ >= failing_for {
+                return Some(format!(
+                    "the Kubernetes Job watch has been failing for {} s (see the log)",
+                    for_.as_secs()
+                ));
+            }
+        }
+        let heard = *self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let quiet = now.saturating_duration_since(heard);
+        (quiet >= WATCH_SILENCE).then(|| {
+            format!(
+                "the Kubernetes Job watch has heard nothing from the API server for {} s",
+                quiet.as_secs()
+            )
+        })
+    }
 }
 
 /// The layer: wraps a service so each request waits for the gate and is
 /// counted.
 #[derive(Clone)]
-pub struct Metered(KubeGate);
+pub struct Metered(KubeGate, Arc<WatchHealth>);
 
 impl<S> Layer<S> for Metered {
     type Service = MeteredService<S>;
@@ -47,6 +144,7 @@ impl<S> Layer<S> for Metered {
         MeteredService {
             inner,
             gate: self.0.clone(),
+            health: self.1.clone(),
         }
     }
 }
@@ -55,6 +153,7 @@ impl<S> Layer<S> for Metered {
 pub struct MeteredService<S> {
     inner: S,
     gate: KubeGate,
+    health: Arc<WatchHealth>,
 }
 
 /// The verb of a read request, as the API server's audit log names it.
@@ -101,6 +200,7 @@ where
         let verb = verb(req.method(), req.uri().query());
         let answer = self.inner.call(req);
         let gate = self.gate.clone();
+        let health = self.health.clone();
         Box::pin(async move {
             gate.until_ready().await;
             let started = Instant::now();
@@ -109,6 +209,9 @@ where
                 Ok(resp) => outcome(resp.status()),
                 Err(_) => "unavailable",
             };
+            if outcome == "ok" {
+                health.heard();
+            }
             gate.metrics()
                 .kube_request(verb, outcome, started.elapsed());
             r
@@ -119,6 +222,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watch_is_unhealthy_after_failing_for_the_period_or_a_long_silence() {
+        let h = WatchHealth::default();
+        let period = Duration::from_secs(30);
+        let now = tokio::time::Instant::now;
+        assert_eq!(h.unhealthy(now(), period), None);
+        h.failed();
+        tokio::time::advance(Duration::from_secs(29)).await;
+        h.failed();
+        assert_eq!(h.unhealthy(now(), period), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let why = h.unhealthy(now(), period).expect("failing for 30 s");
+        assert!(why.contains("failing for 30 s"), "{why}");
+        h.heard();
+        assert_eq!(h.unhealthy(now(), period), None);
+        tokio::time::advance(WATCH_SILENCE).await;
+        let why = h.unhealthy(now(), period).expect("silent");
+        assert!(why.contains("heard nothing"), "{why}");
+    }
 
     #[test]
     fn list_and_watch_requests_are_told_apart() {

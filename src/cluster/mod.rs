@@ -1,6 +1,12 @@
-//! Everything this service knows about Kubernetes objects, kept apart from
-//! the API calls: building the Job for a Task ([`jobspec`]). The Kube actor
-//! that creates, admits and watches Jobs lives next to this and uses it.
+//! The one door to the API server and what the service knows about
+//! Kubernetes objects: the gate every call goes through ([`gate`], the only
+//! holder of a `kube::Client`), the Kube actor that makes the Job, pod, log
+//! and ConfigMap calls ([`kube_actor`]), the jobs facade the routes use
+//! ([`jobs`]), the Lease ([`lease`]), the Job watch's client ([`metered`]),
+//! the watch store ([`store`]) and the one mapping from Job objects
+//! ([`view`]), building the Job for a Task ([`jobspec`], [`files`]), and the
+//! preflight checks ([`preflight`], [`probe`]). Nothing here imports the
+//! layers above (sources, scheduler, watcher, http, app).
 //!
 //! (Named `cluster`, not `kube`, so it does not shadow the `kube` crate.)
 
@@ -12,11 +18,13 @@ pub mod describe;
 pub mod files;
 pub mod forbidden;
 pub mod gate;
+pub mod jobs;
 pub mod kube_actor;
 pub mod lease;
 pub mod metered;
 pub mod permissions;
+pub mod preflight;
+pub mod probe;
 pub mod slim;
-pub mod state;
 pub mod store;
 pub mod view;

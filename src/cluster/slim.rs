@@ -3,7 +3,7 @@
 //! Every Job event the API server sends carries the whole object: the pod
 //! template (tens of env vars, volumes, security context) and
 //! `metadata.managedFields`, which together are most of its bytes. The
-//! service keeps a small projection of each Job ([`super::view::JobRecord`])
+//! service keeps a small projection of each Job ([`crate::job::JobRecord`])
 //! and needs only a few of those fields, so decoding all of them into
 //! `k8s_openapi` types — an allocation per string, map and list — was the
 //! largest part of the service's CPU per watch event. `SlimJob` decodes the
@@ -160,7 +160,7 @@ impl Wire {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::view::JobRecord;
+    use crate::job::JobRecord;
 
     /// A Job as the API server sends it: template, managedFields, status.
     fn full() -> serde_json::Value {

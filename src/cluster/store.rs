@@ -1,8 +1,7 @@
 //! The watch store: the slim [`JobRecord`] of every managed Job, and the
 //! indexes kept in step with it on every watch event — by state, source and
-//! repository (newest first, for filtered pages), by dedup key, by
-//! concurrency key, and cancelled Jobs by cancellation time (for the TTL
-//! sweep). Every change costs a constant number of index operations
+//! repository (newest first, for filtered pages), by dedup key, and
+//! cancelled Jobs by cancellation time (for the TTL sweep). Every change costs a constant number of index operations
 //! (O(log n) each); nothing walks all Jobs except a relist, which compares
 //! what the API server listed with what is stored.
 //!
@@ -16,8 +15,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::state::{JobState, STATE_COUNT};
-use super::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::{JobState, STATE_COUNT};
 
 /// Order of list pages: newest first, then by name.
 type ListKey = (Reverse<i64>, Arc<str>);
@@ -32,7 +31,6 @@ struct Inner {
     by_source: Index,
     by_repo: Index,
     by_dedup: HashMap<Arc<str>, Arc<str>>,
-    by_concurrency_key: HashMap<Box<str>, BTreeSet<Arc<str>>>,
     cancelled: BTreeSet<(i64, Arc<str>)>,
     /// Names listed so far by a relist in progress.
     relist: Option<HashSet<Arc<str>>>,
@@ -88,10 +86,12 @@ impl JobFilter<'_> {
 }
 
 /// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     pub before: Option<JobState>,
     pub after: JobState,
+    /// The record as stored.
+    pub record: Arc<JobRecord>,
 }
 
 fn add_to(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
@@ -100,62 +100,59 @@ fn add_to(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
     }
 }
 
-fn remove_from(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) {
-    if let Some(k) = key {
-        if let Some(set) = index.get_mut(k) {
-            set.remove(lk);
-            if set.is_empty() {
-                index.remove(k);
-            }
-        }
+/// Removes `lk` under `key`; the index entries touched (0 or 1).
+fn remove_from(index: &mut Index, key: &Option<Box<str>>, lk: &ListKey) -> u64 {
+    let Some(k) = key else { return 0 };
+    let Some(set) = index.get_mut(k) else {
+        return 0;
+    };
+    set.remove(lk);
+    if set.is_empty() {
+        index.remove(k);
     }
+    1
 }
 
 impl Inner {
+    /// Takes `r` out of every index; the index entries touched.
     fn unindex(&mut self, r: &JobRecord) -> u64 {
         let lk = (Reverse(r.created), r.name.clone());
+        let mut touched = 2;
         self.all.remove(&lk);
         self.by_state[r.state.index()].remove(&lk);
-        remove_from(&mut self.by_source, &r.source, &lk);
-        remove_from(&mut self.by_repo, &r.repository, &lk);
+        touched += remove_from(&mut self.by_source, &r.source, &lk);
+        touched += remove_from(&mut self.by_repo, &r.repository, &lk);
         if let Some(k) = &r.dedup_key {
+            touched += 1;
             if self.by_dedup.get(k).is_some_and(|n| *n == r.name) {
                 self.by_dedup.remove(k);
             }
         }
-        if let Some(k) = &r.concurrency_key {
-            if let Some(set) = self.by_concurrency_key.get_mut(k) {
-                set.remove(&r.name);
-                if set.is_empty() {
-                    self.by_concurrency_key.remove(k);
-                }
-            }
-        }
         if let Some(at) = r.cancelled_at {
+            touched += 1;
             self.cancelled.remove(&(at, r.name.clone()));
         }
-        8
+        touched
     }
 
+    /// Puts `r` into every index; the index entries touched.
     fn index(&mut self, r: &JobRecord) -> u64 {
         let lk = (Reverse(r.created), r.name.clone());
+        let mut touched = 2;
         self.all.insert(lk.clone());
         self.by_state[r.state.index()].insert(lk.clone());
+        touched += u64::from(r.source.is_some()) + u64::from(r.repository.is_some());
         add_to(&mut self.by_source, &r.source, &lk);
         add_to(&mut self.by_repo, &r.repository, &lk);
         if let Some(k) = &r.dedup_key {
+            touched += 1;
             self.by_dedup.insert(k.clone(), r.name.clone());
         }
-        if let Some(k) = &r.concurrency_key {
-            self.by_concurrency_key
-                .entry(k.clone())
-                .or_default()
-                .insert(r.name.clone());
-        }
         if let (Some(at), JobState::Cancelled) = (r.cancelled_at, r.state) {
+            touched += 1;
             self.cancelled.insert((at, r.name.clone()));
         }
-        8
+        touched
     }
 
     fn remove(&mut self, name: &str) -> (Option<Arc<JobRecord>>, u64) {
@@ -200,13 +197,15 @@ impl JobStore {
             seen.insert(record.name.clone());
         }
         let after = record.state;
-        inner.jobs.insert(record.name.clone(), Arc::new(record));
+        let record = Arc::new(record);
+        inner.jobs.insert(record.name.clone(), record.clone());
         drop(inner);
         self.count(cost + 1);
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         Applied {
             before: before.map(|r| r.state),
             after,
+            record,
         }
     }
 
@@ -230,18 +229,6 @@ impl JobStore {
         let inner = self.read();
         let name = inner.by_dedup.get(key)?;
         inner.jobs.get(name).cloned()
-    }
-
-    /// Names of the Jobs sharing a concurrency key (label value).
-    pub fn with_concurrency_key(&self, key: &str) -> Vec<Arc<str>> {
-        let inner = self.read();
-        let names: Vec<Arc<str>> = inner
-            .by_concurrency_key
-            .get(key)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        self.count(names.len() as u64 + 1);
-        names
     }
 
     /// Jobs in `state` (O(1)).

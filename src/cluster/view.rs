@@ -15,77 +15,20 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::jobspec::{
-    unescape_expansion, AGENT_CONTAINER, ANNOTATION_DEDUP_KEY, ANNOTATION_REPOSITORY,
-    ANNOTATION_URL, LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY, LABEL_REPOSITORY,
-    LABEL_SOURCE, TASK_ENV,
+    unescape_expansion, AGENT_CONTAINER, ANNOTATION_CANCELLED, ANNOTATION_DEDUP_KEY,
+    ANNOTATION_REPOSITORY, ANNOTATION_URL, LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY,
+    LABEL_REPOSITORY, LABEL_SOURCE, TASK_ENV,
 };
-use super::state::{JobState, ANNOTATION_CANCELLED};
+use crate::job::{ConditionView, JobRecord, JobState, TaskHead};
 use crate::task::parse_priority_label;
-
-/// One condition of a Job, as kept and shown.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ConditionView {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub last_transition_time: Option<String>,
-}
-
-/// The part of the task document kept in the store (lists show it; the
-/// whole document is fetched when one Job is asked for).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TaskHead {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issue_number: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pr_number: Option<u64>,
-}
 
 /// Longest title kept in a [`TaskHead`], characters.
 const TITLE_MAX_CHARS: usize = 200;
-
-/// The slim projection of a managed Job that the watch store keeps.
-#[derive(Debug, Clone)]
-pub struct JobRecord {
-    pub name: Arc<str>,
-    /// The object's resourceVersion (0 if unparsable).
-    pub rv: u64,
-    pub state: JobState,
-    /// Creation time, unix seconds (0 when absent).
-    pub created: i64,
-    pub created_at: Option<Time>,
-    pub source: Option<Box<str>>,
-    pub kind: Option<Box<str>>,
-    /// The repository label (`owner.name`), what filters and the index use.
-    pub repository: Option<Box<str>>,
-    /// The task's repository as shown, `owner/name` (see [`repository_name`]).
-    pub repository_name: Option<Box<str>>,
-    pub priority: i32,
-    pub concurrency_key: Option<Box<str>>,
-    pub dedup_key: Option<Arc<str>>,
-    pub url: Option<Box<str>>,
-    /// When it was cancelled (unix seconds), if it was.
-    pub cancelled_at: Option<i64>,
-    pub started_at: Option<Time>,
-    pub completed_at: Option<Time>,
-    pub conditions: Vec<ConditionView>,
-    pub active: i32,
-    pub succeeded: i32,
-    pub failed: i32,
-    pub task: Option<Arc<TaskHead>>,
-}
 
 fn condition<'a>(conds: &'a [JobCondition], kind: &str) -> Option<&'a JobCondition> {
     conds.iter().find(|c| c.type_ == kind && c.status == "True")
@@ -264,11 +207,6 @@ impl JobRecord {
             task,
             name,
         })
-    }
-
-    /// The creation time as the API shows it (and as list pages are keyed).
-    pub fn created_at_text(&self) -> Option<String> {
-        self.created_at.as_ref().map(|t| t.0.to_string())
     }
 }
 

@@ -63,6 +63,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client",
     ),
     var(
+        "JOB_WATCH_FAILING_SECONDS",
+        "30",
+        "how long the Job watch may keep failing before /ready answers 503",
+    ),
+    var(
         "KUBERNETES_NAMESPACE",
         "default",
         "namespace of the Jobs and the scheduler Lease",

@@ -19,6 +19,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+use crate::cluster::jobs::JobsError;
+use crate::scheduler::error::EnqueueError;
+use crate::sources::actor::SubmitError;
 use crate::sources::fields::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +86,43 @@ pub fn request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Maps a failed Kubernetes call to the answer (`not_found` as given).
-pub fn from_kube(e: crate::cluster::kube_actor::KubeError, not_found: &str) -> RouteError {
-    use crate::cluster::kube_actor::KubeError;
+/// A task that was not accepted, as its sender is told.
+impl From<SubmitError> for RouteError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::RateLimited(l) => RouteError::RateLimited {
+                scope: l.scope,
+                retry_after: l.retry_after,
+            },
+            SubmitError::Enqueue(e) => e.into(),
+        }
+    }
+}
+
+/// A task that could not be persisted, as its sender is told.
+impl From<EnqueueError> for RouteError {
+    fn from(e: EnqueueError) -> Self {
+        match e {
+            EnqueueError::Invalid(m) => RouteError::Unprocessable(m),
+            EnqueueError::Unavailable(m) => RouteError::Unavailable(m),
+            EnqueueError::NamespaceMissing(ns) => RouteError::NamespaceMissing(ns),
+            EnqueueError::PermissionDenied(m) => RouteError::PermissionDenied(m),
+            EnqueueError::Failed(m) => RouteError::Failed(m),
+            EnqueueError::KeyReused(job) => RouteError::KeyReused(format!(
+                "this Idempotency-Key was already used with a different request (job {job}); \
+                 send a new key for a new request"
+            )),
+        }
+    }
+}
+
+/// Maps a failed Jobs call to the answer (`not_found` as given).
+pub fn from_jobs(e: JobsError, not_found: &str) -> RouteError {
     match e {
-        KubeError::NotFound => RouteError::NotFound(not_found.to_string()),
-        KubeError::Unavailable(m) => RouteError::Unavailable(m),
-        KubeError::Conflict(m) => RouteError::Unavailable(format!("conflict: {m}")),
-        e @ KubeError::Forbidden(_) => RouteError::PermissionDenied(e.to_string()),
-        other => RouteError::Failed(other.to_string()),
+        JobsError::NotFound => RouteError::NotFound(not_found.to_string()),
+        JobsError::Unavailable(m) => RouteError::Unavailable(m),
+        JobsError::PermissionDenied(m) => RouteError::PermissionDenied(m),
+        JobsError::Failed(m) => RouteError::Failed(m),
     }
 }
 

@@ -11,8 +11,9 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::{read_unauthenticated_body, Answer, AppState, SourceHandle};
 use crate::actors::Refused;
-use crate::scheduler::{Enqueued, JobExtras};
-use crate::sources::actor::{Submit, SubmitError};
+use crate::job::JobExtras;
+use crate::scheduler::Enqueued;
+use crate::sources::actor::Submit;
 use crate::sources::github::{route, verify_signature, SignatureError};
 use crate::sources::Decision;
 use crate::task::Task;
@@ -217,18 +218,6 @@ pub async fn submit(
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
             Ok(Answer::new("duplicate", Some(job), r))
         }
-        Err(SubmitError::RateLimited(l)) => Err(RouteError::RateLimited {
-            scope: l.scope,
-            retry_after: l.retry_after,
-        }),
-        Err(SubmitError::Invalid(m)) => Err(RouteError::Unprocessable(m)),
-        Err(SubmitError::Unavailable(m)) => Err(RouteError::Unavailable(m)),
-        Err(SubmitError::NamespaceMissing(ns)) => Err(RouteError::NamespaceMissing(ns)),
-        Err(SubmitError::PermissionDenied(m)) => Err(RouteError::PermissionDenied(m)),
-        Err(SubmitError::Failed(m)) => Err(RouteError::Failed(m)),
-        Err(SubmitError::KeyReused(job)) => Err(RouteError::KeyReused(format!(
-            "this Idempotency-Key was already used with a different request (job {job}); \
-             send a new key for a new request"
-        ))),
+        Err(e) => Err(e.into()),
     }
 }

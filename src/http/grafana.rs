@@ -22,10 +22,10 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::github::submit;
 use super::{read_unauthenticated_body, AppState};
-use crate::cluster::kube_actor::{CancelJob, KubeError};
-use crate::cluster::state::JobState;
+use crate::cluster::jobs::JobsError;
 use crate::events::NewEvent;
-use crate::scheduler::JobExtras;
+use crate::job::JobExtras;
+use crate::job::JobState;
 use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError, DecodeError};
 use crate::sources::intake::SCOPE_ALERT_RULE;
 
@@ -228,11 +228,10 @@ async fn resolve(
     deadline: Instant,
 ) -> (Value, bool) {
     let keep_running = !state.config.grafana.cancel_running_on_resolve;
-    let stored = state.jobs.get(job_name).or_else(|| {
-        state
-            .jobs
-            .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(dedup_key))
-    });
+    let stored = state
+        .jobs
+        .stored(job_name)
+        .or_else(|| state.jobs.stored_by_dedup_key(dedup_key));
     let name = stored
         .as_ref()
         .map_or_else(|| job_name.to_string(), |r| r.name.to_string());
@@ -265,21 +264,15 @@ async fn resolve(
         }
     }
     let sent = state
-        .kube
-        .ask(CancelJob {
-            name: name.clone(),
-            keep_running,
-            deadline,
-            read_share: false,
-        })
+        .jobs
+        .cancel(name.clone(), keep_running, deadline, false)
         .await;
     let (decision, reason) = match sent {
-        Ok(Ok(Some(job))) => match crate::cluster::state::job_state(&job) {
+        Ok(Some(view)) => match view.state {
             JobState::Cancelled => ("cancelled", None),
             now => return (resolved(&name, now), false),
         },
-        Ok(Ok(None) | Err(KubeError::NotFound)) => return no_job(),
-        Ok(Err(e)) => ("unavailable", Some(e.to_string())),
+        Ok(None) | Err(JobsError::NotFound) => return no_job(),
         Err(e) => ("unavailable", Some(e.to_string())),
     };
     state.events.record(NewEvent {

@@ -6,7 +6,8 @@
 //! however often; only a known Job's whole task document, cancel and logs
 //! go through the Kube actor, on the gate's share for reads. Each caller
 //! sees only the Jobs of its token's scope ([`super::auth`]). What a Job
-//! looks like to clients is [`crate::cluster::view`]'s business.
+//! looks like to clients is [`crate::cluster::view`]'s business; every
+//! call behind these routes goes through [`crate::cluster::jobs::Jobs`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,13 +21,13 @@ use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
-use crate::cluster::jobspec::is_managed;
-use crate::cluster::kube_actor::{CancelJob, GetJob, KubeError, StreamLogs};
-use crate::cluster::state::JobState;
+use crate::cluster::jobs::JobsError;
 use crate::cluster::store::{JobFilter, JobStore};
-use crate::cluster::view::JobRecord;
-pub use crate::cluster::view::{ConditionView, JobView};
+pub use crate::cluster::view::JobView;
 use crate::events::{EventRecord, NewEvent};
+pub use crate::job::ConditionView;
+use crate::job::JobRecord;
+use crate::job::JobState;
 
 /// Filters and paging of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -101,7 +102,12 @@ pub async fn list_jobs(
         source,
         repository: repo.as_deref(),
     };
-    let page = list_page(&state.jobs, &filter, q.continue_token.as_deref(), limit)?;
+    let page = list_page(
+        state.jobs.store(),
+        &filter,
+        q.continue_token.as_deref(),
+        limit,
+    )?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -164,10 +170,8 @@ pub struct Known {
 /// Job within `caller`'s scope is known.
 pub fn locate(state: &AppState, caller: &ApiCaller, which: JobRef<'_>) -> Option<Known> {
     let stored = match which {
-        JobRef::Name(n) => state.jobs.get(n),
-        JobRef::DedupKey(k) => state
-            .jobs
-            .by_dedup_key(&crate::cluster::jobspec::dedup_annotation(k)),
+        JobRef::Name(n) => state.jobs.stored(n),
+        JobRef::DedupKey(k) => state.jobs.stored_by_dedup_key(k),
     };
     if let Some(r) = stored {
         return caller.sees(r.source.as_deref()).then(|| Known {
@@ -199,23 +203,15 @@ pub async fn find_job(
         return Ok(None);
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    let msg = GetJob {
-        name: known.name,
-        deadline,
-        read_share: true,
-    };
-    let fetched = match state.kube.ask(msg).await {
-        Err(e) => Err(RouteError::Unavailable(e.to_string())),
-        Ok(Ok(job)) => Ok(job),
-        Ok(Err(e)) => Err(kube_error(e)),
-    };
+    let fetched = state
+        .jobs
+        .fetch(known.name, deadline)
+        .await
+        .map_err(jobs_error);
     match (fetched, known.stored) {
         // Only managed Jobs are visible through this API, each within its
         // caller's scope.
-        (Ok(Some(job)), _) if is_managed(&job) => {
-            Ok(JobView::from_job(&job).filter(|v| caller.sees(v.source.as_deref())))
-        }
-        (Ok(_), _) => Ok(None),
+        (Ok(view), _) => Ok(view.filter(|v| caller.sees(v.source.as_deref()))),
         // The store's record (abridged task) while the API server is away.
         (Err(RouteError::Unavailable(m)), Some(r)) => {
             tracing::debug!(job = %r.name, error = %m, "showing the stored record");
@@ -261,8 +257,8 @@ pub async fn get_job(
     Ok(HttpResponse::Ok().json(view))
 }
 
-fn kube_error(e: KubeError) -> RouteError {
-    super::error::from_kube(e, "no such job")
+fn jobs_error(e: JobsError) -> RouteError {
+    super::error::from_jobs(e, "no such job")
 }
 
 /// Cancel a Job (idempotent): a queued Job is never admitted, a running one
@@ -294,20 +290,12 @@ pub async fn cancel_job(
     if locate(&state, &caller, JobRef::Name(&path)).is_none() {
         return Err(not_found());
     }
-    let msg = CancelJob {
-        name: path.clone(),
-        keep_running: false,
-        deadline: Instant::now() + Duration::from_secs(10),
-        read_share: true,
-    };
-    let job = state
-        .kube
-        .ask(msg)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = state
+        .jobs
+        .cancel(path.clone(), false, deadline, true)
         .await
-        .map_err(|e| RouteError::Unavailable(e.to_string()))?
-        .map_err(kube_error)?
-        .ok_or_else(not_found)?;
-    let view = JobView::from_job(&job)
+        .map_err(jobs_error)?
         .filter(|v| caller.sees(v.source.as_deref()))
         .ok_or_else(not_found)?;
     if view.state != JobState::Cancelled {
@@ -357,23 +345,18 @@ pub async fn job_logs(
         Some(r) => r.state,
         None => find(&state, &caller, &path).await?.state,
     };
-    let msg = StreamLogs {
-        name: path.clone(),
-        follow: q.follow.unwrap_or(false),
-        deadline: Instant::now() + Duration::from_secs(10),
-    };
+    let deadline = Instant::now() + Duration::from_secs(10);
     let lines = state
-        .kube
-        .ask(msg)
+        .jobs
+        .logs(path.clone(), q.follow.unwrap_or(false), deadline)
         .await
-        .map_err(|e| RouteError::Unavailable(e.to_string()))?
         .map_err(|e| match e {
-            KubeError::NotFound => RouteError::NotFound(format!(
+            JobsError::NotFound => RouteError::NotFound(format!(
                 "job {:?} has no pod yet (state {})",
                 path.as_str(),
                 job_state.as_str()
             )),
-            other => kube_error(other),
+            other => jobs_error(other),
         })?;
     let body = lines.map(|l| match l {
         Ok(line) => Ok::<_, actix_web::Error>(web::Bytes::from(format!("{line}\n"))),

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod parser_errors;
 pub mod pipeline;
 pub mod recent;
+pub mod request_metrics;
 pub mod schema;
 pub mod tasks;
 
@@ -29,9 +30,8 @@ use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
 use crate::actors::Mailbox;
-use crate::cluster::kube_actor::KubeActor;
+use crate::cluster::jobs::Jobs;
 use crate::cluster::lease::Leader;
-use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::events::{EventLog, NewEvent};
 use crate::metrics::Metrics;
@@ -49,7 +49,9 @@ pub struct Health {
     /// Shutdown has begun.
     pub draining: AtomicBool,
     /// The latest preflight report (`None` before the first round).
-    pub preflight: crate::preflight::Latest,
+    pub preflight: crate::cluster::preflight::Latest,
+    /// The Job watch's failures and silence.
+    pub watch: Arc<crate::cluster::metered::WatchHealth>,
 }
 
 /// A source actor's bounded mailbox.
@@ -67,9 +69,9 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<EventLog>,
-    /// The watch store: every managed Job's record and the indexes (read-only here).
-    pub jobs: JobStore,
-    pub kube: Mailbox<KubeActor>,
+    /// The Jobs: the watch store's records and indexes (read-only here),
+    /// and the operator's calls (fetch, cancel, logs) through the Kube actor.
+    pub jobs: Jobs,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,
     /// What unauthenticated request bodies may buffer ([`body`]).
@@ -321,6 +323,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(
             json!({"status": "not_ready", "reason": "the Kubernetes Job watch is not synced yet"}),
         );
+    }
+    let failing_for = state.config.job_watch_failing;
+    if let Some(why) = h.watch.unhealthy(tokio::time::Instant::now(), failing_for) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "reason": why, "failed": [why]}));
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }

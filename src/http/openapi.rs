@@ -47,7 +47,7 @@ impl Modify for GrafanaPut {
     components(schemas(
         super::schema::ErrorBody, super::schema::SubmitAnswer, super::schema::IgnoredAnswer,
         super::schema::TaskRequest, super::schema::PmTaskRequest, super::schema::PmRepository,
-        super::schema::PmSubtask, crate::cluster::files::TaskFile, crate::sources::fields::FieldError,
+        super::schema::PmSubtask, crate::task::files::TaskFile, crate::sources::fields::FieldError,
         super::jobs::JobView, super::jobs::JobList, super::jobs::ConditionView, crate::events::EventRecord,
         super::leader::LeaderView,
     )),

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cluster::files::TaskFile;
 use crate::sources::fields::FieldError;
+use crate::task::files::TaskFile;
 
 /// An error answer.
 #[derive(Debug, Serialize, ToSchema)]

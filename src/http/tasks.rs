@@ -19,7 +19,7 @@ use super::github::submit;
 use super::jobs::{find_job, JobRef, JobView};
 use super::schema::{ErrorBody, SubmitAnswer};
 use super::{read_body, AppState};
-use crate::scheduler::JobExtras;
+use crate::job::JobExtras;
 use crate::sources::api::{self, Accepted};
 use crate::sources::strict_json;
 use crate::task::TaskSource;

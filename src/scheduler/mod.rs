@@ -10,6 +10,7 @@
 //! is marked dirty in the store and re-read here on the next message or
 //! tick.
 
+pub mod error;
 pub mod queue;
 
 use std::sync::Arc;
@@ -17,16 +18,20 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::{Crash, Mailbox, Refused};
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::actors::Mailbox;
 use crate::cluster::build_job;
-use crate::cluster::files::{self, TaskFile};
+use crate::cluster::files;
 use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
-use crate::cluster::kube_actor::{CreateJob, DeleteJob, GetJob, KubeActor, KubeError, SetSuspend};
+use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
+use crate::job::JobExtras;
 use crate::metrics::Metrics;
 use crate::task::Task;
+use error::EnqueueError;
 use queue::{Observed, Queue};
 
 /// What became of an enqueued Task.
@@ -38,31 +43,8 @@ pub enum Enqueued {
     Duplicate(String),
 }
 
-/// Why a Task could not be persisted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EnqueueError {
-    #[error("the task cannot become a Job: {0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The namespace Jobs go to (named) does not exist.
-    #[error("namespace {0:?} does not exist")]
-    NamespaceMissing(String),
-    /// Kubernetes denied this service a permission it needs (RBAC): the
-    /// operator fixes the Role, the service recovers without a restart.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// Kubernetes refused the Job for good (not the task's fault).
-    #[error("{0}")]
-    Failed(String),
-    /// The task's Job (named) exists, made from a different request under
-    /// the same `Idempotency-Key`.
-    #[error("job {0} was made from a different request with this key")]
-    KeyReused(String),
-}
-
-/// Mailbox capacity of the scheduler: Enqueue requests in flight plus
-/// watch notifications waiting.
+/// Mailbox capacity of the scheduler: watch notifications and nudges
+/// waiting.
 pub const MAILBOX: usize = 4096;
 
 pub struct Scheduler {
@@ -193,9 +175,8 @@ impl Scheduler {
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
-            let msg = SetSuspend {
+            let msg = AdmitJob {
                 name: name.clone(),
-                suspend: false,
                 deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
             };
             self.kube
@@ -263,28 +244,6 @@ impl Supervised for Scheduler {
     }
 }
 
-/// Persists a Task as a suspended Job; answers once the API server has it.
-#[derive(Message)]
-#[rtype(result = "Result<Enqueued, EnqueueError>")]
-pub struct Enqueue {
-    pub task: Box<Task>,
-    pub extras: JobExtras,
-    pub deadline: Instant,
-}
-
-/// What a Job gets beyond its Task.
-#[derive(Debug, Clone, Default)]
-pub struct JobExtras {
-    /// Files for the agent (a ConfigMap owned by the Job).
-    pub files: Vec<TaskFile>,
-    /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
-    pub timeout_seconds: Option<i64>,
-    /// The request's hash under an `Idempotency-Key`, kept on the Job
-    /// ([`ANNOTATION_REQUEST_HASH`]): a duplicate whose hash differs is
-    /// refused ([`EnqueueError::KeyReused`]) rather than answered duplicate.
-    pub request_hash: Option<String>,
-}
-
 /// A Job's state changed (from its watcher).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -308,11 +267,13 @@ pub struct Synced;
 pub struct Leadership(pub bool);
 
 /// How many Jobs the queue holds: (queued, running or being admitted). For
-/// tests and diagnostics, through the raw address.
+/// tests, through the raw address (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
 pub struct Counts;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Counts> for Scheduler {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
@@ -327,58 +288,62 @@ impl Handler<Counts> for Scheduler {
 #[rtype(result = "()")]
 pub struct Admit;
 
-impl Handler<Enqueue> for Scheduler {
-    type Result = ResponseFuture<Result<Enqueued, EnqueueError>>;
+/// Persists Tasks as suspended Jobs, apart from the scheduler actor: a
+/// create takes no scheduler mailbox slot and never waits behind admission
+/// work (the scheduler hears of the new Job from the watch, like of any
+/// other). Cheap to clone; each source actor holds one.
+#[derive(Clone)]
+pub struct Persister {
+    kube: Mailbox<KubeActor>,
+    config: Arc<Config>,
+}
 
-    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
-        let extras = msg.extras;
-        let job = build_job(&msg.task, &self.config).map(|mut j| {
-            if !extras.files.is_empty() {
-                files::attach(&mut j, &extras.files);
-            }
-            if let (Some(t), Some(spec)) = (extras.timeout_seconds, j.spec.as_mut()) {
-                spec.active_deadline_seconds = Some(t);
-            }
-            if let Some(h) = &extras.request_hash {
-                j.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
-            }
-            j
-        });
-        let request_hash = extras.request_hash.clone();
-        let kube = self.kube.clone();
-        Box::pin(async move {
-            let job = job.map_err(|e| EnqueueError::Invalid(e.to_string()))?;
-            let name = job.metadata.name.clone().unwrap_or_default();
-            let sent = kube
-                .ask(CreateJob {
-                    job: Box::new(job),
-                    files: extras.files,
-                    deadline: msg.deadline,
-                })
-                .await
-                .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?;
-            match sent {
-                Ok(_) => Ok(Enqueued::Queued(name)),
-                Err(KubeError::AlreadyExists) => match request_hash {
-                    None => Ok(Enqueued::Duplicate(name)),
-                    Some(h) => same_request(&kube, name, &h, msg.deadline).await,
-                },
-                Err(KubeError::NamespaceMissing(ns)) => Err(EnqueueError::NamespaceMissing(ns)),
-                Err(e @ KubeError::Forbidden(_)) => {
-                    Err(EnqueueError::PermissionDenied(e.to_string()))
-                }
-                // Temporary: the sender retries.
-                Err(e @ (KubeError::Unavailable(_) | KubeError::Conflict(_))) => {
-                    Err(EnqueueError::Unavailable(e.to_string()))
-                }
-                // The API server refused our Job as invalid:
-                // our problem, not the client's, and not temporary.
-                Err(e) => Err(EnqueueError::Failed(e.to_string())),
-            }
-        })
+impl Persister {
+    pub fn new(kube: Mailbox<KubeActor>, config: Arc<Config>) -> Self {
+        Persister { kube, config }
+    }
+
+    /// Builds `task`'s Job (with `extras`) and creates it, suspended,
+    /// before `deadline`: `Queued` once the API server has it, `Duplicate`
+    /// when it existed (`KeyReused` when made from another request under
+    /// the same `Idempotency-Key`).
+    pub async fn persist(
+        &self,
+        task: &Task,
+        extras: JobExtras,
+        deadline: Instant,
+    ) -> Result<Enqueued, EnqueueError> {
+        let mut job =
+            build_job(task, &self.config).map_err(|e| EnqueueError::Invalid(e.to_string()))?;
+        if !extras.files.is_empty() {
+            files::attach(&mut job, &extras.files);
+        }
+        if let (Some(t), Some(spec)) = (extras.timeout_seconds, job.spec.as_mut()) {
+            spec.active_deadline_seconds = Some(t);
+        }
+        if let Some(h) = &extras.request_hash {
+            job.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
+        }
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let sent = self
+            .kube
+            .ask(CreateJob {
+                job: Box::new(job),
+                files: extras.files,
+                deadline,
+            })
+            .await?;
+        match sent {
+            Ok(_) => Ok(Enqueued::Queued(name)),
+            Err(KubeError::AlreadyExists) => match extras.request_hash {
+                None => Ok(Enqueued::Duplicate(name)),
+                Some(h) => same_request(&self.kube, name, &h, deadline).await,
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -399,8 +364,8 @@ async fn same_request(
             deadline,
             read_share: false,
         })
-        .await
-        .map_err(|e: Refused| EnqueueError::Unavailable(e.to_string()))?
+        .await?
+        // Any failure to read it back is temporary here: the sender retries.
         .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
     let theirs = got.as_ref().and_then(|j| {
         j.metadata
@@ -459,6 +424,7 @@ impl Handler<Admit> for Scheduler {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -466,4 +432,6 @@ impl Handler<Crash> for Scheduler {
     }
 }
 
-crate::tracked_handlers!(Scheduler => Enqueue, Observe, Forget, Synced, Leadership, Admit, Crash);
+crate::tracked_handlers!(Scheduler => Observe, Forget, Synced, Leadership, Admit);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(Scheduler => Crash);

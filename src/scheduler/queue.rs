@@ -14,8 +14,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::cluster::state::JobState;
-use crate::cluster::view::JobRecord;
+use crate::job::JobRecord;
+use crate::job::JobState;
 
 type QueueKey = (Reverse<i32>, i64, Arc<str>);
 

@@ -1,5 +1,6 @@
 //! The source actor (one supervised instance per source): dedup, rate limits,
-//! then the scheduler. Its handler returns a future, so one slow API call
+//! then the Job's create (the scheduler hears of it from the watch). Its
+//! handler returns a future, so one slow API call
 //! never holds up the next event.
 //!
 //! ```text
@@ -7,7 +8,7 @@
 //!               └▶ same key in flight? ─▶ waits for it ─▶ Duplicate | its error
 //!                                         (KeyReused at once if its request hash differs)
 //!               └▶ rate limit ─▶ RateLimited(retry after)
-//!               └▶ Scheduler::Enqueue ─▶ Queued(job) | Duplicate(job, from 409)
+//!               └▶ Persister ─▶ Kube actor ─▶ Queued(job) | Duplicate(job, from 409)
 //! ```
 //!
 //! A redelivery never spends the rate limit: the dedup cache and the
@@ -24,8 +25,11 @@ use std::time::Instant;
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
-use crate::actors::{Crash, Mailbox};
-use crate::scheduler::{Enqueue, EnqueueError, Enqueued, JobExtras, Scheduler};
+#[cfg(feature = "test-hooks")]
+use crate::actors::Crash;
+use crate::job::JobExtras;
+use crate::scheduler::error::EnqueueError;
+use crate::scheduler::{Enqueued, Persister};
 use crate::sources::intake::{DedupCache, Limited, RateLimits};
 use crate::task::{Task, TaskSource};
 
@@ -44,24 +48,10 @@ pub struct Submit {
 pub enum SubmitError {
     #[error("rate limited per {}", .0.scope)]
     RateLimited(Limited),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The namespace Jobs go to (named) does not exist.
-    #[error("namespace {0:?} does not exist")]
-    NamespaceMissing(String),
-    /// Kubernetes denied this service a permission it needs (RBAC): the
-    /// operator fixes the Role, the service recovers without a restart.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// Kubernetes refused the Job for good (not the client's fault).
-    #[error("{0}")]
-    Failed(String),
-    /// The key's Job (named) was made from a different request (its
-    /// `Idempotency-Key` reused with another body).
-    #[error("job {0} was made from a different request with this key")]
-    KeyReused(String),
+    /// Not persisted (or a reused `Idempotency-Key`), as the scheduler
+    /// or this actor's dedup cache found.
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
 }
 
 /// True when two request hashes are known and differ (a Job made before
@@ -82,7 +72,7 @@ pub struct SourceActor {
     in_flight: InFlightKeys,
     dedup: DedupCache,
     limits: Arc<RateLimits>,
-    scheduler: Mailbox<Scheduler>,
+    persister: Persister,
 }
 
 impl SourceActor {
@@ -90,14 +80,14 @@ impl SourceActor {
         source: TaskSource,
         dedup: DedupCache,
         limits: Arc<RateLimits>,
-        scheduler: Mailbox<Scheduler>,
+        persister: Persister,
     ) -> Self {
         SourceActor {
             source,
             in_flight: Rc::default(),
             dedup,
             limits,
-            scheduler,
+            persister,
         }
     }
 }
@@ -128,7 +118,7 @@ impl Handler<Submit> for SourceActor {
         let now = Instant::now();
         if let Some(c) = self.dedup.get(&key, now) {
             if differs(hash.as_deref(), c.request_hash.as_deref()) {
-                return Box::pin(async move { Err(SubmitError::KeyReused(c.job)) });
+                return Box::pin(async move { Err(EnqueueError::KeyReused(c.job).into()) });
             }
             return Box::pin(async move { Ok(Enqueued::Duplicate(c.job)) });
         }
@@ -136,7 +126,7 @@ impl Handler<Submit> for SourceActor {
         if let Some((first_hash, first)) = in_flight {
             if differs(hash.as_deref(), first_hash.as_deref()) {
                 let job = msg.task.job_name();
-                return Box::pin(async move { Err(SubmitError::KeyReused(job)) });
+                return Box::pin(async move { Err(EnqueueError::KeyReused(job).into()) });
             }
             // A redelivery while the first is being persisted: its answer,
             // as a duplicate once the first succeeded.
@@ -167,12 +157,12 @@ impl Handler<Submit> for SourceActor {
         if let Err(l) = checked {
             return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
         }
-        let scheduler = self.scheduler.clone();
+        let persister = self.persister.clone();
         let dedup = self.dedup.clone();
         let dedup_key = key.clone();
         let in_flight = self.in_flight.clone();
         let work = async move {
-            let r = persist(scheduler, dedup, &dedup_key, msg).await;
+            let r = persist(persister, dedup, &dedup_key, msg).await;
             // Whoever drives the shared future to the end clears the key.
             in_flight.borrow_mut().remove(&dedup_key);
             r
@@ -186,37 +176,23 @@ impl Handler<Submit> for SourceActor {
     }
 }
 
-/// Asks the scheduler for the Job; remembers the key once it is persisted.
+/// Persists the Task's Job; remembers the key once it is persisted.
 async fn persist(
-    scheduler: Mailbox<Scheduler>,
+    persister: Persister,
     dedup: DedupCache,
     dedup_key: &str,
     msg: Submit,
 ) -> Result<Enqueued, SubmitError> {
     let hash = msg.extras.request_hash.clone();
-    let r = scheduler
-        .ask(Enqueue {
-            task: msg.task,
-            extras: msg.extras,
-            deadline: msg.deadline,
-        })
-        .await
-        .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
-    match r {
-        Ok(e) => {
-            let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
-            dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
-            Ok(e)
-        }
-        Err(EnqueueError::Invalid(m)) => Err(SubmitError::Invalid(m)),
-        Err(EnqueueError::Unavailable(m)) => Err(SubmitError::Unavailable(m)),
-        Err(EnqueueError::NamespaceMissing(ns)) => Err(SubmitError::NamespaceMissing(ns)),
-        Err(EnqueueError::PermissionDenied(m)) => Err(SubmitError::PermissionDenied(m)),
-        Err(EnqueueError::Failed(m)) => Err(SubmitError::Failed(m)),
-        Err(EnqueueError::KeyReused(job)) => Err(SubmitError::KeyReused(job)),
-    }
+    let e = persister
+        .persist(&msg.task, msg.extras, msg.deadline)
+        .await?;
+    let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
+    dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
+    Ok(e)
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Crash> for SourceActor {
     type Result = ();
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
@@ -224,4 +200,6 @@ impl Handler<Crash> for SourceActor {
     }
 }
 
-crate::tracked_handlers!(SourceActor => Submit, Crash);
+crate::tracked_handlers!(SourceActor => Submit);
+#[cfg(feature = "test-hooks")]
+crate::tracked_handlers!(SourceActor => Crash);

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::fields::{FieldError, Fields};
-use crate::cluster::files::{file_problem, files_conflict, TaskFile, MAX_FILES_BYTES};
 use crate::rules::MAX_PROMPT_BYTES;
+use crate::task::files::{file_problem, files_conflict, TaskFile, MAX_FILES_BYTES};
 use crate::task::git::{https_origin, is_valid_git_ref, is_valid_repository};
 use crate::task::{Checkout, Task, TaskSource};
 
@@ -382,7 +382,7 @@ pub fn pm_task(
     if !files.is_empty() {
         prompt.push_str(&format!(
             "\nProject documents are in {}.\n",
-            crate::cluster::files::FILES_DIR
+            crate::task::files::FILES_DIR
         ));
     }
     let prompt = match (mode.as_str(), modification) {

@@ -20,18 +20,11 @@
 //! alike. A new episode of the same alert (new `startsAt`) is a new task.
 
 mod auth;
-mod config;
-mod matchers;
 mod payload;
 mod prompt;
 
+use crate::config::grafana::{link_under, GrafanaConfig};
 pub use auth::{authenticate, AuthError};
-pub use config::{
-    link_under, AuthorizationHeader, BasicAuth, GrafanaConfig, HmacConfig,
-    DEFAULT_MAX_ALERTS_PER_NOTIFICATION, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SKEW_SECONDS,
-    DEFAULT_RATE_LIMIT_PER_RULE_PER_MINUTE, DEFAULT_SIGNATURE_HEADER,
-};
-pub use matchers::{MatchOp, Matcher, Matchers};
 pub use payload::{label_fingerprint, Format};
 
 use crate::task::{git, truncate_with_marker, Task, TaskSource};

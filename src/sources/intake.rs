@@ -81,11 +81,6 @@ impl DedupCache {
         );
     }
 
-    /// Forgets `key` (e.g. its Job was cancelled and may be resubmitted).
-    pub fn remove(&self, key: &str) {
-        self.lock().remove(key);
-    }
-
     fn evict(map: &mut HashMap<String, Cached>, now: Instant) {
         map.retain(|_, c| c.expires > now);
         if map.len() >= DEDUP_MAX_ENTRIES {

@@ -12,9 +12,10 @@
 use kube_api_sim::resources::{CONFIGMAPS, JOBS, RESOURCES};
 use kube_api_sim::validate;
 use orchestrator::cluster::build_job;
-use orchestrator::cluster::files::{self, TaskFile};
+use orchestrator::cluster::files;
 use orchestrator::cluster::jobspec::{escape_expansion, unescape_expansion};
 use orchestrator::config::Config;
+use orchestrator::task::files::{self as task_files, TaskFile};
 use orchestrator::task::{label_value, name_with_hash, Task, TaskSource};
 use serde_json::Value;
 
@@ -110,7 +111,7 @@ pub fn check_file_names(names: &[String]) {
     let accepted: Vec<&String> = names
         .iter()
         .filter(|n| {
-            files::file_problem(&TaskFile {
+            task_files::file_problem(&TaskFile {
                 filename: (*n).clone(),
                 content: String::new(),
                 file_type: None,
@@ -132,7 +133,7 @@ pub fn check_file_names(names: &[String]) {
                 || b.strip_prefix(a.as_str())
                     .is_some_and(|r| r.starts_with('/'));
             assert_eq!(
-                files::files_conflict(a, b).is_some(),
+                task_files::files_conflict(a, b).is_some(),
                 nested,
                 "conflict of {a:?} and {b:?}"
             );
@@ -217,7 +218,7 @@ pub fn check_rules(text: &str) {
 /// Grafana matchers (`rule` line, then `k=v,…` labels): any text parses or
 /// is refused; parsed matchers evaluate on any labels.
 pub fn check_matchers(text: &str) {
-    use orchestrator::sources::grafana::Matchers;
+    use orchestrator::config::grafana::matchers::Matchers;
     let (rule, labels) = text.split_once('\n').unwrap_or((text, "a=b"));
     if let Ok(m) = Matchers::parse(rule) {
         let labels = labels

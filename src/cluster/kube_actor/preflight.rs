@@ -4,7 +4,8 @@
 use actix::prelude::*;
 
 use super::KubeActor;
-use crate::preflight::{probe, Observation};
+use crate::cluster::preflight::Observation;
+use crate::cluster::probe;
 
 /// Runs one round of preflight probes in the actor's namespace.
 #[derive(Message)]
@@ -16,6 +17,6 @@ impl Handler<Preflight> for KubeActor {
     fn handle(&mut self, _: Preflight, _: &mut Context<Self>) -> Self::Result {
         let gate = self.gate.clone();
         let ns = self.namespace.clone();
-        Box::pin(async move { probe::observe(&gate.client(), &ns, Some(&gate)).await })
+        Box::pin(async move { probe::observe(&gate, &ns).await })
     }
 }

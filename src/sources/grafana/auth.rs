@@ -6,7 +6,7 @@
 //! digests (so neither content nor length leaks through timing) and HMACs
 //! with `Mac::verify_slice`.
 
-use super::config::{GrafanaConfig, HmacConfig};
+use crate::config::grafana::{GrafanaConfig, HmacConfig};
 use crate::config::Secret;
 use base64::Engine;
 use hmac::{Hmac, Mac};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::sources::grafana::DEFAULT_SIGNATURE_HEADER;
+use crate::config::grafana::DEFAULT_SIGNATURE_HEADER;
 
 const BODY: &[u8] = br#"{"version":"1","alerts":[]}"#;
 const NOW: i64 = 1_750_000_000;

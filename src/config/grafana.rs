@@ -10,9 +10,11 @@
 //! configured, [`GrafanaConfig::auth_configured`] is false and the caller
 //! must refuse to serve the route unless an insecure development flag is set.
 
-use super::matchers::{is_label_name, Matchers};
-use crate::config::parse::{parse_bool, parse_bytes};
-use crate::config::{ConfigError, Secret};
+pub mod matchers;
+
+use super::parse::{parse_bool, parse_bytes};
+use super::{ConfigError, Secret};
+use matchers::{is_label_name, Matchers};
 
 /// Default HMAC signature header, as Grafana sends it.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Grafana-Alerting-Signature";

@@ -1,9 +1,9 @@
 //! The API calls of one preflight round: the server's version, the
 //! namespace, and one `SelfSubjectAccessReview` per required permission.
 //! Each call is a single attempt bounded by a timeout (the next round is the
-//! retry); the answers become an [`Observation`] for [`super::evaluate`].
+//! retry); the answers become an [`Observation`] for [`crate::cluster::preflight::evaluate`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::authorization::v1::{
@@ -13,30 +13,24 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-use super::{AccessSeen, NamespaceSeen, Observation};
 use crate::cluster::describe::describe;
 use crate::cluster::gate::KubeGate;
 use crate::cluster::permissions::{Permission, REQUIRED};
+use crate::cluster::preflight::{AccessSeen, NamespaceSeen, Observation};
 
 /// How long one probe call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the probes against the cluster `client` points at. With a
-/// `gate`, every call first waits for its turn under the gate's
-/// request-rate bound (the service's; `doctor` runs without one).
-pub async fn observe(
-    client: &kube::Client,
-    namespace: &str,
-    gate: Option<&KubeGate>,
-) -> Observation {
-    let version = match bounded(gate, client.apiserver_version()).await {
+/// Runs the probes in `namespace` through `gate`: every call waits for its
+/// turn under the gate's request-rate bound and is counted in its metrics
+/// (`verb="preflight"`).
+pub async fn observe(gate: &KubeGate, namespace: &str) -> Observation {
+    let version = match bounded(gate, |c| async move { c.apiserver_version().await }).await {
         Ok(v) => v.git_version,
         Err(why) => return Observation::Unreachable(why),
     };
-    let (namespace_seen, access) = futures::join!(
-        namespace_exists(client, namespace, gate),
-        access(client, namespace, gate)
-    );
+    let (namespace_seen, access) =
+        futures::join!(namespace_exists(gate, namespace), access(gate, namespace));
     Observation::Reached {
         version,
         namespace: namespace_seen,
@@ -45,27 +39,28 @@ pub async fn observe(
 }
 
 /// One call under the rate limit and [`CALL_TIMEOUT`]; errors as one line.
-async fn bounded<T>(
-    gate: Option<&KubeGate>,
-    call: impl std::future::Future<Output = Result<T, kube::Error>>,
-) -> Result<T, String> {
+async fn bounded<T, Fut>(
+    gate: &KubeGate,
+    call: impl FnOnce(kube::Client) -> Fut,
+) -> Result<T, String>
+where
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
     bounded_kube(gate, call).await?.map_err(|e| describe(&e))
 }
 
 /// Like [`bounded`], but hands back the client's error for inspection.
-async fn bounded_kube<T>(
-    gate: Option<&KubeGate>,
-    call: impl std::future::Future<Output = Result<T, kube::Error>>,
-) -> Result<Result<T, kube::Error>, String> {
-    let timeout = format!("no answer within {} s", CALL_TIMEOUT.as_secs());
-    tokio::time::timeout(CALL_TIMEOUT, async {
-        if let Some(g) = gate {
-            g.until_ready().await;
-        }
-        call.await
-    })
-    .await
-    .map_err(|_| timeout)
+async fn bounded_kube<T, Fut>(
+    gate: &KubeGate,
+    call: impl FnOnce(kube::Client) -> Fut,
+) -> Result<Result<T, kube::Error>, String>
+where
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    gate.probe(deadline, "preflight", call)
+        .await
+        .ok_or_else(|| format!("no answer within {} s", CALL_TIMEOUT.as_secs()))
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
@@ -85,12 +80,7 @@ pub fn is_namespace_missing(e: &kube::Error) -> bool {
 /// create Leases; the API server refuses a create in a namespace that does
 /// not exist). If that is forbidden (in a real cluster the Role cannot
 /// exist in a missing namespace either), reads the namespace instead.
-async fn namespace_exists(
-    client: &kube::Client,
-    ns: &str,
-    gate: Option<&KubeGate>,
-) -> NamespaceSeen {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+async fn namespace_exists(gate: &KubeGate, ns: &str) -> NamespaceSeen {
     let probe = Lease {
         metadata: ObjectMeta {
             generate_name: Some("orchestrator-preflight-".into()),
@@ -102,15 +92,19 @@ async fn namespace_exists(
         dry_run: true,
         ..Default::default()
     };
-    let refused = match bounded_kube(gate, leases.create(&pp, &probe)).await {
+    let create = |c| async move {
+        let leases: Api<Lease> = Api::namespaced(c, ns);
+        leases.create(&pp, &probe).await
+    };
+    let refused = match bounded_kube(gate, create).await {
         Err(why) => return NamespaceSeen::Unknown(why),
         Ok(Ok(_)) => return NamespaceSeen::Exists,
         Ok(Err(e)) if is_namespace_missing(&e) => return NamespaceSeen::Missing,
         Ok(Err(e)) if matches!(status_code(&e), Some(401 | 403)) => describe(&e),
         Ok(Err(e)) => return NamespaceSeen::Unknown(describe(&e)),
     };
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    match bounded_kube(gate, namespaces.get_opt(ns)).await {
+    let read = |c| async move { Api::<Namespace>::all(c).get_opt(ns).await };
+    match bounded_kube(gate, read).await {
         Err(why) => NamespaceSeen::Unknown(why),
         Ok(Ok(Some(_))) => NamespaceSeen::Exists,
         Ok(Ok(None)) => NamespaceSeen::Missing,
@@ -123,34 +117,30 @@ async fn namespace_exists(
 
 /// Asks about every required permission; `None` if the API server does
 /// not serve `SelfSubjectAccessReview`.
-async fn access(
-    client: &kube::Client,
-    ns: &str,
-    gate: Option<&KubeGate>,
-) -> Option<Vec<(Permission, AccessSeen)>> {
-    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let asks = REQUIRED.iter().map(|p| {
-        let reviews = reviews.clone();
-        async move {
-            let review = SelfSubjectAccessReview {
-                metadata: ObjectMeta::default(),
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: Some(ns.to_string()),
-                        verb: Some(p.verb.to_string()),
-                        group: Some(p.group.to_string()),
-                        resource: Some(p.resource.to_string()),
-                        subresource: p.subresource.map(str::to_string),
-                        name: p.name.map(str::to_string),
-                        ..Default::default()
-                    }),
-                    non_resource_attributes: None,
-                },
-                status: None,
-            };
-            let answer = bounded_kube(gate, reviews.create(&PostParams::default(), &review)).await;
-            (*p, answer)
-        }
+async fn access(gate: &KubeGate, ns: &str) -> Option<Vec<(Permission, AccessSeen)>> {
+    let asks = REQUIRED.iter().map(|p| async move {
+        let review = SelfSubjectAccessReview {
+            metadata: ObjectMeta::default(),
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(ns.to_string()),
+                    verb: Some(p.verb.to_string()),
+                    group: Some(p.group.to_string()),
+                    resource: Some(p.resource.to_string()),
+                    subresource: p.subresource.map(str::to_string),
+                    name: p.name.map(str::to_string),
+                    ..Default::default()
+                }),
+                non_resource_attributes: None,
+            },
+            status: None,
+        };
+        let create = |c| async move {
+            let reviews: Api<SelfSubjectAccessReview> = Api::all(c);
+            reviews.create(&PostParams::default(), &review).await
+        };
+        let answer = bounded_kube(gate, create).await;
+        (*p, answer)
     });
     let mut out = Vec::with_capacity(REQUIRED.len());
     for (p, answer) in join_all(asks).await {

@@ -1,5 +1,5 @@
+use super::matchers::MatchOp;
 use super::*;
-use crate::sources::grafana::MatchOp;
 
 fn load(vars: &[(&str, &str)]) -> Result<GrafanaConfig, ConfigError> {
     let vars: Vec<(String, String)> = vars

@@ -1,4 +1,5 @@
-//! Service-level metrics next to the domain ones in [`crate::metrics`]:
+//! Service-level metrics next to the domain ones in [`crate::metrics`]
+//! (the middleware that records requests is in `src/http/request_metrics.rs`):
 //! `orchestrator_build_info{version, git_sha}` (always 1); the HTTP requests
 //! served, by route pattern (never the raw path: names in paths are
 //! unbounded), method and status class (`2xx` … `5xx`), with their latency;
@@ -6,12 +7,6 @@
 //! leader that admits) and run (start → completion, observed by every
 //! replica that watched the Job finish).
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::web;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -170,36 +165,6 @@ impl ServiceMetrics {
             })
             .observe(seconds);
     }
-}
-
-/// actix-web middleware (`middleware::from_fn`) recording every request.
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let metrics = req
-        .app_data::<web::Data<crate::http::AppState>>()
-        .map(|s| s.metrics.clone());
-    let method = req.method().as_str().to_string();
-    let res = next.call(req).await;
-    if let Some(m) = metrics {
-        let (route, status) = match &res {
-            Ok(r) => (
-                r.request()
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".into()),
-                r.status().as_u16(),
-            ),
-            Err(e) => (
-                "unmatched".into(),
-                e.as_response_error().status_code().as_u16(),
-            ),
-        };
-        m.service()
-            .observe(&route, &method, status, started.elapsed().as_secs_f64());
-    }
-    res
 }
 
 #[cfg(test)]

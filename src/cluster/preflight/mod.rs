@@ -6,11 +6,10 @@
 //! This module is the pure part: [`evaluate`] turns what the probes saw
 //! ([`Observation`]) into a [`Report`] of checks worded for people, and
 //! [`changes`] says which checks started failing or recovered between two
-//! reports (so each is logged once). [`probe`] does the API calls;
+//! reports (so each is logged once). [`crate::cluster::probe`] does the API calls;
 //! [`runner`] repeats them, keeps the latest report for `/ready` and logs
 //! the changes; `orchestrator doctor` prints one report.
 
-pub mod probe;
 pub mod runner;
 
 use std::sync::{Arc, RwLock};

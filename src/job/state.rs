@@ -1,9 +1,8 @@
 //! The lifecycle states of a managed Job. How a state is read off a Job
-//! object lives in [`super::view`], the one module that maps Job objects.
+//! object is `job_state` in `src/cluster/view.rs`, the one module that maps
+//! Job objects.
 
 use serde::Serialize;
-
-pub use super::view::job_state;
 
 /// The lifecycle of a task's Job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -20,9 +19,6 @@ pub enum JobState {
     /// Cancelled by an operator or a resolved alert (suspended and marked).
     Cancelled,
 }
-
-/// Annotation set (to the time) when a Job is cancelled.
-pub const ANNOTATION_CANCELLED: &str = "orchestrator.dev/cancelled-at";
 
 impl JobState {
     pub fn is_finished(self) -> bool {

@@ -1,0 +1,132 @@
+//! The operator's door to Jobs, for the HTTP routes: look one up in the
+//! watch store (by name or by a task's dedup key), fetch its whole document,
+//! cancel it, stream its logs — each call through the Kube actor (and so
+//! the gate), each failure one [`JobsError`]. The routes speak to this and
+//! to no other part of `cluster/`'s Kubernetes side.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::jobspec::{dedup_annotation, is_managed};
+use super::kube_actor::{CancelJob, GetJob, KubeActor, KubeError, LogLines, StreamLogs};
+use super::store::JobStore;
+use super::view::JobView;
+use crate::actors::{Mailbox, Refused};
+use crate::job::JobRecord;
+
+/// Why a Jobs call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum JobsError {
+    /// No such Job (or, for logs, no pod of it yet).
+    #[error("not found")]
+    NotFound,
+    /// Kubernetes (or the Kube actor) did not answer in time: retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Kubernetes denied this service a permission it needs.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Kubernetes refused the call for good.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<KubeError> for JobsError {
+    fn from(e: KubeError) -> Self {
+        match e {
+            KubeError::NotFound => JobsError::NotFound,
+            KubeError::Unavailable(m) => JobsError::Unavailable(m),
+            KubeError::Conflict(m) => JobsError::Unavailable(format!("conflict: {m}")),
+            e @ KubeError::Forbidden(_) => JobsError::PermissionDenied(e.to_string()),
+            other => JobsError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<Refused> for JobsError {
+    fn from(e: Refused) -> Self {
+        JobsError::Unavailable(e.to_string())
+    }
+}
+
+/// The store and the Kube actor, behind one face.
+#[derive(Clone)]
+pub struct Jobs {
+    store: JobStore,
+    kube: Mailbox<KubeActor>,
+}
+
+impl Jobs {
+    pub fn new(store: JobStore, kube: Mailbox<KubeActor>) -> Self {
+        Jobs { store, kube }
+    }
+
+    /// The watch store (lists and counts).
+    pub fn store(&self) -> &JobStore {
+        &self.store
+    }
+
+    /// A Job's stored record, by name (no Kubernetes call).
+    pub fn stored(&self, name: &str) -> Option<Arc<JobRecord>> {
+        self.store.get(name)
+    }
+
+    /// The stored record of a task's Job, by the task's dedup key (no
+    /// Kubernetes call).
+    pub fn stored_by_dedup_key(&self, key: &str) -> Option<Arc<JobRecord>> {
+        self.store.by_dedup_key(&dedup_annotation(key))
+    }
+
+    /// A managed Job with its whole task document, from the API server
+    /// (one GET on the gate's share for reads); `None` if absent or not
+    /// ours.
+    pub async fn fetch(
+        &self,
+        name: String,
+        deadline: Instant,
+    ) -> Result<Option<JobView>, JobsError> {
+        let msg = GetJob {
+            name,
+            deadline,
+            read_share: true,
+        };
+        let job = self.kube.ask(msg).await??;
+        Ok(job.filter(is_managed).and_then(|j| JobView::from_job(&j)))
+    }
+
+    /// Cancels a managed Job (idempotent): answers it afterwards (state
+    /// `cancelled`, or the state it had finished in, or `running` when
+    /// `keep_running` left it so); `None` if absent or not ours. `reads`:
+    /// an operator's cancel, on the gate's share for reads.
+    pub async fn cancel(
+        &self,
+        name: String,
+        keep_running: bool,
+        deadline: Instant,
+        reads: bool,
+    ) -> Result<Option<JobView>, JobsError> {
+        let msg = CancelJob {
+            name,
+            keep_running,
+            deadline,
+            read_share: reads,
+        };
+        let job = self.kube.ask(msg).await??;
+        Ok(job.and_then(|j| JobView::from_job(&j)))
+    }
+
+    /// The log lines of the Job's newest pod; `NotFound` when it has none.
+    pub async fn logs(
+        &self,
+        name: String,
+        follow: bool,
+        deadline: Instant,
+    ) -> Result<LogLines, JobsError> {
+        let msg = StreamLogs {
+            name,
+            follow,
+            deadline,
+        };
+        Ok(self.kube.ask(msg).await??)
+    }
+}

@@ -1,0 +1,25 @@
+//! What a Job is to the service, free of the Kubernetes client: its
+//! lifecycle [`JobState`], the [`JobRecord`] the watch store keeps and the
+//! scheduler's queue orders, and the [`JobExtras`] a task asks for beyond
+//! itself. Mapping Job objects to these is `src/cluster/view.rs`.
+
+pub mod record;
+pub mod state;
+
+pub use record::{ConditionView, JobRecord, TaskHead};
+pub use state::{JobState, STATE_COUNT};
+
+use crate::task::files::TaskFile;
+
+/// What a Job gets beyond its Task.
+#[derive(Debug, Clone, Default)]
+pub struct JobExtras {
+    /// Files for the agent (a ConfigMap owned by the Job).
+    pub files: Vec<TaskFile>,
+    /// This task's own `activeDeadlineSeconds` (else `JOB_TIMEOUT_SECONDS`).
+    pub timeout_seconds: Option<i64>,
+    /// The request's hash under an `Idempotency-Key`, kept on the Job
+    /// (the `orchestrator.dev/request-sha256` annotation): a duplicate whose hash differs is
+    /// refused (`KeyReused`) rather than answered duplicate.
+    pub request_hash: Option<String>,
+}

@@ -1,0 +1,74 @@
+//! What the service keeps of one managed Job ([`JobRecord`], about 1 KB):
+//! the projection the watch store holds, the scheduler's queue orders and
+//! the routes list. It is made from a Job object in `src/cluster/view.rs`.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::JobState;
+
+/// One condition of a Job, as kept and shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<String>,
+}
+
+/// The part of the task document kept in the store (lists show it; the
+/// whole document is fetched when one Job is asked for).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskHead {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_number: Option<u64>,
+}
+
+/// The slim projection of a managed Job that the watch store keeps.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub name: Arc<str>,
+    /// The object's resourceVersion (0 if unparsable).
+    pub rv: u64,
+    pub state: JobState,
+    /// Creation time, unix seconds (0 when absent).
+    pub created: i64,
+    pub created_at: Option<Time>,
+    pub source: Option<Box<str>>,
+    pub kind: Option<Box<str>>,
+    /// The repository label (`owner.name`), what filters and the index use.
+    pub repository: Option<Box<str>>,
+    /// The task's repository as shown, `owner/name` (see `repository_name` in `src/cluster/view.rs`).
+    pub repository_name: Option<Box<str>>,
+    pub priority: i32,
+    pub concurrency_key: Option<Box<str>>,
+    pub dedup_key: Option<Arc<str>>,
+    pub url: Option<Box<str>>,
+    /// When it was cancelled (unix seconds), if it was.
+    pub cancelled_at: Option<i64>,
+    pub started_at: Option<Time>,
+    pub completed_at: Option<Time>,
+    pub conditions: Vec<ConditionView>,
+    pub active: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    pub task: Option<Arc<TaskHead>>,
+}
+
+impl JobRecord {
+    /// The creation time as the API shows it (and as list pages are keyed).
+    pub fn created_at_text(&self) -> Option<String> {
+        self.created_at.as_ref().map(|t| t.0.to_string())
+    }
+}
