@@ -38,6 +38,10 @@ use crate::task::TaskSource;
 /// Events kept for `GET /api/v1/events`.
 const EVENT_LOG_CAPACITY: usize = 1000;
 
+/// How long before the end of a graceful stop's grace the requests still
+/// in flight answer (at most a quarter of the grace).
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
 /// Longest a graceful shutdown spends releasing the scheduler Lease.
 const RELEASE_BUDGET: Duration = Duration::from_secs(2);
 
@@ -358,6 +362,13 @@ pub async fn run_with(
     // Graceful part: refuse readiness; stop admitting and release the Lease
     // (so another replica admits at once) while in-flight requests finish.
     health.draining.store(true, Ordering::SeqCst);
+    // Requests still in flight answer (503 if they must) a moment before
+    // the grace ends and the server closes their connections.
+    {
+        let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));
+        let margin = (grace / 4).min(ANSWER_MARGIN);
+        health.stop_answering_by(tokio::time::Instant::now() + grace - margin);
+    }
     lease_task.abort();
     preflight.abort();
     let release = Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET);

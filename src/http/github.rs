@@ -184,15 +184,25 @@ pub async fn submit(
     let left = deadline.saturating_duration_since(Instant::now());
     // Refused at once when the source's mailbox is full (counted in
     // orchestrator_actor_mailbox_overflow_total): 503 with Retry-After.
-    let sent = tokio::time::timeout(
+    let asked = tokio::time::timeout(
         left,
         source.ask(Submit {
             task,
             extras,
             deadline,
         }),
-    )
-    .await;
+    );
+    // A graceful stop closes connections at the end of its grace: answer
+    // 503 before then rather than be cut off (the Job, if its create still
+    // lands, is found as a duplicate on the retry).
+    let sent = tokio::select! {
+        sent = asked => sent,
+        () = state.health.must_answer() => {
+            return Err(RouteError::Unavailable(
+                "the service is shutting down; retry".into(),
+            ))
+        }
+    };
     let outcome = match sent {
         Err(_) => {
             return Err(RouteError::Unavailable(

@@ -52,6 +52,40 @@ pub struct Health {
     pub preflight: crate::cluster::preflight::Latest,
     /// The Job watch's failures and silence.
     pub watch: Arc<crate::cluster::metered::WatchHealth>,
+    /// When a graceful stop begins: the moment by which requests still in
+    /// flight must have answered, before the server closes their
+    /// connections ([`Health::stop_answering_by`]).
+    answer_by: std::sync::Mutex<Option<tokio::time::Instant>>,
+    stopping: tokio::sync::Notify,
+}
+
+impl Health {
+    /// A stop has begun: requests in flight answer by `at` at the latest.
+    pub fn stop_answering_by(&self, at: tokio::time::Instant) {
+        *self
+            .answer_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
+        self.stopping.notify_waiters();
+    }
+
+    /// Resolves when a request in flight must answer because the service
+    /// is stopping (never, while it is not).
+    pub async fn must_answer(&self) {
+        loop {
+            // Created before the check: a stop announced in between wakes it.
+            let announced = self.stopping.notified();
+            let at = *self
+                .answer_by
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(at) = at {
+                tokio::time::sleep_until(at).await;
+                return;
+            }
+            announced.await;
+        }
+    }
 }
 
 /// A source actor's bounded mailbox.
