@@ -119,7 +119,11 @@ async fn the_log_reports_a_bad_rust_log_shows_plain_values_and_each_refusal_once
 
     let line = served.wait_log("RUST_LOG is invalid").await;
     assert!(
-        line.contains("nonsense===") && line.contains("using=\"info\""),
+        line.contains("nonsense===")
+            && line.contains(&format!(
+                "using={:?}",
+                orchestrator::telemetry::DEFAULT_FILTER
+            )),
         "{line}"
     );
     let line = served.wait_log("orchestrator serving").await;
