@@ -188,3 +188,29 @@ fn the_checker_sees_plain_and_grouped_paths() {
     assert_eq!(layer_of("http"), Some(2));
     assert!(layer_of("app") < layer_of("http"));
 }
+
+/// The Job domain and the scheduler's queue know nothing of Kubernetes:
+/// no `kube` or `k8s_openapi` path in `src/job/` or `src/scheduler/queue.rs`
+/// (the cluster layer turns Job objects into `job::JobRecord`).
+#[test]
+fn the_job_domain_and_the_queue_use_no_kubernetes_types() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src.join("job"), &mut files);
+    files.push(src.join("job.rs"));
+    files.push(src.join("scheduler/queue.rs"));
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read a source file");
+        for (n, line) in without_unit_tests(&text).lines().enumerate() {
+            if line.contains("k8s_openapi") || line.contains("kube::") {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "Kubernetes types in the domain:\n{}",
+        found.join("\n")
+    );
+}

@@ -165,7 +165,7 @@ impl JobRecord {
                 .creation_timestamp
                 .as_ref()
                 .map_or(0, |t| t.0.as_second()),
-            created_at: meta.creation_timestamp.clone(),
+            created_at: meta.creation_timestamp.as_ref().and_then(utc),
             source: label(LABEL_SOURCE),
             kind: label(LABEL_KIND),
             repository,
@@ -189,8 +189,10 @@ impl JobRecord {
             cancelled_at: cancelled
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.timestamp()),
-            started_at: status.and_then(|s| s.start_time.clone()),
-            completed_at: status.and_then(|s| s.completion_time.clone()),
+            started_at: status.and_then(|s| s.start_time.as_ref()).and_then(utc),
+            completed_at: status
+                .and_then(|s| s.completion_time.as_ref())
+                .and_then(utc),
             conditions: conds
                 .iter()
                 .map(|c| ConditionView {
@@ -239,7 +241,7 @@ impl JobView {
         let finished = r
             .completed_at
             .as_ref()
-            .map(|t| t.0.to_string())
+            .map(crate::job::record::time_text)
             .or_else(|| {
                 r.conditions
                     .iter()
@@ -256,7 +258,7 @@ impl JobView {
             priority: r.priority,
             url: text(&r.url),
             created_at: r.created_at_text(),
-            started_at: r.started_at.as_ref().map(|t| t.0.to_string()),
+            started_at: r.started_at.as_ref().map(crate::job::record::time_text),
             finished_at: finished,
             task: r.task.as_deref().and_then(|t| serde_json::to_value(t).ok()),
             conditions: r.conditions.clone(),
@@ -272,6 +274,16 @@ impl JobView {
         }
         Some(v)
     }
+}
+
+/// A Kubernetes time as the domain's (no Kubernetes types past this module).
+fn utc(
+    t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(
+        t.0.as_second(),
+        u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -44,7 +44,7 @@ pub struct JobRecord {
     pub state: JobState,
     /// Creation time, unix seconds (0 when absent).
     pub created: i64,
-    pub created_at: Option<Time>,
+    pub created_at: Option<DateTime<Utc>>,
     pub source: Option<Box<str>>,
     pub kind: Option<Box<str>>,
     /// The repository label (`owner.name`), what filters and the index use.
@@ -57,8 +57,8 @@ pub struct JobRecord {
     pub url: Option<Box<str>>,
     /// When it was cancelled (unix seconds), if it was.
     pub cancelled_at: Option<i64>,
-    pub started_at: Option<Time>,
-    pub completed_at: Option<Time>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
     pub conditions: Vec<ConditionView>,
     pub active: i32,
     pub succeeded: i32,
@@ -69,6 +69,12 @@ pub struct JobRecord {
 impl JobRecord {
     /// The creation time as the API shows it (and as list pages are keyed).
     pub fn created_at_text(&self) -> Option<String> {
-        self.created_at.as_ref().map(|t| t.0.to_string())
+        self.created_at.as_ref().map(time_text)
     }
+}
+
+/// A time as the API server writes it (RFC 3339, UTC, `Z`; fractions only
+/// when there are any).
+pub fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
