@@ -50,6 +50,15 @@ impl Handler<CrashNextCall> for KubeActor {
 }
 
 impl KubeActor {
+    /// The gate for a call: the reads' share for a client's read.
+    fn gate_for(&self, read_share: bool) -> KubeGate {
+        if read_share {
+            self.gate.for_reads()
+        } else {
+            self.gate.clone()
+        }
+    }
+
     /// One call of the actor. actix runs a handler's future apart from the
     /// actor, so the actor's supervisor never sees it fail: a panic in it is
     /// caught here, logged, counted as a restart of the `kube` actor and
@@ -188,11 +197,7 @@ impl Handler<CancelJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let jobs = self.jobs.clone();
-        let gate = if msg.read_share {
-            self.gate.for_reads()
-        } else {
-            self.gate.clone()
-        };
+        let gate = self.gate_for(msg.read_share);
         self.tracked(async move {
             use crate::cluster::view::job_state;
             use crate::job::JobState;
@@ -360,11 +365,7 @@ impl Handler<GetJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
         let jobs = self.jobs.clone();
-        let gate = if msg.read_share {
-            self.gate.for_reads()
-        } else {
-            self.gate.clone()
-        };
+        let gate = self.gate_for(msg.read_share);
         self.tracked(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))
                 .await
