@@ -299,6 +299,8 @@ def start_serve(d, port, kubeconfig, tag, extra=None):
         "API_TOKENS": f"cli={TOKEN}",
         "RATE_LIMIT_PER_REPO_PER_MINUTE": "1000000",
         "RATE_LIMIT_PER_SENDER_PER_MINUTE": "1000000",
+        # The load comes from one token: no per-token limit (0 = off).
+        "API_RATE_LIMIT_PER_TOKEN_PER_MINUTE": "0",
         "KUBE_API_QPS": "100000",
         "KUBE_API_BURST": "100000",
         "MAX_CONCURRENT_JOBS": "1",
