@@ -15,9 +15,9 @@
 //!   larger and chunked bodies never touch, then from the shared
 //!   [`LARGE_POOL`]; so senders holding big bodies cannot stop ordinary
 //!   deliveries.
-//! - **A share per client address**: at most [`PER_ADDRESS_BODIES`] bodies
-//!   in flight and [`PER_ADDRESS_BYTES`] buffered (429 beyond). The address
-//!   is the peer's, or the `X-Forwarded-For` client's when the peer is one of
+//! - **A share per client address** (an IPv6 client's /64): at most
+//!   [`PER_ADDRESS_BODIES`] bodies in flight and [`PER_ADDRESS_BYTES`]
+//!   buffered (429 beyond). The address is the peer's, or the `X-Forwarded-For` client's when the peer is one of
 //!   `TRUSTED_PROXIES`.
 //! - **A minimum transfer rate**: after [`GRACE`], a body must have arrived
 //!   at [`MIN_RATE`] bytes a second on average since its head (408
@@ -99,6 +99,7 @@ impl BodyBudget {
 
     /// Starts a body from `addr`: one of its in-flight slots.
     fn begin(self: &Arc<Self>, addr: IpAddr, small: bool) -> Result<BodyPermit, RouteError> {
+        let addr = share_key(addr);
         let mut share = self.addresses.entry(addr).or_default();
         if share.bodies >= PER_ADDRESS_BODIES {
             return Err(per_address());
@@ -111,6 +112,22 @@ impl BodyBudget {
             large: 0,
             small: 0,
         })
+    }
+}
+
+/// The address a share belongs to: an IPv4 address, or the /64 network of
+/// an IPv6 one (one host commonly holds a whole /64, so counting its
+/// addresses one by one would give it millions of shares).
+fn share_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
     }
 }
 
@@ -356,6 +373,24 @@ mod tests {
         ));
         held.remove(0).release();
         held[1].charge(1024).expect("returned share");
+    }
+
+    #[test]
+    fn an_ipv6_client_shares_with_its_slash_64_and_a_mapped_ipv4_is_its_ipv4() {
+        let budget = BodyBudget::new();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, last]);
+        let _held: Vec<_> = (0..PER_ADDRESS_BODIES)
+            .map(|i| budget.begin(host(i as u16), true).expect("slot"))
+            .collect();
+        assert!(matches!(
+            budget.begin(host(999), true),
+            Err(RouteError::RateLimited { .. })
+        ));
+        assert!(budget
+            .begin(IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]), true)
+            .is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().expect("ip");
+        assert_eq!(share_key(mapped), IpAddr::from([192, 0, 2, 9]));
     }
 
     #[test]
