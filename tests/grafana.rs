@@ -1051,3 +1051,34 @@ async fn a_panel_link_outside_grafana_url_is_not_in_the_jobs_prompt_and_one_unde
         "{prompt}"
     );
 }
+
+#[actix_rt::test]
+async fn wrong_header_credentials_are_refused_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = basic_app(0.3, &[]).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    // A head promising 100 KB and no body byte: with Basic auth (no HMAC)
+    // the headers decide, so the answer comes at once — not after the
+    // body's grace (408) and without buffering anything.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /webhook/grafana HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         authorization: {}\r\ncontent-length: 100000\r\n\r\n",
+        basic("grafana:wrong-password")
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let mut got = Vec::new();
+    bounded("the answer", WAIT, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    app.stop().await.expect("clean stop");
+}

@@ -21,12 +21,14 @@ use tracing_actix_web::RootSpan;
 
 use super::error::RouteError;
 use super::github::submit;
-use super::{read_unauthenticated_body, AppState};
+use super::{read_body, read_unauthenticated_body, AppState};
 use crate::cluster::jobs::JobsError;
 use crate::events::NewEvent;
 use crate::job::JobExtras;
 use crate::job::JobState;
-use crate::sources::grafana::{authenticate, route, AlertDecision, AuthError, DecodeError};
+use crate::sources::grafana::{
+    authenticate, authenticate_headers, route, AlertDecision, AuthError, DecodeError,
+};
 use crate::sources::intake::SCOPE_ALERT_RULE;
 
 /// The reason of an alert over its rule's limit: dropped, not retried.
@@ -82,27 +84,42 @@ async fn handle(
     span: &RootSpan,
 ) -> Result<HttpResponse, RouteError> {
     let cfg = &state.config.grafana;
-    let (body, budget) = read_unauthenticated_body(req, payload, cfg.max_body_bytes, state).await?;
     let insecure = state.config.allow_insecure_no_signature && !cfg.auth_configured();
-    if !insecure {
-        let now = chrono::Utc::now().timestamp();
-        authenticate(
-            cfg,
-            header(req, "authorization"),
-            cfg.signature_header().and_then(|h| header(req, h)),
-            cfg.timestamp_header().and_then(|h| header(req, h)),
-            &body,
-            now,
-        )
-        .map_err(|e| match e {
-            AuthError::NotConfigured => RouteError::Unauthorized(
-                "Grafana webhook authentication is not configured on this server (set GRAFANA_BASIC_AUTH, GRAFANA_AUTH_CREDENTIALS or GRAFANA_HMAC_SECRET)".into(),
-            ),
-            other => RouteError::Unauthorized(other.to_string()),
-        })?;
+    let refused = |e: AuthError| {
+        match e {
+        AuthError::NotConfigured => RouteError::Unauthorized(
+            "Grafana webhook authentication is not configured on this server (set GRAFANA_BASIC_AUTH, GRAFANA_AUTH_CREDENTIALS or GRAFANA_HMAC_SECRET)".into(),
+        ),
+        other => RouteError::Unauthorized(other.to_string()),
     }
-    // Authenticated: the body no longer counts as an unauthenticated one.
-    budget.release();
+    };
+    // Credentials in the headers are checked before a byte of the body is
+    // read: a sender without them gets 401 at once and costs no buffer.
+    if !insecure {
+        authenticate_headers(cfg, header(req, "authorization")).map_err(refused)?;
+    }
+    let body = if insecure || cfg.hmac.is_some() {
+        // The body itself is what is (or, insecure, is not) authenticated.
+        let (body, budget) =
+            read_unauthenticated_body(req, payload, cfg.max_body_bytes, state).await?;
+        if !insecure {
+            let now = chrono::Utc::now().timestamp();
+            authenticate(
+                cfg,
+                header(req, "authorization"),
+                cfg.signature_header().and_then(|h| header(req, h)),
+                cfg.timestamp_header().and_then(|h| header(req, h)),
+                &body,
+                now,
+            )
+            .map_err(refused)?;
+        }
+        // Authenticated: the body no longer counts as an unauthenticated one.
+        budget.release();
+        body
+    } else {
+        read_body(req, payload, cfg.max_body_bytes).await?
+    };
     let decisions = route(&body, cfg, chrono::Utc::now()).map_err(|e| match e {
         DecodeError::TooManyAlerts { .. } => RouteError::TooManyAlerts(e.to_string()),
         e if e.is_client_error() => RouteError::BadRequest(e.to_string()),

@@ -24,7 +24,7 @@ mod payload;
 mod prompt;
 
 use crate::config::grafana::{link_under, GrafanaConfig};
-pub use auth::{authenticate, AuthError};
+pub use auth::{authenticate, authenticate_headers, AuthError};
 pub use payload::{label_fingerprint, Format};
 
 use crate::task::{git, truncate_with_marker, Task, TaskSource};

@@ -94,6 +94,20 @@ pub fn authenticate(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), AuthError> {
+    authenticate_headers(cfg, authorization)?;
+    if let Some(hmac) = &cfg.hmac {
+        verify_hmac(hmac, signature, timestamp, body, now_unix)?;
+    }
+    Ok(())
+}
+
+/// The part of [`authenticate`] the request's headers decide (whether
+/// anything is configured, Basic or `Authorization` credentials), checked
+/// before the body is read; the HMAC, if configured, needs the body.
+pub fn authenticate_headers(
+    cfg: &GrafanaConfig,
+    authorization: Option<&[u8]>,
+) -> Result<(), AuthError> {
     if !cfg.auth_configured() {
         return Err(AuthError::NotConfigured);
     }
@@ -107,9 +121,6 @@ pub fn authenticate(
     if let Some(header) = &cfg.authorization {
         let given = credentials(authorization, &header.scheme)?;
         check_secret(&header.credentials, given.trim_ascii())?;
-    }
-    if let Some(hmac) = &cfg.hmac {
-        verify_hmac(hmac, signature, timestamp, body, now_unix)?;
     }
     Ok(())
 }
