@@ -1060,7 +1060,9 @@ async fn wrong_header_credentials_are_refused_before_the_body_is_read() {
     // A head promising 100 KB and no body byte: with Basic auth (no HMAC)
     // the headers decide, so the answer comes at once — not after the
     // body's grace (408) and without buffering anything.
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     let head = format!(
         "POST /webhook/grafana HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
          authorization: {}\r\ncontent-length: 100000\r\n\r\n",
