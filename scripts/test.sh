@@ -4,10 +4,13 @@
 # every missing one at once with the command that installs it, installs
 # them, and only then compiles and runs `cargo test --workspace --locked`.
 #
-#   scripts/test.sh                  find or install the tools, run the suite
+#   scripts/test.sh cargo test --workspace --locked
+#                                    find or install the tools, then run the
+#                                    command (the README's and CI's; it is
+#                                    also what runs when none is given)
 #   scripts/test.sh --no-install     list what is missing and stop (exit 1)
 #   scripts/test.sh --tools-only     find or install the tools, run nothing
-#   scripts/test.sh -- ARGS          pass ARGS on to cargo test
+#   scripts/test.sh cargo test --test openapi   any other command, with the tools
 #
 # Once the tools are there, `cargo test --workspace --locked` is the inner
 # loop. kubectl (the release binary, checksum-verified: Debian's own
@@ -29,8 +32,9 @@ while [ $# -gt 0 ]; do
     --no-install) install=0 ;;
     --tools-only) run=0 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "scripts/test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "scripts/test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) break ;;
   esac
   shift
 done
@@ -160,5 +164,6 @@ for t in "${TOOL_NAMES[@]}"; do
 done
 
 if [ "$run" -eq 1 ]; then
-  exec cargo test --workspace --locked "$@"
+  if [ $# -eq 0 ]; then set -- cargo test --workspace --locked; fi
+  exec "$@"
 fi
