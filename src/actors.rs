@@ -175,7 +175,7 @@ pub const TASK_MAX_FAILURES: usize = 5;
 pub const TASK_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The message of a panic payload (empty when it is neither text nor a string).
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

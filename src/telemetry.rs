@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::{fmt, EnvFilter};
@@ -90,15 +90,15 @@ pub const REPEAT_EVERY: Duration = Duration::from_secs(10);
 const CAUSES_KEPT: usize = 256;
 
 /// Warnings per cause: when the last was written and how many were held back since.
-static REPEATS: Mutex<Option<HashMap<String, (Instant, u64)>>> = Mutex::new(None);
+static REPEATS: LazyLock<Mutex<HashMap<String, (Instant, u64)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// For a warning that a flood of requests can repeat: `Some(held back)`
 /// when a line for `cause` may be written now (at most once per
 /// [`REPEAT_EVERY`]; the count is of the lines held back since the last),
 /// `None` when it is to be held back.
 pub fn repeated(cause: &str, now: Instant) -> Option<u64> {
-    let mut guard = REPEATS.lock().unwrap_or_else(PoisonError::into_inner);
-    let map = guard.get_or_insert_with(HashMap::new);
+    let mut map = REPEATS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((last, held)) = map.get_mut(cause) {
         if now.duration_since(*last) < REPEAT_EVERY {
             *held += 1;

@@ -163,21 +163,24 @@ async fn two_replicas_on_one_cluster_accept_webhooks_but_admit_under_one_limit()
     b.stop().await.expect("a clean stop");
 }
 
+/// The faults of the churn test: latency, watches closed every 0.7 s, 30 %
+/// of Job patches failing, and (`compact`) the history compacted.
+fn churn(compact: bool) -> serde_json::Value {
+    serde_json::json!({
+        "latency_ms": 20, "jitter_ms": 80,
+        "watch_close_after_seconds": 0.7,
+        "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
+        "compact": compact,
+    })
+}
+
 #[tokio::test]
 async fn the_limit_holds_and_every_task_completes_while_watches_drop_history_compacts_and_patches_fail(
 ) {
     let sim = start_sim(1.0);
     let recorder = Recorder::start(&sim);
     let app = spawn_app_on(sim.clone(), &[("MAX_CONCURRENT_JOBS", "2")]).await;
-    set_faults(
-        &sim,
-        serde_json::json!({
-            "latency_ms": 20, "jitter_ms": 80,
-            "watch_close_after_seconds": 0.7,
-            "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
-        }),
-    )
-    .await;
+    set_faults(&sim, churn(false)).await;
     let names = queue_issues(&app, 401..=406).await;
     // Mid-run: a pod has run while Jobs still wait for admission.
     wait_for("a first pod to run", WAIT, || async {
@@ -214,16 +217,7 @@ async fn the_limit_holds_and_every_task_completes_while_watches_drop_history_com
             .create(&kube::api::PostParams::default(), &marker)
             .await
             .expect("create a ConfigMap");
-        set_faults(
-            &sim,
-            serde_json::json!({
-                "latency_ms": 20, "jitter_ms": 80,
-                "watch_close_after_seconds": 0.7,
-                "errors": [{"verb": "patch", "resource": "jobs", "rate": 0.3, "status": 503}],
-                "compact": true,
-            }),
-        )
-        .await;
+        set_faults(&sim, churn(true)).await;
         // The watch closes every 0.7 s: a resume follows within seconds.
         let seen = tokio::time::timeout(
             Duration::from_secs(10),

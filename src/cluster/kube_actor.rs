@@ -29,6 +29,7 @@ pub struct KubeActor {
     namespace: String,
     gate: KubeGate,
     /// Fault injection ([`CrashNextCall`]): calls whose future panics.
+    #[cfg(feature = "test-hooks")]
     crash_calls: u32,
 }
 
@@ -70,8 +71,14 @@ impl KubeActor {
     ) -> ResponseFuture<Result<T, KubeError>> {
         use futures::FutureExt as _;
         let metrics = self.gate.metrics().clone();
-        let crash = self.crash_calls > 0;
-        self.crash_calls = self.crash_calls.saturating_sub(1);
+        #[cfg(feature = "test-hooks")]
+        let crash = {
+            let armed = self.crash_calls > 0;
+            self.crash_calls = self.crash_calls.saturating_sub(1);
+            armed
+        };
+        #[cfg(not(feature = "test-hooks"))]
+        let crash = false;
         Box::pin(async move {
             let call = async move {
                 if crash {
@@ -82,11 +89,7 @@ impl KubeActor {
             match std::panic::AssertUnwindSafe(call).catch_unwind().await {
                 Ok(answer) => answer,
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let what = crate::actors::panic_text(&*panic);
                     tracing::error!(actor = "kube", panic = %what, "a Kubernetes call panicked");
                     metrics.actor("kube").restarts.inc();
                     Err(KubeError::Unavailable(
@@ -105,6 +108,7 @@ impl KubeActor {
             jobs: Api::namespaced(gate.client(), namespace),
             namespace: namespace.to_string(),
             gate,
+            #[cfg(feature = "test-hooks")]
             crash_calls: 0,
         }
     }

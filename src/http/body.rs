@@ -218,7 +218,8 @@ pub async fn read_body(
     payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, RouteError> {
-    read(req, payload, limit, None).await
+    let declared = declared_length(req, limit)?;
+    read(payload, limit, declared, None).await
 }
 
 /// [`read_body`] for a body whose sender is not yet authenticated, from
@@ -231,40 +232,39 @@ pub async fn read_unauthenticated_body(
     budget: &Arc<BodyBudget>,
     addr: IpAddr,
 ) -> Result<(web::Bytes, BodyPermit), RouteError> {
-    let declared = declared_length(req)?;
-    if declared.is_some_and(|len| len > limit) {
-        return Err(RouteError::TooLarge(limit));
-    }
+    let declared = declared_length(req, limit)?;
     let small = declared.is_some_and(|len| len <= SMALL_BODY);
     let mut permit = budget.begin(addr, small)?;
-    let body = read(req, payload, limit, Some(&mut permit)).await?;
+    let body = read(payload, limit, declared, Some(&mut permit)).await?;
     Ok((body, permit))
 }
 
-fn declared_length(req: &HttpRequest) -> Result<Option<usize>, RouteError> {
+/// The `Content-Length` the request declares (none: chunked); over `limit`
+/// it is refused at once (413), before a byte is read.
+fn declared_length(req: &HttpRequest, limit: usize) -> Result<Option<usize>, RouteError> {
     let Some(v) = req.headers().get("content-length") else {
         return Ok(None);
     };
     // The dispatcher has refused a malformed one already; a length beyond
     // usize is over every limit.
-    Ok(Some(
-        v.to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-    ))
-}
-
-async fn read(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-    mut permit: Option<&mut BodyPermit>,
-) -> Result<web::Bytes, RouteError> {
-    let declared = declared_length(req)?;
-    if declared.is_some_and(|len| len > limit) {
+    let len = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if len > limit {
         return Err(RouteError::TooLarge(limit));
     }
+    Ok(Some(len))
+}
+
+/// Reads the body (`declared` bytes, or chunked when `None`) up to `limit`.
+async fn read(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+    mut permit: Option<&mut BodyPermit>,
+) -> Result<web::Bytes, RouteError> {
     let chunked = declared.is_none();
     let ceiling = declared.unwrap_or(limit).min(limit);
     let started = Instant::now();
