@@ -7,6 +7,7 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
+pub mod github;
 pub mod grafana;
 mod leader;
 pub(crate) mod parse;
@@ -208,6 +209,10 @@ pub struct Config {
     /// (it retries with backoff) before `/ready` answers 503 naming it.
     /// Default `30`.
     pub job_watch_failing: std::time::Duration,
+    /// Reporting back to GitHub (`GITHUB_API_URL`, `GITHUB_TOKEN[_FILE]`,
+    /// `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY[_FILE]`, `PUBLIC_URL`,
+    /// `REPORT_GIVE_UP_SECONDS`).
+    pub github_api: github::GithubApiConfig,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -457,6 +462,7 @@ impl Config {
             source_mailbox_capacity: positive("SOURCE_MAILBOX_CAPACITY", 1024, 1_000_000)? as usize,
             leader: LeaderConfig::from_lookup(&get)?,
             scheduler: SchedulerConfig::from_lookup(&get)?,
+            github_api: github::GithubApiConfig::from_lookup(&get)?,
             job_watch_failing: std::time::Duration::from_secs(positive(
                 "JOB_WATCH_FAILING_SECONDS",
                 30,

@@ -5,6 +5,7 @@
 //! never delivery ids, repositories or anything a sender controls.
 
 pub mod demux;
+pub mod reports;
 pub mod service;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub struct Metrics {
     watchers: Gauge,
     admitted: Counter,
     service: service::ServiceMetrics,
+    reports: reports::ReportMetrics,
     demux: Arc<demux::DemuxStats>,
 }
 
@@ -163,6 +165,7 @@ impl Metrics {
             admitted.clone(),
         );
         let service = service::ServiceMetrics::register(&mut registry);
+        let reports = reports::ReportMetrics::register(&mut registry);
         let demux = Arc::new(demux::DemuxStats::default());
         registry.register(
             "job_watch_events",
@@ -192,6 +195,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             service,
+            reports,
             decisions,
             kube_requests,
             kube_latency,
@@ -278,6 +282,11 @@ impl Metrics {
     /// `build_info`, HTTP request and Job timing metrics ([`service`]).
     pub fn service(&self) -> &service::ServiceMetrics {
         &self.service
+    }
+
+    /// Reporting's counters (GitHub calls, reports, slash commands).
+    pub fn reports(&self) -> &reports::ReportMetrics {
+        &self.reports
     }
 
     /// The watch demux's work counters (registered here).

@@ -14,7 +14,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("http", &["http"]),
     ("sources", &["sources"]),
     ("scheduler / watcher", &["scheduler", "watcher"]),
-    ("cluster", &["cluster"]),
+    ("report", &["report"]),
+    ("cluster", &["cluster", "github"]),
     ("domain", &["task", "job", "rules", "config", "events"]),
     ("runtime", &["actors", "metrics", "telemetry"]),
 ];

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::jobspec::{dedup_annotation, is_managed};
-use super::kube_actor::{CancelJob, GetJob, KubeActor, KubeError, LogLines, StreamLogs};
+use super::kube_actor::{
+    AnnotateJob, CancelJob, GetJob, KubeActor, KubeError, LogLines, StreamLogs,
+};
 use super::store::JobStore;
 use super::view::JobView;
 use crate::actors::{Mailbox, Refused};
@@ -125,6 +127,61 @@ impl Jobs {
         let msg = StreamLogs {
             name,
             follow,
+            tail_lines: None,
+            deadline,
+        };
+        Ok(self.kube.ask(msg).await??)
+    }
+
+    /// The last `lines` lines of the agent's log in the Job's newest pod
+    /// (at most `max_bytes` in all, the oldest dropped first).
+    pub async fn log_tail(
+        &self,
+        name: String,
+        lines: i64,
+        max_bytes: usize,
+        deadline: Instant,
+    ) -> Result<Vec<String>, JobsError> {
+        use futures::StreamExt;
+        let msg = StreamLogs {
+            name,
+            follow: false,
+            tail_lines: Some(lines),
+            deadline,
+        };
+        let mut stream = self.kube.ask(msg).await??;
+        let mut out: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut bytes = 0usize;
+        while let Some(line) = tokio::time::timeout_at(deadline.into(), stream.next())
+            .await
+            .map_err(|_| JobsError::Unavailable("the log did not arrive in time".into()))?
+        {
+            let Ok(line) = line else { break };
+            bytes += line.len();
+            out.push_back(line);
+            while bytes > max_bytes {
+                match out.pop_front() {
+                    Some(l) => bytes -= l.len(),
+                    None => break,
+                }
+            }
+        }
+        Ok(out.into())
+    }
+
+    /// Writes annotations of a managed Job, guarded by its resourceVersion
+    /// (see [`AnnotateJob`]); answers whether it wrote.
+    pub async fn annotate(
+        &self,
+        name: String,
+        annotations: Vec<(String, Option<String>)>,
+        keep: fn(Option<&str>, &[(String, Option<String>)]) -> bool,
+        deadline: Instant,
+    ) -> Result<bool, JobsError> {
+        let msg = AnnotateJob {
+            name,
+            annotations,
+            keep,
             deadline,
         };
         Ok(self.kube.ask(msg).await??)

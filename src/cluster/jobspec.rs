@@ -65,6 +65,14 @@ pub const ANNOTATION_REPOSITORY: &str = "orchestrator.dev/repository";
 /// the same key is compared with it — on any replica, after restarts.
 pub const ANNOTATION_REQUEST_HASH: &str = "orchestrator.dev/request-sha256";
 
+/// Annotation: what was last reported of the Job back to GitHub and where
+/// (JSON: state, comment id, check-run id; written by `src/report/`).
+pub const ANNOTATION_REPORT: &str = "orchestrator.dev/report";
+/// Annotation: the task's callback URL (API and PM tasks).
+pub const ANNOTATION_CALLBACK_URL: &str = "orchestrator.dev/callback-url";
+/// Annotation: the last state the callback receiver acknowledged.
+pub const ANNOTATION_CALLBACK_STATE: &str = "orchestrator.dev/callback-state";
+
 /// Label: a hash of the dedup key (see [`dedup_hash`]), so one task's Job
 /// can be found by label when the watch has not seen it yet.
 pub const LABEL_DEDUP_HASH: &str = "orchestrator.dev/dedup-hash";

@@ -125,7 +125,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, Preflight);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, AnnotateJob, Preflight);
 #[cfg(feature = "test-hooks")]
 crate::tracked_handlers!(KubeActor => crate::actors::Crash, CrashNextCall);
 
@@ -163,6 +163,22 @@ pub struct CancelJob {
 pub struct StreamLogs {
     pub name: String,
     pub follow: bool,
+    /// Only the last this many lines.
+    pub tail_lines: Option<i64>,
+    pub deadline: Instant,
+}
+
+/// Writes annotations of a managed Job (a value of `None` removes the key),
+/// bound to the resourceVersion read: a conflict reads and writes again.
+/// `keep` decides on the copy read whether the write is still wanted
+/// (given the current value of the first key): `false` answers `Ok(false)`
+/// and writes nothing. Answers whether it wrote.
+#[derive(Message)]
+#[rtype(result = "Result<bool, KubeError>")]
+pub struct AnnotateJob {
+    pub name: String,
+    pub annotations: Vec<(String, Option<String>)>,
+    pub keep: fn(Option<&str>, &[(String, Option<String>)]) -> bool,
     pub deadline: Instant,
 }
 
@@ -302,6 +318,7 @@ impl Handler<StreamLogs> for KubeActor {
             };
             let params = LogParams {
                 follow: msg.follow,
+                tail_lines: msg.tail_lines,
                 container: Some(super::jobspec::AGENT_CONTAINER.into()),
                 ..Default::default()
             };
@@ -361,6 +378,51 @@ impl Handler<DeleteJob> for KubeActor {
                 Ok(_) | Err(KubeError::NotFound) => Ok(()),
                 Err(e) => Err(e),
             }
+        })
+    }
+}
+
+impl Handler<AnnotateJob> for KubeActor {
+    type Result = ResponseFuture<Result<bool, KubeError>>;
+    fn handle(&mut self, msg: AnnotateJob, _: &mut Context<Self>) -> Self::Result {
+        let jobs = self.jobs.clone();
+        // Bookkeeping writes take the gate's share for reads: Job creates
+        // keep at least half of the rate.
+        let gate = self.gate.for_reads();
+        self.tracked(async move {
+            let plan = |job: Option<&Job>| {
+                let Some(job) = job.filter(|j| super::jobspec::is_managed(j)) else {
+                    return Err(KubeError::NotFound);
+                };
+                let first = msg.annotations.first().map(|(k, _)| k.as_str());
+                let current = first.and_then(|k| {
+                    job.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(k))
+                        .map(String::as_str)
+                });
+                if !(msg.keep)(current, &msg.annotations) {
+                    return Ok(Plan::Answer(false));
+                }
+                let map: serde_json::Map<String, serde_json::Value> = msg
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                Ok(Plan::Patch(json!({"metadata": {"annotations": map}})))
+            };
+            let done = |_read: &Job, _patched: Job| true;
+            patch_as_read(
+                &jobs,
+                &gate,
+                &msg.name,
+                msg.deadline,
+                "annotated",
+                plan,
+                done,
+            )
+            .await
         })
     }
 }

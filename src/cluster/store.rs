@@ -258,6 +258,15 @@ impl JobStore {
         out
     }
 
+    /// Records that match `keep` (a scan of every Job, for the reporters'
+    /// periodic sweep).
+    pub fn filtered(&self, keep: impl Fn(&JobRecord) -> bool) -> Vec<Arc<JobRecord>> {
+        let inner = self.read();
+        let out: Vec<Arc<JobRecord>> = inner.jobs.values().filter(|r| keep(r)).cloned().collect();
+        self.count(inner.jobs.len() as u64);
+        out
+    }
+
     /// Cancelled Jobs cancelled at or before `unix_seconds`, oldest first.
     pub fn cancelled_before(&self, unix_seconds: i64) -> Vec<Arc<str>> {
         let inner = self.read();

@@ -24,6 +24,9 @@ fn rec(name: &str, state: JobState, created: i64, source: &str) -> JobRecord {
         succeeded: 0,
         failed: 0,
         task: None,
+        report_mark: None,
+        callback_url: None,
+        callback_mark: None,
     }
 }
 

@@ -20,9 +20,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::jobspec::{
-    unescape_expansion, AGENT_CONTAINER, ANNOTATION_CANCELLED, ANNOTATION_DEDUP_KEY,
-    ANNOTATION_REPOSITORY, ANNOTATION_URL, LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY,
-    LABEL_REPOSITORY, LABEL_SOURCE, TASK_ENV,
+    unescape_expansion, AGENT_CONTAINER, ANNOTATION_CALLBACK_STATE, ANNOTATION_CALLBACK_URL,
+    ANNOTATION_CANCELLED, ANNOTATION_DEDUP_KEY, ANNOTATION_REPORT, ANNOTATION_REPOSITORY,
+    ANNOTATION_URL, LABEL_CONCURRENCY_KEY, LABEL_KIND, LABEL_PRIORITY, LABEL_REPOSITORY,
+    LABEL_SOURCE, TASK_ENV,
 };
 use crate::job::{ConditionView, JobRecord, JobState, TaskHead};
 use crate::task::parse_priority_label;
@@ -207,6 +208,9 @@ impl JobRecord {
             succeeded: status.and_then(|s| s.succeeded).unwrap_or(0),
             failed: status.and_then(|s| s.failed).unwrap_or(0),
             task,
+            report_mark: boxed(annotation(ANNOTATION_REPORT)),
+            callback_url: boxed(annotation(ANNOTATION_CALLBACK_URL)),
+            callback_mark: boxed(annotation(ANNOTATION_CALLBACK_STATE)),
             name,
         })
     }

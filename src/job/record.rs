@@ -33,6 +33,17 @@ pub struct TaskHead {
     pub issue_number: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_number: Option<u64>,
+    /// What the agent was asked to do (`implement`, `review`, …); reports
+    /// say it.
+    #[serde(default, skip_serializing)]
+    pub kind: Option<String>,
+    /// Who asked (a GitHub login, an API token's subject); reports say it.
+    #[serde(default, skip_serializing)]
+    pub requested_by: Option<String>,
+    /// The source's metadata (`rule`, `event`, `comment_id`,
+    /// `installation_id`, `head_sha`, …), for reports back to the source.
+    #[serde(default, skip_serializing)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The slim projection of a managed Job that the watch store keeps.
@@ -64,6 +75,14 @@ pub struct JobRecord {
     pub succeeded: i32,
     pub failed: i32,
     pub task: Option<Arc<TaskHead>>,
+    /// What was last reported of the Job and where (the
+    /// `orchestrator.dev/report` annotation, JSON; see `src/report/`).
+    pub report_mark: Option<Box<str>>,
+    /// Where the task's state changes are posted (`orchestrator.dev/callback-url`).
+    pub callback_url: Option<Box<str>>,
+    /// The last state the callback receiver acknowledged
+    /// (`orchestrator.dev/callback-state`).
+    pub callback_mark: Option<Box<str>>,
 }
 
 impl JobRecord {

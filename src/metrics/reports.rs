@@ -1,0 +1,108 @@
+//! The counters of reporting back (`src/report/`, `src/github/`): GitHub
+//! API calls by operation and outcome, installation tokens bought, and
+//! reports (GitHub comments, check runs, callbacks) by target and outcome.
+//! Label values are fixed sets: never repositories, URLs or job names.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportLabels {
+    target: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: String,
+    outcome: String,
+}
+
+/// Reporting's metrics (clones share values).
+#[derive(Clone, Debug, Default)]
+pub struct ReportMetrics {
+    github_calls: Family<CallLabels, Counter>,
+    installation_tokens: Counter,
+    reports: Family<ReportLabels, Counter>,
+    commands: Family<CommandLabels, Counter>,
+}
+
+impl ReportMetrics {
+    pub(super) fn register(registry: &mut Registry) -> ReportMetrics {
+        let m = ReportMetrics::default();
+        registry.register(
+            "github_requests",
+            "GitHub API calls by operation (comment_create, comment_edit, comment_list, reaction, check_run, installation_token, …) and outcome (ok, not_modified, rate_limited, unavailable, refused, held: not sent while GitHub asked to wait)",
+            m.github_calls.clone(),
+        );
+        registry.register(
+            "github_installation_tokens",
+            "GitHub App installation tokens bought",
+            m.installation_tokens.clone(),
+        );
+        registry.register(
+            "reports",
+            "Reports of Job state back to where a task came from, by target (github, check_run, callback) and outcome (reported, retried, given_up, dropped: refused for good)",
+            m.reports.clone(),
+        );
+        registry.register(
+            "github_commands",
+            "Slash commands (/agent status|cancel|retry) by command and outcome (done, untrusted, nothing_to_do, failed)",
+            m.commands.clone(),
+        );
+        m
+    }
+
+    /// One GitHub API call.
+    pub fn github_call(&self, operation: &str, outcome: &str) {
+        self.github_calls
+            .get_or_create(&CallLabels {
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// GitHub API calls so far with this operation and outcome.
+    pub fn github_calls(&self, operation: &str, outcome: &str) -> u64 {
+        self.github_calls
+            .get_or_create(&CallLabels {
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .get()
+    }
+
+    /// An installation token was bought.
+    pub fn installation_token(&self) {
+        self.installation_tokens.inc();
+    }
+
+    /// One report attempt's outcome.
+    pub fn report(&self, target: &str, outcome: &str) {
+        self.reports
+            .get_or_create(&ReportLabels {
+                target: target.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// One slash command's outcome.
+    pub fn command(&self, command: &str, outcome: &str) {
+        self.commands
+            .get_or_create(&CommandLabels {
+                command: command.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+}
