@@ -64,6 +64,37 @@ pub struct Handles {
     pub bodies: Arc<http::body::BodyBudget>,
 }
 
+/// The reporters the configuration asks for (GitHub with a credential,
+/// callbacks with `CALLBACK_SECRET`).
+fn reporting(
+    config: &Config,
+    jobs: &crate::cluster::jobs::Jobs,
+    leader: &Leader,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<crate::report::Reporting> {
+    let api = &config.github_api;
+    let github = crate::github::Github::new(api, metrics.reports().clone())
+        .map_err(anyhow::Error::msg)
+        .context("setting up the GitHub client")?
+        .map(|client| {
+            tracing::info!(api = %api.api_url, app = client.is_app(), "reporting to GitHub");
+            crate::report::github::GithubReporter::new(
+                client,
+                jobs.clone(),
+                leader.clone(),
+                metrics.reports().clone(),
+                api.public_url.clone(),
+                api.give_up,
+            )
+        });
+    if github.is_none() {
+        tracing::info!(
+            "no GITHUB_TOKEN or GitHub App configured: tasks from GitHub are not reported back"
+        );
+    }
+    Ok(crate::report::Reporting::new(github, None))
+}
+
 /// Runs the service until `shutdown` resolves (graceful stop, `Ok`) or a
 /// critical part fails (`Err`, the process should exit non-zero). Must run
 /// inside an actix `System`.
@@ -120,6 +151,8 @@ pub async fn run_with(
     let leader = Leader::new(lease::identity_from_env());
 
     let reader = JobStore::new();
+    let jobs = crate::cluster::jobs::Jobs::new(reader.clone(), kube.clone());
+    let reporting = reporting(&config, &jobs, &leader, &metrics)?;
     let scheduler = runtime.start(
         "scheduler",
         scheduler::MAILBOX,
@@ -163,6 +196,7 @@ pub async fn run_with(
     let _watch = {
         let mut first = Some(first_events);
         let watch_health = health.watch.clone();
+        let reporting = reporting.clone();
         let (store, scheduler, runtime_, synced, metrics, gate, ns, span) = (
             reader.clone(),
             scheduler.clone(),
@@ -194,6 +228,7 @@ pub async fn run_with(
                         metrics: metrics.clone(),
                         gate: gate.clone(),
                         health: watch_health.clone(),
+                        reporting: reporting.clone(),
                     },
                 )
             });
@@ -247,6 +282,15 @@ pub async fn run_with(
         bodies: bodies.clone(),
     });
 
+    let _report_sweep = {
+        let (reporting, store, leader) = (reporting.clone(), reader.clone(), leader.clone());
+        runtime.supervise("report_sweep", move || {
+            reporting
+                .clone()
+                .sweep_forever(store.clone(), leader.clone())
+        })
+    };
+
     let preflight = {
         let (kube, period, latest) = (
             kube.clone(),
@@ -274,7 +318,8 @@ pub async fn run_with(
         health: health.clone(),
         metrics: metrics.clone(),
         events: Arc::new(EventLog::new(EVENT_LOG_CAPACITY)),
-        jobs: crate::cluster::jobs::Jobs::new(reader, kube.clone()),
+        jobs,
+        reporting: reporting.clone(),
         leader: leader.clone(),
         bodies,
         token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),

@@ -56,6 +56,33 @@ pub enum Trust {
     Any,
 }
 
+/// How a rule's tasks are reported back on GitHub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportMode {
+    /// A status comment on the issue / PR, edited in place. The default.
+    #[default]
+    Comment,
+    /// A check run on the PR head (GitHub App installs only; a PAT cannot
+    /// make check runs) instead of the comment.
+    CheckRun,
+    /// Both.
+    Both,
+    /// No report (the 👀 reaction still marks acceptance).
+    None,
+}
+
+impl ReportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportMode::Comment => "comment",
+            ReportMode::CheckRun => "check_run",
+            ReportMode::Both => "both",
+            ReportMode::None => "none",
+        }
+    }
+}
+
 /// One routing rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -75,6 +102,8 @@ pub struct Rule {
     pub priority: i32,
     /// Who may trigger it.
     pub trust: Trust,
+    /// How its tasks are reported back.
+    pub report: ReportMode,
 }
 
 /// The facts about an event that rule matching looks at.

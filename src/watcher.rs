@@ -55,6 +55,7 @@ use crate::job::JobState;
 use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
+use crate::report::Reporting;
 use crate::scheduler::queue::Observed;
 use crate::scheduler::{Admit, Forget, Observe, Scheduler, Synced};
 
@@ -120,6 +121,8 @@ struct Shared {
     runtime: Runtime,
     /// … sharing these metrics (`actor="job_watcher"`).
     watcher_metrics: Arc<ActorMetrics>,
+    /// Where each watcher reports its Job's state changes (queues only).
+    reporting: Reporting,
 }
 
 impl Shared {
@@ -213,6 +216,9 @@ impl Handler<Changed> for JobWatcher {
             self.since = Instant::now();
             self.shared
                 .notify(&self.name, Observe(Observed::of(&record)));
+            // The report goes out from the reporters' lanes: this only
+            // queues it, so the watch never waits for GitHub.
+            self.shared.reporting.changed(&record);
         }
         if !state.is_live() {
             ctx.stop();
@@ -271,8 +277,15 @@ impl Demux {
                 runtime,
                 metrics,
                 stats,
+                reporting: Reporting::none(),
             },
         }
+    }
+
+    /// Its watchers report their Jobs' state changes to `reporting`.
+    pub fn with_reporting(mut self, reporting: Reporting) -> Self {
+        self.shared.reporting = reporting;
+        self
     }
 
     /// Live watcher actors.
@@ -439,6 +452,8 @@ pub struct WatchParts {
     pub gate: crate::cluster::gate::KubeGate,
     /// The watch's failures and silence (`/ready`).
     pub health: Arc<crate::cluster::metered::WatchHealth>,
+    /// Where the per-Job watchers report state changes.
+    pub reporting: Reporting,
 }
 
 /// Runs the one Job watch over `events` until the stream ends (the
@@ -453,10 +468,11 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         metrics,
         gate,
         health,
+        reporting,
     } = parts;
     let mut stream = events;
     let stats = metrics.demux_stats();
-    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats);
+    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats).with_reporting(reporting);
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {

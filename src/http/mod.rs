@@ -106,6 +106,8 @@ pub struct AppState {
     /// The Jobs: the watch store's records and indexes (read-only here),
     /// and the operator's calls (fetch, cancel, logs) through the Kube actor.
     pub jobs: Jobs,
+    /// Reporting back (`/agent status` refreshes a report through it).
+    pub reporting: crate::report::Reporting,
     /// This replica's leadership (`GET /api/v1/leader`).
     pub leader: Leader,
     /// What unauthenticated request bodies may buffer ([`body`]).

@@ -11,12 +11,13 @@
 //!     kind: investigate
 //!     priority: 5              # optional, default 0
 //!     trust: trusted           # optional: trusted (default) | any
+//!     report: comment          # optional: comment (default) | check_run | both | none
 //!     prompt: |
 //!       Investigate {{ repository }}#{{ number }}: {{ title }}
 //!       {{ body }}
 //! ```
 
-use super::{Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
+use super::{ReportMode, Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
 use serde::Deserialize;
 
 /// A rules file that cannot be used. Messages name the rule at fault.
@@ -77,6 +78,8 @@ pub(super) struct RuleSpec {
     priority: i32,
     #[serde(default)]
     trust: Trust,
+    #[serde(default)]
+    report: ReportMode,
     pub(super) prompt: String,
 }
 
@@ -103,6 +106,7 @@ impl RuleSpec {
             kind: kind.into(),
             priority: 0,
             trust: Trust::Trusted,
+            report: ReportMode::Comment,
             prompt: prompt.into(),
         }
     }
@@ -205,6 +209,7 @@ impl RuleSpec {
             kind: self.kind.clone(),
             priority: self.priority,
             trust: self.trust,
+            report: self.report,
         })
     }
 }

@@ -172,6 +172,7 @@ pub fn route_at(
             label: facts.label,
             matched,
             checkout,
+            installation: p.installation.as_ref().map(|i| i.id),
             now,
         },
         rules,
@@ -209,6 +210,8 @@ struct Subject<'p> {
     head: Option<(&'p str, Option<&'p str>)>,
     /// `owner/name` of the PR's head repository (a fork, or the base).
     head_repository: Option<&'p str>,
+    /// The PR head's commit (check runs), when the payload has it.
+    head_sha: Option<&'p str>,
     base_ref: Option<&'p str>,
 }
 
@@ -227,6 +230,7 @@ impl<'p> Subject<'p> {
                 labels: i.labels.iter().map(|l| &*l.name).collect(),
                 head: None,
                 head_repository: None,
+                head_sha: None,
                 base_ref: None,
             })
         } else {
@@ -245,6 +249,7 @@ impl<'p> Subject<'p> {
                     pr.head.repo.as_ref().map(|r| &*r.clone_url),
                 )),
                 head_repository: pr.head.repo.as_ref().map(|r| &*r.full_name),
+                head_sha: pr.head.sha.as_deref().filter(|s| is_commit_sha(s)),
                 base_ref: pr.base.as_ref().map(|b| &*b.git_ref),
             })
         }
@@ -303,7 +308,13 @@ struct TaskParts<'a, 'p> {
     label: Option<&'a str>,
     matched: RuleMatch<'a, 'a>,
     checkout: Checkout,
+    installation: Option<u64>,
     now: DateTime<Utc>,
+}
+
+/// 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+fn is_commit_sha(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Dedup keys:
@@ -354,6 +365,18 @@ fn build_task(t: &TaskParts<'_, '_>, rules: &Rules) -> Result<Task, DecodeError>
     if let Some(h) = s.head_repository {
         labels.insert("head_repository".to_string(), h.to_string());
     }
+    // What reporting back needs: where to react, through which App
+    // installation, on which commit, and how the rule wants it reported.
+    if let Some(c) = t.comment {
+        labels.insert("comment_id".to_string(), c.id.to_string());
+    }
+    if let Some(i) = t.installation {
+        labels.insert("installation_id".to_string(), i.to_string());
+    }
+    if let Some(sha) = s.head_sha {
+        labels.insert("head_sha".to_string(), sha.to_string());
+    }
+    labels.insert("report".to_string(), rule.report.as_str().to_string());
     Ok(Task {
         source: TaskSource::Github,
         kind: rule.kind.clone(),

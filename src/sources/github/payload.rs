@@ -40,6 +40,14 @@ pub struct Payload<'a> {
     pub pull_request: Option<PullRequest<'a>>,
     #[serde(borrow, default)]
     pub label: Option<Label<'a>>,
+    /// The GitHub App installation the delivery came through (App webhooks).
+    #[serde(default)]
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Installation {
+    pub id: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +131,9 @@ pub struct PullRequest<'a> {
 pub struct Branch<'a> {
     #[serde(borrow, rename = "ref")]
     pub git_ref: Text<'a>,
+    /// The commit at the branch's tip (a check run's `head_sha`).
+    #[serde(borrow, default)]
+    pub sha: Option<Text<'a>>,
     /// `null` when the head repository (a fork) was deleted.
     #[serde(borrow, default)]
     pub repo: Option<HeadRepo<'a>>,
