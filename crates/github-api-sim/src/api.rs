@@ -161,11 +161,7 @@ fn pct_decode(s: &str) -> String {
 
 impl Route {
     fn parse(method: &str, path: &str) -> Option<Route> {
-        let segs: Vec<String> = path
-            .strip_prefix('/')?
-            .split('/')
-            .map(pct_decode)
-            .collect();
+        let segs: Vec<String> = path.strip_prefix('/')?.split('/').map(pct_decode).collect();
         let s: Vec<&str> = segs.iter().map(String::as_str).collect();
         let num = |x: &str| x.parse::<u64>().ok().filter(|_| !x.starts_with('+'));
         let get = method == "GET";
@@ -173,9 +169,7 @@ impl Route {
         let r = match s.as_slice() {
             ["app"] if get => Route::App,
             ["app", "installations", id] if get => Route::AppInstallation(num(id)?),
-            ["app", "installations", id, "access_tokens"] if post => {
-                Route::AccessTokens(num(id)?)
-            }
+            ["app", "installations", id, "access_tokens"] if post => Route::AccessTokens(num(id)?),
             ["app", "hook", "deliveries"] if get => Route::Deliveries,
             ["app", "hook", "deliveries", id] if get => Route::Delivery(num(id)?),
             ["app", "hook", "deliveries", id, "attempts"] if post => {
@@ -195,9 +189,7 @@ impl Route {
                     ["issues", "comments", id, "reactions", rid] if method == "DELETE" => {
                         Route::CommentReaction(repo, num(id)?, num(rid)?)
                     }
-                    ["issues", n, "comments"] if get || post => {
-                        Route::IssueComments(repo, num(n)?)
-                    }
+                    ["issues", n, "comments"] if get || post => Route::IssueComments(repo, num(n)?),
                     ["issues", n, "reactions"] if get || post => {
                         Route::IssueReactions(repo, num(n)?)
                     }
@@ -264,7 +256,11 @@ fn authenticate(
                 return Err("A JSON web token could not be decoded: the simulator has no App configured (app_id and app_public_key_pem)".into());
             };
             auth::verify_jwt(token, key, app_id, unix(now))?;
-            s.store.lock().unwrap_or_else(|e| e.into_inner()).counts.jwt_requests += 1;
+            s.store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .counts
+                .jwt_requests += 1;
             Ok(Identity::App)
         }
         AuthKind::Token => {
@@ -408,7 +404,7 @@ pub async fn handle(
         path,
         now,
     };
-    let mut reply = match route_body(&route, body) {
+    let mut reply = match route_body(body) {
         Err(r) => r,
         Ok(json_body) => ctx.run(&route, json_body).await,
     };
@@ -440,8 +436,7 @@ pub async fn handle(
 }
 
 /// The JSON body of a POST/PATCH (empty = `{}`); 400 when not a JSON object.
-fn route_body(route: &Route, body: &[u8]) -> Result<Value, Reply> {
-    let _ = route;
+fn route_body(body: &[u8]) -> Result<Value, Reply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -601,15 +596,11 @@ impl Ctx<'_> {
             Route::AppInstallation(id) => self.app_installation(*id),
             Route::AccessTokens(id) => self.access_token(*id, &body),
             Route::RepoInstallation(repo) => self.repo_installation(repo),
-            Route::IssueComments(repo, n) if self.method == "GET" => {
-                self.list_comments(repo, *n)
-            }
+            Route::IssueComments(repo, n) if self.method == "GET" => self.list_comments(repo, *n),
             Route::IssueComments(repo, n) => self.create_comment(repo, *n, &body),
             Route::Comment(repo, id) => self.comment(repo, *id, &body),
             Route::IssueReactions(repo, n) => self.reactions(repo, Subject::Issue(*n), &body),
-            Route::CommentReactions(repo, id) => {
-                self.reactions(repo, Subject::Comment(*id), &body)
-            }
+            Route::CommentReactions(repo, id) => self.reactions(repo, Subject::Comment(*id), &body),
             Route::IssueReaction(repo, n, rid) => {
                 self.delete_reaction(repo, Subject::Issue(*n), *rid)
             }
@@ -657,9 +648,7 @@ impl Ctx<'_> {
 
     fn installation_known(&self, id: u64) -> bool {
         let ids = &self.s.config.installation_ids;
-        ids.is_empty()
-            || ids.contains(&id)
-            || self.store().installations.values().any(|v| *v == id)
+        ids.is_empty() || ids.contains(&id) || self.store().installations.values().any(|v| *v == id)
     }
 
     fn installation_json(&self, id: u64, account: &str) -> Value {
@@ -843,7 +832,7 @@ impl Ctx<'_> {
     fn reactions(&self, repo: &str, subject: Subject, body: &Value) -> Reply {
         let mut st = self.store();
         if let Subject::Comment(id) = subject {
-            if !st.comments.get(&id).is_some_and(|c| c.repo == repo) {
+            if st.comments.get(&id).is_none_or(|c| c.repo != repo) {
                 return not_found();
             }
         }
@@ -1093,9 +1082,7 @@ impl Ctx<'_> {
             return Reply::json(200, self.check_run_json(&st, existing));
         }
         let mut c = existing.clone();
-        if body.get("head_sha").is_some() {
-            // Not updatable on GitHub; ignored as GitHub does.
-        }
+        // head_sha is not updatable on GitHub; it is ignored, as there.
         if let Err(r) = Self::apply_check_fields(&mut c, body, self.now) {
             return r;
         }
@@ -1205,8 +1192,7 @@ impl Ctx<'_> {
             return not_found();
         };
         let body = serde_json::to_vec(&orig.payload).unwrap_or_default();
-        let mut headers =
-            delivery_headers(&orig.guid, &orig.event, self.s.config.app_id, orig.installation_id);
+        let mut headers = delivery_headers(&orig.guid, &orig.event, self.s.config.app_id);
         if let Some((_, secret)) = target.as_ref().filter(|(_, s)| !s.is_empty()) {
             headers.insert("X-Hub-Signature-256".into(), signature(secret, &body));
         }
@@ -1247,7 +1233,8 @@ fn v_url(v: &Value) -> String {
 
 pub fn pull_json(base: &str, p: &Pull) -> Value {
     let owner = p.repo.split('/').next().unwrap_or_default();
-    let repo = json!({"full_name": p.repo, "name": p.repo.split('/').nth(1), "owner": {"login": owner}});
+    let repo =
+        json!({"full_name": p.repo, "name": p.repo.split('/').nth(1), "owner": {"login": owner}});
     json!({
         "url": format!("{base}/repos/{}/pulls/{}", p.repo, p.number),
         "id": p.number, "node_id": format!("PR_kwDOSim{}", p.number),
@@ -1260,12 +1247,7 @@ pub fn pull_json(base: &str, p: &Pull) -> Value {
 }
 
 /// The headers GitHub sends with a webhook delivery (without the signature).
-pub fn delivery_headers(
-    guid: &str,
-    event: &str,
-    app_id: Option<u64>,
-    installation_id: Option<u64>,
-) -> BTreeMap<String, String> {
+pub fn delivery_headers(guid: &str, event: &str, app_id: Option<u64>) -> BTreeMap<String, String> {
     let mut h = BTreeMap::new();
     h.insert("Accept".into(), "*/*".into());
     h.insert("Content-Type".into(), "application/json".into());
@@ -1281,7 +1263,6 @@ pub fn delivery_headers(
         "X-GitHub-Hook-Installation-Target-Type".into(),
         "integration".into(),
     );
-    let _ = installation_id;
     h
 }
 

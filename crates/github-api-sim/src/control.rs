@@ -89,7 +89,8 @@ pub fn seed_pull(s: &SimState, v: &Value) -> Result<Value, String> {
         head_ref: req_str(v, "head_ref")?,
         base_ref: opt_str(v, "base_ref")?.unwrap_or_else(|| "main".into()),
         state: opt_str(v, "state")?.unwrap_or_else(|| "open".into()),
-        title: opt_str(v, "title")?.unwrap_or_else(|| format!("Pull request #{}", req_u64(v, "number").unwrap_or(0))),
+        title: opt_str(v, "title")?
+            .unwrap_or_else(|| format!("Pull request #{}", req_u64(v, "number").unwrap_or(0))),
     };
     let mut st = lock(s);
     let key = (p.repo.clone(), p.number);
@@ -142,10 +143,13 @@ pub fn seed_delivery(s: &SimState, v: &Value) -> Result<Value, String> {
     };
     let d = Delivery {
         id: 0,
-        request_headers: delivery_headers(&guid, &event, s.config.app_id, installation_id),
+        request_headers: delivery_headers(&guid, &event, s.config.app_id),
         guid,
         delivered_at,
-        redelivery: v.get("redelivery").and_then(Value::as_bool).unwrap_or(false),
+        redelivery: v
+            .get("redelivery")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         duration: v.get("duration").and_then(Value::as_f64).unwrap_or(0.05),
         status_code,
         error: None,
@@ -181,7 +185,14 @@ pub fn set_delivery_target(s: &SimState, target: Option<(String, String)>) -> Re
 fn random_guid() -> String {
     let h = crate::auth::random_token(32).to_ascii_lowercase();
     // Lowercase alphanumerics in the 8-4-4-4-12 shape of GitHub's GUIDs.
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn ok(v: Value) -> HttpResponse {
@@ -192,11 +203,11 @@ fn bad(msg: String) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({"error": msg}))
 }
 
-fn parse(body: &[u8]) -> Result<Value, HttpResponse> {
+fn parse(body: &[u8]) -> Result<Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// `/_sim/…` requests.
@@ -206,7 +217,7 @@ pub async fn handle(s: &SimState, req: &HttpRequest, body: &[u8]) -> HttpRespons
     let v = match method {
         "PUT" | "POST" => match parse(body) {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(e) => return bad(e),
         },
         _ => Value::Null,
     };
@@ -261,7 +272,8 @@ pub async fn handle(s: &SimState, req: &HttpRequest, body: &[u8]) -> HttpRespons
             reset(s);
             ok(json!({"reset": true}))
         }
-        _ => HttpResponse::NotFound().json(json!({"error": format!("no simulator control endpoint {method} {path}")})),
+        _ => HttpResponse::NotFound()
+            .json(json!({"error": format!("no simulator control endpoint {method} {path}")})),
     }
 }
 

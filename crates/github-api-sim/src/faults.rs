@@ -182,7 +182,11 @@ impl Faults {
 /// `None`) matching `path` (a regex; all paths when `None`): 403 with
 /// `Retry-After: retry_after_secs` and GitHub's message. For
 /// `GithubSimServer::set_faults` or `PUT /_sim/faults`.
-pub fn secondary_rate_limit(path: Option<&str>, times: Option<u64>, retry_after_secs: u64) -> Value {
+pub fn secondary_rate_limit(
+    path: Option<&str>,
+    times: Option<u64>,
+    retry_after_secs: u64,
+) -> Value {
     json!({"rules": [{
         "method": null, "path": path, "status": 403, "times": times,
         "headers": {"Retry-After": retry_after_secs.to_string(), "X-RateLimit-Resource": "core"},
@@ -213,8 +217,22 @@ mod tests {
             {"path":"^/repos/","status":502}
         ]}))
         .unwrap();
-        assert_eq!(f.take("patch", "/repos/o/r/check-runs/1").unwrap().answer.unwrap().status, 500);
-        assert_eq!(f.take("PATCH", "/repos/o/r/check-runs/1").unwrap().answer.unwrap().status, 502);
+        assert_eq!(
+            f.take("patch", "/repos/o/r/check-runs/1")
+                .unwrap()
+                .answer
+                .unwrap()
+                .status,
+            500
+        );
+        assert_eq!(
+            f.take("PATCH", "/repos/o/r/check-runs/1")
+                .unwrap()
+                .answer
+                .unwrap()
+                .status,
+            502
+        );
         assert!(f.take("GET", "/app").is_none());
     }
 

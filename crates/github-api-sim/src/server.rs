@@ -42,7 +42,10 @@ impl GithubSimServer {
     /// Starts on `listener`, in a thread of its own with its own runtime.
     /// Fails (InvalidInput) on an unreadable `app_public_key_pem`, or a key
     /// without `app_id`.
-    pub fn start(config: GithubSimConfig, listener: TcpListener) -> std::io::Result<GithubSimServer> {
+    pub fn start(
+        config: GithubSimConfig,
+        listener: TcpListener,
+    ) -> std::io::Result<GithubSimServer> {
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let key_der = match &config.app_public_key_pem {
             Some(pem) => Some(crate::auth::public_key_der(pem).map_err(invalid)?),
@@ -228,7 +231,9 @@ fn fault_response(a: &crate::faults::FaultAnswer) -> HttpResponse {
         b.insert_header((k.as_str(), v.as_str()));
     }
     match &a.body {
-        Value::String(text) => b.content_type("text/plain; charset=utf-8").body(text.clone()),
+        Value::String(text) => b
+            .content_type("text/plain; charset=utf-8")
+            .body(text.clone()),
         v => b
             .content_type("application/json; charset=utf-8")
             .body(serde_json::to_vec(v).unwrap_or_default()),

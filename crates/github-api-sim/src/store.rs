@@ -267,7 +267,11 @@ impl Store {
     }
 
     /// Keeps a small seeded map bounded (pull requests, installations).
-    pub fn seeded_room<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, cap: usize, key: &K) {
+    pub fn seeded_room<K: Clone + Eq + std::hash::Hash, V>(
+        map: &mut HashMap<K, V>,
+        cap: usize,
+        key: &K,
+    ) {
         if !map.contains_key(key) && map.len() >= cap.max(1) {
             if let Some(k) = map.keys().next().cloned() {
                 map.remove(&k);

@@ -150,7 +150,8 @@ pub async fn call_with(
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
     };
     Answer {
         status,
@@ -189,7 +190,13 @@ pub async fn call_jwt(sim: &GithubSimServer, method: &str, path: &str, jwt: &str
 
 /// An installation token for installation 1, through the real JWT route.
 pub async fn installation_token(sim: &GithubSimServer) -> String {
-    let a = call_jwt(sim, "POST", "/app/installations/1/access_tokens", &app_jwt()).await;
+    let a = call_jwt(
+        sim,
+        "POST",
+        "/app/installations/1/access_tokens",
+        &app_jwt(),
+    )
+    .await;
     assert_eq!(a.status, 201, "{}", a.body);
     a.body["token"].as_str().expect("token").to_string()
 }
@@ -198,9 +205,12 @@ pub async fn installation_token(sim: &GithubSimServer) -> String {
 pub fn link(header: &str, rel: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (url, params) = part.split_once(';')?;
-        params
-            .contains(&format!("rel=\"{rel}\""))
-            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        params.contains(&format!("rel=\"{rel}\"")).then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
