@@ -934,7 +934,7 @@ impl Ctx<'_> {
             "completed_at": c.completed_at.map(ts),
             "output": output,
             "name": c.name,
-            "check_suite": {"id": c.installation_id * 1_000_000 + (c.id % 1_000_000)},
+            "check_suite": {"id": c.id},
             "app": {"id": self.s.config.app_id, "slug": slug, "name": slug},
             "pull_requests": prs,
         })
