@@ -14,15 +14,16 @@ WORKDIR /src
 # does not rebuild every dependency.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/kube-api-sim/Cargo.toml crates/kube-api-sim/Cargo.toml
-RUN mkdir -p src benches crates/kube-api-sim/src crates/kube-api-sim/benches \
+COPY crates/github-api-sim/Cargo.toml crates/github-api-sim/Cargo.toml
+RUN mkdir -p src benches crates/kube-api-sim/src crates/kube-api-sim/benches crates/github-api-sim/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs crates/kube-api-sim/src/lib.rs \
+    && touch src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
     && echo 'fn main() {}' > benches/github_route.rs \
     && echo 'fn main() {}' > crates/kube-api-sim/benches/sim.rs \
     && cargo build --release --locked --no-default-features --bin orchestrator \
-    && rm -rf src crates/kube-api-sim/src
+    && rm -rf src crates/kube-api-sim/src crates/github-api-sim/src
 COPY . .
-RUN touch src/main.rs src/lib.rs crates/kube-api-sim/src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
     && cargo build --release --locked --no-default-features --bin orchestrator \
     && cp target/release/orchestrator /orchestrator
 

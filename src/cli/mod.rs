@@ -1,10 +1,12 @@
-//! The command line: `orchestrator serve | sim | send-webhook` and the API
+//! The command line: `orchestrator serve | sim | github-sim | send-webhook` and the API
 //! client commands `submit | jobs | events | leader | completions`, `healthcheck`,
 //! and `doctor` (the preflight checks, run once).
 
 pub mod client_cmds;
 pub mod dev_files;
 pub mod doctor;
+#[cfg(feature = "embedded-cluster")]
+pub mod github_sim;
 pub mod healthcheck;
 pub mod jobs_cmds;
 pub mod send;
@@ -37,6 +39,9 @@ pub enum Command {
     /// Run the embedded Kubernetes API server simulator (no real cluster, no containers).
     #[cfg(feature = "embedded-cluster")]
     Sim(sim::SimArgs),
+    /// Run a fake GitHub REST API (github-api-sim: in-memory, for tests and demos).
+    #[cfg(feature = "embedded-cluster")]
+    GithubSim(github_sim::GithubSimArgs),
     /// Send a signed GitHub webhook delivery from a JSON file (for trying the service out).
     SendWebhook(send::SendArgs),
     /// Submit a task to a running orchestrator (POST /api/v1/tasks); --wait follows its Job.
@@ -68,6 +73,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sim(args) => {
             crate::telemetry::init("text");
             sim::run_sim(args)
+        }
+        #[cfg(feature = "embedded-cluster")]
+        Command::GithubSim(args) => {
+            crate::telemetry::init("text");
+            github_sim::run_github_sim(args)
         }
         Command::SendWebhook(args) => send::run(args),
         Command::Submit(args) => client_cmds::submit(args),
