@@ -93,9 +93,6 @@ pub struct GithubApiConfig {
     /// `https://api.github.com`; GitHub Enterprise Server:
     /// `https://HOST/api/v3`.
     pub api_url: url::Url,
-    /// Whether `GITHUB_API_URL` was set (the embedded cluster reports only
-    /// to an API named on purpose).
-    pub api_url_set: bool,
     /// The credential; `None`: no reports to GitHub.
     pub credential: Option<GithubCredential>,
     /// `PUBLIC_URL` — where people reach this service; reports link to a
@@ -110,7 +107,6 @@ impl Default for GithubApiConfig {
     fn default() -> Self {
         GithubApiConfig {
             api_url: url::Url::parse("https://api.github.com").expect("a valid URL"),
-            api_url_set: false,
             credential: None,
             public_url: None,
             give_up: Duration::from_secs(900),
@@ -227,7 +223,6 @@ impl GithubApiConfig {
             },
         };
         Ok(GithubApiConfig {
-            api_url_set: get("GITHUB_API_URL").is_some(),
             api_url,
             credential,
             public_url,

@@ -226,6 +226,42 @@ pub const VARIABLES: &[EnvVar] = &[
         "25MiB",
         "GitHub webhook body limit",
     ),
+    var(
+        "GITHUB_API_URL",
+        "https://api.github.com",
+        "GitHub's REST API (Enterprise Server: https://HOST/api/v3)",
+    ),
+    words(
+        "GITHUB_TOKEN",
+        "unset",
+        "token that reports back to GitHub (comments, reactions)",
+    ),
+    words("GITHUB_TOKEN_FILE", "unset", "file holding GITHUB_TOKEN"),
+    words(
+        "GITHUB_APP_ID",
+        "unset",
+        "GitHub App id: report as the App (installation tokens, check runs)",
+    ),
+    words(
+        "GITHUB_APP_PRIVATE_KEY",
+        "unset",
+        "the App's PEM private key",
+    ),
+    words(
+        "GITHUB_APP_PRIVATE_KEY_FILE",
+        "unset",
+        "file holding the App's private key",
+    ),
+    words(
+        "PUBLIC_URL",
+        "unset",
+        "where people reach this service; reports link to a Job's logs under it",
+    ),
+    var(
+        "REPORT_GIVE_UP_SECONDS",
+        "900",
+        "how long a failing report (GitHub, callback) is retried",
+    ),
     words("ORCHESTRATOR_RULES", "unset", "YAML routing-rules file"),
     var(
         "RATE_LIMIT_PER_REPO_PER_MINUTE",

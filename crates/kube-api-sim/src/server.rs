@@ -32,6 +32,9 @@ pub struct SimConfig {
     /// How a pod exits unless its Job says otherwise
     /// (annotation `sim.orchestrator.dev/exit-code`).
     pub default_exit_code: i32,
+    /// Lines every app container prints just before it exits (e.g. an
+    /// agent's final JSON result), before the simulator's own exit line.
+    pub final_output: Vec<String>,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
     /// How long a deleted pod's simulated containers take to stop after
@@ -67,6 +70,7 @@ impl Default for SimConfig {
             grants: Vec::new(),
             default_run_seconds: 1.0,
             default_exit_code: 0,
+            final_output: Vec::new(),
             bookmark_interval: Duration::from_secs(10),
             pending_seconds: 0.05,
             termination_seconds: 0.2,

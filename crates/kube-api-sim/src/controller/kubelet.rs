@@ -268,12 +268,16 @@ impl Controller {
                     .collect()
             })
             .unwrap_or_default();
+        let last_lines = &self.state.config.final_output;
         for c in names {
             self.store().append_log(
                 ns,
                 name,
                 &c,
-                [format!("[sim] container exited with code {exit}")],
+                last_lines
+                    .iter()
+                    .cloned()
+                    .chain([format!("[sim] container exited with code {exit}")]),
             );
         }
         let _ = self.store().modify(PODS, ns, name, true, false, |cur| {
