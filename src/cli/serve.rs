@@ -27,6 +27,15 @@ pub struct ServeArgs {
     /// With --embedded-cluster: seconds each simulated agent pod "runs".
     #[arg(long, default_value_t = 5.0)]
     pub sim_run_seconds: f64,
+    /// With --embedded-cluster: start the fake GitHub REST API in-process too
+    /// and report to it (status comments, reactions), with a token of its
+    /// own. Read what it holds with `curl http://ADDR/repos/OWNER/REPO/issues/N/comments`.
+    #[arg(long, requires = "embedded_cluster")]
+    pub embedded_github: bool,
+    /// With --embedded-github: its address (default: 127.0.0.1 and the
+    /// port after SERVER_PORT).
+    #[arg(long, value_name = "ADDR", requires = "embedded_github")]
+    pub embedded_github_listen: Option<String>,
     /// Development only: accept unsigned GitHub webhooks when no secret is set.
     #[arg(long)]
     pub insecure_allow_unsigned_webhooks: bool,
@@ -99,6 +108,43 @@ impl SimServer {
     fn kubeconfig(&self) -> String {
         match *self {}
     }
+}
+
+/// Starts the fake GitHub API for `--embedded-github` and points the
+/// reporting configuration at it, with a token of its own.
+#[cfg(feature = "embedded-cluster")]
+fn start_embedded_github(
+    args: &ServeArgs,
+    port: u16,
+    config: &mut Config,
+) -> Result<github_api_sim::GithubSimServer, ExitCode> {
+    let listen = args
+        .embedded_github_listen
+        .clone()
+        .unwrap_or_else(|| format!("127.0.0.1:{}", port.saturating_add(1)));
+    let listener = TcpListener::bind(&listen).map_err(|e| {
+        eprintln!("Error: the embedded GitHub API cannot listen on {listen}: {e}\nHint: pass --embedded-github-listen 127.0.0.1:PORT with a free port.");
+        ExitCode::FAILURE
+    })?;
+    let token = dev_files::new_dev_secret();
+    let sim_config = github_api_sim::GithubSimConfig {
+        tokens: vec![token.clone()],
+        ..Default::default()
+    };
+    let server = github_api_sim::GithubSimServer::start(sim_config, listener).map_err(|e| {
+        eprintln!("Error: the embedded GitHub API failed to start: {e}");
+        ExitCode::FAILURE
+    })?;
+    let url = server.url();
+    config.github_api.api_url = url::Url::parse(&url).map_err(|e| {
+        eprintln!("Error: the embedded GitHub API's address {url}: {e}");
+        ExitCode::FAILURE
+    })?;
+    config.github_api.credential = Some(crate::config::github::GithubCredential::Token(
+        crate::config::Secret::new(token),
+    ));
+    tracing::warn!(api = %url, "EMBEDDED GITHUB: reporting to the in-process FAKE GitHub API; nothing reaches github.com. Status comments: curl {url}/repos/OWNER/REPO/issues/N/comments");
+    Ok(server)
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -209,12 +255,41 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     #[cfg_attr(not(feature = "embedded-cluster"), allow(unused_mut))]
     let mut kubeconfig_file: Option<dev_files::KubeconfigFile> = None;
+    #[cfg(feature = "embedded-cluster")]
+    let github_sim = if args.embedded_github {
+        match start_embedded_github(&args, port, &mut config) {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    if args.embedded_cluster
+        && !args.embedded_github
+        && !env_set(&["GITHUB_API_URL"])
+        && config.github_api.credential.is_some()
+    {
+        tracing::warn!("not reporting to GitHub: with --embedded-cluster a GitHub token or App is used only with GITHUB_API_URL set (simulated tasks name real repositories); or try --embedded-github");
+        config.github_api.credential = None;
+    }
     #[cfg(not(feature = "embedded-cluster"))]
     let sim: Option<SimServer> = None;
     #[cfg(feature = "embedded-cluster")]
     let sim = if args.embedded_cluster {
         let cfg = SimConfig {
             default_run_seconds: args.sim_run_seconds.max(0.0),
+            // What a status comment shows at the end: a result line like
+            // Claude Code's (no agent runs here).
+            final_output: if args.embedded_github {
+                vec![
+                    serde_json::json!({"type": "result", "subtype": "success", "is_error": false,
+                    "num_turns": 1, "duration_ms": 1000, "total_cost_usd": 0.0,
+                    "result": "Simulated run: the embedded cluster runs no agent."})
+                    .to_string(),
+                ]
+            } else {
+                Vec::new()
+            },
             ..SimConfig::default()
         };
         match SimServer::start_local(cfg) {
@@ -273,9 +348,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         )
         .await?;
         drop(kubeconfig_file);
-        // The simulator serves until the service has stopped.
+        // The simulators serve until the service has stopped.
         #[cfg_attr(not(feature = "embedded-cluster"), allow(clippy::drop_non_drop))]
         drop(sim);
+        #[cfg(feature = "embedded-cluster")]
+        drop(github_sim);
         Ok(true)
     });
     match result {

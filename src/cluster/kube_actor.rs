@@ -173,12 +173,16 @@ pub struct StreamLogs {
 /// `keep` decides on the copy read whether the write is still wanted
 /// (given the current value of the first key): `false` answers `Ok(false)`
 /// and writes nothing. Answers whether it wrote.
+/// Decides on the Job's copy whether an [`AnnotateJob`] still writes:
+/// given the current value of its first key and the annotations to write.
+pub type KeepAnnotation = fn(Option<&str>, &[(String, Option<String>)]) -> bool;
+
 #[derive(Message)]
 #[rtype(result = "Result<bool, KubeError>")]
 pub struct AnnotateJob {
     pub name: String,
     pub annotations: Vec<(String, Option<String>)>,
-    pub keep: fn(Option<&str>, &[(String, Option<String>)]) -> bool,
+    pub keep: KeepAnnotation,
     pub deadline: Instant,
 }
 

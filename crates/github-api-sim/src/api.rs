@@ -264,6 +264,10 @@ fn authenticate(
             Ok(Identity::App)
         }
         AuthKind::Token => {
+            // Like GitHub on public repositories: reads need no credentials.
+            if header.is_none() && req.method() == actix_web::http::Method::GET {
+                return Ok(Identity::Anonymous);
+            }
             let token = token.ok_or_else(|| "Bad credentials".to_string())?;
             if s.config.tokens.iter().any(|t| t == token) {
                 return Ok(Identity::Pat {
@@ -371,7 +375,11 @@ pub async fn handle(
             return to_http(&r, encode(&r.body));
         }
     };
-    let limit = s.config.rate_limit_per_hour;
+    let limit = match ident {
+        // GitHub's limit for unauthenticated requests.
+        Identity::Anonymous => 60.min(s.config.rate_limit_per_hour),
+        _ => s.config.rate_limit_per_hour,
+    };
     let key = ident.bucket();
     let counted = route != Route::RateLimit;
     {

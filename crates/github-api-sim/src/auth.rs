@@ -19,6 +19,8 @@ pub enum Identity {
     Installation { id: u64 },
     /// A static token from `GithubSimConfig::tokens`.
     Pat { token: String },
+    /// No credentials: reads only, as GitHub allows on public repositories.
+    Anonymous,
 }
 
 impl Identity {
@@ -28,6 +30,7 @@ impl Identity {
             Identity::App => "app".into(),
             Identity::Installation { id } => format!("installation:{id}"),
             Identity::Pat { token } => format!("token:{token}"),
+            Identity::Anonymous => "anonymous".into(),
         }
     }
 
@@ -39,6 +42,7 @@ impl Identity {
                 format!("API rate limit exceeded for installation ID {id}.")
             }
             Identity::Pat { .. } => format!("API rate limit exceeded for user ID {PAT_USER_ID}."),
+            Identity::Anonymous => "API rate limit exceeded for 127.0.0.1.".into(),
         }
     }
 }
