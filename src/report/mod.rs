@@ -3,7 +3,7 @@
 //! issue or pull request ([`github`]), a signed callback for API and PM
 //! tasks ([`callback`]).
 //!
-//! The per-Job watcher ([`crate::watcher::JobWatcher`]) owns its Job's
+//! The per-Job watcher (`JobWatcher` in `src/watcher.rs`) owns its Job's
 //! report: on each state change it calls [`Reporting::changed`], which only
 //! queues work (it never waits, so the watch and admission never do). Only
 //! the replica holding the scheduler Lease reports. What was reported is
