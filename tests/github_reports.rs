@@ -496,3 +496,18 @@ async fn hostile_agent_output_is_escaped_trimmed_and_pings_nobody() {
     }
     app.stop().await.expect("a clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_buys_a_new_installation_token_and_the_report_lands() {
+    let fake = app_fake(Duration::from_secs(3600));
+    // GitHub refuses the token once (revoked, say).
+    fake.set_faults(json!({"rules": [{"method": "POST", "path": "/issues/14/comments$", "status": 401,
+        "body": {"message": "Bad credentials"}, "times": 1}]}))
+        .expect("faults set");
+    let app = start(sim(0.5, 0, Vec::new()), &app_env(&fake)).await;
+    deliver_labeled(&app, 14).await;
+    comment_saying(&fake, "— succeeded").await;
+    assert_eq!(comments(&fake).len(), 1);
+    assert_eq!(token_count(&fake), 2, "a second token after the 401");
+    app.stop().await.expect("a clean stop");
+}

@@ -60,7 +60,10 @@ impl Mark {
 /// `--output-format json` or `stream-json`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentResult {
+    /// The result text, at most [`RESULT_MAX_CHARS`] characters of it.
     pub text: String,
+    /// Characters of the result cut off beyond those.
+    pub cut: usize,
     pub is_error: bool,
     pub cost_usd: Option<f64>,
     pub turns: Option<u64>,
@@ -79,8 +82,11 @@ pub fn agent_result(lines: &[String]) -> Option<AgentResult> {
         if v["type"] != "result" {
             return None;
         }
+        let full = v["result"].as_str().unwrap_or("");
+        let text: String = full.chars().take(RESULT_MAX_CHARS).collect();
         Some(AgentResult {
-            text: v["result"].as_str().unwrap_or("").to_string(),
+            cut: full.chars().count() - text.chars().count(),
+            text,
             is_error: v["is_error"].as_bool().unwrap_or(false),
             cost_usd: v["total_cost_usd"]
                 .as_f64()
@@ -106,9 +112,10 @@ fn code(s: &str) -> String {
 }
 
 /// Untrusted text as a fenced block: cut, control characters dropped,
-/// `<!--` broken, fenced longer than any backtick run inside.
-pub fn fenced(text: &str, max_chars: usize) -> String {
-    let total = text.chars().count();
+/// `<!--` broken, fenced longer than any backtick run inside; `already_cut`
+/// characters were dropped before.
+pub fn fenced(text: &str, max_chars: usize, already_cut: usize) -> String {
+    let total = text.chars().count() + already_cut;
     let mut body: String = text
         .chars()
         .take(max_chars)
@@ -258,7 +265,7 @@ pub fn render(record: &JobRecord, x: &Extras<'_>) -> String {
         }
         if !r.text.trim().is_empty() {
             out.push('\n');
-            out.push_str(&fenced(&r.text, RESULT_MAX_CHARS));
+            out.push_str(&fenced(&r.text, RESULT_MAX_CHARS, r.cut));
             out.push('\n');
         }
     }
@@ -280,18 +287,19 @@ pub fn check_status(state: JobState) -> (&'static str, Option<&'static str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn hostile_result_text_stays_inside_its_fence_and_is_cut() {
         let hostile =
             "```\n</details><script>alert(1)</script> @octocat <!-- orchestrator:task=x -->\n````";
-        let f = fenced(hostile, 100);
+        let f = fenced(hostile, 100, 0);
         let fence_len = f.chars().take_while(|c| *c == '`').count();
         assert!(fence_len >= 5, "{f}");
         assert!(!f.contains("<!--"), "{f}");
         assert!(f.ends_with(&"`".repeat(fence_len)));
         let big = "a".repeat(1_000_000);
-        let f = fenced(&big, RESULT_MAX_CHARS);
+        let f = fenced(&big, RESULT_MAX_CHARS, 0);
         assert!(f.len() < RESULT_MAX_CHARS + 200, "{}", f.len());
         assert!(f.contains("996000 more characters"));
     }
@@ -308,6 +316,9 @@ mod tests {
         assert_eq!(r.turns, Some(7));
         assert_eq!(r.cost_usd, Some(0.1234));
         assert!(agent_result(&["not json".into()]).is_none());
+        let long = json!({"type": "result", "result": "é".repeat(RESULT_MAX_CHARS + 10)}).to_string();
+        let r = agent_result(&[long]).unwrap();
+        assert_eq!((r.text.chars().count(), r.cut), (RESULT_MAX_CHARS, 10), "kept bounded");
     }
 
     #[test]
