@@ -56,11 +56,15 @@ async fn stored_state(app: &TestApp, name: &str) -> Option<String> {
 
 /// Waits until the watch store shows Job `name` in one of `states`.
 async fn wait_stored(app: &TestApp, name: &str, states: &[&str]) {
-    wait_for(&format!("job {name} stored as {states:?}"), WAIT, || async {
-        stored_state(app, name)
-            .await
-            .filter(|s| states.contains(&s.as_str()))
-    })
+    wait_for(
+        &format!("job {name} stored as {states:?}"),
+        WAIT,
+        || async {
+            stored_state(app, name)
+                .await
+                .filter(|s| states.contains(&s.as_str()))
+        },
+    )
     .await;
 }
 
@@ -69,7 +73,12 @@ async fn queue_issue(app: &TestApp, issue: u64) -> String {
     let answer = app
         .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(issue)))
         .await;
-    assert_eq!((answer.status, answer.status_field()), (202, "queued"), "{}", answer.text);
+    assert_eq!(
+        (answer.status, answer.status_field()),
+        (202, "queued"),
+        "{}",
+        answer.text
+    );
     answer.job().expect("a job")
 }
 
@@ -85,7 +94,12 @@ fn annotation(job: &k8s_openapi::api::batch::v1::Job, key: &str) -> Option<Strin
 fn command_answer(a: &Answer, command: &str, outcome: &str) -> Vec<String> {
     a.assert_json();
     assert_eq!(
-        (a.status, a.status_field(), &a.json["command"], &a.json["outcome"]),
+        (
+            a.status,
+            a.status_field(),
+            &a.json["command"],
+            &a.json["outcome"]
+        ),
         (202, "command", &Value::from(command), &Value::from(outcome)),
         "{}",
         a.text
@@ -122,7 +136,11 @@ async fn a_member_s_cancel_cancels_the_running_job_and_a_stranger_s_changes_noth
 
     // A stranger: ignored as untrusted, counted, nothing changes.
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(7, 1001, "/agent cancel", "NONE"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(7, 1001, "/agent cancel", "NONE"),
+        )
         .await;
     assert_eq!(
         (a.status, a.status_field(), a.json["reason"].as_str()),
@@ -138,12 +156,20 @@ async fn a_member_s_cancel_cancels_the_running_job_and_a_stranger_s_changes_noth
 
     // Status from a member: done, about the issue's Job.
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(7, 1002, "/agent status", "MEMBER"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(7, 1002, "/agent status", "MEMBER"),
+        )
         .await;
-    assert_eq!(command_answer(&a, "status", "done"), [job.clone()]);
+    assert_eq!(command_answer(&a, "status", "done"), [job.as_str()]);
     // On an issue without Jobs there is nothing to do.
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(99, 1003, "/agent STATUS", "MEMBER"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(99, 1003, "/agent STATUS", "MEMBER"),
+        )
         .await;
     assert!(command_answer(&a, "status", "nothing_to_do").is_empty());
 
@@ -155,14 +181,18 @@ async fn a_member_s_cancel_cancels_the_running_job_and_a_stranger_s_changes_noth
             comment(7, 1004, " /agent cancel\nplease", "MEMBER"),
         )
         .await;
-    assert_eq!(command_answer(&a, "cancel", "done"), [job.clone()]);
+    assert_eq!(command_answer(&a, "cancel", "done"), [job.as_str()]);
     let j = app.job(&job).await.expect("the job");
     assert!(suspended(&j), "suspended");
     assert!(annotation(&j, "orchestrator.dev/cancelled-at").is_some());
     wait_stored(&app, &job, &["cancelled"]).await;
     // Nothing left to cancel.
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(7, 1005, "/agent cancel", "OWNER"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(7, 1005, "/agent cancel", "OWNER"),
+        )
         .await;
     assert!(command_answer(&a, "cancel", "nothing_to_do").is_empty());
     assert_eq!(command_count(&app, "cancel", "done").await, 1);
@@ -178,7 +208,12 @@ async fn a_member_s_cancel_cancels_the_running_job_and_a_stranger_s_changes_noth
         .iter()
         .filter_map(|e| e["reason"].as_str())
         .collect();
-    for r in ["status: done", "status: nothing_to_do", "cancel: done", "cancel: nothing_to_do"] {
+    for r in [
+        "status: done",
+        "status: nothing_to_do",
+        "cancel: done",
+        "cancel: nothing_to_do",
+    ] {
         assert!(reasons.contains(&r), "{r} in {reasons:?}");
     }
     app.stop().await.expect("a clean stop");
@@ -194,9 +229,16 @@ async fn a_retry_after_the_job_finished_makes_exactly_one_new_job() {
     // While the Job runs, a retry has nothing to do.
     wait_stored(&app, &first, &["queued", "running"]).await;
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(8, 2000, "/agent retry", "MEMBER"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(8, 2000, "/agent retry", "MEMBER"),
+        )
         .await;
-    assert_eq!(command_answer(&a, "retry", "nothing_to_do"), [first.clone()]);
+    assert_eq!(
+        command_answer(&a, "retry", "nothing_to_do"),
+        [first.as_str()]
+    );
 
     app.wait_complete(&first, Duration::from_secs(60)).await;
     wait_stored(&app, &first, &["succeeded"]).await;
@@ -214,16 +256,23 @@ async fn a_retry_after_the_job_finished_makes_exactly_one_new_job() {
 
     // The same delivery again: the same Job.
     let a = app.deliver("issue_comment", &delivery, retry.clone()).await;
-    assert_eq!(command_answer(&a, "retry", "done"), [second.clone()]);
+    assert_eq!(command_answer(&a, "retry", "done"), [second.as_str()]);
     // Another retry comment while the retry is queued or running: nothing.
     wait_stored(&app, &second, &["queued", "running"]).await;
     let a = app
-        .deliver("issue_comment", &delivery_id(), comment(8, 2002, "/agent retry", "MEMBER"))
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            comment(8, 2002, "/agent retry", "MEMBER"),
+        )
         .await;
-    assert_eq!(command_answer(&a, "retry", "nothing_to_do"), [second.clone()]);
+    assert_eq!(
+        command_answer(&a, "retry", "nothing_to_do"),
+        [second.as_str()]
+    );
     // The first command redelivered once its Job is stored: still that Job.
     let a = app.deliver("issue_comment", &delivery, retry).await;
-    assert_eq!(command_answer(&a, "retry", "done"), [second.clone()]);
+    assert_eq!(command_answer(&a, "retry", "done"), [second.as_str()]);
 
     let mut names = app.job_names().await;
     names.sort();
