@@ -87,7 +87,7 @@ pub struct Call<'a> {
 
 enum Auth {
     Token(Secret),
-    App(AppAuth),
+    App(Box<AppAuth>),
 }
 
 struct Inner {
@@ -165,7 +165,9 @@ impl Github {
         let auth = match &cfg.credential {
             None => return Ok(None),
             Some(GithubCredential::Token(t)) => Auth::Token(t.clone()),
-            Some(GithubCredential::App { app_id, key }) => Auth::App(AppAuth::new(*app_id, key)?),
+            Some(GithubCredential::App { app_id, key }) => {
+                Auth::App(Box::new(AppAuth::new(*app_id, key)?))
+            }
         };
         let mut api = cfg.api_url.clone();
         if !api.path().ends_with('/') {
