@@ -89,7 +89,7 @@ impl Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "webhook_decisions",
-            "Events answered, by source and decision: queued, duplicate, ignored or ping (GitHub), processed (a Grafana notification; each alert's outcome is in /api/v1/events), or the error code of a refused request: unauthorized, bad_request, payload_too_large, unprocessable, invalid, not_found, forbidden, rate_limited, unavailable, internal",
+            "Events answered, by source and decision: queued, duplicate, ignored, ping or command (GitHub; a slash command's outcome is in orchestrator_github_commands), processed (a Grafana notification; each alert's outcome is in /api/v1/events), or the error code of a refused request: unauthorized, bad_request, payload_too_large, unprocessable, invalid, not_found, forbidden, rate_limited, unavailable, internal",
             decisions.clone(),
         );
         let kube_requests = Family::<KubeLabels, Counter>::default();

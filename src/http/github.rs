@@ -34,7 +34,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("X-GitHub-Delivery" = String, Header, description = "Delivery id (redeliveries keep it)"),
         ("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body")),
     responses(
-        (status = 202, description = "Queued (a suspended Job exists) or ignored with a reason", body = super::schema::SubmitAnswer),
+        (status = 202, description = "Queued (a suspended Job exists), ignored with a reason, or a slash command's outcome (`{\"status\": \"command\", \"command\", \"outcome\": done|nothing_to_do, \"jobs\"}`)", body = super::schema::SubmitAnswer),
         (status = 200, description = "Duplicate, or pong for ping", body = super::schema::SubmitAnswer),
         (status = 400, description = "Missing headers, non-JSON, malformed payload", body = super::schema::ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = super::schema::ErrorBody),
@@ -147,6 +147,21 @@ async fn handle(
                 reason: Some(reason),
                 response,
             })
+        }
+        Decision::UntrustedCommand { command, login } => {
+            super::commands::untrusted(state, command, &login);
+            let reason = "untrusted".to_string();
+            let response =
+                HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));
+            Ok(Answer {
+                decision: "ignored",
+                job: None,
+                reason: Some(reason),
+                response,
+            })
+        }
+        Decision::Command(command) => {
+            super::commands::act(state, command, span, started + BUDGET).await
         }
         Decision::Task(task) => {
             submit(

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod commands;
 pub mod error;
 pub mod github;
 pub mod grafana;

@@ -559,6 +559,33 @@ impl GithubReporter {
         Ok(None)
     }
 
+    /// A reaction (`+1`, `confused`, …) on an issue comment: how a slash
+    /// command is acknowledged. A deleted comment is not an error.
+    pub async fn react_to_comment(
+        &self,
+        repo: &str,
+        installation: Option<u64>,
+        comment_id: u64,
+        content: &str,
+    ) -> Result<(), GithubError> {
+        let reacted = self
+            .inner
+            .github
+            .call(Call {
+                op: "reaction",
+                method: Method::POST,
+                path: format!("repos/{repo}/issues/comments/{comment_id}/reactions"),
+                body: Some(json!({ "content": content })),
+                repo,
+                installation,
+            })
+            .await;
+        match reacted {
+            Err(GithubError::Refused { status: 404, .. }) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// 👀 on the triggering comment, else on the issue / PR.
     async fn react(&self, t: &Target) -> Result<(), GithubError> {
         let path = match t.trigger_comment {

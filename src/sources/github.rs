@@ -4,6 +4,9 @@
 //!
 //! ```text
 //!  X-GitHub-Event ── ping ─────────────────────────────▶ Ping
+//!        │ ── issue_comment holding `/agent`: decoded; a new comment whose
+//!        │    first line is `/agent status|cancel|retry` ─▶ Command (trusted)
+//!        │                                                 or UntrustedCommand
 //!        │ ── no rule names this event ────────────────▶ Ignored (body never parsed)
 //!        │ ── comment events: the raw body holds none ──▶ Ignored (body never parsed)
 //!        │    of the rules' commands
@@ -18,10 +21,12 @@
 //! Signature verification ([`verify_signature`]) is separate so the HTTP
 //! layer runs it before anything else and answers 401 on failure.
 
+pub mod command;
 mod payload;
 mod signature;
 mod trust;
 
+pub use command::{Command, CommandKind};
 pub use signature::{verify_signature, SignatureError};
 pub use trust::TrustConfig;
 
@@ -74,10 +79,10 @@ impl DecodeError {
 /// characters JSON writes verbatim) inside a string: it holds one as it
 /// is, or it has an escape that could spell one differently (`\u…` for any
 /// character, `\/` for `/`). False means no decoded string contains any.
-fn may_contain_any(body: &[u8], needles: &[String]) -> bool {
+fn may_contain_any<S: AsRef<str>>(body: &[u8], needles: &[S]) -> bool {
     needles
         .iter()
-        .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+        .any(|n| memchr::memmem::find(body, n.as_ref().as_bytes()).is_some())
         || memchr::memmem::find(body, b"\\u").is_some()
         || memchr::memmem::find(body, b"\\/").is_some()
 }
@@ -105,11 +110,16 @@ pub fn route_at(
     if event == "ping" {
         return Ok(Decision::Ping);
     }
-    if !rules.routes_event(event) {
-        return Ok(Decision::ignored(format!("event '{event}' is not routed")));
+    let not_routed = || Ok(Decision::ignored(format!("event '{event}' is not routed")));
+    // Slash commands do not depend on the rules: an issue comment that may
+    // hold one is decoded even when no rule routes issue comments.
+    let maybe_command =
+        event == command::COMMAND_EVENT && may_contain_any(body, &[command::COMMAND_PREFIX]);
+    if !maybe_command && !rules.routes_event(event) {
+        return not_routed();
     }
     check_delivery_id(delivery)?;
-    if let Some(commands) = rules.commands_needed(event) {
+    if let (false, Some(commands)) = (maybe_command, rules.commands_needed(event)) {
         if !may_contain_any(body, commands) {
             return Ok(Decision::ignored("no rule matched"));
         }
@@ -127,6 +137,16 @@ pub fn route_at(
         (None, true) => return Err(missing("comment")),
         _ => None,
     };
+    if maybe_command {
+        if let Some(c) = comment {
+            if let Some(d) = command_decision(&p, event, action, c, delivery, trust)? {
+                return Ok(d);
+            }
+        }
+        if !rules.routes_event(event) {
+            return not_routed();
+        }
+    }
     let facts = EventFacts {
         event,
         action,
@@ -178,6 +198,56 @@ pub fn route_at(
         rules,
     )?;
     Ok(Decision::Task(Box::new(task)))
+}
+
+/// A new comment whose first line is a slash command: the command, if its
+/// author is trusted (the same check as trusted rules), else
+/// [`Decision::UntrustedCommand`]. `None`: not a command.
+fn command_decision(
+    p: &Payload<'_>,
+    event: &str,
+    action: &str,
+    comment: &Comment<'_>,
+    delivery: &str,
+    trust: &TrustConfig,
+) -> Result<Option<Decision>, DecodeError> {
+    if action != "created" {
+        return Ok(None);
+    }
+    let Some(kind) = command::parse(&comment.body) else {
+        return Ok(None);
+    };
+    let missing = |field: &'static str| DecodeError::Missing {
+        field,
+        event: event.to_string(),
+    };
+    let repo = p.repository.as_ref().ok_or_else(|| missing("repository"))?;
+    if !git::is_valid_repository(&repo.full_name) {
+        return Err(DecodeError::Invalid {
+            field: "repository.full_name",
+            reason: format!("{:?} is not owner/name", &*repo.full_name),
+        });
+    }
+    let issue = p.issue.as_ref().ok_or_else(|| missing("issue"))?;
+    let sender = &*comment.user.login;
+    let author = issue.user.as_ref().map_or("", |u| &*u.login);
+    let who = (author, &*issue.author_association);
+    if !trust::is_trusted(trust, action, sender, who, Some(comment)) {
+        return Ok(Some(Decision::UntrustedCommand {
+            command: kind,
+            login: sender.to_string(),
+        }));
+    }
+    Ok(Some(Decision::Command(Box::new(Command {
+        command: kind,
+        repository: repo.full_name.to_string(),
+        number: issue.number,
+        is_pr: issue.pull_request.is_some(),
+        comment_id: comment.id,
+        sender: sender.to_string(),
+        installation: p.installation.as_ref().map(|i| i.id),
+        delivery: delivery.to_string(),
+    }))))
 }
 
 fn check_delivery_id(delivery: &str) -> Result<(), DecodeError> {

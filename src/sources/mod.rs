@@ -27,6 +27,17 @@ pub enum Decision {
     },
     /// Work to do (boxed: a Task is much larger than the other variants).
     Task(Box<Task>),
+    /// A trusted slash command (`/agent status|cancel|retry`) on an issue
+    /// or pull request.
+    Command(Box<github::Command>),
+    /// A slash command from someone not trusted: answered like an ignored
+    /// untrusted delivery, logged (login only) and counted, nothing else.
+    UntrustedCommand {
+        /// Which command.
+        command: github::CommandKind,
+        /// The comment author's login.
+        login: String,
+    },
 }
 
 impl Decision {

@@ -471,3 +471,159 @@ fn events_with_rules_that_need_no_command_are_always_parsed() {
     .unwrap_err();
     assert!(e.is_client_error(), "{e}");
 }
+
+// ---- slash commands --------------------------------------------------------------
+
+fn command_of(d: Decision) -> Command {
+    match d {
+        Decision::Command(c) => *c,
+        other => panic!("expected a command, got {other:?}"),
+    }
+}
+
+#[test]
+fn slash_commands_are_the_whole_first_line_of_a_new_comment() {
+    use command::parse;
+    assert_eq!(parse("/agent status"), Some(CommandKind::Status));
+    assert_eq!(parse("/agent cancel"), Some(CommandKind::Cancel));
+    assert_eq!(parse("/agent retry"), Some(CommandKind::Retry));
+    // The word in any case, whitespace around and between, later lines ignored.
+    assert_eq!(parse("  /agent   RETRY \r\n"), Some(CommandKind::Retry));
+    assert_eq!(parse("\n\n/agent\tCancel"), Some(CommandKind::Cancel));
+    assert_eq!(
+        parse("/agent status\nand some words after"),
+        Some(CommandKind::Status)
+    );
+    // Anything else on the line, another word, or not on the first line.
+    for body in [
+        "/agent status please",
+        "/agent retry it",
+        "/agent restart",
+        "/agent",
+        "/agentstatus",
+        "/agent status.",
+        "please /agent status",
+        "Thanks!\n/agent cancel",
+        "/Agent status",
+        "",
+    ] {
+        assert_eq!(parse(body), None, "{body:?}");
+    }
+}
+
+#[test]
+fn a_slash_command_becomes_a_command_before_the_comment_rule() {
+    let mut v = agent_comment("issue_comment/created.json", "/agent Cancel\n");
+    v["installation"] = json!({"id": 2_311_213});
+    let c = command_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert_eq!(
+        c,
+        Command {
+            command: CommandKind::Cancel,
+            repository: "Codertocat/Hello-World".into(),
+            number: 1,
+            is_pr: false,
+            comment_id: 492_700_400,
+            sender: "Codertocat".into(),
+            installation: Some(2_311_213),
+            delivery: DELIVERY.into(),
+        }
+    );
+    // On a pull request.
+    v["issue"]["pull_request"] = json!({"url": "https://api.github.com/x"});
+    v["comment"]["body"] = json!("/agent status");
+    let c = command_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert_eq!((c.command, c.is_pr), (CommandKind::Status, true));
+    // Extra words: the comment rule's instruction, as before.
+    v["comment"]["body"] = json!("/agent retry the build");
+    let t = task_of(route_value("issue_comment", &v, &TrustConfig::default()));
+    assert!(t.prompt.contains("<request>\nretry the build\n</request>"));
+}
+
+#[test]
+fn only_new_comments_carry_commands() {
+    let mut v = agent_comment("issue_comment/edited.json", "/agent cancel");
+    v["action"] = json!("edited");
+    assert_eq!(
+        route_value("issue_comment", &v, &TrustConfig::default()),
+        ignored("no rule matched")
+    );
+    v["action"] = json!("deleted");
+    assert_eq!(
+        route_value("issue_comment", &v, &TrustConfig::default()),
+        ignored("no rule matched")
+    );
+}
+
+#[test]
+fn a_slash_command_from_an_untrusted_author_is_untrusted_unless_allowlisted() {
+    let mut v = agent_comment("issue_comment/created.json", "/agent retry");
+    v["comment"]["author_association"] = json!("NONE");
+    assert_eq!(
+        route_value("issue_comment", &v, &TrustConfig::default()),
+        Decision::UntrustedCommand {
+            command: CommandKind::Retry,
+            login: "Codertocat".into()
+        }
+    );
+    let allow = TrustConfig {
+        allowlist: vec!["CODERTOCAT".into()],
+    };
+    assert_eq!(
+        command_of(route_value("issue_comment", &v, &allow)).command,
+        CommandKind::Retry
+    );
+    for assoc in ["OWNER", "MEMBER", "COLLABORATOR"] {
+        v["comment"]["author_association"] = json!(assoc);
+        assert!(matches!(
+            route_value("issue_comment", &v, &TrustConfig::default()),
+            Decision::Command(_)
+        ));
+    }
+    // The comment's author counts, not the sender (an edit is no command anyway).
+    v["comment"]["author_association"] = json!("CONTRIBUTOR");
+    v["sender"]["login"] = json!("maintainer");
+    assert!(matches!(
+        route_value("issue_comment", &v, &TrustConfig::default()),
+        Decision::UntrustedCommand { .. }
+    ));
+}
+
+#[test]
+fn slash_commands_work_whatever_the_rules_route() {
+    let trust = TrustConfig::default();
+    // No rule routes issue comments at all.
+    let rules = Rules::from_yaml(
+        "replace_defaults: true\nrules:\n  - {name: open, event: issues, actions: [opened], kind: triage, prompt: '{{ title }}'}\n",
+    )
+    .unwrap();
+    assert!(!rules.routes_event("issue_comment"));
+    let v = agent_comment("issue_comment/created.json", "/agent status");
+    let body = serde_json::to_vec(&v).unwrap();
+    let d = route("issue_comment", DELIVERY, &body, &rules, &trust).unwrap();
+    assert_eq!(command_of(d).command, CommandKind::Status);
+    // Other comments there are still not routed, parsed or not.
+    let v = agent_comment("issue_comment/created.json", "/agent fix it");
+    let body = serde_json::to_vec(&v).unwrap();
+    let d = route("issue_comment", DELIVERY, &body, &rules, &trust).unwrap();
+    assert_eq!(d, ignored("event 'issue_comment' is not routed"));
+    let d = route("issue_comment", DELIVERY, b"{ not json", &rules, &trust).unwrap();
+    assert_eq!(d, ignored("event 'issue_comment' is not routed"));
+    // A rule whose command is not /agent: its pre-filter lets commands through.
+    let rules = Rules::from_yaml(
+        "replace_defaults: true\nrules:\n  - {name: bot, event: issue_comment, actions: [created], command: /bot, kind: comment, prompt: '{{ instruction }}'}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        rules.commands_needed("issue_comment"),
+        Some(&["/bot".to_string()][..])
+    );
+    let v = agent_comment("issue_comment/created.json", "/agent cancel");
+    let body = serde_json::to_vec(&v).unwrap();
+    let d = route("issue_comment", DELIVERY, &body, &rules, &trust).unwrap();
+    assert_eq!(command_of(d).command, CommandKind::Cancel);
+    // Review comments carry no commands: the comment rule takes them.
+    let v = agent_comment("pull_request_review_comment/created.json", "/agent status");
+    let t = task_of(route_value("pull_request_review_comment", &v, &trust));
+    assert_eq!(t.kind, "comment");
+}
