@@ -501,13 +501,146 @@ async fn hostile_agent_output_is_escaped_trimmed_and_pings_nobody() {
 async fn a_401_buys_a_new_installation_token_and_the_report_lands() {
     let fake = app_fake(Duration::from_secs(3600));
     // GitHub refuses the token once (revoked, say).
-    fake.set_faults(json!({"rules": [{"method": "POST", "path": "/issues/14/comments$", "status": 401,
-        "body": {"message": "Bad credentials"}, "times": 1}]}))
-        .expect("faults set");
+    fake.set_faults(
+        json!({"rules": [{"method": "POST", "path": "/issues/14/comments$", "status": 401,
+        "body": {"message": "Bad credentials"}, "times": 1}]}),
+    )
+    .expect("faults set");
     let app = start(sim(0.5, 0, Vec::new()), &app_env(&fake)).await;
     deliver_labeled(&app, 14).await;
     comment_saying(&fake, "— succeeded").await;
     assert_eq!(comments(&fake).len(), 1);
     assert_eq!(token_count(&fake), 2, "a second token after the 401");
+    app.stop().await.expect("a clean stop");
+}
+
+/// `issue_comment/created.json` on `issue`: comment `id` by an author of
+/// `association` saying `body`.
+fn command(issue: u64, id: u64, body: &str, association: &str) -> Vec<u8> {
+    let mut v = fixture("issue_comment/created.json");
+    set(&mut v, "/issue/number", issue.into());
+    set(&mut v, "/comment/id", id.into());
+    set(&mut v, "/comment/body", body.into());
+    set(&mut v, "/comment/author_association", association.into());
+    set(&mut v, "/sender/login", "someone".into());
+    bytes(&v)
+}
+
+/// A comment made on the fake GitHub (as people make them); its id.
+async fn people_comment(fake: &GithubSimServer, issue: u64, body: &str) -> u64 {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/repos/Codertocat/Hello-World/issues/{issue}/comments",
+            fake.url()
+        ))
+        .header("authorization", format!("token {TOKEN}"))
+        .json(&json!({"body": body}))
+        .send()
+        .await
+        .expect("the fake answers");
+    let v: Value = resp.json().await.expect("JSON");
+    v["id"].as_u64().expect("a comment id")
+}
+
+fn reactions_on_comment(fake: &GithubSimServer, id: u64) -> Vec<String> {
+    fake.snapshot()["reactions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["subject"] == "comment" && r["number_or_comment_id"] == id)
+        .filter_map(|r| r["content"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_agent_cancel_cancels_and_the_comment_says_so_while_a_strangers_does_nothing() {
+    let fake = fake();
+    let app = start(sim(300.0, 0, Vec::new()), &env(&fake)).await;
+    let job = deliver_labeled(&app, 15).await;
+    comment_saying(&fake, "— running").await;
+
+    let (by_stranger, by_member) = (
+        people_comment(&fake, 15, "/agent cancel").await,
+        people_comment(&fake, 15, "/agent cancel").await,
+    );
+    let stranger = app
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            command(15, by_stranger, "/agent cancel", "NONE"),
+        )
+        .await;
+    assert_eq!(stranger.json["reason"], "untrusted", "{}", stranger.text);
+    let member = app
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            command(15, by_member, "/agent cancel", "MEMBER"),
+        )
+        .await;
+    assert_eq!(member.json["outcome"], "done", "{}", member.text);
+
+    let c = comment_saying(&fake, "— cancelled").await;
+    assert!(c["body"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("<!-- orchestrator:task="));
+    assert!(c["body"].as_str().unwrap_or_default().contains(&job));
+    wait_for("👍 on the member's command", LIMIT, || async {
+        (reactions_on_comment(&fake, by_member) == ["+1"]).then_some(())
+    })
+    .await;
+    assert!(
+        reactions_on_comment(&fake, by_stranger).is_empty(),
+        "no answer to a stranger"
+    );
+    assert_eq!(
+        comments(&fake).len(),
+        3,
+        "the status comment and the two commands"
+    );
+    let j = app.job(&job).await.expect("the Job");
+    assert!(suspended(&j), "the API server's copy is suspended");
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_retry_makes_one_new_job_that_reports_in_a_comment_of_its_own() {
+    let fake = fake();
+    let app = start(sim(0.5, 0, Vec::new()), &env(&fake)).await;
+    let first = deliver_labeled(&app, 16).await;
+    comment_saying(&fake, "— succeeded").await;
+    let asked = people_comment(&fake, 16, "/agent retry").await;
+    let retry = command(16, asked, "/agent retry", "MEMBER");
+    let answer = app
+        .deliver("issue_comment", "retry-delivery-1", retry.clone())
+        .await;
+    assert_eq!(answer.json["outcome"], "done", "{}", answer.text);
+    let again = app
+        .deliver("issue_comment", "retry-delivery-1", retry)
+        .await;
+    assert!(again.status < 300, "{}", again.text);
+    wait_for("two succeeded reports", LIMIT, || async {
+        let done = comments(&fake)
+            .iter()
+            .filter(|c| {
+                c["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("— succeeded"))
+            })
+            .count();
+        (done == 2).then_some(())
+    })
+    .await;
+    let names = app.job_names().await;
+    assert_eq!(names.len(), 2, "one new Job: {names:?}");
+    assert!(names.contains(&first));
+    // The retry's 👀 goes on the command that asked for it.
+    wait_for("👀 and 👍 on the command", LIMIT, || async {
+        let mut r = reactions_on_comment(&fake, asked);
+        r.sort();
+        (r == ["+1", "eyes"]).then_some(())
+    })
+    .await;
     app.stop().await.expect("a clean stop");
 }

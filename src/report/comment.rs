@@ -316,9 +316,14 @@ mod tests {
         assert_eq!(r.turns, Some(7));
         assert_eq!(r.cost_usd, Some(0.1234));
         assert!(agent_result(&["not json".into()]).is_none());
-        let long = json!({"type": "result", "result": "é".repeat(RESULT_MAX_CHARS + 10)}).to_string();
+        let long =
+            json!({"type": "result", "result": "é".repeat(RESULT_MAX_CHARS + 10)}).to_string();
         let r = agent_result(&[long]).unwrap();
-        assert_eq!((r.text.chars().count(), r.cut), (RESULT_MAX_CHARS, 10), "kept bounded");
+        assert_eq!(
+            (r.text.chars().count(), r.cut),
+            (RESULT_MAX_CHARS, 10),
+            "kept bounded"
+        );
     }
 
     #[test]
