@@ -48,6 +48,8 @@ impl Received {
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Events of this state are answered `500` while it is set.
+    refuse: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,20 +58,35 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let refuse: Arc<Mutex<Option<String>>> = Arc::default();
         let seen = got.clone();
+        let refusing = refuse.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut conn, _)) = listener.accept().await else {
                     return;
                 };
                 let seen = seen.clone();
+                let refusing = refusing.clone();
                 tokio::spawn(async move {
                     let Some((headers, body)) = read_request(&mut conn).await else {
                         return;
                     };
                     let answered = {
                         let mut seen = seen.lock().unwrap();
-                        let status = if seen.len() < fail_first { 500 } else { 200 };
+                        let state = serde_json::from_slice::<Value>(&body).unwrap_or_default()
+                            ["state"]
+                            .as_str()
+                            .map(str::to_string);
+                        let refused = {
+                            let r = refusing.lock().unwrap();
+                            r.is_some() && *r == state
+                        };
+                        let status = if seen.len() < fail_first || refused {
+                            500
+                        } else {
+                            200
+                        };
                         seen.push(Received {
                             headers,
                             body,
@@ -85,7 +102,17 @@ impl Receiver {
                 });
             }
         });
-        Receiver { port, got, task }
+        Receiver {
+            port,
+            got,
+            refuse,
+            task,
+        }
+    }
+
+    /// Answer `500` to events of `state` (or to none).
+    fn refuse(&self, state: Option<&str>) {
+        *self.refuse.lock().unwrap() = state.map(str::to_string);
     }
 
     fn got(&self) -> Vec<Received> {
@@ -119,11 +146,16 @@ impl Drop for Receiver {
 }
 
 /// Reads one request: its headers and its body (by Content-Length).
-async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+async fn read_request(
+    conn: &mut tokio::net::TcpStream,
+) -> Option<(Vec<(String, String)>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
-        let n = tokio::time::timeout(WAIT, conn.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(WAIT, conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -146,7 +178,10 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<(Vec<(String, 
         .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < length {
-        let n = tokio::time::timeout(WAIT, conn.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(WAIT, conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             break;
         }
@@ -161,8 +196,10 @@ fn assert_signed(r: &Received, secret: &str) {
     let header = r
         .header("x-orchestrator-signature")
         .unwrap_or_else(|| panic!("a signature on {:?}", r.headers));
-    let parts: std::collections::HashMap<&str, &str> =
-        header.split(',').filter_map(|p| p.split_once('=')).collect();
+    let parts: std::collections::HashMap<&str, &str> = header
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
     let t: i64 = parts["t"].parse().expect("t is unix seconds");
     let now = chrono::Utc::now().timestamp();
     assert!((now - t).abs() <= 300, "t={t} is recent (now {now})");
@@ -221,7 +258,10 @@ async fn a_listed_receiver_gets_queued_running_succeeded_in_order_each_signed() 
     )
     .await;
     let mut body = task("callbacks in order", "acme/api");
-    body["callback_url"] = json!(format!("http://127.0.0.1:{}/hooks/agent?token=abc", rx.port));
+    body["callback_url"] = json!(format!(
+        "http://127.0.0.1:{}/hooks/agent?token=abc",
+        rx.port
+    ));
     let r = submit_task(&app, &body, Some("cb-key-1")).await;
     r.expect(202, "a task with a callback");
     let name = job_of(&r);
@@ -229,13 +269,20 @@ async fn a_listed_receiver_gets_queued_running_succeeded_in_order_each_signed() 
     let job = app.job(&name).await.expect("the job");
     let annotations = job.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
-        annotations.get("orchestrator.dev/callback-url").map(String::as_str),
+        annotations
+            .get("orchestrator.dev/callback-url")
+            .map(String::as_str),
         Some(format!("http://127.0.0.1:{}/hooks/agent?token=abc", rx.port).as_str())
     );
     let task_json = serde_json::to_string(&job.spec).unwrap();
-    assert!(!task_json.contains("hooks/agent"), "the agent does not see the URL");
+    assert!(
+        !task_json.contains("hooks/agent"),
+        "the agent does not see the URL"
+    );
 
-    let got = rx.wait_acknowledged(&["queued", "running", "succeeded"]).await;
+    let got = rx
+        .wait_acknowledged(&["queued", "running", "succeeded"])
+        .await;
     assert_eq!(rx.acknowledged(), ["queued", "running", "succeeded"]);
     assert_eq!(got.len(), 3, "each event once: {got:?}");
     let mut previous = Value::Null;
@@ -293,7 +340,9 @@ async fn a_receiver_failing_twice_still_acknowledges_each_event_once_in_order() 
         .await;
     r.expect(202, "a PM task with a callback");
     let name = job_of(&r);
-    let got = rx.wait_acknowledged(&["queued", "running", "succeeded"]).await;
+    let got = rx
+        .wait_acknowledged(&["queued", "running", "succeeded"])
+        .await;
     assert_eq!(rx.acknowledged(), ["queued", "running", "succeeded"]);
     // The two failures were the first event's: retried, never overtaken.
     assert_eq!(got[0].answered, 500);
@@ -332,7 +381,11 @@ async fn a_callback_url_on_an_unlisted_host_is_a_422_and_no_job_is_made() {
     let r = submit_task(&app, &body, None).await;
     r.expect(422, "an unlisted host");
     assert_eq!(r.bad_fields(), ["callback_url"], "{}", r.text);
-    assert!(!r.text.contains("127.0.0.1"), "the answer does not echo the URL: {}", r.text);
+    assert!(
+        !r.text.contains("127.0.0.1"),
+        "the answer does not echo the URL: {}",
+        r.text
+    );
     for bad in [
         "ftp://hooks.example.com/x",
         "https://user:pw@hooks.example.com/x",
@@ -374,9 +427,11 @@ async fn a_listed_name_resolving_to_an_unlisted_loopback_address_is_never_called
     let r = submit_task(&app, &body, None).await;
     r.expect(202, "the name is listed");
     let name = job_of(&r);
-    wait_for("the callback to be dropped", Duration::from_secs(60), || async {
-        (callback_metric(&metrics(&app).await, "dropped") >= 1.0).then_some(())
-    })
+    wait_for(
+        "the callback to be dropped",
+        Duration::from_secs(60),
+        || async { (callback_metric(&metrics(&app).await, "dropped") >= 1.0).then_some(()) },
+    )
     .await;
     // The Job runs to its end; still nothing reaches the receiver.
     wait_state(&app, &name, "succeeded", Duration::from_secs(60)).await;
@@ -418,11 +473,105 @@ async fn the_openapi_document_describes_callback_url_and_the_callback_body() {
         );
     }
     let event = &schemas["CallbackEvent"];
-    for p in ["event_id", "job", "task_id", "state", "previous_state", "timestamps", "outcome", "sent_at"] {
-        assert!(event["properties"][p].is_object(), "CallbackEvent.{p}: {event}");
+    for p in [
+        "event_id",
+        "job",
+        "task_id",
+        "state",
+        "previous_state",
+        "timestamps",
+        "outcome",
+        "sent_at",
+    ] {
+        assert!(
+            event["properties"][p].is_object(),
+            "CallbackEvent.{p}: {event}"
+        );
     }
     assert!(event["description"]
         .as_str()
         .is_some_and(|d| d.contains("X-Orchestrator-Signature")));
+    app.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_new_process_resumes_after_the_last_acknowledged_state_without_resending_it() {
+    let rx = Receiver::start(0).await;
+    rx.refuse(Some("succeeded"));
+    let env = [
+        ("API_TOKENS", API_TOKENS),
+        ("CALLBACK_SECRET", CALLBACK_SECRET),
+        ("CALLBACK_ALLOWED_HOSTS", "127.0.0.1"),
+    ];
+    let sim = start_sim(0.5);
+    let app = spawn_app_on(sim.clone(), &env).await;
+    let mut body = task("resume after restart", "acme/api");
+    body["callback_url"] = json!(format!("http://127.0.0.1:{}/", rx.port));
+    let r = submit_task(&app, &body, None).await;
+    r.expect(202, "a task with a callback");
+    let name = job_of(&r);
+    // queued and running acknowledged (and marked), succeeded refused.
+    rx.wait_acknowledged(&["queued", "running"]).await;
+    wait_for("a refused succeeded", Duration::from_secs(60), || async {
+        rx.got()
+            .iter()
+            .any(|r| r.answered == 500 && r.json()["state"] == "succeeded")
+            .then_some(())
+    })
+    .await;
+    wait_for("the running mark", WAIT, || async {
+        (mark_of(&app, &name).await.as_deref() == Some("running")).then_some(())
+    })
+    .await;
+    app.stop().await.expect("stops");
+
+    // A new process (a restart, or a new leader) owes only succeeded.
+    rx.refuse(None);
+    let app = spawn_app_on(sim, &env).await;
+    rx.wait_acknowledged(&["queued", "running", "succeeded"])
+        .await;
+    assert_eq!(rx.acknowledged(), ["queued", "running", "succeeded"]);
+    for state in ["queued", "running"] {
+        let sent = rx
+            .got()
+            .iter()
+            .filter(|r| r.json()["state"] == state)
+            .count();
+        assert_eq!(sent, 1, "{state} was not sent again");
+    }
+    wait_for("the succeeded mark", WAIT, || async {
+        (mark_of(&app, &name).await.as_deref() == Some("succeeded")).then_some(())
+    })
+    .await;
+    app.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_receiver_that_keeps_failing_is_given_up() {
+    let rx = Receiver::start(usize::MAX).await;
+    let app = app_with(
+        0.3,
+        &[
+            ("CALLBACK_SECRET", CALLBACK_SECRET),
+            ("CALLBACK_ALLOWED_HOSTS", "127.0.0.1"),
+            ("REPORT_GIVE_UP_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let mut body = task("given up", "acme/api");
+    body["callback_url"] = json!(format!("http://127.0.0.1:{}/", rx.port));
+    submit_task(&app, &body, None).await.expect(202, "a task");
+    wait_for(
+        "the callback to be given up",
+        Duration::from_secs(60),
+        || async { (callback_metric(&metrics(&app).await, "given_up") >= 1.0).then_some(()) },
+    )
+    .await;
+    assert!(!rx.got().is_empty());
+    assert!(
+        rx.got().iter().all(|r| r.json()["state"] == "queued"),
+        "nothing overtook queued"
+    );
+    assert_eq!(callback_metric(&metrics(&app).await, "reported"), 0.0);
     app.stop().await.expect("stops");
 }

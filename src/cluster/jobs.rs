@@ -175,7 +175,7 @@ impl Jobs {
         &self,
         name: String,
         annotations: Vec<(String, Option<String>)>,
-        keep: fn(Option<&str>, &[(String, Option<String>)]) -> bool,
+        keep: super::kube_actor::KeepAnnotations,
         deadline: Instant,
     ) -> Result<bool, JobsError> {
         let msg = AnnotateJob {

@@ -168,6 +168,10 @@ pub struct StreamLogs {
     pub deadline: Instant,
 }
 
+/// Whether an annotation write is still wanted, given the current value
+/// of its first key and the annotations to write (see [`AnnotateJob`]).
+pub type KeepAnnotations = fn(Option<&str>, &[(String, Option<String>)]) -> bool;
+
 /// Writes annotations of a managed Job (a value of `None` removes the key),
 /// bound to the resourceVersion read: a conflict reads and writes again.
 /// `keep` decides on the copy read whether the write is still wanted
@@ -178,7 +182,7 @@ pub struct StreamLogs {
 pub struct AnnotateJob {
     pub name: String,
     pub annotations: Vec<(String, Option<String>)>,
-    pub keep: fn(Option<&str>, &[(String, Option<String>)]) -> bool,
+    pub keep: KeepAnnotations,
     pub deadline: Instant,
 }
 

@@ -83,7 +83,12 @@ fn parse_entry(item: &str) -> Result<Result<IpNet, HostPattern>, ConfigError> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Ok(IpNet::from(ip)));
     }
-    let fail = || bad("CALLBACK_ALLOWED_HOSTS", format!("expected {expected}, got {item:?}"));
+    let fail = || {
+        bad(
+            "CALLBACK_ALLOWED_HOSTS",
+            format!("expected {expected}, got {item:?}"),
+        )
+    };
     if let Some(rest) = item.strip_prefix("*.") {
         return host_name(rest)
             .map(|n| Err(HostPattern::Subdomains(n)))
@@ -169,7 +174,8 @@ impl CallbackConfig {
         if raw.len() > MAX_CALLBACK_URL {
             return Err(format!("must be at most {MAX_CALLBACK_URL} bytes"));
         }
-        let url = url::Url::parse(raw).map_err(|_| "must be an absolute http(s) URL".to_string())?;
+        let url =
+            url::Url::parse(raw).map_err(|_| "must be an absolute http(s) URL".to_string())?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("must be an http or https URL".into());
         }
@@ -192,9 +198,7 @@ impl CallbackConfig {
 /// An IPv4-mapped IPv6 address as its IPv4 address; others as they are.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -260,7 +264,14 @@ mod tests {
         assert!(!c.ip_listed("127.0.0.2".parse().unwrap()));
         assert!(c.ip_listed("10.1.200.3".parse().unwrap()));
         assert!(c.ip_listed("fd12::1".parse().unwrap()));
-        for bad in ["example.com:8080", "http://x", "*.", "a..b", "*.*.x", "10.0.0.0/33"] {
+        for bad in [
+            "example.com:8080",
+            "http://x",
+            "*.",
+            "a..b",
+            "*.*.x",
+            "10.0.0.0/33",
+        ] {
             let e = load(&[("CALLBACK_ALLOWED_HOSTS", bad)]).unwrap_err();
             assert_eq!(e.var, "CALLBACK_ALLOWED_HOSTS", "{bad}");
         }
@@ -275,7 +286,10 @@ mod tests {
             .contains("CALLBACK_SECRET"));
         let c = load(&[
             ("CALLBACK_SECRET", SECRET),
-            ("CALLBACK_ALLOWED_HOSTS", "hooks.example.com,*.example.net,192.0.2.0/24,::1"),
+            (
+                "CALLBACK_ALLOWED_HOSTS",
+                "hooks.example.com,*.example.net,192.0.2.0/24,::1",
+            ),
         ])
         .unwrap();
         assert!(c.check_url("https://hooks.example.com/cb?x=1").is_ok());
@@ -300,7 +314,9 @@ mod tests {
         }
         let long = format!("https://hooks.example.com/{}", "a".repeat(MAX_CALLBACK_URL));
         assert!(c.check_url(&long).unwrap_err().contains("2048"));
-        let e = c.check_url("https://secret-host.invalid/?token=abc").unwrap_err();
+        let e = c
+            .check_url("https://secret-host.invalid/?token=abc")
+            .unwrap_err();
         assert!(!e.contains("token") && !e.contains("secret-host"), "{e}");
     }
 }

@@ -150,7 +150,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "unset",
         "HMAC-SHA256 key of task callbacks (unset: no callbacks)",
     ),
-    words("CALLBACK_SECRET_FILE", "unset", "file holding CALLBACK_SECRET"),
+    words(
+        "CALLBACK_SECRET_FILE",
+        "unset",
+        "file holding CALLBACK_SECRET",
+    ),
     words(
         "CALLBACK_ALLOWED_HOSTS",
         "unset",

@@ -85,6 +85,8 @@ pub struct Call<'a> {
     pub installation: Option<u64>,
 }
 
+// One per process: the App variant's size costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 enum Auth {
     Token(Secret),
     App(AppAuth),
