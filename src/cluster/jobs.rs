@@ -175,7 +175,7 @@ impl Jobs {
         &self,
         name: String,
         annotations: Vec<(String, Option<String>)>,
-        keep: super::kube_actor::KeepAnnotations,
+        keep: super::kube_actor::KeepAnnotation,
         deadline: Instant,
     ) -> Result<bool, JobsError> {
         let msg = AnnotateJob {

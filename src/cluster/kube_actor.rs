@@ -168,21 +168,21 @@ pub struct StreamLogs {
     pub deadline: Instant,
 }
 
-/// Whether an annotation write is still wanted, given the current value
-/// of its first key and the annotations to write (see [`AnnotateJob`]).
-pub type KeepAnnotations = fn(Option<&str>, &[(String, Option<String>)]) -> bool;
-
 /// Writes annotations of a managed Job (a value of `None` removes the key),
 /// bound to the resourceVersion read: a conflict reads and writes again.
 /// `keep` decides on the copy read whether the write is still wanted
 /// (given the current value of the first key): `false` answers `Ok(false)`
 /// and writes nothing. Answers whether it wrote.
+/// Decides on the Job's copy whether an [`AnnotateJob`] still writes:
+/// given the current value of its first key and the annotations to write.
+pub type KeepAnnotation = fn(Option<&str>, &[(String, Option<String>)]) -> bool;
+
 #[derive(Message)]
 #[rtype(result = "Result<bool, KubeError>")]
 pub struct AnnotateJob {
     pub name: String,
     pub annotations: Vec<(String, Option<String>)>,
-    pub keep: KeepAnnotations,
+    pub keep: KeepAnnotation,
     pub deadline: Instant,
 }
 

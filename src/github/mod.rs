@@ -85,11 +85,9 @@ pub struct Call<'a> {
     pub installation: Option<u64>,
 }
 
-// One per process: the App variant's size costs nothing worth a Box.
-#[allow(clippy::large_enum_variant)]
 enum Auth {
     Token(Secret),
-    App(AppAuth),
+    App(Box<AppAuth>),
 }
 
 struct Inner {
@@ -167,7 +165,9 @@ impl Github {
         let auth = match &cfg.credential {
             None => return Ok(None),
             Some(GithubCredential::Token(t)) => Auth::Token(t.clone()),
-            Some(GithubCredential::App { app_id, key }) => Auth::App(AppAuth::new(*app_id, key)?),
+            Some(GithubCredential::App { app_id, key }) => {
+                Auth::App(Box::new(AppAuth::new(*app_id, key)?))
+            }
         };
         let mut api = cfg.api_url.clone();
         if !api.path().ends_with('/') {
