@@ -92,7 +92,14 @@ fn reporting(
             "no GITHUB_TOKEN or GitHub App configured: tasks from GitHub are not reported back"
         );
     }
-    Ok(crate::report::Reporting::new(github, None))
+    let callbacks = crate::report::callback::CallbackReporter::new(
+        &config.callbacks,
+        jobs.clone(),
+        leader.clone(),
+        metrics.reports().clone(),
+        config.github_api.give_up,
+    );
+    Ok(crate::report::Reporting::new(github, callbacks))
 }
 
 /// Runs the service until `shutdown` resolves (graceful stop, `Ok`) or a

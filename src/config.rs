@@ -7,6 +7,7 @@
 //! wrapper `main` uses. Secrets are held in [`Secret`], whose `Debug` and
 //! `Display` print `[redacted]`.
 
+pub mod callback;
 pub mod github;
 pub mod grafana;
 mod leader;
@@ -213,6 +214,9 @@ pub struct Config {
     /// `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY[_FILE]`, `PUBLIC_URL`,
     /// `REPORT_GIVE_UP_SECONDS`).
     pub github_api: github::GithubApiConfig,
+    /// Callbacks of task state changes (`CALLBACK_SECRET[_FILE]`,
+    /// `CALLBACK_ALLOWED_HOSTS`).
+    pub callbacks: callback::CallbackConfig,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -463,6 +467,7 @@ impl Config {
             leader: LeaderConfig::from_lookup(&get)?,
             scheduler: SchedulerConfig::from_lookup(&get)?,
             github_api: github::GithubApiConfig::from_lookup(&get)?,
+            callbacks: callback::CallbackConfig::from_lookup(&get)?,
             job_watch_failing: std::time::Duration::from_secs(positive(
                 "JOB_WATCH_FAILING_SECONDS",
                 30,

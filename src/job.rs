@@ -22,4 +22,9 @@ pub struct JobExtras {
     /// (the `orchestrator.dev/request-sha256` annotation): a duplicate whose hash differs is
     /// refused (`KeyReused`) rather than answered duplicate.
     pub request_hash: Option<String>,
+    /// Where the task's state changes are posted (a checked
+    /// `callback_url`), kept on the Job as the
+    /// `orchestrator.dev/callback-url` annotation — not in the task
+    /// document the agent sees.
+    pub callback_url: Option<String>,
 }

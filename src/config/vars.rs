@@ -146,6 +146,21 @@ pub const VARIABLES: &[EnvVar] = &[
         "/api/v1 requests per token per minute (0: no limit)",
     ),
     words(
+        "CALLBACK_SECRET",
+        "unset",
+        "HMAC-SHA256 key of task callbacks (unset: no callbacks)",
+    ),
+    words(
+        "CALLBACK_SECRET_FILE",
+        "unset",
+        "file holding CALLBACK_SECRET",
+    ),
+    words(
+        "CALLBACK_ALLOWED_HOSTS",
+        "unset",
+        "host names (*.example.com for subdomains), addresses or CIDRs a callback_url may name",
+    ),
+    words(
         "GRAFANA_BASIC_AUTH",
         "unset",
         "user:password Grafana sends as Basic auth",

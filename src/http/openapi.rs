@@ -49,7 +49,8 @@ impl Modify for GrafanaPut {
         super::schema::TaskRequest, super::schema::PmTaskRequest, super::schema::PmRepository,
         super::schema::PmSubtask, crate::task::files::TaskFile, crate::sources::fields::FieldError,
         super::jobs::JobView, super::jobs::JobList, super::jobs::ConditionView, crate::events::EventRecord,
-        super::leader::LeaderView,
+        super::leader::LeaderView, super::schema::CallbackEvent, super::schema::CallbackTimestamps,
+        super::schema::CallbackOutcome,
     )),
     modifiers(&BearerAuth, &GrafanaPut),
 )]

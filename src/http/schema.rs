@@ -62,6 +62,12 @@ pub struct TaskRequest {
     /// Git ref to check out (default: the repository's default branch).
     #[serde(rename = "ref")]
     pub git_ref: Option<String>,
+    /// Where the task's state changes are POSTed as [`CallbackEvent`]s
+    /// (http or https, no user name or password, at most 2048 bytes, its
+    /// host on `CALLBACK_ALLOWED_HOSTS`; needs `CALLBACK_SECRET`, else
+    /// `422`). Signed: `X-Orchestrator-Signature: t=<unix seconds>,v1=<hex
+    /// HMAC-SHA256 of "<t>.<body>">`. Kept on the Job, not shown to the agent.
+    pub callback_url: Option<String>,
 }
 
 /// The PM Agent's repository.
@@ -106,4 +112,54 @@ pub struct PmTaskRequest {
     pub prompt_modification: Option<String>,
     /// append (default), prepend or replace.
     pub prompt_mode: Option<String>,
+    /// Where the task's state changes are POSTed as [`CallbackEvent`]s
+    /// (http or https, no user name or password, at most 2048 bytes, its
+    /// host on `CALLBACK_ALLOWED_HOSTS`; needs `CALLBACK_SECRET`, else
+    /// `422`). Signed: `X-Orchestrator-Signature: t=<unix seconds>,v1=<hex
+    /// HMAC-SHA256 of "<t>.<body>">`. Kept on the Job, not shown to the agent.
+    pub callback_url: Option<String>,
+}
+
+/// A callback: what a task's `callback_url` receives (`POST`, JSON) for
+/// each state of its Job — `queued`, `running` (if it started), then the
+/// final state — in order, each until acknowledged with a `2xx` (at least
+/// once: deduplicate on `event_id`, also sent as `X-Orchestrator-Event-Id`).
+/// Signed with `CALLBACK_SECRET`: `X-Orchestrator-Signature:
+/// t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`; reject a `t`
+/// older than 5 minutes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackEvent {
+    /// `<job>:<state>`: the same on every attempt of one event.
+    pub event_id: String,
+    /// The Job's name.
+    pub job: String,
+    /// The PM task's id, or the API task's `Idempotency-Key`; else null.
+    pub task_id: Option<String>,
+    /// queued, running, succeeded, failed, timed_out or cancelled.
+    pub state: String,
+    /// The state reported before this one (null for `queued`).
+    pub previous_state: Option<String>,
+    pub timestamps: CallbackTimestamps,
+    pub outcome: CallbackOutcome,
+    /// When this attempt was sent (RFC 3339).
+    pub sent_at: String,
+}
+
+/// The Job's times (RFC 3339), null until they happen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackTimestamps {
+    pub created: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub cancelled: Option<String>,
+}
+
+/// How a final state ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackOutcome {
+    /// true for `succeeded`, false for the other final states, null before.
+    pub succeeded: Option<bool>,
+    /// The Job condition's reason (e.g. `DeadlineExceeded`,
+    /// `BackoffLimitExceeded`), if any.
+    pub reason: Option<String>,
 }

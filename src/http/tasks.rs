@@ -99,6 +99,7 @@ async fn accept(
                 files: a.files,
                 timeout_seconds: a.timeout_seconds,
                 request_hash,
+                callback_url: a.callback_url,
             };
             submit(state, handle, a.task, extras, span, Instant::now() + BUDGET).await
         }
@@ -108,6 +109,9 @@ async fn accept(
 }
 
 /// Submit a task.
+///
+/// With a `callback_url`, each state of the task's Job is POSTed there as a
+/// signed `CallbackEvent` (see that schema), in order, at least once.
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks",
     request_body(content = super::schema::TaskRequest, description = "The task"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of the same request one task")),
@@ -117,7 +121,7 @@ async fn accept(
         (status = 400, description = "Malformed JSON (or a key given twice) or headers", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 403, description = "A viewer token may not create tasks", body = ErrorBody),
-        (status = 422, description = "Invalid fields, each listed; or the Idempotency-Key was used with a different request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed (a `callback_url` without `CALLBACK_SECRET` or whose host is not on `CALLBACK_ALLOWED_HOSTS` included); or the Idempotency-Key was used with a different request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 429, description = "Rate limited: this token's requests, or tasks per repository or sender (Retry-After)", body = ErrorBody),
         (status = 503, description = "Unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -141,6 +145,7 @@ pub async fn create_task(
         &state.config.github_host,
         chrono::Utc::now(),
     );
+    let accepted = api::with_callback(&body, &state.config.callbacks, accepted);
     accept(
         &state,
         &caller,
@@ -154,6 +159,9 @@ pub async fn create_task(
 }
 
 /// Submit a PM Agent task (Task Master format). The task id is the dedup key.
+///
+/// With a `callback_url`, each state of the task's Job is POSTed there as a
+/// signed `CallbackEvent` (see that schema), in order, at least once.
 #[utoipa::path(post, path = "/api/v1/pm/tasks", tag = "pm-agent",
     request_body(content = super::schema::PmTaskRequest, description = "The PM Agent's task"),
     responses(
@@ -163,7 +171,7 @@ pub async fn create_task(
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 429, description = "Too many requests from this token (Retry-After)", body = ErrorBody),
         (status = 403, description = "The token is not a pm-agent token", body = ErrorBody),
-        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed (a `callback_url` without `CALLBACK_SECRET` or whose host is not on `CALLBACK_ALLOWED_HOSTS` included)", body = ErrorBody),
         (status = 503, description = "Unavailable; retry", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_pm_task(
@@ -191,6 +199,7 @@ pub async fn create_pm_task(
         &state.config.github_host,
         chrono::Utc::now(),
     );
+    let accepted = api::with_callback(&body, &state.config.callbacks, accepted);
     accept(
         &state,
         &caller,

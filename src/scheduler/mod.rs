@@ -23,7 +23,7 @@ use crate::actors::Crash;
 use crate::actors::Mailbox;
 use crate::cluster::build_job;
 use crate::cluster::files;
-use crate::cluster::jobspec::ANNOTATION_REQUEST_HASH;
+use crate::cluster::jobspec::{ANNOTATION_CALLBACK_URL, ANNOTATION_REQUEST_HASH};
 use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
@@ -326,6 +326,12 @@ impl Persister {
                 .annotations
                 .get_or_insert_with(Default::default)
                 .insert(ANNOTATION_REQUEST_HASH.to_string(), h.clone());
+        }
+        if let Some(u) = &extras.callback_url {
+            job.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(ANNOTATION_CALLBACK_URL.to_string(), u.clone());
         }
         let name = job.metadata.name.clone().unwrap_or_default();
         let sent = self

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::fields::{FieldError, Fields};
+use crate::config::callback::{CallbackConfig, MAX_CALLBACK_URL};
 use crate::rules::MAX_PROMPT_BYTES;
 use crate::task::files::{file_problem, files_conflict, TaskFile, MAX_FILES_BYTES};
 use crate::task::git::{https_origin, is_valid_git_ref, is_valid_repository};
@@ -21,6 +22,11 @@ pub struct Accepted {
     pub task: Box<Task>,
     pub files: Vec<TaskFile>,
     pub timeout_seconds: Option<i64>,
+    /// Where the task's state changes are posted (`callback_url`), as
+    /// given; [`with_callback`] checks it against the configuration and
+    /// writes it back normalised. It goes on the Job as an annotation,
+    /// never into the task document the agent sees.
+    pub callback_url: Option<String>,
 }
 
 fn kind_ok(k: &str) -> bool {
@@ -48,6 +54,7 @@ pub const TASK_FIELDS: &[&str] = &[
     "labels",
     "timeout_seconds",
     "ref",
+    "callback_url",
 ];
 
 /// Validates a generic task document from `source` (`cli` or `pm-agent`
@@ -92,6 +99,7 @@ pub fn generic_task(
             f.error("ref", "must be a valid git ref name");
         }
     }
+    let callback_url = f.opt_str("callback_url", MAX_CALLBACK_URL);
     if !f.errors.is_empty() {
         return Err(f.errors);
     }
@@ -129,6 +137,7 @@ pub fn generic_task(
         task: Box::new(task),
         files: Vec::new(),
         timeout_seconds: timeout,
+        callback_url,
     })
 }
 
@@ -153,6 +162,7 @@ pub const PM_FIELDS: &[&str] = &[
     "agent_tools",
     "prompt_modification",
     "prompt_mode",
+    "callback_url",
 ];
 
 /// The dedup key of a PM task id: the id alone identifies the task.
@@ -341,6 +351,7 @@ pub fn pm_task(
             format!("total content must be at most {MAX_FILES_BYTES} bytes"),
         );
     }
+    let callback_url = f.opt_str("callback_url", MAX_CALLBACK_URL);
     let modification = f.opt_str("prompt_modification", 16 * 1024);
     let mode = f
         .opt_str("prompt_mode", 16)
@@ -412,7 +423,40 @@ pub fn pm_task(
         task: Box::new(task),
         files,
         timeout_seconds: None,
+        callback_url,
     })
+}
+
+/// Checks a task document's `callback_url` against the callback
+/// configuration (`CALLBACK_SECRET` set, the host on
+/// `CALLBACK_ALLOWED_HOSTS`): a refused one is a field error beside the
+/// document's others; an accepted one is kept normalised.
+pub fn with_callback(
+    body: &Value,
+    callbacks: &CallbackConfig,
+    accepted: Result<Accepted, Vec<FieldError>>,
+) -> Result<Accepted, Vec<FieldError>> {
+    let checked = match body.get("callback_url") {
+        Some(Value::String(s)) if s.len() <= MAX_CALLBACK_URL => Some(callbacks.check_url(s)),
+        // Absent, or already named by the document's own checks.
+        _ => None,
+    };
+    let field_error = |message: String| FieldError {
+        field: "callback_url".into(),
+        message,
+    };
+    match (accepted, checked) {
+        (Ok(mut a), Some(Ok(url))) => {
+            a.callback_url = Some(url.to_string());
+            Ok(a)
+        }
+        (Ok(_), Some(Err(m))) => Err(vec![field_error(m)]),
+        (Err(mut errors), Some(Err(m))) => {
+            errors.push(field_error(m));
+            Err(errors)
+        }
+        (other, _) => other,
+    }
 }
 
 #[cfg(test)]
