@@ -15,7 +15,7 @@ run so the ratios compare like with like:
             answering): the ratio on/off is reporting's cost on the trigger
             path.
 
-Usage: CARGO_TARGET_DIR=… python3 benches/github_calls.py [--tasks N]
+Usage: benches/github_calls.sh [--tasks N]
 [--deliveries N]. Writes benches/results/<date>-github-calls.json.
 """
 
