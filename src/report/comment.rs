@@ -25,7 +25,7 @@ pub fn marker(job: &str) -> String {
 
 /// What was last reported of a Job, stored as JSON in its
 /// `orchestrator.dev/report` annotation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
     /// The state last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +39,9 @@ pub struct Mark {
     /// The 👀 reaction was made.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reacted: bool,
+    /// What the agent reported it cost (its final JSON result), USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Mark {

@@ -366,6 +366,9 @@ impl GithubReporter {
             }
         }
         mark.state = Some(record.state.as_str().to_string());
+        if let Some(cost) = result.as_ref().and_then(|r| r.cost_usd) {
+            mark.cost_usd = Some(cost);
+        }
         {
             let mut marks = lock(&self.inner.marks);
             if marks.len() >= MEMORY {
