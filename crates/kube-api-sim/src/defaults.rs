@@ -186,8 +186,26 @@ pub fn on_create(res: usize, obj: &mut Value) {
     }
 }
 
-/// `SetDefaults_Secret`: an empty or missing `type` is `Opaque`.
+/// `SetDefaults_Secret`: an empty or missing `type` is `Opaque`. And, as
+/// the API server's conversion does on every write, `stringData` is merged
+/// into `data` (base64; a key in both takes the `stringData` value) and
+/// never stored or returned: it is write-only.
 fn secret(obj: &mut Value) {
+    use base64::Engine as _;
+    let string_data = obj.as_object_mut().and_then(|m| m.remove("stringData"));
+    if let Some(Value::Object(plain)) = string_data {
+        if !obj["data"].is_object() {
+            obj["data"] = json!({});
+        }
+        if let Some(data) = obj["data"].as_object_mut() {
+            for (k, v) in plain {
+                if let Some(v) = v.as_str() {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                    data.insert(k, Value::String(encoded));
+                }
+            }
+        }
+    }
     if obj
         .get("type")
         .and_then(Value::as_str)

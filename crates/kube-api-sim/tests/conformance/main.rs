@@ -17,6 +17,7 @@ mod protobuf;
 mod terminating;
 mod validation;
 mod validation_kinds;
+mod write_only;
 
 /// Polls the Job (bounded, 20 s) until `done` holds for its status;
 /// returns that status.
