@@ -83,6 +83,64 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Sources of `webhook_decisions`.
+const KNOWN_SOURCES: &[&str] = &["github", "grafana", "pm-agent", "cli"];
+/// Decisions of `webhook_decisions` (see its help text).
+const KNOWN_DECISIONS: &[&str] = &[
+    "queued",
+    "duplicate",
+    "ignored",
+    "ping",
+    "command",
+    "processed",
+    "unauthorized",
+    "bad_request",
+    "payload_too_large",
+    "unprocessable",
+    "invalid",
+    "not_found",
+    "forbidden",
+    "rate_limited",
+    "unavailable",
+    "internal",
+];
+/// Verbs of `kube_requests` (the gate's calls, the watch, the probes).
+const KNOWN_VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "patch",
+    "delete",
+    "preflight",
+    "version",
+];
+/// Outcomes of `kube_requests` (`KubeError::metric_label`, and `ok`).
+const KNOWN_KUBE_OUTCOMES: &[&str] = &[
+    "ok",
+    "already_exists",
+    "conflict",
+    "not_found",
+    "namespace_missing",
+    "invalid",
+    "forbidden",
+    "unavailable",
+];
+/// Actors and supervised tasks (`actor_*` families).
+const KNOWN_ACTORS: &[&str] = &[
+    "github",
+    "grafana",
+    "pm-agent",
+    "cli",
+    "scheduler",
+    "kube",
+    "job_watcher",
+    "job_watch",
+    "lease",
+    "preflight",
+    "report_sweep",
+];
+
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("orchestrator");
@@ -192,7 +250,7 @@ impl Metrics {
             "Managed Jobs in the watch store",
             demux.tracked.clone(),
         );
-        Arc::new(Metrics {
+        let m = Metrics {
             registry,
             service,
             reports,
@@ -210,7 +268,48 @@ impl Metrics {
             watchers,
             admitted,
             demux,
-        })
+        };
+        m.initialise_known_labels();
+        Arc::new(m)
+    }
+
+    /// Creates every labelled series whose label values are known up front
+    /// (sources, decisions, verbs, outcomes, actors, states), so a fresh
+    /// replica exports zeros rather than nothing: `rate()`, dashboards and
+    /// alert rules see a series from the first scrape.
+    fn initialise_known_labels(&self) {
+        for &source in KNOWN_SOURCES {
+            for &decision in KNOWN_DECISIONS {
+                let _ = self.decisions.get_or_create(&DecisionLabels {
+                    source: source.into(),
+                    decision: decision.into(),
+                });
+            }
+        }
+        for &verb in KNOWN_VERBS {
+            for &outcome in KNOWN_KUBE_OUTCOMES {
+                let l = KubeLabels {
+                    verb: verb.into(),
+                    outcome: outcome.into(),
+                };
+                let _ = self.kube_requests.get_or_create(&l);
+                // Latency histograms: the common outcome only (a histogram
+                // is 17 series; the rest appear with their first call).
+                if outcome == "ok" {
+                    let _ = self.kube_latency.get_or_create(&l);
+                }
+            }
+        }
+        for &actor in KNOWN_ACTORS {
+            let _ = self.actor(actor);
+        }
+        for state in crate::job::JobState::ALL {
+            let _ = self.jobs.get_or_create(&StateLabels {
+                state: state.as_str().into(),
+            });
+        }
+        self.service.initialise_known_labels();
+        self.reports.initialise_known_labels();
     }
 
     pub fn decision(&self, source: &str, decision: &str) {

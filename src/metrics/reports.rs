@@ -61,6 +61,51 @@ impl ReportMetrics {
         m
     }
 
+    /// Creates the series whose labels are known up front.
+    pub(super) fn initialise_known_labels(&self) {
+        for operation in [
+            "comment_create",
+            "comment_edit",
+            "comment_list",
+            "reaction",
+            "check_run",
+            "check_run_list",
+            "pull_get",
+            "installation_token",
+            "installation_lookup",
+        ] {
+            for outcome in [
+                "ok",
+                "not_modified",
+                "rate_limited",
+                "unavailable",
+                "refused",
+                "held",
+            ] {
+                let _ = self.github_calls.get_or_create(&CallLabels {
+                    operation: operation.into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
+        for target in ["github", "callback"] {
+            for outcome in ["reported", "retried", "given_up", "dropped"] {
+                let _ = self.reports.get_or_create(&ReportLabels {
+                    target: target.into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
+        for command in ["status", "cancel", "retry"] {
+            for outcome in ["done", "nothing_to_do", "failed", "untrusted"] {
+                let _ = self.commands.get_or_create(&CommandLabels {
+                    command: command.into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
+    }
+
     /// One GitHub API call.
     pub fn github_call(&self, operation: &str, outcome: &str) {
         self.github_calls

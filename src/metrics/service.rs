@@ -108,6 +108,28 @@ impl ServiceMetrics {
         }
     }
 
+    /// Creates the series whose labels are known up front: run time by
+    /// outcome, and requests no route matched (by method and status class).
+    pub(super) fn initialise_known_labels(&self) {
+        for outcome in ["succeeded", "failed"] {
+            let _ = self.run.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for method in ["GET", "POST"] {
+            for class in ["2xx", "4xx", "5xx"] {
+                let _ = self.requests.get_or_create(&RequestLabels {
+                    route: "unmatched".into(),
+                    method: method.into(),
+                    status_class: class.into(),
+                });
+            }
+        }
+        let _ = self.latency.get_or_create(&RouteLabels {
+            route: "unmatched".into(),
+        });
+    }
+
     /// A Job was admitted now: observes its time in the queue.
     pub fn admitted(&self, job: &k8s_openapi::api::batch::v1::Job) {
         if let Some(created) = &job.metadata.creation_timestamp {
