@@ -4,11 +4,14 @@
 # Built without the default `embedded-cluster` feature: the image has no
 # Kubernetes API simulator (`serve --embedded-cluster` and `sim` are not in
 # it); it runs against a real cluster only.
-# Build: ./build.sh (or docker build -t orchestrator .)
+# Build: ./build.sh (or docker build -t orchestrator .). compose.yaml builds a
+# development image with FEATURES=embedded-cluster (the simulators in).
 
 FROM rust:1.95.0-bookworm AS builder
 # The commit, for the orchestrator_build_info metric (build.rs reads it).
 ARG GIT_SHA=unknown
+# Cargo features beyond none (compose.yaml: embedded-cluster).
+ARG FEATURES=
 WORKDIR /src
 # Dependency layer: the manifests and empty targets only, so a source change
 # does not rebuild every dependency.
@@ -20,11 +23,11 @@ RUN mkdir -p src benches crates/kube-api-sim/src crates/kube-api-sim/benches cra
     && touch src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
     && echo 'fn main() {}' > benches/github_route.rs \
     && echo 'fn main() {}' > crates/kube-api-sim/benches/sim.rs \
-    && cargo build --release --locked --no-default-features --bin orchestrator \
+    && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin orchestrator \
     && rm -rf src crates/kube-api-sim/src crates/github-api-sim/src
 COPY . .
 RUN touch src/main.rs src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
-    && cargo build --release --locked --no-default-features --bin orchestrator \
+    && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin orchestrator \
     && cp target/release/orchestrator /orchestrator
 
 # distroless/cc: glibc, libgcc and CA certificates; nothing else.

@@ -24,6 +24,11 @@ pub struct ServeArgs {
     /// when the server stops.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// With --embedded-cluster: where the simulator listens (default: a free
+    /// port on 127.0.0.1). `0.0.0.0:6443` in a container, with the port
+    /// published, lets kubectl on the host use the kubeconfig.
+    #[arg(long, value_name = "ADDR", requires = "embedded_cluster")]
+    pub embedded_cluster_listen: Option<String>,
     /// With --embedded-cluster: seconds each simulated agent pod "runs".
     #[arg(long, default_value_t = 5.0)]
     pub sim_run_seconds: f64,
@@ -292,7 +297,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
             },
             ..SimConfig::default()
         };
-        match SimServer::start_local(cfg) {
+        let started = match &args.embedded_cluster_listen {
+            None => SimServer::start_local(cfg),
+            Some(addr) => {
+                TcpListener::bind(addr).and_then(|listener| SimServer::start(cfg, listener))
+            }
+        };
+        match started {
             Ok(s) => {
                 tracing::warn!(api = %s.url(), "EMBEDDED CLUSTER: using the in-process Kubernetes API SIMULATOR; no real cluster, no containers run");
                 let path = args

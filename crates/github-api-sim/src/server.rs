@@ -66,7 +66,7 @@ impl GithubSimServer {
             store: Mutex::new(Store::new(config.limits.clone())),
             faults: Mutex::new(Faults::default()),
             key_der,
-            base_url: format!("http://{addr}"),
+            base_url: format!("http://{}", reachable(addr)),
             config,
             http,
         });
@@ -270,4 +270,18 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, s: web::Data<SimState>) ->
         .unwrap_or_else(|e| e.into_inner())
         .log(&method, &path, resp.status().as_u16());
     resp
+}
+
+/// The address clients on this machine reach a listener on: a listener on
+/// every interface (`0.0.0.0`, `::`) is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }

@@ -191,7 +191,18 @@ impl SimServer {
         } else {
             "http"
         };
-        format!("{scheme}://{}", self.addr)
+        // A simulator listening on every interface is reached on loopback
+        // from this machine (and through a published port from the host).
+        let addr = match self.addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, self.addr.port()))
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.addr.port()))
+            }
+            _ => self.addr,
+        };
+        format!("{scheme}://{addr}")
     }
 
     /// The cluster CA certificate (PEM) when serving HTTPS.
