@@ -159,6 +159,12 @@ async fn a_labeled_issue_gets_eyes_and_one_comment_edited_until_it_succeeded() {
     assert_eq!(all.len(), 1, "one comment: {all:?}");
     assert_eq!(all[0]["issue"], 1);
     assert_eq!(requests(&fake, "POST", "/issues/1/comments"), 1);
+    // A fresh Job carries an empty mark: no search for its comment.
+    assert_eq!(
+        requests(&fake, "GET", "/issues/1/comments"),
+        0,
+        "no comment list"
+    );
     assert!(
         requests(&fake, "PATCH", "/issues/comments/") >= 1,
         "edited in place"

@@ -160,6 +160,11 @@ pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
     if let Some(r) = &task.repository {
         annotations.insert(ANNOTATION_REPOSITORY.to_string(), r.clone());
     }
+    // A GitHub task starts with an empty report mark: "nothing reported, no
+    // comment made", so its first report needs no search for a comment.
+    if task.source == crate::task::TaskSource::Github {
+        annotations.insert(ANNOTATION_REPORT.to_string(), "{}".to_string());
+    }
 
     let (init_containers, git_config) = match &task.checkout {
         Some(c) => clone_containers(c, cfg)?,

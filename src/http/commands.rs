@@ -271,6 +271,23 @@ async fn retry(
         |key| state.jobs.stored_by_dedup_key(key).is_some(),
         Utc::now(),
     );
+    // The watch may have shown this command's own retry since the Jobs were
+    // listed above (a redelivery racing the first): numbered past it, the
+    // new key would make a second run. Any earlier retry of this comment
+    // is the answer.
+    if let Some((base, n)) = task
+        .dedup_key
+        .rsplit_once("#retry-")
+        .and_then(|(b, n)| Some((b.to_string(), n.parse::<u32>().ok()?)))
+    {
+        for k in 1..n {
+            if let Some(r) = state.jobs.stored_by_dedup_key(&format!("{base}#retry-{k}")) {
+                if is_retry_of_comment(&r, cmd.comment_id) {
+                    return Ok(Acted::done(vec![r.name.to_string()]));
+                }
+            }
+        }
+    }
     let answer = super::github::submit(
         state,
         &state.github,

@@ -39,6 +39,11 @@ pub struct Mark {
     /// The 👀 reaction was made.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reacted: bool,
+    /// A comment is being created: written before the create, so a
+    /// restart in between looks for it by marker rather than making a
+    /// second one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
     /// What the agent reported it cost (its final JSON result), USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,

@@ -163,8 +163,8 @@ impl GithubReporter {
     fn mark(&self, record: &JobRecord) -> Mark {
         let stored = Mark::of(record);
         match lock(&self.inner.marks).get(&record.name) {
-            Some(m) if m.state.is_some() => m.clone(),
-            _ => stored,
+            Some(m) => m.clone(),
+            None => stored,
         }
     }
 
@@ -329,10 +329,26 @@ impl GithubReporter {
         };
         let body = comment::render(record, &extras);
         if target.comment {
+            // The Job was made with an empty mark and no comment creation
+            // was started: no comment can exist, none is searched for. Else
+            // (the mark was removed, or a creation was interrupted) the
+            // comment is looked for by its marker first.
+            let fresh = mark.comment.is_none() && !mark.creating && record.report_mark.is_some();
+            if fresh {
+                let intent = Mark {
+                    creating: true,
+                    ..mark.clone()
+                };
+                self.write_mark_now(&record.name, &intent).await?;
+                // Until the create is known to have worked, a retry looks
+                // first (a create that timed out may have made it).
+                self.remember(&record.name, intent);
+            }
             let id = self
-                .upsert_comment(&target, &record.name, mark.comment, &body)
+                .upsert_comment(&target, &record.name, mark.comment, !fresh, &body)
                 .await?;
             mark.comment = Some(id);
+            mark.creating = false;
         }
         if !mark.reacted {
             self.react(&target).await?;
@@ -369,15 +385,35 @@ impl GithubReporter {
         if let Some(cost) = result.as_ref().and_then(|r| r.cost_usd) {
             mark.cost_usd = Some(cost);
         }
-        {
-            let mut marks = lock(&self.inner.marks);
-            if marks.len() >= MEMORY {
-                marks.clear();
-            }
-            marks.insert(record.name.clone(), mark.clone());
-        }
+        self.remember(&record.name, mark.clone());
         self.write_mark(&record.name, &mark).await;
         Ok(())
+    }
+
+    /// Keeps a Job's newest mark in memory (bounded).
+    fn remember(&self, name: &Arc<str>, mark: Mark) {
+        let mut marks = lock(&self.inner.marks);
+        if marks.len() >= MEMORY {
+            marks.clear();
+        }
+        marks.insert(name.clone(), mark);
+    }
+
+    /// Stores the mark on the Job before going on (an intent that must be
+    /// on the Job before the step it announces).
+    async fn write_mark_now(&self, name: &str, mark: &Mark) -> Result<(), GithubError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        self.inner
+            .jobs
+            .annotate(
+                name.to_string(),
+                vec![(ANNOTATION_REPORT.to_string(), Some(mark.to_json()))],
+                |_, _| true,
+                deadline,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| GithubError::Unavailable(format!("could not mark the job: {e}")))
     }
 
     /// Stores the mark on the Job (best effort: this process remembers it
@@ -476,12 +512,14 @@ impl GithubReporter {
         t: &Target,
         job: &str,
         known: Option<u64>,
+        look: bool,
         body: &str,
     ) -> Result<u64, GithubError> {
         let repo = &t.repo;
         let known = match known {
             Some(id) => Some(id),
-            None => self.find_comment(t, job).await?,
+            None if look => self.find_comment(t, job).await?,
+            None => None,
         };
         if let Some(id) = known {
             let edit = self
