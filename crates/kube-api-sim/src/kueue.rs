@@ -153,7 +153,11 @@ impl KueueConfig {
                     lq.namespace, lq.name
                 ));
             }
-            if !self.cluster_queues.iter().any(|c| c.name == lq.cluster_queue) {
+            if !self
+                .cluster_queues
+                .iter()
+                .any(|c| c.name == lq.cluster_queue)
+            {
                 return Err(format!(
                     "kueue: LocalQueue {}/{} names the unknown ClusterQueue {:?}",
                     lq.namespace, lq.name, lq.cluster_queue
@@ -304,19 +308,26 @@ mod tests {
         let bad = ok.clone().local_queue("default", "x", "nope");
         assert!(bad.validate().unwrap_err().contains("unknown ClusterQueue"));
         let bad = KueueConfig::default().cluster_queue("cq", 1, Some("nope"));
-        assert!(bad.validate().unwrap_err().contains("unknown ResourceFlavor"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("unknown ResourceFlavor"));
         assert_eq!(objects(&ok).len(), 3);
     }
 
     #[test]
     fn the_webhook_suspends_queued_jobs_only() {
-        let mut j = json!({"metadata": {"labels": {QUEUE_NAME_LABEL: "lq"}}, "spec": {"suspend": false}});
+        let mut j =
+            json!({"metadata": {"labels": {QUEUE_NAME_LABEL: "lq"}}, "spec": {"suspend": false}});
         on_job_create(&mut j);
         assert_eq!(j["spec"]["suspend"], true);
         let mut j = json!({"metadata": {}, "spec": {}});
         on_job_create(&mut j);
         assert!(j["spec"].get("suspend").is_none());
         let n = workload_name("hello", "uid-1");
-        assert!(n.starts_with("job-hello-") && n.len() == "job-hello-".len() + 5, "{n}");
+        assert!(
+            n.starts_with("job-hello-") && n.len() == "job-hello-".len() + 5,
+            "{n}"
+        );
     }
 }

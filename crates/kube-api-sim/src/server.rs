@@ -515,7 +515,11 @@ fn aggregated(s: &SimState, req: &HttpRequest, core: bool) -> Option<HttpRespons
     if !resources::wants_aggregated(accept) {
         return None;
     }
-    let mut resp = discovery(s, Some(resources::aggregated(core, s.config.kueue.is_some())), "/api");
+    let mut resp = discovery(
+        s,
+        Some(resources::aggregated(core, s.config.kueue.is_some())),
+        "/api",
+    );
     if resp.status().is_success() {
         resp.headers_mut().insert(
             actix_web::http::header::CONTENT_TYPE,
@@ -526,7 +530,8 @@ fn aggregated(s: &SimState, req: &HttpRequest, core: bool) -> Option<HttpRespons
 }
 
 async fn api_group(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
-    let doc = resources::api_group(&p, s.config.kueue.is_some()).or_else(|| super::reviews::api_group(&p));
+    let doc = resources::api_group(&p, s.config.kueue.is_some())
+        .or_else(|| super::reviews::api_group(&p));
     discovery(&s, doc, "/apis/{group}")
 }
 

@@ -175,7 +175,9 @@ async fn ten_jobs_on_a_quota_of_three_run_three_at_a_time_in_priority_order() {
     let pp = PostParams::default();
     // Three long Jobs hold the quota while the ten queue up.
     for b in ["blocker-0", "blocker-1", "blocker-2"] {
-        jobs.create(&pp, &job(b, "team", None, "600")).await.unwrap();
+        jobs.create(&pp, &job(b, "team", None, "600"))
+            .await
+            .unwrap();
     }
     eventually("the blockers are admitted", 20, || async {
         let l = jobs.list(&ListParams::default()).await.ok()?;
@@ -202,7 +204,10 @@ async fn ten_jobs_on_a_quota_of_three_run_three_at_a_time_in_priority_order() {
     for i in 0..10 {
         let class = classes[i % 3];
         let n = format!("job-{i}");
-        let created = jobs.create(&pp, &job(&n, "team", class, "0.3")).await.unwrap();
+        let created = jobs
+            .create(&pp, &job(&n, "team", class, "0.3"))
+            .await
+            .unwrap();
         assert!(suspended(&created), "Kueue's webhook suspends {n}");
         let value = match class {
             Some("high") => 1000,
@@ -235,7 +240,11 @@ async fn ten_jobs_on_a_quota_of_three_run_three_at_a_time_in_priority_order() {
     let mut peak = 0;
     bounded("the ten Jobs complete", 60, async {
         while complete.len() < 10 {
-            let ev = stream.try_next().await.expect("watch").expect("stream open");
+            let ev = stream
+                .try_next()
+                .await
+                .expect("watch")
+                .expect("stream open");
             let (j, gone) = match ev {
                 WatchEvent::Added(j) | WatchEvent::Modified(j) => (j, false),
                 WatchEvent::Deleted(j) => (j, true),
@@ -275,7 +284,10 @@ async fn ten_jobs_on_a_quota_of_three_run_three_at_a_time_in_priority_order() {
         ("Normal", "Admitted by clusterQueue team-cq")
     );
     let (_, msg) = wait_event(&client, "job-2", "CreatedWorkload", "Created Workload").await;
-    assert!(msg.starts_with("Created Workload: default/job-job-2-"), "{msg}");
+    assert!(
+        msg.starts_with("Created Workload: default/job-job-2-"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -357,7 +369,11 @@ async fn unknown_queues_and_priority_classes_leave_the_job_suspended_with_a_warn
     for n in ["lost", "vip"] {
         let j = jobs.get(n).await.unwrap();
         assert!(suspended(&j), "{n} stays suspended");
-        assert!(j.status.as_ref().and_then(|s| s.start_time.as_ref()).is_none());
+        assert!(j
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_none());
     }
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let names: Vec<String> = pods
@@ -399,8 +415,7 @@ async fn eviction_suspends_clears_start_time_restores_the_template_and_readmits(
         .and_then(|s| s.start_time.as_ref())
         .is_some());
     // The next pod runs briefly (a running pod keeps its own run time).
-    let patch =
-        json!({"metadata": {"annotations": {"sim.orchestrator.dev/run-seconds": "0.2"}}});
+    let patch = json!({"metadata": {"annotations": {"sim.orchestrator.dev/run-seconds": "0.2"}}});
     jobs.patch("victim", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -444,7 +459,7 @@ async fn eviction_suspends_clears_start_time_restores_the_template_and_readmits(
                 Step::Stopping
             } else if suspended(&j) && start.is_none() && node_selector(&j).is_empty() {
                 Step::Stopped
-            } else if !suspended(&j) && node_selector(&j).get(POOL).is_some() {
+            } else if !suspended(&j) && node_selector(&j).contains_key(POOL) {
                 Step::Readmitted
             } else {
                 continue;
@@ -495,7 +510,10 @@ async fn kueue_objects_are_discovered_read_and_refused_writes() {
         .expect("discovery");
         let group = d.get("kueue.x-k8s.io").expect("kueue group");
         let (ar, caps) = group.recommended_kind("LocalQueue").expect("LocalQueue");
-        assert_eq!((ar.version.as_str(), ar.plural.as_str()), ("v1beta1", "localqueues"));
+        assert_eq!(
+            (ar.version.as_str(), ar.plural.as_str()),
+            ("v1beta1", "localqueues")
+        );
         assert_eq!(caps.scope, Scope::Namespaced);
         assert!(caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::WATCH));
         assert!(!caps.supports_operation(verbs::CREATE), "read-only");
@@ -532,10 +550,15 @@ async fn kueue_objects_are_discovered_read_and_refused_writes() {
         let cqs: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let cq = cqs.get("team-cq").await.expect("cluster queue");
         assert_eq!(
-            cq.metadata.annotations.as_ref().and_then(|a| a.get("sim.orchestrator.dev/quota-jobs")),
+            cq.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("sim.orchestrator.dev/quota-jobs")),
             Some(&"2".to_string())
         );
-        let (ar, _) = group.recommended_kind("WorkloadPriorityClass").expect("wpc");
+        let (ar, _) = group
+            .recommended_kind("WorkloadPriorityClass")
+            .expect("wpc");
         let wpcs: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         assert_eq!(wpcs.get("high").await.unwrap().data["value"], 1000);
         let (ar, _) = group.recommended_kind("ResourceFlavor").expect("rf");
@@ -587,14 +610,19 @@ async fn without_the_emulation_kueue_is_not_served_and_queued_jobs_just_run() {
         "localqueues",
     );
     let lqs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
-    assert!(matches!(lqs.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 404));
+    assert!(
+        matches!(lqs.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 404)
+    );
     let jobs: Api<Job> = Api::default_namespaced(client.clone());
     let j = jobs
         .create(&PostParams::default(), &job("plain", "team", None, "0.2"))
         .await
         .unwrap();
     assert!(!suspended(&j));
-    assert_eq!(server.kueue_evict("default", "plain").unwrap_err().code, 400);
+    assert_eq!(
+        server.kueue_evict("default", "plain").unwrap_err().code,
+        400
+    );
 }
 
 #[test]
@@ -612,15 +640,28 @@ fn kubectl_gets_local_queues_cluster_queues_and_refuses_to_delete_them() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "CLUSTERQUEUE", "PENDING WORKLOADS", "ADMITTED WORKLOADS"],
+        [
+            "NAME",
+            "CLUSTERQUEUE",
+            "PENDING WORKLOADS",
+            "ADMITTED WORKLOADS"
+        ],
         "{out}"
     );
-    let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(row, ["team", "team-cq", "0", "0"], "{out}");
     let out = c.ok(&["get", "lq", "team", "-o", "jsonpath={.spec.clusterQueue}"]);
     assert_eq!(out, "team-cq");
     let out = c.ok(&["get", "clusterqueues"]);
-    assert!(out.lines().nth(1).unwrap_or("").starts_with("team-cq"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap_or("").starts_with("team-cq"),
+        "{out}"
+    );
     let out = c.ok(&["get", "workloadpriorityclasses"]);
     assert!(out.contains("high") && out.contains("1000"), "{out}");
     let err = c.fails(&["delete", "localqueue", "team"]);

@@ -134,7 +134,9 @@ impl Controller {
                 .find_local_queue(ns, lq)
                 .map(|q| q.cluster_queue.clone());
         }
-        let evict = job["metadata"]["annotations"].get(EVICT_ANNOTATION).is_some();
+        let evict = job["metadata"]["annotations"]
+            .get(EVICT_ANNOTATION)
+            .is_some();
         if finished(&job) {
             if wl.phase != Phase::NoWorkload {
                 wl.phase = Phase::Finished;
@@ -158,7 +160,12 @@ impl Controller {
                         remove_annotation(j, EVICT_ANNOTATION);
                     });
                     if ok {
-                        self.kueue_event(&job, "Normal", "Stopped", "Not admitted by cluster queue");
+                        self.kueue_event(
+                            &job,
+                            "Normal",
+                            "Stopped",
+                            "Not admitted by cluster queue",
+                        );
                     }
                 } else if evict {
                     self.write_job(ns, name, |j| remove_annotation(j, EVICT_ANNOTATION));
