@@ -669,3 +669,43 @@ fn kubectl_gets_local_queues_cluster_queues_and_refuses_to_delete_them() {
     let v: Value = c.json(&["get", "resourceflavors"]);
     assert_eq!(v["items"][0]["spec"]["nodeLabels"][POOL], "spot", "{v}");
 }
+
+#[tokio::test]
+async fn the_evict_annotation_evicts_as_kubectl_annotate_would() {
+    let (_s, client) = start(1).await;
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    jobs.create(&PostParams::default(), &job("noted", "team", None, "600"))
+        .await
+        .unwrap();
+    eventually("noted admitted", 20, || async {
+        let j = jobs.get("noted").await.ok()?;
+        (!suspended(&j)).then_some(())
+    })
+    .await;
+    let patch = json!({"metadata": {"annotations": {"sim.orchestrator.dev/kueue-evict": "true"}}});
+    jobs.patch("noted", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let (_, msg) = wait_event(&client, "noted", "Stopped", "Evicted").await;
+    assert!(msg.contains("on request"), "{msg}");
+    // Requeued and, being alone in its queue, admitted again: the request
+    // and stopping annotations are gone, the flavor is back.
+    eventually("noted readmitted", 20, || async {
+        let evs = events(&client, "noted").await;
+        let n = evs.iter().filter(|(_, r, _)| r == "Started").count();
+        (n == 2).then_some(())
+    })
+    .await;
+    let j = eventually("noted running again", 20, || async {
+        let j = jobs.get("noted").await.ok()?;
+        (!suspended(&j)).then_some(j)
+    })
+    .await;
+    let annotations = j.metadata.annotations.clone().unwrap_or_default();
+    assert!(!annotations.contains_key("sim.orchestrator.dev/kueue-evict"));
+    assert!(!annotations.contains_key(STOPPING_ANNOTATION));
+    assert_eq!(
+        node_selector(&j).get(POOL).map(String::as_str),
+        Some("spot")
+    );
+}
