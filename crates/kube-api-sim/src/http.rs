@@ -135,6 +135,11 @@ pub async fn resource(
             return error_response(&e);
         }
     };
+    if resources::is_kueue(target.res) && state.config.kueue.is_none() {
+        let e = ApiError::not_found_path(req.path());
+        state.faults.record("unknown", "unknown", e.code);
+        return error_response(&e);
+    }
     let q = query_map(&req);
     let verb = verb_of(req.method(), &target, &q);
     let plural = match &target.sub {
@@ -200,6 +205,12 @@ async fn dispatch(
         return Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource: {verb} {} needs a namespace",
             res.plural
+        )));
+    }
+    if resources::is_kueue(t.res) && !matches!(verb, "get" | "list" | "watch") {
+        return Err(ApiError::method_not_allowed(format!(
+            "{verb} is not allowed: the simulator serves {}.{} read-only (built from SimConfig::kueue)",
+            res.plural, res.group
         )));
     }
     match &t.sub {
@@ -301,6 +312,7 @@ async fn dispatch(
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
             typecheck::check(t.res, &obj)?;
+            admit_create(state, t.res, &mut obj);
             ssa::record_update(None, &mut obj, &manager, &api_version);
             let out = store.create(t.res, ns, obj, dry_run(q)?)?;
             Ok(strict::with_warnings(
@@ -356,6 +368,7 @@ async fn dispatch(
                     obj["metadata"]["name"] = json!(name);
                     let warnings = strict::check(t.res, &mut obj, validation)?;
                     typecheck::check(t.res, &obj)?;
+                    admit_create(state, t.res, &mut obj);
                     let out = store.create(t.res, ns, obj, dry)?;
                     Ok(strict::with_warnings(
                         json_response(201, out.as_ref()),
@@ -404,6 +417,13 @@ async fn dispatch(
             "the server does not allow this method on the requested resource ({})",
             req.method()
         ))),
+    }
+}
+
+/// Mutating admission on create: Kueue's webhook suspends a queued Job.
+fn admit_create(state: &SimState, res: usize, obj: &mut Value) {
+    if res == resources::JOBS && state.config.kueue.is_some() {
+        super::kueue::on_job_create(obj);
     }
 }
 

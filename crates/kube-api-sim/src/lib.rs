@@ -30,6 +30,7 @@ pub mod error;
 pub mod expansion;
 pub mod faults;
 pub mod http;
+pub mod kueue;
 pub mod listopts;
 pub mod logs;
 pub mod negotiate;

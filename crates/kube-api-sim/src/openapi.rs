@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use super::resources::{group_versions, Resource, RESOURCES};
+use super::resources::{group_versions, Resource, KUEUE_GROUP, RESOURCES};
 
 /// Changes whenever the documents change, for kubectl's discovery cache.
 const DOC_HASH: &str = "sim-v2";
@@ -105,9 +105,12 @@ fn closure(roots: &[String], prefix: &str) -> Map<String, Value> {
 }
 
 fn served(group: &'static str, version: &'static str) -> impl Iterator<Item = &'static Resource> {
-    RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+    builtin().filter(move |r| r.group == group && r.version == version)
+}
+
+/// The types with vendored schemas (Kueue's have none: not in OpenAPI).
+fn builtin() -> impl Iterator<Item = &'static Resource> {
+    RESOURCES.iter().filter(|r| r.group != KUEUE_GROUP)
 }
 
 /// `GET /openapi/v3`.
@@ -222,14 +225,14 @@ pub fn swagger() -> &'static Value {
             json!({"200": {"description": "OK", "schema": {"$ref": format!("#/definitions/{schema}")}}})
         };
         let mut paths = Map::new();
-        for r in RESOURCES.iter() {
+        for r in builtin() {
             resource_paths(r, &mut paths, &param, &responses);
         }
         json!({
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": "v1.32.0"},
             "paths": paths,
-            "definitions": closure(&roots(RESOURCES.iter()), "#/definitions/"),
+            "definitions": closure(&roots(builtin()), "#/definitions/"),
         })
     })
 }

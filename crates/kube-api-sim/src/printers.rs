@@ -1,6 +1,6 @@
 //! The cells of the API server's built-in printers (`kubectl get` columns),
-//! by type: Jobs, Pods, Events, Namespaces, ConfigMaps, Secrets, Leases; any
-//! other type prints NAME and AGE.
+//! by type: Jobs, Pods, Events, Namespaces, ConfigMaps, Secrets, Leases,
+//! Kueue's queues and priority classes; any other type prints NAME and AGE.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -291,6 +291,21 @@ pub fn cells(res: usize, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             age,
         ],
         resources::LEASES => vec![name, json!(s(&obj["spec"]["holderIdentity"])), age],
+        // Kueue's printer columns (its CRDs' additionalPrinterColumns).
+        resources::LOCALQUEUES => vec![
+            name,
+            json!(s(&obj["spec"]["clusterQueue"])),
+            obj["status"]["pendingWorkloads"].clone(),
+            obj["status"]["admittedWorkloads"].clone(),
+        ],
+        resources::CLUSTERQUEUES => vec![
+            name,
+            json!(s(&obj["spec"]["cohort"])),
+            json!(s(&obj["spec"]["queueingStrategy"])),
+            obj["status"]["pendingWorkloads"].clone(),
+            obj["status"]["admittedWorkloads"].clone(),
+        ],
+        resources::WORKLOADPRIORITYCLASSES => vec![name, obj["value"].clone(), age],
         _ => vec![name, age],
     }
 }

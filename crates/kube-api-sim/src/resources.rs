@@ -40,9 +40,18 @@ pub const EVENTS: usize = 3;
 pub const SECRETS: usize = 4;
 pub const JOBS: usize = 5;
 pub const LEASES: usize = 6;
+/// Kueue's types (`kueue.x-k8s.io/v1beta1`), served read-only and only when
+/// `SimConfig::kueue` is set (see [`crate::kueue`]).
+pub const LOCALQUEUES: usize = 7;
+pub const CLUSTERQUEUES: usize = 8;
+pub const WORKLOADPRIORITYCLASSES: usize = 9;
+pub const RESOURCEFLAVORS: usize = 10;
+
+/// The group of Kueue's types.
+pub const KUEUE_GROUP: &str = "kueue.x-k8s.io";
 
 /// Every served type; the index is the type's id inside the store.
-pub static RESOURCES: [Resource; 7] = [
+pub static RESOURCES: [Resource; 11] = [
     Resource {
         group: "",
         version: "v1",
@@ -120,7 +129,62 @@ pub static RESOURCES: [Resource; 7] = [
         has_status: false,
         has_generation: false,
     },
+    Resource {
+        group: KUEUE_GROUP,
+        version: "v1beta1",
+        kind: "LocalQueue",
+        plural: "localqueues",
+        singular: "localqueue",
+        namespaced: true,
+        short_names: &["queue", "queues", "lq"],
+        has_status: true,
+        has_generation: true,
+    },
+    Resource {
+        group: KUEUE_GROUP,
+        version: "v1beta1",
+        kind: "ClusterQueue",
+        plural: "clusterqueues",
+        singular: "clusterqueue",
+        namespaced: false,
+        short_names: &["cq"],
+        has_status: true,
+        has_generation: true,
+    },
+    Resource {
+        group: KUEUE_GROUP,
+        version: "v1beta1",
+        kind: "WorkloadPriorityClass",
+        plural: "workloadpriorityclasses",
+        singular: "workloadpriorityclass",
+        namespaced: false,
+        short_names: &[],
+        has_status: false,
+        has_generation: true,
+    },
+    Resource {
+        group: KUEUE_GROUP,
+        version: "v1beta1",
+        kind: "ResourceFlavor",
+        plural: "resourceflavors",
+        singular: "resourceflavor",
+        namespaced: false,
+        short_names: &["flavor", "flavors", "rf"],
+        has_status: false,
+        has_generation: true,
+    },
 ];
+
+/// Whether a type is one of Kueue's (read-only, served only with
+/// `SimConfig::kueue`).
+pub fn is_kueue(res: usize) -> bool {
+    RESOURCES.get(res).is_some_and(|r| r.group == KUEUE_GROUP)
+}
+
+/// Whether `r` is served: Kueue's types only when the emulation is on.
+fn served(r: &Resource, kueue: bool) -> bool {
+    kueue || r.group != KUEUE_GROUP
+}
 
 /// Finds a type by group, version and plural name.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
@@ -129,15 +193,39 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
         .position(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// The group/versions served, core first.
+/// The built-in group/versions (those with OpenAPI schemas), core first.
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    served_group_versions(false)
+}
+
+/// The group/versions served (with Kueue's when `kueue`), core first.
+pub fn served_group_versions(kueue: bool) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
-    for r in RESOURCES.iter() {
+    for r in RESOURCES.iter().filter(|r| served(r, kueue)) {
         if !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }
     }
     out
+}
+
+/// The verbs of Kueue's read-only types.
+const READ_ONLY_VERBS: [&str; 3] = ["get", "list", "watch"];
+
+fn verbs(r: &Resource) -> &'static [&'static str] {
+    if r.group == KUEUE_GROUP {
+        &READ_ONLY_VERBS
+    } else {
+        &VERBS
+    }
+}
+
+fn status_verbs(r: &Resource) -> &'static [&'static str] {
+    if r.group == KUEUE_GROUP {
+        &["get"]
+    } else {
+        &["get", "patch", "update"]
+    }
 }
 
 const VERBS: [&str; 8] = [
@@ -155,6 +243,9 @@ const VERBS: [&str; 8] = [
 fn categories(plural: &str) -> &'static [&'static str] {
     match plural {
         "pods" | "jobs" => &["all"],
+        "localqueues" | "clusterqueues" | "workloadpriorityclasses" | "resourceflavors" => {
+            &["kueue"]
+        }
         _ => &[],
     }
 }
@@ -169,8 +260,8 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 /// `GET /apis`.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = group_versions()
+pub fn api_group_list(kueue: bool) -> Value {
+    let groups: Vec<Value> = served_group_versions(kueue)
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, v)| {
@@ -182,8 +273,10 @@ pub fn api_group_list() -> Value {
 }
 
 /// `GET /apis/<group>`.
-pub fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = group_versions().into_iter().find(|(g, _)| *g == group)?;
+pub fn api_group(group: &str, kueue: bool) -> Option<Value> {
+    let (g, v) = served_group_versions(kueue)
+        .into_iter()
+        .find(|(g, _)| *g == group)?;
     let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
     Some(
         json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
@@ -191,18 +284,18 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 /// `GET /api/v1` or `GET /apis/<group>/<version>`.
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn api_resource_list(group: &str, version: &str, kueue: bool) -> Option<Value> {
     let mut resources = Vec::new();
     for r in RESOURCES
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group == group && r.version == version && served(r, kueue))
     {
         resources.push(json!({
             "name": r.plural,
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": verbs(r),
             "shortNames": r.short_names,
             "categories": categories(r.plural),
         }));
@@ -212,7 +305,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": r.kind,
-                "verbs": ["get", "patch", "update"],
+                "verbs": status_verbs(r),
             }));
         }
         if r.plural == "pods" {
@@ -244,8 +337,8 @@ pub const AGGREGATED_DISCOVERY: &str =
 
 /// Aggregated discovery: `GET /api` (`core`) or `GET /apis` (the rest) as an
 /// `APIGroupDiscoveryList`, what kubectl asks for first.
-pub fn aggregated(core: bool) -> Value {
-    let items: Vec<Value> = group_versions()
+pub fn aggregated(core: bool, kueue: bool) -> Value {
+    let items: Vec<Value> = served_group_versions(kueue)
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, v)| {
@@ -256,7 +349,7 @@ pub fn aggregated(core: bool) -> Value {
                     let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
                     let mut subs = Vec::new();
                     if r.has_status {
-                        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": status_verbs(r)}));
                     }
                     if r.plural == "pods" {
                         subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}));
@@ -266,7 +359,7 @@ pub fn aggregated(core: bool) -> Value {
                         "responseKind": kind,
                         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
                         "singularResource": r.singular,
-                        "verbs": VERBS,
+                        "verbs": verbs(r),
                         "shortNames": r.short_names,
                         "categories": categories(r.plural),
                         "subresources": subs,

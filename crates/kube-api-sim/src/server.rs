@@ -17,7 +17,8 @@ use super::resources;
 use super::store::{Limits, Store};
 use super::watch::error_response;
 
-/// How the simulator behaves; every field has a flag on `orchestrator sim`.
+/// How the simulator behaves; every field but `kueue` has a flag on
+/// `orchestrator sim`.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Bearer token clients must send; `None` accepts anonymous requests
@@ -61,6 +62,9 @@ pub struct SimConfig {
     /// Serve HTTPS with a freshly generated cluster CA (see [`crate::tls`]);
     /// the kubeconfig then carries `certificate-authority-data`.
     pub tls: bool,
+    /// Emulate Kueue's admission of queued Jobs and serve its queues
+    /// read-only (see [`crate::kueue`]); off by default.
+    pub kueue: Option<crate::kueue::KueueConfig>,
 }
 
 impl Default for SimConfig {
@@ -80,6 +84,7 @@ impl Default for SimConfig {
             faults: FaultSpec::default(),
             workers: 2,
             tls: false,
+            kueue: None,
         }
     }
 }
@@ -121,6 +126,11 @@ impl SimServer {
         }
         if faults.set(config.faults.clone()) {
             store.compact();
+        }
+        if let Some(k) = &config.kueue {
+            k.validate()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            seed_kueue(&store, k)?;
         }
         let workers = config.workers.max(1);
         let tls = if config.tls {
@@ -218,6 +228,40 @@ impl SimServer {
         &self.state
     }
 
+    /// Asks the Kueue emulation to evict the Job `namespace/name` (as
+    /// Kueue does on preemption or deactivation): it sets the annotation
+    /// [`crate::kueue::EVICT_ANNOTATION`]; the emulation then suspends the
+    /// Job with `kueue.x-k8s.io/stopping`, lets its pods go, clears
+    /// `status.startTime`, restores the pod template and queues the Job
+    /// again. Asynchronous: watch the Job for the outcome. `404` if there
+    /// is no such Job, `400` if Kueue does not manage it (no queue-name
+    /// label) or the emulation is off.
+    pub fn kueue_evict(&self, namespace: &str, name: &str) -> Result<(), super::error::ApiError> {
+        use super::error::ApiError;
+        use super::kueue::{EVICT_ANNOTATION, QUEUE_NAME_LABEL};
+        if self.state.config.kueue.is_none() {
+            return Err(ApiError::bad_request(
+                "the Kueue emulation is off (SimConfig::kueue is None)",
+            ));
+        }
+        self.state
+            .store
+            .modify(resources::JOBS, namespace, name, false, false, |cur| {
+                if cur["metadata"]["labels"][QUEUE_NAME_LABEL].as_str().is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "job {namespace}/{name} has no {QUEUE_NAME_LABEL} label: Kueue does not manage it"
+                    )));
+                }
+                let mut job = cur.clone();
+                if !job["metadata"]["annotations"].is_object() {
+                    job["metadata"]["annotations"] = json!({});
+                }
+                job["metadata"]["annotations"][EVICT_ANNOTATION] = json!("true");
+                Ok(job)
+            })
+            .map(|_| ())
+    }
+
     /// A kubeconfig (JSON, which is valid YAML) for kubectl and kube-rs.
     /// It authenticates with `SimConfig::token`, else the first grant's token.
     pub fn kubeconfig(&self) -> String {
@@ -304,6 +348,25 @@ impl Drop for SimServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Stores the Kueue objects of the configuration (and the namespaces of
+/// its LocalQueues).
+fn seed_kueue(store: &Store, k: &crate::kueue::KueueConfig) -> std::io::Result<()> {
+    for (res, ns, obj) in crate::kueue::objects(k) {
+        if !ns.is_empty() && store.get(resources::NAMESPACES, "", &ns).is_err() {
+            let _ = store.create(
+                resources::NAMESPACES,
+                "",
+                json!({"metadata": {"name": ns}}),
+                false,
+            );
+        }
+        store
+            .create(res, &ns, obj, false)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
+    }
+    Ok(())
 }
 
 fn app(
@@ -424,13 +487,21 @@ async fn api(s: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn api_version(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
-    discovery(&s, resources::api_resource_list("", &p), "/api/{version}")
+    discovery(
+        &s,
+        resources::api_resource_list("", &p, s.config.kueue.is_some()),
+        "/api/{version}",
+    )
 }
 
 async fn apis(s: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
     match aggregated(&s, &req, false) {
         Some(r) => r,
-        None => discovery(&s, Some(resources::api_group_list()), "/apis"),
+        None => discovery(
+            &s,
+            Some(resources::api_group_list(s.config.kueue.is_some())),
+            "/apis",
+        ),
     }
 }
 
@@ -444,7 +515,11 @@ fn aggregated(s: &SimState, req: &HttpRequest, core: bool) -> Option<HttpRespons
     if !resources::wants_aggregated(accept) {
         return None;
     }
-    let mut resp = discovery(s, Some(resources::aggregated(core)), "/api");
+    let mut resp = discovery(
+        s,
+        Some(resources::aggregated(core, s.config.kueue.is_some())),
+        "/api",
+    );
     if resp.status().is_success() {
         resp.headers_mut().insert(
             actix_web::http::header::CONTENT_TYPE,
@@ -455,12 +530,13 @@ fn aggregated(s: &SimState, req: &HttpRequest, core: bool) -> Option<HttpRespons
 }
 
 async fn api_group(s: web::Data<SimState>, p: web::Path<String>) -> HttpResponse {
-    let doc = resources::api_group(&p).or_else(|| super::reviews::api_group(&p));
+    let doc = resources::api_group(&p, s.config.kueue.is_some())
+        .or_else(|| super::reviews::api_group(&p));
     discovery(&s, doc, "/apis/{group}")
 }
 
 async fn api_group_version(s: web::Data<SimState>, p: web::Path<(String, String)>) -> HttpResponse {
-    let doc = resources::api_resource_list(&p.0, &p.1)
+    let doc = resources::api_resource_list(&p.0, &p.1, s.config.kueue.is_some())
         .or_else(|| super::reviews::api_resource_list(&p.0, &p.1));
     discovery(&s, doc, "/apis/{group}/{version}")
 }

@@ -85,6 +85,24 @@ pub fn columns(res: usize) -> Vec<Value> {
             col("Holder", "string", 0, "holderIdentity contains the identity of the holder of a current lease."),
             age,
         ],
+        resources::LOCALQUEUES => vec![
+            name,
+            col("ClusterQueue", "string", 0, "Backing ClusterQueue"),
+            col("Pending Workloads", "integer", 0, "Number of pending workloads"),
+            col("Admitted Workloads", "integer", 0, "Number of admitted workloads that haven't finished yet."),
+        ],
+        resources::CLUSTERQUEUES => vec![
+            name,
+            col("Cohort", "string", 0, "Cohort that this ClusterQueue belongs to"),
+            col("Strategy", "string", 1, "The queueing strategy used to prioritize workloads"),
+            col("Pending Workloads", "integer", 0, "Number of pending workloads"),
+            col("Admitted Workloads", "integer", 1, "Number of admitted workloads that haven't finished yet"),
+        ],
+        resources::WORKLOADPRIORITYCLASSES => vec![
+            name,
+            col("Value", "integer", 0, "Value of workloadPriorityClass's Priority"),
+            age,
+        ],
         resources::EVENTS => vec![
             col("Last Seen", "string", 0, "The time at which the most recent occurrence of this event was recorded."),
             col("Type", "string", 0, "Type of this event (Normal, Warning)."),

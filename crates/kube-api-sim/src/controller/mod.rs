@@ -33,6 +33,7 @@ mod job;
 mod job_policy;
 mod job_support;
 mod kubelet;
+mod kueue;
 mod namespace;
 
 pub const RUN_SECONDS_ANNOTATION: &str = "sim.orchestrator.dev/run-seconds";
@@ -73,6 +74,8 @@ struct Controller {
     terminating: BTreeSet<String>,
     /// The next pod IP (an offset into 10.244.0.0/16).
     next_ip: u32,
+    /// The Kueue emulation, when on.
+    kueue: Option<kueue::KueueState>,
 }
 
 /// Starts the controller loop on the current runtime.
@@ -88,7 +91,9 @@ pub fn spawn(state: Arc<SimState>) -> actix_rt::task::JoinHandle<()> {
             failures: HashMap::new(),
             terminating: BTreeSet::new(),
             next_ip: 0,
+            kueue: None,
         };
+        c.kueue = c.state.config.kueue.clone().map(kueue::KueueState::new);
         c.run().await
     })
 }
@@ -142,6 +147,7 @@ impl Controller {
             for key in std::mem::take(&mut dirty) {
                 self.reconcile(&key);
             }
+            self.kueue_admit();
             let next = self.timers.first().map(|(t, _)| *t);
             let sleep = async {
                 match next {
@@ -217,7 +223,11 @@ impl Controller {
 
     fn reconcile(&mut self, key: &Key) {
         match key.0 {
-            JOBS => self.reconcile_job(&key.1, &key.2),
+            JOBS => {
+                // Kueue acts first: a Job it must stop is never started.
+                self.kueue_job(&key.1, &key.2);
+                self.reconcile_job(&key.1, &key.2)
+            }
             PODS => self.kubelet(&key.1, &key.2),
             NAMESPACES => self.reconcile_namespace(&key.2),
             _ => {}
