@@ -21,9 +21,13 @@
 //! quoted and escaped ([`quoted`]).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::kube_actor::KubeActor;
@@ -139,6 +143,51 @@ pub struct RecordEvent {
     pub metrics: Arc<Metrics>,
 }
 
+/// The event budget: `per_second` Events a second, bursts of `burst`;
+/// beyond it, [`Budget::take`] says no and counts the drop. Never waits.
+pub struct Budget<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    dropped: AtomicU64,
+}
+
+impl Budget {
+    /// A budget on the real clock.
+    pub fn new(per_second: u32, burst: u32) -> Budget {
+        Budget::with_clock(per_second, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> Budget<C> {
+    /// A budget on `clock` (tests use a fake one). A zero rate is one a
+    /// second; a zero burst is the rate.
+    pub fn with_clock(per_second: u32, burst: u32, clock: C) -> Budget<C> {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Budget {
+            limiter: RateLimiter::direct_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                clock,
+            ),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one Event's token: false (and one more drop counted) when the
+    /// budget is spent.
+    pub fn take(&self) -> bool {
+        let ok = self.limiter.check().is_ok();
+        if !ok {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Events dropped so far for want of budget.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// The recorder (cheap to clone; one budget per replica).
 #[derive(Clone)]
 pub struct Audit {
@@ -148,7 +197,7 @@ pub struct Audit {
 struct Inner {
     kube: Mailbox<KubeActor>,
     store: JobStore,
-    limiter: DefaultDirectRateLimiter,
+    budget: Budget,
     metrics: Arc<Metrics>,
 }
 
@@ -166,13 +215,11 @@ impl Audit {
         per_second: u32,
         burst: u32,
     ) -> Audit {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(rate);
         Audit {
             inner: Arc::new(Inner {
                 kube,
                 store,
-                limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                budget: Budget::new(per_second, burst),
                 metrics,
             }),
         }
@@ -189,7 +236,7 @@ impl Audit {
         message: &str,
     ) -> bool {
         let metrics = &self.inner.metrics;
-        if self.inner.limiter.check().is_err() {
+        if !self.inner.budget.take() {
             metrics.service().audit_event("rate_limited");
             tracing::debug!(job, reason, "audit event dropped: over the event budget");
             return false;
@@ -344,6 +391,29 @@ pub(super) fn event_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_allows_its_burst_then_its_rate_and_counts_the_drops() {
+        use governor::clock::FakeRelativeClock;
+        use std::time::Duration;
+        let clock = FakeRelativeClock::default();
+        let budget = Budget::with_clock(RATE_PER_SECOND, BURST, clock.clone());
+        // A storm of 1000 at once: the burst passes, the rest is dropped.
+        let passed = (0..1000).filter(|_| budget.take()).count();
+        assert_eq!(passed, BURST as usize);
+        assert_eq!(budget.dropped(), 1000 - u64::from(BURST));
+        // Then the steady rate: 10 a second, whatever is asked.
+        clock.advance(Duration::from_secs(1));
+        let passed = (0..1000).filter(|_| budget.take()).count();
+        assert_eq!(passed, RATE_PER_SECOND as usize);
+        // A quiet spell refills the burst, no more.
+        clock.advance(Duration::from_secs(60));
+        let passed = (0..1000).filter(|_| budget.take()).count();
+        assert_eq!(passed, BURST as usize);
+        // Degenerate settings still bound: 0/s is 1/s, burst 0 is the rate.
+        let tiny = Budget::with_clock(0, 0, FakeRelativeClock::default());
+        assert_eq!((0..10).filter(|_| tiny.take()).count(), 1);
+    }
 
     #[test]
     fn messages_are_bounded_and_escaped() {
