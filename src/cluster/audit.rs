@@ -327,16 +327,16 @@ pub fn quoted(text: &str) -> String {
 /// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, control
 /// characters (newlines included) escaped.
 pub fn bounded(message: &str) -> String {
+    let room = MAX_MESSAGE_BYTES - '…'.len_utf8();
     let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_BYTES));
     for c in message.chars() {
-        let mut buf = [0u8; 4];
-        let piece: std::borrow::Cow<'_, str> = if c.is_control() {
-            format!("\\u{{{:x}}}", c as u32).into()
+        let piece = if c.is_control() {
+            format!("\\u{{{:x}}}", c as u32)
         } else {
-            (&*c.encode_utf8(&mut buf)).to_owned().into()
+            c.to_string()
         };
-        if out.len() + piece.len() > MAX_MESSAGE_BYTES - 3 {
-            out.push_str("…");
+        if out.len() + piece.len() > room {
+            out.push('…');
             break;
         }
         out.push_str(&piece);

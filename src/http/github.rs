@@ -36,8 +36,8 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("X-GitHub-Delivery" = String, Header, description = "Delivery id (redeliveries keep it)"),
         ("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body")),
     responses(
-        (status = 202, description = "Queued (a suspended Job exists), ignored with a reason, or a slash command's outcome (`{\"status\": \"command\", \"command\", \"outcome\": done|nothing_to_do, \"jobs\"}`)", body = super::schema::SubmitAnswer),
-        (status = 200, description = "Duplicate, or pong for ping", body = super::schema::SubmitAnswer),
+        (status = 202, description = "Queued (a suspended Job exists; with `superseded`: the live Jobs of the issue it cancelled, `on_repeat: supersede`), ignored with a reason, or a slash command's outcome (`{\"status\": \"command\", \"command\", \"outcome\": done|nothing_to_do, \"jobs\"}`)", body = super::schema::SubmitAnswer),
+        (status = 200, description = "Duplicate, pong for ping, or ignored because the issue / PR has a live Job (`on_repeat: ignore`: `{\"status\": \"ignored\", \"reason\": \"a run is active\", \"job\"}`)", body = super::schema::SubmitAnswer),
         (status = 400, description = "Missing headers, non-JSON, malformed payload", body = super::schema::ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = super::schema::ErrorBody),
         (status = 413, description = "Body too large", body = super::schema::ErrorBody),
