@@ -356,3 +356,56 @@ async fn kubectl_describe_job_tells_the_story_of_a_cancelled_job_and_of_its_retr
     assert_eq!(cancelled.type_.as_deref(), Some("Warning"));
     app.stop().await.expect("a clean stop");
 }
+
+#[tokio::test]
+async fn a_cancel_through_the_api_is_recorded_with_the_tokens_short_hash_never_the_token() {
+    const CLI: &str = "cli-token-0123456789abcdef";
+    let env = [(
+        "API_TOKENS",
+        "cli=cli-token-0123456789abcdef,viewer=viewer-token-0123456789abcdef",
+    )];
+    let app = spawn_app_on(start_sim(LONG_RUN), &env).await;
+    let job = queued(
+        &app.deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(64)))
+            .await,
+    );
+    wait_stored(&app, &job, &["queued", "running"]).await;
+    let resp = bounded(
+        "DELETE /api/v1/jobs/{name}",
+        WAIT,
+        app.http
+            .delete(format!("{}/api/v1/jobs/{job}", app.address))
+            .bearer_auth(CLI)
+            .send(),
+    )
+    .await
+    .expect("DELETE the job");
+    let answer = Answer::from_response(resp).await;
+    assert_eq!(
+        (answer.status, &answer.json["state"]),
+        (200, &Value::from("cancelled")),
+        "{}",
+        answer.text
+    );
+    let hash = {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(CLI.as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()[..8].to_string()
+    };
+    let events: Api<Event> = Api::namespaced(app.kube.clone(), "default");
+    let lp = ListParams::default().fields(&format!("involvedObject.name={job}"));
+    let cancelled = wait_for("the Cancelled event", WAIT, || async {
+        let list = events.list(&lp).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Cancelled"))
+    })
+    .await;
+    let message = cancelled.message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("cli-token:{hash}")) && message.contains("through the API"),
+        "{message}"
+    );
+    assert!(!message.contains(CLI), "the token itself: {message}");
+    app.stop().await.expect("a clean stop");
+}

@@ -50,7 +50,8 @@ impl Handler<RecordEvent> for KubeActor {
             );
             let pp = PostParams::default();
             let made = gate
-                .call(deadline, "create", || events.create(&pp, &event))
+                // Counted apart from the Job calls: verb "event".
+                .call(deadline, "event", || events.create(&pp, &event))
                 .await;
             let service = msg.metrics.service();
             match made {
