@@ -127,6 +127,23 @@ async fn a_label_added_again_while_the_issue_runs_is_ignored_naming_the_running_
         vec![first.clone()],
         "nothing created"
     );
+    // The running Job's story says so.
+    let events: Api<Event> = Api::namespaced(app.kube.clone(), "default");
+    let lp = ListParams::default().fields(&format!("involvedObject.name={first}"));
+    let ignored = wait_for("the RepeatIgnored event", WAIT, || async {
+        let list = events.list(&lp).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("RepeatIgnored"))
+    })
+    .await;
+    assert!(
+        ignored
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("ignored") && m.contains("delivery")),
+        "{ignored:?}"
+    );
     // A redelivery of the first delivery is still a duplicate, not "ignored".
     let redelivered = app
         .deliver("issues", &delivery, bytes(&issue_labeled_agent(61)))
@@ -159,8 +176,9 @@ async fn a_label_added_again_while_the_issue_runs_is_ignored_naming_the_running_
 #[tokio::test]
 async fn a_review_asked_for_again_supersedes_the_running_review_and_runs_itself() {
     let app = spawn_app_on(start_sim(LONG_RUN), &ENV).await;
+    let old_delivery = delivery_id();
     let old = queued(
-        &app.deliver("pull_request", &delivery_id(), pr_review(62))
+        &app.deliver("pull_request", &old_delivery, pr_review(62))
             .await,
     );
     wait_stored(&app, &old, &["running"]).await;
@@ -190,6 +208,22 @@ async fn a_review_asked_for_again_supersedes_the_running_review_and_runs_itself(
     assert!(suspended(&old_job), "a cancelled job is suspended");
     wait_stored(&app, &old, &["cancelled"]).await;
     wait_stored(&app, &new, &["running"]).await;
+    // GitHub redelivering the superseded trigger changes nothing: its Job
+    // is a duplicate, and the newer run is not cancelled by it.
+    let again = app
+        .deliver("pull_request", &old_delivery, pr_review(62))
+        .await;
+    assert_eq!(
+        (again.status_field(), again.job()),
+        ("duplicate", Some(old.clone())),
+        "{}",
+        again.text
+    );
+    let new_job = app.job(&new).await.expect("the new job");
+    assert!(
+        annotation(&new_job, "orchestrator.dev/cancelled-at").is_none(),
+        "the newer run stays"
+    );
     // Its Superseded Event names the new Job.
     let events: Api<Event> = Api::namespaced(app.kube.clone(), "default");
     let lp = ListParams::default().fields(&format!("involvedObject.name={old}"));

@@ -55,6 +55,9 @@ pub mod reason {
     pub const WAITING: &str = "Waiting";
     /// The Job waits for a budget.
     pub const BUDGET_WAIT: &str = "BudgetWait";
+    /// A repeated trigger for the Job's issue / PR was ignored because the
+    /// Job is live (`on_repeat: ignore`).
+    pub const REPEAT_IGNORED: &str = "RepeatIgnored";
     /// A newer run of the same issue / PR replaced the Job.
     pub const SUPERSEDED: &str = "Superseded";
     /// The Job was cancelled (by whom).

@@ -11,7 +11,7 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::{read_unauthenticated_body, Answer, AppState, SourceHandle};
 use crate::actors::Refused;
-use crate::cluster::audit::{quoted, CancelledBy};
+use crate::cluster::audit::{self, quoted, CancelledBy, EventType};
 use crate::job::{JobExtras, JobState};
 use crate::rules::OnRepeat;
 use crate::scheduler::Enqueued;
@@ -193,7 +193,7 @@ async fn on_task(
         .get("rule")
         .and_then(|r| state.rules.get(r))
         .map_or(OnRepeat::Queue, |r| r.on_repeat);
-    let live = match (
+    let mut live = match (
         on_repeat,
         &task.repository,
         task.issue_number.or(task.pr_number),
@@ -212,10 +212,19 @@ async fn on_task(
             live
         }
     };
+    let sender = task.requested_by.clone().unwrap_or_default();
+    let because = format!("delivery {}, by {}", quoted(delivery), quoted(&sender));
     if on_repeat == OnRepeat::Ignore {
         if let Some(active) = live.first() {
             let job = active.name.to_string();
             tracing::info!(job = %job, "a repeated trigger ignored: a run is active");
+            state.jobs.audit().record(
+                &job,
+                active.uid.as_deref(),
+                EventType::Normal,
+                audit::reason::REPEAT_IGNORED,
+                &format!("a repeated trigger ({because}) was ignored: this run is active"),
+            );
             let reason = "a run is active".to_string();
             let response = HttpResponse::Ok().json(json!({
                 "status": "ignored", "reason": reason, "job": job,
@@ -228,7 +237,6 @@ async fn on_task(
             });
         }
     }
-    let sender = task.requested_by.clone().unwrap_or_default();
     let answer = submit(
         state,
         &state.github,
@@ -238,13 +246,26 @@ async fn on_task(
         deadline,
     )
     .await?;
-    if on_repeat != OnRepeat::Supersede || answer.decision != "queued" || live.is_empty() {
-        return Ok(answer);
-    }
     let Some(new_job) = answer.job.clone() else {
         return Ok(answer);
     };
-    let because = format!("delivery {}, by {}", quoted(delivery), quoted(&sender));
+    if on_repeat != OnRepeat::Supersede || live.is_empty() {
+        return Ok(answer);
+    }
+    if answer.decision != "queued" {
+        // A redelivery (its first attempt may have been cut off before
+        // the cancels): supersede what is older than its Job, if that Job
+        // is itself still live — never a newer run that replaced it.
+        match state.jobs.stored(&new_job) {
+            Some(mine) if answer.decision == "duplicate" && mine.state.is_live() => {
+                live.retain(|r| r.created < mine.created);
+            }
+            _ => live.clear(),
+        }
+        if live.is_empty() {
+            return Ok(answer);
+        }
+    }
     let calls = live.iter().map(|r| {
         let by = CancelledBy::Superseded {
             by_job: new_job.clone(),
