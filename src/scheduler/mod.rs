@@ -31,7 +31,7 @@ use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::job::JobExtras;
 use crate::metrics::Metrics;
-use crate::task::Task;
+use crate::task::{Task, TaskSource};
 use error::EnqueueError;
 use queue::{Observed, Queue};
 
@@ -326,7 +326,12 @@ impl Persister {
             m.push_str(&format!(" ({} {})", quoted(e), quoted(a)));
         }
         if let Some(d) = &task.delivery_id {
-            m.push_str(&format!(", delivery {}", quoted(d)));
+            // An API task's is its Idempotency-Key (or PM task id).
+            let what = match task.source {
+                TaskSource::Github => "delivery",
+                _ => "key",
+            };
+            m.push_str(&format!(", {what} {}", quoted(d)));
         }
         if let Some(by) = &task.requested_by {
             m.push_str(&format!(", by {}", quoted(by)));
