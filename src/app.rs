@@ -158,7 +158,9 @@ pub async fn run_with(
     let leader = Leader::new(lease::identity_from_env());
 
     let reader = JobStore::new();
-    let jobs = crate::cluster::jobs::Jobs::new(reader.clone(), kube.clone());
+    // One event budget per replica for the audit trail (Events on Jobs).
+    let audit = crate::cluster::audit::Audit::new(kube.clone(), reader.clone(), metrics.clone());
+    let jobs = crate::cluster::jobs::Jobs::new(reader.clone(), kube.clone(), audit.clone());
     let reporting = reporting(&config, &jobs, &leader, &metrics)?;
     let scheduler = runtime.start(
         "scheduler",
@@ -169,10 +171,11 @@ pub async fn run_with(
             reader.clone(),
             leader.clone(),
             metrics.clone(),
+            audit.clone(),
         ),
     );
 
-    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone());
+    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone(), audit);
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(

@@ -114,6 +114,7 @@ const KNOWN_VERBS: &[&str] = &[
     "delete",
     "preflight",
     "version",
+    "event",
 ];
 /// Outcomes of `kube_requests` (`KubeError::metric_label`, and `ok`).
 const KNOWN_KUBE_OUTCOMES: &[&str] = &[

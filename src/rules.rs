@@ -3,11 +3,19 @@
 //!
 //! The built-in defaults ([`Rules::builtin`]) are:
 //!
-//! | rule | event | when | kind |
-//! |---|---|---|---|
-//! | `issue-agent` | `issues` | labeled `agent` | `implement` |
-//! | `comment-agent` | `issue_comment`, `pull_request_review_comment` | created, body starts with `/agent` | `comment` |
-//! | `pr-review` | `pull_request` | labeled `agent-review` | `review` |
+//! | rule | event | when | kind | `on_repeat` |
+//! |---|---|---|---|---|
+//! | `issue-agent` | `issues` | labeled `agent` | `implement` | `ignore` |
+//! | `comment-agent` | `issue_comment`, `pull_request_review_comment` | created, body starts with `/agent` | `comment` | `queue` |
+//! | `pr-review` | `pull_request` | labeled `agent-review` | `review` | `supersede` |
+//!
+//! `on_repeat` ([`OnRepeat`]) decides what a trigger does while the issue or
+//! PR already has a live Job: a label added again while the agent works on
+//! the issue is most likely the same request twice, so it is ignored (the
+//! answer names the running Job; `/agent cancel` then the label starts
+//! over); every `/agent` comment is a request of its own, so it queues; a
+//! review asked for again is about a newer head, so the stale review is
+//! superseded.
 //!
 //! An optional YAML file (`ORCHESTRATOR_RULES`) adds rules in front of the
 //! defaults; a file rule with a default's name replaces it, and
@@ -83,6 +91,33 @@ impl ReportMode {
     }
 }
 
+/// What a rule's new task does when its issue or pull request already has a
+/// queued or running GitHub Job (a *repeat*: the label added again, another
+/// `/agent` comment, the issue touched again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRepeat {
+    /// A new Job, queued behind the live one (one Job per issue runs at a
+    /// time). The default for rules from a file.
+    #[default]
+    Queue,
+    /// A new Job; then the live Jobs of the issue are cancelled, marked as
+    /// superseded by it ("the issue changed, start over").
+    Supersede,
+    /// No new Job: the delivery is answered that a run is active, naming it.
+    Ignore,
+}
+
+impl OnRepeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRepeat::Queue => "queue",
+            OnRepeat::Supersede => "supersede",
+            OnRepeat::Ignore => "ignore",
+        }
+    }
+}
+
 /// One routing rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -104,6 +139,8 @@ pub struct Rule {
     pub trust: Trust,
     /// How its tasks are reported back.
     pub report: ReportMode,
+    /// What a new task does when its issue / PR already has a live Job.
+    pub on_repeat: OnRepeat,
 }
 
 /// The facts about an event that rule matching looks at.
@@ -260,6 +297,11 @@ impl Rules {
     /// control characters) are listed; else None.
     pub fn commands_needed(&self, event: &str) -> Option<&[String]> {
         self.commands.get(event).map(Vec::as_slice)
+    }
+
+    /// The rule named `name`.
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
     }
 
     /// The first rule matching `facts`.

@@ -60,12 +60,38 @@ async fn with_max_concurrent_jobs_2_five_queued_tasks_never_run_more_than_two_po
     app.stop().await.expect("a clean stop");
 }
 
+/// Queues one `/agent` comment task per comment id on `issue` (comment
+/// rules queue a repeat: each comment is a request); the Job names.
+async fn queue_comments(
+    app: &TestApp,
+    issue: u64,
+    ids: impl IntoIterator<Item = u64>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for id in ids {
+        let mut v = comment_agent("issue_comment/created.json");
+        set(&mut v, "/issue/number", issue.into());
+        set(&mut v, "/comment/id", id.into());
+        let answer = app
+            .deliver("issue_comment", &delivery_id(), bytes(&v))
+            .await;
+        assert_eq!(
+            (answer.status, answer.status_field()),
+            (202, "queued"),
+            "comment {id}: {}",
+            answer.text
+        );
+        names.push(answer.job().expect("job"));
+    }
+    names
+}
+
 #[tokio::test]
 async fn two_tasks_on_the_same_issue_run_one_after_the_other() {
     let sim = start_sim(0.5);
     let app = spawn_app_on(sim, &[("MAX_CONCURRENT_JOBS", "5")]).await;
     let recorder = Recorder::start(&app.sim);
-    let names = queue_issues(&app, [42, 42, 42]).await;
+    let names = queue_comments(&app, 42, [4201, 4202, 4203]).await;
     assert_eq!(
         names.iter().collect::<BTreeSet<_>>().len(),
         3,

@@ -511,9 +511,11 @@ async fn metrics_are_served_and_count_the_decisions() {
         ("unauthorized".to_string(), 1.0),
     ]);
     // Since the Lease was taken: three creates and one admission (read,
-    // then unsuspend), all answered.
+    // then unsuspend), all answered; and their audit Events (three
+    // Accepted, one Admitted).
     let calls_since = BTreeMap::from([
         ("create/ok".to_string(), 3.0),
+        ("event/ok".to_string(), 4.0),
         ("get/ok".to_string(), 1.0),
         ("patch/ok".to_string(), 1.0),
     ]);

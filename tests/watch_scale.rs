@@ -64,7 +64,14 @@ async fn rig_with(capacity: usize) -> Rig {
     let scheduler = runtime.start(
         "scheduler",
         capacity,
-        Scheduler::new(kube, config.clone(), store.clone(), leader, metrics.clone()),
+        Scheduler::new(
+            kube.clone(),
+            config.clone(),
+            store.clone(),
+            leader,
+            metrics.clone(),
+            orchestrator::cluster::audit::Audit::new(kube, store.clone(), metrics.clone()),
+        ),
     );
     let stats = Arc::new(DemuxStats::default());
     let demux = Demux::new(

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::audit::{Audit, CancelledBy};
 use super::jobspec::{dedup_annotation, is_managed};
 use super::kube_actor::{
     AnnotateJob, CancelJob, GetJob, KubeActor, KubeError, LogLines, StreamLogs,
@@ -56,11 +57,17 @@ impl From<Refused> for JobsError {
 pub struct Jobs {
     store: JobStore,
     kube: Mailbox<KubeActor>,
+    audit: Audit,
 }
 
 impl Jobs {
-    pub fn new(store: JobStore, kube: Mailbox<KubeActor>) -> Self {
-        Jobs { store, kube }
+    pub fn new(store: JobStore, kube: Mailbox<KubeActor>, audit: Audit) -> Self {
+        Jobs { store, kube, audit }
+    }
+
+    /// The audit trail's recorder (Events on Jobs).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The watch store (lists and counts).
@@ -77,6 +84,31 @@ impl Jobs {
     /// Kubernetes call).
     pub fn stored_by_dedup_key(&self, key: &str) -> Option<Arc<JobRecord>> {
         self.store.by_dedup_key(&dedup_annotation(key))
+    }
+
+    /// The Jobs of `source` (e.g. `github`) for issue or pull request
+    /// `number` of `repository` (compared ignoring case, as GitHub does),
+    /// newest first (by creation; among equals, live ones first). From the
+    /// watch store: no Kubernetes call.
+    pub fn of_issue(&self, source: &str, repository: &str, number: u64) -> Vec<Arc<JobRecord>> {
+        let mut jobs = self.store.filtered(|r| {
+            r.source.as_deref() == Some(source)
+                && r.task.as_deref().is_some_and(|t| {
+                    t.repository
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(repository))
+                        && t.issue_number.or(t.pr_number) == Some(number)
+                })
+        });
+        jobs.sort_by(|a, b| {
+            (b.created, b.created_at, b.state.is_live(), &b.name).cmp(&(
+                a.created,
+                a.created_at,
+                a.state.is_live(),
+                &a.name,
+            ))
+        });
+        jobs
     }
 
     /// A managed Job with its whole task document, from the API server
@@ -99,22 +131,35 @@ impl Jobs {
     /// Cancels a managed Job (idempotent): answers it afterwards (state
     /// `cancelled`, or the state it had finished in, or `running` when
     /// `keep_running` left it so); `None` if absent or not ours. `reads`:
-    /// an operator's cancel, on the gate's share for reads.
+    /// an operator's cancel, on the gate's share for reads. When this call
+    /// cancelled it, the Job gets a `Cancelled` (or `Superseded`) Event
+    /// saying `by` whom.
     pub async fn cancel(
         &self,
         name: String,
         keep_running: bool,
         deadline: Instant,
         reads: bool,
+        by: CancelledBy,
     ) -> Result<Option<JobView>, JobsError> {
+        let superseded_by = match &by {
+            CancelledBy::Superseded { by_job, .. } => Some(by_job.clone()),
+            _ => None,
+        };
         let msg = CancelJob {
             name,
             keep_running,
+            superseded_by,
             deadline,
             read_share: reads,
         };
-        let job = self.kube.ask(msg).await??;
-        Ok(job.and_then(|j| JobView::from_job(&j)))
+        let answer = self.kube.ask(msg).await??;
+        Ok(answer.and_then(|(job, now)| {
+            if now {
+                self.audit.cancelled(&job, &by);
+            }
+            JobView::from_job(&job)
+        }))
     }
 
     /// The log lines of the Job's newest pod; `NotFound` when it has none.

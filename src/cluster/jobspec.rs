@@ -51,6 +51,9 @@ pub const LABEL_CONCURRENCY_KEY: &str = "orchestrator.dev/concurrency-key";
 /// Annotation: delivery id of the triggering event.
 /// Annotation set (to the time) when a Job is cancelled.
 pub const ANNOTATION_CANCELLED: &str = "orchestrator.dev/cancelled-at";
+/// Annotation set, with the cancel, on a Job a newer run of its issue / PR
+/// superseded (`on_repeat: supersede`): the new Job's name.
+pub const ANNOTATION_SUPERSEDED_BY: &str = "orchestrator.dev/superseded-by";
 
 pub const ANNOTATION_DELIVERY_ID: &str = "orchestrator.dev/delivery-id";
 /// Annotation: URL of the issue, PR, comment or alert.

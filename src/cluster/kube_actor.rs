@@ -10,13 +10,14 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 
-use super::jobspec::ANNOTATION_CANCELLED;
+use super::jobspec::{ANNOTATION_CANCELLED, ANNOTATION_SUPERSEDED_BY};
 use crate::task::files::TaskFile;
 use serde_json::json;
 
 pub use super::gate::{KubeError, KubeGate};
 
 mod create;
+mod event;
 mod preflight;
 pub use preflight::Preflight;
 
@@ -125,7 +126,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, AnnotateJob, Preflight);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, AnnotateJob, Preflight, crate::cluster::audit::RecordEvent);
 #[cfg(feature = "test-hooks")]
 crate::tracked_handlers!(KubeActor => crate::actors::Crash, CrashNextCall);
 
@@ -144,12 +145,16 @@ pub struct CreateJob {
 /// `keep_running` is set. The state is checked on the API server's copy and
 /// the patch is bound to the resourceVersion that was checked, so a Job
 /// admitted or finished in between is never cancelled by mistake. Answers the
-/// Job after the call (unchanged when it was left alone).
+/// Job after the call (unchanged when it was left alone) and whether this
+/// call cancelled it.
 #[derive(Message)]
-#[rtype(result = "Result<Option<Job>, KubeError>")]
+#[rtype(result = "Result<Option<(Job, bool)>, KubeError>")]
 pub struct CancelJob {
     pub name: String,
     pub keep_running: bool,
+    /// Cancelled because this newer Job supersedes it: written, with the
+    /// cancel, as `orchestrator.dev/superseded-by`.
+    pub superseded_by: Option<String>,
     pub deadline: Instant,
     /// An operator's cancel: its calls take the gate's share for reads
     /// ([`KubeGate::for_reads`]), so cancels cannot starve Job creates.
@@ -218,7 +223,7 @@ pub struct GetJob {
 }
 
 impl Handler<CancelJob> for KubeActor {
-    type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
+    type Result = ResponseFuture<Result<Option<(Job, bool)>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let jobs = self.jobs.clone();
         let gate = self.gate_for(msg.read_share);
@@ -233,14 +238,19 @@ impl Handler<CancelJob> for KubeActor {
                 };
                 let state = job_state(job);
                 if state.is_finished() || (msg.keep_running && state == JobState::Running) {
-                    return Ok(Plan::Answer(Some(job.clone())));
+                    return Ok(Plan::Answer(Some((job.clone(), false))));
+                }
+                let mut annotations =
+                    json!({ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()});
+                if let Some(by) = &msg.superseded_by {
+                    annotations[ANNOTATION_SUPERSEDED_BY] = json!(by);
                 }
                 Ok(Plan::Patch(json!({
-                    "metadata": {"annotations": {ANNOTATION_CANCELLED: chrono::Utc::now().to_rfc3339()}},
+                    "metadata": {"annotations": annotations},
                     "spec": {"suspend": true},
                 })))
             };
-            let done = |_read: &Job, patched: Job| Some(patched);
+            let done = |_read: &Job, patched: Job| Some((patched, true));
             patch_as_read(
                 &jobs,
                 &gate,

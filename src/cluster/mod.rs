@@ -13,6 +13,7 @@
 pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
+pub mod audit;
 pub mod connect;
 pub mod describe;
 pub mod files;

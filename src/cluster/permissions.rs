@@ -9,6 +9,9 @@
 //! - `configmaps` create, get, patch, delete: a task's files, created before
 //!   its Job, then owned by it (or taken back when the Job is refused).
 //! - `pods` list and `pods/log` get: following a Job's log.
+//! - `events` create: the audit trail, one Event per decision about a Job
+//!   ([`super::audit`]). Only create: each decision is an Event of its
+//!   own, never an update of an earlier one (no `patch`, least privilege).
 //! - `leases.coordination.k8s.io` create, and get and update of the one
 //!   Lease named [`LEASE_NAME`]: the scheduler Lease.
 //!
@@ -98,6 +101,7 @@ pub const REQUIRED: &[Permission] = &[
     Permission::new("patch", "", "configmaps"),
     Permission::new("delete", "", "configmaps"),
     Permission::new("list", "", "pods"),
+    Permission::new("create", "", "events"),
     Permission {
         verb: "get",
         group: "",

@@ -3,6 +3,7 @@ use crate::job::JobRecord;
 
 fn rec(name: &str, state: JobState, created: i64, source: &str) -> JobRecord {
     JobRecord {
+        uid: None,
         name: name.into(),
         rv: 1,
         state,

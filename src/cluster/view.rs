@@ -156,6 +156,7 @@ impl JobRecord {
             repository.as_deref(),
         );
         Some(JobRecord {
+            uid: boxed(meta.uid.as_ref()),
             state: state_of(conds, cancelled.is_some(), suspended),
             rv: meta
                 .resource_version

@@ -27,6 +27,7 @@ use tracing_actix_web::RootSpan;
 
 use super::error::{from_jobs, RouteError};
 use super::{Answer, AppState};
+use crate::cluster::audit::CancelledBy;
 use crate::job::{JobExtras, JobRecord, JobState};
 use crate::sources::github::{Command, CommandKind};
 use crate::task::Task;
@@ -147,24 +148,7 @@ fn acknowledge(state: &AppState, cmd: &Command, done: bool) {
 /// The GitHub Jobs of the command's issue or pull request, newest first
 /// (by creation; among equals, live ones first).
 fn issue_jobs(state: &AppState, repo: &str, number: u64) -> Vec<Arc<JobRecord>> {
-    let mut jobs = state.jobs.store().filtered(|r| {
-        r.source.as_deref() == Some("github")
-            && r.task.as_deref().is_some_and(|t| {
-                t.repository
-                    .as_deref()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(repo))
-                    && t.issue_number.or(t.pr_number) == Some(number)
-            })
-    });
-    jobs.sort_by(|a, b| {
-        (b.created, b.created_at, b.state.is_live(), &b.name).cmp(&(
-            a.created,
-            a.created_at,
-            a.state.is_live(),
-            &a.name,
-        ))
-    });
-    jobs
+    state.jobs.of_issue("github", repo, number)
 }
 
 fn status(state: &AppState, cmd: &Command) -> Acted {
@@ -187,9 +171,12 @@ async fn cancel(state: &AppState, cmd: &Command, deadline: Instant) -> Result<Ac
     if live.is_empty() {
         return Ok(Acted::nothing(Vec::new()));
     }
-    let calls = live
-        .iter()
-        .map(|name| state.jobs.cancel(name.clone(), false, deadline, true));
+    let calls = live.iter().map(|name| {
+        let by = CancelledBy::Command {
+            login: cmd.sender.clone(),
+        };
+        state.jobs.cancel(name.clone(), false, deadline, true, by)
+    });
     let results = futures::future::join_all(calls).await;
     let mut cancelled = Vec::new();
     let mut failure = None;

@@ -11,7 +11,9 @@ use tracing_actix_web::RootSpan;
 use super::error::RouteError;
 use super::{read_unauthenticated_body, Answer, AppState, SourceHandle};
 use crate::actors::Refused;
-use crate::job::JobExtras;
+use crate::cluster::audit::{self, quoted, CancelledBy, EventType};
+use crate::job::{JobExtras, JobState};
+use crate::rules::OnRepeat;
 use crate::scheduler::Enqueued;
 use crate::sources::actor::Submit;
 use crate::sources::github::{route, verify_signature, SignatureError};
@@ -34,8 +36,8 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("X-GitHub-Delivery" = String, Header, description = "Delivery id (redeliveries keep it)"),
         ("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body")),
     responses(
-        (status = 202, description = "Queued (a suspended Job exists), ignored with a reason, or a slash command's outcome (`{\"status\": \"command\", \"command\", \"outcome\": done|nothing_to_do, \"jobs\"}`)", body = super::schema::SubmitAnswer),
-        (status = 200, description = "Duplicate, or pong for ping", body = super::schema::SubmitAnswer),
+        (status = 202, description = "Queued (a suspended Job exists; with `superseded`: the live Jobs of the issue it cancelled, `on_repeat: supersede`), ignored with a reason, or a slash command's outcome (`{\"status\": \"command\", \"command\", \"outcome\": done|nothing_to_do, \"jobs\"}`)", body = super::schema::SubmitAnswer),
+        (status = 200, description = "Duplicate, pong for ping, or ignored because the issue / PR has a live Job (`on_repeat: ignore`: `{\"status\": \"ignored\", \"reason\": \"a run is active\", \"job\"}`)", body = super::schema::SubmitAnswer),
         (status = 400, description = "Missing headers, non-JSON, malformed payload", body = super::schema::ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = super::schema::ErrorBody),
         (status = 413, description = "Body too large", body = super::schema::ErrorBody),
@@ -163,18 +165,136 @@ async fn handle(
         Decision::Command(command) => {
             super::commands::act(state, command, span, started + BUDGET).await
         }
-        Decision::Task(task) => {
-            submit(
-                state,
-                &state.github,
-                task,
-                JobExtras::default(),
-                span,
-                started + BUDGET,
-            )
-            .await
+        Decision::Task(task) => on_task(state, task, delivery, span, started + BUDGET).await,
+    }
+}
+
+/// A routed task, by its rule's `on_repeat` when its issue or PR already
+/// has a live GitHub Job (other than the task's own: a redelivery stays a
+/// duplicate). Decided on the watch store, so a Job created a moment ago
+/// on another replica, not yet watched, is not seen.
+///
+/// * `queue`: submitted as ever; the scheduler runs one Job per issue.
+/// * `ignore`: nothing created; 200 `{"status": "ignored", "reason": "a run
+///   is active", "job"}` naming the live Job (the running one if any).
+/// * `supersede`: the new Job is created first, then the live ones are
+///   cancelled, marked superseded by it (annotation and Event). In that
+///   order so nothing is lost if a cancel fails: the worst case is a
+///   queued new run behind an old one (logged), never no run at all.
+async fn on_task(
+    state: &AppState,
+    task: Box<Task>,
+    delivery: &str,
+    span: &RootSpan,
+    deadline: Instant,
+) -> Result<Answer, RouteError> {
+    let on_repeat = task
+        .labels
+        .get("rule")
+        .and_then(|r| state.rules.get(r))
+        .map_or(OnRepeat::Queue, |r| r.on_repeat);
+    let mut live = match (
+        on_repeat,
+        &task.repository,
+        task.issue_number.or(task.pr_number),
+    ) {
+        (OnRepeat::Queue, _, _) | (_, None, _) | (_, _, None) => Vec::new(),
+        (_, Some(repo), Some(number)) => {
+            let own = task.job_name();
+            let mut live: Vec<_> = state
+                .jobs
+                .of_issue("github", repo, number)
+                .into_iter()
+                .filter(|r| r.state.is_live() && *r.name != *own)
+                .collect();
+            // Running first, then the newest.
+            live.sort_by_key(|r| r.state != JobState::Running);
+            live
+        }
+    };
+    let sender = task.requested_by.clone().unwrap_or_default();
+    let because = format!("delivery {}, by {}", quoted(delivery), quoted(&sender));
+    if on_repeat == OnRepeat::Ignore {
+        if let Some(active) = live.first() {
+            let job = active.name.to_string();
+            tracing::info!(job = %job, "a repeated trigger ignored: a run is active");
+            state.jobs.audit().record(
+                &job,
+                active.uid.as_deref(),
+                EventType::Normal,
+                audit::reason::REPEAT_IGNORED,
+                &format!("a repeated trigger ({because}) was ignored: this run is active"),
+            );
+            let reason = "a run is active".to_string();
+            let response = HttpResponse::Ok().json(json!({
+                "status": "ignored", "reason": reason, "job": job,
+            }));
+            return Ok(Answer {
+                decision: "ignored",
+                job: Some(job),
+                reason: Some(reason),
+                response,
+            });
         }
     }
+    let answer = submit(
+        state,
+        &state.github,
+        task,
+        JobExtras::default(),
+        span,
+        deadline,
+    )
+    .await?;
+    let Some(new_job) = answer.job.clone() else {
+        return Ok(answer);
+    };
+    if on_repeat != OnRepeat::Supersede || live.is_empty() {
+        return Ok(answer);
+    }
+    if answer.decision != "queued" {
+        // A redelivery (its first attempt may have been cut off before
+        // the cancels): supersede what is older than its Job, if that Job
+        // is itself still live — never a newer run that replaced it.
+        match state.jobs.stored(&new_job) {
+            Some(mine) if answer.decision == "duplicate" && mine.state.is_live() => {
+                live.retain(|r| r.created < mine.created);
+            }
+            _ => live.clear(),
+        }
+        if live.is_empty() {
+            return Ok(answer);
+        }
+    }
+    let calls = live.iter().map(|r| {
+        let by = CancelledBy::Superseded {
+            by_job: new_job.clone(),
+            because: because.clone(),
+        };
+        state
+            .jobs
+            .cancel(r.name.to_string(), false, deadline, false, by)
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut superseded = Vec::new();
+    for (r, result) in live.iter().zip(results) {
+        match result {
+            Ok(Some(v)) if v.state == JobState::Cancelled => {
+                tracing::info!(job = %r.name, by = %new_job, "job superseded");
+                superseded.push(r.name.to_string());
+            }
+            // Finished (or gone) meanwhile: nothing to supersede.
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(job = %r.name, by = %new_job, error = %e,
+                    "could not cancel a superseded job; the new one waits behind it");
+            }
+        }
+    }
+    let response = HttpResponse::Accepted().json(json!({
+        "status": "queued", "job": new_job, "superseded": superseded,
+    }));
+    Ok(Answer { response, ..answer })
 }
 
 /// Hands a Task to its source actor and maps the outcome to an answer;

@@ -282,7 +282,13 @@ async fn resolve(
     }
     let sent = state
         .jobs
-        .cancel(name.clone(), keep_running, deadline, false)
+        .cancel(
+            name.clone(),
+            keep_running,
+            deadline,
+            false,
+            crate::cluster::audit::CancelledBy::AlertResolved,
+        )
         .await;
     let (decision, reason) = match sent {
         Ok(Some(view)) => match view.state {

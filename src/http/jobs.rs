@@ -21,6 +21,7 @@ use super::auth::ApiCaller;
 use super::error::RouteError;
 use super::schema::ErrorBody;
 use super::AppState;
+use crate::cluster::audit::CancelledBy;
 use crate::cluster::jobs::JobsError;
 use crate::cluster::store::{JobFilter, JobStore};
 pub use crate::cluster::view::JobView;
@@ -293,7 +294,15 @@ pub async fn cancel_job(
     let deadline = Instant::now() + Duration::from_secs(10);
     let view = state
         .jobs
-        .cancel(path.clone(), false, deadline, true)
+        .cancel(
+            path.clone(),
+            false,
+            deadline,
+            true,
+            CancelledBy::Api {
+                identity: caller.identity.clone(),
+            },
+        )
         .await
         .map_err(jobs_error)?
         .filter(|v| caller.sees(v.source.as_deref()))

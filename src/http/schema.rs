@@ -28,6 +28,9 @@ pub struct SubmitAnswer {
     pub status: String,
     /// The Job's name.
     pub job: String,
+    /// GitHub, `on_repeat: supersede`: the issue's live Jobs this one
+    /// cancelled.
+    pub superseded: Option<Vec<String>>,
 }
 
 /// The answer to a webhook that asks for no work.
@@ -36,6 +39,9 @@ pub struct IgnoredAnswer {
     /// `ignored`.
     pub status: String,
     pub reason: String,
+    /// With reason `a run is active` (GitHub, `on_repeat: ignore`): the
+    /// live Job of the issue or PR.
+    pub job: Option<String>,
 }
 
 /// A generic task (`POST /api/v1/tasks`).

@@ -50,6 +50,7 @@ pub struct ServiceMetrics {
     latency: Family<RouteLabels, Histogram>,
     queue_wait: Histogram,
     run: Family<OutcomeLabels, Histogram>,
+    audit: Family<OutcomeLabels, Counter>,
 }
 
 /// Buckets for Job durations: 1 s … about 9 h.
@@ -100,11 +101,18 @@ impl ServiceMetrics {
             "Run time of finished Jobs (status.startTime to completion), by outcome (succeeded, failed)",
             run.clone(),
         );
+        let audit = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Kubernetes Events of the audit trail, by outcome (recorded; dropped: rate_limited, refused by a full Kube mailbox, failed at the API server)",
+            audit.clone(),
+        );
         ServiceMetrics {
             requests,
             latency,
             queue_wait,
             run,
+            audit,
         }
     }
 
@@ -128,6 +136,21 @@ impl ServiceMetrics {
         let _ = self.latency.get_or_create(&RouteLabels {
             route: "unmatched".into(),
         });
+        for outcome in ["recorded", "rate_limited", "refused", "failed"] {
+            let _ = self.audit.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+    }
+
+    /// Counts one audit Event by outcome (`recorded`, `rate_limited`,
+    /// `refused`, `failed`).
+    pub fn audit_event(&self, outcome: &str) {
+        self.audit
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// A Job was admitted now: observes its time in the queue.

@@ -667,6 +667,7 @@ mod tests {
 
     fn record(state: JobState) -> JobRecord {
         JobRecord {
+            uid: None,
             name: "pm-agent-implement-abc".into(),
             rv: 1,
             state,

@@ -5,6 +5,7 @@
 //! from the requester's.
 
 use super::file::RuleSpec;
+use super::OnRepeat;
 
 const IMPLEMENT: &str = "\
 You are an autonomous coding agent working on the GitHub repository {{ repository }}. \
@@ -58,7 +59,18 @@ Review the change against {{ base_ref }} for correctness, tests, security and cl
 Post your review on pull request #{{ number }}. Do not push commits.
 ";
 
-/// Specs of the built-in rules, in matching order.
+/// Specs of the built-in rules, in matching order. Their `on_repeat`:
+///
+/// * `issue-agent` → `ignore`: the label added again while the agent works
+///   on the issue (a bot, a triage sweep, a double click) is the same
+///   request twice; a second implementation of the same issue would open a
+///   second pull request. The answer names the running Job; to start over,
+///   `/agent cancel` and label again (or set `on_repeat: supersede`).
+/// * `comment-agent` → `queue`: each `/agent` comment is a request of its
+///   own (often a follow-up to the previous one); they run one after the
+///   other.
+/// * `pr-review` → `supersede`: a review asked for again is about a newer
+///   head; the review of the old one is stale.
 pub(super) fn specs() -> Vec<RuleSpec> {
     vec![
         RuleSpec::new(
@@ -69,7 +81,8 @@ pub(super) fn specs() -> Vec<RuleSpec> {
             None,
             "implement",
             IMPLEMENT,
-        ),
+        )
+        .on_repeat(OnRepeat::Ignore),
         RuleSpec::new(
             "comment-agent",
             &["issue_comment", "pull_request_review_comment"],
@@ -78,7 +91,8 @@ pub(super) fn specs() -> Vec<RuleSpec> {
             Some("/agent"),
             "comment",
             COMMENT,
-        ),
+        )
+        .on_repeat(OnRepeat::Queue),
         RuleSpec::new(
             "pr-review",
             &["pull_request"],
@@ -87,6 +101,7 @@ pub(super) fn specs() -> Vec<RuleSpec> {
             None,
             "review",
             REVIEW,
-        ),
+        )
+        .on_repeat(OnRepeat::Supersede),
     ]
 }

@@ -12,12 +12,13 @@
 //!     priority: 5              # optional, default 0
 //!     trust: trusted           # optional: trusted (default) | any
 //!     report: comment          # optional: comment (default) | check_run | both | none
+//!     on_repeat: queue         # optional: queue (default) | supersede | ignore
 //!     prompt: |
 //!       Investigate {{ repository }}#{{ number }}: {{ title }}
 //!       {{ body }}
 //! ```
 
-use super::{ReportMode, Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
+use super::{OnRepeat, ReportMode, Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
 use serde::Deserialize;
 
 /// A rules file that cannot be used. Messages name the rule at fault.
@@ -80,6 +81,8 @@ pub(super) struct RuleSpec {
     trust: Trust,
     #[serde(default)]
     report: ReportMode,
+    #[serde(default)]
+    on_repeat: OnRepeat,
     pub(super) prompt: String,
 }
 
@@ -107,8 +110,15 @@ impl RuleSpec {
             priority: 0,
             trust: Trust::Trusted,
             report: ReportMode::Comment,
+            on_repeat: OnRepeat::Queue,
             prompt: prompt.into(),
         }
+    }
+
+    /// The same spec with `on_repeat` set.
+    pub(super) fn on_repeat(mut self, on_repeat: OnRepeat) -> RuleSpec {
+        self.on_repeat = on_repeat;
+        self
     }
 
     /// Checks the spec and turns it into a [`Rule`] (the prompt is compiled by
@@ -210,6 +220,7 @@ impl RuleSpec {
             priority: self.priority,
             trust: self.trust,
             report: self.report,
+            on_repeat: self.on_repeat,
         })
     }
 }

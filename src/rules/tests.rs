@@ -277,3 +277,25 @@ fn comment_events_list_the_commands_a_delivery_must_contain() {
     assert_eq!(r.commands_needed("issues"), None);
     assert_eq!(r.commands_needed("push"), None);
 }
+
+#[test]
+fn on_repeat_has_documented_defaults_and_is_read_from_the_file() {
+    let r = Rules::builtin();
+    let of = |name: &str| r.get(name).map(|rule| rule.on_repeat);
+    assert_eq!(of("issue-agent"), Some(OnRepeat::Ignore));
+    assert_eq!(of("comment-agent"), Some(OnRepeat::Queue));
+    assert_eq!(of("pr-review"), Some(OnRepeat::Supersede));
+    let yaml = "rules:\n  - name: again\n    events: [issues]\n    label: redo\n    kind: implement\n    on_repeat: supersede\n    prompt: x\n  - name: plain\n    events: [issues]\n    label: plain\n    kind: implement\n    prompt: x\n";
+    let r = Rules::from_yaml(yaml).unwrap();
+    assert_eq!(
+        r.get("again").map(|x| x.on_repeat),
+        Some(OnRepeat::Supersede)
+    );
+    assert_eq!(r.get("plain").map(|x| x.on_repeat), Some(OnRepeat::Queue));
+    let bad = "rules:\n  - name: bad\n    events: [issues]\n    label: x\n    kind: implement\n    on_repeat: restart\n    prompt: x\n";
+    let e = Rules::from_yaml(bad).unwrap_err().to_string();
+    assert!(
+        e.contains("'bad'") && e.contains("on_repeat") || e.contains("restart"),
+        "{e}"
+    );
+}

@@ -21,6 +21,7 @@ use actix::prelude::*;
 #[cfg(feature = "test-hooks")]
 use crate::actors::Crash;
 use crate::actors::Mailbox;
+use crate::cluster::audit::{quoted, Audit};
 use crate::cluster::build_job;
 use crate::cluster::files;
 use crate::cluster::jobspec::{ANNOTATION_CALLBACK_URL, ANNOTATION_REQUEST_HASH};
@@ -30,7 +31,7 @@ use crate::cluster::store::JobStore;
 use crate::config::Config;
 use crate::job::JobExtras;
 use crate::metrics::Metrics;
-use crate::task::Task;
+use crate::task::{Task, TaskSource};
 use error::EnqueueError;
 use queue::{Observed, Queue};
 
@@ -58,6 +59,8 @@ pub struct Scheduler {
     /// Leadership as this actor last acted on it.
     leading: bool,
     metrics: Arc<Metrics>,
+    /// Events on Jobs (Admitted here; Waiting and BudgetWait for the queue).
+    audit: Audit,
 }
 
 impl Scheduler {
@@ -67,6 +70,7 @@ impl Scheduler {
         jobs: JobStore,
         leader: Leader,
         metrics: Arc<Metrics>,
+        audit: Audit,
     ) -> Self {
         Scheduler {
             queue: Queue::new(config.max_concurrent_jobs as usize),
@@ -77,6 +81,7 @@ impl Scheduler {
             leader,
             leading: false,
             metrics,
+            audit,
         }
     }
 
@@ -184,7 +189,10 @@ impl Scheduler {
                 .into_actor(self)
                 .map(move |r, this, ctx| {
                     let ok = match r {
-                        Ok(Ok(())) => true,
+                        Ok(Ok(())) => {
+                            this.audit.admitted(&name);
+                            true
+                        }
                         Ok(Err(KubeError::NotFound)) => {
                             this.queue.forget(&name);
                             true
@@ -296,11 +304,47 @@ pub struct Admit;
 pub struct Persister {
     kube: Mailbox<KubeActor>,
     config: Arc<Config>,
+    audit: Audit,
 }
 
 impl Persister {
-    pub fn new(kube: Mailbox<KubeActor>, config: Arc<Config>) -> Self {
-        Persister { kube, config }
+    pub fn new(kube: Mailbox<KubeActor>, config: Arc<Config>, audit: Audit) -> Self {
+        Persister {
+            kube,
+            config,
+            audit,
+        }
+    }
+
+    /// `Accepted` on the Job just created for `task` (where it came from:
+    /// source, event, delivery or idempotency key, sender or token hash,
+    /// rule), and `Retried` when it is a retry.
+    fn record_accepted(&self, task: &Task, job: &k8s_openapi::api::batch::v1::Job) {
+        let label = |k: &str| task.labels.get(k).map(String::as_str);
+        let mut m = format!("accepted from {}", task.source.as_str());
+        if let (Some(e), Some(a)) = (label("event"), label("action")) {
+            m.push_str(&format!(" ({} {})", quoted(e), quoted(a)));
+        }
+        if let Some(d) = &task.delivery_id {
+            // An API task's is its Idempotency-Key (or PM task id).
+            let what = match task.source {
+                TaskSource::Github => "delivery",
+                _ => "key",
+            };
+            m.push_str(&format!(", {what} {}", quoted(d)));
+        }
+        if let Some(by) = &task.requested_by {
+            m.push_str(&format!(", by {}", quoted(by)));
+        }
+        if let Some(r) = label("rule") {
+            m.push_str(&format!(", rule {}", quoted(r)));
+        }
+        self.audit.accepted(job, &m);
+        if let Some(old) = label("retry_of") {
+            let by = task.requested_by.as_deref().unwrap_or("someone");
+            let by = format!("{} (/agent retry)", quoted(by));
+            self.audit.retried(job, old, &by);
+        }
     }
 
     /// Builds `task`'s Job (with `extras`) and creates it, suspended,
@@ -343,7 +387,10 @@ impl Persister {
             })
             .await?;
         match sent {
-            Ok(_) => Ok(Enqueued::Queued(name)),
+            Ok(created) => {
+                self.record_accepted(task, &created);
+                Ok(Enqueued::Queued(name))
+            }
             Err(KubeError::AlreadyExists) => match extras.request_hash {
                 None => Ok(Enqueued::Duplicate(name)),
                 Some(h) => same_request(&self.kube, name, &h, deadline).await,
