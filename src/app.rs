@@ -112,7 +112,13 @@ fn delivery_recovery(
     metrics: &Arc<Metrics>,
 ) -> Option<(crate::report::recovery::Recovery, Duration)> {
     let recovery = &config.github_api.recovery;
-    let github = github.filter(crate::github::Github::is_app)?;
+    let github = github?;
+    if !github.is_app() {
+        tracing::info!(
+            "GITHUB_TOKEN: missed GitHub deliveries are not recovered (that needs a GitHub App)"
+        );
+        return None;
+    }
     let Some(interval) = recovery.interval else {
         tracing::info!(
             "DELIVERY_RECOVERY_INTERVAL_SECONDS=0: missed GitHub deliveries are not recovered"
@@ -120,6 +126,8 @@ fn delivery_recovery(
         return None;
     };
     let (jobs, dedup, leader) = (parts.0.clone(), parts.1.clone(), parts.2.clone());
+    let store = jobs.store().clone();
+    let ready: crate::report::recovery::Ready = Arc::new(move || store.is_ready());
     let processed: crate::report::recovery::Processed =
         Arc::new(move |guid: &str| crate::sources::intake::delivery_processed(guid, &jobs, &dedup));
     tracing::info!(
@@ -135,7 +143,7 @@ fn delivery_recovery(
             events.clone(),
             metrics.reports().clone(),
             recovery.clone(),
-            processed,
+            (processed, ready),
         ),
         interval,
     ))

@@ -46,6 +46,10 @@ use crate::metrics::reports::ReportMetrics;
 /// (`sources::intake::delivery_processed`, wired in `src/app.rs`).
 pub type Processed = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// Whether [`Processed`] can be asked yet (the Job watch has synced: before
+/// that an unlisted Job would look unprocessed).
+pub type Ready = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Most guids remembered as requested (past it the oldest half goes).
 const MEMORY: usize = 100_000;
 
@@ -125,6 +129,7 @@ struct Inner {
     metrics: ReportMetrics,
     config: RecoveryConfig,
     processed: Processed,
+    ready: Ready,
     /// guid → when this replica asked for its redelivery.
     requested: Mutex<HashMap<String, Instant>>,
 }
@@ -136,7 +141,7 @@ impl Recovery {
         events: Arc<EventLog>,
         metrics: ReportMetrics,
         config: RecoveryConfig,
-        processed: Processed,
+        (processed, ready): (Processed, Ready),
     ) -> Self {
         Recovery {
             inner: Arc::new(Inner {
@@ -146,6 +151,7 @@ impl Recovery {
                 metrics,
                 config,
                 processed,
+                ready,
                 requested: Mutex::default(),
             }),
         }
@@ -173,10 +179,10 @@ impl Recovery {
     }
 
     /// One cycle: list, find what is missing, ask for redeliveries. Does
-    /// nothing off the Lease.
+    /// nothing off the Lease, or before the Job watch has synced.
     pub async fn cycle(&self) -> Result<CycleReport, GithubError> {
         let mut report = CycleReport::default();
-        if !self.inner.leader.is_leader() {
+        if !self.inner.leader.is_leader() || !(self.inner.ready)() {
             return Ok(report);
         }
         let started = Instant::now();
