@@ -1,6 +1,8 @@
 //! GitHub's REST API as the service speaks to it (reports, reactions,
-//! check runs): one client over `GITHUB_API_URL`, authenticated by a token
-//! or as a GitHub App ([`app`]), that honours GitHub's rate limits.
+//! check runs, the App's webhook deliveries — [`deliveries`]): one client
+//! over `GITHUB_API_URL`, authenticated by a token or as a GitHub App
+//! ([`app`]; the App's own routes with its JWT, [`Github::call_as_app`]),
+//! that honours GitHub's rate limits.
 //!
 //! * **Waiting, not hammering.** A `403`/`429` with `Retry-After`, a
 //!   primary limit (`X-RateLimit-Remaining: 0`, wait until

@@ -62,7 +62,7 @@ impl ReportMetrics {
         let m = ReportMetrics::default();
         registry.register(
             "github_requests",
-            "GitHub API calls by operation (comment_create, comment_edit, comment_list, reaction, check_run, installation_token, …) and outcome (ok, not_modified, rate_limited, unavailable, refused, held: not sent while GitHub asked to wait)",
+            "GitHub API calls by operation (comment_create, comment_edit, comment_list, reaction, check_run, installation_token, delivery_list, delivery_redeliver, …) and outcome (ok, not_modified, rate_limited, unavailable, refused, held: not sent while GitHub asked to wait)",
             m.github_calls.clone(),
         );
         registry.register(
