@@ -108,7 +108,8 @@ def main():
     if os.path.exists(kc):
         os.remove(kc)
     r = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-         "cpus": os.cpu_count(), "deliveries": args.deliveries, "failed": args.failed}
+         "cpus": os.cpu_count(), "binary": binary(), "deliveries": args.deliveries,
+         "failed": args.failed}
     try:
         start([binary(), "sim", "--listen", f"127.0.0.1:{SIM}", "--kubeconfig-out", kc,
                "--default-run-seconds", "1", "--workers", "1"], {"RUST_LOG": "warn"})
