@@ -65,28 +65,28 @@ pub struct Handles {
 }
 
 /// The reporters the configuration asks for (GitHub with a credential,
-/// callbacks with `CALLBACK_SECRET`).
+/// callbacks with `CALLBACK_SECRET`), and the GitHub client.
 fn reporting(
     config: &Config,
     jobs: &crate::cluster::jobs::Jobs,
     leader: &Leader,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<crate::report::Reporting> {
+) -> anyhow::Result<(crate::report::Reporting, Option<crate::github::Github>)> {
     let api = &config.github_api;
-    let github = crate::github::Github::new(api, metrics.reports().clone())
+    let client = crate::github::Github::new(api, metrics.reports().clone())
         .map_err(anyhow::Error::msg)
-        .context("setting up the GitHub client")?
-        .map(|client| {
-            tracing::info!(api = %api.api_url, app = client.is_app(), "reporting to GitHub");
-            crate::report::github::GithubReporter::new(
-                client,
-                jobs.clone(),
-                leader.clone(),
-                metrics.reports().clone(),
-                api.public_url.clone(),
-                api.give_up,
-            )
-        });
+        .context("setting up the GitHub client")?;
+    let github = client.clone().map(|client| {
+        tracing::info!(api = %api.api_url, app = client.is_app(), "reporting to GitHub");
+        crate::report::github::GithubReporter::new(
+            client,
+            jobs.clone(),
+            leader.clone(),
+            metrics.reports().clone(),
+            api.public_url.clone(),
+            api.give_up,
+        )
+    });
     if github.is_none() {
         tracing::info!(
             "no GITHUB_TOKEN or GitHub App configured: tasks from GitHub are not reported back"
@@ -99,7 +99,54 @@ fn reporting(
         metrics.reports().clone(),
         config.github_api.give_up,
     );
-    Ok(crate::report::Reporting::new(github, callbacks))
+    Ok((crate::report::Reporting::new(github, callbacks), client))
+}
+
+/// The recovery of missed deliveries, when the GitHub client is an App and
+/// `DELIVERY_RECOVERY_INTERVAL_SECONDS` is not 0.
+fn delivery_recovery(
+    config: &Config,
+    github: Option<crate::github::Github>,
+    parts: (&crate::cluster::jobs::Jobs, &DedupCache, &Leader),
+    events: &Arc<EventLog>,
+    metrics: &Arc<Metrics>,
+) -> Option<(crate::report::recovery::Recovery, Duration)> {
+    let recovery = &config.github_api.recovery;
+    let github = github?;
+    if !github.is_app() {
+        tracing::info!(
+            "GITHUB_TOKEN: missed GitHub deliveries are not recovered (that needs a GitHub App)"
+        );
+        return None;
+    }
+    let Some(interval) = recovery.interval else {
+        tracing::info!(
+            "DELIVERY_RECOVERY_INTERVAL_SECONDS=0: missed GitHub deliveries are not recovered"
+        );
+        return None;
+    };
+    let (jobs, dedup, leader) = (parts.0.clone(), parts.1.clone(), parts.2.clone());
+    let store = jobs.store().clone();
+    let ready: crate::report::recovery::Ready = Arc::new(move || store.is_ready());
+    let processed: crate::report::recovery::Processed =
+        Arc::new(move |guid: &str| crate::sources::intake::delivery_processed(guid, &jobs, &dedup));
+    tracing::info!(
+        interval_seconds = interval.as_secs(),
+        window_seconds = recovery.window.as_secs(),
+        max_per_cycle = recovery.max_per_cycle,
+        "recovering missed GitHub deliveries"
+    );
+    Some((
+        crate::report::recovery::Recovery::new(
+            github,
+            leader,
+            events.clone(),
+            metrics.reports().clone(),
+            recovery.clone(),
+            (processed, ready),
+        ),
+        interval,
+    ))
 }
 
 /// Runs the service until `shutdown` resolves (graceful stop, `Ok`) or a
@@ -161,7 +208,7 @@ pub async fn run_with(
     // One event budget per replica for the audit trail (Events on Jobs).
     let audit = crate::cluster::audit::Audit::new(kube.clone(), reader.clone(), metrics.clone());
     let jobs = crate::cluster::jobs::Jobs::new(reader.clone(), kube.clone(), audit.clone());
-    let reporting = reporting(&config, &jobs, &leader, &metrics)?;
+    let (reporting, github_client) = reporting(&config, &jobs, &leader, &metrics)?;
     let scheduler = runtime.start(
         "scheduler",
         scheduler::MAILBOX,
@@ -301,6 +348,20 @@ pub async fn run_with(
         })
     };
 
+    let events = Arc::new(EventLog::new(EVENT_LOG_CAPACITY));
+    let recovery_task = delivery_recovery(
+        &config,
+        github_client,
+        (&jobs, &dedup, &leader),
+        &events,
+        &metrics,
+    )
+    .map(|(recovery, interval)| {
+        runtime.supervise("delivery_recovery", move || {
+            recovery.clone().run_forever(interval)
+        })
+    });
+
     let preflight = {
         let (kube, period, latest) = (
             kube.clone(),
@@ -327,7 +388,7 @@ pub async fn run_with(
         cli,
         health: health.clone(),
         metrics: metrics.clone(),
-        events: Arc::new(EventLog::new(EVENT_LOG_CAPACITY)),
+        events,
         jobs,
         reporting: reporting.clone(),
         leader: leader.clone(),
@@ -426,6 +487,9 @@ pub async fn run_with(
     }
     lease_task.abort();
     preflight.abort();
+    if let Some(t) = &recovery_task {
+        t.abort();
+    }
     let release = Elector::release(&gate, &ns, &leader, &metrics, RELEASE_BUDGET);
     let drain_http = async {
         let grace = Duration::from_secs(config.shutdown_timeout_seconds.max(1));

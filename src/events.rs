@@ -24,7 +24,8 @@ pub struct EventRecord {
     /// Delivery id, alert fingerprint, task id or idempotency key.
     pub delivery: Option<String>,
     /// `queued`, `duplicate`, `ignored`, `rejected`, `rate_limited`,
-    /// `unavailable`, `cancelled`.
+    /// `unavailable`, `cancelled`, `recovered` (a missed GitHub delivery
+    /// whose redelivery was asked for; `delivery` is its guid).
     pub decision: String,
     /// Why (for ignored and rejected events).
     pub reason: Option<String>,

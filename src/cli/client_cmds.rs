@@ -112,7 +112,7 @@ pub struct EventsArgs {
     /// Only events of this source (github, grafana, pm-agent, cli).
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
-    /// Only events with this decision (queued, duplicate, ignored, …).
+    /// Only events with this decision (queued, duplicate, ignored, recovered, …).
     #[arg(long, value_name = "D")]
     pub decision: Option<String>,
 }

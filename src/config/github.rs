@@ -1,7 +1,8 @@
 //! Reporting back to GitHub (`GITHUB_API_URL`, `GITHUB_TOKEN`,
 //! `GITHUB_APP_*`, `PUBLIC_URL`, `REPORT_GIVE_UP_SECONDS`): where the API
 //! is, which credential speaks to it, and how long a report may keep
-//! failing before it is given up.
+//! failing before it is given up; and the recovery of missed deliveries
+//! (`DELIVERY_RECOVERY_*`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,77 @@ pub struct GithubApiConfig {
     /// `REPORT_GIVE_UP_SECONDS` — how long a report (GitHub or callback)
     /// may keep failing before it is given up. Default `900`.
     pub give_up: Duration,
+    /// `DELIVERY_RECOVERY_*` — recovery of missed webhook deliveries.
+    pub recovery: RecoveryConfig,
+}
+
+/// Recovery of missed webhook deliveries (`src/report/recovery.rs`), with
+/// GitHub App credentials only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryConfig {
+    /// `DELIVERY_RECOVERY_INTERVAL_SECONDS` — how often the leader looks
+    /// for missed deliveries; `None` (`0`): never. Default `300`.
+    pub interval: Option<Duration>,
+    /// `DELIVERY_RECOVERY_WINDOW_SECONDS` — how far back it looks. Default
+    /// `259200` (3 days, as long as github.com keeps deliveries).
+    pub window: Duration,
+    /// `DELIVERY_RECOVERY_MAX_PER_CYCLE` — most redeliveries asked for per
+    /// cycle. Default `50`.
+    pub max_per_cycle: usize,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            interval: Some(Duration::from_secs(300)),
+            window: Duration::from_secs(259_200),
+            max_per_cycle: 50,
+        }
+    }
+}
+
+/// An integer in `range` (`None` when unset).
+fn integer(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(v) = get(var) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(bad(
+            var,
+            format!(
+                "expected an integer from {} to {}, got {:?}",
+                range.start(),
+                range.end(),
+                v.trim()
+            ),
+        )),
+    }
+}
+
+impl RecoveryConfig {
+    /// Reads and checks the `DELIVERY_RECOVERY_*` variables.
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = RecoveryConfig::default();
+        let interval = match integer(get, "DELIVERY_RECOVERY_INTERVAL_SECONDS", 0..=86_400)? {
+            None => d.interval,
+            Some(0) => None,
+            Some(n) => Some(Duration::from_secs(n)),
+        };
+        let window = integer(get, "DELIVERY_RECOVERY_WINDOW_SECONDS", 60..=2_592_000)?
+            .map_or(d.window, Duration::from_secs);
+        let max_per_cycle = integer(get, "DELIVERY_RECOVERY_MAX_PER_CYCLE", 1..=1000)?
+            .map_or(d.max_per_cycle, |n| n as usize);
+        Ok(RecoveryConfig {
+            interval,
+            window,
+            max_per_cycle,
+        })
+    }
 }
 
 impl Default for GithubApiConfig {
@@ -110,6 +182,7 @@ impl Default for GithubApiConfig {
             credential: None,
             public_url: None,
             give_up: Duration::from_secs(900),
+            recovery: RecoveryConfig::default(),
         }
     }
 }
@@ -227,6 +300,7 @@ impl GithubApiConfig {
             credential,
             public_url,
             give_up,
+            recovery: RecoveryConfig::from_lookup(get)?,
         })
     }
 }
@@ -302,5 +376,30 @@ mod tests {
             load(&[("REPORT_GIVE_UP_SECONDS", "30")]).unwrap().give_up,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn delivery_recovery_defaults_zero_turns_it_off_and_bounds_are_checked() {
+        assert_eq!(load(&[]).unwrap().recovery, RecoveryConfig::default());
+        let off = load(&[("DELIVERY_RECOVERY_INTERVAL_SECONDS", "0")]).unwrap();
+        assert_eq!(off.recovery.interval, None);
+        let r = load(&[
+            ("DELIVERY_RECOVERY_INTERVAL_SECONDS", "1"),
+            ("DELIVERY_RECOVERY_WINDOW_SECONDS", "3600"),
+            ("DELIVERY_RECOVERY_MAX_PER_CYCLE", "5"),
+        ])
+        .unwrap()
+        .recovery;
+        assert_eq!(r.interval, Some(Duration::from_secs(1)));
+        assert_eq!(r.window, Duration::from_secs(3600));
+        assert_eq!(r.max_per_cycle, 5);
+        for (var, v) in [
+            ("DELIVERY_RECOVERY_INTERVAL_SECONDS", "-1"),
+            ("DELIVERY_RECOVERY_WINDOW_SECONDS", "0"),
+            ("DELIVERY_RECOVERY_MAX_PER_CYCLE", "0"),
+            ("DELIVERY_RECOVERY_MAX_PER_CYCLE", "many"),
+        ] {
+            assert_eq!(load(&[(var, v)]).unwrap_err().var, var);
+        }
     }
 }

@@ -277,6 +277,21 @@ pub const VARIABLES: &[EnvVar] = &[
         "900",
         "how long a failing report (GitHub, callback) is retried",
     ),
+    var(
+        "DELIVERY_RECOVERY_INTERVAL_SECONDS",
+        "300",
+        "how often the leader asks GitHub to redeliver missed webhook deliveries (App only; 0: never)",
+    ),
+    var(
+        "DELIVERY_RECOVERY_WINDOW_SECONDS",
+        "259200",
+        "how far back missed deliveries are looked for",
+    ),
+    var(
+        "DELIVERY_RECOVERY_MAX_PER_CYCLE",
+        "50",
+        "most redeliveries asked for per cycle",
+    ),
     words("ORCHESTRATOR_RULES", "unset", "YAML routing-rules file"),
     var(
         "RATE_LIMIT_PER_REPO_PER_MINUTE",

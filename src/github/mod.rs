@@ -1,6 +1,8 @@
 //! GitHub's REST API as the service speaks to it (reports, reactions,
-//! check runs): one client over `GITHUB_API_URL`, authenticated by a token
-//! or as a GitHub App ([`app`]), that honours GitHub's rate limits.
+//! check runs, the App's webhook deliveries — [`deliveries`]): one client
+//! over `GITHUB_API_URL`, authenticated by a token or as a GitHub App
+//! ([`app`]; the App's own routes with its JWT, [`Github::call_as_app`]),
+//! that honours GitHub's rate limits.
 //!
 //! * **Waiting, not hammering.** A `403`/`429` with `Retry-After`, a
 //!   primary limit (`X-RateLimit-Remaining: 0`, wait until
@@ -24,6 +26,7 @@
 //! are already in the build; the App flow is two requests.
 
 pub mod app;
+pub mod deliveries;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,6 +88,9 @@ pub struct Call<'a> {
     pub installation: Option<u64>,
 }
 
+/// A kept GET answer: its ETag, body and `Link` header (a 304 may omit it).
+type Kept = (HeaderValue, Value, Option<HeaderValue>);
+
 enum Auth {
     Token(Secret),
     App(Box<AppAuth>),
@@ -96,8 +102,8 @@ struct Inner {
     auth: Auth,
     /// Credential → end of its rate-limit hold.
     holds: Mutex<HashMap<u64, Instant>>,
-    /// (credential, path) → (ETag, body) of the last GET.
-    etags: Mutex<HashMap<(u64, String), (HeaderValue, Value)>>,
+    /// (credential, path) → (ETag, body, `Link`) of the last GET.
+    etags: Mutex<HashMap<(u64, String), Kept>>,
     metrics: ReportMetrics,
 }
 
@@ -109,6 +115,28 @@ pub struct Github {
 
 /// The hold key of a token credential (installations use their id).
 const TOKEN_KEY: u64 = 0;
+/// The hold key of the App's own JWT-authenticated calls (`/app/...`).
+const APP_KEY: u64 = u64::MAX;
+
+/// An answer and the API path of its next page (`Link: <…>; rel="next"`,
+/// only when it points under the API URL).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub body: Value,
+    pub next: Option<String>,
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(link: &str) -> Option<&str> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then_some(url)
+    })
+}
 
 fn hold_from(status: u16, headers: &HeaderMap, body: &Value) -> Option<Duration> {
     if !matches!(status, 403 | 429) && headers.get("retry-after").is_none() {
@@ -267,6 +295,44 @@ impl Github {
         })
     }
 
+    /// Sends `c` as the App itself (a JWT, not an installation token): the
+    /// App's own routes such as `/app/hook/deliveries`. Honours and sets
+    /// the App's rate-limit hold like [`Github::call`]. Refused (401)
+    /// without App credentials.
+    pub async fn call_as_app(&self, c: Call<'_>) -> Result<Page, GithubError> {
+        let Auth::App(app) = &self.inner.auth else {
+            return Err(GithubError::Refused {
+                status: 401,
+                message: "the App's routes need GitHub App credentials".into(),
+            });
+        };
+        if let Some(left) = self.held(APP_KEY) {
+            self.inner.metrics.github_call(c.op, "held");
+            return Err(GithubError::RateLimited(left));
+        }
+        let jwt = app.jwt().map_err(GithubError::Unavailable)?;
+        let (body, headers) = self.send_raw(&c, APP_KEY, &jwt).await?;
+        let next = headers
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link)
+            .and_then(|url| self.path_under_api(url));
+        Ok(Page { body, next })
+    }
+
+    /// `url` as a path under the API URL; `None` when it points elsewhere
+    /// (a credential is never sent to another host).
+    fn path_under_api(&self, url: &str) -> Option<String> {
+        let api = self.inner.api.as_str();
+        match url.strip_prefix(api) {
+            Some(rest) => Some(rest.to_string()),
+            None => {
+                tracing::warn!("GitHub's next-page link is not under GITHUB_API_URL; not followed");
+                None
+            }
+        }
+    }
+
     /// The bearer for credential `key` (`renew`: buy a new installation token).
     async fn token(&self, key: u64, repo: &str, renew: bool) -> Result<String, GithubError> {
         let app = match &self.inner.auth {
@@ -322,7 +388,7 @@ impl Github {
             repo,
             installation: None,
         };
-        let answer = self.send(&call, u64::MAX, &jwt).await?;
+        let answer = self.send(&call, APP_KEY, &jwt).await?;
         let id = answer["id"]
             .as_u64()
             .ok_or_else(|| GithubError::Unavailable("the installation answer has no id".into()))?;
@@ -331,6 +397,16 @@ impl Github {
     }
 
     async fn send(&self, c: &Call<'_>, key: u64, bearer: &str) -> Result<Value, GithubError> {
+        self.send_raw(c, key, bearer).await.map(|(body, _)| body)
+    }
+
+    /// [`Github::send`], with the answer's headers.
+    async fn send_raw(
+        &self,
+        c: &Call<'_>,
+        key: u64,
+        bearer: &str,
+    ) -> Result<(Value, HeaderMap), GithubError> {
         let metrics = &self.inner.metrics;
         let url = self.url(&c.path)?;
         let mut req = self
@@ -349,7 +425,7 @@ impl Github {
         } else {
             None
         };
-        if let Some((etag, _)) = &kept {
+        if let Some((etag, _, _)) = &kept {
             req = req.header("if-none-match", etag.clone());
         }
         if let Some(body) = &c.body {
@@ -368,11 +444,14 @@ impl Github {
             }
         };
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        let mut headers = resp.headers().clone();
         if status == 304 {
-            if let Some((_, body)) = kept {
+            if let Some((_, body, link)) = kept {
+                if let Some(link) = link.filter(|_| !headers.contains_key("link")) {
+                    headers.insert("link", link);
+                }
                 metrics.github_call(c.op, "not_modified");
-                return Ok(body);
+                return Ok((body, headers));
             }
         }
         let bytes = match resp.bytes().await {
@@ -405,10 +484,11 @@ impl Github {
                     if etags.len() >= ETAG_CACHE {
                         etags.clear();
                     }
-                    etags.insert(cache_key, (etag.clone(), body.clone()));
+                    let link = headers.get("link").cloned();
+                    etags.insert(cache_key, (etag.clone(), body.clone(), link));
                 }
             }
-            return Ok(body);
+            return Ok((body, headers));
         }
         if let Some(wait) = hold_from(status, &headers, &body) {
             metrics.github_call(c.op, "rate_limited");
@@ -430,6 +510,17 @@ impl Github {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_link_is_found_among_others() {
+        let link = r#"<https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_9>; rel="next", <https://api.github.com/x?page=1>; rel="first""#;
+        assert_eq!(
+            next_link(link),
+            Some("https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_9")
+        );
+        assert_eq!(next_link(r#"<https://a/x?page=1>; rel="prev""#), None);
+        assert_eq!(next_link(""), None);
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -382,7 +382,8 @@ pub struct EventQuery {
     /// Most events to return, 1 to 1000 (default 100).
     pub limit: Option<usize>,
     pub source: Option<String>,
-    /// queued, duplicate, ignored, rejected, rate_limited, unavailable, cancelled…
+    /// queued, duplicate, ignored, rejected, rate_limited, unavailable, cancelled,
+    /// recovered (a missed GitHub delivery whose redelivery was asked for)…
     pub decision: Option<String>,
 }
 

@@ -6,6 +6,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -21,18 +22,39 @@ struct ReportLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CommandLabels {
     command: String,
     outcome: String,
 }
 
 /// Reporting's metrics (clones share values).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReportMetrics {
     github_calls: Family<CallLabels, Counter>,
     installation_tokens: Counter,
     reports: Family<ReportLabels, Counter>,
     commands: Family<CommandLabels, Counter>,
+    recovery: Family<OutcomeLabels, Counter>,
+    recovery_cycles: Histogram,
+}
+
+impl Default for ReportMetrics {
+    fn default() -> Self {
+        ReportMetrics {
+            github_calls: Family::default(),
+            installation_tokens: Counter::default(),
+            reports: Family::default(),
+            commands: Family::default(),
+            recovery: Family::default(),
+            // 10 ms to about 80 s.
+            recovery_cycles: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+        }
+    }
 }
 
 impl ReportMetrics {
@@ -40,7 +62,7 @@ impl ReportMetrics {
         let m = ReportMetrics::default();
         registry.register(
             "github_requests",
-            "GitHub API calls by operation (comment_create, comment_edit, comment_list, reaction, check_run, installation_token, …) and outcome (ok, not_modified, rate_limited, unavailable, refused, held: not sent while GitHub asked to wait)",
+            "GitHub API calls by operation (comment_create, comment_edit, comment_list, reaction, check_run, installation_token, delivery_list, delivery_redeliver, …) and outcome (ok, not_modified, rate_limited, unavailable, refused, held: not sent while GitHub asked to wait)",
             m.github_calls.clone(),
         );
         registry.register(
@@ -58,6 +80,16 @@ impl ReportMetrics {
             "Slash commands (/agent status|cancel|retry) by command and outcome (done, untrusted, nothing_to_do, failed)",
             m.commands.clone(),
         );
+        registry.register(
+            "delivery_recovery",
+            "Recovery of missed GitHub webhook deliveries, by outcome: seen (delivery guids listed, per cycle), missing (never answered 2xx and not processed here, not yet asked for), requested (redelivery asked for, accepted by GitHub), failed (GitHub refused the request or did not answer)",
+            m.recovery.clone(),
+        );
+        registry.register(
+            "delivery_recovery_cycle_seconds",
+            "Time of one delivery-recovery cycle (listing and redelivery requests), on the leader",
+            m.recovery_cycles.clone(),
+        );
         m
     }
 
@@ -73,6 +105,8 @@ impl ReportMetrics {
             "pull_get",
             "installation_token",
             "installation_lookup",
+            "delivery_list",
+            "delivery_redeliver",
         ] {
             for outcome in [
                 "ok",
@@ -104,6 +138,34 @@ impl ReportMetrics {
                 });
             }
         }
+        for outcome in ["seen", "missing", "requested", "failed"] {
+            let _ = self.recovery.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+    }
+
+    /// `n` guids of the delivery recovery's `outcome`.
+    pub fn recovery(&self, outcome: &str, n: u64) {
+        self.recovery
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// The count of a delivery-recovery outcome so far.
+    pub fn recovery_count(&self, outcome: &str) -> u64 {
+        self.recovery
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .get()
+    }
+
+    /// One delivery-recovery cycle took `seconds`.
+    pub fn recovery_cycle(&self, seconds: f64) {
+        self.recovery_cycles.observe(seconds);
     }
 
     /// One GitHub API call.

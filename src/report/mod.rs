@@ -16,6 +16,7 @@
 pub mod callback;
 pub mod comment;
 pub mod github;
+pub mod recovery;
 
 use std::sync::Arc;
 use std::time::Duration;

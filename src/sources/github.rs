@@ -387,6 +387,11 @@ fn is_commit_sha(s: &str) -> bool {
     matches!(s.len(), 40 | 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The dedup key of a non-comment delivery: `github:delivery:<id>`.
+pub fn delivery_dedup_key(delivery: &str) -> String {
+    format!("github:delivery:{delivery}")
+}
+
 /// Dedup keys:
 ///
 /// * **Comment** → `github:<event>:<repository id>:<comment id>`. The comment
@@ -423,7 +428,7 @@ fn build_task(t: &TaskParts<'_, '_>, rules: &Rules) -> Result<Task, DecodeError>
     let prompt = rules.render(rule, &ctx)?;
     let dedup_key = match t.comment {
         Some(c) => format!("github:{}:{}:{}", t.event, t.repo_id, c.id),
-        None => format!("github:delivery:{}", t.delivery),
+        None => delivery_dedup_key(t.delivery),
     };
     let mut labels = BTreeMap::new();
     labels.insert("event".to_string(), t.event.to_string());

@@ -101,6 +101,25 @@ impl DedupCache {
     }
 }
 
+/// Whether this service already processed GitHub delivery `guid` (the
+/// `X-GitHub-Delivery`): a Job keyed by it is in the watch store, or the
+/// shared dedup cache remembers it. The delivery-recovery loop
+/// (`src/report/recovery.rs`) asks this before it has GitHub redeliver a
+/// delivery that GitHub recorded as failed. The one place to extend when
+/// a persistent dedup record exists.
+///
+/// Comment events are keyed per comment, not per delivery: they are never
+/// found here, and a failed one is redelivered (the service dedups it on
+/// arrival by its comment key).
+pub fn delivery_processed(
+    guid: &str,
+    jobs: &crate::cluster::jobs::Jobs,
+    dedup: &DedupCache,
+) -> bool {
+    let key = super::github::delivery_dedup_key(guid);
+    jobs.stored_by_dedup_key(&key).is_some() || dedup.get(&key, Instant::now()).is_some()
+}
+
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
 /// Per-repository, per-sender and per-alert-rule token buckets.
