@@ -127,6 +127,16 @@ const KNOWN_KUBE_OUTCOMES: &[&str] = &[
     "forbidden",
     "unavailable",
 ];
+/// Job states (`jobs`; the names of `job::JobState`, which this layer
+/// does not import).
+const KNOWN_JOB_STATES: &[&str] = &[
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+];
 /// Actors and supervised tasks (`actor_*` families).
 const KNOWN_ACTORS: &[&str] = &[
     "github",
@@ -304,9 +314,9 @@ impl Metrics {
         for &actor in KNOWN_ACTORS {
             let _ = self.actor(actor);
         }
-        for state in crate::job::JobState::ALL {
+        for &state in KNOWN_JOB_STATES {
             let _ = self.jobs.get_or_create(&StateLabels {
-                state: state.as_str().into(),
+                state: state.into(),
             });
         }
         self.service.initialise_known_labels();
