@@ -14,6 +14,7 @@ pub mod jobspec;
 
 pub use jobspec::{build_job, JobSpecError};
 pub mod connect;
+pub mod dedup;
 pub mod describe;
 pub mod files;
 pub mod forbidden;

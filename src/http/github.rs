@@ -145,6 +145,7 @@ async fn handle(
                 decision: "ignored",
                 job: None,
                 reason: Some(reason),
+                gone: false,
                 response,
             })
         }
@@ -157,6 +158,7 @@ async fn handle(
                 decision: "ignored",
                 job: None,
                 reason: Some(reason),
+                gone: false,
                 response,
             })
         }
@@ -242,6 +244,14 @@ pub async fn submit(
             remember(&job);
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
             Ok(Answer::new("duplicate", Some(job), r))
+        }
+        Ok(Enqueued::Gone(job)) => {
+            // Accepted before (the dedup record), its Job deleted since.
+            let r = HttpResponse::Ok()
+                .json(json!({"status": "duplicate", "job": job, "gone": true}));
+            let mut a = Answer::new("duplicate", Some(job), r);
+            a.gone = true;
+            Ok(a)
         }
         Err(e) => Err(e.into()),
     }

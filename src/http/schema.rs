@@ -28,6 +28,11 @@ pub struct SubmitAnswer {
     pub status: String,
     /// The Job's name.
     pub job: String,
+    /// `true` on a `duplicate` whose Job is deleted since (its dedup key is
+    /// in the dedup record, kept `DEDUP_RETENTION_SECONDS`); absent
+    /// otherwise.
+    #[schema(nullable = false)]
+    pub gone: Option<bool>,
 }
 
 /// The answer to a webhook that asks for no work.
