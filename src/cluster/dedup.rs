@@ -265,8 +265,9 @@ impl DedupRecord {
         over
     }
 
-    /// Merges the keys of a shard ending at `end`.
-    fn load(&self, end: i64, keys: &[u64]) {
+    /// Merges the keys (hashes) of a shard ending at `end` (what a read of
+    /// the shard does; public for the bench).
+    pub fn load(&self, end: i64, keys: &[u64]) {
         let until = self.forget_at(end);
         let mut inner = self.lock();
         inner.known.reserve(keys.len());
