@@ -289,12 +289,13 @@ pub async fn run_with(
         })
     };
     let _dedup_record = {
-        let (gate, ns, record, leader, metrics, span) = (
+        let (gate, ns, record, leader, metrics, store, span) = (
             gate.clone(),
             ns.clone(),
             record.clone(),
             leader.clone(),
             metrics.clone(),
+            reader.clone(),
             api_server.clone(),
         );
         runtime.supervise("dedup_record", move || {
@@ -305,6 +306,7 @@ pub async fn run_with(
                 leader.clone(),
                 metrics.clone(),
             )
+            .with_store(store.clone())
             .run()
             .instrument(span.clone())
         })

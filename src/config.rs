@@ -441,11 +441,7 @@ impl Config {
                 1_000_000,
             )? as u32,
             dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
-            dedup_retention_seconds: positive(
-                "DEDUP_RETENTION_SECONDS",
-                259_200,
-                30 * 24 * 3600,
-            )?,
+            dedup_retention_seconds: positive("DEDUP_RETENTION_SECONDS", 259_200, 30 * 24 * 3600)?,
             github_max_body_bytes,
             allow_insecure_no_signature,
             api_tokens,

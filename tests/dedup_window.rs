@@ -4,16 +4,20 @@
 //! here `JOB_TTL_SECONDS=1`; the simulator's Job controller deletes it)
 //! `200 duplicate` naming the old Job with `"gone": true` — on the replica
 //! that accepted it, after a restart of every replica, and for a repeated
-//! comment under a new delivery id; past the retention the task runs anew.
+//! comment under a new delivery id, and for a repeated Grafana alert (one
+//! that fires again, with a new `startsAt`, is a new task); past the
+//! retention the task runs anew.
 
+mod api_support;
 mod common;
 
-
-
+use api_support::*;
+use base64::Engine;
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use orchestrator::cluster::dedup::SHARD_LABEL;
+use serde_json::{json, Value};
 
 /// Waits until Job `job` has run and Kubernetes' TTL deleted it.
 async fn wait_deleted(app: &TestApp, job: &str) {
@@ -162,5 +166,62 @@ async fn past_the_retention_the_shard_is_deleted_and_the_task_runs_again() {
         again.text
     );
     assert_eq!(again.job().as_deref(), Some(job.as_str()), "same name");
+    app.stop().await.expect("a clean stop");
+}
+
+const GRAFANA_USER_PASS: &str = "grafana:correct-horse-battery";
+
+async fn notify(app: &TestApp, body: &Value) -> Reply {
+    let basic = base64::engine::general_purpose::STANDARD.encode(GRAFANA_USER_PASS);
+    call(app, "POST", "/webhook/grafana")
+        .header("authorization", &format!("Basic {basic}"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).expect("serialize"))
+        .send()
+        .await
+}
+
+fn alert(starts_at: &str) -> Value {
+    grafana_body(
+        "firing",
+        vec![grafana_alert(
+            "firing",
+            "d3d0bb1e5ca1ab1e",
+            alert_labels("HighErrorRate", "critical", "acme/checkout"),
+            starts_at,
+        )],
+    )
+}
+
+#[tokio::test]
+async fn a_repeated_alert_after_its_job_was_deleted_is_a_duplicate_and_a_new_firing_is_new() {
+    let env = &[
+        ("JOB_TTL_SECONDS", "1"),
+        ("API_TOKENS", API_TOKENS),
+        ("GRAFANA_BASIC_AUTH", GRAFANA_USER_PASS),
+    ];
+    let app = spawn_app_on(start_sim(0.3), env).await;
+    let first = notify(&app, &alert("2025-06-01T12:00:00Z")).await;
+    let body = first.expect(202, "firing");
+    assert_eq!(body["alerts"][0]["decision"], "queued", "{}", first.text);
+    let job = body["alerts"][0]["job"]
+        .as_str()
+        .expect("the alert's Job")
+        .to_string();
+    wait_deleted(&app, &job).await;
+    let again = notify(&app, &alert("2025-06-01T12:00:00Z")).await;
+    let a = &again.expect(202, "repeated")["alerts"][0];
+    assert_eq!(
+        (&a["decision"], &a["job"], &a["gone"]),
+        (&json!("duplicate"), &json!(job), &json!(true)),
+        "{}",
+        again.text
+    );
+    assert!(app.job_names().await.is_empty(), "no second Job");
+    // The alert fires again later: a new investigation.
+    let refired = notify(&app, &alert("2025-06-01T14:00:00Z")).await;
+    let r = &refired.expect(202, "fired again")["alerts"][0];
+    assert_eq!(r["decision"], "queued", "{}", refired.text);
+    assert_ne!(r["job"], json!(job));
     app.stop().await.expect("a clean stop");
 }

@@ -28,6 +28,12 @@
 //! holder deletes shards past the retention. `/ready` waits for the first
 //! load ([`DedupRecord::loaded`]).
 //!
+//! Backfill: at each refresh the Lease holder also records the dedup key
+//! of every Job in the watch store that the record does not know — keys a
+//! replica accepted but could not write before it stopped or died, and Jobs
+//! made before the record existed — so a key is lost only if its Job is
+//! deleted before any replica wrote it.
+//!
 //! A 64-bit prefix: with 300,000 keys held, a new key collides with one of
 //! them with probability 300,000 / 2^64 ≈ 1.6·10^-14.
 
@@ -43,6 +49,7 @@ use sha2::{Digest, Sha256};
 
 use super::gate::{KubeError, KubeGate};
 use super::lease::Leader;
+use super::store::JobStore;
 use crate::metrics::Metrics;
 
 /// Name prefix of the shards.
@@ -227,11 +234,7 @@ impl DedupRecord {
         let start = self.shard_start(now);
         let until = self.forget_at(start + self.width);
         let mut inner = self.lock();
-        if inner
-            .known
-            .get(&h)
-            .is_some_and(|&u| i64::from(u) > now)
-        {
+        if inner.known.get(&h).is_some_and(|&u| i64::from(u) > now) {
             return;
         }
         inner.known.insert(h, until);
@@ -336,6 +339,8 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     /// Shards read: name → resourceVersion.
     seen: HashMap<String, String>,
+    /// The watch store, for the Lease holder's backfill.
+    store: Option<JobStore>,
 }
 
 /// What became of one write round of one shard.
@@ -360,7 +365,43 @@ impl Recorder {
             leader,
             metrics,
             seen: HashMap::new(),
+            store: None,
         }
+    }
+
+    /// Backfills from `store` while this replica holds the Lease.
+    pub fn with_store(mut self, store: JobStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// On the Lease holder: queues the dedup key of every Job in the (synced)
+    /// watch store the record does not know. Returns how many.
+    pub fn backfill(&self) -> usize {
+        let Some(store) = self.store.as_ref().filter(|s| s.is_ready()) else {
+            return 0;
+        };
+        if !(self.leader.is_leader() && self.record.loaded()) {
+            return 0;
+        }
+        let now = now_unix();
+        let missing = store.filtered(|r| {
+            r.dedup_key
+                .as_deref()
+                .is_some_and(|k| !self.record.contains(k, now))
+        });
+        for r in &missing {
+            if let Some(k) = r.dedup_key.as_deref() {
+                self.record.record(k, now);
+            }
+        }
+        if !missing.is_empty() {
+            tracing::info!(
+                keys = missing.len(),
+                "dedup record: keys of existing Jobs queued"
+            );
+        }
+        missing.len()
     }
 
     /// Loads the shards, then writes queued keys every [`FLUSH_EVERY`] (or
@@ -520,6 +561,7 @@ impl Recorder {
             Err(e) => tracing::warn!(error = %e, "reading the dedup record failed; will retry"),
         }
         self.record.expire(now_unix());
+        self.backfill();
         self.metrics.dedup().set_keys(self.record.len());
     }
 
@@ -572,7 +614,9 @@ impl Recorder {
             Ok(_) | Err(KubeError::NotFound) => {
                 tracing::info!(shard = name, "deleted an expired dedup shard");
             }
-            Err(e) => tracing::warn!(shard = name, error = %e, "deleting an expired dedup shard failed"),
+            Err(e) => {
+                tracing::warn!(shard = name, error = %e, "deleting an expired dedup shard failed")
+            }
         }
     }
 }
@@ -710,8 +754,7 @@ mod sim_tests {
     }
 
     async fn shard(sim: &SimServer, name: &str) -> Vec<u64> {
-        let api: Api<ConfigMap> =
-            Api::namespaced(sim.client().await.expect("client"), "default");
+        let api: Api<ConfigMap> = Api::namespaced(sim.client().await.expect("client"), "default");
         let cm = api.get(name).await.expect("the shard exists");
         stored_keys(&cm)
     }
@@ -734,9 +777,16 @@ mod sim_tests {
             all.extend(kb);
         }
         all.sort_unstable();
-        assert_eq!(shard(&sim, &shard_name(start, 0)).await, all, "every key of both");
+        assert_eq!(
+            shard(&sim, &shard_name(start, 0)).await,
+            all,
+            "every key of both"
+        );
         let conflicts = ma.dedup().writes("conflict") + mb.dedup().writes("conflict");
-        assert!(conflicts > 0, "the replicas' writes met (re-read and merged)");
+        assert!(
+            conflicts > 0,
+            "the replicas' writes met (re-read and merged)"
+        );
     }
 
     #[tokio::test]
@@ -760,6 +810,9 @@ mod sim_tests {
         a.write(ra.shard_start(now), &[key_hash("github:delivery:x")])
             .await
             .expect("written");
-        assert_eq!(shard(&sim, &shard_name(ra.shard_start(now), 0)).await, before);
+        assert_eq!(
+            shard(&sim, &shard_name(ra.shard_start(now), 0)).await,
+            before
+        );
     }
 }

@@ -247,8 +247,8 @@ pub async fn submit(
         }
         Ok(Enqueued::Gone(job)) => {
             // Accepted before (the dedup record), its Job deleted since.
-            let r = HttpResponse::Ok()
-                .json(json!({"status": "duplicate", "job": job, "gone": true}));
+            let r =
+                HttpResponse::Ok().json(json!({"status": "duplicate", "job": job, "gone": true}));
             let mut a = Answer::new("duplicate", Some(job), r);
             a.gone = true;
             Ok(a)
