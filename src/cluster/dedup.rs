@@ -437,8 +437,8 @@ impl Recorder {
                     tracing::warn!(error = %e, keys = keys.len(), "writing the dedup record failed; will retry");
                     self.metrics.dedup().write("failed");
                     let dropped = self.record.requeue(start, &keys);
-                    for _ in 0..dropped {
-                        self.metrics.dedup().write("dropped");
+                    if dropped > 0 {
+                        self.metrics.dedup().write_n("dropped", dropped as u64);
                     }
                 }
             }

@@ -44,6 +44,15 @@ impl DedupMetrics {
             .inc();
     }
 
+    /// `n` keys with this outcome at once (`dropped`).
+    pub fn write_n(&self, outcome: &str, n: u64) {
+        self.writes
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+    }
+
     /// Shard writes so far with this outcome.
     pub fn writes(&self, outcome: &str) -> u64 {
         self.writes
