@@ -231,8 +231,20 @@ pub async fn run_with(
         )
         .with_rule_limit(config.grafana.rate_limit_per_rule_per_minute),
     );
+    // The dedup record (accepted keys within DEDUP_RETENTION_SECONDS, in
+    // ConfigMap shards), read and written by a supervised task below.
+    let record = crate::cluster::dedup::DedupRecord::new(Duration::from_secs(
+        config.dedup_retention_seconds,
+    ));
     let source = |kind: TaskSource, name: &'static str| {
-        let actor = SourceActor::new(kind, dedup.clone(), limits.clone(), persister.clone());
+        let actor = SourceActor::new(
+            kind,
+            dedup.clone(),
+            record.clone(),
+            limits.clone(),
+            persister.clone(),
+            reader.clone(),
+        );
         runtime.start(name, config.source_mailbox_capacity, actor)
     };
     let github = source(TaskSource::Github, "github");
@@ -326,6 +338,29 @@ pub async fn run_with(
             .instrument(span.clone())
         })
     };
+    let _dedup_record = {
+        let (gate, ns, record, leader, metrics, store, span) = (
+            gate.clone(),
+            ns.clone(),
+            record.clone(),
+            leader.clone(),
+            metrics.clone(),
+            reader.clone(),
+            api_server.clone(),
+        );
+        runtime.supervise("dedup_record", move || {
+            crate::cluster::dedup::Recorder::new(
+                &gate,
+                &ns,
+                record.clone(),
+                leader.clone(),
+                metrics.clone(),
+            )
+            .with_store(store.clone())
+            .run()
+            .instrument(span.clone())
+        })
+    };
     let bodies = http::body::BodyBudget::new();
     started(Handles {
         github: github.clone(),
@@ -396,6 +431,7 @@ pub async fn run_with(
         token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
         recent: Default::default(),
         dedup: dedup.clone(),
+        record: record.clone(),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -160,6 +160,10 @@ pub struct Config {
     pub rate_limit_per_sender_per_minute: u32,
     /// `DEDUP_CACHE_TTL_SECONDS` — lifetime of the in-memory dedup cache entries. Default `3600`.
     pub dedup_cache_ttl_seconds: u64,
+    /// `DEDUP_RETENTION_SECONDS` — how long the dedup record in the API
+    /// server keeps accepted dedup keys (a redelivery of a task whose Job
+    /// is deleted is still a duplicate). Default `259200` (72 h).
+    pub dedup_retention_seconds: u64,
     /// `GITHUB_MAX_BODY_BYTES` — webhook body limit, bytes (`26214400` or `25MiB`).
     /// Default 25 MiB, GitHub's own payload cap.
     pub github_max_body_bytes: usize,
@@ -437,6 +441,7 @@ impl Config {
                 1_000_000,
             )? as u32,
             dedup_cache_ttl_seconds: positive("DEDUP_CACHE_TTL_SECONDS", 3600, 7 * 24 * 3600)?,
+            dedup_retention_seconds: positive("DEDUP_RETENTION_SECONDS", 259_200, 30 * 24 * 3600)?,
             github_max_body_bytes,
             allow_insecure_no_signature,
             api_tokens,

@@ -4,6 +4,7 @@
 //! Label values are bounded sets (source, decision, verb, outcome, actor):
 //! never delivery ids, repositories or anything a sender controls.
 
+pub mod dedup;
 pub mod demux;
 pub mod reports;
 pub mod service;
@@ -74,6 +75,7 @@ pub struct Metrics {
     admitted: Counter,
     service: service::ServiceMetrics,
     reports: reports::ReportMetrics,
+    dedup: dedup::DedupMetrics,
     demux: Arc<demux::DemuxStats>,
 }
 
@@ -235,6 +237,7 @@ impl Metrics {
         );
         let service = service::ServiceMetrics::register(&mut registry);
         let reports = reports::ReportMetrics::register(&mut registry);
+        let dedup = dedup::DedupMetrics::register(&mut registry);
         let demux = Arc::new(demux::DemuxStats::default());
         registry.register(
             "job_watch_events",
@@ -265,6 +268,7 @@ impl Metrics {
             registry,
             service,
             reports,
+            dedup,
             decisions,
             kube_requests,
             kube_latency,
@@ -392,6 +396,11 @@ impl Metrics {
     /// `build_info`, HTTP request and Job timing metrics ([`service`]).
     pub fn service(&self) -> &service::ServiceMetrics {
         &self.service
+    }
+
+    /// The dedup record's keys and shard writes.
+    pub fn dedup(&self) -> &dedup::DedupMetrics {
+        &self.dedup
     }
 
     /// Reporting's counters (GitHub calls, reports, slash commands).

@@ -38,6 +38,7 @@ const REQUIRED: &[&str] = &[
     "orchestrator_actor_restarts_total",
     "orchestrator_leader",
     "orchestrator_leader_transitions_total",
+    "orchestrator_dedup_record_keys",
 ];
 
 fn prometheus_binary() -> PathBuf {

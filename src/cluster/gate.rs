@@ -5,8 +5,8 @@
 //! with exponential backoff inside the caller's deadline, counts each call
 //! in `orchestrator_kube_requests_total{verb,outcome}` and
 //! `orchestrator_kube_request_seconds`, and maps API errors to
-//! [`KubeError`]. The Kube actor and the Lease loop hold clones of the same
-//! gate; the Job watch's client waits for its rate limit and is counted in
+//! [`KubeError`]. The Kube actor, the Lease loop and the dedup record's
+//! writer hold clones of the same gate; the Job watch's client waits for its rate limit and is counted in
 //! its metrics too (no timeout or retry from the gate: see
 //! [`super::metered`]). The preflight probes and the start-up `/version`
 //! check make single attempts through [`KubeGate::probe`] (rate bound,

@@ -2,7 +2,7 @@
 //! Kubernetes objects: the gate every call goes through ([`gate`], the only
 //! holder of a `kube::Client`), the Kube actor that makes the Job, pod, log
 //! and ConfigMap calls ([`kube_actor`]), the jobs facade the routes use
-//! ([`jobs`]), the Lease ([`lease`]), the Job watch's client ([`metered`]),
+//! ([`jobs`]), the Lease ([`lease`]), the dedup record ([`dedup`]), the Job watch's client ([`metered`]),
 //! the watch store ([`store`]) and the one mapping from Job objects
 //! ([`view`]), building the Job for a Task ([`jobspec`], [`files`]), and the
 //! preflight checks ([`preflight`], [`probe`]). Nothing here imports the
@@ -15,6 +15,7 @@ pub mod jobspec;
 pub use jobspec::{build_job, JobSpecError};
 pub mod audit;
 pub mod connect;
+pub mod dedup;
 pub mod describe;
 pub mod files;
 pub mod forbidden;

@@ -8,6 +8,10 @@
 //!   (create, cancel, admit, delete, look up, list) and the Job watch.
 //! - `configmaps` create, get, patch, delete: a task's files, created before
 //!   its Job, then owned by it (or taken back when the Job is refused).
+//! - `configmaps` list, update (and create, get, delete): the dedup
+//!   record's shards ([`super::dedup`]): listed (metadata) and read by every
+//!   replica, written with the resourceVersion, expired ones deleted by
+//!   the Lease holder.
 //! - `pods` list and `pods/log` get: following a Job's log.
 //! - `events` create: the audit trail, one Event per decision about a Job
 //!   ([`super::audit`]). Only create: each decision is an Event of its
@@ -98,7 +102,9 @@ pub const REQUIRED: &[Permission] = &[
     Permission::new("delete", "batch", "jobs"),
     Permission::new("create", "", "configmaps"),
     Permission::new("get", "", "configmaps"),
+    Permission::new("list", "", "configmaps"),
     Permission::new("patch", "", "configmaps"),
+    Permission::new("update", "", "configmaps"),
     Permission::new("delete", "", "configmaps"),
     Permission::new("list", "", "pods"),
     Permission::new("create", "", "events"),

@@ -308,6 +308,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "3600",
         "lifetime of in-memory dedup entries",
     ),
+    var(
+        "DEDUP_RETENTION_SECONDS",
+        "259200",
+        "how long the dedup record in the API server keeps accepted dedup keys",
+    ),
     var("KUBE_API_QPS", "50", "Kubernetes requests per second"),
     var(
         "KUBE_API_BURST",

@@ -112,6 +112,7 @@ pub async fn act(
         decision: "command",
         job: acted.jobs.first().cloned(),
         reason: Some(format!("{kind}: {outcome}")),
+        gone: false,
         response,
     })
 }
@@ -255,7 +256,12 @@ async fn retry(
         original,
         &newest.name,
         cmd,
-        |key| state.jobs.stored_by_dedup_key(key).is_some(),
+        // A retry whose Job is deleted still holds its number (the dedup
+        // record would answer its key `duplicate`).
+        |key| {
+            state.jobs.stored_by_dedup_key(key).is_some()
+                || state.record.contains(key, Utc::now().timestamp())
+        },
         Utc::now(),
     );
     // The watch may have shown this command's own retry since the Jobs were

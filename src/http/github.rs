@@ -147,6 +147,7 @@ async fn handle(
                 decision: "ignored",
                 job: None,
                 reason: Some(reason),
+                gone: false,
                 response,
             })
         }
@@ -159,6 +160,7 @@ async fn handle(
                 decision: "ignored",
                 job: None,
                 reason: Some(reason),
+                gone: false,
                 response,
             })
         }
@@ -233,6 +235,7 @@ async fn on_task(
                 decision: "ignored",
                 job: Some(job),
                 reason: Some(reason),
+                gone: false,
                 response,
             });
         }
@@ -362,6 +365,14 @@ pub async fn submit(
             remember(&job);
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
             Ok(Answer::new("duplicate", Some(job), r))
+        }
+        Ok(Enqueued::Gone(job)) => {
+            // Accepted before (the dedup record), its Job deleted since.
+            let r =
+                HttpResponse::Ok().json(json!({"status": "duplicate", "job": job, "gone": true}));
+            let mut a = Answer::new("duplicate", Some(job), r);
+            a.gone = true;
+            Ok(a)
         }
         Err(e) => Err(e.into()),
     }

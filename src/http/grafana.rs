@@ -145,6 +145,10 @@ async fn handle(
                 .await;
                 super::record_outcome(state, "grafana", "alert", Some(&delivery), &r);
                 match r {
+                    Ok(a) if a.gone => (
+                        fp,
+                        json!({"decision": a.decision, "job": a.job, "gone": true}),
+                    ),
                     Ok(a) => (fp, json!({"decision": a.decision, "job": a.job})),
                     Err(e) => {
                         let mut v = json!({"decision": e.code(), "reason": e.public_message()});

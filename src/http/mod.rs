@@ -120,6 +120,8 @@ pub struct AppState {
     /// The source actors' dedup cache: the Jobs this replica persisted
     /// recently (a resolved alert's Job the watch has not delivered yet).
     pub dedup: crate::sources::intake::DedupCache,
+    /// The dedup record (keys accepted within `DEDUP_RETENTION_SECONDS`).
+    pub record: crate::cluster::dedup::DedupRecord,
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -127,6 +129,8 @@ pub struct Answer {
     pub decision: &'static str,
     pub job: Option<String>,
     pub reason: Option<String>,
+    /// A duplicate whose Job is deleted (the dedup record knew its key).
+    pub gone: bool,
     pub response: HttpResponse,
 }
 
@@ -136,6 +140,7 @@ impl Answer {
             decision,
             job,
             reason: None,
+            gone: false,
             response,
         }
     }
@@ -355,6 +360,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "failed": failed,
             "checks": report.checks,
         }));
+    }
+    if !state.record.loaded() {
+        return HttpResponse::ServiceUnavailable().json(
+            json!({"status": "not_ready", "reason": "the dedup record has not been read yet"}),
+        );
     }
     if !h.synced.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(

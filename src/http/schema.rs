@@ -31,6 +31,11 @@ pub struct SubmitAnswer {
     /// GitHub, `on_repeat: supersede`: the live Jobs this one
     /// cancelled.
     pub superseded: Option<Vec<String>>,
+    /// `true` on a `duplicate` whose Job is deleted since (its dedup key is
+    /// in the dedup record, kept `DEDUP_RETENTION_SECONDS`); absent
+    /// otherwise.
+    #[schema(nullable = false)]
+    pub gone: Option<bool>,
 }
 
 /// The answer to a webhook that asks for no work.

@@ -42,6 +42,18 @@ pub enum Enqueued {
     Queued(String),
     /// The Job for this Task already existed.
     Duplicate(String),
+    /// The Task was accepted before (the dedup record knows its key) and
+    /// its Job, named, is deleted since.
+    Gone(String),
+}
+
+impl Enqueued {
+    /// The Job's name.
+    pub fn job(&self) -> &str {
+        match self {
+            Enqueued::Queued(j) | Enqueued::Duplicate(j) | Enqueued::Gone(j) => j,
+        }
+    }
 }
 
 /// Mailbox capacity of the scheduler: watch notifications and nudges
@@ -397,6 +409,23 @@ impl Persister {
             },
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Persister {
+    /// Whether Job `name` exists on the API server (one GET; for a Task
+    /// known as a duplicate whose Job the watch store does not show).
+    pub async fn exists(&self, name: &str, deadline: Instant) -> Result<bool, EnqueueError> {
+        let got = self
+            .kube
+            .ask(GetJob {
+                name: name.to_string(),
+                deadline,
+                read_share: false,
+            })
+            .await?
+            .map_err(|e| EnqueueError::Unavailable(e.to_string()))?;
+        Ok(got.is_some())
     }
 }
 

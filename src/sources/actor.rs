@@ -7,14 +7,18 @@
 //!  Submit(task) ─▶ dedup cache hit? ─▶ Duplicate (KeyReused if its request hash differs)
 //!               └▶ same key in flight? ─▶ waits for it ─▶ Duplicate | its error
 //!                                         (KeyReused at once if its request hash differs)
+//!               └▶ dedup record hit? ─▶ Duplicate | Gone (its Job deleted)
 //!               └▶ rate limit ─▶ RateLimited(retry after)
 //!               └▶ Persister ─▶ Kube actor ─▶ Queued(job) | Duplicate(job, from 409)
 //! ```
 //!
-//! A redelivery never spends the rate limit: the dedup cache and the
-//! in-flight keys are checked first. A key enters the dedup cache only once
+//! A redelivery never spends the rate limit: the dedup cache, the
+//! in-flight keys and the dedup record are checked first. A key enters the
+//! dedup cache and the dedup record ([`crate::cluster::dedup`]) only once
 //! its task is fully persisted (Job and files), so "duplicate" always names
-//! a complete task.
+//! a complete task. A known key whose Job the watch store does not show is
+//! looked up on the API server (one GET): absent, the answer is `Gone` (the
+//! Job ran and was deleted); a failed lookup still answers `Duplicate`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,6 +31,8 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 #[cfg(feature = "test-hooks")]
 use crate::actors::Crash;
+use crate::cluster::dedup::DedupRecord;
+use crate::cluster::store::JobStore;
 use crate::job::JobExtras;
 use crate::scheduler::error::EnqueueError;
 use crate::scheduler::{Enqueued, Persister};
@@ -71,24 +77,52 @@ pub struct SourceActor {
     /// Dedup keys being persisted right now.
     in_flight: InFlightKeys,
     dedup: DedupCache,
+    /// Keys accepted within the retention, shared by the replicas.
+    record: DedupRecord,
     limits: Arc<RateLimits>,
     persister: Persister,
+    /// The watch store: whether a known Task's Job still exists.
+    store: JobStore,
 }
 
 impl SourceActor {
     pub fn new(
         source: TaskSource,
         dedup: DedupCache,
+        record: DedupRecord,
         limits: Arc<RateLimits>,
         persister: Persister,
+        store: JobStore,
     ) -> Self {
         SourceActor {
             source,
             in_flight: Rc::default(),
             dedup,
+            record,
             limits,
             persister,
+            store,
         }
+    }
+
+    /// The answer for a Task accepted before as Job `job`: `Duplicate`
+    /// when the store shows the Job or the API server has it (or cannot
+    /// say), `Gone` when the API server answers it is absent.
+    fn known(&self, job: String, deadline: Instant) -> LocalBoxFuture<'static, Enqueued> {
+        if self.store.get(&job).is_some() {
+            return Box::pin(async move { Enqueued::Duplicate(job) });
+        }
+        let persister = self.persister.clone();
+        Box::pin(async move {
+            match persister.exists(&job, deadline).await {
+                Ok(false) => Enqueued::Gone(job),
+                Ok(true) => Enqueued::Duplicate(job),
+                Err(e) => {
+                    tracing::debug!(job = %job, error = %e, "could not tell whether a known task's job still exists");
+                    Enqueued::Duplicate(job)
+                }
+            }
+        })
     }
 }
 
@@ -120,7 +154,8 @@ impl Handler<Submit> for SourceActor {
             if differs(hash.as_deref(), c.request_hash.as_deref()) {
                 return Box::pin(async move { Err(EnqueueError::KeyReused(c.job).into()) });
             }
-            return Box::pin(async move { Ok(Enqueued::Duplicate(c.job)) });
+            let known = self.known(c.job, msg.deadline);
+            return Box::pin(async move { Ok(known.await) });
         }
         let in_flight = self.in_flight.borrow().get(&key).cloned();
         if let Some((first_hash, first)) = in_flight {
@@ -133,14 +168,23 @@ impl Handler<Submit> for SourceActor {
             return Box::pin(async move {
                 first.await.map(|e| match e {
                     Enqueued::Queued(job) | Enqueued::Duplicate(job) => Enqueued::Duplicate(job),
+                    gone @ Enqueued::Gone(_) => gone,
                 })
             });
         }
+        // Accepted within the retention (by any replica, before any
+        // restart) and its Job not in the store: deleted since (or not
+        // seen by the watch yet). The API server says which; a Job that
+        // exists goes the usual way (its `409` answers, request hashes
+        // compared).
+        let job = msg.task.job_name();
+        let maybe_gone = self.store.get(&job).is_none()
+            && self.record.contains(&key, chrono::Utc::now().timestamp());
         // Grafana is one authenticated sender for every alert: its alerts
         // share no sender bucket (the per-repository limit still applies).
         let sender = match self.source {
             TaskSource::Grafana => None,
-            _ => msg.task.requested_by.as_deref(),
+            _ => msg.task.requested_by.clone(),
         };
         // Grafana alerts also share a bucket per alert rule (alert storms).
         let rule = match self.source {
@@ -148,21 +192,33 @@ impl Handler<Submit> for SourceActor {
                 .task
                 .labels
                 .get(crate::sources::grafana::RULE_LABEL)
-                .map(String::as_str),
+                .cloned(),
             _ => None,
         };
-        let checked = self
-            .limits
-            .check(msg.task.repository.as_deref(), sender, rule);
-        if let Err(l) = checked {
-            return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
+        let (limits, repo) = (self.limits.clone(), msg.task.repository.clone());
+        let check = move || limits.check(repo.as_deref(), sender.as_deref(), rule.as_deref());
+        if !maybe_gone {
+            if let Err(l) = check() {
+                return Box::pin(async move { Err(SubmitError::RateLimited(l)) });
+            }
         }
         let persister = self.persister.clone();
-        let dedup = self.dedup.clone();
+        let dedup = (self.dedup.clone(), self.record.clone());
         let dedup_key = key.clone();
         let in_flight = self.in_flight.clone();
         let work = async move {
-            let r = persist(persister, dedup, &dedup_key, msg).await;
+            let r = async {
+                if maybe_gone {
+                    // A redelivery of a task whose Job is deleted spends
+                    // no rate limit either.
+                    if let Ok(false) = persister.exists(&job, msg.deadline).await {
+                        return Ok(Enqueued::Gone(job));
+                    }
+                    check().map_err(SubmitError::RateLimited)?;
+                }
+                persist(persister, dedup, &dedup_key, msg).await
+            }
+            .await;
             // Whoever drives the shared future to the end clears the key.
             in_flight.borrow_mut().remove(&dedup_key);
             r
@@ -176,10 +232,12 @@ impl Handler<Submit> for SourceActor {
     }
 }
 
-/// Persists the Task's Job; remembers the key once it is persisted.
+/// Persists the Task's Job; remembers the key once it is persisted (in
+/// this replica's dedup cache, and in the dedup record, written to the API
+/// server within a second or so).
 async fn persist(
     persister: Persister,
-    dedup: DedupCache,
+    (dedup, record): (DedupCache, DedupRecord),
     dedup_key: &str,
     msg: Submit,
 ) -> Result<Enqueued, SubmitError> {
@@ -187,8 +245,8 @@ async fn persist(
     let e = persister
         .persist(&msg.task, msg.extras, msg.deadline)
         .await?;
-    let (Enqueued::Queued(job) | Enqueued::Duplicate(job)) = &e;
-    dedup.insert(dedup_key, job, hash.as_deref(), Instant::now());
+    dedup.insert(dedup_key, e.job(), hash.as_deref(), Instant::now());
+    record.record(dedup_key, chrono::Utc::now().timestamp());
     Ok(e)
 }
 
