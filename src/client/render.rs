@@ -178,6 +178,13 @@ pub fn job_detail(job: &Value, now: DateTime<Utc>) -> String {
         vec!["Finished:".into(), text(job, "finished_at")],
         vec!["Duration:".into(), ran(job, now)],
     ];
+    let mut rows = rows;
+    if let Some(p) = job["position"].as_u64() {
+        rows.push(vec!["Position:".into(), format!("{p} in the queue")]);
+    }
+    if let Some(w) = job["waiting"].as_str() {
+        rows.push(vec!["Waiting:".into(), one_line(w, 200)]);
+    }
     let mut out = table(&["", ""], &rows);
     let conditions = job["conditions"].as_array().cloned().unwrap_or_default();
     if !conditions.is_empty() {

@@ -114,6 +114,15 @@ fn code(s: &str) -> String {
     }
 }
 
+/// A line of our own words naming untrusted names (a repository): no
+/// Markdown or HTML specials, no control characters, bounded.
+fn plain(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '`' | '<' | '>' | '*' | '_' | '[' | ']' | '@' | '|'))
+        .take(200)
+        .collect()
+}
+
 /// Untrusted text as a fenced block: cut, control characters dropped,
 /// `<!--` broken, fenced longer than any backtick run inside; `already_cut`
 /// characters were dropped before.
@@ -178,6 +187,8 @@ pub fn state_words(state: JobState) -> (&'static str, &'static str) {
 pub struct Extras<'a> {
     /// Place in the queue (1 = next), when queued.
     pub position: Option<usize>,
+    /// Why it waits, when queued and held back (a cap, a spent budget).
+    pub waiting: Option<String>,
     /// The agent's result, when it finished and left one.
     pub result: Option<&'a AgentResult>,
     /// `PUBLIC_URL`, for a link to the Job.
@@ -216,6 +227,9 @@ pub fn render(record: &JobRecord, x: &Extras<'_>) -> String {
             }
             if let Some(w) = between(created, Some(x.now)) {
                 state.push_str(&format!(", waiting {}", duration_text(w)));
+            }
+            if let Some(why) = &x.waiting {
+                state.push_str(&format!(" — waiting: {}", plain(why)));
             }
         }
         JobState::Running => {

@@ -10,6 +10,7 @@
 //! is marked dirty in the store and re-read here on the next message or
 //! tick.
 
+pub mod budget;
 pub mod error;
 pub mod queue;
 
@@ -28,11 +29,11 @@ use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeAct
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
-use crate::job::JobExtras;
+use crate::job::{JobExtras, JobState, WaitKind, Waits};
 use crate::metrics::Metrics;
 use crate::task::Task;
 use error::EnqueueError;
-use queue::{Observed, Queue};
+use queue::{Limits, Observed, Queue};
 
 /// What became of an enqueued Task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,15 @@ pub struct Scheduler {
     /// Leadership as this actor last acted on it.
     leading: bool,
     metrics: Arc<Metrics>,
+    /// The budgets spent now, and when they were last counted.
+    spent: budget::Spent,
+    counted_at: Option<Instant>,
+    /// Added to the wall clock for the budget day (a test hook moves it).
+    clock_offset: chrono::Duration,
 }
+
+/// How stale the budgets' count may be at an admission.
+const BUDGET_RECOUNT: Duration = Duration::from_secs(1);
 
 impl Scheduler {
     pub fn new(
@@ -68,8 +77,24 @@ impl Scheduler {
         leader: Leader,
         metrics: Arc<Metrics>,
     ) -> Self {
+        if budget::any(&config.scheduler) && config.job_ttl_seconds < 86_400 {
+            tracing::warn!(
+                job_ttl_seconds = config.job_ttl_seconds,
+                "daily budgets count the Jobs that still exist: finished Jobs deleted after JOB_TTL_SECONDS take their minutes and cost with them; set it to 86400 or more"
+            );
+        }
+        let limits = Limits {
+            max_running: config.max_concurrent_jobs as usize,
+            per_repository: config.scheduler.per_repository,
+            per_source: config
+                .scheduler
+                .per_source
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        };
         Scheduler {
-            queue: Queue::new(config.max_concurrent_jobs as usize),
+            queue: Queue::with_limits(limits),
             kube,
             config,
             jobs,
@@ -77,7 +102,79 @@ impl Scheduler {
             leader,
             leading: false,
             metrics,
+            spent: budget::Spent::default(),
+            counted_at: None,
+            clock_offset: chrono::Duration::zero(),
         }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.clock_offset
+    }
+
+    /// Counts today's use from the store's Jobs (when any budget is set and
+    /// the last count is older than [`BUDGET_RECOUNT`], or `force`) and
+    /// holds back the repositories and sources that spent theirs.
+    fn count_budgets(&mut self, force: bool) {
+        let c = &self.config.scheduler;
+        if !budget::any(c) {
+            return;
+        }
+        if !force && self.counted_at.is_some_and(|t| t.elapsed() < BUDGET_RECOUNT) {
+            return;
+        }
+        self.counted_at = Some(Instant::now());
+        let started = self.jobs.filtered(|r| r.started_at.is_some());
+        let usage = budget::usage(&started, self.now(), c.usd_per_repository > 0.0);
+        let spent = budget::spent(&usage, c);
+        if spent != self.spent {
+            tracing::info!(
+                repositories = ?spent.repositories.keys().collect::<Vec<_>>(),
+                sources = ?spent.sources.keys().collect::<Vec<_>>(),
+                "daily budgets spent"
+            );
+            self.queue
+                .set_spent(spent.repository_keys(), spent.source_keys());
+            self.spent = spent;
+        }
+        self.metrics
+            .set_budgets_exhausted(self.spent.repositories.len(), self.spent.sources.len());
+    }
+
+    /// What holds queued Jobs back now, for the routes and reports.
+    fn waits(&self) -> Waits {
+        let o = self.queue.occupancy();
+        let l = self.queue.limits();
+        Waits {
+            published: true,
+            max_running: l.max_running,
+            running: o.running,
+            per_repository: l.per_repository,
+            repositories: o.repositories,
+            per_source: self.config.scheduler.per_source.clone(),
+            sources: o.sources,
+            keys: o.keys,
+            spent_repositories: self.spent.repositories.clone(),
+            spent_sources: self.spent.sources.clone(),
+            until: budget::until_text(self.now()),
+        }
+    }
+
+    /// Counts the queued Jobs held back per reason (O(queued): on the
+    /// resync tick only).
+    fn count_waiting(&self) {
+        let waits = self.jobs.waits().get();
+        let mut counts: std::collections::HashMap<WaitKind, usize> = Default::default();
+        for r in self.jobs.filtered(|r| r.state == JobState::Queued) {
+            if let Some((kind, _)) = waits.reason(&r) {
+                *counts.entry(kind).or_default() += 1;
+            }
+        }
+        let all: Vec<(&str, usize)> = WaitKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), counts.get(k).copied().unwrap_or(0)))
+            .collect();
+        self.metrics.set_waiting(&all);
     }
 
     /// Follows the Lease: a replica that just became leader starts from the
@@ -142,6 +239,7 @@ impl Scheduler {
     fn publish(&self) {
         self.metrics
             .set_jobs(self.queue.queued(), self.queue.running());
+        self.jobs.waits().set(self.waits());
     }
 
     /// Cancelled Jobs stay suspended, so Kubernetes' TTL never removes them:
@@ -166,12 +264,16 @@ impl Scheduler {
 
     fn admit(&mut self, ctx: &mut Context<Self>) {
         if !(self.synced && self.sync_leadership()) {
+            // Followers keep the same queue: their routes show the reasons.
+            self.publish();
             return;
         }
         // No admission call outlives this replica's leadership.
         let Some(lead_until) = self.leader.valid_until() else {
+            self.publish();
             return;
         };
+        self.count_budgets(false);
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
@@ -220,7 +322,11 @@ impl Actor for Scheduler {
         let periods = &self.config.scheduler;
         ctx.run_interval(periods.resync, |this, ctx| {
             this.catch_up();
+            if this.synced {
+                this.count_budgets(true);
+            }
             this.admit(ctx);
+            this.count_waiting();
         });
         ctx.run_interval(periods.cancelled_sweep, |this, _| this.collect_cancelled());
     }
@@ -280,6 +386,24 @@ impl Handler<Counts> for Scheduler {
         // Only reads: what a lost notification left behind shows until the
         // next resync, as it would to the admission logic.
         MessageResult((self.queue.queued(), self.queue.running()))
+    }
+}
+
+/// Moves the scheduler's budget clock (the UTC day budgets count in) by
+/// this much past the wall clock, and recounts: a test reaches "the next
+/// day" without waiting for it. Only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShiftBudgetClock(pub chrono::Duration);
+
+#[cfg(feature = "test-hooks")]
+impl Handler<ShiftBudgetClock> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: ShiftBudgetClock, ctx: &mut Context<Self>) {
+        self.clock_offset = msg.0;
+        self.count_budgets(true);
+        self.admit(ctx);
     }
 }
 
@@ -440,4 +564,4 @@ impl Handler<Crash> for Scheduler {
 
 crate::tracked_handlers!(Scheduler => Observe, Forget, Synced, Leadership, Admit);
 #[cfg(feature = "test-hooks")]
-crate::tracked_handlers!(Scheduler => Crash);
+crate::tracked_handlers!(Scheduler => Crash, ShiftBudgetClock);

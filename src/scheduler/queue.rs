@@ -85,9 +85,7 @@ pub struct Observed {
 /// The repository key of a record: `owner/name` lower-cased, as the
 /// concurrency key compares it (`""` for none).
 pub fn repository_key(r: &JobRecord) -> Arc<str> {
-    r.repository_name
-        .as_deref()
-        .map_or_else(|| Arc::from(""), |n| Arc::from(n.to_lowercase()))
+    Arc::from(r.repository_key())
 }
 
 impl Observed {
