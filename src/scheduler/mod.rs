@@ -83,6 +83,7 @@ impl Scheduler {
                 "daily budgets count the Jobs that still exist: finished Jobs deleted after JOB_TTL_SECONDS take their minutes and cost with them; set it to 86400 or more"
             );
         }
+        metrics.set_budgets_exhausted(0, 0);
         let limits = Limits {
             max_running: config.max_concurrent_jobs as usize,
             per_repository: config.scheduler.per_repository,
