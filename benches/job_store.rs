@@ -166,7 +166,11 @@ fn bench(c: &mut Criterion) {
         let source = if n % 3 == 0 { "github" } else { "cli" };
         fair.observe(Observed {
             name: format!("job-{n}").into(),
-            state: if n < RUNNING { JobState::Running } else { JobState::Queued },
+            state: if n < RUNNING {
+                JobState::Running
+            } else {
+                JobState::Queued
+            },
             priority: (n % 2) as i32,
             created: n as i64,
             concurrency_key: (n % 5 == 0).then(|| format!("{repo}#{}", n % 50).into()),

@@ -70,21 +70,20 @@ fn watch_active(sim: &kube_api_sim::SimServer) -> Arc<Mutex<Active>> {
                 continue;
             }
             let o = &change.object;
-            let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            let finished = o["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed")
-                    })
-                });
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let finished = o["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed")
+                })
+            });
             let admitted = o["spec"]["suspend"] == Value::Bool(false);
             let mut g = s.lock().expect("lock");
             if change.kind != EventType::Deleted && admitted && !finished {
-                if g.now.insert(name.clone()) {
-                    if !g.admitted.contains(&name) {
-                        g.admitted.push(name.clone());
-                    }
+                if g.now.insert(name.clone()) && !g.admitted.contains(&name) {
+                    g.admitted.push(name.clone());
                 }
             } else {
                 g.now.remove(&name);
@@ -125,14 +124,18 @@ async fn one_task_of_another_repository_is_not_starved_by_five_hundred_queued() 
     assert_eq!(big.len(), 500);
     let before = active.lock().expect("lock").admitted.len();
     let small = queue(&app, "small", "acme/small").await;
-    wait_for("the small repository's task to be admitted", WAIT, || async {
-        active
-            .lock()
-            .expect("lock")
-            .admitted
-            .contains(&small)
-            .then_some(())
-    })
+    wait_for(
+        "the small repository's task to be admitted",
+        WAIT,
+        || async {
+            active
+                .lock()
+                .expect("lock")
+                .admitted
+                .contains(&small)
+                .then_some(())
+        },
+    )
     .await;
     let g = active.lock().expect("lock");
     assert!(!g.lagged, "the watch of the store missed changes");
@@ -147,7 +150,11 @@ async fn one_task_of_another_repository_is_not_starved_by_five_hundred_queued() 
         at + 1,
         g.admitted.len()
     );
-    assert!(g.max_total <= 2, "MAX_CONCURRENT_JOBS=2 held: {}", g.max_total);
+    assert!(
+        g.max_total <= 2,
+        "MAX_CONCURRENT_JOBS=2 held: {}",
+        g.max_total
+    );
     assert!(
         before < 490,
         "most of acme/big was still queued when acme/small came ({before} admitted)"
@@ -212,7 +219,11 @@ async fn the_per_repository_cap_is_never_exceeded_and_the_rest_goes_to_others() 
         let m = g.max_per_group.get(repo).copied().unwrap_or(0);
         assert!(m <= 2, "{repo} had {m} Jobs admitted at once (cap 2)");
     }
-    assert!(g.max_total <= 5, "MAX_CONCURRENT_JOBS=5 held: {}", g.max_total);
+    assert!(
+        g.max_total <= 5,
+        "MAX_CONCURRENT_JOBS=5 held: {}",
+        g.max_total
+    );
     assert!(
         g.max_total >= 3,
         "the other repositories used the slots acme/a could not: {}",
@@ -248,7 +259,8 @@ async fn a_repository_over_its_daily_minutes_waits_with_the_reason_until_the_nex
     assert_eq!(j["state"], "queued", "{j}");
     let why = j["waiting"].as_str().unwrap_or_default();
     assert!(
-        why.starts_with("daily budget of acme/spender spent (") && why.contains(" until ")
+        why.starts_with("daily budget of acme/spender spent (")
+            && why.contains(" until ")
             && why.ends_with(" 00:00 UTC"),
         "{why}"
     );

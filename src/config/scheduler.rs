@@ -122,21 +122,28 @@ impl SchedulerConfig {
         Ok(SchedulerConfig {
             resync: seconds(get, "SCHEDULER_RESYNC_SECONDS", d.resync)?,
             cancelled_sweep: seconds(get, "CANCELLED_JOB_SWEEP_SECONDS", d.cancelled_sweep)?,
-            per_repository: amount(get, "MAX_CONCURRENT_JOBS_PER_REPOSITORY", 100_000.0)
-                .and_then(|n| {
+            per_repository: amount(get, "MAX_CONCURRENT_JOBS_PER_REPOSITORY", 100_000.0).and_then(
+                |n| {
                     if n.fract() == 0.0 {
                         Ok(n as usize)
                     } else {
                         Err(ConfigError {
                             var: "MAX_CONCURRENT_JOBS_PER_REPOSITORY",
-                            message: format!("expected an integer from 0 (no cap) to 100000, got {n}"),
+                            message: format!(
+                                "expected an integer from 0 (no cap) to 100000, got {n}"
+                            ),
                         })
                     }
-                })?,
+                },
+            )?,
             per_source: per_source(
                 get,
                 "MAX_CONCURRENT_JOBS_PER_SOURCE",
-                |v| v.parse::<usize>().ok().filter(|n| (1..=100_000).contains(n)),
+                |v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=100_000).contains(n))
+                },
                 "integers from 1 to 100000",
             )?,
             minutes_per_repository: amount(get, "BUDGET_MINUTES_PER_REPOSITORY_PER_DAY", 1e9)?,

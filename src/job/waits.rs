@@ -104,10 +104,7 @@ impl Waits {
             if n >= self.per_repository {
                 return Some((
                     WaitKind::RepositoryCap,
-                    format!(
-                        "repository {shown} at its cap {n}/{}",
-                        self.per_repository
-                    ),
+                    format!("repository {shown} at its cap {n}/{}", self.per_repository),
                 ));
             }
         }
@@ -193,4 +190,101 @@ pub fn position(record: &JobRecord, queued: &[Arc<JobRecord>]) -> usize {
     }
     let others: usize = per_repo.values().map(|n| (*n).min(ahead_in_own)).sum();
     1 + higher + ahead_in_own + others
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str, repo: &str, priority: i32, created: i64) -> Arc<JobRecord> {
+        Arc::new(JobRecord {
+            name: name.into(),
+            rv: 1,
+            state: JobState::Queued,
+            created,
+            created_at: None,
+            source: Some("github".into()),
+            kind: None,
+            repository: None,
+            repository_name: Some(repo.into()),
+            priority,
+            concurrency_key: Some(format!("{}#1", repo.to_lowercase()).into()),
+            dedup_key: None,
+            url: None,
+            cancelled_at: None,
+            started_at: None,
+            completed_at: None,
+            conditions: Vec::new(),
+            active: 0,
+            succeeded: 0,
+            failed: 0,
+            task: None,
+            report_mark: None,
+            callback_url: None,
+            callback_mark: None,
+        })
+    }
+
+    #[test]
+    fn the_reason_names_what_holds_the_job_back_budget_first() {
+        let r = rec("j", "Acme/API", 0, 0);
+        let mut w = Waits {
+            published: true,
+            max_running: 10,
+            running: 3,
+            per_repository: 2,
+            repositories: [("acme/api".to_string(), 2)].into(),
+            per_source: [("github".to_string(), 5)].into(),
+            sources: [("github".to_string(), 3)].into(),
+            until: "2026-12-08 00:00 UTC".into(),
+            ..Waits::default()
+        };
+        assert_eq!(
+            w.reason_text(&r).as_deref(),
+            Some("repository Acme/API at its cap 2/2")
+        );
+        w.spent_repositories
+            .insert("acme/api".into(), "600/600 agent-minutes".into());
+        assert_eq!(
+            w.reason(&r),
+            Some((
+                WaitKind::Budget,
+                "daily budget of Acme/API spent (600/600 agent-minutes) until 2026-12-08 00:00 UTC"
+                    .into()
+            ))
+        );
+        let w = Waits {
+            published: true,
+            max_running: 3,
+            running: 3,
+            keys: ["acme/api#1".to_string()].into(),
+            ..Waits::default()
+        };
+        assert_eq!(w.reason(&r).map(|x| x.0), Some(WaitKind::ConcurrencyKey));
+        let w = Waits {
+            published: true,
+            max_running: 3,
+            running: 3,
+            ..Waits::default()
+        };
+        assert_eq!(w.reason_text(&r).as_deref(), Some("global cap 3/3"));
+        assert_eq!(Waits::default().reason(&r), None, "nothing published yet");
+    }
+
+    #[test]
+    fn the_position_counts_the_rounds_of_the_fair_order() {
+        let mut q: Vec<Arc<JobRecord>> = (0..500)
+            .map(|i| rec(&format!("a{i}"), "acme/a", 0, i))
+            .collect();
+        q.push(rec("b", "acme/b", 0, 1000));
+        q.push(rec("urgent", "acme/c", 5, 2000));
+        let b = q[500].clone();
+        assert_eq!(position(&b, &q), 2, "after the urgent one, not after 500");
+        let a3 = q[3].clone();
+        assert_eq!(
+            position(&a3, &q),
+            1 + 1 + 3 + 1,
+            "urgent, a0-a2, and b's one turn"
+        );
+    }
 }

@@ -118,7 +118,7 @@ fn code(s: &str) -> String {
 /// Markdown or HTML specials, no control characters, bounded.
 fn plain(s: &str) -> String {
     s.chars()
-        .filter(|c| !c.is_control() && !matches!(c, '`' | '<' | '>' | '*' | '_' | '[' | ']' | '@' | '|'))
+        .filter(|c| !c.is_control() && !matches!(c, '`' | '<' | '>' | '*' | '[' | ']' | '@' | '|'))
         .take(200)
         .collect()
 }

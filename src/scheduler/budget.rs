@@ -48,7 +48,10 @@ pub struct Spent {
 
 impl Spent {
     pub fn repository_keys(&self) -> HashSet<Arc<str>> {
-        self.repositories.keys().map(|k| Arc::from(k.as_str())).collect()
+        self.repositories
+            .keys()
+            .map(|k| Arc::from(k.as_str()))
+            .collect()
     }
 
     pub fn source_keys(&self) -> HashSet<Arc<str>> {
@@ -173,7 +176,13 @@ mod tests {
     use super::*;
     use crate::job::ConditionView;
 
-    fn rec(name: &str, repo: &str, state: JobState, from: &str, to: Option<&str>) -> Arc<JobRecord> {
+    fn rec(
+        name: &str,
+        repo: &str,
+        state: JobState,
+        from: &str,
+        to: Option<&str>,
+    ) -> Arc<JobRecord> {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         Arc::new(JobRecord {
             name: name.into(),
@@ -210,12 +219,36 @@ mod tests {
             .with_timezone(&Utc);
         let jobs = [
             // 30 min yesterday, 30 min today.
-            rec("a", "Acme/API", JobState::Succeeded, "2026-12-06T23:30:00Z", Some("2026-12-07T00:30:00Z")),
+            rec(
+                "a",
+                "Acme/API",
+                JobState::Succeeded,
+                "2026-12-06T23:30:00Z",
+                Some("2026-12-07T00:30:00Z"),
+            ),
             // Running for 60 min now.
-            rec("b", "acme/api", JobState::Running, "2026-12-07T11:00:00Z", None),
+            rec(
+                "b",
+                "acme/api",
+                JobState::Running,
+                "2026-12-07T11:00:00Z",
+                None,
+            ),
             // All yesterday: nothing today.
-            rec("c", "acme/api", JobState::Succeeded, "2026-12-06T10:00:00Z", Some("2026-12-06T11:00:00Z")),
-            rec("d", "acme/web", JobState::Succeeded, "2026-12-07T10:00:00Z", Some("2026-12-07T10:10:00Z")),
+            rec(
+                "c",
+                "acme/api",
+                JobState::Succeeded,
+                "2026-12-06T10:00:00Z",
+                Some("2026-12-06T11:00:00Z"),
+            ),
+            rec(
+                "d",
+                "acme/web",
+                JobState::Succeeded,
+                "2026-12-07T10:00:00Z",
+                Some("2026-12-07T10:10:00Z"),
+            ),
         ];
         let u = usage(&jobs, now, true);
         let (secs, usd) = u.repositories["acme/api"];
@@ -235,7 +268,10 @@ mod tests {
             usd_per_repository: 1.0,
             ..SchedulerConfig::default()
         };
-        assert_eq!(spent(&u, &c).repositories["acme/api"], "$1.50/$1.00 reported");
+        assert_eq!(
+            spent(&u, &c).repositories["acme/api"],
+            "$1.50/$1.00 reported"
+        );
         assert_eq!(until_text(now), "2026-12-08 00:00 UTC");
     }
 }

@@ -121,23 +121,33 @@ impl Scheduler {
         if !budget::any(c) {
             return;
         }
-        if !force && self.counted_at.is_some_and(|t| t.elapsed() < BUDGET_RECOUNT) {
+        if !force
+            && self
+                .counted_at
+                .is_some_and(|t| t.elapsed() < BUDGET_RECOUNT)
+        {
             return;
         }
         self.counted_at = Some(Instant::now());
-        let started = self.jobs.filtered(|r| r.started_at.is_some());
-        let usage = budget::usage(&started, self.now(), c.usd_per_repository > 0.0);
+        let now = self.now();
+        let (day_start, _) = budget::day_of(now);
+        // Jobs that ran today (or run): a finished Job of an earlier day is
+        // skipped without a clone.
+        let started = self
+            .jobs
+            .filtered(|r| r.started_at.is_some() && r.completed_at.is_none_or(|t| t >= day_start));
+        let usage = budget::usage(&started, now, c.usd_per_repository > 0.0);
         let spent = budget::spent(&usage, c);
-        if spent != self.spent {
+        let (repos, sources) = (spent.repository_keys(), spent.source_keys());
+        if repos != self.spent.repository_keys() || sources != self.spent.source_keys() {
             tracing::info!(
                 repositories = ?spent.repositories.keys().collect::<Vec<_>>(),
                 sources = ?spent.sources.keys().collect::<Vec<_>>(),
                 "daily budgets spent"
             );
-            self.queue
-                .set_spent(spent.repository_keys(), spent.source_keys());
-            self.spent = spent;
+            self.queue.set_spent(repos, sources);
         }
+        self.spent = spent;
         self.metrics
             .set_budgets_exhausted(self.spent.repositories.len(), self.spent.sources.len());
     }

@@ -400,9 +400,22 @@ impl Queue {
 
     /// Removes a Job from all bookkeeping.
     pub fn forget(&mut self, name: &str) {
-        let Some(e) = self.entries.get(name).cloned() else {
-            return;
-        };
+        if let Some(repo) = self.remove(name) {
+            self.prune(&repo);
+        }
+    }
+
+    /// Forgets a repository with no Jobs left (its stamp too).
+    fn prune(&mut self, repo: &Arc<str>) {
+        if self.groups.get(repo).is_some_and(|g| g.entries == 0) {
+            self.groups.remove(repo);
+        }
+    }
+
+    /// Removes a Job, keeping its repository's bookkeeping (returned) for
+    /// the caller to prune.
+    fn remove(&mut self, name: &str) -> Option<Arc<str>> {
+        let e = self.entries.get(name).cloned()?;
         match e.slot {
             Slot::Queued => {
                 self.dequeue(&e.order, &e.key, &e.lane);
@@ -418,10 +431,8 @@ impl Queue {
         self.entries.remove(name);
         if let Some(g) = self.groups.get_mut(&e.lane.1) {
             g.entries = g.entries.saturating_sub(1);
-            if g.entries == 0 {
-                self.groups.remove(&e.lane.1);
-            }
         }
+        Some(e.lane.1)
     }
 
     /// Records a Job's observed state.
@@ -436,10 +447,14 @@ impl Queue {
                 return;
             }
         }
-        self.forget(&o.name);
+        // The repository keeps its stamp while the Job changes state.
+        let before = self.remove(&o.name);
         // A cancelled Job is never admitted and holds no slot: its pods (if
         // it ran) are being deleted.
         if o.state.is_finished() || o.state == JobState::Cancelled {
+            if let Some(repo) = before {
+                self.prune(&repo);
+            }
             return;
         }
         let order = (Reverse(o.priority), o.created, o.name.clone());
@@ -852,7 +867,10 @@ mod tests {
         q.observe(of("a0", "cli", "acme/a", 0));
         q.observe(of("b0", "cli", "acme/b", 1));
         q.observe(of("g0", "grafana", "acme/c", 2));
-        q.set_spent(HashSet::from([Arc::from("acme/a")]), HashSet::from([Arc::from("grafana")]));
+        q.set_spent(
+            HashSet::from([Arc::from("acme/a")]),
+            HashSet::from([Arc::from("grafana")]),
+        );
         assert_eq!(q.take_admissions(), ["b0"]);
         q.observe(of("a1", "cli", "acme/a", 3));
         assert!(q.take_admissions().is_empty());
