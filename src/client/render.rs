@@ -270,6 +270,23 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_job_shows_its_position_and_why_it_waits() {
+        let job = json!({"name": "j2", "state": "queued", "position": 3,
+            "waiting": "repository acme/api at its cap 2/2"});
+        let d = job_detail(&job, Utc::now());
+        assert!(
+            d.contains("Position:") && d.contains("3 in the queue"),
+            "{d}"
+        );
+        assert!(
+            d.contains("Waiting:") && d.contains("repository acme/api at its cap 2/2"),
+            "{d}"
+        );
+        let done = job_detail(&json!({"name": "j3", "state": "running"}), Utc::now());
+        assert!(!done.contains("Waiting:"), "{done}");
+    }
+
+    #[test]
     fn durations_are_short() {
         assert_eq!(short_duration(5), "5s");
         assert_eq!(short_duration(3 * 60 + 1), "3m1s");

@@ -348,4 +348,47 @@ mod tests {
         assert_eq!(code("a`b@c"), "`ab@c`");
         assert_eq!(code(""), "`?`");
     }
+
+    #[test]
+    fn a_queued_task_says_why_it_waits_in_plain_words() {
+        let record = JobRecord {
+            name: "gh-task-1".into(),
+            rv: 1,
+            state: JobState::Queued,
+            created: 0,
+            created_at: None,
+            source: Some("github".into()),
+            kind: None,
+            repository: None,
+            repository_name: Some("acme/my_api".into()),
+            priority: 0,
+            concurrency_key: None,
+            dedup_key: None,
+            url: None,
+            cancelled_at: None,
+            started_at: None,
+            completed_at: None,
+            conditions: Vec::new(),
+            active: 0,
+            succeeded: 0,
+            failed: 0,
+            task: None,
+            report_mark: None,
+            callback_url: None,
+            callback_mark: None,
+        };
+        let x = Extras {
+            position: Some(2),
+            waiting: Some("repository acme/my_api at its cap 2/2 <b>@x</b>".into()),
+            result: None,
+            public_url: None,
+            now: Utc::now(),
+        };
+        let body = render(&record, &x);
+        assert!(body.contains("number 2 in the queue"), "{body}");
+        assert!(
+            body.contains("— waiting: repository acme/my_api at its cap 2/2 bx/b"),
+            "{body}"
+        );
+    }
 }
