@@ -1,9 +1,13 @@
 //! The scheduler actor: owns admission.
 //!
 //! It asks the Kube actor to persist each accepted Task as a *suspended* Job
-//! and answers only then; it admits (unsuspends) queued Jobs by priority
-//! under `MAX_CONCURRENT_JOBS` and one per concurrency key, and only while
-//! this replica holds the scheduler Lease and the Job watch is synced. Its
+//! and answers only then; it admits (unsuspends) queued Jobs by priority,
+//! fairly between repositories (least recently admitted first), under
+//! `MAX_CONCURRENT_JOBS`, the per-repository and per-source caps, the daily
+//! budgets ([`budget`]) and one per concurrency key, and only while this
+//! replica holds the scheduler Lease and the Job watch is synced. Every
+//! replica keeps the queue and publishes why queued Jobs wait
+//! (`job::waits`) on the store's board, for the routes and reports. Its
 //! queue is derived state: rebuilt from the watch store's live Jobs on
 //! start, on restart, on every resync and when leadership changes, so no
 //! accepted work lives only here. A change a full mailbox could not carry
