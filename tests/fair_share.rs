@@ -144,6 +144,11 @@ async fn one_task_of_another_repository_is_not_starved_by_five_hundred_queued() 
         .iter()
         .position(|n| *n == small)
         .expect("admitted");
+    eprintln!(
+        "acme/small: admission {} of {} so far; {before} of acme/big were admitted when it came",
+        at + 1,
+        g.admitted.len()
+    );
     assert!(
         at <= before + 4,
         "acme/small was admission {} of {}; {before} were admitted when it came",
