@@ -5,6 +5,10 @@
 //! - `list_queued_50`: the page of `GET /api/v1/jobs?state=queued&limit=50`
 //!   built from the store's indexes and serialised to JSON;
 //! - `apply_event`: one watch event (a Job's record replaced) at 100,000.
+//! - `admission_pick_fair`: the pick with 100,000 queued Jobs across 1,000
+//!   repositories and two sources (fair order between repositories, a
+//!   per-repository cap of 2 and a per-source cap), 49 running of 50; each
+//!   pick moves the picked repository to the back of its turn.
 //!
 //! Also prints the resident memory the 100,000 records and their indexes
 //! take. Run: `cargo bench --bench job_store`.
@@ -19,7 +23,7 @@ use orchestrator::config::Config;
 use orchestrator::http::jobs::list_page;
 use orchestrator::job::JobRecord;
 use orchestrator::job::JobState;
-use orchestrator::scheduler::queue::{Observed, Queue};
+use orchestrator::scheduler::queue::{Limits, Observed, Queue};
 use orchestrator::task::{Task, TaskSource};
 use serde_json::json;
 
@@ -149,6 +153,39 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let page = list_page(&store, black_box(&filter), None, 50).expect("page");
             black_box(serde_json::to_vec(&page).expect("json"))
+        })
+    });
+
+    let mut fair = Queue::with_limits(Limits {
+        max_running: RUNNING + 1,
+        per_repository: 2,
+        per_source: [("github".to_string(), 10_000)].into(),
+    });
+    for n in 0..100_000usize {
+        let repo = format!("owner/repo-{}", n % 1000);
+        let source = if n % 3 == 0 { "github" } else { "cli" };
+        fair.observe(Observed {
+            name: format!("job-{n}").into(),
+            state: if n < RUNNING {
+                JobState::Running
+            } else {
+                JobState::Queued
+            },
+            priority: (n % 2) as i32,
+            created: n as i64,
+            concurrency_key: (n % 5 == 0).then(|| format!("{repo}#{}", n % 50).into()),
+            source: source.into(),
+            repository: repo.into(),
+            started: 0,
+            rv: 0,
+        });
+    }
+    assert_eq!(fair.running(), RUNNING);
+    c.bench_function("admission_pick_fair", |b| {
+        b.iter(|| {
+            let picked = fair.take_admissions();
+            assert_eq!(picked.len(), 1);
+            fair.admission_failed(black_box(&picked[0]));
         })
     });
 

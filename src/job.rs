@@ -5,9 +5,11 @@
 
 pub mod record;
 pub mod state;
+pub mod waits;
 
 pub use record::{ConditionView, JobRecord, TaskHead};
 pub use state::{JobState, STATE_COUNT};
+pub use waits::{WaitBoard, WaitKind, Waits};
 
 use crate::task::files::TaskFile;
 

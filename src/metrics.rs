@@ -41,6 +41,16 @@ struct StateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: String,
+}
+
 /// The metrics of one actor (see [`Metrics::actor`]); clones share values.
 #[derive(Clone, Debug)]
 pub struct ActorMetrics {
@@ -71,6 +81,8 @@ pub struct Metrics {
     leader: Gauge,
     leader_transitions: Counter,
     jobs: Family<StateLabels, Gauge>,
+    waiting: Family<ReasonLabels, Gauge>,
+    budgets_exhausted: Family<ScopeLabels, Gauge>,
     watchers: Gauge,
     admitted: Counter,
     service: service::ServiceMetrics,
@@ -223,6 +235,18 @@ impl Metrics {
         );
         let jobs = Family::<StateLabels, Gauge>::default();
         registry.register("jobs", "Managed Jobs by state", jobs.clone());
+        let waiting = Family::<ReasonLabels, Gauge>::default();
+        registry.register(
+            "jobs_waiting",
+            "Queued Jobs held back, by reason: budget (a daily budget of their repository or source is spent), repository_cap, source_cap, concurrency_key (another task of the issue or PR runs), global_cap (MAX_CONCURRENT_JOBS)",
+            waiting.clone(),
+        );
+        let budgets_exhausted = Family::<ScopeLabels, Gauge>::default();
+        registry.register(
+            "budget_exhausted",
+            "Daily budgets spent now, by scope (repository: agent-minutes or USD of one repository; source: agent-minutes of one source); their queued Jobs wait until 00:00 UTC",
+            budgets_exhausted.clone(),
+        );
         let watchers = Gauge::default();
         registry.register(
             "job_watchers",
@@ -280,6 +304,8 @@ impl Metrics {
             leader,
             leader_transitions,
             jobs,
+            waiting,
+            budgets_exhausted,
             watchers,
             admitted,
             demux,
@@ -323,6 +349,14 @@ impl Metrics {
                 state: state.into(),
             });
         }
+        self.set_waiting(&[
+            ("budget", 0),
+            ("repository_cap", 0),
+            ("source_cap", 0),
+            ("concurrency_key", 0),
+            ("global_cap", 0),
+        ]);
+        self.set_budgets_exhausted(0, 0);
         self.service.initialise_known_labels();
         self.reports.initialise_known_labels();
     }
@@ -379,6 +413,28 @@ impl Metrics {
             self.jobs
                 .get_or_create(&StateLabels {
                     state: state.into(),
+                })
+                .set(n as i64);
+        }
+    }
+
+    /// Sets the queued Jobs held back per reason (every reason named).
+    pub fn set_waiting(&self, counts: &[(&str, usize)]) {
+        for (reason, n) in counts {
+            self.waiting
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .set(*n as i64);
+        }
+    }
+
+    /// Sets the number of spent budgets per scope (`repository`, `source`).
+    pub fn set_budgets_exhausted(&self, repositories: usize, sources: usize) {
+        for (scope, n) in [("repository", repositories), ("source", sources)] {
+            self.budgets_exhausted
+                .get_or_create(&ScopeLabels {
+                    scope: scope.into(),
                 })
                 .set(n as i64);
         }

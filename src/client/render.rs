@@ -178,6 +178,13 @@ pub fn job_detail(job: &Value, now: DateTime<Utc>) -> String {
         vec!["Finished:".into(), text(job, "finished_at")],
         vec!["Duration:".into(), ran(job, now)],
     ];
+    let mut rows = rows;
+    if let Some(p) = job["position"].as_u64() {
+        rows.push(vec!["Position:".into(), format!("{p} in the queue")]);
+    }
+    if let Some(w) = job["waiting"].as_str() {
+        rows.push(vec!["Waiting:".into(), one_line(w, 200)]);
+    }
     let mut out = table(&["", ""], &rows);
     let conditions = job["conditions"].as_array().cloned().unwrap_or_default();
     if !conditions.is_empty() {
@@ -260,6 +267,23 @@ mod tests {
         }
         let d = job_detail(&job, now);
         assert!(d.contains("State:") && d.contains("succeeded"), "{d}");
+    }
+
+    #[test]
+    fn a_queued_job_shows_its_position_and_why_it_waits() {
+        let job = json!({"name": "j2", "state": "queued", "position": 3,
+            "waiting": "repository acme/api at its cap 2/2"});
+        let d = job_detail(&job, Utc::now());
+        assert!(
+            d.contains("Position:") && d.contains("3 in the queue"),
+            "{d}"
+        );
+        assert!(
+            d.contains("Waiting:") && d.contains("repository acme/api at its cap 2/2"),
+            "{d}"
+        );
+        let done = job_detail(&json!({"name": "j3", "state": "running"}), Utc::now());
+        assert!(!done.contains("Waiting:"), "{done}");
     }
 
     #[test]

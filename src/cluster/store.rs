@@ -15,7 +15,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::job::JobRecord;
+use crate::job::{JobRecord, WaitBoard};
 use crate::job::{JobState, STATE_COUNT};
 
 /// Order of list pages: newest first, then by name.
@@ -58,6 +58,8 @@ pub struct JobStore {
     has_dirty: Arc<AtomicBool>,
     /// A relist ended and the scheduler was not told (its mailbox was full).
     rebuild: Arc<AtomicBool>,
+    /// What holds queued Jobs back, as the scheduler last published it.
+    waits: WaitBoard,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -169,6 +171,12 @@ impl Inner {
 impl JobStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Why queued Jobs wait (the scheduler writes it, routes and reports
+    /// read it).
+    pub fn waits(&self) -> &WaitBoard {
+        &self.waits
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {

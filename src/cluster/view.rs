@@ -238,6 +238,15 @@ pub struct JobView {
     #[schema(value_type = Object)]
     pub task: Option<Value>,
     pub conditions: Vec<ConditionView>,
+    /// When queued: about where it stands (1 = next; an estimate under the
+    /// fair order, see `job::waits::position`). Only for one Job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// When queued and held back: why ("repository acme/api at its cap
+    /// 2/2", "global cap 10/10", "daily budget of acme/api spent … until
+    /// 2026-12-08 00:00 UTC"). Only for one Job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl JobView {
@@ -267,6 +276,8 @@ impl JobView {
             finished_at: finished,
             task: r.task.as_deref().and_then(|t| serde_json::to_value(t).ok()),
             conditions: r.conditions.clone(),
+            position: None,
+            waiting: None,
         }
     }
 

@@ -119,6 +119,31 @@ pub const VARIABLES: &[EnvVar] = &[
         "service account of the agent pod",
     ),
     var("MAX_CONCURRENT_JOBS", "10", "Jobs running at once"),
+    var(
+        "MAX_CONCURRENT_JOBS_PER_REPOSITORY",
+        "0",
+        "Jobs running at once per repository (0: no cap)",
+    ),
+    words(
+        "MAX_CONCURRENT_JOBS_PER_SOURCE",
+        "unset",
+        "Jobs running at once per source, as source=cap pairs (github=5,grafana=2)",
+    ),
+    var(
+        "BUDGET_MINUTES_PER_REPOSITORY_PER_DAY",
+        "0",
+        "agent-minutes per repository per UTC day (0: none)",
+    ),
+    words(
+        "BUDGET_MINUTES_PER_SOURCE_PER_DAY",
+        "unset",
+        "agent-minutes per source per UTC day, as source=minutes pairs",
+    ),
+    var(
+        "BUDGET_USD_PER_REPOSITORY_PER_DAY",
+        "0",
+        "reported agent cost per repository per UTC day, USD (0: none)",
+    ),
     words(
         "GITHUB_WEBHOOK_SECRET",
         "required",

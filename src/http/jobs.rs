@@ -254,7 +254,15 @@ pub async fn get_job(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RouteError> {
-    let view = find(&state, &caller, &path).await?;
+    let mut view = find(&state, &caller, &path).await?;
+    if view.state == JobState::Queued {
+        let store = state.jobs.store();
+        if let Some(r) = store.get(&view.name) {
+            let queued = store.filtered(|q| q.state == JobState::Queued);
+            view.position = Some(crate::job::waits::position(&r, &queued));
+            view.waiting = store.waits().get().reason_text(&r);
+        }
+    }
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -92,6 +92,15 @@ impl JobRecord {
     pub fn created_at_text(&self) -> Option<String> {
         self.created_at.as_ref().map(time_text)
     }
+
+    /// The repository as caps, budgets and fair order key it: `owner/name`
+    /// lower-cased, as GitHub compares it (`""` for none).
+    pub fn repository_key(&self) -> String {
+        self.repository_name
+            .as_deref()
+            .map(str::to_lowercase)
+            .unwrap_or_default()
+    }
 }
 
 /// A time as the API server writes it (RFC 3339, UTC, `Z`; fractions only

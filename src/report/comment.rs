@@ -119,6 +119,15 @@ fn code(s: &str) -> String {
     }
 }
 
+/// A line of our own words naming untrusted names (a repository): no
+/// Markdown or HTML specials, no control characters, bounded.
+fn plain(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '`' | '<' | '>' | '*' | '[' | ']' | '@' | '|'))
+        .take(200)
+        .collect()
+}
+
 /// Untrusted text as a fenced block: cut, control characters dropped,
 /// `<!--` broken, fenced longer than any backtick run inside; `already_cut`
 /// characters were dropped before.
@@ -183,6 +192,8 @@ pub fn state_words(state: JobState) -> (&'static str, &'static str) {
 pub struct Extras<'a> {
     /// Place in the queue (1 = next), when queued.
     pub position: Option<usize>,
+    /// Why it waits, when queued and held back (a cap, a spent budget).
+    pub waiting: Option<String>,
     /// The agent's result, when it finished and left one.
     pub result: Option<&'a AgentResult>,
     /// `PUBLIC_URL`, for a link to the Job.
@@ -221,6 +232,9 @@ pub fn render(record: &JobRecord, x: &Extras<'_>) -> String {
             }
             if let Some(w) = between(created, Some(x.now)) {
                 state.push_str(&format!(", waiting {}", duration_text(w)));
+            }
+            if let Some(why) = &x.waiting {
+                state.push_str(&format!(" — waiting: {}", plain(why)));
             }
         }
         JobState::Running => {
@@ -338,5 +352,49 @@ mod tests {
     fn names_are_code_spans_without_backticks() {
         assert_eq!(code("a`b@c"), "`ab@c`");
         assert_eq!(code(""), "`?`");
+    }
+
+    #[test]
+    fn a_queued_task_says_why_it_waits_in_plain_words() {
+        let record = JobRecord {
+            name: "gh-task-1".into(),
+            rv: 1,
+            state: JobState::Queued,
+            created: 0,
+            created_at: None,
+            source: Some("github".into()),
+            kind: None,
+            repository: None,
+            repository_name: Some("acme/my_api".into()),
+            priority: 0,
+            concurrency_key: None,
+            dedup_key: None,
+            url: None,
+            cancelled_at: None,
+            started_at: None,
+            completed_at: None,
+            conditions: Vec::new(),
+            active: 0,
+            succeeded: 0,
+            failed: 0,
+            task: None,
+            report_mark: None,
+            callback_url: None,
+            callback_mark: None,
+            uid: None,
+        };
+        let x = Extras {
+            position: Some(2),
+            waiting: Some("repository acme/my_api at its cap 2/2 <b>@x</b>".into()),
+            result: None,
+            public_url: None,
+            now: Utc::now(),
+        };
+        let body = render(&record, &x);
+        assert!(body.contains("number 2 in the queue"), "{body}");
+        assert!(
+            body.contains("— waiting: repository acme/my_api at its cap 2/2 bx/b"),
+            "{body}"
+        );
     }
 }

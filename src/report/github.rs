@@ -323,6 +323,7 @@ impl GithubReporter {
         let result = self.result_of(record).await;
         let extras = Extras {
             position: (record.state == JobState::Queued).then(|| self.position(record)),
+            waiting: self.inner.jobs.store().waits().get().reason_text(record),
             result: result.as_deref(),
             public_url: self.inner.public_url.as_ref(),
             now: Utc::now(),
@@ -435,22 +436,14 @@ impl GithubReporter {
         }
     }
 
-    /// Place in the queue: Jobs queued before it that admission takes
-    /// first (higher priority, or as high and older), plus one.
+    /// About where it stands in the queue (see `job::waits::position`).
     fn position(&self, record: &JobRecord) -> usize {
-        1 + self
+        let queued = self
             .inner
             .jobs
             .store()
-            .live()
-            .iter()
-            .filter(|r| r.state == JobState::Queued && r.name != record.name)
-            .filter(|r| {
-                r.priority > record.priority
-                    || (r.priority == record.priority
-                        && (r.created, &r.name) < (record.created, &record.name))
-            })
-            .count()
+            .filtered(|r| r.state == JobState::Queued);
+        crate::job::waits::position(record, &queued)
     }
 
     /// The agent's result of a finished Job (its log read once).

@@ -1,15 +1,20 @@
 //! The scheduler actor: owns admission.
 //!
 //! It asks the Kube actor to persist each accepted Task as a *suspended* Job
-//! and answers only then; it admits (unsuspends) queued Jobs by priority
-//! under `MAX_CONCURRENT_JOBS` and one per concurrency key, and only while
-//! this replica holds the scheduler Lease and the Job watch is synced. Its
+//! and answers only then; it admits (unsuspends) queued Jobs by priority,
+//! fairly between repositories (least recently admitted first), under
+//! `MAX_CONCURRENT_JOBS`, the per-repository and per-source caps, the daily
+//! budgets ([`budget`]) and one per concurrency key, and only while this
+//! replica holds the scheduler Lease and the Job watch is synced. Every
+//! replica keeps the queue and publishes why queued Jobs wait
+//! (`job::waits`) on the store's board, for the routes and reports. Its
 //! queue is derived state: rebuilt from the watch store's live Jobs on
 //! start, on restart, on every resync and when leadership changes, so no
 //! accepted work lives only here. A change a full mailbox could not carry
 //! is marked dirty in the store and re-read here on the next message or
 //! tick.
 
+pub mod budget;
 pub mod error;
 pub mod queue;
 
@@ -29,11 +34,11 @@ use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeAct
 use crate::cluster::lease::Leader;
 use crate::cluster::store::JobStore;
 use crate::config::Config;
-use crate::job::JobExtras;
+use crate::job::{JobExtras, JobState, WaitKind, Waits};
 use crate::metrics::Metrics;
 use crate::task::{Task, TaskSource};
 use error::EnqueueError;
-use queue::{Observed, Queue};
+use queue::{Limits, Observed, Queue};
 
 /// What became of an enqueued Task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +78,15 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     /// Events on Jobs (Admitted here; Waiting and BudgetWait for the queue).
     audit: Audit,
+    /// The budgets spent now, and when they were last counted.
+    spent: budget::Spent,
+    counted_at: Option<Instant>,
+    /// Added to the wall clock for the budget day (a test hook moves it).
+    clock_offset: chrono::Duration,
 }
+
+/// How stale the budgets' count may be at an admission.
+const BUDGET_RECOUNT: Duration = Duration::from_secs(1);
 
 impl Scheduler {
     pub fn new(
@@ -84,8 +97,25 @@ impl Scheduler {
         metrics: Arc<Metrics>,
         audit: Audit,
     ) -> Self {
+        if budget::any(&config.scheduler) && config.job_ttl_seconds < 86_400 {
+            tracing::warn!(
+                job_ttl_seconds = config.job_ttl_seconds,
+                "daily budgets count the Jobs that still exist: finished Jobs deleted after JOB_TTL_SECONDS take their minutes and cost with them; set it to 86400 or more"
+            );
+        }
+        metrics.set_budgets_exhausted(0, 0);
+        let limits = Limits {
+            max_running: config.max_concurrent_jobs as usize,
+            per_repository: config.scheduler.per_repository,
+            per_source: config
+                .scheduler
+                .per_source
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        };
         Scheduler {
-            queue: Queue::new(config.max_concurrent_jobs as usize),
+            queue: Queue::with_limits(limits),
             kube,
             config,
             jobs,
@@ -94,7 +124,89 @@ impl Scheduler {
             leading: false,
             metrics,
             audit,
+            spent: budget::Spent::default(),
+            counted_at: None,
+            clock_offset: chrono::Duration::zero(),
         }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.clock_offset
+    }
+
+    /// Counts today's use from the store's Jobs (when any budget is set and
+    /// the last count is older than [`BUDGET_RECOUNT`], or `force`) and
+    /// holds back the repositories and sources that spent theirs.
+    fn count_budgets(&mut self, force: bool) {
+        let c = &self.config.scheduler;
+        if !budget::any(c) {
+            return;
+        }
+        if !force
+            && self
+                .counted_at
+                .is_some_and(|t| t.elapsed() < BUDGET_RECOUNT)
+        {
+            return;
+        }
+        self.counted_at = Some(Instant::now());
+        let now = self.now();
+        let (day_start, _) = budget::day_of(now);
+        // Jobs that ran today (or run): a finished Job of an earlier day is
+        // skipped without a clone.
+        let started = self
+            .jobs
+            .filtered(|r| r.started_at.is_some() && r.completed_at.is_none_or(|t| t >= day_start));
+        let usage = budget::usage(&started, now, c.usd_per_repository > 0.0);
+        let spent = budget::spent(&usage, c);
+        let (repos, sources) = (spent.repository_keys(), spent.source_keys());
+        if repos != self.spent.repository_keys() || sources != self.spent.source_keys() {
+            tracing::info!(
+                repositories = ?spent.repositories.keys().collect::<Vec<_>>(),
+                sources = ?spent.sources.keys().collect::<Vec<_>>(),
+                "daily budgets spent"
+            );
+            self.queue.set_spent(repos, sources);
+        }
+        self.spent = spent;
+        self.metrics
+            .set_budgets_exhausted(self.spent.repositories.len(), self.spent.sources.len());
+    }
+
+    /// What holds queued Jobs back now, for the routes and reports.
+    fn waits(&self) -> Waits {
+        let o = self.queue.occupancy();
+        let l = self.queue.limits();
+        Waits {
+            published: true,
+            max_running: l.max_running,
+            running: o.running,
+            per_repository: l.per_repository,
+            repositories: o.repositories,
+            per_source: self.config.scheduler.per_source.clone(),
+            sources: o.sources,
+            keys: o.keys,
+            spent_repositories: self.spent.repositories.clone(),
+            spent_sources: self.spent.sources.clone(),
+            until: budget::until_text(self.now()),
+        }
+    }
+
+    /// Counts the queued Jobs held back per reason (O(queued): on the
+    /// resync tick only).
+    fn count_waiting(&self) {
+        let waits = self.jobs.waits().get();
+        let mut counts: std::collections::HashMap<WaitKind, usize> = Default::default();
+        for r in self.jobs.filtered(|r| r.state == JobState::Queued) {
+            if let Some((kind, _)) = waits.reason(&r) {
+                *counts.entry(kind).or_default() += 1;
+            }
+        }
+        let all: Vec<(&str, usize)> = WaitKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), counts.get(k).copied().unwrap_or(0)))
+            .collect();
+        self.metrics.set_waiting(&all);
     }
 
     /// Follows the Lease: a replica that just became leader starts from the
@@ -159,6 +271,7 @@ impl Scheduler {
     fn publish(&self) {
         self.metrics
             .set_jobs(self.queue.queued(), self.queue.running());
+        self.jobs.waits().set(self.waits());
     }
 
     /// Cancelled Jobs stay suspended, so Kubernetes' TTL never removes them:
@@ -183,12 +296,16 @@ impl Scheduler {
 
     fn admit(&mut self, ctx: &mut Context<Self>) {
         if !(self.synced && self.sync_leadership()) {
+            // Followers keep the same queue: their routes show the reasons.
+            self.publish();
             return;
         }
         // No admission call outlives this replica's leadership.
         let Some(lead_until) = self.leader.valid_until() else {
+            self.publish();
             return;
         };
+        self.count_budgets(false);
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
@@ -240,7 +357,11 @@ impl Actor for Scheduler {
         let periods = &self.config.scheduler;
         ctx.run_interval(periods.resync, |this, ctx| {
             this.catch_up();
+            if this.synced {
+                this.count_budgets(true);
+            }
             this.admit(ctx);
+            this.count_waiting();
         });
         ctx.run_interval(periods.cancelled_sweep, |this, _| this.collect_cancelled());
     }
@@ -300,6 +421,24 @@ impl Handler<Counts> for Scheduler {
         // Only reads: what a lost notification left behind shows until the
         // next resync, as it would to the admission logic.
         MessageResult((self.queue.queued(), self.queue.running()))
+    }
+}
+
+/// Moves the scheduler's budget clock (the UTC day budgets count in) by
+/// this much past the wall clock, and recounts: a test reaches "the next
+/// day" without waiting for it. Only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShiftBudgetClock(pub chrono::Duration);
+
+#[cfg(feature = "test-hooks")]
+impl Handler<ShiftBudgetClock> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: ShiftBudgetClock, ctx: &mut Context<Self>) {
+        self.clock_offset = msg.0;
+        self.count_budgets(true);
+        self.admit(ctx);
     }
 }
 
@@ -516,4 +655,4 @@ impl Handler<Crash> for Scheduler {
 
 crate::tracked_handlers!(Scheduler => Observe, Forget, Synced, Leadership, Admit);
 #[cfg(feature = "test-hooks")]
-crate::tracked_handlers!(Scheduler => Crash);
+crate::tracked_handlers!(Scheduler => Crash, ShiftBudgetClock);
