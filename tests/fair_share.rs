@@ -279,6 +279,24 @@ async fn a_repository_over_its_daily_minutes_waits_with_the_reason_until_the_nex
     })
     .await;
     assert_eq!(api_state(&app, &next).await, "queued", "still held back");
+    // The audit trail tells the wait on the Job (once, not every resync).
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(app.kube.clone(), "default");
+    let selector = format!("involvedObject.name={next}");
+    let budget_waits = wait_for("a BudgetWait Event on the waiting Job", WAIT, || async {
+        let list = events
+            .list(&kube::api::ListParams::default().fields(&selector))
+            .await
+            .ok()?;
+        let n = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("BudgetWait"))
+            .count();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(budget_waits, 1, "one Event when the reason was first seen");
     // The next UTC day.
     app.handles
         .scheduler
@@ -287,4 +305,20 @@ async fn a_repository_over_its_daily_minutes_waits_with_the_reason_until_the_nex
         .await
         .expect("the scheduler answers");
     wait_state(&app, &next, "succeeded", WAIT).await;
+    // Many resyncs later, still one: an Event per change, not per tick.
+    let list = events
+        .list(&kube::api::ListParams::default().fields(&selector))
+        .await
+        .expect("events listed");
+    let reasons: Vec<&str> = list
+        .items
+        .iter()
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "BudgetWait").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"Admitted"), "{reasons:?}");
 }

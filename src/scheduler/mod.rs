@@ -78,6 +78,8 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     /// Events on Jobs (Admitted here; Waiting and BudgetWait for the queue).
     audit: Audit,
+    /// The wait reason each queued Job's last Event named.
+    waits_told: std::collections::HashMap<Arc<str>, WaitKind>,
     /// The budgets spent now, and when they were last counted.
     spent: budget::Spent,
     counted_at: Option<Instant>,
@@ -124,6 +126,7 @@ impl Scheduler {
             leading: false,
             metrics,
             audit,
+            waits_told: Default::default(),
             spent: budget::Spent::default(),
             counted_at: None,
             clock_offset: chrono::Duration::zero(),
@@ -193,15 +196,27 @@ impl Scheduler {
     }
 
     /// Counts the queued Jobs held back per reason (O(queued): on the
-    /// resync tick only).
-    fn count_waiting(&self) {
+    /// resync tick only); on the leader, a Job whose reason changed gets a
+    /// `Waiting` (or `BudgetWait`) Event, once per change.
+    fn count_waiting(&mut self) {
         let waits = self.jobs.waits().get();
         let mut counts: std::collections::HashMap<WaitKind, usize> = Default::default();
+        let mut told: std::collections::HashMap<Arc<str>, WaitKind> = Default::default();
         for r in self.jobs.filtered(|r| r.state == JobState::Queued) {
-            if let Some((kind, _)) = waits.reason(&r) {
+            if let Some((kind, why)) = waits.reason(&r) {
                 *counts.entry(kind).or_default() += 1;
+                if self.leading && self.waits_told.get(&r.name) != Some(&kind) {
+                    // The audit trail's own rate limit bounds a storm.
+                    if kind == WaitKind::Budget {
+                        self.audit.budget_wait(&r.name, &why);
+                    } else {
+                        self.audit.waiting(&r.name, &why);
+                    }
+                }
+                told.insert(r.name.clone(), kind);
             }
         }
+        self.waits_told = told;
         let all: Vec<(&str, usize)> = WaitKind::ALL
             .iter()
             .map(|k| (k.as_str(), counts.get(k).copied().unwrap_or(0)))
