@@ -118,6 +118,20 @@ impl OnRepeat {
     }
 }
 
+/// What a rule's new task does while its repository's (or GitHub's)
+/// daily budget is spent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBudget {
+    /// Accepted; it waits in the queue until the budget day ends. The
+    /// default.
+    #[default]
+    Wait,
+    /// Not accepted: the delivery is answered `ignored` with the budget and
+    /// until when (202, so GitHub does not count it failed).
+    Refuse,
+}
+
 /// One routing rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -141,6 +155,8 @@ pub struct Rule {
     pub report: ReportMode,
     /// What a new task does when its issue / PR already has a live Job.
     pub on_repeat: OnRepeat,
+    /// What its new tasks do while a daily budget is spent.
+    pub on_budget: OnBudget,
 }
 
 /// The facts about an event that rule matching looks at.

@@ -650,3 +650,65 @@ async fn agent_retry_makes_one_new_job_that_reports_in_a_comment_of_its_own() {
     .await;
     app.stop().await.expect("a clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_shows_in_the_comment_and_a_refusing_rule_creates_nothing() {
+    let fake = fake();
+    let rules = tempfile::NamedTempFile::new().expect("a temp file");
+    std::fs::write(
+        rules.path(),
+        "rules:\n  - name: strict\n    events: [issues]\n    actions: [labeled]\n    label: agent-strict\n    kind: implement\n    on_budget: refuse\n    prompt: 'Implement {{ repository }}#{{ number }}'\n",
+    )
+    .expect("the rules file is written");
+    let mut vars = env(&fake);
+    vars.extend([
+        // 0.6 s of agent time a day; each pod runs 1 s.
+        (
+            "BUDGET_MINUTES_PER_REPOSITORY_PER_DAY".into(),
+            "0.01".into(),
+        ),
+        ("SCHEDULER_RESYNC_SECONDS".into(), "0.2".into()),
+        ("JOB_TTL_SECONDS".into(), "86400".into()),
+        (
+            "ORCHESTRATOR_RULES".into(),
+            rules.path().display().to_string(),
+        ),
+    ]);
+    let app = start(sim(1.0, 0, Vec::new()), &vars).await;
+    deliver_labeled(&app, 20).await;
+    comment_saying(&fake, "— succeeded").await;
+    wait_for("the budget to be spent", LIMIT, || async {
+        let m = metrics(&app).await;
+        m.value("orchestrator_budget_exhausted", &[("scope", "repository")])
+            .filter(|v| *v >= 1.0)
+    })
+    .await;
+    let waiting = deliver_labeled(&app, 21).await;
+    let c = comment_saying(&fake, "daily budget of").await;
+    let body = c["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains(&waiting) && body.contains("— queued"),
+        "{body}"
+    );
+    assert!(
+        body.contains(" until ") && body.contains("00:00 UTC"),
+        "{body}"
+    );
+
+    let mut strict = issue_labeled_agent(22);
+    set(&mut strict, "/label/name", "agent-strict".into());
+    let refused = app.deliver("issues", &delivery_id(), bytes(&strict)).await;
+    assert_eq!(refused.status, 202, "{}", refused.text);
+    assert_eq!(refused.json["status"], "ignored", "{}", refused.text);
+    let reason = refused.json["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("daily budget of codertocat/hello-world spent"),
+        "{reason}"
+    );
+    assert_eq!(
+        app.job_names().await.len(),
+        2,
+        "nothing created for the refused task"
+    );
+    app.stop().await.expect("a clean stop");
+}

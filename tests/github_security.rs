@@ -512,13 +512,12 @@ async fn metrics_are_served_and_count_the_decisions() {
     ]);
     // Since the Lease was taken: three creates and one admission (read,
     // then unsuspend), all answered; and their audit Events (three
-    // Accepted, one Admitted).
-    let calls_since = BTreeMap::from([
-        ("create/ok".to_string(), 3.0),
-        ("event/ok".to_string(), 4.0),
-        ("get/ok".to_string(), 1.0),
-        ("patch/ok".to_string(), 1.0),
-    ]);
+    // Accepted, one Admitted). The dedup record's shard reads and writes
+    // (ConfigMap get, list, create, update) run on their own schedule, so
+    // gets, lists and updates are left out and a create or two of a shard
+    // is allowed.
+    let calls_since =
+        BTreeMap::from([("event/ok".to_string(), 4.0), ("patch/ok".to_string(), 1.0)]);
     let states = BTreeMap::from([("queued".to_string(), 2.0), ("running".to_string(), 1.0)]);
     let mut last = String::new();
     let settled = tokio::time::timeout(WAIT, async {
@@ -531,11 +530,21 @@ async fn metrics_are_served_and_count_the_decisions() {
                 }
             }
             calls.retain(|_, n| *n != 0.0);
+            let creates = calls.remove("create/ok").unwrap_or(0.0);
+            calls.retain(|k, _| !["get/ok", "list/ok", "update/ok"].contains(&k.as_str()));
+            // Every known decision and state is exported from the start:
+            // compare those that happened.
+            let mut seen_decisions = e.by_label("orchestrator_webhook_decisions_total", "decision");
+            seen_decisions.retain(|_, v| *v != 0.0);
+            let mut seen_states = e.by_label("orchestrator_jobs", "state");
+            seen_states.retain(|_, v| *v != 0.0);
+            let creates_ok = (3.0..=5.0).contains(&creates);
             let seen = (
-                e.by_label("orchestrator_webhook_decisions_total", "decision"),
+                seen_decisions,
                 calls,
-                e.by_label("orchestrator_jobs", "state"),
-                e.value("orchestrator_jobs_admitted_total", &[]),
+                seen_states,
+                e.value("orchestrator_jobs_admitted_total", &[])
+                    .filter(|_| creates_ok),
             );
             if seen
                 == (
@@ -562,6 +571,7 @@ async fn metrics_are_served_and_count_the_decisions() {
     assert!(
         e.matching("orchestrator_webhook_decisions_total", &[])
             .iter()
+            .filter(|s| s.value != 0.0)
             .all(|s| s.labels.get("source").map(String::as_str) == Some("github")),
         "only GitHub decided"
     );

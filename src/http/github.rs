@@ -190,11 +190,33 @@ async fn on_task(
     span: &RootSpan,
     deadline: Instant,
 ) -> Result<Answer, RouteError> {
-    let on_repeat = task
-        .labels
-        .get("rule")
-        .and_then(|r| state.rules.get(r))
-        .map_or(OnRepeat::Queue, |r| r.on_repeat);
+    let rule = task.labels.get("rule").and_then(|r| state.rules.get(r));
+    // `on_budget: refuse`: nothing is created while the budget is spent
+    // (a task already accepted stays a duplicate).
+    if rule.is_some_and(|r| r.on_budget == crate::rules::OnBudget::Refuse)
+        && state.jobs.stored_by_dedup_key(&task.dedup_key).is_none()
+    {
+        let repo = task.repository.as_deref().unwrap_or("").to_lowercase();
+        if let Some(why) = state
+            .jobs
+            .store()
+            .waits()
+            .get()
+            .budget_spent(&repo, "github")
+        {
+            let response = HttpResponse::Accepted().json(json!({
+                "status": "ignored", "reason": why,
+            }));
+            return Ok(Answer {
+                decision: "ignored",
+                job: None,
+                reason: Some(why),
+                gone: false,
+                response,
+            });
+        }
+    }
+    let on_repeat = rule.map_or(OnRepeat::Queue, |r| r.on_repeat);
     let mut live = match (
         on_repeat,
         &task.repository,

@@ -134,6 +134,26 @@ impl Waits {
         None
     }
 
+    /// Whether a new task of `repository_key` (lower-cased `owner/name`)
+    /// from `source` would wait for a spent budget, and the words saying so.
+    pub fn budget_spent(&self, repository_key: &str, source: &str) -> Option<String> {
+        if !self.published {
+            return None;
+        }
+        if let Some(spent) = self.spent_repositories.get(repository_key) {
+            return Some(format!(
+                "daily budget of {repository_key} spent ({spent}) until {}",
+                self.until
+            ));
+        }
+        self.spent_sources.get(source).map(|spent| {
+            format!(
+                "daily budget of source {source} spent ({spent}) until {}",
+                self.until
+            )
+        })
+    }
+
     /// [`Waits::reason`]'s words.
     pub fn reason_text(&self, r: &JobRecord) -> Option<String> {
         self.reason(r).map(|(_, t)| t)

@@ -13,12 +13,13 @@
 //!     trust: trusted           # optional: trusted (default) | any
 //!     report: comment          # optional: comment (default) | check_run | both | none
 //!     on_repeat: queue         # optional: queue (default) | supersede | ignore
+//!     on_budget: wait          # optional: wait (default) | refuse
 //!     prompt: |
 //!       Investigate {{ repository }}#{{ number }}: {{ title }}
 //!       {{ body }}
 //! ```
 
-use super::{OnRepeat, ReportMode, Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
+use super::{OnBudget, OnRepeat, ReportMode, Rule, Trust, COMMENT_EVENTS, ROUTABLE_EVENTS};
 use serde::Deserialize;
 
 /// A rules file that cannot be used. Messages name the rule at fault.
@@ -83,6 +84,8 @@ pub(super) struct RuleSpec {
     report: ReportMode,
     #[serde(default)]
     on_repeat: OnRepeat,
+    #[serde(default)]
+    on_budget: OnBudget,
     pub(super) prompt: String,
 }
 
@@ -111,6 +114,7 @@ impl RuleSpec {
             trust: Trust::Trusted,
             report: ReportMode::Comment,
             on_repeat: OnRepeat::Queue,
+            on_budget: OnBudget::Wait,
             prompt: prompt.into(),
         }
     }
@@ -221,6 +225,7 @@ impl RuleSpec {
             trust: self.trust,
             report: self.report,
             on_repeat: self.on_repeat,
+            on_budget: self.on_budget,
         })
     }
 }

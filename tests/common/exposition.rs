@@ -70,12 +70,15 @@ impl Exposition {
     }
 
     /// Samples of `name`, keyed by the value of their label `key`.
+    /// The samples of `name` summed by the value of label `key` (over any
+    /// other labels: e.g. decisions over every source).
     pub fn by_label(&self, name: &str, key: &str) -> BTreeMap<String, f64> {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| (s.labels.get(key).cloned().unwrap_or_default(), s.value))
-            .collect()
+        let mut out = BTreeMap::new();
+        for s in self.samples.iter().filter(|s| s.name == name) {
+            *out.entry(s.labels.get(key).cloned().unwrap_or_default())
+                .or_insert(0.0) += s.value;
+        }
+        out
     }
 
     /// Samples of `name` whose labels include every pair of `filter`.
