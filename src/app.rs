@@ -332,6 +332,7 @@ pub async fn run_with(
         token_limits: http::auth::TokenLimits::new(config.api_rate_limit_per_token_per_minute),
         recent: Default::default(),
         dedup: dedup.clone(),
+        dashboard: http::dashboard::Dashboard::new(&config),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

@@ -112,6 +112,7 @@ pub async fn act(
         job: acted.jobs.first().cloned(),
         reason: Some(format!("{kind}: {outcome}")),
         response,
+        subject: Default::default(),
     })
 }
 

@@ -146,6 +146,7 @@ async fn handle(
                 job: None,
                 reason: Some(reason),
                 response,
+                subject: subject_of(&body),
             })
         }
         Decision::UntrustedCommand { command, login } => {
@@ -158,6 +159,7 @@ async fn handle(
                 job: None,
                 reason: Some(reason),
                 response,
+                subject: subject_of(&body),
             })
         }
         Decision::Command(command) => {
@@ -190,6 +192,7 @@ pub async fn submit(
     deadline: Instant,
 ) -> Result<Answer, RouteError> {
     span.record("job", task.job_name().as_str());
+    let subject = super::Subject::of_task(&task);
     let (task_source, dedup_key) = (task.source.as_str(), task.dedup_key.clone());
     let remember = |job: &str| {
         state
@@ -236,13 +239,55 @@ pub async fn submit(
         Ok(Enqueued::Queued(job)) => {
             remember(&job);
             let r = HttpResponse::Accepted().json(json!({"status": "queued", "job": job}));
-            Ok(Answer::new("queued", Some(job), r))
+            let mut a = Answer::new("queued", Some(job), r);
+            a.subject = subject;
+            Ok(a)
         }
         Ok(Enqueued::Duplicate(job)) => {
             remember(&job);
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
-            Ok(Answer::new("duplicate", Some(job), r))
+            let mut a = Answer::new("duplicate", Some(job), r);
+            a.subject = subject;
+            Ok(a)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What an ignored delivery was about (repository, issue or pull request,
+/// sender), read from its signed body for the events log; whatever is
+/// missing or malformed is left out.
+fn subject_of(body: &[u8]) -> super::Subject {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        full_name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Numbered {
+        number: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Login {
+        login: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Head {
+        repository: Option<Named>,
+        issue: Option<Numbered>,
+        pull_request: Option<Numbered>,
+        number: Option<u64>,
+        sender: Option<Login>,
+    }
+    let Ok(h) = serde_json::from_slice::<Head>(body) else {
+        return super::Subject::default();
+    };
+    super::Subject {
+        repository: h.repository.and_then(|r| r.full_name),
+        number: h
+            .issue
+            .and_then(|i| i.number)
+            .or(h.pull_request.and_then(|p| p.number))
+            .or(h.number),
+        sender: h.sender.and_then(|s| s.login),
     }
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod github;
 pub mod grafana;
@@ -120,6 +121,30 @@ pub struct AppState {
     /// The source actors' dedup cache: the Jobs this replica persisted
     /// recently (a resolved alert's Job the watch has not delivered yet).
     pub dedup: crate::sources::intake::DedupCache,
+    /// The web dashboard's session key and log follows ([`dashboard`]).
+    pub dashboard: dashboard::Dashboard,
+}
+
+/// What an event is about, for the events log (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// `owner/name`.
+    pub repository: Option<String>,
+    /// The issue or pull request number.
+    pub number: Option<u64>,
+    /// Who sent it.
+    pub sender: Option<String>,
+}
+
+impl Subject {
+    /// The subject of a Task.
+    pub fn of_task(task: &crate::task::Task) -> Subject {
+        Subject {
+            repository: task.repository.clone(),
+            number: task.issue_number.or(task.pr_number),
+            sender: task.requested_by.clone(),
+        }
+    }
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -128,6 +153,8 @@ pub struct Answer {
     pub job: Option<String>,
     pub reason: Option<String>,
     pub response: HttpResponse,
+    /// What the event was about (repository, issue/PR, sender).
+    pub subject: Subject,
 }
 
 impl Answer {
@@ -137,6 +164,7 @@ impl Answer {
             job,
             reason: None,
             response,
+            subject: Subject::default(),
         }
     }
 }
@@ -149,9 +177,10 @@ pub fn record_outcome(
     delivery: Option<&str>,
     result: &Result<Answer, RouteError>,
 ) {
-    let (decision, reason, job) = match result {
-        Ok(a) => (a.decision, a.reason.clone(), a.job.clone()),
-        Err(e) => (e.event_decision(), Some(e.event_reason()), None),
+    let none = Subject::default();
+    let (decision, reason, job, subject) = match result {
+        Ok(a) => (a.decision, a.reason.clone(), a.job.clone(), &a.subject),
+        Err(e) => (e.event_decision(), Some(e.event_reason()), None, &none),
     };
     state.events.record(NewEvent {
         source,
@@ -160,6 +189,9 @@ pub fn record_outcome(
         decision,
         reason: reason.as_deref(),
         job: job.as_deref(),
+        repository: subject.repository.as_deref(),
+        number: subject.number,
+        sender: subject.sender.as_deref(),
     });
 }
 
@@ -309,6 +341,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
     .service(resource("/api/v1/leader", "GET").route(web::get().to(leader::leader)))
     .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
+    .configure(dashboard::routes)
     .app_data(
         web::QueryConfig::default()
             .error_handler(|e, _| RouteError::BadRequest(format!("bad query string: {e}")).into()),
