@@ -190,7 +190,11 @@ impl Viewer {
         match &self.session {
             Some(s) => ApiCaller {
                 kind: s.kind,
-                identity: format!("{}-token:{}", s.kind.as_str(), &s.token_hash[..8]),
+                identity: format!(
+                    "{}-token:{}",
+                    s.kind.as_str(),
+                    s.token_hash.get(..8).unwrap_or(&s.token_hash)
+                ),
             },
             None => ApiCaller {
                 kind: TokenKind::Viewer,
