@@ -643,3 +643,192 @@ async fn the_dashboard_answers_what_happened_to_each_event_in_a_real_browser() {
     c.close().await.expect("the browser closes");
     app.stop().await.expect("the service stops");
 }
+
+/// Without a browser: the headers of every `/ui` answer, the login's
+/// cookie, the redirect of a page without one, a `pm-agent` session's
+/// scope, and `DASHBOARD_PUBLIC`.
+#[tokio::test]
+async fn pages_need_a_session_and_every_answer_carries_the_security_headers() {
+    let tokens = format!("cli={CLI_TOKEN},viewer={VIEWER_TOKEN},pm-agent=dash-pm-token-0123456789");
+    let app = spawn_app(&[("API_TOKENS", &tokens)]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let url = |p: &str| format!("{}{p}", app.address);
+    // A GitHub delivery and an API task: a pm-agent session sees neither.
+    let d = app
+        .deliver("issues", "dash-scope-1", bytes(&issue_labeled_agent(7)))
+        .await;
+    let gh_job = d.job().expect("a Job");
+    let r = http.get(url("/")).send().await.expect("GET /");
+    assert_eq!(r.status().as_u16(), 302);
+    assert_eq!(r.headers()["location"], "/ui/");
+    for path in [
+        "/ui/",
+        "/ui/jobs",
+        "/ui/system",
+        &format!("/ui/jobs/{gh_job}"),
+    ] {
+        let r = http.get(url(path)).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 303, "{path} without a session");
+        let to = r.headers()["location"].to_str().expect("text").to_string();
+        assert!(to.starts_with("/ui/login?next="), "{path} → {to}");
+    }
+    let css = {
+        let r = http.get(url("/ui/login")).send().await.expect("login form");
+        let body = r.text().await.expect("text");
+        // minijinja's HTML escaping writes `/` as `&#x2f;` in attributes.
+        let key = "rel=\"stylesheet\" href=\"";
+        let at = body.find(key).expect("the stylesheet link") + key.len();
+        let end = body[at..].find('"').expect("quoted") + at;
+        body[at..end].replace("&#x2f;", "/")
+    };
+    let r = http
+        .post(url("/ui/login"))
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let login = |token: &'static str| {
+        let http = http.clone();
+        let to = url("/ui/login");
+        async move {
+            let r = http
+                .post(to)
+                .form(&[("token", token), ("next", "/ui/jobs")])
+                .send()
+                .await
+                .expect("login");
+            assert_eq!(r.status().as_u16(), 303);
+            assert_eq!(r.headers()["location"], "/ui/jobs");
+            let set = r.headers()["set-cookie"]
+                .to_str()
+                .expect("text")
+                .to_string();
+            for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+                assert!(set.contains(flag), "{flag} in {set}");
+            }
+            assert!(
+                !set.contains("Secure"),
+                "plain HTTP without an https PUBLIC_URL"
+            );
+            assert!(!set.contains(token), "the token is not in the cookie");
+            set.split(';').next().expect("name=value").to_string()
+        }
+    };
+    let viewer = login(VIEWER_TOKEN).await;
+    let pm = login("dash-pm-token-0123456789").await;
+    // An open redirect is not followed.
+    let r = http
+        .post(url("/ui/login"))
+        .form(&[("token", VIEWER_TOKEN), ("next", "//evil.example/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.headers()["location"], "/ui/");
+    let paths = [
+        "/ui/".to_string(),
+        "/ui/jobs".into(),
+        "/ui/system".into(),
+        format!("/ui/jobs/{gh_job}"),
+        "/ui/login".into(),
+        "/ui/no-such-page".into(),
+        css.clone(),
+    ];
+    for path in &paths {
+        let r = http
+            .get(url(path))
+            .header("cookie", &viewer)
+            .send()
+            .await
+            .expect("GET");
+        let h = r.headers();
+        assert_eq!(
+            h["content-security-policy"],
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "{path}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let status = r.status().as_u16();
+        let expected = if path.contains("no-such") { 404 } else { 200 };
+        assert_eq!(status, expected, "{path}");
+        if *path == css {
+            assert!(h["cache-control"]
+                .to_str()
+                .expect("text")
+                .contains("immutable"));
+        } else {
+            let body = r.text().await.expect("text");
+            assert!(
+                !body.contains("<script>") && !body.contains("style="),
+                "{path}: no inline script or style"
+            );
+        }
+    }
+    let page = |cookie: String, path: String| {
+        let http = http.clone();
+        let to = url(&path);
+        async move {
+            http.get(to)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("GET")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    assert!(page(viewer.clone(), "/ui/".into())
+        .await
+        .contains("dash-scope-1"));
+    assert!(page(viewer.clone(), "/ui/jobs".into())
+        .await
+        .contains(&gh_job));
+    // A pm-agent session sees only pm-agent Jobs and deliveries.
+    assert!(!page(pm.clone(), "/ui/".into())
+        .await
+        .contains("dash-scope-1"));
+    assert!(!page(pm.clone(), "/ui/jobs".into()).await.contains(&gh_job));
+    assert!(page(pm.clone(), format!("/ui/jobs/{gh_job}"))
+        .await
+        .contains("No such Job"));
+    // A viewer may not cancel, even with its CSRF token.
+    let job_page = page(viewer.clone(), format!("/ui/jobs/{gh_job}")).await;
+    let at = job_page
+        .find("name=\"csrf\" value=\"")
+        .expect("the logout form's CSRF field")
+        + 19;
+    let csrf = &job_page[at..at + job_page[at..].find('"').expect("quoted")];
+    let r = http
+        .post(url(&format!("/ui/jobs/{gh_job}/cancel")))
+        .header("cookie", &viewer)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(r.status().as_u16(), 403);
+    app.stop().await.expect("stops");
+
+    // DASHBOARD_PUBLIC: pages without a session, read-only.
+    let app = spawn_app(&[("API_TOKENS", &tokens), ("DASHBOARD_PUBLIC", "true")]).await;
+    let r = http
+        .get(format!("{}/ui/jobs", app.address))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .post(format!("{}/ui/jobs/{gh_job}/cancel", app.address))
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 403);
+    app.stop().await.expect("stops");
+}
