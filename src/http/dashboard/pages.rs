@@ -268,9 +268,10 @@ fn row(r: &JobRecord, position: usize, now: DateTime<Utc>) -> JobRow {
     }
 }
 
-/// The queued Jobs in the order the scheduler admits them: higher
-/// priority first, then oldest first.
-fn queue_order(store: &JobStore, f: &JobFilter<'_>) -> Vec<Arc<JobRecord>> {
+/// The queued Jobs in the order the scheduler admits them (higher
+/// priority first, then oldest first), each with its position among all
+/// queued Jobs, then filtered.
+fn queue_order(store: &JobStore, f: &JobFilter<'_>) -> Vec<(usize, Arc<JobRecord>)> {
     let (mut all, _) = store.page(
         &JobFilter {
             state: Some(JobState::Queued),
@@ -285,12 +286,15 @@ fn queue_order(store: &JobStore, f: &JobFilter<'_>) -> Vec<Arc<JobRecord>> {
             .then(a.created.cmp(&b.created))
             .then(a.name.cmp(&b.name))
     });
-    all.retain(|r| {
-        f.source.is_none_or(|s| r.source.as_deref() == Some(s))
-            && f.repository
-                .is_none_or(|s| r.repository.as_deref() == Some(s))
-    });
-    all
+    all.into_iter()
+        .enumerate()
+        .map(|(i, r)| (i + 1, r))
+        .filter(|(_, r)| {
+            f.source.is_none_or(|s| r.source.as_deref() == Some(s))
+                && f.repository
+                    .is_none_or(|s| r.repository.as_deref() == Some(s))
+        })
+        .collect()
 }
 
 /// The jobs page: queued (position, priority), running (age), finished
@@ -317,12 +321,10 @@ pub fn jobs(
         ..filter
     };
     let queued: Vec<JobRow> = if shown(JobState::Queued) {
-        let order = queue_order(store, &filter);
-        order
+        queue_order(store, &filter)
             .iter()
-            .enumerate()
             .take(MAX_ROWS)
-            .map(|(i, r)| row(r, i + 1, now))
+            .map(|(position, r)| row(r, *position, now))
             .collect()
     } else {
         Vec::new()
