@@ -92,6 +92,9 @@ fn job(template: &Job, n: usize) -> Job {
     j
 }
 
+/// One page's render function.
+type Page<'a> = Box<dyn Fn() -> String + 'a>;
+
 fn bench(c: &mut Criterion) {
     let template = template();
     let store = JobStore::new();
@@ -144,7 +147,7 @@ fn bench(c: &mut Criterion) {
         repository: Some("acme/repo-7".into()),
         ..Default::default()
     };
-    let cases: Vec<(&str, Box<dyn Fn() -> String>)> = vec![
+    let cases: Vec<(&str, Page<'_>)> = vec![
         (
             "deliveries",
             Box::new(|| pages::deliveries(&log, &DeliveryFilter::default(), None, &frame, now)),

@@ -238,7 +238,7 @@ fn here(req: &HttpRequest) -> String {
 
 /// The viewer of a page request; without a valid session (and not
 /// public), the redirect to the login form.
-fn viewer(req: &HttpRequest, state: &AppState) -> Result<Viewer, HttpResponse> {
+fn viewer(req: &HttpRequest, state: &AppState) -> Result<Viewer, ToLogin> {
     let found = cookie(req, session::COOKIE)
         .map(|c| state.dashboard.keys.open(c, now_unix()))
         .map(|r| r.ok().filter(|s| state.dashboard.still_valid(s)));
@@ -252,8 +252,19 @@ fn viewer(req: &HttpRequest, state: &AppState) -> Result<Viewer, HttpResponse> {
     if state.config.dashboard.public {
         return Ok(Viewer { session: None });
     }
-    let next = url_encode(&here(req));
-    Err(see_other(&format!("/ui/login?next={next}")))
+    Err(ToLogin(format!(
+        "/ui/login?next={}",
+        url_encode(&here(req))
+    )))
+}
+
+/// The way to the login form, back to the page asked for afterwards.
+struct ToLogin(String);
+
+impl ToLogin {
+    fn response(&self) -> HttpResponse {
+        see_other(&self.0)
+    }
 }
 
 fn url_encode(s: &str) -> String {
@@ -358,7 +369,7 @@ async fn deliveries(
 ) -> HttpResponse {
     let v = match viewer(&req, &state) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let caller = v.caller();
     page(pages::deliveries(
@@ -377,7 +388,7 @@ async fn jobs(
 ) -> HttpResponse {
     let v = match viewer(&req, &state) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let caller = v.caller();
     page(pages::jobs(
@@ -419,7 +430,7 @@ async fn job(
 ) -> HttpResponse {
     let v = match viewer(&req, &state) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let frame = v.frame(&state);
     let name = path.into_inner();
@@ -479,7 +490,7 @@ async fn cancel(
 ) -> HttpResponse {
     let v = match viewer(&req, &state) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let frame = v.frame(&state);
     let forbidden = |text: &str| {
@@ -700,7 +711,7 @@ pub fn system_view(state: &AppState) -> pages::SystemView {
                 .into_iter()
                 .map(|ch| pages::CheckRow {
                     check: ch.key(),
-                    result: serde_json::to_value(&ch.result)
+                    result: serde_json::to_value(ch.result)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default(),
@@ -780,7 +791,7 @@ pub fn system_view(state: &AppState) -> pages::SystemView {
 async fn system(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let v = match viewer(&req, &state) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     page(pages::system(&system_view(&state), &v.frame(&state)))
 }
