@@ -110,6 +110,7 @@ fn bench(c: &mut Criterion) {
         log.record(NewEvent {
             source: ["github", "grafana", "cli", "pm-agent"][n % 4],
             event: "issues",
+            action: Some("labeled"),
             delivery: Some(&delivery),
             decision: ["queued", "duplicate", "ignored"][n % 3],
             reason: (n % 3 == 2).then_some("event 'push' is not routed"),

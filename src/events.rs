@@ -21,6 +21,9 @@ pub struct EventRecord {
     pub source: String,
     /// Source-specific kind: the GitHub event, `alert`, `task`.
     pub event: String,
+    /// The payload's action (GitHub's `labeled`, `created`, …), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// Delivery id, alert fingerprint, task id or idempotency key.
     pub delivery: Option<String>,
     /// `queued`, `duplicate`, `ignored`, `rejected`, `rate_limited`,
@@ -53,6 +56,7 @@ pub struct EventLog {
 pub struct NewEvent<'a> {
     pub source: &'a str,
     pub event: &'a str,
+    pub action: Option<&'a str>,
     pub delivery: Option<&'a str>,
     pub decision: &'a str,
     pub reason: Option<&'a str>,
@@ -92,6 +96,7 @@ impl EventLog {
             at: Utc::now(),
             source: clip(e.source),
             event: clip(e.event),
+            action: e.action.map(clip),
             delivery: e.delivery.map(clip),
             decision: clip(e.decision),
             reason: e.reason.map(clip),

@@ -398,6 +398,7 @@ async fn the_dashboard_answers_what_happened_to_each_event_in_a_real_browser() {
         "grafana",
         "cli",
         "acme/web",
+        "issues / labeled",
     ] {
         assert!(
             table.contains(want),

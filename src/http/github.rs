@@ -277,6 +277,7 @@ fn subject_of(body: &[u8]) -> super::Subject {
         pull_request: Option<Numbered>,
         number: Option<u64>,
         sender: Option<Login>,
+        action: Option<String>,
     }
     let Ok(h) = serde_json::from_slice::<Head>(body) else {
         return super::Subject::default();
@@ -289,5 +290,6 @@ fn subject_of(body: &[u8]) -> super::Subject {
             .or(h.pull_request.and_then(|p| p.number))
             .or(h.number),
         sender: h.sender.and_then(|s| s.login),
+        action: h.action,
     }
 }

@@ -134,6 +134,8 @@ pub struct Subject {
     pub number: Option<u64>,
     /// Who sent it.
     pub sender: Option<String>,
+    /// The payload's action (GitHub's `labeled`, …).
+    pub action: Option<String>,
 }
 
 impl Subject {
@@ -143,6 +145,7 @@ impl Subject {
             repository: task.repository.clone(),
             number: task.issue_number.or(task.pr_number),
             sender: task.requested_by.clone(),
+            action: task.labels.get("action").cloned(),
         }
     }
 }
@@ -192,6 +195,7 @@ pub fn record_outcome(
         repository: subject.repository.as_deref(),
         number: subject.number,
         sender: subject.sender.as_deref(),
+        action: subject.action.as_deref(),
     });
 }
 
