@@ -16,7 +16,10 @@
 # loop. kubectl (the release binary, checksum-verified: Debian's own
 # kubernetes-client is too old) and the Python tool go into
 # ORCHESTRATOR_CI_TOOLS (default ~/.cache/orchestrator-ci-tools, a
-# virtualenv .ci/run shares); prometheus and promtool come from apt.
+# virtualenv .ci/run shares); prometheus and promtool, chromium and
+# chromedriver (the dashboard's browser test) come from apt; axe-core (the
+# accessibility checks the browser test injects) from npm into
+# ORCHESTRATOR_CI_TOOLS/axe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,8 @@ KUBECTL_VERSION="v1.32.4"   # any 1.27 or later works; this one is installed
 KUBECTL_MIN_MINOR=27
 case "$(uname -m)" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=amd64 ;; esac
 KUBECTL_URL="https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$ARCH/kubectl"
+AXE_CORE_PIN="axe-core@4.10.3"
+AXE_CORE_JS_PATH="$TOOLS/axe/node_modules/axe-core/axe.min.js"
 install=1 run=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,13 +49,15 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo "; fi
 
 # What each tool is for, the variable that may name it, and its install line.
-TOOL_NAMES=(kubectl prometheus promtool openapi-spec-validator)
+TOOL_NAMES=(kubectl prometheus promtool openapi-spec-validator chromium chromedriver axe-core)
 purpose() {
   case "$1" in
     kubectl) echo "kubectl $KUBECTL_MIN_MINOR+ against the simulator" ;;
     prometheus) echo "the scrape test" ;;
     promtool) echo "the alert-rule checks" ;;
     openapi-spec-validator) echo "validates the served OpenAPI document" ;;
+    chromium|chromedriver) echo "the dashboard's browser test" ;;
+    axe-core) echo "the dashboard's accessibility checks" ;;
   esac
 }
 env_var() {
@@ -59,6 +66,9 @@ env_var() {
     prometheus) echo PROMETHEUS ;;
     promtool) echo PROMTOOL ;;
     openapi-spec-validator) echo OPENAPI_SPEC_VALIDATOR ;;
+    chromium) echo CHROMIUM ;;
+    chromedriver) echo CHROMEDRIVER ;;
+    axe-core) echo AXE_CORE_JS ;;
   esac
 }
 install_line() {
@@ -66,10 +76,14 @@ install_line() {
     kubectl) echo "mkdir -p $TOOLS/bin && curl -fsSLo $TOOLS/bin/kubectl $KUBECTL_URL && echo \"\$(curl -fsSL $KUBECTL_URL.sha256)  $TOOLS/bin/kubectl\" | sha256sum -c && chmod +x $TOOLS/bin/kubectl" ;;
     prometheus|promtool) echo "${SUDO}apt-get install -y prometheus" ;;
     openapi-spec-validator) echo "python3 -m venv $TOOLS && $TOOLS/bin/pip install $OPENAPI_SPEC_VALIDATOR_PIN" ;;
+    chromium) echo "${SUDO}apt-get install -y chromium" ;;
+    chromedriver) echo "${SUDO}apt-get install -y chromium-driver" ;;
+    axe-core) echo "npm install --prefix $TOOLS/axe $AXE_CORE_PIN" ;;
   esac
 }
 
 usable() { # NAME PATH: whether PATH is a NAME the tests can use
+  if [ "$1" = axe-core ]; then [ -f "$2" ]; return; fi
   [ -x "$2" ] || return 1
   if [ "$1" = kubectl ]; then
     local minor
@@ -84,6 +98,10 @@ find_tool() { # NAME: prints its path, or nothing
   value="${!var:-}"
   if [ -n "$value" ]; then
     if usable "$1" "$value"; then echo "$value"; fi
+    return 0
+  fi
+  if [ "$1" = axe-core ]; then
+    if usable axe-core "$AXE_CORE_JS_PATH"; then echo "$AXE_CORE_JS_PATH"; fi
     return 0
   fi
   for candidate in "$(command -v "$1" 2>/dev/null || true)" "$TOOLS/bin/$1"; do
@@ -133,6 +151,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     case "$t" in
       kubectl) command -v curl >/dev/null 2>&1 || debs+=(curl ca-certificates) ;;
       prometheus|promtool) debs+=(prometheus) ;;
+      chromium) debs+=(chromium) ;;
+      chromedriver) debs+=(chromium-driver) ;;
+      axe-core) command -v npm >/dev/null 2>&1 || debs+=(npm) ;;
       openapi-spec-validator) python3 -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv) ;;
     esac
   done
@@ -144,6 +165,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null || true
   fi
   if printf '%s\n' "${missing[@]}" | grep -qx kubectl; then install_kubectl; fi
+  if printf '%s\n' "${missing[@]}" | grep -qx axe-core; then
+    mkdir -p "$TOOLS/axe"
+    npm install --prefix "$TOOLS/axe" --no-audit --no-fund --silent "$AXE_CORE_PIN" >/dev/null 2>&1 || true
+  fi
   if printf '%s\n' "${missing[@]}" | grep -qx openapi-spec-validator; then
     { [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"; } >/dev/null 2>&1 || true
     "$TOOLS/bin/pip" install -q --disable-pip-version-check "$OPENAPI_SPEC_VALIDATOR_PIN" >/dev/null 2>&1 || true

@@ -432,6 +432,7 @@ pub async fn run_with(
         recent: Default::default(),
         dedup: dedup.clone(),
         record: record.clone(),
+        dashboard: http::dashboard::Dashboard::new(&config),
     });
     let addr = listener.local_addr().ok();
     // Built from actix-server and actix-http (what `HttpServer` does inside)

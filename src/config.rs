@@ -8,6 +8,7 @@
 //! `Display` print `[redacted]`.
 
 pub mod callback;
+pub mod dashboard;
 pub mod github;
 pub mod grafana;
 mod leader;
@@ -221,6 +222,8 @@ pub struct Config {
     /// Callbacks of task state changes (`CALLBACK_SECRET[_FILE]`,
     /// `CALLBACK_ALLOWED_HOSTS`).
     pub callbacks: callback::CallbackConfig,
+    /// The web dashboard (`DASHBOARD_PUBLIC`, `DASHBOARD_SESSION_SECRET`).
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 /// Default agent command: Claude Code in print (non-interactive) mode on the
@@ -473,6 +476,7 @@ impl Config {
             scheduler: SchedulerConfig::from_lookup(&get)?,
             github_api: github::GithubApiConfig::from_lookup(&get)?,
             callbacks: callback::CallbackConfig::from_lookup(&get)?,
+            dashboard: dashboard::DashboardConfig::from_lookup(&get)?,
             job_watch_failing: std::time::Duration::from_secs(positive(
                 "JOB_WATCH_FAILING_SECONDS",
                 30,

@@ -21,6 +21,9 @@ pub struct EventRecord {
     pub source: String,
     /// Source-specific kind: the GitHub event, `alert`, `task`.
     pub event: String,
+    /// The payload's action (GitHub's `labeled`, `created`, …), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// Delivery id, alert fingerprint, task id or idempotency key.
     pub delivery: Option<String>,
     /// `queued`, `duplicate`, `ignored`, `rejected`, `rate_limited`,
@@ -31,6 +34,15 @@ pub struct EventRecord {
     pub reason: Option<String>,
     /// The Job the event led to.
     pub job: Option<String>,
+    /// The repository the event is about, `owner/name` (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The issue or pull request number (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// Who sent it: a GitHub login, an API token's kind (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// Bounded log of recent events.
@@ -45,10 +57,14 @@ pub struct EventLog {
 pub struct NewEvent<'a> {
     pub source: &'a str,
     pub event: &'a str,
+    pub action: Option<&'a str>,
     pub delivery: Option<&'a str>,
     pub decision: &'a str,
     pub reason: Option<&'a str>,
     pub job: Option<&'a str>,
+    pub repository: Option<&'a str>,
+    pub number: Option<u64>,
+    pub sender: Option<&'a str>,
 }
 
 /// Longest text kept per field (bounded memory whatever senders send).
@@ -81,10 +97,14 @@ impl EventLog {
             at: Utc::now(),
             source: clip(e.source),
             event: clip(e.event),
+            action: e.action.map(clip),
             delivery: e.delivery.map(clip),
             decision: clip(e.decision),
             reason: e.reason.map(clip),
             job: e.job.map(clip),
+            repository: e.repository.map(clip),
+            number: e.number,
+            sender: e.sender.map(clip),
         };
         g.1.push_back(rec);
         while g.1.len() > self.capacity {
@@ -99,14 +119,59 @@ impl EventLog {
         source: Option<&str>,
         decision: Option<&str>,
     ) -> Vec<EventRecord> {
+        self.matching(limit, source, decision, None)
+    }
+
+    /// Newest first, filtered by source, decision and repository
+    /// (`owner/name`, compared ignoring ASCII case as GitHub does).
+    pub fn matching(
+        &self,
+        limit: usize,
+        source: Option<&str>,
+        decision: Option<&str>,
+        repository: Option<&str>,
+    ) -> Vec<EventRecord> {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.1.iter()
             .rev()
             .filter(|r| source.is_none_or(|s| r.source == s))
             .filter(|r| decision.is_none_or(|d| r.decision == d))
+            .filter(|r| {
+                repository.is_none_or(|want| {
+                    r.repository
+                        .as_deref()
+                        .is_some_and(|have| have.eq_ignore_ascii_case(want))
+                })
+            })
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// The repositories named in the log (sorted, at most `limit`): the
+    /// dashboard's filter choices.
+    pub fn repositories(&self, limit: usize) -> Vec<String> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = std::collections::BTreeSet::new();
+        for r in g.1.iter().rev() {
+            if let Some(repo) = &r.repository {
+                if seen.len() >= limit && !seen.contains(repo) {
+                    continue;
+                }
+                seen.insert(repo.clone());
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// How many events are kept.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -178,6 +178,23 @@ impl Jobs {
         Ok(self.kube.ask(msg).await??)
     }
 
+    /// The last `tail` lines of the Job's newest pod's log, then every new
+    /// line until the pod ends (the dashboard's follow).
+    pub async fn follow_tail(
+        &self,
+        name: String,
+        tail: i64,
+        deadline: Instant,
+    ) -> Result<LogLines, JobsError> {
+        let msg = StreamLogs {
+            name,
+            follow: true,
+            tail_lines: Some(tail),
+            deadline,
+        };
+        Ok(self.kube.ask(msg).await??)
+    }
+
     /// The last `lines` lines of the agent's log in the Job's newest pod
     /// (at most `max_bytes` in all, the oldest dropped first).
     pub async fn log_tail(

@@ -298,6 +298,16 @@ pub const VARIABLES: &[EnvVar] = &[
         "where people reach this service; reports link to a Job's logs under it",
     ),
     var(
+        "DASHBOARD_PUBLIC",
+        "false",
+        "`true`: the dashboard's pages need no login (read-only)",
+    ),
+    words(
+        "DASHBOARD_SESSION_SECRET",
+        "random per process",
+        "HMAC key (32+ bytes) of dashboard session cookies, shared so replicas agree",
+    ),
+    var(
         "REPORT_GIVE_UP_SECONDS",
         "900",
         "how long a failing report (GitHub, callback) is retried",

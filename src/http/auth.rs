@@ -110,6 +110,20 @@ impl TokenLimits {
     }
 }
 
+/// The kind of `token` if it is one of `tokens`: compared in constant
+/// time against every configured token, always all of them.
+pub fn token_kind(tokens: &[crate::config::ApiToken], token: &str) -> Option<TokenKind> {
+    let mut found = None;
+    for t in tokens {
+        let expected = t.token.expose();
+        let equal = expected.len() == token.len() && bool::from(expected.ct_eq(token.as_bytes()));
+        if equal && found.is_none() {
+            found = Some(t.kind);
+        }
+    }
+    found
+}
+
 fn authenticate(req: &HttpRequest) -> Result<ApiCaller, RouteError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(RouteError::Internal("application state missing".into()));
@@ -131,16 +145,8 @@ fn authenticate(req: &HttpRequest) -> Result<ApiCaller, RouteError> {
         .ok_or_else(|| {
             RouteError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())
         })?;
-    // Compare against every configured token, always all of them.
-    let mut found = None;
-    for t in &state.config.api_tokens {
-        let expected = t.token.expose();
-        let equal = expected.len() == token.len() && bool::from(expected.ct_eq(token.as_bytes()));
-        if equal && found.is_none() {
-            found = Some(t.kind);
-        }
-    }
-    let kind = found.ok_or_else(|| RouteError::Unauthorized("unknown bearer token".into()))?;
+    let kind = token_kind(&state.config.api_tokens, token)
+        .ok_or_else(|| RouteError::Unauthorized("unknown bearer token".into()))?;
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
     let identity = format!("{}-token:{}", kind.as_str(), &digest[..8]);
     state

@@ -114,6 +114,7 @@ pub async fn act(
         reason: Some(format!("{kind}: {outcome}")),
         gone: false,
         response,
+        subject: Default::default(),
     })
 }
 

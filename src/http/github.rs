@@ -149,6 +149,7 @@ async fn handle(
                 reason: Some(reason),
                 gone: false,
                 response,
+                subject: subject_of(&body),
             })
         }
         Decision::UntrustedCommand { command, login } => {
@@ -162,6 +163,7 @@ async fn handle(
                 reason: Some(reason),
                 gone: false,
                 response,
+                subject: subject_of(&body),
             })
         }
         Decision::Command(command) => {
@@ -212,6 +214,7 @@ async fn on_task(
                 job: None,
                 reason: Some(why),
                 gone: false,
+                subject: super::Subject::of_task(&task),
                 response,
             });
         }
@@ -258,6 +261,7 @@ async fn on_task(
                 job: Some(job),
                 reason: Some(reason),
                 gone: false,
+                subject: super::Subject::of_task(&task),
                 response,
             });
         }
@@ -335,6 +339,7 @@ pub async fn submit(
     deadline: Instant,
 ) -> Result<Answer, RouteError> {
     span.record("job", task.job_name().as_str());
+    let subject = super::Subject::of_task(&task);
     let (task_source, dedup_key) = (task.source.as_str(), task.dedup_key.clone());
     let remember = |job: &str| {
         state
@@ -381,12 +386,16 @@ pub async fn submit(
         Ok(Enqueued::Queued(job)) => {
             remember(&job);
             let r = HttpResponse::Accepted().json(json!({"status": "queued", "job": job}));
-            Ok(Answer::new("queued", Some(job), r))
+            let mut a = Answer::new("queued", Some(job), r);
+            a.subject = subject;
+            Ok(a)
         }
         Ok(Enqueued::Duplicate(job)) => {
             remember(&job);
             let r = HttpResponse::Ok().json(json!({"status": "duplicate", "job": job}));
-            Ok(Answer::new("duplicate", Some(job), r))
+            let mut a = Answer::new("duplicate", Some(job), r);
+            a.subject = subject;
+            Ok(a)
         }
         Ok(Enqueued::Gone(job)) => {
             // Accepted before (the dedup record), its Job deleted since.
@@ -397,5 +406,45 @@ pub async fn submit(
             Ok(a)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What an ignored delivery was about (repository, issue or pull request,
+/// sender), read from its signed body for the events log; whatever is
+/// missing or malformed is left out.
+fn subject_of(body: &[u8]) -> super::Subject {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        full_name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Numbered {
+        number: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Login {
+        login: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Head {
+        repository: Option<Named>,
+        issue: Option<Numbered>,
+        pull_request: Option<Numbered>,
+        number: Option<u64>,
+        sender: Option<Login>,
+        action: Option<String>,
+    }
+    let Ok(h) = serde_json::from_slice::<Head>(body) else {
+        return super::Subject::default();
+    };
+    super::Subject {
+        repository: h.repository.and_then(|r| r.full_name),
+        number: h
+            .issue
+            .and_then(|i| i.number)
+            .or(h.pull_request.and_then(|p| p.number))
+            .or(h.number),
+        sender: h.sender.and_then(|s| s.login),
+        action: h.action,
     }
 }

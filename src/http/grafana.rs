@@ -193,7 +193,7 @@ async fn handle(
                     delivery: Some(&fingerprint),
                     decision: "ignored",
                     reason: Some(&reason),
-                    job: None,
+                    ..Default::default()
                 });
                 (
                     fingerprint.clone(),
@@ -309,6 +309,7 @@ async fn resolve(
         decision,
         reason: reason.as_deref(),
         job: Some(&name),
+        ..Default::default()
     });
     tracing::info!(job = %name, decision, "resolved alert");
     let v = json!({"decision": decision, "job": name, "reason": reason});

@@ -327,6 +327,7 @@ pub async fn cancel_job(
         decision: "cancelled",
         reason: None,
         job: Some(&path),
+        ..Default::default()
     });
     Ok(HttpResponse::Ok().json(view))
 }

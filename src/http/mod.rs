@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod github;
 pub mod grafana;
@@ -122,6 +123,33 @@ pub struct AppState {
     pub dedup: crate::sources::intake::DedupCache,
     /// The dedup record (keys accepted within `DEDUP_RETENTION_SECONDS`).
     pub record: crate::cluster::dedup::DedupRecord,
+    /// The web dashboard's session key and log follows ([`dashboard`]).
+    pub dashboard: dashboard::Dashboard,
+}
+
+/// What an event is about, for the events log (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// `owner/name`.
+    pub repository: Option<String>,
+    /// The issue or pull request number.
+    pub number: Option<u64>,
+    /// Who sent it.
+    pub sender: Option<String>,
+    /// The payload's action (GitHub's `labeled`, …).
+    pub action: Option<String>,
+}
+
+impl Subject {
+    /// The subject of a Task.
+    pub fn of_task(task: &crate::task::Task) -> Subject {
+        Subject {
+            repository: task.repository.clone(),
+            number: task.issue_number.or(task.pr_number),
+            sender: task.requested_by.clone(),
+            action: task.labels.get("action").cloned(),
+        }
+    }
 }
 
 /// A handled event: the decision, the Job it led to, and the answer.
@@ -132,6 +160,8 @@ pub struct Answer {
     /// A duplicate whose Job is deleted (the dedup record knew its key).
     pub gone: bool,
     pub response: HttpResponse,
+    /// What the event was about (repository, issue/PR, sender).
+    pub subject: Subject,
 }
 
 impl Answer {
@@ -142,6 +172,7 @@ impl Answer {
             reason: None,
             gone: false,
             response,
+            subject: Subject::default(),
         }
     }
 }
@@ -154,9 +185,10 @@ pub fn record_outcome(
     delivery: Option<&str>,
     result: &Result<Answer, RouteError>,
 ) {
-    let (decision, reason, job) = match result {
-        Ok(a) => (a.decision, a.reason.clone(), a.job.clone()),
-        Err(e) => (e.event_decision(), Some(e.event_reason()), None),
+    let none = Subject::default();
+    let (decision, reason, job, subject) = match result {
+        Ok(a) => (a.decision, a.reason.clone(), a.job.clone(), &a.subject),
+        Err(e) => (e.event_decision(), Some(e.event_reason()), None, &none),
     };
     state.events.record(NewEvent {
         source,
@@ -165,6 +197,10 @@ pub fn record_outcome(
         decision,
         reason: reason.as_deref(),
         job: job.as_deref(),
+        repository: subject.repository.as_deref(),
+        number: subject.number,
+        sender: subject.sender.as_deref(),
+        action: subject.action.as_deref(),
     });
 }
 
@@ -314,6 +350,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/events", "GET").route(web::get().to(jobs::events)))
     .service(resource("/api/v1/leader", "GET").route(web::get().to(leader::leader)))
     .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::document)))
+    .configure(dashboard::routes)
     .app_data(
         web::QueryConfig::default()
             .error_handler(|e, _| RouteError::BadRequest(format!("bad query string: {e}")).into()),

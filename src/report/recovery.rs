@@ -241,6 +241,7 @@ impl Recovery {
                         decision: "recovered",
                         reason: Some(&reason),
                         job: None,
+                        ..NewEvent::default()
                     });
                     tracing::info!(delivery = %m.guid, event = %m.event, attempt = m.attempt, "missed delivery: redelivery requested");
                 }
