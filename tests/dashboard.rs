@@ -788,9 +788,18 @@ async fn pages_need_a_session_and_every_answer_carries_the_security_headers() {
     assert!(page(viewer.clone(), "/ui/".into())
         .await
         .contains("dash-scope-1"));
-    assert!(page(viewer.clone(), "/ui/jobs".into())
-        .await
-        .contains(&gh_job));
+    // The jobs page lists the watch store, which shows the new Job a
+    // moment after its create answered.
+    wait_for("the GitHub Job on the jobs page", WAIT, || {
+        let (page, viewer, gh_job) = (&page, viewer.clone(), gh_job.clone());
+        async move {
+            page(viewer, "/ui/jobs".into())
+                .await
+                .contains(&gh_job)
+                .then_some(())
+        }
+    })
+    .await;
     // A pm-agent session sees only pm-agent Jobs and deliveries.
     assert!(!page(pm.clone(), "/ui/".into())
         .await

@@ -266,6 +266,18 @@ impl JobStore {
         out
     }
 
+    /// Records of the Jobs in `state` (through the state index: only those
+    /// are visited).
+    pub fn in_state(&self, state: JobState) -> Vec<Arc<JobRecord>> {
+        let inner = self.read();
+        let out: Vec<Arc<JobRecord>> = inner.by_state[state.index()]
+            .iter()
+            .filter_map(|(_, n)| inner.jobs.get(n).cloned())
+            .collect();
+        self.count(out.len() as u64);
+        out
+    }
+
     /// Records that match `keep` (a scan of every Job, for the reporters'
     /// periodic sweep).
     pub fn filtered(&self, keep: impl Fn(&JobRecord) -> bool) -> Vec<Arc<JobRecord>> {

@@ -258,7 +258,7 @@ pub async fn get_job(
     if view.state == JobState::Queued {
         let store = state.jobs.store();
         if let Some(r) = store.get(&view.name) {
-            let queued = store.filtered(|q| q.state == JobState::Queued);
+            let queued = store.in_state(JobState::Queued);
             view.position = Some(crate::job::waits::position(&r, &queued));
             view.waiting = store.waits().get().reason_text(&r);
         }

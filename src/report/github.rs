@@ -438,11 +438,7 @@ impl GithubReporter {
 
     /// About where it stands in the queue (see `job::waits::position`).
     fn position(&self, record: &JobRecord) -> usize {
-        let queued = self
-            .inner
-            .jobs
-            .store()
-            .filtered(|r| r.state == JobState::Queued);
+        let queued = self.inner.jobs.store().in_state(JobState::Queued);
         crate::job::waits::position(record, &queued)
     }
 

@@ -202,7 +202,7 @@ impl Scheduler {
         let waits = self.jobs.waits().get();
         let mut counts: std::collections::HashMap<WaitKind, usize> = Default::default();
         let mut told: std::collections::HashMap<Arc<str>, WaitKind> = Default::default();
-        for r in self.jobs.filtered(|r| r.state == JobState::Queued) {
+        for r in self.jobs.in_state(JobState::Queued) {
             if let Some((kind, why)) = waits.reason(&r) {
                 *counts.entry(kind).or_default() += 1;
                 if self.leading && self.waits_told.get(&r.name) != Some(&kind) {
