@@ -107,7 +107,12 @@ fn reporting(
 fn delivery_recovery(
     config: &Config,
     github: Option<crate::github::Github>,
-    parts: (&crate::cluster::jobs::Jobs, &DedupCache, &Leader),
+    parts: (
+        &crate::cluster::jobs::Jobs,
+        &DedupCache,
+        &crate::cluster::dedup::DedupRecord,
+        &Leader,
+    ),
     events: &Arc<EventLog>,
     metrics: &Arc<Metrics>,
 ) -> Option<(crate::report::recovery::Recovery, Duration)> {
@@ -125,11 +130,17 @@ fn delivery_recovery(
         );
         return None;
     };
-    let (jobs, dedup, leader) = (parts.0.clone(), parts.1.clone(), parts.2.clone());
+    let (jobs, dedup, record, leader) = (
+        parts.0.clone(),
+        parts.1.clone(),
+        parts.2.clone(),
+        parts.3.clone(),
+    );
     let store = jobs.store().clone();
     let ready: crate::report::recovery::Ready = Arc::new(move || store.is_ready());
-    let processed: crate::report::recovery::Processed =
-        Arc::new(move |guid: &str| crate::sources::intake::delivery_processed(guid, &jobs, &dedup));
+    let processed: crate::report::recovery::Processed = Arc::new(move |guid: &str| {
+        crate::sources::intake::delivery_processed(guid, &jobs, &dedup, &record)
+    });
     tracing::info!(
         interval_seconds = interval.as_secs(),
         window_seconds = recovery.window.as_secs(),
@@ -387,7 +398,7 @@ pub async fn run_with(
     let recovery_task = delivery_recovery(
         &config,
         github_client,
-        (&jobs, &dedup, &leader),
+        (&jobs, &dedup, &record, &leader),
         &events,
         &metrics,
     )

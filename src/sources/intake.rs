@@ -115,9 +115,13 @@ pub fn delivery_processed(
     guid: &str,
     jobs: &crate::cluster::jobs::Jobs,
     dedup: &DedupCache,
+    record: &crate::cluster::dedup::DedupRecord,
 ) -> bool {
     let key = super::github::delivery_dedup_key(guid);
-    jobs.stored_by_dedup_key(&key).is_some() || dedup.get(&key, Instant::now()).is_some()
+    jobs.stored_by_dedup_key(&key).is_some()
+        || dedup.get(&key, Instant::now()).is_some()
+        // Accepted within the retention, its Job deleted since.
+        || record.contains(&key, chrono::Utc::now().timestamp())
 }
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
