@@ -27,57 +27,24 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_support import ROOT, binary, http, labeled, log, start, stop_all, wait
 SECRET = "bench-secret"
 TOKEN = "bench-github-token"
 APP_ID = "424242"
 KEY = os.path.join(ROOT, "tests/fixtures/keys/github-app-test.pem")
 PUBLIC_KEY = os.path.join(ROOT, "tests/fixtures/keys/github-app-test.pub.pem")
-PROCS = []
 
 
-def log(msg):
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def binary():
-    return os.environ.get("ORCHESTRATOR_BIN") or os.path.join(
-        os.environ["CARGO_TARGET_DIR"], "release/orchestrator")
 
 
-def http(url, body=None, headers=None, method=None, timeout=10):
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
-def wait(what, check, seconds=120):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            v = check()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
-def start(args, env=None, log_path=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    out = open(log_path, "w") if log_path else subprocess.DEVNULL
-    p = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=out)
-    PROCS.append(p)
-    return p
 
 
 def stop(p):
@@ -130,16 +97,10 @@ def start_serve(d, port, kc, extra):
     return p
 
 
-def labeled(issue):
-    with open(os.path.join(ROOT, "tests/fixtures/github/issues/labeled.json")) as f:
-        v = json.load(f)
-    v["label"]["name"] = "agent"
-    v["issue"]["number"] = issue
-    return json.dumps(v).encode()
 
 
 def deliver(port, issue, delivery):
-    body = labeled(issue)
+    body = json.dumps(labeled(issue)).encode()
     sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     return http(f"http://127.0.0.1:{port}/webhook/github", body, {
         "Content-Type": "application/json", "X-GitHub-Event": "issues",
@@ -270,9 +231,7 @@ def main():
         log(f"trigger ratio on/off {r['trigger']['ratio_on_to_off']:.3f} "
             f"(off runs differ by {r['trigger']['off_spread']:.3f}x)")
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
+        stop_all()
     out = os.path.join(ROOT, "benches/results",
                        datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S") + "-github-calls.json")
     with open(out, "w") as f:

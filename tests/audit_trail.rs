@@ -87,12 +87,7 @@ fn pr_review(number: u64) -> Vec<u8> {
 
 /// An `issue_comment` by the issue's owner on `issue`: comment `id` saying `body`.
 fn comment(issue: u64, id: u64, body: &str) -> Vec<u8> {
-    let mut v = fixture("issue_comment/created.json");
-    set(&mut v, "/issue/number", issue.into());
-    set(&mut v, "/comment/id", id.into());
-    set(&mut v, "/comment/body", body.into());
-    set(&mut v, "/comment/author_association", "OWNER".into());
-    bytes(&v)
+    bytes(&comment_by(issue, id, body, "OWNER"))
 }
 
 fn queued(a: &Answer) -> String {

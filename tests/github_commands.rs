@@ -19,12 +19,7 @@ const ENV: [(&str, &str); 1] = [("API_TOKENS", "viewer=viewer-token-0123456789ab
 /// `issue_comment/created.json` on `issue`: comment `id` by an author of
 /// `association` saying `body`.
 fn comment(issue: u64, id: u64, body: &str, association: &str) -> Vec<u8> {
-    let mut v = fixture("issue_comment/created.json");
-    set(&mut v, "/issue/number", issue.into());
-    set(&mut v, "/comment/id", id.into());
-    set(&mut v, "/comment/body", body.into());
-    set(&mut v, "/comment/author_association", association.into());
-    bytes(&v)
+    bytes(&comment_by(issue, id, body, association))
 }
 
 /// GET `path` of the operator API with the viewer token.

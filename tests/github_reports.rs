@@ -520,14 +520,9 @@ async fn a_401_buys_a_new_installation_token_and_the_report_lands() {
     app.stop().await.expect("a clean stop");
 }
 
-/// `issue_comment/created.json` on `issue`: comment `id` by an author of
-/// `association` saying `body`.
+/// A comment payload (see `comment_by`) sent by a login unknown to the rules.
 fn command(issue: u64, id: u64, body: &str, association: &str) -> Vec<u8> {
-    let mut v = fixture("issue_comment/created.json");
-    set(&mut v, "/issue/number", issue.into());
-    set(&mut v, "/comment/id", id.into());
-    set(&mut v, "/comment/body", body.into());
-    set(&mut v, "/comment/author_association", association.into());
+    let mut v = comment_by(issue, id, body, association);
     set(&mut v, "/sender/login", "someone".into());
     bytes(&v)
 }

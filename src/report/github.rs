@@ -420,18 +420,7 @@ impl GithubReporter {
     /// Stores the mark on the Job (best effort: this process remembers it
     /// meanwhile, and a lost one only costs an identical edit later).
     async fn write_mark(&self, name: &str, mark: &Mark) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let wrote = self
-            .inner
-            .jobs
-            .annotate(
-                name.to_string(),
-                vec![(ANNOTATION_REPORT.to_string(), Some(mark.to_json()))],
-                |_, _| true,
-                deadline,
-            )
-            .await;
-        if let Err(e) = wrote {
+        if let Err(e) = self.write_mark_now(name, mark).await {
             tracing::info!(job = %name, error = %e, "could not mark the job as reported; kept in memory");
         }
     }
@@ -511,28 +500,12 @@ impl GithubReporter {
             None => None,
         };
         if let Some(id) = known {
-            let edit = self
-                .call(
-                    t,
-                    "comment_edit",
-                    Method::PATCH,
-                    format!("repos/{repo}/issues/comments/{id}"),
-                    Some(json!({"body": body})),
-                )
-                .await;
-            match edit {
+            match self.edit_comment(t, id, body).await {
                 Ok(_) => return Ok(id),
                 // Deleted by someone: look again, else make a new one.
                 Err(GithubError::Refused { status: 404, .. }) => {
                     if let Some(id) = self.find_comment(t, job).await?.filter(|f| *f != id) {
-                        self.call(
-                            t,
-                            "comment_edit",
-                            Method::PATCH,
-                            format!("repos/{repo}/issues/comments/{id}"),
-                            Some(json!({"body": body})),
-                        )
-                        .await?;
+                        self.edit_comment(t, id, body).await?;
                         return Ok(id);
                     }
                 }
@@ -551,6 +524,17 @@ impl GithubReporter {
         created["id"]
             .as_u64()
             .ok_or_else(|| GithubError::Unavailable("the created comment has no id".into()))
+    }
+
+    async fn edit_comment(&self, t: &Target, id: u64, body: &str) -> Result<Value, GithubError> {
+        self.call(
+            t,
+            "comment_edit",
+            Method::PATCH,
+            format!("repos/{}/issues/comments/{id}", t.repo),
+            Some(json!({"body": body})),
+        )
+        .await
     }
 
     /// The comment carrying the Job's marker, if any (newest pages first

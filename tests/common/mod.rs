@@ -683,6 +683,17 @@ pub fn issue_labeled_agent(issue: u64) -> Value {
     v
 }
 
+/// `issue_comment/created.json` on `issue`: comment `id` by an author of
+/// `association` saying `body`.
+pub fn comment_by(issue: u64, id: u64, body: &str, association: &str) -> Value {
+    let mut v = fixture("issue_comment/created.json");
+    set(&mut v, "/issue/number", issue.into());
+    set(&mut v, "/comment/id", id.into());
+    set(&mut v, "/comment/body", body.into());
+    set(&mut v, "/comment/author_association", association.into());
+    v
+}
+
 /// `issue_comment/created.json` with the comment starting with `/agent `.
 pub fn comment_agent(path: &str) -> Value {
     let mut v = fixture(path);
