@@ -135,6 +135,7 @@ fn bench(c: &mut Criterion) {
             .collect()),
         github_host: "github.com".into(),
         may_cancel: true,
+        next_retry: None,
         notice: None,
     };
     let system = pages::SystemView {

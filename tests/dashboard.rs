@@ -641,6 +641,108 @@ async fn the_dashboard_answers_what_happened_to_each_event_in_a_real_browser() {
     })
     .await;
 
+    // --- retry: the finished Job's page offers a new run of its task
+    let retry_form = c
+        .find(Locator::Css("form.retry"))
+        .await
+        .expect("a cancelled Job's page has the retry form");
+    let number = retry_form
+        .find(Locator::Css("input[name=retry]"))
+        .await
+        .expect("the retry number")
+        .attr("value")
+        .await
+        .expect("attr")
+        .expect("a value");
+    let csrf = retry_form
+        .find(Locator::Css("input[name=csrf]"))
+        .await
+        .expect("the CSRF field")
+        .attr("value")
+        .await
+        .expect("attr")
+        .expect("a value");
+    assert_eq!(number, "1", "the first retry");
+    c.find(Locator::Css("form.retry button"))
+        .await
+        .expect("the retry button")
+        .click()
+        .await
+        .expect("retry");
+    // The new Job's page; it says "just created" until the watch shows it.
+    wait_for("the retry's Job page", WAIT, || async {
+        let here = path_of(&c).await;
+        (here.starts_with("/ui/jobs/") && here.contains("?retry_of=")).then_some(())
+    })
+    .await;
+    let retry_path = path_of(&c).await;
+    wait_for("the retry's notice", WAIT, || async {
+        let notice = match c.find(Locator::Css("p.notice")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => {
+                c.goto(&format!("{}{retry_path}", app.address)).await.ok()?;
+                return None;
+            }
+        };
+        notice.contains(&format!("retry of {job_b}")).then_some(())
+    })
+    .await;
+    let job_r = retry_path
+        .strip_prefix("/ui/jobs/")
+        .and_then(|p| p.split_once('?'))
+        .map(|(name, _)| name.to_string())
+        .expect("the new Job's page");
+    assert_ne!(job_r, job_b, "a new Job");
+    let (r, b) = (
+        app.job(&job_r).await.expect("the retry's Job"),
+        app.job(&job_b).await.expect("the original Job"),
+    );
+    let key = |j: &k8s_openapi::api::batch::v1::Job| {
+        j.metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .get("orchestrator.dev/dedup-key")
+            .cloned()
+            .expect("a dedup key")
+    };
+    assert_eq!(key(&r), format!("{}#retry-1", key(&b)));
+    // The same form sent again (a double click, a reload): the same Job.
+    let session = c
+        .get_named_cookie("orchestrator_session")
+        .await
+        .expect("the session cookie");
+    let again = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+        .post(format!("{}/ui/jobs/{job_b}/retry", app.address))
+        .header(
+            "cookie",
+            format!("orchestrator_session={}", session.value()),
+        )
+        .form(&[("csrf", csrf.as_str()), ("retry", number.as_str())])
+        .send()
+        .await
+        .expect("the form again");
+    assert_eq!(again.status().as_u16(), 303);
+    assert_eq!(
+        again.headers()["location"],
+        format!("/ui/jobs/{job_r}?retry_of={job_b}").as_str()
+    );
+    // A Job still queued or running is not retried.
+    let busy = reqwest::Client::new()
+        .post(format!("{}/ui/jobs/{job_r}/retry", app.address))
+        .header(
+            "cookie",
+            format!("orchestrator_session={}", session.value()),
+        )
+        .form(&[("csrf", csrf.as_str()), ("retry", "1")])
+        .send()
+        .await
+        .expect("retry a live Job");
+    assert_eq!(busy.status().as_u16(), 409);
+
     c.close().await.expect("the browser closes");
     app.stop().await.expect("the service stops");
 }
@@ -823,6 +925,14 @@ async fn pages_need_a_session_and_every_answer_carries_the_security_headers() {
         .await
         .expect("cancel");
     assert_eq!(r.status().as_u16(), 403);
+    let r = http
+        .post(url(&format!("/ui/jobs/{gh_job}/retry")))
+        .header("cookie", &viewer)
+        .form(&[("csrf", csrf), ("retry", "1")])
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(r.status().as_u16(), 403, "a viewer may not retry");
     app.stop().await.expect("stops");
 
     // DASHBOARD_PUBLIC: pages without a session, read-only.

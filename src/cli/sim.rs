@@ -28,6 +28,10 @@ pub struct SimArgs {
     /// Exit code of a pod unless its Job's `sim.orchestrator.dev/exit-code` annotation says otherwise.
     #[arg(long, default_value_t = 0)]
     pub default_exit_code: i32,
+    /// Seconds between the progress lines a running pod's containers print
+    /// (`[sim] working: tick N`); 0, the default, prints none.
+    #[arg(long, default_value_t = 0.0)]
+    pub log_every_seconds: f64,
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 10.0)]
     pub bookmark_interval_seconds: f64,
@@ -73,6 +77,9 @@ impl SimArgs {
         if !(self.default_run_seconds.is_finite() && self.default_run_seconds >= 0.0) {
             return Err("--default-run-seconds must be a non-negative number".into());
         }
+        if !(self.log_every_seconds.is_finite() && self.log_every_seconds >= 0.0) {
+            return Err("--log-every-seconds must be a non-negative number".into());
+        }
         let mut faults = FaultSpec {
             latency_ms: self.latency_ms,
             jitter_ms: self.jitter_ms,
@@ -111,6 +118,8 @@ impl SimArgs {
             tls: self.tls,
             default_run_seconds: self.default_run_seconds,
             default_exit_code: self.default_exit_code,
+            log_every: (self.log_every_seconds > 0.0)
+                .then(|| Duration::from_secs_f64(self.log_every_seconds)),
             bookmark_interval: Duration::from_secs_f64(self.bookmark_interval_seconds),
             limits: Limits {
                 history: self.history.max(1),

@@ -310,11 +310,48 @@ async fn retry(
 }
 
 /// The dedup key without a `#retry-<k>` suffix.
-fn base_key(key: &str) -> &str {
+pub(super) fn base_key(key: &str) -> &str {
     match key.rsplit_once("#retry-") {
         Some((base, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
         _ => key,
     }
+}
+
+/// The first retry number of the task with dedup key `key` whose
+/// `<base>#retry-<n>` is not `taken` (a stored Job's key, or one the dedup
+/// record remembers).
+pub(super) fn next_retry(key: &str, taken: impl Fn(&str) -> bool) -> u32 {
+    let base = base_key(key);
+    (1..MAX_RETRIES)
+        .find(|k| !taken(&format!("{base}#retry-{k}")))
+        .unwrap_or(MAX_RETRIES)
+}
+
+/// True if `n` is a retry number [`next_retry`] can give.
+pub(super) fn valid_retry(n: u32) -> bool {
+    (1..=MAX_RETRIES).contains(&n)
+}
+
+/// Retry `n` of `original` (the task of Job `original_job`), asked for by
+/// `requested_by`: its dedup key is `<base>#retry-<n>`, and it carries the
+/// `retry` and `retry_of` labels the scheduler's `Retried` Event reads.
+pub(super) fn retried(
+    original: Task,
+    original_job: &str,
+    n: u32,
+    requested_by: String,
+    delivery: Option<String>,
+    now: DateTime<Utc>,
+) -> Task {
+    let mut task = original;
+    task.dedup_key = format!("{}#retry-{n}", base_key(&task.dedup_key));
+    task.created_at = now;
+    task.delivery_id = delivery;
+    task.requested_by = Some(requested_by);
+    task.labels
+        .insert("retry_of".into(), original_job.to_string());
+    task.labels.insert("retry".into(), n.to_string());
+    task
 }
 
 /// A new run of `original` (the task of Job `original_job`) asked for by
@@ -327,20 +364,17 @@ fn retry_task(
     taken: impl Fn(&str) -> bool,
     now: DateTime<Utc>,
 ) -> Task {
-    let mut task = original;
-    let base = base_key(&task.dedup_key).to_string();
-    let n = (1..MAX_RETRIES)
-        .find(|k| !taken(&format!("{base}#retry-{k}")))
-        .unwrap_or(MAX_RETRIES);
-    task.dedup_key = format!("{base}#retry-{n}");
-    task.created_at = now;
-    task.delivery_id = Some(cmd.delivery.clone());
-    task.requested_by = Some(cmd.sender.clone());
+    let n = next_retry(&original.dedup_key, taken);
+    let mut task = retried(
+        original,
+        original_job,
+        n,
+        cmd.sender.clone(),
+        Some(cmd.delivery.clone()),
+        now,
+    );
     task.labels
         .insert("comment_id".into(), cmd.comment_id.to_string());
-    task.labels
-        .insert("retry_of".into(), original_job.to_string());
-    task.labels.insert("retry".into(), n.to_string());
     if let Some(i) = cmd.installation {
         task.labels
             .entry("installation_id".into())

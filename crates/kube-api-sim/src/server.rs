@@ -36,6 +36,10 @@ pub struct SimConfig {
     /// Lines every app container prints just before it exits (e.g. an
     /// agent's final JSON result), before the simulator's own exit line.
     pub final_output: Vec<String>,
+    /// While a pod runs, each app container prints a line
+    /// (`[sim] working: tick N`) at this interval; `None` (the default)
+    /// prints nothing between its start and its exit.
+    pub log_every: Option<Duration>,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
     /// How long a deleted pod's simulated containers take to stop after
@@ -75,6 +79,7 @@ impl Default for SimConfig {
             default_run_seconds: 1.0,
             default_exit_code: 0,
             final_output: Vec::new(),
+            log_every: None,
             bookmark_interval: Duration::from_secs(10),
             pending_seconds: 0.05,
             termination_seconds: 0.2,

@@ -762,3 +762,50 @@ async fn unknown_resources_unsupported_bodies_and_methods_get_kubernetes_status_
         assert_eq!(body["code"], code);
     }
 }
+
+#[tokio::test]
+async fn a_running_pod_prints_progress_lines_at_the_configured_interval() {
+    let server = SimServer::start_local(SimConfig {
+        log_every: Some(Duration::from_millis(40)),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let client = server.client().await.expect("client");
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "ticks",
+            json!({"sim.orchestrator.dev/run-seconds": "1.5"}),
+            json!({}),
+        ),
+    )
+    .await
+    .expect("create");
+    wait_for(&jobs, "ticks", "Complete", 30).await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let list = pods
+        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=ticks"))
+        .await
+        .expect("list");
+    let log = pods
+        .logs(
+            list.items[0].metadata.name.as_deref().expect("a name"),
+            &Default::default(),
+        )
+        .await
+        .expect("log");
+    let ticks: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("[sim] working: tick "))
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    assert!(ticks.len() >= 2, "progress lines while it ran: {log}");
+    assert!(
+        ticks.windows(2).all(|w| w[0] < w[1]),
+        "each tick once, in order: {ticks:?}"
+    );
+    let last_tick = log.rfind("[sim] working").expect("a tick");
+    let exit = log.find("[sim] container exited").expect("the exit line");
+    assert!(last_tick < exit, "no progress after the exit: {log}");
+}

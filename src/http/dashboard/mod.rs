@@ -9,7 +9,7 @@
 //! SameSite=Strict, Secure over TLS or when `PUBLIC_URL` is https, 12 h),
 //! which carries the token's kind and a hash of it, never the token; a
 //! session ends when its token leaves `API_TOKENS`. `DASHBOARD_PUBLIC=true`
-//! lets anyone read the pages without one. Cancelling a Job needs a `cli`
+//! lets anyone read the pages without one. Cancelling or retrying a Job needs a `cli`
 //! session and the session's CSRF token. A `pm-agent` session sees only
 //! `pm-agent` Jobs and deliveries, like its token on the API.
 //!
@@ -137,6 +137,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/jobs").route(web::get().to(jobs)))
             .service(web::resource("/jobs/{name}").route(web::get().to(job)))
             .service(web::resource("/jobs/{name}/cancel").route(web::post().to(cancel)))
+            .service(web::resource("/jobs/{name}/retry").route(web::post().to(retry)))
             .service(web::resource("/jobs/{name}/log/stream").route(web::get().to(log_stream)))
             .service(web::resource("/system").route(web::get().to(system)))
             .service(web::resource("/static/{file}").route(web::get().to(asset)))
@@ -403,6 +404,8 @@ async fn jobs(
 #[derive(Deserialize)]
 struct JobQuery {
     cancelled: Option<String>,
+    /// Set on the new Job's page after a retry: the Job it retried.
+    retry_of: Option<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -469,17 +472,55 @@ async fn job(
         .flatten()
         .and_then(|view| view.task)
         .and_then(|t| t.get("prompt").and_then(|p| p.as_str()).map(str::to_string));
+    let may_act = v.session.as_ref().is_some_and(|s| s.kind == TokenKind::Cli);
+    // The retry a finished Job's form asks for: numbered now, so the form
+    // sent twice makes one Job.
+    let next_retry = (may_act && !record.state.is_live())
+        .then(|| record.dedup_key.as_deref())
+        .flatten()
+        .map(|key| {
+            super::commands::next_retry(key, |k| {
+                state.jobs.stored_by_dedup_key(k).is_some()
+                    || state.record.contains(k, Utc::now().timestamp())
+            })
+        });
+    let notice = match (&q.cancelled, &q.retry_of) {
+        (Some(_), _) => Some("Cancel requested; the state below is the Job's now.".to_string()),
+        (None, Some(of)) if valid_name(of) => Some(format!("This Job is the retry of {of}.")),
+        _ => None,
+    };
     let extras = pages::JobExtras {
         prompt,
         log,
         github_host: state.config.github_host.clone(),
-        may_cancel: v.session.as_ref().is_some_and(|s| s.kind == TokenKind::Cli),
-        notice: q
-            .cancelled
-            .as_ref()
-            .map(|_| "Cancel requested; the state below is the Job's now.".to_string()),
+        may_cancel: may_act,
+        next_retry,
+        notice,
     };
     page(pages::job(&record, &extras, &frame, Utc::now()))
+}
+
+/// Refuses an action (cancel, retry) unless the session is a `cli` one and
+/// the form carries its CSRF token.
+fn may_act(v: &Viewer, state: &AppState, csrf: Option<&str>, what: &str) -> Option<HttpResponse> {
+    let forbidden = |text: &str| {
+        html(
+            actix_web::http::StatusCode::FORBIDDEN,
+            pages::message(&v.frame(state), "Refused", text),
+        )
+    };
+    let Some(s) = v.session.as_ref().filter(|s| s.kind == TokenKind::Cli) else {
+        return Some(forbidden(&format!(
+            "{what} a Job needs a session of a cli token."
+        )));
+    };
+    if !csrf.is_some_and(|c| state.dashboard.keys.csrf_ok(s, c)) {
+        tracing::info!("dashboard {what} refused: missing or wrong CSRF token");
+        return Some(forbidden(
+            "The form's CSRF token is missing or wrong; reload the Job's page and try again.",
+        ));
+    }
+    None
 }
 
 async fn cancel(
@@ -493,24 +534,8 @@ async fn cancel(
         Err(r) => return r.response(),
     };
     let frame = v.frame(&state);
-    let forbidden = |text: &str| {
-        html(
-            actix_web::http::StatusCode::FORBIDDEN,
-            pages::message(&frame, "Refused", text),
-        )
-    };
-    let Some(s) = v.session.as_ref().filter(|s| s.kind == TokenKind::Cli) else {
-        return forbidden("Cancelling a Job needs a session of a cli token.");
-    };
-    let csrf_ok = form
-        .csrf
-        .as_deref()
-        .is_some_and(|c| state.dashboard.keys.csrf_ok(s, c));
-    if !csrf_ok {
-        tracing::info!("dashboard cancel refused: missing or wrong CSRF token");
-        return forbidden(
-            "The form's CSRF token is missing or wrong; reload the Job's page and try again.",
-        );
+    if let Some(refused) = may_act(&v, &state, form.csrf.as_deref(), "Cancelling") {
+        return refused;
     }
     let name = path.into_inner();
     let caller = v.caller();
@@ -548,6 +573,135 @@ async fn cancel(
                 "Not cancelled",
                 &format!("Kubernetes did not take the cancel: {e}. Try again."),
             ),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct RetryForm {
+    csrf: Option<String>,
+    /// The retry number the Job's page offered.
+    retry: Option<String>,
+}
+
+/// A new run of an ended (finished or cancelled) Job's task, numbered by the form: the form sent
+/// twice (a double click, a reload) finds its first Job.
+async fn retry(
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<RetryForm>,
+    state: web::Data<AppState>,
+    span: tracing_actix_web::RootSpan,
+) -> HttpResponse {
+    let v = match viewer(&req, &state) {
+        Ok(v) => v,
+        Err(r) => return r.response(),
+    };
+    let frame = v.frame(&state);
+    if let Some(refused) = may_act(&v, &state, form.csrf.as_deref(), "Retrying") {
+        return refused;
+    }
+    let name = path.into_inner();
+    let caller = v.caller();
+    if !valid_name(&name) {
+        return no_such_job(&frame, &name);
+    }
+    let Some(known) = locate(&state, &caller, JobRef::Name(&name)) else {
+        return no_such_job(&frame, &name);
+    };
+    let not_retried =
+        |status, text: &str| html(status, pages::message(&frame, "Not retried", text));
+    let live = known.stored.as_ref().is_none_or(|r| r.state.is_live());
+    if live {
+        return not_retried(
+            actix_web::http::StatusCode::CONFLICT,
+            "The Job has not finished: cancel it first, or wait for it to end.",
+        );
+    }
+    let Some(n) = form
+        .retry
+        .as_deref()
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| super::commands::valid_retry(*n))
+    else {
+        return not_retried(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "The form's retry number is missing or wrong; reload the Job's page and try again.",
+        );
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = match state.jobs.fetch(name.clone(), deadline).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return no_such_job(&frame, &name),
+        Err(e) => {
+            return not_retried(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                &format!("Kubernetes did not answer: {e}. Try again."),
+            )
+        }
+    };
+    let Some(original) = view
+        .task
+        .and_then(|t| serde_json::from_value::<crate::task::Task>(t).ok())
+    else {
+        return not_retried(
+            actix_web::http::StatusCode::CONFLICT,
+            "The Job's task document is unreadable, so it cannot be run again.",
+        );
+    };
+    let task = super::commands::retried(
+        original,
+        &name,
+        n,
+        format!("{} (dashboard)", caller.identity),
+        None,
+        Utc::now(),
+    );
+    let to_job = |job: &str| see_other(&format!("/ui/jobs/{job}?retry_of={name}"));
+    if let Some(made) = state.jobs.stored_by_dedup_key(&task.dedup_key) {
+        return to_job(&made.name);
+    }
+    let source = match task.source {
+        crate::task::TaskSource::Github => &state.github,
+        crate::task::TaskSource::Grafana => &state.grafana,
+        crate::task::TaskSource::PmAgent => &state.pm_agent,
+        crate::task::TaskSource::Cli => &state.cli,
+    };
+    let submitted = super::github::submit(
+        &state,
+        source,
+        Box::new(task),
+        crate::job::JobExtras::default(),
+        &span,
+        deadline,
+    )
+    .await;
+    match submitted {
+        Ok(answer) if answer.gone => not_retried(
+            actix_web::http::StatusCode::CONFLICT,
+            "This retry was made before and its Job is deleted; reload the Job's page for a new one.",
+        ),
+        Ok(answer) => match answer.job {
+            Some(job) => {
+                tracing::info!(job = %name, retry = %job, by = %caller.identity, "job retried from the dashboard");
+                state.events.record(NewEvent {
+                    source: caller.label(),
+                    event: "retry",
+                    decision: answer.decision,
+                    job: Some(&job),
+                    reason: Some("from the dashboard"),
+                    ..Default::default()
+                });
+                to_job(&job)
+            }
+            None => not_retried(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The retry was not persisted. Try again.",
+            ),
+        },
+        Err(e) => not_retried(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The retry was not persisted: {e}. Try again."),
         ),
     }
 }

@@ -384,6 +384,9 @@ pub struct JobExtras {
     pub github_host: String,
     /// The session may cancel (a `cli` session with a CSRF token).
     pub may_cancel: bool,
+    /// The retry number a finished Job's Retry form asks for (a `cli`
+    /// session only).
+    pub next_retry: Option<u32>,
     /// A message after an action (cancelled, refused).
     pub notice: Option<String>,
 }
@@ -467,6 +470,7 @@ pub fn job(r: &JobRecord, x: &JobExtras, frame: &Frame, now: DateTime<Utc>) -> S
             log, log_error,
             live => r.state.is_live(),
             may_cancel => x.may_cancel && r.state.is_live(),
+            next_retry => x.next_retry.filter(|_| !r.state.is_live()),
             notice => x.notice.as_deref(),
         },
     )

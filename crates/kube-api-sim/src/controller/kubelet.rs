@@ -48,6 +48,7 @@ impl Controller {
             self.started.remove(&id);
             self.stopping.remove(&id);
             self.restart_at.remove(&id);
+            self.ticks.remove(&id);
             return;
         };
         self.release_orphan(ns, &pod);
@@ -102,7 +103,14 @@ impl Controller {
                 let started = *self.started.entry(id.clone()).or_insert(now);
                 let due = after(started, run);
                 if now < due {
-                    self.timer(due, key);
+                    let next = match self.state.config.log_every {
+                        Some(every) if !every.is_zero() => {
+                            self.tick_log(ns, name, &pod, started, now, every);
+                            due.min(now + every)
+                        }
+                        _ => due,
+                    };
+                    self.timer(next, key);
                     return;
                 }
                 if exit != 0 && pod["spec"]["restartPolicy"] == "OnFailure" {
@@ -119,8 +127,34 @@ impl Controller {
                 self.finish_pod(ns, name, exit);
                 self.seen.remove(&id);
                 self.started.remove(&id);
+                self.ticks.remove(&id);
             }
             _ => {}
+        }
+    }
+
+    /// Prints the running containers' progress line (`log_every`): tick N
+    /// is the Nth interval since the containers started.
+    fn tick_log(
+        &mut self,
+        ns: &str,
+        name: &str,
+        pod: &Value,
+        started: Instant,
+        now: Instant,
+        every: Duration,
+    ) {
+        let tick = now.duration_since(started).as_nanos() / every.as_nanos().max(1);
+        let id = (ns.to_string(), name.to_string());
+        if tick == 0 || self.ticks.get(&id) == Some(&tick) {
+            return;
+        }
+        self.ticks.insert(id, tick);
+        for c in containers(pod, "containers") {
+            if let Some(cname) = c["name"].as_str() {
+                self.store()
+                    .append_log(ns, name, cname, [format!("[sim] working: tick {tick}")]);
+            }
         }
     }
 

@@ -64,6 +64,8 @@ struct Controller {
     started: HashMap<(String, String), Instant>,
     /// Pods whose container crashed (`OnFailure`), and when it restarts.
     restart_at: HashMap<(String, String), Instant>,
+    /// The last progress line each running pod printed (`log_every`).
+    ticks: HashMap<(String, String), u128>,
     /// Pods being stopped, and when their containers are gone.
     stopping: HashMap<(String, String), (Instant, i32)>,
     timers: BTreeSet<(Instant, Key)>,
@@ -87,6 +89,7 @@ pub fn spawn(state: Arc<SimState>) -> actix_rt::task::JoinHandle<()> {
             started: HashMap::new(),
             stopping: HashMap::new(),
             restart_at: HashMap::new(),
+            ticks: HashMap::new(),
             timers: BTreeSet::new(),
             failures: HashMap::new(),
             terminating: BTreeSet::new(),
