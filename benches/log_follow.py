@@ -17,15 +17,17 @@ and the CPU per relayed line (µs). F defaults to 32, the dashboard's
 bound on open follows (MAX_FOLLOWS).
 
 Usage: benches/log_follow.sh [--follows F] [--jobs J] [--window S]
+[--line-interval S]   (0: quiet pods, the cost of a follow that waits)
 Writes benches/results/<date>-log-follow.json.
 """
 
 import argparse
 import datetime
-import http.client
+from http.client import HTTPConnection
 import json
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -63,7 +65,7 @@ def running_jobs():
 
 def login():
     """A new dashboard session (one follow each): its cookie."""
-    c = http.client.HTTPConnection("127.0.0.1", SERVE_PORT, timeout=30)
+    c = HTTPConnection("127.0.0.1", SERVE_PORT, timeout=30)
     c.request("POST", "/ui/login", urllib.parse.urlencode({"token": VIEWER, "next": "/ui/"}),
               {"Content-Type": "application/x-www-form-urlencoded"})
     r = c.getresponse()
@@ -88,7 +90,7 @@ class Follow(threading.Thread):
 
     def run(self):
         try:
-            self.conn = http.client.HTTPConnection("127.0.0.1", SERVE_PORT, timeout=60)
+            self.conn = HTTPConnection("127.0.0.1", SERVE_PORT, timeout=60)
             self.conn.request("GET", f"/ui/jobs/{self.job}/log/stream",
                               headers={"Cookie": self.cookie, "Accept": "text/event-stream"})
             r = self.conn.getresponse()
@@ -112,6 +114,12 @@ class Follow(threading.Thread):
     def close(self):
         self.stop = True
         if self.conn is not None and self.conn.sock is not None:
+            # shutdown, not only close: the response's file still holds the
+            # descriptor, and the reading thread must see the end.
+            try:
+                self.conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.conn.sock.close()
 
 
@@ -180,6 +188,8 @@ def main():
             f"{r['following']['rss_kib']} KiB, {r['following']['lines']} lines relayed")
         for f in follows:
             f.close()
+        for f in follows:
+            f.join(10)
         r["idle_after"] = window(serve.pid, args.window)
         log(f"idle again: {r['idle_after']['cpu_ms_per_s']:.1f} ms CPU/s, {r['idle_after']['rss_kib']} KiB")
     finally:
