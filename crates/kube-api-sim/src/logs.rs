@@ -52,7 +52,7 @@ pub fn pod_log(
             )))
         }
     };
-    let all = state.store.logs(ns, name, &container, 0);
+    let (first, all) = state.store.log_window(ns, name, &container);
     let skip = match q.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         Some(n) => all.len().saturating_sub(n),
         None => 0,
@@ -63,7 +63,7 @@ pub fn pod_log(
             ns.to_string(),
             name.to_string(),
             container,
-            skip,
+            first + skip,
         ));
     }
     let mut text = String::new();

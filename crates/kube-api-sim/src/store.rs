@@ -107,7 +107,16 @@ pub struct DeleteOptions {
 type Key = (usize, String, String);
 
 /// (namespace, pod) → container → lines.
-type PodLogs = HashMap<(String, String), HashMap<String, VecDeque<String>>>;
+type PodLogs = HashMap<(String, String), HashMap<String, LogBuf>>;
+
+/// One container's log: the newest `log_lines_per_pod` lines, and how many
+/// older ones were dropped, so a line keeps its number (a follower's
+/// position) after the buffer wraps.
+#[derive(Debug, Default)]
+struct LogBuf {
+    dropped: usize,
+    lines: VecDeque<String>,
+}
 
 struct Inner {
     rv: u64,
@@ -689,19 +698,46 @@ impl Store {
             .entry(container.to_string())
             .or_default();
         for l in lines {
-            buf.push_back(l);
-            while buf.len() > self.limits.log_lines_per_pod {
-                buf.pop_front();
+            buf.lines.push_back(l);
+            while buf.lines.len() > self.limits.log_lines_per_pod {
+                buf.lines.pop_front();
+                buf.dropped += 1;
             }
         }
     }
 
-    /// A pod container's log lines from index `from` on.
+    /// A pod container's log lines numbered `from` on (the first line ever
+    /// printed is 0; lines the buffer dropped are skipped).
     pub fn logs(&self, ns: &str, pod: &str, container: &str, from: usize) -> Vec<String> {
+        self.logs_since(ns, pod, container, from).1
+    }
+
+    /// [`Self::logs`] and the number of the first line returned (more than
+    /// `from` when the buffer dropped lines a reader had not read).
+    pub fn logs_since(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        from: usize,
+    ) -> (usize, Vec<String>) {
         let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.get(&(ns.to_string(), pod.to_string()))
             .and_then(|c| c.get(container))
-            .map(|b| b.iter().skip(from).cloned().collect())
+            .map(|b| {
+                let first = from.max(b.dropped);
+                let lines = b.lines.iter().skip(first - b.dropped).cloned().collect();
+                (first, lines)
+            })
+            .unwrap_or((from, Vec::new()))
+    }
+
+    /// A pod container's kept log lines and the number of the first.
+    pub fn log_window(&self, ns: &str, pod: &str, container: &str) -> (usize, Vec<String>) {
+        let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.get(&(ns.to_string(), pod.to_string()))
+            .and_then(|c| c.get(container))
+            .map(|b| (b.dropped, b.lines.iter().cloned().collect()))
             .unwrap_or_default()
     }
 

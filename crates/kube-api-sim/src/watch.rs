@@ -274,13 +274,18 @@ pub fn follow_logs(
     ns: String,
     pod: String,
     container: String,
-    skip: usize,
+    from: usize,
 ) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     actix_web::rt::spawn(async move {
-        let mut sent = skip;
+        // The number of the next line to send (lines keep their numbers
+        // when the log's buffer drops old ones).
+        let mut sent = from;
         loop {
-            let lines = state.store.logs(&ns, &pod, &container, sent);
+            // Lines dropped before they were sent are lost, as when a
+            // real kubelet rotates the log under a slow reader.
+            let (first, lines) = state.store.logs_since(&ns, &pod, &container, sent);
+            sent = first;
             for l in lines {
                 sent += 1;
                 if tx.send(Bytes::from(format!("{l}\n"))).await.is_err() {

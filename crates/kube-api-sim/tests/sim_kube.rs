@@ -809,3 +809,77 @@ async fn a_running_pod_prints_progress_lines_at_the_configured_interval() {
     let exit = log.find("[sim] container exited").expect("the exit line");
     assert!(last_tick < exit, "no progress after the exit: {log}");
 }
+
+#[tokio::test]
+async fn a_log_follow_keeps_its_place_when_the_log_buffer_wraps() {
+    let server = SimServer::start_local(SimConfig {
+        log_every: Some(Duration::from_millis(5)),
+        limits: kube_api_sim::store::Limits {
+            log_lines_per_pod: 20,
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let client = server.client().await.expect("client");
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "wraps",
+            json!({"sim.orchestrator.dev/run-seconds": "1.5"}),
+            json!({}),
+        ),
+    )
+    .await
+    .expect("create");
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let list = pods
+                .list(&ListParams::default().labels("batch.kubernetes.io/job-name=wraps"))
+                .await
+                .expect("list");
+            let running = list
+                .items
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+            if let Some(p) = running {
+                break p.metadata.name.expect("a name");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the pod runs");
+    let stream = pods
+        .log_stream(
+            &pod,
+            &kube::api::LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("follow");
+    use futures::AsyncBufReadExt;
+    let mut lines = stream.lines();
+    let mut got = Vec::new();
+    while let Some(line) = lines.next().await {
+        got.push(line.expect("a line"));
+    }
+    let ticks = got
+        .iter()
+        .filter(|l| l.starts_with("[sim] working: tick "))
+        .count();
+    assert!(
+        ticks > 20,
+        "the follow read past the 20 lines the buffer keeps: {ticks} ticks"
+    );
+    assert!(
+        got.last()
+            .is_some_and(|l| l.starts_with("[sim] container exited")),
+        "the follow ends with the exit line: {:?}",
+        got.last()
+    );
+}
