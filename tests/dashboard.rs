@@ -952,3 +952,55 @@ async fn pages_need_a_session_and_every_answer_carries_the_security_headers() {
     assert_eq!(r.status().as_u16(), 403);
     app.stop().await.expect("stops");
 }
+
+/// A client address gets `LOGINS_PER_MINUTE` login attempts a minute,
+/// right or wrong; the next is refused `429` with `Retry-After` before its
+/// token is checked, so even the right token waits. Another address (a
+/// trusted proxy's `X-Forwarded-For`) has its own allowance.
+#[tokio::test]
+async fn login_attempts_are_limited_per_client_address() {
+    let tokens = format!("viewer={VIEWER_TOKEN}");
+    let app = spawn_app(&[("API_TOKENS", &tokens), ("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let attempt = |token: &'static str, from: &'static str| {
+        let http = http.clone();
+        let to = format!("{}/ui/login", app.address);
+        async move {
+            http.post(to)
+                .header("x-forwarded-for", from)
+                .form(&[("token", token), ("next", "/ui/")])
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    let allowed = orchestrator::http::dashboard::LOGINS_PER_MINUTE;
+    for i in 0..allowed {
+        let token = if i % 2 == 0 {
+            "a-wrong-guess"
+        } else {
+            VIEWER_TOKEN
+        };
+        let r = attempt(token, "203.0.113.7").await;
+        let want = if i % 2 == 0 { 401 } else { 303 };
+        assert_eq!(r.status().as_u16(), want, "attempt {i} is within the limit");
+    }
+    let r = attempt(VIEWER_TOKEN, "203.0.113.7").await;
+    assert_eq!(r.status().as_u16(), 429, "one attempt too many");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(r.headers().get("set-cookie").is_none(), "no session");
+    let body = r.text().await.expect("text");
+    assert!(body.contains("Too many login attempts"), "{body}");
+    // Another client is not held back by the first one's attempts.
+    let r = attempt(VIEWER_TOKEN, "198.51.100.9").await;
+    assert_eq!(r.status().as_u16(), 303);
+    app.stop().await.expect("stops");
+}

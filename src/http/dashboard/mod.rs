@@ -11,7 +11,8 @@
 //! session ends when its token leaves `API_TOKENS`. `DASHBOARD_PUBLIC=true`
 //! lets anyone read the pages without one. Cancelling or retrying a Job needs a `cli`
 //! session and the session's CSRF token. A `pm-agent` session sees only
-//! `pm-agent` Jobs and deliveries, like its token on the API.
+//! `pm-agent` Jobs and deliveries, like its token on the API. A client
+//! address gets [`LOGINS_PER_MINUTE`] login attempts a minute.
 //!
 //! Every `/ui` response carries a strict Content-Security-Policy,
 //! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`
@@ -80,6 +81,54 @@ pub struct Dashboard {
     follows: Mutex<HashSet<String>>,
     pub follows_started: AtomicU64,
     pub follows_refused: AtomicU64,
+    /// Login attempts per client address ([`LOGINS_PER_MINUTE`]).
+    logins: LoginLimits,
+    /// Login attempts refused by that limit.
+    pub logins_refused: AtomicU64,
+}
+
+/// Login attempts one client address may make per minute (in a burst or
+/// spread): plenty for a person, few for a guesser. Counted whether the
+/// token was right or not, before it is checked.
+pub const LOGINS_PER_MINUTE: u32 = 10;
+
+/// Addresses tracked before the idle ones are forgotten.
+const LOGIN_ADDRESSES_KEPT: usize = 10_000;
+
+/// The login limit, keyed by client address.
+struct LoginLimits {
+    limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+}
+
+impl std::fmt::Debug for LoginLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginLimits")
+            .field("addresses", &self.limiter.len())
+            .finish()
+    }
+}
+
+impl LoginLimits {
+    fn new() -> Self {
+        let per = std::num::NonZeroU32::new(LOGINS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
+        LoginLimits {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per)),
+        }
+    }
+
+    /// Takes one attempt from `addr`'s allowance; how long to wait if none
+    /// is left.
+    fn check(&self, addr: std::net::IpAddr) -> Result<(), Duration> {
+        if self.limiter.len() > LOGIN_ADDRESSES_KEPT {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&addr).map_err(|not_until| {
+            use governor::clock::Clock;
+            not_until
+                .wait_time_from(governor::clock::DefaultClock::default().now())
+                .max(Duration::from_secs(1))
+        })
+    }
 }
 
 impl Dashboard {
@@ -102,6 +151,8 @@ impl Dashboard {
             follows: Mutex::new(HashSet::new()),
             follows_started: AtomicU64::new(0),
             follows_refused: AtomicU64::new(0),
+            logins: LoginLimits::new(),
+            logins_refused: AtomicU64::new(0),
         }
     }
 
@@ -328,6 +379,32 @@ async fn login(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let next = safe_next(form.next.as_deref());
+    let addr = super::client_addr(
+        req.peer_addr(),
+        req.headers(),
+        &state.config.trusted_proxies,
+    );
+    if let Err(wait) = state.dashboard.logins.check(addr) {
+        state
+            .dashboard
+            .logins_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(client = %addr, "dashboard login refused: too many attempts");
+        let mut r = html(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            pages::login(
+                Some(&format!(
+                    "Too many login attempts from your address; try again in {} s.",
+                    wait.as_secs()
+                )),
+                next,
+            ),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let token = form.token.trim();
     let Some(kind) = super::auth::token_kind(&state.config.api_tokens, token) else {
         tracing::info!("dashboard login refused: unknown token");
@@ -939,6 +1016,7 @@ pub fn system_view(state: &AppState) -> pages::SystemView {
         git_sha: crate::metrics::service::GIT_SHA,
         follows: state.dashboard.follows_started.load(Ordering::Relaxed),
         follows_refused: state.dashboard.follows_refused.load(Ordering::Relaxed),
+        logins_refused: state.dashboard.logins_refused.load(Ordering::Relaxed),
         jobs: state.jobs.store().len(),
         events: state.events.len(),
         session_key: if state.dashboard.keys.shared {

@@ -514,6 +514,8 @@ pub struct SystemView {
     pub git_sha: &'static str,
     pub follows: u64,
     pub follows_refused: u64,
+    /// Dashboard logins refused by the per-address limit.
+    pub logins_refused: u64,
     pub jobs: usize,
     pub events: usize,
     pub session_key: &'static str,
