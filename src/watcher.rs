@@ -56,6 +56,7 @@ use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::report::Reporting;
+use crate::scheduler::kueue::{Change, KueueChange};
 use crate::scheduler::queue::Observed;
 use crate::scheduler::{Admit, Forget, Observe, Scheduler, Synced};
 
@@ -100,6 +101,8 @@ pub struct JobWatcher {
     name: Arc<str>,
     inbox: Arc<Inbox>,
     state: Option<JobState>,
+    /// Kueue evictions the last record showed (a change is reported).
+    evictions: u32,
     since: Instant,
     shared: Shared,
     /// Times restarted after a panic.
@@ -209,21 +212,56 @@ impl Handler<Changed> for JobWatcher {
             }
         };
         let state = record.state;
-        if self.state != Some(state) {
+        let previous = self.state;
+        if previous != Some(state) {
             let waited = self.since.elapsed();
             tracing::info!(job = %self.name, state = state.as_str(), previous = self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
             self.state = Some(state);
             self.since = Instant::now();
             self.shared
                 .notify(&self.name, Observe(Observed::of(&record)));
+            if let Some(change) = kueue_change(previous, &record) {
+                self.shared.notify(&self.name, change);
+            }
             // The report goes out from the reporters' lanes: this only
             // queues it, so the watch never waits for GitHub.
             self.shared.reporting.changed(&record);
+        } else if record.evictions() != self.evictions {
+            // The eviction count landed on the Job: the report says it.
+            self.shared.reporting.changed(&record);
         }
+        self.evictions = record.evictions();
         if !state.is_live() {
             ctx.stop();
         }
     }
+}
+
+/// What Kueue did, read from a state change of a Job in its hands:
+/// queued → running is an admission, running → queued an eviction (Kueue
+/// suspends the Job again, with `kueue.x-k8s.io/stopping`, and requeues
+/// it). A watcher that just started (no previous state) says nothing.
+fn kueue_change(previous: Option<JobState>, record: &JobRecord) -> Option<KueueChange> {
+    let queue = record.kueue_queue()?.to_string();
+    let change = match (previous?, record.state) {
+        (JobState::Queued, JobState::Running) => {
+            let admitted = record.started_at.unwrap_or_else(chrono::Utc::now);
+            let waited = record
+                .created_at
+                .map_or(0.0, |c| (admitted - c).num_milliseconds() as f64 / 1000.0);
+            Change::Admitted { queue, waited }
+        }
+        (JobState::Running, JobState::Queued) => Change::Evicted {
+            queue,
+            before: record.evictions(),
+        },
+        _ => return None,
+    };
+    Some(KueueChange {
+        name: record.name.clone(),
+        uid: record.uid.clone(),
+        change,
+    })
 }
 
 crate::tracked_handlers!(JobWatcher => Changed);
@@ -372,6 +410,7 @@ impl Demux {
                 name: name.clone(),
                 inbox: inbox.clone(),
                 state: None,
+                evictions: 0,
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
