@@ -484,13 +484,14 @@ async fn cancel_deletes_the_job_whether_queued_in_kueue_or_running() {
             .filter(|w| w.verb == "delete" && w.resource == "jobs" && &w.name == name)
             .count();
         assert_eq!(deletes, 1, "{name}");
-        assert!(
+        wait_for(&format!("the Cancelled Event of {name}"), LIMIT, || async {
             events_of(&app, name)
                 .await
                 .iter()
-                .any(|(r, m)| r == "Cancelled" && m.contains("through the API")),
-            "{name}"
-        );
+                .any(|(r, m)| r == "Cancelled" && m.contains("through the API"))
+                .then_some(())
+        })
+        .await;
     }
     // Nothing requeued them.
     assert!(app.jobs().await.is_empty());
@@ -564,13 +565,14 @@ async fn a_spent_budget_holds_new_jobs_back_from_kueue_until_the_day_ends() {
         .expect("the scheduler answers");
     let handed = wait_job(&app, &held, "running", running).await;
     assert_eq!(label(&handed, QUEUE_LABEL), Some("agents"));
-    assert!(
+    wait_for("the hand-over on the audit trail", LIMIT, || async {
         events_of(&app, &held)
             .await
             .iter()
-            .any(|(r, _)| r == "QueuedInKueue"),
-        "the hand-over is on the audit trail"
-    );
+            .any(|(r, _)| r == "QueuedInKueue")
+            .then_some(())
+    })
+    .await;
     assert_no_suspend_or_template_writes(&sim);
     app.stop().await.expect("a clean stop");
 }
