@@ -17,6 +17,8 @@
 //!   the budget day ends.
 //! - No Kueue, a missing LocalQueue, a missing WorkloadPriorityClass:
 //!   `/ready` is 503 naming each, with the fix.
+//! - Back in built-in mode, a Job left in a Kueue LocalQueue is never
+//!   unsuspended by the service (Kueue admits it).
 
 mod api_support;
 mod common;
@@ -651,5 +653,52 @@ async fn no_kueue_a_missing_local_queue_or_priority_class_make_ready_503_with_th
     let app = spawn_app_on(sim, &vars).await;
     let r = app.get("/ready").await;
     assert_eq!(r.status, 200, "{}", r.text);
+    app.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_in_builtin_mode_a_job_left_in_kueue_is_never_unsuspended_by_the_service() {
+    let sim = sim_with(Some(kueue(1)));
+    let app = spawn_app_on(sim.clone(), &kueue_env()).await;
+    let a = submit(&app, "runs", 0).await;
+    wait_job(&app, &a, "running", running).await;
+    let b = submit(&app, "waits in Kueue", 0).await;
+    wait_job(&app, &b, "queued in Kueue", |j| {
+        suspended_job(j) && label(j, QUEUE_LABEL) == Some("agents")
+    })
+    .await;
+    app.stop().await.expect("a clean stop");
+
+    // The built-in scheduler, free slots and all: B stays Kueue's.
+    let app = spawn_app_on(
+        sim.clone(),
+        &[
+            ("API_TOKENS", API_TOKENS),
+            ("SCHEDULER_RESYNC_SECONDS", "0.2"),
+        ],
+    )
+    .await;
+    // The leader's queue took B up (queued, or admitting: counted running)
+    // and let it go when the admission was refused: A running, none queued.
+    wait_for(
+        "the leader's scheduler to try B and let it go",
+        LIMIT,
+        || async {
+            let m = Exposition::parse(&app.get("/metrics").await.text).ok()?;
+            (m.value("orchestrator_leader", &[]) == Some(1.0)
+                && m.value("orchestrator_jobs", &[("state", "running")]) == Some(1.0)
+                && m.value("orchestrator_jobs", &[("state", "queued")]) == Some(0.0))
+            .then_some(())
+        },
+    )
+    .await;
+    let still = app.job(&b).await.expect("B");
+    assert!(suspended_job(&still), "B waits for Kueue");
+    finish(&app, &a).await;
+    // Kueue admits B once A is done.
+    wait_job(&app, &b, "running", running).await;
+    finish(&app, &b).await;
+    wait_job(&app, &b, "complete", |j| has_condition(j, "Complete")).await;
+    assert_no_suspend_or_template_writes(&sim);
     app.stop().await.expect("a clean stop");
 }

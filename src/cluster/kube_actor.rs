@@ -200,8 +200,8 @@ pub struct AnnotateJob {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job
-/// is never admitted: answered `NotFound`).
+/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job,
+/// or one in a Kueue LocalQueue, is never admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
 pub struct AdmitJob {
@@ -376,6 +376,17 @@ impl Handler<AdmitJob> for KubeActor {
                 None => Err(KubeError::NotFound),
                 Some(j) if job_state(j) == JobState::Cancelled => {
                     tracing::info!(job = %msg.name, "not admitting a cancelled job");
+                    Err(KubeError::NotFound)
+                }
+                // Kueue's to admit (it would suspend the Job again): a Job
+                // handed to Kueue is never unsuspended here, whatever the
+                // mode (one left from SCHEDULER=kueue included).
+                Some(j)
+                    if j.metadata.labels.as_ref().is_some_and(|l| {
+                        l.contains_key(crate::cluster::kueue::QUEUE_NAME_LABEL)
+                    }) =>
+                {
+                    tracing::warn!(job = %msg.name, "not admitting a job in a Kueue LocalQueue (kueue.x-k8s.io/queue-name): Kueue admits it");
                     Err(KubeError::NotFound)
                 }
                 Some(_) => Ok(Plan::Patch(json!({"spec": {"suspend": false}}))),
