@@ -103,6 +103,8 @@ pub struct JobWatcher {
     state: Option<JobState>,
     /// Kueue evictions the last record showed (a change is reported).
     evictions: u32,
+    /// What it saw Kueue do (Kueue mode).
+    kueue: KueueFollow,
     since: Instant,
     shared: Shared,
     /// Times restarted after a panic.
@@ -213,6 +215,9 @@ impl Handler<Changed> for JobWatcher {
         };
         let state = record.state;
         let previous = self.state;
+        if let Some(change) = self.kueue.see(previous, &record) {
+            self.shared.notify(&self.name, change);
+        }
         if previous != Some(state) {
             let waited = self.since.elapsed();
             tracing::info!(job = %self.name, state = state.as_str(), previous = self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
@@ -220,9 +225,6 @@ impl Handler<Changed> for JobWatcher {
             self.since = Instant::now();
             self.shared
                 .notify(&self.name, Observe(Observed::of(&record)));
-            if let Some(change) = kueue_change(previous, &record) {
-                self.shared.notify(&self.name, change);
-            }
             // The report goes out from the reporters' lanes: this only
             // queues it, so the watch never waits for GitHub.
             self.shared.reporting.changed(&record);
@@ -237,31 +239,51 @@ impl Handler<Changed> for JobWatcher {
     }
 }
 
-/// What Kueue did, read from a state change of a Job in its hands:
-/// queued → running is an admission, running → queued an eviction (Kueue
-/// suspends the Job again, with `kueue.x-k8s.io/stopping`, and requeues
-/// it). A watcher that just started (no previous state) says nothing.
-fn kueue_change(previous: Option<JobState>, record: &JobRecord) -> Option<KueueChange> {
-    let queue = record.kueue_queue()?.to_string();
-    let change = match (previous?, record.state) {
-        (JobState::Queued, JobState::Running) => {
-            let admitted = record.started_at.unwrap_or_else(chrono::Utc::now);
-            let waited = record
-                .created_at
-                .map_or(0.0, |c| (admitted - c).num_milliseconds() as f64 / 1000.0);
-            Change::Admitted { queue, waited }
-        }
-        (JobState::Running, JobState::Queued) => Change::Evicted {
-            queue,
-            before: record.evictions(),
-        },
-        _ => return None,
-    };
-    Some(KueueChange {
-        name: record.name.clone(),
-        uid: record.uid.clone(),
-        change,
-    })
+/// What a watcher saw Kueue do to its Job (a Job in a Kueue LocalQueue):
+/// queued → running is an admission; an eviction is the first sign of one —
+/// Kueue's `kueue.x-k8s.io/stopping` annotation on the running Job, or the
+/// running Job suspended again (queued) — told once until it runs again.
+/// A watcher that just started (no previous state) tells nothing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KueueFollow {
+    /// The current eviction was told.
+    evicting: bool,
+}
+
+impl KueueFollow {
+    /// The change `record` shows after `previous`, if any.
+    pub fn see(&mut self, previous: Option<JobState>, record: &JobRecord) -> Option<KueueChange> {
+        let queue = record.kueue_queue()?.to_string();
+        let stopping = record.kueue.as_deref().is_some_and(|k| k.stopping);
+        let previous = previous?;
+        let change = match (previous, record.state) {
+            (JobState::Queued, JobState::Running) if !stopping => {
+                self.evicting = false;
+                let admitted = record.started_at.unwrap_or_else(chrono::Utc::now);
+                let waited = record
+                    .created_at
+                    .map_or(0.0, |c| (admitted - c).num_milliseconds() as f64 / 1000.0);
+                Change::Admitted { queue, waited }
+            }
+            (JobState::Running, JobState::Running) if !stopping => {
+                self.evicting = false;
+                return None;
+            }
+            (JobState::Running, JobState::Running | JobState::Queued) if !self.evicting => {
+                self.evicting = true;
+                Change::Evicted {
+                    queue,
+                    before: record.evictions(),
+                }
+            }
+            _ => return None,
+        };
+        Some(KueueChange {
+            name: record.name.clone(),
+            uid: record.uid.clone(),
+            change,
+        })
+    }
 }
 
 crate::tracked_handlers!(JobWatcher => Changed);
@@ -411,6 +433,7 @@ impl Demux {
                 inbox: inbox.clone(),
                 state: None,
                 evictions: 0,
+                kueue: KueueFollow::default(),
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
@@ -532,4 +555,70 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         }
     }
     synced.store(false, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::KueueRecord;
+
+    fn rec(state: JobState, stopping: bool) -> JobRecord {
+        let job = Job {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("j".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut r = JobRecord::from_job(&job, None).expect("a named Job");
+        r.state = state;
+        r.kueue = Some(Box::new(KueueRecord {
+            queue: Some("agents".into()),
+            stopping,
+            ..Default::default()
+        }));
+        r
+    }
+
+    fn kind(c: Option<KueueChange>) -> Option<&'static str> {
+        c.map(|c| match c.change {
+            Change::Admitted { .. } => "admitted",
+            Change::Evicted { .. } => "evicted",
+        })
+    }
+
+    #[test]
+    fn an_eviction_is_told_once_however_kueue_shows_it() {
+        use JobState::{Queued, Running};
+        let mut f = KueueFollow::default();
+        assert_eq!(
+            kind(f.see(None, &rec(Queued, false))),
+            None,
+            "no previous state"
+        );
+        assert_eq!(
+            kind(f.see(Some(Queued), &rec(Running, false))),
+            Some("admitted")
+        );
+        // The stopping mark first, then the suspension: one eviction.
+        assert_eq!(
+            kind(f.see(Some(Running), &rec(Running, true))),
+            Some("evicted")
+        );
+        assert_eq!(kind(f.see(Some(Running), &rec(Queued, true))), None);
+        assert_eq!(kind(f.see(Some(Queued), &rec(Queued, false))), None);
+        assert_eq!(
+            kind(f.see(Some(Queued), &rec(Running, false))),
+            Some("admitted")
+        );
+        // Suspended again without the mark: an eviction too.
+        assert_eq!(
+            kind(f.see(Some(Running), &rec(Queued, false))),
+            Some("evicted")
+        );
+        // Not Kueue's: nothing.
+        let mut plain = rec(Running, false);
+        plain.kueue = None;
+        assert_eq!(kind(f.see(Some(Queued), &plain)), None);
+    }
 }
