@@ -185,6 +185,7 @@ pub async fn run_with(
         Rules::load(config.rules_path.as_deref())
             .context("loading the routing rules (ORCHESTRATOR_RULES)")?,
     );
+    crate::scheduler::kueue::check_rules(&config, &rules)?;
     // The API server's address goes on every log line of the watch and the
     // Lease (the client's own errors, e.g. a refused connection, omit it).
     // At error level so that every filter that shows their warnings keeps it.
@@ -211,7 +212,7 @@ pub async fn run_with(
     let kube = runtime.start(
         "kube",
         kube_actor::MAILBOX,
-        KubeActor::new(gate.clone(), &ns),
+        KubeActor::new(gate.clone(), &ns).with_kueue(config.scheduler.kueue.clone().map(Arc::new)),
     );
     let leader = Leader::new(lease::identity_from_env());
 
@@ -233,7 +234,8 @@ pub async fn run_with(
         ),
     );
 
-    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone(), audit);
+    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone(), audit)
+        .with_waits(reader.waits().clone());
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(

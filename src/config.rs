@@ -11,6 +11,7 @@ pub mod callback;
 pub mod dashboard;
 pub mod github;
 pub mod grafana;
+pub mod kueue;
 mod leader;
 pub(crate) mod parse;
 mod scheduler;

@@ -3,10 +3,12 @@
 //! scheduler's queue orders, and the [`JobExtras`] a task asks for beyond
 //! itself. Mapping Job objects to these is `src/cluster/view.rs`.
 
+pub mod kueue;
 pub mod record;
 pub mod state;
 pub mod waits;
 
+pub use kueue::KueueRecord;
 pub use record::{ConditionView, JobRecord, TaskHead};
 pub use state::{JobState, STATE_COUNT};
 pub use waits::{WaitBoard, WaitKind, Waits};

@@ -6,6 +6,7 @@
 
 pub mod dedup;
 pub mod demux;
+pub mod kueue;
 pub mod reports;
 pub mod service;
 
@@ -89,6 +90,7 @@ pub struct Metrics {
     reports: reports::ReportMetrics,
     dedup: dedup::DedupMetrics,
     demux: Arc<demux::DemuxStats>,
+    kueue: kueue::KueueMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -238,7 +240,7 @@ impl Metrics {
         let waiting = Family::<ReasonLabels, Gauge>::default();
         registry.register(
             "jobs_waiting",
-            "Queued Jobs held back, by reason: budget (a daily budget of their repository or source is spent), repository_cap, source_cap, concurrency_key (another task of the issue or PR runs), global_cap (MAX_CONCURRENT_JOBS)",
+            "Queued Jobs held back, by reason: budget (a daily budget of their repository or source is spent), repository_cap, source_cap, concurrency_key (another task of the issue or PR runs), global_cap (MAX_CONCURRENT_JOBS), kueue (SCHEDULER=kueue: in a Kueue LocalQueue, for Kueue to admit)",
             waiting.clone(),
         );
         let budgets_exhausted = Family::<ScopeLabels, Gauge>::default();
@@ -256,12 +258,13 @@ impl Metrics {
         let admitted = Counter::default();
         registry.register(
             "jobs_admitted",
-            "Queued Jobs admitted (unsuspended) by the scheduler",
+            "Queued Jobs admitted: unsuspended by the scheduler, or (SCHEDULER=kueue) seen admitted by Kueue",
             admitted.clone(),
         );
         let service = service::ServiceMetrics::register(&mut registry);
         let reports = reports::ReportMetrics::register(&mut registry);
         let dedup = dedup::DedupMetrics::register(&mut registry);
+        let kueue = kueue::KueueMetrics::register(&mut registry);
         let demux = Arc::new(demux::DemuxStats::default());
         registry.register(
             "job_watch_events",
@@ -309,6 +312,7 @@ impl Metrics {
             watchers,
             admitted,
             demux,
+            kueue,
         };
         m.initialise_known_labels();
         Arc::new(m)
@@ -355,6 +359,7 @@ impl Metrics {
             ("source_cap", 0),
             ("concurrency_key", 0),
             ("global_cap", 0),
+            ("kueue", 0),
         ]);
         self.set_budgets_exhausted(0, 0);
         self.service.initialise_known_labels();
@@ -452,6 +457,11 @@ impl Metrics {
     /// `build_info`, HTTP request and Job timing metrics ([`service`]).
     pub fn service(&self) -> &service::ServiceMetrics {
         &self.service
+    }
+
+    /// What Kueue did to the Jobs (`SCHEDULER=kueue`).
+    pub fn kueue(&self) -> &kueue::KueueMetrics {
+        &self.kueue
     }
 
     /// The dedup record's keys and shard writes.

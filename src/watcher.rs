@@ -56,6 +56,7 @@ use crate::metrics::demux::DemuxStats;
 use crate::metrics::ActorMetrics;
 use crate::metrics::Metrics;
 use crate::report::Reporting;
+use crate::scheduler::kueue::{Change, KueueChange};
 use crate::scheduler::queue::Observed;
 use crate::scheduler::{Admit, Forget, Observe, Scheduler, Synced};
 
@@ -100,6 +101,10 @@ pub struct JobWatcher {
     name: Arc<str>,
     inbox: Arc<Inbox>,
     state: Option<JobState>,
+    /// Kueue evictions the last record showed (a change is reported).
+    evictions: u32,
+    /// What it saw Kueue do (Kueue mode).
+    kueue: KueueFollow,
     since: Instant,
     shared: Shared,
     /// Times restarted after a panic.
@@ -209,7 +214,11 @@ impl Handler<Changed> for JobWatcher {
             }
         };
         let state = record.state;
-        if self.state != Some(state) {
+        let previous = self.state;
+        if let Some(change) = self.kueue.see(previous, &record) {
+            self.shared.notify(&self.name, change);
+        }
+        if previous != Some(state) {
             let waited = self.since.elapsed();
             tracing::info!(job = %self.name, state = state.as_str(), previous = self.state.map(JobState::as_str), after_ms = waited.as_millis() as u64, "job state");
             self.state = Some(state);
@@ -219,10 +228,61 @@ impl Handler<Changed> for JobWatcher {
             // The report goes out from the reporters' lanes: this only
             // queues it, so the watch never waits for GitHub.
             self.shared.reporting.changed(&record);
+        } else if record.evictions() != self.evictions {
+            // The eviction count landed on the Job: the report says it.
+            self.shared.reporting.changed(&record);
         }
+        self.evictions = record.evictions();
         if !state.is_live() {
             ctx.stop();
         }
+    }
+}
+
+/// What a watcher saw Kueue do to its Job (a Job in a Kueue LocalQueue):
+/// queued → running is an admission; an eviction is the first sign of one —
+/// Kueue's `kueue.x-k8s.io/stopping` annotation on the running Job, or the
+/// running Job suspended again (queued) — told once until it runs again.
+/// A watcher that just started (no previous state) tells nothing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KueueFollow {
+    /// The current eviction was told.
+    evicting: bool,
+}
+
+impl KueueFollow {
+    /// The change `record` shows after `previous`, if any.
+    pub fn see(&mut self, previous: Option<JobState>, record: &JobRecord) -> Option<KueueChange> {
+        let queue = record.kueue_queue()?.to_string();
+        let stopping = record.kueue.as_deref().is_some_and(|k| k.stopping);
+        let previous = previous?;
+        let change = match (previous, record.state) {
+            (JobState::Queued, JobState::Running) if !stopping => {
+                self.evicting = false;
+                let admitted = record.started_at.unwrap_or_else(chrono::Utc::now);
+                let waited = record
+                    .created_at
+                    .map_or(0.0, |c| (admitted - c).num_milliseconds() as f64 / 1000.0);
+                Change::Admitted { queue, waited }
+            }
+            (JobState::Running, JobState::Running) if !stopping => {
+                self.evicting = false;
+                return None;
+            }
+            (JobState::Running, JobState::Running | JobState::Queued) if !self.evicting => {
+                self.evicting = true;
+                Change::Evicted {
+                    queue,
+                    before: record.evictions(),
+                }
+            }
+            _ => return None,
+        };
+        Some(KueueChange {
+            name: record.name.clone(),
+            uid: record.uid.clone(),
+            change,
+        })
     }
 }
 
@@ -372,6 +432,8 @@ impl Demux {
                 name: name.clone(),
                 inbox: inbox.clone(),
                 state: None,
+                evictions: 0,
+                kueue: KueueFollow::default(),
                 since: Instant::now(),
                 shared: self.shared.clone(),
                 restarts: 0,
@@ -493,4 +555,70 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         }
     }
     synced.store(false, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::KueueRecord;
+
+    fn rec(state: JobState, stopping: bool) -> JobRecord {
+        let job = Job {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("j".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut r = JobRecord::from_job(&job, None).expect("a named Job");
+        r.state = state;
+        r.kueue = Some(Box::new(KueueRecord {
+            queue: Some("agents".into()),
+            stopping,
+            ..Default::default()
+        }));
+        r
+    }
+
+    fn kind(c: Option<KueueChange>) -> Option<&'static str> {
+        c.map(|c| match c.change {
+            Change::Admitted { .. } => "admitted",
+            Change::Evicted { .. } => "evicted",
+        })
+    }
+
+    #[test]
+    fn an_eviction_is_told_once_however_kueue_shows_it() {
+        use JobState::{Queued, Running};
+        let mut f = KueueFollow::default();
+        assert_eq!(
+            kind(f.see(None, &rec(Queued, false))),
+            None,
+            "no previous state"
+        );
+        assert_eq!(
+            kind(f.see(Some(Queued), &rec(Running, false))),
+            Some("admitted")
+        );
+        // The stopping mark first, then the suspension: one eviction.
+        assert_eq!(
+            kind(f.see(Some(Running), &rec(Running, true))),
+            Some("evicted")
+        );
+        assert_eq!(kind(f.see(Some(Running), &rec(Queued, true))), None);
+        assert_eq!(kind(f.see(Some(Queued), &rec(Queued, false))), None);
+        assert_eq!(
+            kind(f.see(Some(Queued), &rec(Running, false))),
+            Some("admitted")
+        );
+        // Suspended again without the mark: an eviction too.
+        assert_eq!(
+            kind(f.see(Some(Running), &rec(Queued, false))),
+            Some("evicted")
+        );
+        // Not Kueue's: nothing.
+        let mut plain = rec(Running, false);
+        plain.kueue = None;
+        assert_eq!(kind(f.see(Some(Queued), &plain)), None);
+    }
 }

@@ -43,6 +43,8 @@ async fn the_first_scrape_of_a_fresh_replica_has_a_series_in_every_family() {
         "http_request_seconds",
         "queue_wait_seconds",
         "job_run_seconds",
+        "kueue_admissions",
+        "kueue_evictions",
     ];
     let empty: Vec<&str> = families
         .iter()
@@ -81,6 +83,8 @@ async fn the_first_scrape_of_a_fresh_replica_has_a_series_in_every_family() {
             vec![("actor", "scheduler")],
         ),
         ("orchestrator_jobs", vec![("state", "timed_out")]),
+        ("orchestrator_jobs_waiting", vec![("reason", "kueue")]),
+        ("orchestrator_kueue_evictions_total", vec![]),
     ] {
         assert_eq!(m.value(name, &labels), Some(0.0), "{name}{labels:?}");
     }

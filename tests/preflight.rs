@@ -21,7 +21,7 @@ use common::*;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube_api_sim::authz::{rules_from_manifests, TokenGrant};
 use kube_api_sim::{SimConfig, SimServer};
-use orchestrator::cluster::permissions::REQUIRED;
+use orchestrator::cluster::permissions::{KUEUE, REQUIRED};
 use serde_json::{json, Value};
 
 /// A short check period, so many rounds fail within a few seconds.
@@ -381,6 +381,7 @@ fn grants(rules: &[PolicyRule]) -> BTreeSet<Grant> {
 fn the_checked_permissions_are_exactly_the_roles_rules() {
     let checked: BTreeSet<Grant> = REQUIRED
         .iter()
+        .chain(KUEUE)
         .map(|p| {
             let res = match p.subresource {
                 Some(sub) => format!("{}/{sub}", p.resource),
@@ -394,7 +395,11 @@ fn the_checked_permissions_are_exactly_the_roles_rules() {
             )
         })
         .collect();
-    assert_eq!(checked, grants(&role_rules()), "REQUIRED vs k8s/role.yaml");
+    assert_eq!(
+        checked,
+        grants(&role_rules()),
+        "REQUIRED and KUEUE vs k8s/role.yaml"
+    );
 }
 
 const SA_TOKEN: &str = "service-account-token-of-the-preflight-test";

@@ -28,6 +28,14 @@ fn role_rules() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
 }
 
 fn sim_with_role(rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>) -> Arc<SimServer> {
+    sim_with_role_and(rules, None)
+}
+
+/// [`sim_with_role`], emulating Kueue when `kueue` is given.
+fn sim_with_role_and(
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    kueue: Option<kube_api_sim::kueue::KueueConfig>,
+) -> Arc<SimServer> {
     init_logging();
     let grant = TokenGrant {
         namespace: Some("default".into()),
@@ -39,6 +47,7 @@ fn sim_with_role(rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>) -> Arc<SimS
             grants: vec![grant],
             tls: true,
             default_run_seconds: 0.3,
+            kueue,
             ..SimConfig::default()
         })
         .expect("the simulator starts"),
@@ -144,4 +153,56 @@ async fn the_role_in_k8s_allows_every_call_the_service_makes_over_tls() {
         .expect("a clean stop (the Lease is released)");
     let forbidden = forbidden_requests(&sim).await;
     assert!(forbidden.is_empty(), "on shutdown: {forbidden:?}");
+}
+
+#[tokio::test]
+async fn in_kueue_mode_the_role_allows_the_local_queue_check_and_the_cancel_that_deletes() {
+    let kueue = kube_api_sim::kueue::KueueConfig::default()
+        .cluster_queue("team-cq", 1, None)
+        .local_queue("default", "agents", "team-cq");
+    let sim = sim_with_role_and(role_rules(), Some(kueue));
+    let kubeconfig = sim.kubeconfig_for_token(Some(SA_TOKEN));
+    // (No KUEUE_PRIORITY_CLASSES: reading WorkloadPriorityClasses needs the
+    // optional cluster-wide grant of k8s/components/kueue, which a Role
+    // cannot give.)
+    let env = [("API_TOKENS", API_TOKENS), ("SCHEDULER", "kueue")];
+    // Ready: the preflight read the LocalQueue.
+    let app = spawn_app_with_kubeconfig(sim.clone(), kubeconfig, &env).await;
+    let answer = app
+        .deliver("issues", &delivery_id(), bytes(&issue_labeled_agent(8)))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let name = answer.job().expect("a Job name");
+    wait_state_allowed(&app, &sim, &name, "succeeded").await;
+
+    // A PM task, cancelled: in Kueue mode its Job is deleted.
+    let r = call(&app, "POST", "/api/v1/pm/tasks")
+        .token(PM_TOKEN)
+        .json(&pm_task())
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let pm = r.json["job"].as_str().expect("a Job name").to_string();
+    let r = call(&app, "DELETE", &format!("/api/v1/jobs/{pm}"))
+        .token(CLI_TOKEN)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_for(&format!("job {pm} deleted"), WAIT, || async {
+        let forbidden = forbidden_requests(&sim).await;
+        assert!(
+            forbidden.is_empty(),
+            "calls outside the Role: {forbidden:?}"
+        );
+        (get_job(&app, &pm).await.status == 404).then_some(())
+    })
+    .await;
+    app.stop()
+        .await
+        .expect("a clean stop (the Lease is released)");
+    let forbidden = forbidden_requests(&sim).await;
+    assert!(
+        forbidden.is_empty(),
+        "calls outside the Role in k8s/role.yaml: {forbidden:?}"
+    );
 }

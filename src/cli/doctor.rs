@@ -104,7 +104,21 @@ async fn check(args: DoctorArgs) -> ExitCode {
         }
     };
     let seen = crate::cluster::probe::observe(&gate, &args.namespace).await;
-    let report = preflight::evaluate(&target, &seen);
+    let mut report = preflight::evaluate(&target, &seen);
+    // With SCHEDULER=kueue in the environment (as the service has it), the
+    // Kueue checks too.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let kueue = match crate::config::kueue::KueueSettings::from_lookup(&env) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(crate::client::exit::USAGE);
+        }
+    };
+    if let (Some(k), preflight::Observation::Reached { .. }) = (&kueue, &seen) {
+        let seen = crate::cluster::probe::kueue::observe(&gate, &args.namespace, k).await;
+        report.checks.extend(preflight::kueue::evaluate(&seen));
+    }
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),

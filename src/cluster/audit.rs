@@ -64,6 +64,10 @@ pub mod reason {
     pub const CANCELLED: &str = "Cancelled";
     /// The Job is a retry of another one.
     pub const RETRIED: &str = "Retried";
+    /// Kueue mode: a Job held back by a budget was handed to Kueue.
+    pub const QUEUED_IN_KUEUE: &str = "QueuedInKueue";
+    /// Kueue mode: Kueue evicted the running Job; it is queued again.
+    pub const EVICTED: &str = "Evicted";
 }
 
 /// `Normal` or `Warning`, the two Event types.
@@ -297,6 +301,25 @@ impl Audit {
             reason::ADMITTED,
             "admitted by the scheduler: unsuspended, its pod starts",
         )
+    }
+
+    /// `Admitted` in Kueue mode: Kueue admitted Job `job` from `queue`.
+    pub fn kueue_admitted(&self, job: &str, uid: Option<&str>, queue: &str) -> bool {
+        let message = format!(
+            "admitted by Kueue from LocalQueue {}: its pod starts",
+            quoted(queue)
+        );
+        self.record(job, uid, EventType::Normal, reason::ADMITTED, &message)
+    }
+
+    /// `Evicted`: Kueue evicted the running Job `job` (its `n`th eviction)
+    /// and requeued it in `queue`.
+    pub fn kueue_evicted(&self, job: &str, uid: Option<&str>, queue: &str, n: u32) -> bool {
+        let message = format!(
+            "evicted by Kueue, requeued in LocalQueue {} (eviction {n}); its pod was stopped and starts again when Kueue readmits it",
+            quoted(queue)
+        );
+        self.record(job, uid, EventType::Warning, reason::EVICTED, &message)
     }
 
     /// `Waiting`: the scheduler keeps Job `job` queued, because `why`

@@ -80,6 +80,15 @@ impl Jobs {
         self.store.get(name)
     }
 
+    /// A Job's stored record, or the last one of a Job deleted lately
+    /// (`true`: deleted), for reports still owed to it (no Kubernetes call).
+    pub fn stored_or_deleted(&self, name: &str) -> Option<(Arc<JobRecord>, bool)> {
+        match self.store.get(name) {
+            Some(r) => Some((r, false)),
+            None => self.store.recently_deleted(name).map(|r| (r, true)),
+        }
+    }
+
     /// The stored record of a task's Job, by the task's dedup key (no
     /// Kubernetes call).
     pub fn stored_by_dedup_key(&self, key: &str) -> Option<Arc<JobRecord>> {

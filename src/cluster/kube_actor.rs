@@ -18,7 +18,9 @@ pub use super::gate::{KubeError, KubeGate};
 
 mod create;
 mod event;
+mod kueue;
 mod preflight;
+pub use kueue::{HandToKueue, KueuePreflight};
 pub use preflight::Preflight;
 
 /// Mailbox capacity of the Kube actor (requests in flight).
@@ -29,6 +31,8 @@ pub struct KubeActor {
     jobs: Api<Job>,
     namespace: String,
     gate: KubeGate,
+    /// `SCHEDULER=kueue`: cancels delete, preflight asks about Kueue.
+    kueue: Option<std::sync::Arc<crate::config::kueue::KueueSettings>>,
     /// Fault injection ([`CrashNextCall`]): calls whose future panics.
     #[cfg(feature = "test-hooks")]
     crash_calls: u32,
@@ -109,6 +113,7 @@ impl KubeActor {
             jobs: Api::namespaced(gate.client(), namespace),
             namespace: namespace.to_string(),
             gate,
+            kueue: None,
             #[cfg(feature = "test-hooks")]
             crash_calls: 0,
         }
@@ -126,7 +131,7 @@ impl Supervised for KubeActor {
     }
 }
 
-crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, AnnotateJob, Preflight, crate::cluster::audit::RecordEvent);
+crate::tracked_handlers!(KubeActor => CreateJob, CancelJob, StreamLogs, AdmitJob, DeleteJob, GetJob, AnnotateJob, Preflight, crate::cluster::audit::RecordEvent, HandToKueue, KueuePreflight);
 #[cfg(feature = "test-hooks")]
 crate::tracked_handlers!(KubeActor => crate::actors::Crash, CrashNextCall);
 
@@ -141,7 +146,8 @@ pub struct CreateJob {
 }
 
 /// Cancels a Job: marks it cancelled and suspends it (which stops a running
-/// pod). Finished Jobs are left as they are, and so is a running one when
+/// pod); in Kueue mode marks it cancelled and deletes it instead (Kueue
+/// would requeue a suspended Job and start it again). Finished Jobs are left as they are, and so is a running one when
 /// `keep_running` is set. The state is checked on the API server's copy and
 /// the patch is bound to the resourceVersion that was checked, so a Job
 /// admitted or finished in between is never cancelled by mistake. Answers the
@@ -194,8 +200,8 @@ pub struct AnnotateJob {
 /// Log lines as they arrive.
 pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 
-/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job
-/// is never admitted: answered `NotFound`).
+/// Admits a queued Job: sets its `spec.suspend` to false (a cancelled Job,
+/// or one in a Kueue LocalQueue, is never admitted: answered `NotFound`).
 #[derive(Message)]
 #[rtype(result = "Result<(), KubeError>")]
 pub struct AdmitJob {
@@ -227,6 +233,7 @@ impl Handler<CancelJob> for KubeActor {
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
         let jobs = self.jobs.clone();
         let gate = self.gate_for(msg.read_share);
+        let deletes = self.kueue.is_some();
         self.tracked(async move {
             use crate::cluster::view::job_state;
             use crate::job::JobState;
@@ -245,13 +252,19 @@ impl Handler<CancelJob> for KubeActor {
                 if let Some(by) = &msg.superseded_by {
                     annotations[ANNOTATION_SUPERSEDED_BY] = json!(by);
                 }
+                if deletes {
+                    // Kueue's to suspend: the mark, then the delete below.
+                    return Ok(Plan::Patch(
+                        json!({"metadata": {"annotations": annotations}}),
+                    ));
+                }
                 Ok(Plan::Patch(json!({
                     "metadata": {"annotations": annotations},
                     "spec": {"suspend": true},
                 })))
             };
             let done = |_read: &Job, patched: Job| Some((patched, true));
-            patch_as_read(
+            let answer = patch_as_read(
                 &jobs,
                 &gate,
                 &msg.name,
@@ -260,7 +273,11 @@ impl Handler<CancelJob> for KubeActor {
                 plan,
                 done,
             )
-            .await
+            .await?;
+            if let (true, Some((job, true))) = (deletes, &answer) {
+                kueue::delete_cancelled(&jobs, &gate, job, msg.deadline).await;
+            }
+            Ok(answer)
         })
     }
 }
@@ -359,6 +376,17 @@ impl Handler<AdmitJob> for KubeActor {
                 None => Err(KubeError::NotFound),
                 Some(j) if job_state(j) == JobState::Cancelled => {
                     tracing::info!(job = %msg.name, "not admitting a cancelled job");
+                    Err(KubeError::NotFound)
+                }
+                // Kueue's to admit (it would suspend the Job again): a Job
+                // handed to Kueue is never unsuspended here, whatever the
+                // mode (one left from SCHEDULER=kueue included).
+                Some(j)
+                    if j.metadata.labels.as_ref().is_some_and(|l| {
+                        l.contains_key(crate::cluster::kueue::QUEUE_NAME_LABEL)
+                    }) =>
+                {
+                    tracing::warn!(job = %msg.name, "not admitting a job in a Kueue LocalQueue (kueue.x-k8s.io/queue-name): Kueue admits it");
                     Err(KubeError::NotFound)
                 }
                 Some(_) => Ok(Plan::Patch(json!({"spec": {"suspend": false}}))),

@@ -5,7 +5,8 @@
 //! ([`jobs`]), the Lease ([`lease`]), the dedup record ([`dedup`]), the Job watch's client ([`metered`]),
 //! the watch store ([`store`]) and the one mapping from Job objects
 //! ([`view`]), building the Job for a Task ([`jobspec`], [`files`]), and the
-//! preflight checks ([`preflight`], [`probe`]). Nothing here imports the
+//! preflight checks ([`preflight`], [`probe`]); Jobs in Kueue's hands
+//! ([`kueue`]). Nothing here imports the
 //! layers above (sources, scheduler, watcher, http, app).
 //!
 //! (Named `cluster`, not `kube`, so it does not shadow the `kube` crate.)
@@ -22,6 +23,7 @@ pub mod forbidden;
 pub mod gate;
 pub mod jobs;
 pub mod kube_actor;
+pub mod kueue;
 pub mod lease;
 pub mod metered;
 pub mod permissions;

@@ -18,6 +18,10 @@
 //!   own, never an update of an earlier one (no `patch`, least privilege).
 //! - `leases.coordination.k8s.io` create, and get and update of the one
 //!   Lease named [`LEASE_NAME`]: the scheduler Lease.
+//! - [`KUEUE`]: `localqueues.kueue.x-k8s.io` get, for the preflight check
+//!   that each LocalQueue Jobs are put in exists (`SCHEDULER=kueue`;
+//!   checked by that check's own GET, not by an access review, so a
+//!   cluster without Kueue is not asked about it).
 //!
 //! `k8s/role.yaml` grants exactly these (a test compares the two).
 
@@ -90,6 +94,9 @@ impl fmt::Display for Permission {
         write!(f, "{} {}", self.verb, self.object())
     }
 }
+
+/// What Kueue mode needs beyond [`REQUIRED`] (granted by the same Role).
+pub const KUEUE: &[Permission] = &[Permission::new("get", "kueue.x-k8s.io", "localqueues")];
 
 /// Every permission the service needs, all in its own namespace
 /// (`KUBERNETES_NAMESPACE`).

@@ -18,6 +18,8 @@ use crate::cluster::gate::KubeGate;
 use crate::cluster::permissions::{Permission, REQUIRED};
 use crate::cluster::preflight::{AccessSeen, NamespaceSeen, Observation};
 
+pub mod kueue;
+
 /// How long one probe call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 

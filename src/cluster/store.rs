@@ -38,7 +38,14 @@ struct Inner {
     /// mailbox): the scheduler re-reads them from here.
     dirty: HashSet<Arc<str>>,
     ready: bool,
+    /// The last records of the latest deleted Jobs, newest last (at most
+    /// [`DELETED_KEPT`]): a report owed by a Job deleted right after its
+    /// last change (a cancel in Kueue mode deletes the Job) still goes out.
+    deleted: std::collections::VecDeque<Arc<JobRecord>>,
 }
+
+/// How many deleted Jobs' last records the store keeps (about 1 KB each).
+pub const DELETED_KEPT: usize = 256;
 
 /// Work counters of the store, for the structural tests and metrics.
 #[derive(Debug, Default)]
@@ -219,10 +226,30 @@ impl JobStore {
 
     /// Removes a deleted Job; answers its last record.
     pub fn delete(&self, name: &str) -> Option<Arc<JobRecord>> {
-        let (r, cost) = self.write().remove(name);
+        let mut inner = self.write();
+        let (r, cost) = inner.remove(name);
+        if let Some(r) = &r {
+            if inner.deleted.len() >= DELETED_KEPT {
+                inner.deleted.pop_front();
+            }
+            inner.deleted.push_back(r.clone());
+        }
+        drop(inner);
         self.count(cost);
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         r
+    }
+
+    /// The last record of a Job deleted lately (see [`DELETED_KEPT`]); for
+    /// the reporters only: everything else treats a deleted Job as gone.
+    pub fn recently_deleted(&self, name: &str) -> Option<Arc<JobRecord>> {
+        let inner = self.read();
+        inner
+            .deleted
+            .iter()
+            .rev()
+            .find(|r| &*r.name == name)
+            .cloned()
     }
 
     /// The record of one Job.

@@ -28,6 +28,7 @@ fn rec(name: &str, state: JobState, created: i64, source: &str) -> JobRecord {
         report_mark: None,
         callback_url: None,
         callback_mark: None,
+        kueue: None,
     }
 }
 

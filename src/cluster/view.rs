@@ -212,6 +212,7 @@ impl JobRecord {
             report_mark: boxed(annotation(ANNOTATION_REPORT)),
             callback_url: boxed(annotation(ANNOTATION_CALLBACK_URL)),
             callback_mark: boxed(annotation(ANNOTATION_CALLBACK_STATE)),
+            kueue: super::kueue::record_of(labels, annotations).map(Box::new),
             name,
         })
     }

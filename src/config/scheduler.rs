@@ -39,6 +39,10 @@ pub struct SchedulerConfig {
     /// `BUDGET_USD_PER_REPOSITORY_PER_DAY` — what the agents of one
     /// repository may report spending per UTC day, USD (0: none).
     pub usd_per_repository: f64,
+    /// `SCHEDULER=kueue` (with the `KUEUE_*` settings): Kueue admits the
+    /// Jobs, this service never unsuspends one. `None`: the built-in
+    /// admission (the default).
+    pub kueue: Option<super::kueue::KueueSettings>,
 }
 
 /// The sources a cap or budget may name.
@@ -54,6 +58,7 @@ impl Default for SchedulerConfig {
             minutes_per_repository: 0.0,
             minutes_per_source: BTreeMap::new(),
             usd_per_repository: 0.0,
+            kueue: None,
         }
     }
 }
@@ -158,6 +163,7 @@ impl SchedulerConfig {
                 "minutes above 0, decimals allowed",
             )?,
             usd_per_repository: amount(get, "BUDGET_USD_PER_REPOSITORY_PER_DAY", 1e9)?,
+            kueue: super::kueue::KueueSettings::from_lookup(get)?,
         })
     }
 }

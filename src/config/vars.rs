@@ -144,6 +144,26 @@ pub const VARIABLES: &[EnvVar] = &[
         "0",
         "reported agent cost per repository per UTC day, USD (0: none)",
     ),
+    var(
+        "SCHEDULER",
+        "builtin",
+        "who admits queued Jobs: builtin (this service) or kueue (Kueue, kueue.x-k8s.io)",
+    ),
+    var(
+        "KUEUE_QUEUE_NAME",
+        "agents",
+        "SCHEDULER=kueue: the LocalQueue of every Job KUEUE_QUEUES does not place",
+    ),
+    words(
+        "KUEUE_QUEUES",
+        "unset",
+        "SCHEDULER=kueue: LocalQueue per rule, repository or source (rule:NAME=q,repo:OWNER/NAME=q,source:NAME=q)",
+    ),
+    words(
+        "KUEUE_PRIORITY_CLASSES",
+        "unset",
+        "SCHEDULER=kueue: WorkloadPriorityClass per task priority, as priority=class pairs (50=agents-high,0=agents-normal)",
+    ),
     words(
         "GITHUB_WEBHOOK_SECRET",
         "required",

@@ -258,8 +258,12 @@ pub async fn get_job(
     if view.state == JobState::Queued {
         let store = state.jobs.store();
         if let Some(r) = store.get(&view.name) {
-            let queued = store.in_state(JobState::Queued);
-            view.position = Some(crate::job::waits::position(&r, &queued));
+            // In Kueue's hands its place is Kueue's: `waiting` names the
+            // LocalQueue instead.
+            if r.kueue_queue().is_none() {
+                let queued = store.in_state(JobState::Queued);
+                view.position = Some(crate::job::waits::position(&r, &queued));
+            }
             view.waiting = store.waits().get().reason_text(&r);
         }
     }

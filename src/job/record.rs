@@ -85,12 +85,24 @@ pub struct JobRecord {
     /// The last state the callback receiver acknowledged
     /// (`orchestrator.dev/callback-state`).
     pub callback_mark: Option<Box<str>>,
+    /// What Kueue made of it (`SCHEDULER=kueue`); `None` when Kueue never had it.
+    pub kueue: Option<Box<super::KueueRecord>>,
 }
 
 impl JobRecord {
     /// The creation time as the API shows it (and as list pages are keyed).
     pub fn created_at_text(&self) -> Option<String> {
         self.created_at.as_ref().map(time_text)
+    }
+
+    /// The LocalQueue Kueue holds it in, if it was handed to Kueue.
+    pub fn kueue_queue(&self) -> Option<&str> {
+        self.kueue.as_deref().and_then(|k| k.queue.as_deref())
+    }
+
+    /// Evictions by Kueue seen so far (0 outside Kueue mode).
+    pub fn evictions(&self) -> u32 {
+        self.kueue.as_deref().map_or(0, |k| k.evictions)
     }
 
     /// The repository as caps, budgets and fair order key it: `owner/name`

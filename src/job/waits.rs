@@ -38,6 +38,9 @@ pub struct Waits {
     pub spent_sources: HashMap<String, String>,
     /// When the budget day ends, as shown ("2026-12-08 00:00 UTC").
     pub until: String,
+    /// `SCHEDULER=kueue`: Kueue admits; a Job in its hands waits for it,
+    /// and the service's caps do not apply.
+    pub kueue: bool,
 }
 
 /// Why the reasons are what they are (for metrics), in order of precedence.
@@ -48,15 +51,18 @@ pub enum WaitKind {
     SourceCap,
     ConcurrencyKey,
     GlobalCap,
+    /// Kueue mode: queued in a LocalQueue, for Kueue to admit.
+    Kueue,
 }
 
 impl WaitKind {
-    pub const ALL: [WaitKind; 5] = [
+    pub const ALL: [WaitKind; 6] = [
         WaitKind::Budget,
         WaitKind::RepositoryCap,
         WaitKind::SourceCap,
         WaitKind::ConcurrencyKey,
         WaitKind::GlobalCap,
+        WaitKind::Kueue,
     ];
 
     /// The metric label.
@@ -67,6 +73,7 @@ impl WaitKind {
             WaitKind::SourceCap => "source_cap",
             WaitKind::ConcurrencyKey => "concurrency_key",
             WaitKind::GlobalCap => "global_cap",
+            WaitKind::Kueue => "kueue",
         }
     }
 }
@@ -77,6 +84,10 @@ impl Waits {
     pub fn reason(&self, r: &JobRecord) -> Option<(WaitKind, String)> {
         if !self.published || r.state != JobState::Queued {
             return None;
+        }
+        if let Some(q) = r.kueue_queue() {
+            // In Kueue's hands (whatever the mode now): Kueue decides.
+            return Some((WaitKind::Kueue, format!("queued in Kueue LocalQueue {q}")));
         }
         let repo = r.repository_key();
         let shown = r.repository_name.as_deref().unwrap_or("");
@@ -98,6 +109,10 @@ impl Waits {
                     self.until
                 ),
             ));
+        }
+        if self.kueue {
+            // Held back only by a budget, handed to Kueue when it allows.
+            return None;
         }
         if self.per_repository > 0 && !repo.is_empty() {
             let n = self.repositories.get(&repo).copied().unwrap_or(0);
@@ -242,6 +257,7 @@ mod tests {
             report_mark: None,
             callback_url: None,
             callback_mark: None,
+            kueue: None,
             uid: None,
         })
     }

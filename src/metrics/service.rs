@@ -161,6 +161,12 @@ impl ServiceMetrics {
         }
     }
 
+    /// A Job was seen admitted after `seconds` in the queue (Kueue mode:
+    /// Kueue admits, the watch sees it).
+    pub fn waited(&self, seconds: f64) {
+        self.queue_wait.observe(seconds.max(0.0));
+    }
+
     /// A watched Job finished: observes its run time.
     pub fn finished(&self, job: &k8s_openapi::api::batch::v1::Job) {
         let Some(status) = &job.status else { return };

@@ -482,7 +482,8 @@ impl CallbackReporter {
             if !self.inner.leader.is_leader() {
                 return;
             }
-            let Some(record) = self.inner.jobs.stored(&name) else {
+            // (A Job deleted right after its last change is still owed it.)
+            let Some((record, _)) = self.inner.jobs.stored_or_deleted(&name) else {
                 return;
             };
             let Some(url) = record.callback_url.as_deref() else {
@@ -692,6 +693,7 @@ mod tests {
             report_mark: None,
             callback_url: Some("https://hooks.example.com/cb".into()),
             callback_mark: None,
+            kueue: None,
         }
     }
 

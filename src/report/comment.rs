@@ -47,6 +47,13 @@ pub struct Mark {
     /// What the agent reported it cost (its final JSON result), USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The Kueue evictions last reported (`SCHEDULER=kueue`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub evictions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Mark {
@@ -233,6 +240,15 @@ pub fn render(record: &JobRecord, x: &Extras<'_>) -> String {
             if let Some(w) = between(created, Some(x.now)) {
                 state.push_str(&format!(", waiting {}", duration_text(w)));
             }
+            if let Some(k) = record.kueue.as_deref() {
+                // Suspended again after it ran: Kueue evicted it.
+                if k.stopping || k.evictions > 0 || record.started_at.is_some() {
+                    state.push_str(" — evicted by Kueue, requeued");
+                    if k.evictions > 0 {
+                        state.push_str(&format!(" (eviction {})", k.evictions));
+                    }
+                }
+            }
             if let Some(why) = &x.waiting {
                 state.push_str(&format!(" — waiting: {}", plain(why)));
             }
@@ -240,6 +256,11 @@ pub fn render(record: &JobRecord, x: &Extras<'_>) -> String {
         JobState::Running => {
             if let Some(w) = between(created, record.started_at) {
                 state.push_str(&format!(" after {} in the queue", duration_text(w)));
+            }
+            match record.evictions() {
+                0 => {}
+                1 => state.push_str(" — readmitted by Kueue after an eviction"),
+                n => state.push_str(&format!(" — readmitted by Kueue after {n} evictions")),
             }
         }
         JobState::Cancelled => {
@@ -381,6 +402,7 @@ mod tests {
             report_mark: None,
             callback_url: None,
             callback_mark: None,
+            kueue: None,
             uid: None,
         };
         let x = Extras {
@@ -396,5 +418,32 @@ mod tests {
             body.contains("— waiting: repository acme/my_api at its cap 2/2 bx/b"),
             "{body}"
         );
+        // Kueue mode: evicted and requeued, then readmitted.
+        let evicted = JobRecord {
+            kueue: Some(Box::new(crate::job::KueueRecord {
+                queue: Some("agents".into()),
+                stopping: true,
+                evictions: 1,
+                ..Default::default()
+            })),
+            ..record
+        };
+        let x = Extras {
+            position: None,
+            waiting: Some("queued in Kueue LocalQueue agents".into()),
+            ..x
+        };
+        let body = render(&evicted, &x);
+        assert!(
+            body.contains(
+                "— evicted by Kueue, requeued (eviction 1) — waiting: queued in Kueue LocalQueue agents"
+            ),
+            "{body}"
+        );
+        let running = JobRecord {
+            state: JobState::Running,
+            ..evicted
+        };
+        assert!(render(&running, &x).contains("readmitted by Kueue after an eviction"));
     }
 }

@@ -170,8 +170,10 @@ impl GithubReporter {
 
     /// Whether a record is owed a report.
     pub fn owes(&self, record: &JobRecord) -> bool {
+        let mark = self.mark(record);
         Target::of(record).is_some()
-            && self.mark(record).state.as_deref() != Some(record.state.as_str())
+            && (mark.state.as_deref() != Some(record.state.as_str())
+                || mark.evictions != record.evictions())
     }
 
     /// The Job changed: report it if it is owed a report (never waits).
@@ -277,13 +279,15 @@ impl GithubReporter {
             if !self.inner.leader.is_leader() {
                 return;
             }
-            let Some(record) = self.inner.jobs.stored(&name) else {
+            // A Job deleted right after its last change (a cancel in Kueue
+            // mode deletes it) is still reported, from its last record.
+            let Some((record, gone)) = self.inner.jobs.stored_or_deleted(&name) else {
                 return;
             };
             if !forced && !self.owes(&record) {
                 return;
             }
-            let wait = match self.report_once(&record).await {
+            let wait = match self.report_once(&record, gone).await {
                 Ok(()) => {
                     self.inner.metrics.report("github", "reported");
                     forced = false;
@@ -313,8 +317,9 @@ impl GithubReporter {
         }
     }
 
-    /// Brings the Job's report up to date once.
-    async fn report_once(&self, record: &JobRecord) -> Result<(), GithubError> {
+    /// Brings the Job's report up to date once (`gone`: the Job is deleted,
+    /// nothing can be marked on it).
+    async fn report_once(&self, record: &JobRecord, gone: bool) -> Result<(), GithubError> {
         let target = Target::of(record).ok_or_else(|| GithubError::Refused {
             status: 400,
             message: "no report target".into(),
@@ -322,7 +327,9 @@ impl GithubReporter {
         let mut mark = self.mark(record);
         let result = self.result_of(record).await;
         let extras = Extras {
-            position: (record.state == JobState::Queued).then(|| self.position(record)),
+            // Kueue orders its own queue: no place in ours to give.
+            position: (record.state == JobState::Queued && record.kueue_queue().is_none())
+                .then(|| self.position(record)),
             waiting: self.inner.jobs.store().waits().get().reason_text(record),
             result: result.as_deref(),
             public_url: self.inner.public_url.as_ref(),
@@ -335,7 +342,7 @@ impl GithubReporter {
             // (the mark was removed, or a creation was interrupted) the
             // comment is looked for by its marker first.
             let fresh = mark.comment.is_none() && !mark.creating && record.report_mark.is_some();
-            if fresh {
+            if fresh && !gone {
                 let intent = Mark {
                     creating: true,
                     ..mark.clone()
@@ -383,6 +390,7 @@ impl GithubReporter {
             }
         }
         mark.state = Some(record.state.as_str().to_string());
+        mark.evictions = record.evictions();
         if let Some(cost) = result.as_ref().and_then(|r| r.cost_usd) {
             mark.cost_usd = Some(cost);
         }

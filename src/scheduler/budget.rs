@@ -209,6 +209,7 @@ mod tests {
             report_mark: Some(r#"{"state":"succeeded","cost_usd":1.5}"#.into()),
             callback_url: None,
             callback_mark: None,
+            kueue: None,
             uid: None,
         })
     }

@@ -13,9 +13,15 @@
 //! accepted work lives only here. A change a full mailbox could not carry
 //! is marked dirty in the store and re-read here on the next message or
 //! tick.
+//!
+//! With `SCHEDULER=kueue` Kueue admits instead ([`kueue`]): this actor
+//! never unsuspends a Job; it keeps the queue for the wait reasons, counts
+//! the budgets, hands Jobs a spent budget held back to Kueue when the
+//! budget allows, and records what Kueue did to them.
 
 pub mod budget;
 pub mod error;
+pub mod kueue;
 pub mod queue;
 
 use std::sync::Arc;
@@ -85,6 +91,8 @@ pub struct Scheduler {
     counted_at: Option<Instant>,
     /// Added to the wall clock for the budget day (a test hook moves it).
     clock_offset: chrono::Duration,
+    /// Kueue mode's bookkeeping.
+    kueue_state: kueue::KueueState,
 }
 
 /// How stale the budgets' count may be at an admission.
@@ -130,6 +138,7 @@ impl Scheduler {
             spent: budget::Spent::default(),
             counted_at: None,
             clock_offset: chrono::Duration::zero(),
+            kueue_state: Default::default(),
         }
     }
 
@@ -192,6 +201,7 @@ impl Scheduler {
             spent_repositories: self.spent.repositories.clone(),
             spent_sources: self.spent.sources.clone(),
             until: budget::until_text(self.now()),
+            kueue: self.kueue().is_some(),
         }
     }
 
@@ -205,7 +215,9 @@ impl Scheduler {
         for r in self.jobs.in_state(JobState::Queued) {
             if let Some((kind, why)) = waits.reason(&r) {
                 *counts.entry(kind).or_default() += 1;
-                if self.leading && self.waits_told.get(&r.name) != Some(&kind) {
+                // (Kueue's queue is said once, in the Accepted Event.)
+                let said = self.waits_told.get(&r.name) == Some(&kind);
+                if self.leading && !said && kind != WaitKind::Kueue {
                     // The audit trail's own rate limit bounds a storm.
                     if kind == WaitKind::Budget {
                         self.audit.budget_wait(&r.name, &why);
@@ -295,7 +307,13 @@ impl Scheduler {
         if !(self.synced && self.sync_leadership()) {
             return;
         }
-        let cutoff = chrono::Utc::now().timestamp() - i64::from(self.config.job_ttl_seconds);
+        // In Kueue mode a cancel deletes the Job at once: one still here
+        // is one whose delete failed, deleted now.
+        let keep = match self.kueue() {
+            Some(_) => 0,
+            None => i64::from(self.config.job_ttl_seconds),
+        };
+        let cutoff = chrono::Utc::now().timestamp() - keep;
         for name in self.jobs.cancelled_before(cutoff) {
             tracing::info!(job = %name, "deleting a cancelled job past its TTL");
             // A full Kube mailbox skips it; the next sweep tries again.
@@ -321,6 +339,11 @@ impl Scheduler {
             return;
         };
         self.count_budgets(false);
+        if self.kueue().is_some() {
+            // Kueue admits: nothing is unsuspended here.
+            self.publish();
+            return;
+        }
         for name in self.queue.take_admissions() {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
@@ -376,6 +399,7 @@ impl Actor for Scheduler {
                 this.count_budgets(true);
             }
             this.admit(ctx);
+            this.hand_over_held(ctx);
             this.count_waiting();
         });
         ctx.run_interval(periods.cancelled_sweep, |this, _| this.collect_cancelled());
@@ -454,6 +478,7 @@ impl Handler<ShiftBudgetClock> for Scheduler {
         self.clock_offset = msg.0;
         self.count_budgets(true);
         self.admit(ctx);
+        self.hand_over_held(ctx);
     }
 }
 
@@ -471,6 +496,8 @@ pub struct Persister {
     kube: Mailbox<KubeActor>,
     config: Arc<Config>,
     audit: Audit,
+    /// Which budgets are spent (Kueue mode holds their new Jobs back).
+    waits: Option<crate::job::WaitBoard>,
 }
 
 impl Persister {
@@ -479,13 +506,21 @@ impl Persister {
             kube,
             config,
             audit,
+            waits: None,
         }
+    }
+
+    /// Reads which budgets are spent from `waits` (the scheduler publishes
+    /// them), for Kueue mode's holding back.
+    pub fn with_waits(mut self, waits: crate::job::WaitBoard) -> Self {
+        self.waits = Some(waits);
+        self
     }
 
     /// `Accepted` on the Job just created for `task` (where it came from:
     /// source, event, delivery or idempotency key, sender or token hash,
     /// rule), and `Retried` when it is a retry.
-    fn record_accepted(&self, task: &Task, job: &k8s_openapi::api::batch::v1::Job) {
+    fn record_accepted(&self, task: &Task, job: &k8s_openapi::api::batch::v1::Job, placed: &str) {
         let label = |k: &str| task.labels.get(k).map(String::as_str);
         let mut m = format!("accepted from {}", task.source.as_str());
         if let (Some(e), Some(a)) = (label("event"), label("action")) {
@@ -505,6 +540,7 @@ impl Persister {
         if let Some(r) = label("rule") {
             m.push_str(&format!(", rule {}", quoted(r)));
         }
+        m.push_str(placed);
         self.audit.accepted(job, &m);
         if let Some(old) = label("retry_of") {
             let by = task.requested_by.as_deref().unwrap_or("someone");
@@ -543,6 +579,10 @@ impl Persister {
                 .get_or_insert_with(Default::default)
                 .insert(ANNOTATION_CALLBACK_URL.to_string(), u.clone());
         }
+        let placed = match &self.config.scheduler.kueue {
+            Some(k) => self.place_in_kueue(k, task, &mut job),
+            None => String::new(),
+        };
         let name = job.metadata.name.clone().unwrap_or_default();
         let sent = self
             .kube
@@ -554,7 +594,7 @@ impl Persister {
             .await?;
         match sent {
             Ok(created) => {
-                self.record_accepted(task, &created);
+                self.record_accepted(task, &created, &placed);
                 Ok(Enqueued::Queued(name))
             }
             Err(KubeError::AlreadyExists) => match extras.request_hash {
@@ -618,9 +658,16 @@ async fn same_request(
 impl Handler<Observe> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) {
+        let held = self.kueue().is_some() && msg.0.state == JobState::Queued;
+        let name = msg.0.name.clone();
         self.queue.observe(msg.0);
         self.resync_dirty();
         self.admit(ctx);
+        if held && self.synced && self.leading {
+            if let Some(r) = self.jobs.get(&name) {
+                self.hand_over(&r, ctx);
+            }
+        }
     }
 }
 

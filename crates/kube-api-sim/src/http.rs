@@ -235,6 +235,15 @@ async fn dispatch(
     )?;
     let name = t.name.as_deref().unwrap_or("");
     let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
+    let resource = match &t.sub {
+        Some(s) => format!("{}/{s}", res.plural),
+        None => res.plural.to_string(),
+    };
+    let log = |body: &[u8], content_type: &str| {
+        state
+            .writes
+            .record(verb, &resource, ns, name, &manager, content_type, body)
+    };
     match verb {
         "get" => {
             let out = negotiate::negotiate(req, q, Read::Get)?;
@@ -309,6 +318,7 @@ async fn dispatch(
                 ));
             }
             let body = read_body(payload).await?;
+            log(&body, "");
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
             typecheck::check(t.res, &obj)?;
@@ -322,6 +332,7 @@ async fn dispatch(
         }
         "update" => {
             let body = read_body(payload).await?;
+            log(&body, "");
             let mut obj = decode_object(req, &body)?;
             let warnings = strict::check(t.res, &mut obj, validation)?;
             typecheck::check(t.res, &obj)?;
@@ -340,6 +351,7 @@ async fn dispatch(
             let ct = content_type(req);
             let pt = PatchType::from_content_type(&ct)?;
             let body = read_body(payload).await?;
+            log(&body, &ct);
             let dry = dry_run(q)?;
             let mut warnings = Vec::new();
             let server_side = pt == PatchType::Apply && !status_only;
@@ -383,6 +395,7 @@ async fn dispatch(
         }
         "delete" | "deletecollection" => {
             let body = read_body(payload).await?;
+            log(&body, "");
             let opts = delete_options(q, &body)?;
             if verb == "delete" {
                 let out = store.delete(t.res, ns, name, &opts)?;

@@ -63,6 +63,7 @@ pub mod validate_job_update;
 pub mod validate_names;
 pub mod validate_pod;
 pub mod watch;
+pub mod writes;
 
 pub use server::{SimConfig, SimServer};
 

@@ -103,6 +103,8 @@ pub struct SimState {
     pub address: String,
     /// The cluster CA (PEM) when serving HTTPS.
     pub ca_pem: Option<String>,
+    /// Every write request, bounded (see [`crate::writes`]).
+    pub writes: crate::writes::Writes,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -150,6 +152,7 @@ impl SimServer {
             config,
             open_watches: AtomicUsize::new(0),
             address: addr.to_string(),
+            writes: Default::default(),
         });
         tracing::warn!(address = %addr, "{BANNER}");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -227,6 +230,11 @@ impl SimServer {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.state.store
+    }
+
+    /// The write requests it received, oldest first (see [`crate::writes`]).
+    pub fn writes(&self) -> Vec<crate::writes::Write> {
+        self.state.writes.all()
     }
 
     pub fn state(&self) -> &Arc<SimState> {
@@ -450,6 +458,7 @@ fn app(
         .route("/_sim/faults", web::delete().to(faults_delete))
         .route("/_sim/compact", web::post().to(compact))
         .route("/_sim/stats", web::get().to(stats))
+        .route("/_sim/writes", web::get().to(writes))
         .default_service(web::to(super::http::resource))
 }
 
@@ -611,6 +620,11 @@ async fn compact(s: web::Data<SimState>) -> HttpResponse {
     s.store.compact();
     HttpResponse::Ok()
         .json(json!({"compacted_at_resource_version": s.store.current_rv().to_string()}))
+}
+
+/// `GET /_sim/writes`: the write requests kept, oldest first.
+async fn writes(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "writes": s.writes.all() }))
 }
 
 async fn stats(s: web::Data<SimState>, _req: HttpRequest) -> HttpResponse {

@@ -10,6 +10,7 @@
 //! [`runner`] repeats them, keeps the latest report for `/ready` and logs
 //! the changes; `orchestrator doctor` prints one report.
 
+pub mod kueue;
 pub mod runner;
 
 use std::sync::{Arc, RwLock};
@@ -75,7 +76,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// `api_server`, `namespace`, `permission` or `permissions` (all of them,
-    /// when they could not be checked).
+    /// when they could not be checked); in Kueue mode also `kueue_api`,
+    /// `kueue_local_queue` and `kueue_priority_class` ([`kueue`]).
     pub check: &'static str,
     pub result: Outcome,
     /// What was found, e.g. `namespace "claude-jobs" does not exist`.
@@ -83,7 +85,9 @@ pub struct Check {
     /// For a failed check: what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-    /// For `permission`: the verb and the resource (`jobs.batch`).
+    /// For `permission`: the verb and the resource (`jobs.batch`); for the
+    /// Kueue checks of one object, the object
+    /// (`localqueues.kueue.x-k8s.io/agents`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verb: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ impl Check {
     pub fn key(&self) -> String {
         match (self.verb, &self.resource) {
             (Some(v), Some(r)) => format!("{} {v} {r}", self.check),
+            (None, Some(r)) => format!("{} {r}", self.check),
             _ => self.check.to_string(),
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{changes, evaluate, Change, Latest, Observation, Report, Target};
 use crate::actors::Mailbox;
-use crate::cluster::kube_actor::{KubeActor, Preflight};
+use crate::cluster::kube_actor::{KubeActor, KueuePreflight, Preflight};
 
 /// Runs rounds of checks every `period` until cancelled.
 pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, latest: Latest) {
@@ -14,7 +14,12 @@ pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, lat
     loop {
         match kube.ask(Preflight).await {
             Ok(seen) => {
-                let report = round(&target, &seen, before.as_ref());
+                // Kueue mode: its checks once the API server answers.
+                let kueue = match seen {
+                    Observation::Reached { .. } => kube.ask(KueuePreflight).await.ok().flatten(),
+                    Observation::Unreachable(_) => None,
+                };
+                let report = round(&target, &seen, kueue.as_ref(), before.as_ref());
                 if let Ok(mut l) = latest.write() {
                     *l = Some(report.clone());
                 }
@@ -27,9 +32,18 @@ pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, lat
     }
 }
 
-/// Evaluates one round and logs what changed since `before`.
-fn round(target: &Target, seen: &Observation, before: Option<&Report>) -> Report {
-    let report = evaluate(target, seen);
+/// Evaluates one round (with the Kueue checks of Kueue mode) and logs what
+/// changed since `before`.
+fn round(
+    target: &Target,
+    seen: &Observation,
+    kueue: Option<&super::kueue::KueueSeen>,
+    before: Option<&Report>,
+) -> Report {
+    let mut report = evaluate(target, seen);
+    if let Some(k) = kueue {
+        report.checks.extend(super::kueue::evaluate(k));
+    }
     for change in changes(before, &report) {
         log(target, &change);
     }
