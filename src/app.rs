@@ -199,6 +199,15 @@ pub async fn run_with(
     let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
+    // The Job watch covers the service's namespace and every tenant
+    // namespace a rule names (one watch each; src/cluster/metered.rs).
+    let tenants = rules.tenant_namespaces(&ns);
+    let watched: Vec<String> = std::iter::once(ns.clone())
+        .chain(tenants.iter().cloned())
+        .collect();
+    if !tenants.is_empty() {
+        tracing::info!(namespaces = ?watched, "running Jobs in tenant namespaces named by the rules");
+    }
 
     // One gate (rate bound, timeouts, retries, metrics) for every call.
     let gate = KubeGate::from_config(
@@ -233,7 +242,8 @@ pub async fn run_with(
         ),
     );
 
-    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone(), audit);
+    let persister =
+        crate::scheduler::Persister::new(kube.clone(), config.clone(), audit, reader.clone());
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(
@@ -268,23 +278,27 @@ pub async fn run_with(
 
     // The watch's own client: its lists and watches wait for the same gate.
     // Decoded slim: the watch reads a small projection of each Job.
-    let first_events =
-        crate::cluster::metered::job_events(&gate, watch_config.clone(), &ns, health.watch.clone())
-            .context("Failed to initialize Kubernetes client")?;
+    let first_events = crate::cluster::metered::job_events(
+        &gate,
+        watch_config.clone(),
+        &watched,
+        health.watch.clone(),
+    )
+    .context("Failed to initialize Kubernetes client")?;
     // The long-lived tasks run under the runtime's supervision: restarted
     // with backoff when they end or panic, fatal when they keep failing.
     let _watch = {
         let mut first = Some(first_events);
         let watch_health = health.watch.clone();
         let reporting = reporting.clone();
-        let (store, scheduler, runtime_, synced, metrics, gate, ns, span) = (
+        let (store, scheduler, runtime_, synced, metrics, gate, watched, span) = (
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),
-            ns.clone(),
+            watched.clone(),
             api_server.clone(),
         );
         runtime.supervise("job_watch", move || {
@@ -293,7 +307,7 @@ pub async fn run_with(
                 crate::cluster::metered::job_events(
                     &gate,
                     watch_config.clone(),
-                    &ns,
+                    &watched,
                     watch_health.clone(),
                 )
             });
@@ -309,6 +323,7 @@ pub async fn run_with(
                         gate: gate.clone(),
                         health: watch_health.clone(),
                         reporting: reporting.clone(),
+                        namespaces: watched.len(),
                     },
                 )
             });

@@ -1,5 +1,5 @@
-//! Job watching: ONE watch over all managed Jobs (`kube::runtime::watcher`),
-//! each event projected to a slim [`JobRecord`] (the full object is dropped
+//! Job watching: one watch over the managed Jobs of each watched namespace
+//! (`kube::runtime::watcher`, merged into one stream), each event projected to a slim [`JobRecord`] (the full object is dropped
 //! at once) and written to the [`JobStore`], then demultiplexed to one
 //! [`JobWatcher`] actor per live (queued or running) Job. A watcher follows
 //! its Job's state changes, reports them to the scheduler and ends with its
@@ -33,6 +33,15 @@
 //!
 //! Per event: one projection, a constant number of index operations, at
 //! most one message to a watcher and one to the scheduler.
+//!
+//! Namespaces: each namespace's watch relists on its own (the store removes
+//! only that namespace's unlisted Jobs), and the store is ready once every
+//! namespace has been listed. Job names derive from the task, so one task
+//! is one name wherever it runs; should a managed Job of a stored name
+//! appear in a second namespace (two replicas with different rules
+//! creating the same task in the same moment), the store keeps the older
+//! one (then the first namespace by name) and ignores the other, logged:
+//! the ignored one stays suspended, never admitted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -256,6 +265,9 @@ impl Drop for Demux {
 pub struct Demux {
     watchers: HashMap<Arc<str>, (Mailbox<JobWatcher>, Arc<Inbox>)>,
     shared: Shared,
+    /// The namespaces watched, and those listed at least once.
+    namespaces: usize,
+    listed: std::collections::HashSet<Arc<str>>,
 }
 
 impl Demux {
@@ -270,6 +282,8 @@ impl Demux {
     ) -> Self {
         Demux {
             watchers: HashMap::new(),
+            namespaces: 1,
+            listed: Default::default(),
             shared: Shared {
                 store,
                 scheduler,
@@ -280,6 +294,13 @@ impl Demux {
                 reporting: Reporting::none(),
             },
         }
+    }
+
+    /// It is told of `count` namespaces' watches: the store is ready once
+    /// each has been listed (default 1).
+    pub fn watching(mut self, count: usize) -> Self {
+        self.namespaces = count.max(1);
+        self
     }
 
     /// Its watchers report their Jobs' state changes to `reporting`.
@@ -325,6 +346,15 @@ impl Demux {
             return;
         };
         let previous = self.shared.store.get(name);
+        let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
+        if let Some(p) = previous.as_deref().filter(|p| &*p.namespace != namespace) {
+            if keeps(p, job) {
+                tracing::warn!(job = name, namespace, kept = %p.namespace,
+                    "a managed Job of this name exists in another namespace; this one is ignored (it stays suspended): delete it");
+                return;
+            }
+        }
+        let previous = previous.filter(|p| &*p.namespace == namespace);
         let Some(record) = JobRecord::from_job(job, previous.as_deref()) else {
             return;
         };
@@ -383,15 +413,18 @@ impl Demux {
         self.tell_watcher(&name, News::Record(applied.record));
     }
 
-    /// A Job was deleted.
-    pub fn delete(&mut self, name: &str) {
+    /// A Job of `namespace` was deleted.
+    pub fn delete(&mut self, namespace: &str, name: &str) {
         self.shared.stats.events.inc();
-        let gone = self.shared.store.delete(name);
+        let Some(gone) = self.shared.store.delete(namespace, name) else {
+            // Not stored (or stored from another namespace): nobody follows it here.
+            return;
+        };
         self.shared
             .stats
             .tracked
             .set(self.shared.store.len() as i64);
-        self.ended(name, gone.map(|r| r.name.clone()));
+        self.ended(name, Some(gone.name.clone()));
     }
 
     /// Tells whoever follows `name` that it is gone from the store.
@@ -404,38 +437,59 @@ impl Demux {
         }
     }
 
-    /// A relist began.
-    pub fn relist_started(&mut self) {
-        self.shared.store.begin_relist();
+    /// A relist of `namespace` began.
+    pub fn relist_started(&mut self, namespace: &str) {
+        self.shared.store.begin_relist(namespace);
     }
 
-    /// A relist ended: Jobs deleted while the watch was down end their
-    /// watchers, and the scheduler rebuilds from the store.
-    pub fn relist_done(&mut self) -> usize {
-        for r in self.shared.store.finish_relist() {
+    /// A relist of `namespace` ended: its Jobs deleted while the watch was
+    /// down end their watchers. Once every namespace has been listed, the
+    /// store is ready and the scheduler rebuilds from it (after each later
+    /// relist too); `None` until then.
+    pub fn relist_done(&mut self, namespace: &Arc<str>) -> Option<usize> {
+        for r in self.shared.store.finish_relist(namespace) {
             self.ended(&r.name, Some(r.name.clone()));
         }
+        self.listed.insert(namespace.clone());
+        if self.listed.len() < self.namespaces {
+            return None;
+        }
+        self.shared.store.mark_ready();
         if self.shared.scheduler.tell(Synced).is_err() {
             // The scheduler picks the relist up from the store on its tick.
             self.shared.store.request_rebuild();
             tracing::warn!("scheduler mailbox full; it rebuilds from the store on its next resync");
         }
-        self.shared.store.len()
+        Some(self.shared.store.len())
     }
 
-    fn handle(&mut self, ev: watcher::Event<SlimJob>) -> Option<usize> {
+    fn handle(&mut self, namespace: &Arc<str>, ev: watcher::Event<SlimJob>) -> Option<usize> {
         match ev {
             watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self.apply(&job.0),
             watcher::Event::Delete(job) => {
                 if let Some(n) = job.0.metadata.name.as_deref() {
-                    self.delete(n);
+                    self.delete(namespace, n);
                 }
             }
-            watcher::Event::Init => self.relist_started(),
-            watcher::Event::InitDone => return Some(self.relist_done()),
+            watcher::Event::Init => self.relist_started(namespace),
+            watcher::Event::InitDone => return self.relist_done(namespace),
         }
         None
     }
+}
+
+/// Whether the stored record `kept` of a name stays when a Job of the same
+/// name shows up in another namespace: the older one stays, and between
+/// Jobs of the same second the one of the first namespace by name, so
+/// every replica keeps the same one whatever order it heard them in.
+fn keeps(kept: &JobRecord, other: &Job) -> bool {
+    let created = other
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |t| t.0.as_second());
+    let ns = other.metadata.namespace.as_deref().unwrap_or_default();
+    (kept.created, &*kept.namespace) <= (created, ns)
 }
 
 /// What the Job watch works with (cloned for each supervised run).
@@ -454,6 +508,8 @@ pub struct WatchParts {
     pub health: Arc<crate::cluster::metered::WatchHealth>,
     /// Where the per-Job watchers report state changes.
     pub reporting: Reporting,
+    /// How many namespaces the events come from.
+    pub namespaces: usize,
 }
 
 /// Runs the one Job watch over `events` until the stream ends (the
@@ -469,25 +525,30 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         gate,
         health,
         reporting,
+        namespaces,
     } = parts;
     let mut stream = events;
     let stats = metrics.demux_stats();
-    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats).with_reporting(reporting);
-    while let Some(ev) = stream.next().await {
+    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats)
+        .with_reporting(reporting)
+        .watching(namespaces);
+    while let Some((namespace, ev)) = stream.next().await {
         match ev {
             Ok(ev) => {
-                health.heard();
-                if let Some(jobs) = demux.handle(ev) {
+                health.heard(Some(&namespace));
+                if let Some(jobs) = demux.handle(&namespace, ev) {
                     synced.store(true, Ordering::SeqCst);
-                    tracing::info!(jobs, "job watch synced");
+                    tracing::info!(jobs, namespace = %namespace, "job watch synced");
                 }
             }
             // A denial names the missing permission once (not every retry).
             Err(e) => {
-                health.failed();
+                health.failed(&namespace);
                 match crate::cluster::forbidden::watch_denial(&e) {
                     Some(message) => gate.forbidden(&message),
-                    None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
+                    None => {
+                        tracing::warn!(error = %e, namespace = %namespace, "job watch error; retrying with backoff")
+                    }
                 }
             }
         }
