@@ -192,6 +192,7 @@ pub async fn run_with(
     let preflight_target = crate::cluster::preflight::Target {
         server: api_url.trim_end_matches('/').to_string(),
         namespace: config.namespace.clone(),
+        tenants: crate::cluster::preflight::Tenant::of_rules(&rules, &config.namespace),
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let watch_config = kube_config.clone();

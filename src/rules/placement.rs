@@ -99,7 +99,7 @@ mod tests {
             ),
             ("    secret: a..b\n", "must be a Secret name"),
             ("    secrets: a\n", "unknown field `secrets`"),
-            ("    namespace: [a]\n", "namespace"),
+            ("    namespace: [a]\n", "expected a string"),
         ] {
             let e = rules(extra).expect_err(extra);
             assert!(

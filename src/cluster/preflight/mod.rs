@@ -1,7 +1,9 @@
 //! Preflight: what the service needs from the cluster, checked at start and
 //! every `PREFLIGHT_INTERVAL_SECONDS` while it runs — the API server
 //! answers, the namespace exists, and the service account may make each
-//! call in [`crate::cluster::permissions::REQUIRED`].
+//! call in [`crate::cluster::permissions::REQUIRED`]; then, for each tenant
+//! namespace a rule names, that it exists and that each call of
+//! [`crate::cluster::permissions::TENANT`] is allowed there ([`tenants`]).
 //!
 //! This module is the pure part: [`evaluate`] turns what the probes saw
 //! ([`Observation`]) into a [`Report`] of checks worded for people, and
@@ -11,6 +13,9 @@
 //! the changes; `orchestrator doctor` prints one report.
 
 pub mod runner;
+pub mod tenants;
+
+pub use tenants::{Tenant, TenantSeen};
 
 use std::sync::{Arc, RwLock};
 
@@ -51,14 +56,18 @@ pub enum Observation {
         /// `None`: the API server does not serve `SelfSubjectAccessReview`
         /// (404), so permissions cannot be checked.
         access: Option<Vec<(Permission, AccessSeen)>>,
+        /// The same of each tenant namespace.
+        tenants: Vec<TenantSeen>,
     },
 }
 
-/// Where the checks point: the API server URL and the namespace.
+/// Where the checks point: the API server URL, the namespace and the
+/// tenant namespaces the rules name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub server: String,
     pub namespace: String,
+    pub tenants: Vec<Tenant>,
 }
 
 /// The outcome of one check.
@@ -88,6 +97,9 @@ pub struct Check {
     pub verb: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// For the checks of a tenant namespace: which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl Check {
@@ -99,6 +111,7 @@ impl Check {
             fix: None,
             verb: None,
             resource: None,
+            namespace: None,
         }
     }
 
@@ -109,9 +122,13 @@ impl Check {
 
     /// A key that stays the same for the same check across rounds.
     pub fn key(&self) -> String {
-        match (self.verb, &self.resource) {
+        let own = match (self.verb, &self.resource) {
             (Some(v), Some(r)) => format!("{} {v} {r}", self.check),
             _ => self.check.to_string(),
+        };
+        match &self.namespace {
+            Some(ns) => format!("{own} in {ns}"),
+            None => own,
         }
     }
 }
@@ -256,6 +273,7 @@ pub fn evaluate(target: &Target, seen: &Observation) -> Report {
             version,
             namespace,
             access,
+            tenants: _,
         } => (version, namespace, access),
     };
     let mut checks = vec![Check::new(
@@ -288,10 +306,13 @@ pub fn evaluate(target: &Target, seen: &Observation) -> Report {
         )),
         Some(list) => checks.extend(list.iter().map(|(p, a)| permission_check(p, a, ns))),
     }
+    if let Observation::Reached { tenants, .. } = seen {
+        checks.extend(tenants::checks(target, tenants));
+    }
     Report { checks }
 }
 
-fn permission_check(p: &Permission, seen: &AccessSeen, ns: &str) -> Check {
+pub(crate) fn permission_check(p: &Permission, seen: &AccessSeen, ns: &str) -> Check {
     let resource = p.resource_name();
     let what = p.object();
     let mut c = match seen {

@@ -12,7 +12,8 @@ use crate::cluster::kube_actor::{KubeActor, Preflight};
 pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, latest: Latest) {
     let mut before: Option<Report> = None;
     loop {
-        match kube.ask(Preflight).await {
+        let tenants = target.tenants.iter().map(|t| t.namespace.clone()).collect();
+        match kube.ask(Preflight { tenants }).await {
             Ok(seen) => {
                 let report = round(&target, &seen, before.as_ref());
                 if let Ok(mut l) = latest.write() {
@@ -46,6 +47,16 @@ fn round(target: &Target, seen: &Observation, before: Option<&Report>) -> Report
 fn log(target: &Target, change: &Change<'_>) {
     let ns = target.namespace.as_str();
     match change {
+        // A tenant namespace's check names its namespace.
+        Change::Failing(c) if c.namespace.is_some() => tracing::warn!(
+            check = c.check,
+            namespace = c.namespace.as_deref().unwrap_or(ns),
+            verb = c.verb.unwrap_or(""),
+            resource = c.resource.as_deref().unwrap_or(""),
+            fix = c.fix.as_deref().unwrap_or(""),
+            "preflight check failed: {}",
+            c.message
+        ),
         Change::Failing(c) => match (c.verb, c.resource.as_deref()) {
             (Some(verb), Some(resource)) => tracing::warn!(
                 check = c.check,
