@@ -324,7 +324,7 @@ pub async fn run_with(
                         gate: gate.clone(),
                         health: watch_health.clone(),
                         reporting: reporting.clone(),
-                        namespaces: watched.len(),
+                        namespaces: watched.clone(),
                     },
                 )
             });

@@ -451,6 +451,26 @@ impl Demux {
             self.ended(&r.name, Some(r.name.clone()));
         }
         self.listed.insert(namespace.clone());
+        self.all_listed()
+    }
+
+    /// The watch of `namespace` was denied (403) before it listed
+    /// anything: the service may not see that tenant namespace's Jobs (its
+    /// preflight checks say which permission is missing). It counts as
+    /// listed, empty, so the other namespaces' Jobs are scheduled rather
+    /// than held back by one namespace's Role; its Jobs join the store
+    /// once its watch lists. Answers like [`Self::relist_done`].
+    pub fn denied(&mut self, namespace: &Arc<str>) -> Option<usize> {
+        if !self.listed.insert(namespace.clone()) {
+            return None;
+        }
+        tracing::warn!(namespace = %namespace, "the Job watch of this namespace is denied; scheduling the other namespaces' Jobs without it");
+        self.all_listed()
+    }
+
+    /// Once every namespace has been listed (or denied): the store is
+    /// ready and the scheduler rebuilds from it.
+    fn all_listed(&mut self) -> Option<usize> {
         if self.listed.len() < self.namespaces {
             return None;
         }
@@ -508,8 +528,8 @@ pub struct WatchParts {
     pub health: Arc<crate::cluster::metered::WatchHealth>,
     /// Where the per-Job watchers report state changes.
     pub reporting: Reporting,
-    /// How many namespaces the events come from.
-    pub namespaces: usize,
+    /// The namespaces the events come from, the service's own first.
+    pub namespaces: Vec<String>,
 }
 
 /// Runs the one Job watch over `events` until the stream ends (the
@@ -531,7 +551,10 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
     let stats = metrics.demux_stats();
     let mut demux = Demux::new(store, scheduler, runtime, metrics, stats)
         .with_reporting(reporting)
-        .watching(namespaces);
+        .watching(namespaces.len());
+    // The service's own namespace: its watch denied leaves the store
+    // unready (nothing works without it); a tenant's does not.
+    let home = namespaces.first().cloned().unwrap_or_default();
     while let Some((namespace, ev)) = stream.next().await {
         match ev {
             Ok(ev) => {
@@ -545,7 +568,14 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
             Err(e) => {
                 health.failed(&namespace);
                 match crate::cluster::forbidden::watch_denial(&e) {
-                    Some(message) => gate.forbidden(&message),
+                    Some(message) => {
+                        gate.forbidden(&message);
+                        let tenant = *namespace != *home;
+                        if let Some(jobs) = tenant.then(|| demux.denied(&namespace)).flatten() {
+                            synced.store(true, Ordering::SeqCst);
+                            tracing::info!(jobs, "job watch synced");
+                        }
+                    }
                     None => {
                         tracing::warn!(error = %e, namespace = %namespace, "job watch error; retrying with backoff")
                     }

@@ -150,7 +150,7 @@ pub fn sim_kubeconfigs(dir: &std::path::Path) -> Vec<String> {
 pub fn exit_code(report: &Report) -> u8 {
     if report.unreachable() {
         crate::client::exit::UNREACHABLE
-    } else if report.passed() {
+    } else if report.failures().next().is_none() {
         crate::client::exit::OK
     } else {
         CHECK_FAILED

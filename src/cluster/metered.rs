@@ -140,25 +140,54 @@ impl WatchHealth {
             .or_insert_with(tokio::time::Instant::now);
     }
 
-    /// Why the watch is not healthy at `now`: the watch of a namespace
-    /// kept failing for longer than `failing_for`, or the whole watch was
-    /// silent for [`WATCH_SILENCE`].
-    pub fn unhealthy(&self, now: tokio::time::Instant, failing_for: Duration) -> Option<String> {
-        let oldest = self
-            .failing_since
+    /// The namespaces (`home`'s, or the others') whose watch kept failing
+    /// for `failing_for` at `now`, in words.
+    fn failing(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: bool,
+        home_ns: &str,
+    ) -> Vec<String> {
+        self.failing_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .min_by_key(|(_, since)| **since)
-            .map(|(ns, since)| (ns.clone(), *since));
-        if let Some((ns, since)) = oldest {
-            let for_ = now.saturating_duration_since(since);
-            if for_ >= failing_for {
-                return Some(format!(
+            .filter(|(ns, _)| (*ns == home_ns) == home)
+            .map(|(ns, since)| (ns, now.saturating_duration_since(*since)))
+            .filter(|(_, for_)| *for_ >= failing_for)
+            .map(|(ns, for_)| {
+                format!(
                     "the Kubernetes Job watch of namespace {ns:?} has been failing for {} s (see the log)",
                     for_.as_secs()
-                ));
-            }
+                )
+            })
+            .collect()
+    }
+
+    /// The tenant namespaces (all but `home`) whose watch kept failing for
+    /// `failing_for`: reported, not unready (see
+    /// `crate::cluster::preflight::Report::degraded`).
+    pub fn degraded(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: &str,
+    ) -> Vec<String> {
+        self.failing(now, failing_for, false, home)
+    }
+
+    /// Why the watch is not healthy at `now`: the watch of the service's
+    /// own namespace `home` kept failing for longer than `failing_for`, or
+    /// the whole watch was silent for [`WATCH_SILENCE`].
+    pub fn unhealthy(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: &str,
+    ) -> Option<String> {
+        if let Some(why) = self.failing(now, failing_for, true, home).pop() {
+            return Some(why);
         }
         let heard = *self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         let quiet = now.saturating_duration_since(heard);
@@ -267,24 +296,33 @@ mod tests {
         let h = WatchHealth::default();
         let period = Duration::from_secs(30);
         let now = tokio::time::Instant::now;
-        assert_eq!(h.unhealthy(now(), period), None);
+        let home = "orchestrator";
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        h.failed(home);
         h.failed("team-b");
         tokio::time::advance(Duration::from_secs(29)).await;
-        h.failed("team-b");
-        // Another namespace's answers do not hide team-b's failures.
+        h.failed(home);
+        // Another namespace's answers do not hide the failures.
         h.heard(Some("team-a"));
         h.heard(None);
-        assert_eq!(h.unhealthy(now(), period), None);
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        assert!(h.degraded(now(), period, home).is_empty());
         tokio::time::advance(Duration::from_secs(1)).await;
-        let why = h.unhealthy(now(), period).expect("failing for 30 s");
+        let why = h.unhealthy(now(), period, home).expect("failing for 30 s");
         assert!(
-            why.contains("namespace \"team-b\" has been failing for 30 s"),
+            why.contains("namespace \"orchestrator\" has been failing for 30 s"),
             "{why}"
         );
+        // A tenant namespace's failing watch is reported, not unready.
+        h.heard(Some(home));
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        let degraded = h.degraded(now(), period, home);
+        assert_eq!(degraded.len(), 1);
+        assert!(degraded[0].contains("\"team-b\""), "{degraded:?}");
         h.heard(Some("team-b"));
-        assert_eq!(h.unhealthy(now(), period), None);
+        assert!(h.degraded(now(), period, home).is_empty());
         tokio::time::advance(WATCH_SILENCE).await;
-        let why = h.unhealthy(now(), period).expect("silent");
+        let why = h.unhealthy(now(), period, home).expect("silent");
         assert!(why.contains("heard nothing"), "{why}");
     }
 

@@ -140,14 +140,23 @@ pub struct Report {
 }
 
 impl Report {
-    /// The failed checks.
+    /// The failed checks (those of tenant namespaces included).
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.result == Outcome::Failed)
     }
 
-    /// True when no check failed (unknown ones do not count).
+    /// True when no check of the service itself failed (unknown ones do
+    /// not count, nor those of a tenant namespace: see [`Self::degraded`]).
     pub fn passed(&self) -> bool {
-        self.failures().next().is_none()
+        !self.failures().any(|c| c.namespace.is_none())
+    }
+
+    /// The failed checks of tenant namespaces. They do not make the
+    /// service unready: only the rules sending Jobs there fail (their
+    /// deliveries are answered 503 naming the namespace); `/ready` lists
+    /// them as `degraded`, the log names each once, `doctor` fails.
+    pub fn degraded(&self) -> impl Iterator<Item = &Check> {
+        self.failures().filter(|c| c.namespace.is_some())
     }
 
     /// The report as `/ready` shows it to anyone who can reach the service:

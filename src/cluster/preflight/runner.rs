@@ -34,7 +34,7 @@ fn round(target: &Target, seen: &Observation, before: Option<&Report>) -> Report
     for change in changes(before, &report) {
         log(target, &change);
     }
-    if before.is_none() && report.passed() {
+    if before.is_none() && report.failures().next().is_none() {
         tracing::info!(
             namespace = %target.namespace,
             checks = report.checks.len(),
