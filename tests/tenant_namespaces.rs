@@ -236,9 +236,9 @@ async fn two_rules_with_two_namespaces_run_their_jobs_there_each_with_its_secret
     assert_eq!((status, names), (200, vec![a.clone()]), "{page}");
     assert_eq!(page["items"][0]["namespace"], "team-a", "{page}");
     let (_, names, _) = listed(&app, "namespace=team-b&state=running").await;
-    assert_eq!(names, [b.clone()]);
+    assert_eq!(names, [b.as_str()]);
     let (_, names, _) = listed(&app, "namespace=default").await;
-    assert_eq!(names, [home.clone()]);
+    assert_eq!(names, [home.as_str()]);
     let (_, names, _) = listed(&app, "namespace=team-c").await;
     assert!(names.is_empty());
     let (status, _, bad) = listed(&app, "namespace=Team_B").await;
@@ -266,7 +266,7 @@ async fn two_rules_with_two_namespaces_run_their_jobs_there_each_with_its_secret
         "{}",
         again.text
     );
-    assert_eq!(names_in(&admin, "team-a").await, [a.clone()]);
+    assert_eq!(names_in(&admin, "team-a").await, [a.as_str()]);
 
     // A cancel reaches the Job in its namespace.
     let r = call(&app, "DELETE", &format!("/api/v1/jobs/{a}"))

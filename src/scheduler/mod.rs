@@ -27,6 +27,7 @@ use actix::prelude::*;
 use crate::actors::Crash;
 use crate::actors::Mailbox;
 use crate::cluster::audit::{quoted, Audit};
+use crate::cluster::build_job_in;
 use crate::cluster::files;
 use crate::cluster::jobspec::{ANNOTATION_CALLBACK_URL, ANNOTATION_REQUEST_HASH};
 use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
@@ -551,9 +552,8 @@ impl Persister {
                 };
             }
         }
-        let mut job =
-            crate::cluster::build_job_in(task, &self.config, namespace, extras.secret.as_deref())
-                .map_err(|e| EnqueueError::Invalid(e.to_string()))?;
+        let mut job = build_job_in(task, &self.config, namespace, extras.secret.as_deref())
+            .map_err(|e| EnqueueError::Invalid(e.to_string()))?;
         if !extras.files.is_empty() {
             files::attach(&mut job, &extras.files);
         }

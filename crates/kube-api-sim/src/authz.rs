@@ -316,9 +316,12 @@ pub fn rules_from_manifests(text: &str) -> Result<Vec<PolicyRule>, String> {
         .collect())
 }
 
+/// A Role's namespace (`None`: everywhere) and its rules.
+type RoleRules = (Option<String>, Vec<PolicyRule>);
+
 /// Each `Role` and `ClusterRole` of a manifest text: its namespace (a
 /// Role's `metadata.namespace`, if set) and its rules.
-fn roles_in_manifests(text: &str) -> Result<Vec<(Option<String>, Vec<PolicyRule>)>, String> {
+fn roles_in_manifests(text: &str) -> Result<Vec<RoleRules>, String> {
     use serde::Deserialize;
     let mut roles = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
