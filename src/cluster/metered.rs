@@ -158,7 +158,7 @@ impl WatchHealth {
             .filter(|(_, for_)| *for_ >= failing_for)
             .map(|(ns, for_)| {
                 format!(
-                    "the Kubernetes Job watch of namespace {ns:?} has been failing for {} s (see the log)",
+                    "the Kubernetes Job watch has been failing for {} s in namespace {ns:?} (see the log)",
                     for_.as_secs()
                 )
             })
@@ -310,7 +310,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let why = h.unhealthy(now(), period, home).expect("failing for 30 s");
         assert!(
-            why.contains("namespace \"orchestrator\" has been failing for 30 s"),
+            why.contains("has been failing for 30 s in namespace \"orchestrator\""),
             "{why}"
         );
         // A tenant namespace's failing watch is reported, not unready.
