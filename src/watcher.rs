@@ -416,15 +416,18 @@ impl Demux {
     /// A Job of `namespace` was deleted.
     pub fn delete(&mut self, namespace: &str, name: &str) {
         self.shared.stats.events.inc();
-        let Some(gone) = self.shared.store.delete(namespace, name) else {
-            // Not stored (or stored from another namespace): nobody follows it here.
+        let stored = self.shared.store.get(name);
+        if stored.is_some_and(|r| &*r.namespace != namespace) {
+            // The ignored twin of a stored Job (see the module docs): the
+            // stored one lives on.
             return;
-        };
+        }
+        let gone = self.shared.store.delete(namespace, name);
         self.shared
             .stats
             .tracked
             .set(self.shared.store.len() as i64);
-        self.ended(name, Some(gone.name.clone()));
+        self.ended(name, gone.map(|r| r.name.clone()));
     }
 
     /// Tells whoever follows `name` that it is gone from the store.
@@ -584,4 +587,35 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         }
     }
     synced.store(false, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(namespace: &str, created: &str) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "gh-implement-x-1-abc", "namespace": namespace,
+                "creationTimestamp": created}
+        }))
+        .expect("a Job")
+    }
+
+    #[test]
+    fn of_a_name_in_two_namespaces_every_replica_keeps_the_same_one() {
+        let older =
+            JobRecord::from_job(&job("team-b", "2026-01-01T00:00:00Z"), None).expect("a record");
+        // The older stays, whichever was heard first.
+        assert!(keeps(&older, &job("team-a", "2026-01-01T00:00:05Z")));
+        let newer =
+            JobRecord::from_job(&job("team-a", "2026-01-01T00:00:05Z"), None).expect("a record");
+        assert!(!keeps(&newer, &job("team-b", "2026-01-01T00:00:00Z")));
+        // The same second: the first namespace by name.
+        let b =
+            JobRecord::from_job(&job("team-b", "2026-01-01T00:00:00Z"), None).expect("a record");
+        assert!(!keeps(&b, &job("team-a", "2026-01-01T00:00:00Z")));
+        let a =
+            JobRecord::from_job(&job("team-a", "2026-01-01T00:00:00Z"), None).expect("a record");
+        assert!(keeps(&a, &job("team-b", "2026-01-01T00:00:00Z")));
+    }
 }
