@@ -193,6 +193,7 @@ pub async fn run_with(
     let preflight_target = crate::cluster::preflight::Target {
         server: api_url.trim_end_matches('/').to_string(),
         namespace: config.namespace.clone(),
+        tenants: crate::cluster::preflight::Tenant::of_rules(&rules, &config.namespace),
     };
     let api_server = tracing::error_span!("kube", api_server = %api_url);
     let watch_config = kube_config.clone();
@@ -200,6 +201,15 @@ pub async fn run_with(
     let runtime = Runtime::new(metrics.clone());
     let health = Arc::new(Health::default());
     let ns = config.namespace.clone();
+    // The Job watch covers the service's namespace and every tenant
+    // namespace a rule names (one watch each; src/cluster/metered.rs).
+    let tenants = rules.tenant_namespaces(&ns);
+    let watched: Vec<String> = std::iter::once(ns.clone())
+        .chain(tenants.iter().cloned())
+        .collect();
+    if !tenants.is_empty() {
+        tracing::info!(namespaces = ?watched, "running Jobs in tenant namespaces named by the rules");
+    }
 
     // One gate (rate bound, timeouts, retries, metrics) for every call.
     let gate = KubeGate::from_config(
@@ -234,8 +244,9 @@ pub async fn run_with(
         ),
     );
 
-    let persister = crate::scheduler::Persister::new(kube.clone(), config.clone(), audit)
-        .with_waits(reader.waits().clone());
+    let persister =
+        crate::scheduler::Persister::new(kube.clone(), config.clone(), audit, reader.clone())
+            .with_waits(reader.waits().clone());
     let dedup = DedupCache::new(Duration::from_secs(config.dedup_cache_ttl_seconds));
     let limits = Arc::new(
         RateLimits::new(
@@ -270,23 +281,27 @@ pub async fn run_with(
 
     // The watch's own client: its lists and watches wait for the same gate.
     // Decoded slim: the watch reads a small projection of each Job.
-    let first_events =
-        crate::cluster::metered::job_events(&gate, watch_config.clone(), &ns, health.watch.clone())
-            .context("Failed to initialize Kubernetes client")?;
+    let first_events = crate::cluster::metered::job_events(
+        &gate,
+        watch_config.clone(),
+        &watched,
+        health.watch.clone(),
+    )
+    .context("Failed to initialize Kubernetes client")?;
     // The long-lived tasks run under the runtime's supervision: restarted
     // with backoff when they end or panic, fatal when they keep failing.
     let _watch = {
         let mut first = Some(first_events);
         let watch_health = health.watch.clone();
         let reporting = reporting.clone();
-        let (store, scheduler, runtime_, synced, metrics, gate, ns, span) = (
+        let (store, scheduler, runtime_, synced, metrics, gate, watched, span) = (
             reader.clone(),
             scheduler.clone(),
             runtime.clone(),
             health.synced.clone(),
             metrics.clone(),
             gate.clone(),
-            ns.clone(),
+            watched.clone(),
             api_server.clone(),
         );
         runtime.supervise("job_watch", move || {
@@ -295,7 +310,7 @@ pub async fn run_with(
                 crate::cluster::metered::job_events(
                     &gate,
                     watch_config.clone(),
-                    &ns,
+                    &watched,
                     watch_health.clone(),
                 )
             });
@@ -311,6 +326,7 @@ pub async fn run_with(
                         gate: gate.clone(),
                         health: watch_health.clone(),
                         reporting: reporting.clone(),
+                        namespaces: watched.clone(),
                     },
                 )
             });

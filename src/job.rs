@@ -31,4 +31,10 @@ pub struct JobExtras {
     /// `orchestrator.dev/callback-url` annotation — not in the task
     /// document the agent sees.
     pub callback_url: Option<String>,
+    /// The namespace the Job runs in (a rule's `namespace`); `None`: the
+    /// service's own (`KUBERNETES_NAMESPACE`).
+    pub namespace: Option<String>,
+    /// The Secret the agent gets (a rule's `secret`) instead of
+    /// `JOB_SECRET_NAME`.
+    pub secret: Option<String>,
 }

@@ -29,6 +29,7 @@
 
 mod defaults;
 mod file;
+pub mod placement;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -157,6 +158,11 @@ pub struct Rule {
     pub on_repeat: OnRepeat,
     /// What its new tasks do while a daily budget is spent.
     pub on_budget: OnBudget,
+    /// The namespace its Jobs run in; `None`: the service's own
+    /// (`KUBERNETES_NAMESPACE`). See [`placement`].
+    pub namespace: Option<String>,
+    /// The Secret its Jobs' agents get instead of `JOB_SECRET_NAME`.
+    pub secret: Option<String>,
 }
 
 /// The facts about an event that rule matching looks at.

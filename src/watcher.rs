@@ -1,5 +1,5 @@
-//! Job watching: ONE watch over all managed Jobs (`kube::runtime::watcher`),
-//! each event projected to a slim [`JobRecord`] (the full object is dropped
+//! Job watching: one watch over the managed Jobs of each watched namespace
+//! (`kube::runtime::watcher`, merged into one stream), each event projected to a slim [`JobRecord`] (the full object is dropped
 //! at once) and written to the [`JobStore`], then demultiplexed to one
 //! [`JobWatcher`] actor per live (queued or running) Job. A watcher follows
 //! its Job's state changes, reports them to the scheduler and ends with its
@@ -33,6 +33,15 @@
 //!
 //! Per event: one projection, a constant number of index operations, at
 //! most one message to a watcher and one to the scheduler.
+//!
+//! Namespaces: each namespace's watch relists on its own (the store removes
+//! only that namespace's unlisted Jobs), and the store is ready once every
+//! namespace has been listed. Job names derive from the task, so one task
+//! is one name wherever it runs; should a managed Job of a stored name
+//! appear in a second namespace (two replicas with different rules
+//! creating the same task in the same moment), the store keeps the older
+//! one (then the first namespace by name) and ignores the other, logged:
+//! the ignored one stays suspended, never admitted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -316,6 +325,9 @@ impl Drop for Demux {
 pub struct Demux {
     watchers: HashMap<Arc<str>, (Mailbox<JobWatcher>, Arc<Inbox>)>,
     shared: Shared,
+    /// The namespaces watched, and those listed at least once.
+    namespaces: usize,
+    listed: std::collections::HashSet<Arc<str>>,
 }
 
 impl Demux {
@@ -330,6 +342,8 @@ impl Demux {
     ) -> Self {
         Demux {
             watchers: HashMap::new(),
+            namespaces: 1,
+            listed: Default::default(),
             shared: Shared {
                 store,
                 scheduler,
@@ -340,6 +354,13 @@ impl Demux {
                 reporting: Reporting::none(),
             },
         }
+    }
+
+    /// It is told of `count` namespaces' watches: the store is ready once
+    /// each has been listed (default 1).
+    pub fn watching(mut self, count: usize) -> Self {
+        self.namespaces = count.max(1);
+        self
     }
 
     /// Its watchers report their Jobs' state changes to `reporting`.
@@ -385,6 +406,15 @@ impl Demux {
             return;
         };
         let previous = self.shared.store.get(name);
+        let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
+        if let Some(p) = previous.as_deref().filter(|p| &*p.namespace != namespace) {
+            if keeps(p, job) {
+                tracing::warn!(job = name, namespace, kept = %p.namespace,
+                    "a managed Job of this name exists in another namespace; this one is ignored (it stays suspended): delete it");
+                return;
+            }
+        }
+        let previous = previous.filter(|p| &*p.namespace == namespace);
         let Some(record) = JobRecord::from_job(job, previous.as_deref()) else {
             return;
         };
@@ -445,10 +475,16 @@ impl Demux {
         self.tell_watcher(&name, News::Record(applied.record));
     }
 
-    /// A Job was deleted.
-    pub fn delete(&mut self, name: &str) {
+    /// A Job of `namespace` was deleted.
+    pub fn delete(&mut self, namespace: &str, name: &str) {
         self.shared.stats.events.inc();
-        let gone = self.shared.store.delete(name);
+        let stored = self.shared.store.get(name);
+        if stored.is_some_and(|r| &*r.namespace != namespace) {
+            // The ignored twin of a stored Job (see the module docs): the
+            // stored one lives on.
+            return;
+        }
+        let gone = self.shared.store.delete(namespace, name);
         self.shared
             .stats
             .tracked
@@ -466,38 +502,79 @@ impl Demux {
         }
     }
 
-    /// A relist began.
-    pub fn relist_started(&mut self) {
-        self.shared.store.begin_relist();
+    /// A relist of `namespace` began.
+    pub fn relist_started(&mut self, namespace: &str) {
+        self.shared.store.begin_relist(namespace);
     }
 
-    /// A relist ended: Jobs deleted while the watch was down end their
-    /// watchers, and the scheduler rebuilds from the store.
-    pub fn relist_done(&mut self) -> usize {
-        for r in self.shared.store.finish_relist() {
+    /// A relist of `namespace` ended: its Jobs deleted while the watch was
+    /// down end their watchers. Once every namespace has been listed, the
+    /// store is ready and the scheduler rebuilds from it (after each later
+    /// relist too); `None` until then.
+    pub fn relist_done(&mut self, namespace: &Arc<str>) -> Option<usize> {
+        for r in self.shared.store.finish_relist(namespace) {
             self.ended(&r.name, Some(r.name.clone()));
         }
+        self.listed.insert(namespace.clone());
+        self.all_listed()
+    }
+
+    /// The watch of `namespace` was denied (403) before it listed
+    /// anything: the service may not see that tenant namespace's Jobs (its
+    /// preflight checks say which permission is missing). It counts as
+    /// listed, empty, so the other namespaces' Jobs are scheduled rather
+    /// than held back by one namespace's Role; its Jobs join the store
+    /// once its watch lists. Answers like [`Self::relist_done`].
+    pub fn denied(&mut self, namespace: &Arc<str>) -> Option<usize> {
+        if !self.listed.insert(namespace.clone()) {
+            return None;
+        }
+        tracing::warn!(namespace = %namespace, "the Job watch of this namespace is denied; scheduling the other namespaces' Jobs without it");
+        self.all_listed()
+    }
+
+    /// Once every namespace has been listed (or denied): the store is
+    /// ready and the scheduler rebuilds from it.
+    fn all_listed(&mut self) -> Option<usize> {
+        if self.listed.len() < self.namespaces {
+            return None;
+        }
+        self.shared.store.mark_ready();
         if self.shared.scheduler.tell(Synced).is_err() {
             // The scheduler picks the relist up from the store on its tick.
             self.shared.store.request_rebuild();
             tracing::warn!("scheduler mailbox full; it rebuilds from the store on its next resync");
         }
-        self.shared.store.len()
+        Some(self.shared.store.len())
     }
 
-    fn handle(&mut self, ev: watcher::Event<SlimJob>) -> Option<usize> {
+    fn handle(&mut self, namespace: &Arc<str>, ev: watcher::Event<SlimJob>) -> Option<usize> {
         match ev {
             watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self.apply(&job.0),
             watcher::Event::Delete(job) => {
                 if let Some(n) = job.0.metadata.name.as_deref() {
-                    self.delete(n);
+                    self.delete(namespace, n);
                 }
             }
-            watcher::Event::Init => self.relist_started(),
-            watcher::Event::InitDone => return Some(self.relist_done()),
+            watcher::Event::Init => self.relist_started(namespace),
+            watcher::Event::InitDone => return self.relist_done(namespace),
         }
         None
     }
+}
+
+/// Whether the stored record `kept` of a name stays when a Job of the same
+/// name shows up in another namespace: the older one stays, and between
+/// Jobs of the same second the one of the first namespace by name, so
+/// every replica keeps the same one whatever order it heard them in.
+fn keeps(kept: &JobRecord, other: &Job) -> bool {
+    let created = other
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |t| t.0.as_second());
+    let ns = other.metadata.namespace.as_deref().unwrap_or_default();
+    (kept.created, &*kept.namespace) <= (created, ns)
 }
 
 /// What the Job watch works with (cloned for each supervised run).
@@ -516,6 +593,8 @@ pub struct WatchParts {
     pub health: Arc<crate::cluster::metered::WatchHealth>,
     /// Where the per-Job watchers report state changes.
     pub reporting: Reporting,
+    /// The namespaces the events come from, the service's own first.
+    pub namespaces: Vec<String>,
 }
 
 /// Runs the one Job watch over `events` until the stream ends (the
@@ -531,25 +610,40 @@ pub async fn run(events: crate::cluster::metered::JobEvents, parts: WatchParts) 
         gate,
         health,
         reporting,
+        namespaces,
     } = parts;
     let mut stream = events;
     let stats = metrics.demux_stats();
-    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats).with_reporting(reporting);
-    while let Some(ev) = stream.next().await {
+    let mut demux = Demux::new(store, scheduler, runtime, metrics, stats)
+        .with_reporting(reporting)
+        .watching(namespaces.len());
+    // The service's own namespace: its watch denied leaves the store
+    // unready (nothing works without it); a tenant's does not.
+    let home = namespaces.first().cloned().unwrap_or_default();
+    while let Some((namespace, ev)) = stream.next().await {
         match ev {
             Ok(ev) => {
-                health.heard();
-                if let Some(jobs) = demux.handle(ev) {
+                health.heard(Some(&namespace));
+                if let Some(jobs) = demux.handle(&namespace, ev) {
                     synced.store(true, Ordering::SeqCst);
-                    tracing::info!(jobs, "job watch synced");
+                    tracing::info!(jobs, namespace = %namespace, "job watch synced");
                 }
             }
             // A denial names the missing permission once (not every retry).
             Err(e) => {
-                health.failed();
+                health.failed(&namespace);
                 match crate::cluster::forbidden::watch_denial(&e) {
-                    Some(message) => gate.forbidden(&message),
-                    None => tracing::warn!(error = %e, "job watch error; retrying with backoff"),
+                    Some(message) => {
+                        gate.forbidden(&message);
+                        let tenant = *namespace != *home;
+                        if let Some(jobs) = tenant.then(|| demux.denied(&namespace)).flatten() {
+                            synced.store(true, Ordering::SeqCst);
+                            tracing::info!(jobs, "job watch synced");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(error = %e, namespace = %namespace, "job watch error; retrying with backoff")
+                    }
                 }
             }
         }
@@ -620,5 +714,31 @@ mod tests {
         let mut plain = rec(Running, false);
         plain.kueue = None;
         assert_eq!(kind(f.see(Some(Queued), &plain)), None);
+    }
+
+    fn job(namespace: &str, created: &str) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "gh-implement-x-1-abc", "namespace": namespace,
+                "creationTimestamp": created}
+        }))
+        .expect("a Job")
+    }
+
+    #[test]
+    fn of_a_name_in_two_namespaces_every_replica_keeps_the_same_one() {
+        let older =
+            JobRecord::from_job(&job("team-b", "2026-01-01T00:00:00Z"), None).expect("a record");
+        // The older stays, whichever was heard first.
+        assert!(keeps(&older, &job("team-a", "2026-01-01T00:00:05Z")));
+        let newer =
+            JobRecord::from_job(&job("team-a", "2026-01-01T00:00:05Z"), None).expect("a record");
+        assert!(!keeps(&newer, &job("team-b", "2026-01-01T00:00:00Z")));
+        // The same second: the first namespace by name.
+        let b =
+            JobRecord::from_job(&job("team-b", "2026-01-01T00:00:00Z"), None).expect("a record");
+        assert!(!keeps(&b, &job("team-a", "2026-01-01T00:00:00Z")));
+        let a =
+            JobRecord::from_job(&job("team-a", "2026-01-01T00:00:00Z"), None).expect("a record");
+        assert!(keeps(&a, &job("team-b", "2026-01-01T00:00:00Z")));
     }
 }

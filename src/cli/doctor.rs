@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::cluster::gate::KubeGate;
-use crate::cluster::preflight::{self, Outcome, Report, Target};
+use crate::cluster::preflight::{self, Outcome, Report, Target, Tenant};
 use crate::metrics::Metrics;
 
 /// Requests per second (and burst) of `doctor`'s probes: one round is a
@@ -40,6 +40,10 @@ pub struct DoctorArgs {
     /// Print the checks as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The rules file the service runs with: the tenant namespaces its
+    /// rules name are checked too.
+    #[arg(long, env = "ORCHESTRATOR_RULES", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 /// Runs the checks and prints them; the exit code says how they went.
@@ -51,6 +55,16 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         );
         return ExitCode::from(crate::client::exit::USAGE);
     }
+    let tenants = match &args.rules {
+        None => Vec::new(),
+        Some(path) => match crate::rules::Rules::load(Some(path)) {
+            Ok(rules) => Tenant::of_rules(&rules, &args.namespace),
+            Err(e) => {
+                eprintln!("Error: --rules/ORCHESTRATOR_RULES: {e}");
+                return ExitCode::from(crate::client::exit::USAGE);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,10 +75,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(check(args))
+    runtime.block_on(check(args, tenants))
 }
 
-async fn check(args: DoctorArgs) -> ExitCode {
+async fn check(args: DoctorArgs, tenants: Vec<Tenant>) -> ExitCode {
     let config = match &args.kubeconfig {
         Some(path) => match kube::config::Kubeconfig::read_from(path) {
             Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -93,6 +107,7 @@ async fn check(args: DoctorArgs) -> ExitCode {
             .trim_end_matches('/')
             .to_string(),
         namespace: args.namespace.clone(),
+        tenants,
     };
     // A gate of its own: the probes' rate bound, deadlines and metrics
     // (not exported: `doctor` serves nothing).
@@ -103,7 +118,8 @@ async fn check(args: DoctorArgs) -> ExitCode {
             return ExitCode::from(crate::client::exit::USAGE);
         }
     };
-    let seen = crate::cluster::probe::observe(&gate, &args.namespace).await;
+    let names: Vec<String> = target.tenants.iter().map(|t| t.namespace.clone()).collect();
+    let seen = crate::cluster::probe::observe(&gate, &args.namespace, &names).await;
     let mut report = preflight::evaluate(&target, &seen);
     // With SCHEDULER=kueue in the environment (as the service has it), the
     // Kueue checks too.
@@ -148,7 +164,7 @@ pub fn sim_kubeconfigs(dir: &std::path::Path) -> Vec<String> {
 pub fn exit_code(report: &Report) -> u8 {
     if report.unreachable() {
         crate::client::exit::UNREACHABLE
-    } else if report.passed() {
+    } else if report.failures().next().is_none() {
         crate::client::exit::OK
     } else {
         CHECK_FAILED
@@ -162,6 +178,14 @@ pub fn render(target: &Target, report: &Report) -> String {
         "Preflight checks for namespace {:?} on {}:\n",
         target.namespace, target.server
     );
+    if !target.tenants.is_empty() {
+        let names: Vec<String> = target
+            .tenants
+            .iter()
+            .map(|t| format!("{:?}", t.namespace))
+            .collect();
+        out.push_str(&format!("and tenant namespaces {}:\n", names.join(", ")));
+    }
     for c in &report.checks {
         let mark = match c.result {
             Outcome::Ok => "ok",
@@ -191,6 +215,7 @@ mod tests {
         Target {
             server: "https://k8s:6443".into(),
             namespace: "claude-jobs".into(),
+            tenants: Vec::new(),
         }
     }
 
@@ -200,6 +225,7 @@ mod tests {
             version: "v1.33.0".into(),
             namespace: NamespaceSeen::Missing,
             access: None,
+            tenants: Vec::new(),
         };
         let r = evaluate(&target(), &seen);
         let text = render(&target(), &r);
@@ -230,6 +256,7 @@ mod tests {
             version: "v1".into(),
             namespace: NamespaceSeen::Exists,
             access: None,
+            tenants: Vec::new(),
         };
         let r = evaluate(&target(), &up);
         assert_eq!(exit_code(&r), 0);

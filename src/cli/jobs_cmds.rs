@@ -58,6 +58,10 @@ pub struct ListArgs {
     /// Only Jobs of this repository.
     #[arg(long, value_name = "OWNER/NAME")]
     pub repo: Option<String>,
+    /// Only Jobs running in this namespace (the service's own, or a rule's
+    /// tenant namespace).
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
     /// Page size, 1..=500 (default 50).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=500))]
     pub limit: Option<u16>,
@@ -106,6 +110,7 @@ async fn list(client: &ApiClient, output: Output, l: ListArgs) -> Result<u8, Cli
         source: l.source,
         state: l.state,
         repository: l.repo,
+        namespace: l.namespace,
         limit: l.limit.map(usize::from),
         continue_token: None,
     };

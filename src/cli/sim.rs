@@ -64,7 +64,9 @@ pub struct SimArgs {
     #[arg(long)]
     pub tls: bool,
     /// Limit --token to the rules of the Roles in this YAML file (e.g.
-    /// k8s/role.yaml); calls outside them are answered 403 Forbidden.
+    /// k8s/role.yaml); calls outside them are answered 403 Forbidden. A
+    /// Role with a metadata.namespace grants its rules in that namespace
+    /// only, as a RoleBinding there would.
     #[arg(long, requires = "token", value_name = "FILE")]
     pub token_rules: Option<PathBuf>,
 }
@@ -101,16 +103,19 @@ impl SimArgs {
         if let Some(path) = &self.token_rules {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("--token-rules {}: {e}", path.display()))?;
-            let rules = kube_api_sim::authz::rules_from_manifests(&text)
-                .map_err(|e| format!("--token-rules {}: {e}", path.display()))?;
             let t = token
                 .take()
                 .ok_or("--token-rules needs a non-empty --token")?;
-            grants.push(kube_api_sim::authz::TokenGrant::with_rules(
-                &t,
-                "system:serviceaccount:orchestrator:orchestrator",
-                rules,
-            ));
+            // A Role with a namespace grants its rules there only (e.g.
+            // `kubectl kustomize k8s` plus the k8s/tenant/ Roles).
+            grants.push(
+                kube_api_sim::authz::TokenGrant::from_manifests(
+                    &t,
+                    "system:serviceaccount:orchestrator:orchestrator",
+                    &text,
+                )
+                .map_err(|e| format!("--token-rules {}: {e}", path.display()))?,
+            );
         }
         Ok(SimConfig {
             token,

@@ -28,6 +28,7 @@ pub struct JobFilter {
     pub source: Option<String>,
     pub state: Option<String>,
     pub repository: Option<String>,
+    pub namespace: Option<String>,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
 }
@@ -167,6 +168,7 @@ impl ApiClient {
             ("source", &f.source),
             ("state", &f.state),
             ("repository", &f.repository),
+            ("namespace", &f.namespace),
             ("continue", &f.continue_token),
         ];
         for (k, v) in opts {

@@ -108,6 +108,7 @@ pub fn jobs_table(items: &[Value], now: DateTime<Utc>) -> String {
         .map(|j| {
             vec![
                 text(j, "name"),
+                text(j, "namespace"),
                 text(j, "state"),
                 text(j, "source"),
                 text(j, "kind"),
@@ -125,6 +126,7 @@ pub fn jobs_table(items: &[Value], now: DateTime<Utc>) -> String {
     table(
         &[
             "NAME",
+            "NAMESPACE",
             "STATE",
             "SOURCE",
             "KIND",
@@ -148,6 +150,7 @@ pub fn job_detail(job: &Value, now: DateTime<Utc>) -> String {
     };
     let rows: Vec<Vec<String>> = vec![
         vec!["Name:".into(), text(job, "name")],
+        vec!["Namespace:".into(), text(job, "namespace")],
         vec!["State:".into(), text(job, "state")],
         vec!["Source:".into(), text(job, "source")],
         vec!["Kind:".into(), text(job, "kind")],
@@ -256,17 +259,19 @@ mod tests {
     #[test]
     fn jobs_show_their_repository_and_duration() {
         let now = Utc::now();
-        let job = json!({"name": "j1", "state": "succeeded", "source": "cli", "kind": "task",
+        let job = json!({"name": "j1", "namespace": "team-a", "state": "succeeded", "source": "cli", "kind": "task",
             "repository": "octo.repo", "priority": 5,
             "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:00Z",
             "finished_at": "2026-01-01T00:03:12Z", "task": {"repository": "octo/repo", "title": "Fix\nit"}});
         let t = jobs_table(std::slice::from_ref(&job), now);
         let line = t.lines().nth(1).expect("a row");
-        for part in ["j1", "succeeded", "octo/repo", "3m12s", "Fix it"] {
+        assert!(t.starts_with("NAME  NAMESPACE  STATE"), "{t}");
+        for part in ["j1", "team-a", "succeeded", "octo/repo", "3m12s", "Fix it"] {
             assert!(line.contains(part), "{part} in {line}");
         }
         let d = job_detail(&job, now);
         assert!(d.contains("State:") && d.contains("succeeded"), "{d}");
+        assert!(d.contains("Namespace:") && d.contains("team-a"), "{d}");
     }
 
     #[test]

@@ -140,6 +140,8 @@ impl CancelledBy {
 #[rtype(result = "Result<(), super::kube_actor::KubeError>")]
 pub struct RecordEvent {
     pub job: String,
+    /// The Job's namespace, where the Event goes (`None`: the service's own).
+    pub namespace: Option<String>,
     /// The Job's uid; `None`: the actor reads the Job for it.
     pub uid: Option<String>,
     pub kind: EventType,
@@ -232,11 +234,25 @@ impl Audit {
         }
     }
 
-    /// Queues an Event on Job `job` (uid `uid`, else the store's). Never
-    /// waits; answers whether it was queued (false: dropped and counted).
+    /// Queues an Event on Job `job` (uid `uid`, else the store's; in the
+    /// namespace the store has it in). Never waits; answers whether it was
+    /// queued (false: dropped and counted).
     pub fn record(
         &self,
         job: &str,
+        uid: Option<&str>,
+        kind: EventType,
+        reason: &'static str,
+        message: &str,
+    ) -> bool {
+        self.record_in(job, None, uid, kind, reason, message)
+    }
+
+    /// [`Self::record`] on Job `job` of `namespace` (else the store's).
+    fn record_in(
+        &self,
+        job: &str,
+        namespace: Option<&str>,
         uid: Option<&str>,
         kind: EventType,
         reason: &'static str,
@@ -248,14 +264,20 @@ impl Audit {
             tracing::debug!(job, reason, "audit event dropped: over the event budget");
             return false;
         }
+        let stored = (uid.is_none() || namespace.is_none())
+            .then(|| self.inner.store.get(job))
+            .flatten();
         let uid = uid.map(str::to_string).or_else(|| {
-            self.inner
-                .store
-                .get(job)
+            stored
+                .as_ref()
                 .and_then(|r| r.uid.as_deref().map(str::to_string))
         });
+        let namespace = namespace
+            .map(str::to_string)
+            .or_else(|| stored.as_ref().map(|r| r.namespace.to_string()));
         let msg = RecordEvent {
             job: job.to_string(),
+            namespace,
             uid,
             kind,
             reason,
@@ -340,7 +362,14 @@ impl Audit {
         let Some(name) = job.metadata.name.as_deref() else {
             return false;
         };
-        self.record(name, job.metadata.uid.as_deref(), kind, reason, message)
+        self.record_in(
+            name,
+            job.metadata.namespace.as_deref(),
+            job.metadata.uid.as_deref(),
+            kind,
+            reason,
+            message,
+        )
     }
 }
 

@@ -33,31 +33,41 @@ pub fn watch_denial(e: &kube::runtime::watcher::Error) -> Option<String> {
     (status.code == 403).then(|| status.message.clone())
 }
 
-/// The permissions already reported by this process.
+/// The namespace a 403 message names (`… in the namespace "x"`), if any.
+pub fn denied_namespace(message: &str) -> Option<&str> {
+    let rest = message.split("in the namespace \"").nth(1)?;
+    rest.split_once('"').map(|(ns, _)| ns)
+}
+
+/// The permissions already reported by this process (per namespace: one
+/// tenant namespace's missing Role is not another's).
 #[derive(Debug, Default)]
 pub struct ForbiddenLog {
-    seen: Mutex<HashSet<(String, String, String)>>,
+    seen: Mutex<HashSet<(String, String, String, String)>>,
 }
 
 impl ForbiddenLog {
     /// Logs the permission `message` (a 403 Status message) names, the first
     /// time it is seen. Returns whether it logged.
     pub fn report(&self, message: &str) -> bool {
-        let key = missing_permission(message)
+        let (verb, resource, group) = missing_permission(message)
             .unwrap_or_else(|| (String::new(), message.to_string(), String::new()));
+        let namespace = denied_namespace(message).unwrap_or_default().to_string();
+        let key = (verb, resource, group, namespace);
         let first = self
             .seen
             .lock()
             .map(|mut s| s.insert(key.clone()))
             .unwrap_or(true);
         if first {
-            let (verb, resource, group) = key;
+            let (verb, resource, group, namespace) = key;
             tracing::error!(
                 verb = %verb,
                 resource = %resource,
                 api_group = %group,
+                namespace = %namespace,
                 denial = %message,
-                "the service account is missing a permission: grant verb {verb:?} on resource {resource:?} (API group {group:?}) in its Role (see k8s/role.yaml); further denials of it are not logged"
+                "the service account is missing a permission: grant verb {verb:?} on resource {resource:?} (API group {group:?}) in its Role in namespace {namespace:?} (see k8s/role.yaml, or k8s/tenant/ for a tenant namespace); further denials of it are not logged"
             );
         }
         first
@@ -93,5 +103,11 @@ mod tests {
         assert!(!log.report(b), "another Job, same permission");
         assert!(log.report(c));
         assert!(!log.report(c));
+        let other_ns = a.replace("namespace \"d\"", "namespace \"team-b\"");
+        assert_eq!(denied_namespace(&other_ns), Some("team-b"));
+        assert!(
+            log.report(&other_ns),
+            "the same permission in another namespace"
+        );
     }
 }

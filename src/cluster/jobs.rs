@@ -3,6 +3,10 @@
 //! cancel it, stream its logs — each call through the Kube actor (and so
 //! the gate), each failure one [`JobsError`]. The routes speak to this and
 //! to no other part of `cluster/`'s Kubernetes side.
+//!
+//! A Job is named by its name alone (names are unique across the watched
+//! namespaces, see `src/watcher.rs`): each call goes to the namespace the
+//! watch store has the Job in, else to the service's own.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,6 +93,12 @@ impl Jobs {
         }
     }
 
+    /// The namespace the store has Job `name` in (`None`: not stored; the
+    /// calls then go to the service's own namespace).
+    pub fn namespace_of(&self, name: &str) -> Option<String> {
+        self.store.get(name).map(|r| r.namespace.to_string())
+    }
+
     /// The stored record of a task's Job, by the task's dedup key (no
     /// Kubernetes call).
     pub fn stored_by_dedup_key(&self, key: &str) -> Option<Arc<JobRecord>> {
@@ -128,7 +138,19 @@ impl Jobs {
         name: String,
         deadline: Instant,
     ) -> Result<Option<JobView>, JobsError> {
+        self.fetch_in(name, None, deadline).await
+    }
+
+    /// [`Self::fetch`] from `namespace` when the store does not have the
+    /// Job yet (one this replica created a moment ago).
+    pub async fn fetch_in(
+        &self,
+        name: String,
+        namespace: Option<String>,
+        deadline: Instant,
+    ) -> Result<Option<JobView>, JobsError> {
         let msg = GetJob {
+            namespace: self.namespace_of(&name).or(namespace),
             name,
             deadline,
             read_share: true,
@@ -156,6 +178,7 @@ impl Jobs {
             _ => None,
         };
         let msg = CancelJob {
+            namespace: self.namespace_of(&name),
             name,
             keep_running,
             superseded_by,
@@ -179,6 +202,7 @@ impl Jobs {
         deadline: Instant,
     ) -> Result<LogLines, JobsError> {
         let msg = StreamLogs {
+            namespace: self.namespace_of(&name),
             name,
             follow,
             tail_lines: None,
@@ -196,6 +220,7 @@ impl Jobs {
         deadline: Instant,
     ) -> Result<LogLines, JobsError> {
         let msg = StreamLogs {
+            namespace: self.namespace_of(&name),
             name,
             follow: true,
             tail_lines: Some(tail),
@@ -215,6 +240,7 @@ impl Jobs {
     ) -> Result<Vec<String>, JobsError> {
         use futures::StreamExt;
         let msg = StreamLogs {
+            namespace: self.namespace_of(&name),
             name,
             follow: false,
             tail_lines: Some(lines),
@@ -250,6 +276,7 @@ impl Jobs {
         deadline: Instant,
     ) -> Result<bool, JobsError> {
         let msg = AnnotateJob {
+            namespace: self.namespace_of(&name),
             name,
             annotations,
             keep,

@@ -134,6 +134,19 @@ pub struct JobSpecError {
 /// Builds the suspended Job for `task`. Fails only if the task carries a
 /// repository, clone URL or ref that is unsafe to hand to git.
 pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
+    build_job_in(task, cfg, &cfg.namespace, None)
+}
+
+/// [`build_job`] in `namespace`, the agent getting Secret `secret` (its
+/// keys as env, the clone token from it) instead of `JOB_SECRET_NAME`: a
+/// rule's tenant namespace and Secret (`src/rules/placement.rs`).
+pub fn build_job_in(
+    task: &Task,
+    cfg: &Config,
+    namespace: &str,
+    secret: Option<&str>,
+) -> Result<Job, JobSpecError> {
+    let secret = secret.or(cfg.job_secret_name.as_deref());
     if let Some(repo) = &task.repository {
         if !git::is_valid_repository(repo) {
             return Err(invalid("repository", format!("{repo:?} is not owner/name")));
@@ -170,7 +183,7 @@ pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
     }
 
     let (init_containers, git_config) = match &task.checkout {
-        Some(c) => clone_containers(c, cfg)?,
+        Some(c) => clone_containers(c, cfg, secret)?,
         None => (
             Vec::new(),
             vec![("safe.directory".into(), WORKSPACE.into())],
@@ -190,14 +203,14 @@ pub fn build_job(task: &Task, cfg: &Config) -> Result<Job, JobSpecError> {
             ..Default::default()
         }),
         init_containers: (!init_containers.is_empty()).then_some(init_containers),
-        containers: vec![agent_container(task, cfg, git_config)],
+        containers: vec![agent_container(task, cfg, git_config, secret)],
         volumes: Some(vec![empty_dir("workspace"), empty_dir("home")]),
         ..Default::default()
     };
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(task.job_name()),
-            namespace: Some(cfg.namespace.clone()),
+            namespace: Some(namespace.to_string()),
             labels: Some(labels.clone()),
             annotations: Some(annotations),
             ..Default::default()
@@ -232,6 +245,7 @@ type GitConfig = Vec<(String, String)>;
 fn clone_containers(
     checkout: &crate::task::Checkout,
     cfg: &Config,
+    secret: Option<&str>,
 ) -> Result<(Vec<Container>, GitConfig), JobSpecError> {
     let origin = git::https_origin(&checkout.clone_url).ok_or_else(|| {
         invalid(
@@ -251,7 +265,7 @@ fn clone_containers(
     // scoped to it, and a clone URL on any other host (a PM task's or a
     // tampered payload's) is cloned without credentials.
     let github = format!("https://{}", cfg.github_host);
-    if cfg.job_secret_name.is_some() && origin.eq_ignore_ascii_case(&github) {
+    if secret.is_some() && origin.eq_ignore_ascii_case(&github) {
         config.push((
             format!("credential.{github}.helper"),
             CREDENTIAL_HELPER.to_string(),
@@ -263,7 +277,7 @@ fn clone_containers(
         env("GIT_BRANCH", &branch),
         env("GIT_TERMINAL_PROMPT", "0"),
     ];
-    env.extend(common_env(cfg, &config));
+    env.extend(common_env(cfg, &config, secret));
     let container = |name: &str, args: &[&str]| Container {
         name: name.into(),
         image: Some(cfg.job_git_image.clone()),
@@ -306,7 +320,12 @@ fn clone_containers(
     Ok((vec![init, fetch], config))
 }
 
-fn agent_container(task: &Task, cfg: &Config, git_config: GitConfig) -> Container {
+fn agent_container(
+    task: &Task,
+    cfg: &Config,
+    git_config: GitConfig,
+    secret: Option<&str>,
+) -> Container {
     let mut vars = vec![
         env("TASK_SOURCE", task.source.as_str()),
         env("TASK_KIND", &task.kind),
@@ -329,17 +348,17 @@ fn agent_container(task: &Task, cfg: &Config, git_config: GitConfig) -> Containe
         &truncate_with_marker(&task.prompt, MAX_PROMPT_BYTES),
     ));
     vars.push(env(TASK_ENV, &task.to_bounded_json(TASK_JSON_MAX_BYTES)));
-    vars.extend(common_env(cfg, &git_config));
+    vars.extend(common_env(cfg, &git_config, secret));
     Container {
         name: AGENT_CONTAINER.into(),
         image: Some(cfg.job_image.clone()),
         command: Some(cfg.job_command.clone()),
         working_dir: Some(WORKSPACE.into()),
         env: Some(vars),
-        env_from: cfg.job_secret_name.as_ref().map(|name| {
+        env_from: secret.map(|name| {
             vec![EnvFromSource {
                 secret_ref: Some(SecretEnvSource {
-                    name: name.clone(),
+                    name: name.to_string(),
                     optional: Some(false),
                 }),
                 ..Default::default()
@@ -355,7 +374,7 @@ fn agent_container(task: &Task, cfg: &Config, git_config: GitConfig) -> Containe
 
 /// `HOME`, git config via `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` (command-line
 /// scope, so `safe.directory` is honoured), and the token by reference.
-fn common_env(cfg: &Config, git_config: &[(String, String)]) -> Vec<EnvVar> {
+fn common_env(cfg: &Config, git_config: &[(String, String)], secret: Option<&str>) -> Vec<EnvVar> {
     let mut vars = vec![
         env("HOME", HOME),
         env("GIT_CONFIG_COUNT", &git_config.len().to_string()),
@@ -364,12 +383,12 @@ fn common_env(cfg: &Config, git_config: &[(String, String)]) -> Vec<EnvVar> {
         vars.push(env(&format!("GIT_CONFIG_KEY_{i}"), k));
         vars.push(env(&format!("GIT_CONFIG_VALUE_{i}"), v));
     }
-    if let Some(secret) = &cfg.job_secret_name {
+    if let Some(secret) = secret {
         vars.push(EnvVar {
             name: "GIT_TOKEN".into(),
             value_from: Some(EnvVarSource {
                 secret_key_ref: Some(SecretKeySelector {
-                    name: secret.clone(),
+                    name: secret.to_string(),
                     key: cfg.job_git_token_key.clone(),
                     // Public repositories clone without a token.
                     optional: Some(true),

@@ -2,6 +2,10 @@
 //! call goes through the shared [`KubeGate`] (rate bound, timeouts,
 //! retries inside each request's deadline, metrics). Its handlers return
 //! futures, so the mailbox keeps flowing while calls are in flight.
+//!
+//! Each Job message names the Job's namespace (`None`: the service's own,
+//! `KUBERNETES_NAMESPACE`); a Job's files' ConfigMap, pods and Events live
+//! in its namespace too.
 
 use std::time::Instant;
 
@@ -26,9 +30,10 @@ pub use preflight::Preflight;
 /// Mailbox capacity of the Kube actor (requests in flight).
 pub const MAILBOX: usize = 1024;
 
-/// Owns the namespaced APIs; calls go through the gate.
+/// Calls the API server through the gate, in the service's namespace or a
+/// Job's own.
 pub struct KubeActor {
-    jobs: Api<Job>,
+    /// The service's own namespace (`KUBERNETES_NAMESPACE`).
     namespace: String,
     gate: KubeGate,
     /// `SCHEDULER=kueue`: cancels delete, preflight asks about Kueue.
@@ -56,6 +61,16 @@ impl Handler<CrashNextCall> for KubeActor {
 }
 
 impl KubeActor {
+    /// The namespace a message names, else the service's own.
+    fn ns(&self, namespace: Option<&str>) -> String {
+        namespace.unwrap_or(&self.namespace).to_string()
+    }
+
+    /// The Jobs of `namespace` (else of the service's own namespace).
+    fn jobs(&self, namespace: Option<&str>) -> Api<Job> {
+        Api::namespaced(self.gate.client(), &self.ns(namespace))
+    }
+
     /// The gate for a call: the reads' share for a client's read.
     fn gate_for(&self, read_share: bool) -> KubeGate {
         if read_share {
@@ -110,7 +125,6 @@ impl KubeActor {
     /// An actor calling the API server through `gate` in `namespace`.
     pub fn new(gate: KubeGate, namespace: &str) -> Self {
         KubeActor {
-            jobs: Api::namespaced(gate.client(), namespace),
             namespace: namespace.to_string(),
             gate,
             kueue: None,
@@ -157,6 +171,8 @@ pub struct CreateJob {
 #[rtype(result = "Result<Option<(Job, bool)>, KubeError>")]
 pub struct CancelJob {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub keep_running: bool,
     /// Cancelled because this newer Job supersedes it: written, with the
     /// cancel, as `orchestrator.dev/superseded-by`.
@@ -173,6 +189,8 @@ pub struct CancelJob {
 #[rtype(result = "Result<LogLines, KubeError>")]
 pub struct StreamLogs {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub follow: bool,
     /// Only the last this many lines.
     pub tail_lines: Option<i64>,
@@ -192,6 +210,8 @@ pub type KeepAnnotation = fn(Option<&str>, &[(String, Option<String>)]) -> bool;
 #[rtype(result = "Result<bool, KubeError>")]
 pub struct AnnotateJob {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub annotations: Vec<(String, Option<String>)>,
     pub keep: KeepAnnotation,
     pub deadline: Instant,
@@ -206,6 +226,8 @@ pub type LogLines = futures::stream::BoxStream<'static, Result<String, String>>;
 #[rtype(result = "Result<(), KubeError>")]
 pub struct AdmitJob {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub deadline: Instant,
 }
 
@@ -214,6 +236,8 @@ pub struct AdmitJob {
 #[rtype(result = "Result<(), KubeError>")]
 pub struct DeleteJob {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub deadline: Instant,
 }
 
@@ -222,6 +246,8 @@ pub struct DeleteJob {
 #[rtype(result = "Result<Option<Job>, KubeError>")]
 pub struct GetJob {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub deadline: Instant,
     /// A client's read: take the gate's share for reads
     /// ([`KubeGate::for_reads`]) rather than the create path's.
@@ -231,7 +257,7 @@ pub struct GetJob {
 impl Handler<CancelJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<(Job, bool)>, KubeError>>;
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
-        let jobs = self.jobs.clone();
+        let jobs = self.jobs(msg.namespace.as_deref());
         let gate = self.gate_for(msg.read_share);
         let deletes = self.kueue.is_some();
         self.tracked(async move {
@@ -332,11 +358,11 @@ async fn patch_as_read<T>(
 impl Handler<StreamLogs> for KubeActor {
     type Result = ResponseFuture<Result<LogLines, KubeError>>;
     fn handle(&mut self, msg: StreamLogs, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.for_reads());
-        let ns = self.namespace.clone();
+        let gate = self.gate.for_reads();
+        let pods: Api<Pod> =
+            Api::namespaced(self.gate.client(), &self.ns(msg.namespace.as_deref()));
         self.tracked(async move {
             use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
-            let pods: Api<Pod> = Api::namespaced(jobs.into_client(), &ns);
             let lp =
                 ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", msg.name));
             let mut list = gate
@@ -365,7 +391,7 @@ impl Handler<StreamLogs> for KubeActor {
 impl Handler<AdmitJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: AdmitJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let (jobs, gate) = (self.jobs(msg.namespace.as_deref()), self.gate.clone());
         self.tracked(async move {
             use crate::cluster::view::job_state;
             use crate::job::JobState;
@@ -409,7 +435,7 @@ impl Handler<AdmitJob> for KubeActor {
 impl Handler<DeleteJob> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: DeleteJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let (jobs, gate) = (self.jobs(msg.namespace.as_deref()), self.gate.clone());
         self.tracked(async move {
             // batch/v1 Jobs orphan their pods unless told otherwise.
             let dp = DeleteParams::background();
@@ -427,7 +453,7 @@ impl Handler<DeleteJob> for KubeActor {
 impl Handler<AnnotateJob> for KubeActor {
     type Result = ResponseFuture<Result<bool, KubeError>>;
     fn handle(&mut self, msg: AnnotateJob, _: &mut Context<Self>) -> Self::Result {
-        let jobs = self.jobs.clone();
+        let jobs = self.jobs(msg.namespace.as_deref());
         // Bookkeeping writes take the gate's share for reads: Job creates
         // keep at least half of the rate.
         let gate = self.gate.for_reads();
@@ -472,7 +498,7 @@ impl Handler<AnnotateJob> for KubeActor {
 impl Handler<GetJob> for KubeActor {
     type Result = ResponseFuture<Result<Option<Job>, KubeError>>;
     fn handle(&mut self, msg: GetJob, _: &mut Context<Self>) -> Self::Result {
-        let jobs = self.jobs.clone();
+        let jobs = self.jobs(msg.namespace.as_deref());
         let gate = self.gate_for(msg.read_share);
         self.tracked(async move {
             gate.call(msg.deadline, "get", || jobs.get_opt(&msg.name))

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
+use std::collections::BTreeMap;
+
 use futures::stream::{BoxStream, StreamExt};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
@@ -37,26 +39,52 @@ use super::gate::KubeGate;
 use super::jobspec::MANAGED_SELECTOR;
 use super::slim::SlimJob;
 
-/// The events of the one Job watch: a `kube::runtime::watcher` stream
-/// over the managed Jobs in `namespace` (decoded slim), with its default
-/// backoff, on a client whose requests go through `gate`; each answered
-/// list or watch request is noted in `health`.
-pub type JobEvents = BoxStream<'static, Result<watcher::Event<SlimJob>, watcher::Error>>;
+/// One event of the Job watch, tagged with the namespace whose watch
+/// produced it (a relist's start and end carry no object to say so).
+pub type NamespacedEvent = (Arc<str>, Result<watcher::Event<SlimJob>, watcher::Error>);
 
-/// Starts the Job watch's stream (see [`JobEvents`]).
+/// The events of the Job watch: one `kube::runtime::watcher` stream per
+/// watched namespace over its managed Jobs (decoded slim), each with its
+/// default backoff, merged into one stream; on one client whose requests go
+/// through `gate`; each answered list or watch request is noted in
+/// `health`.
+///
+/// One watch per namespace rather than one cluster-wide watch: the
+/// service's RBAC stays a Role per namespace (a cluster-wide watch needs a
+/// ClusterRole over every namespace's Jobs), at the cost of one watch
+/// connection per namespace (measured in `benches/namespace_watch.rs`, see
+/// `docs/architecture.md`).
+pub type JobEvents = BoxStream<'static, NamespacedEvent>;
+
+/// Starts the Job watch's streams over `namespaces` (see [`JobEvents`]).
 pub fn job_events(
     gate: &KubeGate,
     config: kube::Config,
-    namespace: &str,
+    namespaces: &[String],
     health: Arc<WatchHealth>,
 ) -> Result<JobEvents, kube::Error> {
     let builder = kube::client::ClientBuilder::try_from(config)?;
     let client = builder.with_layer(&Metered(gate.clone(), health)).build();
-    let api: Api<SlimJob> = Api::namespaced(client, namespace);
     let cfg = watcher::Config::default()
         .labels(MANAGED_SELECTOR)
         .timeout(WATCH_TIMEOUT_SECONDS);
-    Ok(watcher(api, cfg).default_backoff().boxed())
+    let streams = namespaces.iter().map(|ns| {
+        let api: Api<SlimJob> = Api::namespaced(client.clone(), ns);
+        let tag: Arc<str> = ns.as_str().into();
+        watcher(api, cfg.clone())
+            .default_backoff()
+            .map(move |ev| (tag.clone(), ev))
+            .boxed()
+    });
+    Ok(futures::stream::select_all(streams).boxed())
+}
+
+/// The namespace of a namespaced request path
+/// (`/apis/batch/v1/namespaces/<ns>/jobs`).
+fn namespace_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    parts.find(|p| *p == "namespaces")?;
+    parts.next().filter(|ns| !ns.is_empty())
 }
 
 /// How long the Job watch may hear nothing from the API server — no event,
@@ -70,57 +98,96 @@ pub const WATCH_SILENCE: Duration = Duration::from_secs(600);
 pub const WATCH_TIMEOUT_SECONDS: u32 = 290;
 
 /// What `/ready` needs to know about the Job watch: when it was last heard
-/// from, and since when it keeps failing.
+/// from, and since when the watch of each namespace keeps failing (one
+/// namespace's failing watch is not hidden by the others' answers).
 #[derive(Debug)]
 pub struct WatchHealth {
     heard: Mutex<tokio::time::Instant>,
-    failing_since: Mutex<Option<tokio::time::Instant>>,
+    failing_since: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
 
 impl Default for WatchHealth {
     fn default() -> Self {
         WatchHealth {
             heard: Mutex::new(tokio::time::Instant::now()),
-            failing_since: Mutex::new(None),
+            failing_since: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
 impl WatchHealth {
-    /// The API server answered, or the watch delivered an event.
-    pub fn heard(&self) {
+    /// The API server answered the watch of `namespace` (or, `None`, of a
+    /// namespace not known), or it delivered an event.
+    pub fn heard(&self, namespace: Option<&str>) {
         let now = tokio::time::Instant::now();
         *self.heard.lock().unwrap_or_else(PoisonError::into_inner) = now;
-        *self
-            .failing_since
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        if let Some(ns) = namespace {
+            self.failing_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(ns);
+        }
     }
 
-    /// The watch failed (it retries with backoff).
-    pub fn failed(&self) {
+    /// The watch of `namespace` failed (it retries with backoff).
+    pub fn failed(&self, namespace: &str) {
         let mut since = self
             .failing_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        since.get_or_insert_with(tokio::time::Instant::now);
+        since
+            .entry(namespace.to_string())
+            .or_insert_with(tokio::time::Instant::now);
     }
 
-    /// Why the watch is not healthy at `now`: it kept failing for longer
-    /// than `failing_for`, or was silent for [`WATCH_SILENCE`].
-    pub fn unhealthy(&self, now: tokio::time::Instant, failing_for: Duration) -> Option<String> {
-        let failing = *self
-            .failing_since
+    /// The namespaces (`home`'s, or the others') whose watch kept failing
+    /// for `failing_for` at `now`, in words.
+    fn failing(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: bool,
+        home_ns: &str,
+    ) -> Vec<String> {
+        self.failing_since
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(since) = failing {
-            let for_ = now.saturating_duration_since(since);
-            if for_ >= failing_for {
-                return Some(format!(
-                    "the Kubernetes Job watch has been failing for {} s (see the log)",
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(ns, _)| (*ns == home_ns) == home)
+            .map(|(ns, since)| (ns, now.saturating_duration_since(*since)))
+            .filter(|(_, for_)| *for_ >= failing_for)
+            .map(|(ns, for_)| {
+                format!(
+                    "the Kubernetes Job watch has been failing for {} s in namespace {ns:?} (see the log)",
                     for_.as_secs()
-                ));
-            }
+                )
+            })
+            .collect()
+    }
+
+    /// The tenant namespaces (all but `home`) whose watch kept failing for
+    /// `failing_for`: reported, not unready (see
+    /// `crate::cluster::preflight::Report::degraded`).
+    pub fn degraded(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: &str,
+    ) -> Vec<String> {
+        self.failing(now, failing_for, false, home)
+    }
+
+    /// Why the watch is not healthy at `now`: the watch of the service's
+    /// own namespace `home` kept failing for longer than `failing_for`, or
+    /// the whole watch was silent for [`WATCH_SILENCE`].
+    pub fn unhealthy(
+        &self,
+        now: tokio::time::Instant,
+        failing_for: Duration,
+        home: &str,
+    ) -> Option<String> {
+        if let Some(why) = self.failing(now, failing_for, true, home).pop() {
+            return Some(why);
         }
         let heard = *self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         let quiet = now.saturating_duration_since(heard);
@@ -198,6 +265,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let verb = verb(req.method(), req.uri().query());
+        let namespace = namespace_of(req.uri().path()).map(str::to_string);
         let answer = self.inner.call(req);
         let gate = self.gate.clone();
         let health = self.health.clone();
@@ -210,7 +278,7 @@ where
                 Err(_) => "unavailable",
             };
             if outcome == "ok" {
-                health.heard();
+                health.heard(namespace.as_deref());
             }
             gate.metrics()
                 .kube_request(verb, outcome, started.elapsed());
@@ -228,19 +296,44 @@ mod tests {
         let h = WatchHealth::default();
         let period = Duration::from_secs(30);
         let now = tokio::time::Instant::now;
-        assert_eq!(h.unhealthy(now(), period), None);
-        h.failed();
+        let home = "orchestrator";
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        h.failed(home);
+        h.failed("team-b");
         tokio::time::advance(Duration::from_secs(29)).await;
-        h.failed();
-        assert_eq!(h.unhealthy(now(), period), None);
+        h.failed(home);
+        // Another namespace's answers do not hide the failures.
+        h.heard(Some("team-a"));
+        h.heard(None);
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        assert!(h.degraded(now(), period, home).is_empty());
         tokio::time::advance(Duration::from_secs(1)).await;
-        let why = h.unhealthy(now(), period).expect("failing for 30 s");
-        assert!(why.contains("failing for 30 s"), "{why}");
-        h.heard();
-        assert_eq!(h.unhealthy(now(), period), None);
+        let why = h.unhealthy(now(), period, home).expect("failing for 30 s");
+        assert!(
+            why.contains("has been failing for 30 s in namespace \"orchestrator\""),
+            "{why}"
+        );
+        // A tenant namespace's failing watch is reported, not unready.
+        h.heard(Some(home));
+        assert_eq!(h.unhealthy(now(), period, home), None);
+        let degraded = h.degraded(now(), period, home);
+        assert_eq!(degraded.len(), 1);
+        assert!(degraded[0].contains("\"team-b\""), "{degraded:?}");
+        h.heard(Some("team-b"));
+        assert!(h.degraded(now(), period, home).is_empty());
         tokio::time::advance(WATCH_SILENCE).await;
-        let why = h.unhealthy(now(), period).expect("silent");
+        let why = h.unhealthy(now(), period, home).expect("silent");
         assert!(why.contains("heard nothing"), "{why}");
+    }
+
+    #[test]
+    fn a_request_s_namespace_is_read_from_its_path() {
+        assert_eq!(
+            namespace_of("/apis/batch/v1/namespaces/team-a/jobs"),
+            Some("team-a")
+        );
+        assert_eq!(namespace_of("/apis/batch/v1/jobs"), None);
+        assert_eq!(namespace_of("/api/v1/namespaces/"), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 pub mod jobspec;
 
-pub use jobspec::{build_job, JobSpecError};
+pub use jobspec::{build_job, build_job_in, JobSpecError};
 pub mod audit;
 pub mod connect;
 pub mod dedup;

@@ -24,6 +24,11 @@
 //!   cluster without Kueue is not asked about it).
 //!
 //! `k8s/role.yaml` grants exactly these (a test compares the two).
+//!
+//! In a tenant namespace (a rule's `namespace:`) the service runs Jobs
+//! only: [`TENANT`] is the Job calls, the files' ConfigMaps, pods, logs and
+//! Events there — no Lease and no dedup record (those stay in the service's
+//! own namespace). `k8s/tenant/role.yaml` grants exactly these.
 
 use std::fmt;
 
@@ -127,6 +132,30 @@ pub const REQUIRED: &[Permission] = &[
     Permission::new("update", "coordination.k8s.io", "leases").named(LEASE_NAME),
 ];
 
+/// Every permission the service needs in a tenant namespace (see the
+/// module docs).
+pub const TENANT: &[Permission] = &[
+    Permission::new("create", "batch", "jobs"),
+    Permission::new("get", "batch", "jobs"),
+    Permission::new("list", "batch", "jobs"),
+    Permission::new("watch", "batch", "jobs"),
+    Permission::new("patch", "batch", "jobs"),
+    Permission::new("delete", "batch", "jobs"),
+    Permission::new("create", "", "configmaps"),
+    Permission::new("get", "", "configmaps"),
+    Permission::new("patch", "", "configmaps"),
+    Permission::new("delete", "", "configmaps"),
+    Permission::new("list", "", "pods"),
+    Permission::new("create", "", "events"),
+    Permission {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: Some("log"),
+        name: None,
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,9 +172,20 @@ mod tests {
 
     #[test]
     fn no_pair_is_listed_twice() {
-        let mut seen = std::collections::HashSet::new();
-        for p in REQUIRED {
-            assert!(seen.insert(*p), "{p} is listed twice");
+        for list in [REQUIRED, TENANT] {
+            let mut seen = std::collections::HashSet::new();
+            for p in list {
+                assert!(seen.insert(*p), "{p} is listed twice");
+            }
         }
+    }
+
+    #[test]
+    fn a_tenant_namespace_needs_a_part_of_the_home_namespace_s_permissions() {
+        for p in TENANT {
+            assert!(REQUIRED.contains(p), "{p} is not needed at home");
+        }
+        assert!(!TENANT.iter().any(|p| p.group == "coordination.k8s.io"));
+        assert!(!TENANT.iter().any(|p| p.verb == "update"));
     }
 }

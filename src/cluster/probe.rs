@@ -1,5 +1,7 @@
 //! The API calls of one preflight round: the server's version, the
-//! namespace, and one `SelfSubjectAccessReview` per required permission.
+//! namespace, and one `SelfSubjectAccessReview` per required permission;
+//! then the same for each tenant namespace (its permissions being
+//! [`TENANT`]).
 //! Each call is a single attempt bounded by a timeout (the next round is the
 //! retry); the answers become an [`Observation`] for [`crate::cluster::preflight::evaluate`].
 
@@ -10,34 +12,58 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use crate::cluster::describe::describe;
 use crate::cluster::gate::KubeGate;
-use crate::cluster::permissions::{Permission, REQUIRED};
-use crate::cluster::preflight::{AccessSeen, NamespaceSeen, Observation};
+use crate::cluster::permissions::{Permission, REQUIRED, TENANT};
+use crate::cluster::preflight::{AccessSeen, NamespaceSeen, Observation, TenantSeen};
 
 pub mod kueue;
 
 /// How long one probe call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the probes in `namespace` through `gate`: every call waits for its
-/// turn under the gate's request-rate bound and is counted in its metrics
-/// (`verb="preflight"`).
-pub async fn observe(gate: &KubeGate, namespace: &str) -> Observation {
+/// Runs the probes in `namespace` and the `tenants` namespaces through
+/// `gate`: every call waits for its turn under the gate's request-rate
+/// bound and is counted in its metrics (`verb="preflight"`).
+pub async fn observe(gate: &KubeGate, namespace: &str, tenants: &[String]) -> Observation {
     let version = match bounded(gate, |c| async move { c.apiserver_version().await }).await {
         Ok(v) => v.git_version,
         Err(why) => return Observation::Unreachable(why),
     };
-    let (namespace_seen, access) =
-        futures::join!(namespace_exists(gate, namespace), access(gate, namespace));
+    let home = futures::future::join(
+        namespace_exists(gate, namespace, Probe::Lease),
+        access(gate, namespace, REQUIRED),
+    );
+    let others = join_all(tenants.iter().map(|ns| async move {
+        let (seen, access) = futures::join!(
+            namespace_exists(gate, ns, Probe::ConfigMap),
+            access(gate, ns, TENANT)
+        );
+        TenantSeen {
+            namespace: ns.clone(),
+            seen,
+            access,
+        }
+    }));
+    let ((namespace_seen, access), tenants) = futures::join!(home, others);
     Observation::Reached {
         version,
         namespace: namespace_seen,
         access,
+        tenants,
     }
+}
+
+/// What a dry-run create asks for to learn whether a namespace exists: a
+/// Lease in the service's own namespace, a ConfigMap in a tenant namespace
+/// (what the service may create there).
+#[derive(Clone, Copy)]
+enum Probe {
+    Lease,
+    ConfigMap,
 }
 
 /// One call under the rate limit and [`CALL_TIMEOUT`]; errors as one line.
@@ -78,25 +104,39 @@ pub fn is_namespace_missing(e: &kube::Error) -> bool {
         && s.details.as_ref().is_some_and(|d| d.kind == "namespaces"))
 }
 
-/// Asks for a dry-run create of a Lease in the namespace (the service may
-/// create Leases; the API server refuses a create in a namespace that does
-/// not exist). If that is forbidden (in a real cluster the Role cannot
-/// exist in a missing namespace either), reads the namespace instead.
-async fn namespace_exists(gate: &KubeGate, ns: &str) -> NamespaceSeen {
-    let probe = Lease {
-        metadata: ObjectMeta {
-            generate_name: Some("orchestrator-preflight-".into()),
-            ..Default::default()
-        },
-        spec: None,
+/// Asks for a dry-run create of a Lease (or, in a tenant namespace, a
+/// ConfigMap) in the namespace (the service may create those; the API
+/// server refuses a create in a namespace that does not exist). If that is
+/// forbidden (in a real cluster the Role cannot exist in a missing
+/// namespace either), reads the namespace instead.
+async fn namespace_exists(gate: &KubeGate, ns: &str, what: Probe) -> NamespaceSeen {
+    let metadata = ObjectMeta {
+        generate_name: Some("orchestrator-preflight-".into()),
+        ..Default::default()
     };
     let pp = PostParams {
         dry_run: true,
         ..Default::default()
     };
     let create = |c| async move {
-        let leases: Api<Lease> = Api::namespaced(c, ns);
-        leases.create(&pp, &probe).await
+        match what {
+            Probe::Lease => {
+                let leases: Api<Lease> = Api::namespaced(c, ns);
+                let probe = Lease {
+                    metadata,
+                    spec: None,
+                };
+                leases.create(&pp, &probe).await.map(|_| ())
+            }
+            Probe::ConfigMap => {
+                let cms: Api<ConfigMap> = Api::namespaced(c, ns);
+                let probe = ConfigMap {
+                    metadata,
+                    ..Default::default()
+                };
+                cms.create(&pp, &probe).await.map(|_| ())
+            }
+        }
     };
     let refused = match bounded_kube(gate, create).await {
         Err(why) => return NamespaceSeen::Unknown(why),
@@ -117,10 +157,14 @@ async fn namespace_exists(gate: &KubeGate, ns: &str) -> NamespaceSeen {
     }
 }
 
-/// Asks about every required permission; `None` if the API server does
-/// not serve `SelfSubjectAccessReview`.
-async fn access(gate: &KubeGate, ns: &str) -> Option<Vec<(Permission, AccessSeen)>> {
-    let asks = REQUIRED.iter().map(|p| async move {
+/// Asks about every permission of `list` in `ns`; `None` if the API
+/// server does not serve `SelfSubjectAccessReview`.
+async fn access(
+    gate: &KubeGate,
+    ns: &str,
+    list: &'static [Permission],
+) -> Option<Vec<(Permission, AccessSeen)>> {
+    let asks = list.iter().map(|p| async move {
         let review = SelfSubjectAccessReview {
             metadata: ObjectMeta::default(),
             spec: SelfSubjectAccessReviewSpec {
@@ -144,7 +188,7 @@ async fn access(gate: &KubeGate, ns: &str) -> Option<Vec<(Permission, AccessSeen
         let answer = bounded_kube(gate, create).await;
         (*p, answer)
     });
-    let mut out = Vec::with_capacity(REQUIRED.len());
+    let mut out = Vec::with_capacity(list.len());
     for (p, answer) in join_all(asks).await {
         let seen = match answer {
             Err(why) => AccessSeen::Unknown(why),

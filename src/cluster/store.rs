@@ -5,8 +5,13 @@
 //! (O(log n) each); nothing walks all Jobs except a relist, which compares
 //! what the API server listed with what is stored.
 //!
-//! Written by the one Job watch; read by the HTTP workers, the scheduler and
-//! the watcher actors. A lookup that misses here is the caller's to answer
+//! Written by the Job watch (one stream per watched namespace, see
+//! `src/cluster/metered.rs`); read by the HTTP workers, the scheduler and
+//! the watcher actors. Jobs are keyed by name: names derive from the task's
+//! dedup key, so one task has one name in whichever namespace it runs, and
+//! the store holds one Job per name (see `src/watcher.rs` for a name met in
+//! two namespaces). A relist is per namespace: it removes only that
+//! namespace's Jobs it did not list. A lookup that misses here is the caller's to answer
 //! from the API server (one object, by name or label).
 
 use std::cmp::Reverse;
@@ -30,10 +35,11 @@ struct Inner {
     by_state: [BTreeSet<ListKey>; STATE_COUNT],
     by_source: Index,
     by_repo: Index,
+    by_namespace: Index,
     by_dedup: HashMap<Arc<str>, Arc<str>>,
     cancelled: BTreeSet<(i64, Arc<str>)>,
-    /// Names listed so far by a relist in progress.
-    relist: Option<HashSet<Arc<str>>>,
+    /// Per namespace being relisted: the names listed so far.
+    relist: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Jobs whose latest change a notification could not carry (a full
     /// mailbox): the scheduler re-reads them from here.
     dirty: HashSet<Arc<str>>,
@@ -82,6 +88,8 @@ pub struct JobFilter<'a> {
     pub source: Option<&'a str>,
     /// The repository label value (`owner.name`).
     pub repository: Option<&'a str>,
+    /// The namespace the Job runs in.
+    pub namespace: Option<&'a str>,
 }
 
 impl JobFilter<'_> {
@@ -91,6 +99,7 @@ impl JobFilter<'_> {
             && self
                 .repository
                 .is_none_or(|s| r.repository.as_deref() == Some(s))
+            && self.namespace.is_none_or(|s| &*r.namespace == s)
     }
 }
 
@@ -131,6 +140,11 @@ impl Inner {
         self.by_state[r.state.index()].remove(&lk);
         touched += remove_from(&mut self.by_source, &r.source, &lk);
         touched += remove_from(&mut self.by_repo, &r.repository, &lk);
+        touched += remove_from(
+            &mut self.by_namespace,
+            &Some(r.namespace.as_ref().into()),
+            &lk,
+        );
         if let Some(k) = &r.dedup_key {
             touched += 1;
             if self.by_dedup.get(k).is_some_and(|n| *n == r.name) {
@@ -153,6 +167,12 @@ impl Inner {
         touched += u64::from(r.source.is_some()) + u64::from(r.repository.is_some());
         add_to(&mut self.by_source, &r.source, &lk);
         add_to(&mut self.by_repo, &r.repository, &lk);
+        touched += 1;
+        add_to(
+            &mut self.by_namespace,
+            &Some(r.namespace.as_ref().into()),
+            &lk,
+        );
         if let Some(k) = &r.dedup_key {
             touched += 1;
             self.by_dedup.insert(k.clone(), r.name.clone());
@@ -208,7 +228,7 @@ impl JobStore {
         let mut inner = self.write();
         let (before, mut cost) = inner.remove(&record.name);
         cost += inner.index(&record);
-        if let Some(seen) = inner.relist.as_mut() {
+        if let Some(seen) = inner.relist.get_mut(&record.namespace) {
             seen.insert(record.name.clone());
         }
         let after = record.state;
@@ -224,10 +244,14 @@ impl JobStore {
         }
     }
 
-    /// Removes a deleted Job; answers its last record.
-    pub fn delete(&self, name: &str) -> Option<Arc<JobRecord>> {
+    /// Removes a deleted Job of `namespace`; answers its last record. A
+    /// stored Job of that name in another namespace stays.
+    pub fn delete(&self, namespace: &str, name: &str) -> Option<Arc<JobRecord>> {
         let mut inner = self.write();
-        let (r, cost) = inner.remove(name);
+        let (r, cost) = match inner.jobs.get(name) {
+            Some(r) if &*r.namespace != namespace => (None, 1),
+            _ => inner.remove(name),
+        };
         if let Some(r) = &r {
             if inner.deleted.len() >= DELETED_KEPT {
                 inner.deleted.pop_front();
@@ -347,6 +371,9 @@ impl JobStore {
             filter
                 .repository
                 .map(|r| inner.by_repo.get(r).unwrap_or(&EMPTY)),
+            filter
+                .namespace
+                .map(|n| inner.by_namespace.get(n).unwrap_or(&EMPTY)),
         ];
         let base = candidates
             .into_iter()
@@ -378,31 +405,36 @@ impl JobStore {
         (out, more)
     }
 
-    /// A relist began: Jobs it does not list are deleted at its end.
-    pub fn begin_relist(&self) {
-        self.write().relist = Some(HashSet::new());
+    /// A relist of `namespace` began: its Jobs it does not list are
+    /// deleted at its end.
+    pub fn begin_relist(&self, namespace: &str) {
+        self.write().relist.insert(namespace.into(), HashSet::new());
     }
 
-    /// The relist ended: removes (and answers) the Jobs it did not list, and
-    /// marks the store ready.
-    pub fn finish_relist(&self) -> Vec<Arc<JobRecord>> {
+    /// The relist of `namespace` ended: removes (and answers) the Jobs of
+    /// that namespace it did not list. Jobs of other namespaces stay.
+    pub fn finish_relist(&self, namespace: &str) -> Vec<Arc<JobRecord>> {
         let mut inner = self.write();
-        let seen = inner.relist.take().unwrap_or_default();
+        let seen = inner.relist.remove(namespace).unwrap_or_default();
         let gone: Vec<Arc<str>> = inner
             .jobs
-            .keys()
-            .filter(|n| !seen.contains(*n))
-            .cloned()
+            .iter()
+            .filter(|(n, r)| &*r.namespace == namespace && !seen.contains(*n))
+            .map(|(n, _)| n.clone())
             .collect();
         let visited = inner.jobs.len() as u64;
         let removed: Vec<Arc<JobRecord>> = gone.iter().filter_map(|n| inner.remove(n).0).collect();
-        inner.ready = true;
         drop(inner);
         self.count(visited);
         removed
     }
 
-    /// The watch has listed everything at least once.
+    /// Every watched namespace has been listed once: the store is complete.
+    pub fn mark_ready(&self) {
+        self.write().ready = true;
+    }
+
+    /// The watch has listed everything (every namespace) at least once.
     pub fn is_ready(&self) -> bool {
         self.read().ready
     }

@@ -135,6 +135,12 @@ impl JobRecord {
     pub fn from_job(job: &Job, previous: Option<&JobRecord>) -> Option<JobRecord> {
         let meta = &job.metadata;
         let name: Arc<str> = meta.name.as_deref()?.into();
+        // Few namespaces, many Jobs: the previous record's copy is shared.
+        let ns = meta.namespace.as_deref().unwrap_or_default();
+        let namespace: Arc<str> = match previous {
+            Some(p) if &*p.namespace == ns => p.namespace.clone(),
+            _ => ns.into(),
+        };
         let labels = meta.labels.as_ref();
         let label = |k: &str| boxed(labels.and_then(|l| l.get(k)));
         let annotations = meta.annotations.as_ref();
@@ -214,6 +220,7 @@ impl JobRecord {
             callback_mark: boxed(annotation(ANNOTATION_CALLBACK_STATE)),
             kueue: super::kueue::record_of(labels, annotations).map(Box::new),
             name,
+            namespace,
         })
     }
 }
@@ -222,6 +229,9 @@ impl JobRecord {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     pub name: String,
+    /// The namespace the Job runs in (the service's own, or a rule's
+    /// tenant namespace).
+    pub namespace: String,
     /// queued, running, succeeded, failed, cancelled or timed_out.
     #[schema(value_type = String)]
     pub state: JobState,
@@ -266,6 +276,7 @@ impl JobView {
         let text = |s: &Option<Box<str>>| s.as_deref().map(str::to_string);
         JobView {
             name: r.name.to_string(),
+            namespace: r.namespace.to_string(),
             state: r.state,
             source: text(&r.source),
             kind: text(&r.kind),

@@ -70,7 +70,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var(
         "KUBERNETES_NAMESPACE",
         "default",
-        "namespace of the Jobs and the scheduler Lease",
+        "namespace of the scheduler Lease, the dedup record and the Jobs (a rule's namespace: runs its Jobs there)",
     ),
     var("JOB_IMAGE", "anthropic/claude-code:latest", "agent image"),
     words(

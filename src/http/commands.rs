@@ -28,7 +28,7 @@ use tracing_actix_web::RootSpan;
 use super::error::{from_jobs, RouteError};
 use super::{Answer, AppState};
 use crate::cluster::audit::CancelledBy;
-use crate::job::{JobExtras, JobRecord, JobState};
+use crate::job::{JobRecord, JobState};
 use crate::sources::github::{Command, CommandKind};
 use crate::task::Task;
 use crate::telemetry::Untrusted;
@@ -282,15 +282,11 @@ async fn retry(
             }
         }
     }
-    let answer = super::github::submit(
-        state,
-        &state.github,
-        Box::new(task),
-        JobExtras::default(),
-        span,
-        deadline,
-    )
-    .await?;
+    // The retry runs where its rule runs Jobs now (its namespace, Secret).
+    let rule = task.labels.get("rule").and_then(|r| state.rules.get(r));
+    let extras = super::github::placement(rule);
+    let answer =
+        super::github::submit(state, &state.github, Box::new(task), extras, span, deadline).await?;
     let Some(job) = answer.job else {
         return Err(RouteError::Failed("the retry was not persisted".into()));
     };

@@ -266,15 +266,8 @@ async fn on_task(
             });
         }
     }
-    let answer = submit(
-        state,
-        &state.github,
-        task,
-        JobExtras::default(),
-        span,
-        deadline,
-    )
-    .await?;
+    let extras = placement(rule);
+    let answer = submit(state, &state.github, task, extras, span, deadline).await?;
     let Some(new_job) = answer.job.clone() else {
         return Ok(answer);
     };
@@ -326,6 +319,16 @@ async fn on_task(
     Ok(Answer { response, ..answer })
 }
 
+/// What a Job of `rule` gets beyond its task: the rule's namespace and
+/// Secret (`src/rules/placement.rs`); nothing for no rule.
+pub fn placement(rule: Option<&crate::rules::Rule>) -> JobExtras {
+    JobExtras {
+        namespace: rule.and_then(|r| r.namespace.clone()),
+        secret: rule.and_then(|r| r.secret.clone()),
+        ..JobExtras::default()
+    }
+}
+
 /// Hands a Task to its source actor and maps the outcome to an answer;
 /// the Job of a 2xx answer is remembered for a minute in
 /// [`super::recent`], so this replica's read routes know it before the
@@ -341,10 +344,12 @@ pub async fn submit(
     span.record("job", task.job_name().as_str());
     let subject = super::Subject::of_task(&task);
     let (task_source, dedup_key) = (task.source.as_str(), task.dedup_key.clone());
+    let namespace = extras.namespace.clone();
     let remember = |job: &str| {
+        let at = namespace.as_deref();
         state
             .recent
-            .insert(job, task_source, &dedup_key, Instant::now())
+            .insert_in(job, at, task_source, &dedup_key, Instant::now())
     };
     let left = deadline.saturating_duration_since(Instant::now());
     // Refused at once when the source's mailbox is full (counted in

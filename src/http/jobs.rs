@@ -39,6 +39,9 @@ pub struct JobQuery {
     pub state: Option<String>,
     /// `owner/name` (or the label form `owner.name`).
     pub repository: Option<String>,
+    /// The namespace the Jobs run in (the service's own, or a rule's
+    /// tenant namespace).
+    pub namespace: Option<String>,
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<usize>,
     /// The `next` token of the previous page.
@@ -86,6 +89,13 @@ pub async fn list_jobs(
             )));
         }
     }
+    if let Some(ns) = q.namespace.as_deref() {
+        if !crate::config::is_dns1123_label(ns) {
+            return Err(RouteError::BadRequest(
+                "namespace must be a namespace name (a DNS-1123 label: 1 to 63 lowercase letters, digits and '-')".into(),
+            ));
+        }
+    }
     let repo = q.repository.as_deref().map(crate::task::label_value);
     // A scoped token sees its own source's Jobs only.
     let source = match (caller.only_source(), q.source.as_deref()) {
@@ -102,6 +112,7 @@ pub async fn list_jobs(
         state: q.state.as_deref().and_then(JobState::parse),
         source,
         repository: repo.as_deref(),
+        namespace: q.namespace.as_deref(),
     };
     let page = list_page(
         state.jobs.store(),
@@ -165,6 +176,9 @@ pub enum JobRef<'a> {
 pub struct Known {
     pub name: String,
     pub stored: Option<Arc<JobRecord>>,
+    /// Where a recent answer's Job was created (`None`: the service's own
+    /// namespace, or stored).
+    pub namespace: Option<String>,
 }
 
 /// Looks `which` up in the store, then among the recent answers; only a
@@ -178,6 +192,7 @@ pub fn locate(state: &AppState, caller: &ApiCaller, which: JobRef<'_>) -> Option
         return caller.sees(r.source.as_deref()).then(|| Known {
             name: r.name.to_string(),
             stored: Some(r),
+            namespace: None,
         });
     }
     let now = Instant::now();
@@ -188,6 +203,7 @@ pub fn locate(state: &AppState, caller: &ApiCaller, which: JobRef<'_>) -> Option
     caller.sees(Some(recent.source)).then_some(Known {
         name: recent.name,
         stored: None,
+        namespace: recent.namespace,
     })
 }
 
@@ -206,7 +222,7 @@ pub async fn find_job(
     let deadline = Instant::now() + Duration::from_secs(5);
     let fetched = state
         .jobs
-        .fetch(known.name, deadline)
+        .fetch_in(known.name, known.namespace, deadline)
         .await
         .map_err(jobs_error);
     match (fetched, known.stored) {

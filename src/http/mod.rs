@@ -372,7 +372,8 @@ pub async fn health() -> HttpResponse {
 /// Readiness: 200 once the preflight checks pass and the Job watch is
 /// synced; 503 before, while a check fails (each failure listed in words,
 /// without internal addresses: no API server URL, no IPs), and while
-/// draining.
+/// draining. A tenant namespace's failed check (or failing watch) leaves it
+/// ready, listed under `degraded`.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready (failed checks listed) or draining")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
@@ -409,11 +410,23 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         );
     }
     let failing_for = state.config.job_watch_failing;
-    if let Some(why) = h.watch.unhealthy(tokio::time::Instant::now(), failing_for) {
+    let (now, home) = (tokio::time::Instant::now(), &state.config.namespace);
+    if let Some(why) = h.watch.unhealthy(now, failing_for, home) {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "not_ready", "reason": why, "failed": [why]}));
     }
-    HttpResponse::Ok().json(json!({"status": "ready"}))
+    // A tenant namespace that does not work fails only its rules' tasks:
+    // ready, saying so.
+    let mut degraded: Vec<String> = report
+        .public()
+        .degraded()
+        .map(|c| c.message.clone())
+        .collect();
+    degraded.extend(h.watch.degraded(now, failing_for, home));
+    if degraded.is_empty() {
+        return HttpResponse::Ok().json(json!({"status": "ready"}));
+    }
+    HttpResponse::Ok().json(json!({"status": "ready", "degraded": degraded}))
 }
 
 /// Prometheus metrics (OpenMetrics text).

@@ -23,11 +23,16 @@ const CAPACITY: usize = 4096;
 pub struct RecentJob {
     pub name: String,
     pub source: &'static str,
+    /// Where it was created (`None`: the service's own namespace).
+    pub namespace: Option<String>,
 }
+
+/// What is kept per name: source, dedup key, when, namespace.
+type Entry = (&'static str, String, Instant, Option<String>);
 
 #[derive(Default)]
 struct Inner {
-    by_name: HashMap<String, (&'static str, String, Instant)>,
+    by_name: HashMap<String, Entry>,
     by_dedup: HashMap<String, String>,
     order: VecDeque<(Instant, String)>,
 }
@@ -42,7 +47,7 @@ impl Inner {
             self.order.pop_front();
             // A newer entry of the same name keeps its own time.
             if self.by_name.get(&name).is_some_and(|e| e.2 == at) {
-                if let Some((_, key, _)) = self.by_name.remove(&name) {
+                if let Some((_, key, _, _)) = self.by_name.remove(&name) {
                     if self.by_dedup.get(&key) == Some(&name) {
                         self.by_dedup.remove(&key);
                     }
@@ -63,12 +68,29 @@ impl RecentJobs {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Remembers Job `name` of `source` made for `dedup_key`.
+    /// Remembers Job `name` of `source` made for `dedup_key`, in the
+    /// service's own namespace.
     pub fn insert(&self, name: &str, source: &'static str, dedup_key: &str, now: Instant) {
+        self.insert_in(name, None, source, dedup_key, now);
+    }
+
+    /// [`Self::insert`] of a Job in `namespace` (`None`: the service's own).
+    pub fn insert_in(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        source: &'static str,
+        dedup_key: &str,
+        now: Instant,
+    ) {
         let mut inner = self.lock();
-        inner
-            .by_name
-            .insert(name.to_string(), (source, dedup_key.to_string(), now));
+        let entry = (
+            source,
+            dedup_key.to_string(),
+            now,
+            namespace.map(str::to_string),
+        );
+        inner.by_name.insert(name.to_string(), entry);
         inner
             .by_dedup
             .insert(dedup_key.to_string(), name.to_string());
@@ -80,10 +102,14 @@ impl RecentJobs {
     pub fn get(&self, name: &str, now: Instant) -> Option<RecentJob> {
         let mut inner = self.lock();
         inner.expire(now);
-        inner.by_name.get(name).map(|(source, _, _)| RecentJob {
-            name: name.to_string(),
-            source,
-        })
+        inner
+            .by_name
+            .get(name)
+            .map(|(source, _, _, namespace)| RecentJob {
+                name: name.to_string(),
+                source,
+                namespace: namespace.clone(),
+            })
     }
 
     /// The Job answered recently for the task `dedup_key`.
@@ -91,10 +117,11 @@ impl RecentJobs {
         let mut inner = self.lock();
         inner.expire(now);
         let name = inner.by_dedup.get(dedup_key)?.clone();
-        let (source, _, _) = inner.by_name.get(&name)?;
+        let (source, _, _, namespace) = inner.by_name.get(&name)?;
         Some(RecentJob {
             source,
             name: name.clone(),
+            namespace: namespace.clone(),
         })
     }
 }
@@ -109,7 +136,10 @@ mod tests {
         let t0 = Instant::now();
         r.insert("cli-task-a", "cli", "cli:request:1", t0);
         let seen = r.get("cli-task-a", t0 + Duration::from_secs(59));
-        assert_eq!(seen.map(|j| j.source), Some("cli"));
+        assert_eq!(seen.map(|j| (j.source, j.namespace)), Some(("cli", None)));
+        r.insert_in("gh-task-b", Some("team-a"), "github", "gh:1", t0);
+        let b = r.by_dedup_key("gh:1", t0).and_then(|j| j.namespace);
+        assert_eq!(b.as_deref(), Some("team-a"));
         let by_key = r.by_dedup_key("cli:request:1", t0 + Duration::from_secs(1));
         assert_eq!(by_key.map(|j| j.name).as_deref(), Some("cli-task-a"));
         assert_eq!(r.get("cli-task-a", t0 + Duration::from_secs(61)), None);

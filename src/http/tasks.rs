@@ -100,6 +100,7 @@ async fn accept(
                 timeout_seconds: a.timeout_seconds,
                 request_hash,
                 callback_url: a.callback_url,
+                ..JobExtras::default()
             };
             submit(state, handle, a.task, extras, span, Instant::now() + BUDGET).await
         }

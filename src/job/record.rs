@@ -50,6 +50,8 @@ pub struct TaskHead {
 #[derive(Debug, Clone)]
 pub struct JobRecord {
     pub name: Arc<str>,
+    /// The namespace the Job lives in (one of the watched ones).
+    pub namespace: Arc<str>,
     /// The object's `metadata.uid` (Events name their Job by it).
     pub uid: Option<Box<str>>,
     /// The object's resourceVersion (0 if unparsable).

@@ -234,6 +234,7 @@ mod tests {
     fn rec(name: &str, repo: &str, priority: i32, created: i64) -> Arc<JobRecord> {
         Arc::new(JobRecord {
             name: name.into(),
+            namespace: "default".into(),
             rv: 1,
             state: JobState::Queued,
             created,

@@ -670,6 +670,7 @@ mod tests {
         JobRecord {
             uid: None,
             name: "pm-agent-implement-abc".into(),
+            namespace: "default".into(),
             rv: 1,
             state,
             created: 1_700_000_000,

@@ -379,6 +379,7 @@ mod tests {
     fn a_queued_task_says_why_it_waits_in_plain_words() {
         let record = JobRecord {
             name: "gh-task-1".into(),
+            namespace: "default".into(),
             rv: 1,
             state: JobState::Queued,
             created: 0,

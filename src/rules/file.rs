@@ -14,6 +14,8 @@
 //!     report: comment          # optional: comment (default) | check_run | both | none
 //!     on_repeat: queue         # optional: queue (default) | supersede | ignore
 //!     on_budget: wait          # optional: wait (default) | refuse
+//!     namespace: team-a        # optional: where its Jobs run (default KUBERNETES_NAMESPACE)
+//!     secret: team-a-agent     # optional: the agent's Secret there (default JOB_SECRET_NAME)
 //!     prompt: |
 //!       Investigate {{ repository }}#{{ number }}: {{ title }}
 //!       {{ body }}
@@ -86,6 +88,12 @@ pub(super) struct RuleSpec {
     on_repeat: OnRepeat,
     #[serde(default)]
     on_budget: OnBudget,
+    /// The tenant namespace its Jobs run in (see [`super::placement`]).
+    #[serde(default)]
+    namespace: Option<String>,
+    /// The Secret its Jobs' agents get (see [`super::placement`]).
+    #[serde(default)]
+    secret: Option<String>,
     pub(super) prompt: String,
 }
 
@@ -115,6 +123,8 @@ impl RuleSpec {
             report: ReportMode::Comment,
             on_repeat: OnRepeat::Queue,
             on_budget: OnBudget::Wait,
+            namespace: None,
+            secret: None,
             prompt: prompt.into(),
         }
     }
@@ -214,6 +224,7 @@ impl RuleSpec {
                 self.kind
             )));
         }
+        super::placement::check(self.namespace.as_deref(), self.secret.as_deref()).map_err(fail)?;
         Ok(Rule {
             name: self.name.clone(),
             events,
@@ -226,6 +237,8 @@ impl RuleSpec {
             report: self.report,
             on_repeat: self.on_repeat,
             on_budget: self.on_budget,
+            namespace: self.namespace.clone(),
+            secret: self.secret.clone(),
         })
     }
 }

@@ -186,6 +186,7 @@ mod tests {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         Arc::new(JobRecord {
             name: name.into(),
+            namespace: "default".into(),
             rv: 1,
             state,
             created: 0,

@@ -160,6 +160,7 @@ impl Scheduler {
         self.kueue_state.handing.insert(name.clone());
         let msg = HandToKueue {
             name: name.to_string(),
+            namespace: Some(r.namespace.to_string()),
             labels: placement.labels(),
             deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
         };
@@ -232,6 +233,7 @@ impl Scheduler {
                 self.audit.kueue_evicted(name, uid, &queue, n);
                 let write = AnnotateJob {
                     name: name.to_string(),
+                    namespace: self.jobs.get(name).map(|r| r.namespace.to_string()),
                     annotations: vec![(ANNOTATION_EVICTIONS.to_string(), Some(n.to_string()))],
                     keep: more_evictions,
                     deadline: Instant::now() + Duration::from_secs(30),

@@ -33,7 +33,7 @@ use actix::prelude::*;
 use crate::actors::Crash;
 use crate::actors::Mailbox;
 use crate::cluster::audit::{quoted, Audit};
-use crate::cluster::build_job;
+use crate::cluster::build_job_in;
 use crate::cluster::files;
 use crate::cluster::jobspec::{ANNOTATION_CALLBACK_URL, ANNOTATION_REQUEST_HASH};
 use crate::cluster::kube_actor::{AdmitJob, CreateJob, DeleteJob, GetJob, KubeActor, KubeError};
@@ -318,6 +318,7 @@ impl Scheduler {
             tracing::info!(job = %name, "deleting a cancelled job past its TTL");
             // A full Kube mailbox skips it; the next sweep tries again.
             if let Err(e) = self.kube.tell(DeleteJob {
+                namespace: self.jobs.get(&name).map(|r| r.namespace.to_string()),
                 name: name.to_string(),
                 deadline: Instant::now() + Duration::from_secs(30),
             }) {
@@ -348,6 +349,7 @@ impl Scheduler {
             self.metrics.admitted();
             tracing::info!(job = %name, "admitting queued job");
             let msg = AdmitJob {
+                namespace: self.jobs.get(&name).map(|r| r.namespace.to_string()),
                 name: name.clone(),
                 deadline: lead_until.min(Instant::now() + Duration::from_secs(30)),
             };
@@ -498,15 +500,23 @@ pub struct Persister {
     audit: Audit,
     /// Which budgets are spent (Kueue mode holds their new Jobs back).
     waits: Option<crate::job::WaitBoard>,
+    /// The watch store: a task's Job seen in another namespace.
+    store: JobStore,
 }
 
 impl Persister {
-    pub fn new(kube: Mailbox<KubeActor>, config: Arc<Config>, audit: Audit) -> Self {
+    pub fn new(
+        kube: Mailbox<KubeActor>,
+        config: Arc<Config>,
+        audit: Audit,
+        store: JobStore,
+    ) -> Self {
         Persister {
             kube,
             config,
             audit,
             waits: None,
+            store,
         }
     }
 
@@ -549,18 +559,37 @@ impl Persister {
         }
     }
 
-    /// Builds `task`'s Job (with `extras`) and creates it, suspended,
-    /// before `deadline`: `Queued` once the API server has it, `Duplicate`
-    /// when it existed (`KeyReused` when made from another request under
-    /// the same `Idempotency-Key`).
+    /// Builds `task`'s Job (with `extras`) and creates it, suspended, in
+    /// its namespace before `deadline`: `Queued` once the API server has
+    /// it, `Duplicate` when it existed (`KeyReused` when made from another
+    /// request under the same `Idempotency-Key`) — in that namespace, or
+    /// in another one the watch store shows it in (the task was accepted
+    /// while its rule named another namespace: one task, one Job).
     pub async fn persist(
         &self,
         task: &Task,
         extras: JobExtras,
         deadline: Instant,
     ) -> Result<Enqueued, EnqueueError> {
-        let mut job =
-            build_job(task, &self.config).map_err(|e| EnqueueError::Invalid(e.to_string()))?;
+        let namespace = extras
+            .namespace
+            .as_deref()
+            .unwrap_or(&self.config.namespace);
+        if let Some(r) = self.store.get(&task.job_name()) {
+            if &*r.namespace != namespace {
+                tracing::info!(job = %r.name, namespace = %r.namespace, wanted = namespace,
+                    "the task's Job exists in another namespace: a duplicate");
+                return match extras.request_hash {
+                    None => Ok(Enqueued::Duplicate(r.name.to_string())),
+                    Some(h) => {
+                        let at = Some(r.namespace.to_string());
+                        same_request(&self.kube, r.name.to_string(), at, &h, deadline).await
+                    }
+                };
+            }
+        }
+        let mut job = build_job_in(task, &self.config, namespace, extras.secret.as_deref())
+            .map_err(|e| EnqueueError::Invalid(e.to_string()))?;
         if !extras.files.is_empty() {
             files::attach(&mut job, &extras.files);
         }
@@ -599,7 +628,10 @@ impl Persister {
             }
             Err(KubeError::AlreadyExists) => match extras.request_hash {
                 None => Ok(Enqueued::Duplicate(name)),
-                Some(h) => same_request(&self.kube, name, &h, deadline).await,
+                Some(h) => {
+                    let at = Some(namespace.to_string());
+                    same_request(&self.kube, name, at, &h, deadline).await
+                }
             },
             Err(e) => Err(e.into()),
         }
@@ -607,13 +639,20 @@ impl Persister {
 }
 
 impl Persister {
-    /// Whether Job `name` exists on the API server (one GET; for a Task
-    /// known as a duplicate whose Job the watch store does not show).
-    pub async fn exists(&self, name: &str, deadline: Instant) -> Result<bool, EnqueueError> {
+    /// Whether Job `name` exists on the API server in `namespace` (`None`:
+    /// the service's own; one GET; for a Task known as a duplicate whose
+    /// Job the watch store does not show).
+    pub async fn exists(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        deadline: Instant,
+    ) -> Result<bool, EnqueueError> {
         let got = self
             .kube
             .ask(GetJob {
                 name: name.to_string(),
+                namespace: namespace.map(str::to_string),
                 deadline,
                 read_share: false,
             })
@@ -631,12 +670,14 @@ impl Persister {
 async fn same_request(
     kube: &Mailbox<KubeActor>,
     name: String,
+    namespace: Option<String>,
     hash: &str,
     deadline: Instant,
 ) -> Result<Enqueued, EnqueueError> {
     let got = kube
         .ask(GetJob {
             name: name.clone(),
+            namespace,
             deadline,
             read_share: false,
         })

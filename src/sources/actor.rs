@@ -106,15 +106,21 @@ impl SourceActor {
     }
 
     /// The answer for a Task accepted before as Job `job`: `Duplicate`
-    /// when the store shows the Job or the API server has it (or cannot
-    /// say), `Gone` when the API server answers it is absent.
-    fn known(&self, job: String, deadline: Instant) -> LocalBoxFuture<'static, Enqueued> {
+    /// when the store shows the Job or the API server has it in
+    /// `namespace` (or cannot say), `Gone` when the API server answers it
+    /// is absent.
+    fn known(
+        &self,
+        job: String,
+        namespace: Option<String>,
+        deadline: Instant,
+    ) -> LocalBoxFuture<'static, Enqueued> {
         if self.store.get(&job).is_some() {
             return Box::pin(async move { Enqueued::Duplicate(job) });
         }
         let persister = self.persister.clone();
         Box::pin(async move {
-            match persister.exists(&job, deadline).await {
+            match persister.exists(&job, namespace.as_deref(), deadline).await {
                 Ok(false) => Enqueued::Gone(job),
                 Ok(true) => Enqueued::Duplicate(job),
                 Err(e) => {
@@ -154,7 +160,7 @@ impl Handler<Submit> for SourceActor {
             if differs(hash.as_deref(), c.request_hash.as_deref()) {
                 return Box::pin(async move { Err(EnqueueError::KeyReused(c.job).into()) });
             }
-            let known = self.known(c.job, msg.deadline);
+            let known = self.known(c.job, msg.extras.namespace.clone(), msg.deadline);
             return Box::pin(async move { Ok(known.await) });
         }
         let in_flight = self.in_flight.borrow().get(&key).cloned();
@@ -211,7 +217,8 @@ impl Handler<Submit> for SourceActor {
                 if maybe_gone {
                     // A redelivery of a task whose Job is deleted spends
                     // no rate limit either.
-                    if let Ok(false) = persister.exists(&job, msg.deadline).await {
+                    let ns = msg.extras.namespace.as_deref();
+                    if let Ok(false) = persister.exists(&job, ns, msg.deadline).await {
                         return Ok(Enqueued::Gone(job));
                     }
                     check().map_err(SubmitError::RateLimited)?;

@@ -5,6 +5,11 @@
 //! `jobs.batch "x" is forbidden: User "u" cannot delete resource "jobs" in API
 //! group "batch" in the namespace "default"`.
 //!
+//! A token may also hold rules bound in one namespace each (a Role in that
+//! namespace and a RoleBinding to it), as a service account bound to a
+//! Role in several namespaces does: `--token-rules` reads them from the
+//! Roles' `metadata.namespace`.
+//!
 //! A token without rules may do everything; with no token configured at all,
 //! requests are anonymous and unrestricted. Discovery, `/version`, health and
 //! the `/_sim/` admin paths are never restricted (as `system:discovery` and
@@ -42,6 +47,9 @@ pub struct TokenGrant {
     /// all namespaces, cluster-scoped types) are denied when rules are set
     /// and this is set.
     pub namespace: Option<String>,
+    /// Rules each bound in one namespace (a namespaced Role and a
+    /// RoleBinding to it): allowed there, besides `rules`.
+    pub namespaced: Vec<(String, Vec<PolicyRule>)>,
 }
 
 impl TokenGrant {
@@ -54,6 +62,28 @@ impl TokenGrant {
             ..Default::default()
         }
     }
+
+    /// A token for `username` holding the rules of the Roles and
+    /// ClusterRoles in `text` (YAML or JSON, several documents): a Role
+    /// with a `metadata.namespace` grants its rules in that namespace only
+    /// (as a RoleBinding there would), the others everywhere.
+    pub fn from_manifests(token: &str, username: &str, text: &str) -> Result<Self, String> {
+        let mut everywhere = Vec::new();
+        let mut namespaced: Vec<(String, Vec<PolicyRule>)> = Vec::new();
+        for (ns, rules) in roles_in_manifests(text)? {
+            match ns {
+                None => everywhere.extend(rules),
+                Some(ns) => match namespaced.iter_mut().find(|(n, _)| *n == ns) {
+                    Some((_, r)) => r.extend(rules),
+                    None => namespaced.push((ns, rules)),
+                },
+            }
+        }
+        Ok(TokenGrant {
+            namespaced,
+            ..TokenGrant::with_rules(token, username, everywhere)
+        })
+    }
 }
 
 /// Who made a request, as authentication found out.
@@ -64,6 +94,8 @@ pub struct Identity {
     pub groups: Vec<String>,
     pub rules: Option<Vec<PolicyRule>>,
     pub namespace: Option<String>,
+    /// Rules bound in one namespace each (see [`TokenGrant::namespaced`]).
+    pub namespaced: Vec<(String, Vec<PolicyRule>)>,
 }
 
 /// The user of `SimConfig::token`.
@@ -77,6 +109,7 @@ impl Identity {
             groups: vec!["system:unauthenticated".into()],
             rules: None,
             namespace: None,
+            namespaced: Vec::new(),
         }
     }
 
@@ -87,6 +120,7 @@ impl Identity {
             groups: vec!["system:masters".into(), "system:authenticated".into()],
             rules: None,
             namespace: None,
+            namespaced: Vec::new(),
         }
     }
 
@@ -99,6 +133,7 @@ impl Identity {
             groups,
             rules: g.rules.clone(),
             namespace: g.namespace.clone(),
+            namespaced: g.namespaced.clone(),
         }
     }
 }
@@ -181,8 +216,20 @@ impl Attributes {
 
 /// Whether `who` may do `a`, and the rule or reason that decided.
 pub fn decide(who: &Identity, a: &Attributes) -> Result<String, String> {
-    let Some(rules) = &who.rules else {
+    if who.rules.is_none() && who.namespaced.is_empty() {
         return Ok("no allow-list configured for this user".into());
+    }
+    for (ns, rules) in &who.namespaced {
+        if a.namespace == *ns {
+            if let Some(i) = rules.iter().position(|r| rule_allows(r, a)) {
+                return Ok(format!(
+                    "allowed by rule {i} of the Role bound in namespace {ns:?}"
+                ));
+            }
+        }
+    }
+    let Some(rules) = &who.rules else {
+        return Err(String::new());
     };
     if let Some(ns) = &who.namespace {
         if a.namespace != *ns {
@@ -263,30 +310,51 @@ pub fn forbidden(user: &str, a: &Attributes) -> ApiError {
 /// The rules of every `Role` and `ClusterRole` in a (multi-document) YAML or
 /// JSON text, e.g. `kubectl kustomize k8s` output or a Role manifest.
 pub fn rules_from_manifests(text: &str) -> Result<Vec<PolicyRule>, String> {
+    Ok(roles_in_manifests(text)?
+        .into_iter()
+        .flat_map(|(_, r)| r)
+        .collect())
+}
+
+/// A Role's namespace (`None`: everywhere) and its rules.
+type RoleRules = (Option<String>, Vec<PolicyRule>);
+
+/// Each `Role` and `ClusterRole` of a manifest text: its namespace (a
+/// Role's `metadata.namespace`, if set) and its rules.
+fn roles_in_manifests(text: &str) -> Result<Vec<RoleRules>, String> {
     use serde::Deserialize;
-    let mut rules = Vec::new();
-    let mut roles = 0;
+    let mut roles = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let v = serde_json::Value::deserialize(doc).map_err(|e| format!("invalid YAML: {e}"))?;
-        if matches!(v["kind"].as_str(), Some("Role" | "ClusterRole")) {
-            roles += 1;
-            if let Some(r) = v.get("rules").filter(|r| !r.is_null()) {
-                let r: Vec<PolicyRule> = serde_json::from_value(r.clone())
-                    .map_err(|e| format!("invalid rules in a {}: {e}", v["kind"]))?;
-                rules.extend(r);
-            }
+        let kind = v["kind"].as_str();
+        if !matches!(kind, Some("Role" | "ClusterRole")) {
+            continue;
         }
+        let ns = match kind {
+            Some("Role") => v
+                .pointer("/metadata/namespace")
+                .and_then(|n| n.as_str())
+                .map(str::to_string),
+            _ => None,
+        };
+        let rules = match v.get("rules").filter(|r| !r.is_null()) {
+            Some(r) => serde_json::from_value(r.clone())
+                .map_err(|e| format!("invalid rules in a {}: {e}", v["kind"]))?,
+            None => Vec::new(),
+        };
+        roles.push((ns, rules));
     }
-    if roles == 0 {
+    if roles.is_empty() {
         return Err("no Role or ClusterRole found".into());
     }
-    Ok(rules)
+    Ok(roles)
 }
 
 /// Every rule a user holds, as `SelfSubjectRulesReview` reports them.
 pub fn effective_rules(who: &Identity) -> Vec<PolicyRule> {
     match &who.rules {
         Some(r) => r.clone(),
+        None if !who.namespaced.is_empty() => Vec::new(),
         None => vec![PolicyRule {
             api_groups: Some(vec!["*".into()]),
             resources: Some(vec!["*".into()]),
@@ -294,6 +362,20 @@ pub fn effective_rules(who: &Identity) -> Vec<PolicyRule> {
             ..Default::default()
         }],
     }
+}
+
+/// The rules a user holds in namespace `ns` (those bound there included).
+pub fn effective_rules_in(who: &Identity, ns: &str) -> Vec<PolicyRule> {
+    let mut rules = match &who.namespace {
+        Some(bound) if bound != ns => Vec::new(),
+        _ => effective_rules(who),
+    };
+    for (n, r) in &who.namespaced {
+        if n == ns {
+            rules.extend(r.iter().cloned());
+        }
+    }
+    rules
 }
 
 #[cfg(test)]
@@ -398,6 +480,35 @@ mod tests {
         )
         .is_ok());
         assert!(decide(&who, &attrs("get", "", "configmaps", "", "other", "c")).is_err());
+    }
+
+    #[test]
+    fn roles_with_a_namespace_grant_their_rules_there_only() {
+        let text = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: home, namespace: orchestrator}\nrules:\n- apiGroups: [coordination.k8s.io]\n  resources: [leases]\n  verbs: [get]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: tenant, namespace: team-a}\nrules:\n- apiGroups: [batch]\n  resources: [jobs]\n  verbs: [create]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: all}\nrules:\n- apiGroups: [\"\"]\n  resources: [namespaces]\n  verbs: [get]\n";
+        let g = TokenGrant::from_manifests("t", "u", text).unwrap();
+        let who = Identity::of(&g);
+        let can =
+            |verb, group, res, ns| decide(&who, &attrs(verb, group, res, "", ns, "x")).is_ok();
+        assert!(can("create", "batch", "jobs", "team-a"));
+        assert!(!can("create", "batch", "jobs", "team-b"));
+        assert!(!can("create", "batch", "jobs", "orchestrator"));
+        assert!(can("get", "coordination.k8s.io", "leases", "orchestrator"));
+        assert!(!can("get", "coordination.k8s.io", "leases", "team-a"));
+        assert!(
+            can("get", "", "namespaces", ""),
+            "a ClusterRole applies everywhere"
+        );
+        let in_a = effective_rules_in(&who, "team-a");
+        assert_eq!(in_a.len(), 2, "{in_a:?}");
+        assert_eq!(effective_rules_in(&who, "team-b").len(), 1);
+        // Namespaced rules alone are an allow-list too.
+        let only = TokenGrant {
+            rules: None,
+            ..g.clone()
+        };
+        let who = Identity::of(&only);
+        assert!(decide(&who, &attrs("create", "batch", "jobs", "", "team-a", "x")).is_ok());
+        assert!(decide(&who, &attrs("get", "", "namespaces", "", "", "x")).is_err());
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn identity(req: &HttpRequest) -> Arc<Identity> {
                 groups: vec!["system:unauthenticated".into()],
                 rules: None,
                 namespace: None,
+                namespaced: Vec::new(),
             })
         })
 }
@@ -219,10 +220,7 @@ fn rules_review(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
         .pointer("/spec/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let rules = match &who.namespace {
-        Some(bound) if bound != ns => Vec::new(),
-        _ => authz::effective_rules(&who),
-    };
+    let rules = authz::effective_rules_in(&who, ns);
     let resource_rules: Vec<Value> = rules
         .iter()
         .filter(|r| r.resources.as_ref().is_some_and(|x| !x.is_empty()))

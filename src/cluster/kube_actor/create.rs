@@ -19,11 +19,13 @@ use crate::cluster::slim::SlimJob;
 impl Handler<CreateJob> for KubeActor {
     type Result = ResponseFuture<Result<Job, KubeError>>;
     fn handle(&mut self, msg: CreateJob, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
-        let cms: Api<ConfigMap> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
+        // The Job's own namespace (a rule's tenant namespace), else ours;
+        // its files' ConfigMap goes with it.
+        let ns = self.ns(msg.job.metadata.namespace.as_deref());
+        let (jobs, gate) = (self.jobs(Some(&ns)), self.gate.clone());
+        let cms: Api<ConfigMap> = Api::namespaced(self.gate.client(), &ns);
         // The created Job comes back whole; only its identity is used here.
-        let slim: Api<SlimJob> = Api::namespaced(self.jobs.clone().into_client(), &self.namespace);
-        let ns = self.namespace.clone();
+        let slim: Api<SlimJob> = Api::namespaced(self.gate.client(), &ns);
         self.tracked(async move {
             let job_name = msg.job.metadata.name.clone().unwrap_or_default();
             let failed = |reason: &str| {

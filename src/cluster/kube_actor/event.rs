@@ -27,8 +27,9 @@ fn instance() -> String {
 impl Handler<RecordEvent> for KubeActor {
     type Result = ResponseFuture<Result<(), KubeError>>;
     fn handle(&mut self, msg: RecordEvent, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.for_reads());
-        let ns = self.namespace.clone();
+        // The Event goes with its Job, into the Job's namespace.
+        let ns = self.ns(msg.namespace.as_deref());
+        let (jobs, gate) = (self.jobs(Some(&ns)), self.gate.for_reads());
         let events: Api<Event> = Api::namespaced(self.gate.client(), &ns);
         self.tracked(async move {
             let deadline = Instant::now() + EVENT_DEADLINE;

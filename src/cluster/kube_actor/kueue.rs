@@ -25,6 +25,8 @@ use crate::config::kueue::KueueSettings;
 #[rtype(result = "Result<bool, KubeError>")]
 pub struct HandToKueue {
     pub name: String,
+    /// The Job's namespace (`None`: the service's own).
+    pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub deadline: Instant,
 }
@@ -46,7 +48,7 @@ impl KubeActor {
 impl Handler<HandToKueue> for KubeActor {
     type Result = ResponseFuture<Result<bool, KubeError>>;
     fn handle(&mut self, msg: HandToKueue, _: &mut Context<Self>) -> Self::Result {
-        let (jobs, gate) = (self.jobs.clone(), self.gate.clone());
+        let (jobs, gate) = (self.jobs(msg.namespace.as_deref()), self.gate.clone());
         self.tracked(async move {
             use crate::cluster::view::job_state;
             use crate::job::JobState;

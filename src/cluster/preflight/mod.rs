@@ -1,7 +1,9 @@
 //! Preflight: what the service needs from the cluster, checked at start and
 //! every `PREFLIGHT_INTERVAL_SECONDS` while it runs — the API server
 //! answers, the namespace exists, and the service account may make each
-//! call in [`crate::cluster::permissions::REQUIRED`].
+//! call in [`crate::cluster::permissions::REQUIRED`]; then, for each tenant
+//! namespace a rule names, that it exists and that each call of
+//! [`crate::cluster::permissions::TENANT`] is allowed there ([`tenants`]).
 //!
 //! This module is the pure part: [`evaluate`] turns what the probes saw
 //! ([`Observation`]) into a [`Report`] of checks worded for people, and
@@ -12,6 +14,9 @@
 
 pub mod kueue;
 pub mod runner;
+pub mod tenants;
+
+pub use tenants::{Tenant, TenantSeen};
 
 use std::sync::{Arc, RwLock};
 
@@ -52,14 +57,18 @@ pub enum Observation {
         /// `None`: the API server does not serve `SelfSubjectAccessReview`
         /// (404), so permissions cannot be checked.
         access: Option<Vec<(Permission, AccessSeen)>>,
+        /// The same of each tenant namespace.
+        tenants: Vec<TenantSeen>,
     },
 }
 
-/// Where the checks point: the API server URL and the namespace.
+/// Where the checks point: the API server URL, the namespace and the
+/// tenant namespaces the rules name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub server: String,
     pub namespace: String,
+    pub tenants: Vec<Tenant>,
 }
 
 /// The outcome of one check.
@@ -92,6 +101,9 @@ pub struct Check {
     pub verb: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// For the checks of a tenant namespace: which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl Check {
@@ -103,6 +115,7 @@ impl Check {
             fix: None,
             verb: None,
             resource: None,
+            namespace: None,
         }
     }
 
@@ -113,10 +126,14 @@ impl Check {
 
     /// A key that stays the same for the same check across rounds.
     pub fn key(&self) -> String {
-        match (self.verb, &self.resource) {
+        let own = match (self.verb, &self.resource) {
             (Some(v), Some(r)) => format!("{} {v} {r}", self.check),
             (None, Some(r)) => format!("{} {r}", self.check),
             _ => self.check.to_string(),
+        };
+        match &self.namespace {
+            Some(ns) => format!("{own} in {ns}"),
+            None => own,
         }
     }
 }
@@ -128,14 +145,23 @@ pub struct Report {
 }
 
 impl Report {
-    /// The failed checks.
+    /// The failed checks (those of tenant namespaces included).
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.result == Outcome::Failed)
     }
 
-    /// True when no check failed (unknown ones do not count).
+    /// True when no check of the service itself failed (unknown ones do
+    /// not count, nor those of a tenant namespace: see [`Self::degraded`]).
     pub fn passed(&self) -> bool {
-        self.failures().next().is_none()
+        !self.failures().any(|c| c.namespace.is_none())
+    }
+
+    /// The failed checks of tenant namespaces. They do not make the
+    /// service unready: only the rules sending Jobs there fail (their
+    /// deliveries are answered 503 naming the namespace); `/ready` lists
+    /// them as `degraded`, the log names each once, `doctor` fails.
+    pub fn degraded(&self) -> impl Iterator<Item = &Check> {
+        self.failures().filter(|c| c.namespace.is_some())
     }
 
     /// The report as `/ready` shows it to anyone who can reach the service:
@@ -261,6 +287,7 @@ pub fn evaluate(target: &Target, seen: &Observation) -> Report {
             version,
             namespace,
             access,
+            tenants: _,
         } => (version, namespace, access),
     };
     let mut checks = vec![Check::new(
@@ -293,10 +320,13 @@ pub fn evaluate(target: &Target, seen: &Observation) -> Report {
         )),
         Some(list) => checks.extend(list.iter().map(|(p, a)| permission_check(p, a, ns))),
     }
+    if let Observation::Reached { tenants, .. } = seen {
+        checks.extend(tenants::checks(target, tenants));
+    }
     Report { checks }
 }
 
-fn permission_check(p: &Permission, seen: &AccessSeen, ns: &str) -> Check {
+pub(crate) fn permission_check(p: &Permission, seen: &AccessSeen, ns: &str) -> Check {
     let resource = p.resource_name();
     let what = p.object();
     let mut c = match seen {

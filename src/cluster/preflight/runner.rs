@@ -12,7 +12,8 @@ use crate::cluster::kube_actor::{KubeActor, KueuePreflight, Preflight};
 pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, latest: Latest) {
     let mut before: Option<Report> = None;
     loop {
-        match kube.ask(Preflight).await {
+        let tenants = target.tenants.iter().map(|t| t.namespace.clone()).collect();
+        match kube.ask(Preflight { tenants }).await {
             Ok(seen) => {
                 // Kueue mode: its checks once the API server answers.
                 let kueue = match seen {
@@ -47,7 +48,7 @@ fn round(
     for change in changes(before, &report) {
         log(target, &change);
     }
-    if before.is_none() && report.passed() {
+    if before.is_none() && report.failures().next().is_none() {
         tracing::info!(
             namespace = %target.namespace,
             checks = report.checks.len(),
@@ -60,6 +61,16 @@ fn round(
 fn log(target: &Target, change: &Change<'_>) {
     let ns = target.namespace.as_str();
     match change {
+        // A tenant namespace's check names its namespace.
+        Change::Failing(c) if c.namespace.is_some() => tracing::warn!(
+            check = c.check,
+            namespace = c.namespace.as_deref().unwrap_or(ns),
+            verb = c.verb.unwrap_or(""),
+            resource = c.resource.as_deref().unwrap_or(""),
+            fix = c.fix.as_deref().unwrap_or(""),
+            "preflight check failed: {}",
+            c.message
+        ),
         Change::Failing(c) => match (c.verb, c.resource.as_deref()) {
             (Some(verb), Some(resource)) => tracing::warn!(
                 check = c.check,

@@ -5,6 +5,7 @@ fn target() -> Target {
     Target {
         server: "https://10.0.0.1:443".into(),
         namespace: "claude-jobs".into(),
+        tenants: Vec::new(),
     }
 }
 
@@ -25,6 +26,7 @@ fn reached(namespace: NamespaceSeen, denied: &[&str]) -> Observation {
                 })
                 .collect(),
         ),
+        tenants: Vec::new(),
     }
 }
 
@@ -94,6 +96,7 @@ fn unknowns_do_not_fail() {
         version: "v1".into(),
         namespace: NamespaceSeen::Unknown("forbidden".into()),
         access: None,
+        tenants: Vec::new(),
     };
     let r = evaluate(&target(), &seen);
     assert!(r.passed());

@@ -1006,10 +1006,11 @@ pub fn system_view(state: &AppState) -> pages::SystemView {
         checks,
         preflight_done: report.is_some(),
         synced: state.health.synced.load(Ordering::SeqCst),
-        watch: state
-            .health
-            .watch
-            .unhealthy(tokio::time::Instant::now(), c.job_watch_failing),
+        watch: state.health.watch.unhealthy(
+            tokio::time::Instant::now(),
+            c.job_watch_failing,
+            &c.namespace,
+        ),
         draining: state.health.draining.load(Ordering::SeqCst),
         config,
         version: env!("CARGO_PKG_VERSION"),

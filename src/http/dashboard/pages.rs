@@ -207,11 +207,14 @@ pub struct JobsFilter {
     pub source: Option<String>,
     pub state: Option<String>,
     pub repository: Option<String>,
+    /// The namespace the Jobs run in.
+    pub namespace: Option<String>,
 }
 
 #[derive(Serialize)]
 struct JobRow {
     name: String,
+    namespace: String,
     state: &'static str,
     source: Option<String>,
     repository: Option<String>,
@@ -253,6 +256,7 @@ fn row(r: &JobRecord, position: usize, now: DateTime<Utc>) -> JobRow {
     };
     JobRow {
         name: r.name.to_string(),
+        namespace: r.namespace.to_string(),
         state: r.state.as_str(),
         source: text(&r.source),
         repository: text(&r.repository_name),
@@ -316,6 +320,7 @@ pub fn jobs(
         state: None,
         source: only_source.or(asked_source),
         repository: repo.as_deref(),
+        namespace: DeliveryFilter::norm(&f.namespace),
     };
     let shown = |s: JobState| !empty && state.is_none_or(|want| want == s);
     let with = |s: JobState| JobFilter {
