@@ -2,8 +2,10 @@
 # The end-to-end benchmark of the trigger path (see benches/run.py for what
 # each section measures). One command, loopback only, bounded in time:
 #
-#   benches/run.sh --quick   # under 2 minutes: trigger, growth to 10k, admission, 9 KB ingest
-#   benches/run.sh           # under 10 minutes: adds growth to 100k and 1 KB/100 KB/1 MB ingest
+#   benches/run.sh --quick   # under 3 minutes: trigger, growth to 10k, admission, 9 KB ingest,
+#                            #   the simulator alone to 10k Jobs
+#   benches/run.sh           # under 15 minutes: adds growth to 100k, 1 KB/100 KB/1 MB ingest and
+#                            #   the simulator alone to 100k Jobs (memory, create cost)
 #   benches/run.sh --only trigger,growth
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
@@ -39,8 +41,10 @@ else
   echo "Node.js is not installed: skipping the @octokit/webhooks baseline" >&2
 fi
 
-echo "building the release binary and examples/naive_route" >&2
+echo "building the release binary, examples/naive_route and the simulator's scale bench" >&2
 cargo build --release --locked --bin orchestrator --example naive_route >/dev/null 2>&1 \
   || cargo build --release --locked --bin orchestrator --example naive_route
+cargo bench --locked -p kube-api-sim --bench scale --no-run >/dev/null 2>&1 \
+  || cargo bench --locked -p kube-api-sim --bench scale --no-run
 
 exec python3 benches/run.py --node-dir "$node_dir" "$@"

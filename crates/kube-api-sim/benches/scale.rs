@@ -94,6 +94,13 @@ fn main() {
     let server = SimServer::start_local(config).expect("simulator");
     let rows = rt.block_on(run(&server, &milestones));
     print_rows(&server, &rows);
+    let (objects, body_bytes, dict_bytes) = server.store().footprint();
+    println!(
+        "stored: {objects} objects, {:.0} B of compressed JSON each on average, \
+         {:.1} KB of compression dictionaries",
+        body_bytes as f64 / objects.max(1) as f64,
+        dict_bytes as f64 / 1024.0
+    );
     if let Ok(path) = std::env::var("SIM_SCALE_JSON") {
         let doc = json!({
             "bench": "kube-api-sim scale",
@@ -103,6 +110,11 @@ fn main() {
             "window": WINDOW,
             "in_flight": IN_FLIGHT,
             "history_limit": server.store().limits.history,
+            "max_events": server.store().limits.max_events,
+            "event_ttl_s": server.store().limits.event_ttl.as_secs(),
+            "objects": objects,
+            "compressed_json_bytes": body_bytes,
+            "dictionary_bytes": dict_bytes,
             "rows": rows,
         });
         let text = serde_json::to_string_pretty(&doc).expect("JSON");

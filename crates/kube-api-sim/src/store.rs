@@ -106,7 +106,15 @@ struct Inner {
     /// The Events, by the resourceVersion that created them (their age
     /// order), with when.
     events: BTreeMap<u64, (Instant, Key)>,
+    /// The last [`RECENT`] objects written or read, decoded, with their
+    /// resourceVersion: a controller reads what was just written, and
+    /// decoding is the largest cost of a read.
+    recent: VecDeque<(Key, u64, Arc<Value>)>,
 }
+
+/// Decoded objects kept for the next reads (a bounded, fixed cost: 32
+/// Jobs of the service's shape take about 4 MB decoded).
+const RECENT: usize = 32;
 
 impl Inner {
     /// Stores `obj` at `key` (a new object or a new version), indexed.
@@ -127,6 +135,7 @@ impl Inner {
     /// Removes the object at `key`.
     fn take(&mut self, key: &Key) -> Option<Arc<Stored>> {
         let old = self.objects.remove(key)?;
+        self.recent.retain(|(k, ..)| k != key);
         self.unindex(key, &old);
         if key.0 == EVENTS {
             self.events.remove(&old.created_rv);
@@ -158,9 +167,32 @@ impl Inner {
             .is_some_and(|(u, _)| &**u == uid)
     }
 
-    /// The object at `key`, decoded.
-    fn value(&self, key: &Key) -> Option<Arc<Value>> {
-        self.objects.get(key).map(|s| Arc::new(s.value()))
+    /// The object at `key`, decoded (or recalled).
+    fn value(&mut self, key: &Key) -> Option<Arc<Value>> {
+        let stored = self.objects.get(key)?;
+        if let Some(v) = self.recalled(key, stored.rv) {
+            return Some(v);
+        }
+        let (rv, v) = (stored.rv, Arc::new(stored.value()));
+        self.remember(key, rv, &v);
+        Some(v)
+    }
+
+    /// Keeps `v`, the object at `key` at resourceVersion `rv`, decoded.
+    fn remember(&mut self, key: &Key, rv: u64, v: &Arc<Value>) {
+        self.recent.retain(|(k, ..)| k != key);
+        if self.recent.len() >= RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((key.clone(), rv, v.clone()));
+    }
+
+    fn recalled(&self, key: &Key, rv: u64) -> Option<Arc<Value>> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(k, r, _)| *r == rv && k == key)
+            .map(|(.., v)| v.clone())
     }
 }
 
@@ -247,6 +279,7 @@ impl Store {
                 oldest_rv: 0,
                 dependents: BTreeSet::new(),
                 events: BTreeMap::new(),
+                recent: VecDeque::new(),
             }),
             tx,
             logs: Mutex::new(HashMap::new()),
@@ -385,13 +418,26 @@ impl Store {
     /// `GET` one object.
     pub fn get(&self, res_id: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
-        let stored = self
-            .lock()
-            .objects
-            .get(&Self::key(res_id, ns, name))
-            .cloned()
-            .ok_or_else(|| Self::not_found(res, name))?;
-        Ok(Arc::new(stored.value()))
+        let key = Self::key(res_id, ns, name);
+        let stored = {
+            let g = self.lock();
+            let stored = g
+                .objects
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Self::not_found(res, name))?;
+            if let Some(v) = g.recalled(&key, stored.rv) {
+                return Ok(v);
+            }
+            stored
+        };
+        // Decoded without the lock held.
+        let v = Arc::new(stored.value());
+        let mut g = self.lock();
+        if g.objects.get(&key).is_some_and(|s| s.rv == stored.rv) {
+            g.remember(&key, stored.rv, &v);
+        }
+        Ok(v)
     }
 
     /// Starts a watch: returns how it begins and a receiver for later changes.
@@ -514,6 +560,8 @@ impl Store {
         let rv = g.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let stored = self.encode(&key, &obj, rv, rv);
+        let obj = Arc::new(obj);
+        g.remember(&key, rv, &obj);
         g.put(key, stored.clone());
         self.publish(
             &mut g,
@@ -527,7 +575,7 @@ impl Store {
         if res_id == EVENTS {
             self.expire_events(&mut g);
         }
-        Ok(Arc::new(obj))
+        Ok(obj)
     }
 
     /// `UPDATE` (PUT) of the object or (with `status_only`) its status.
@@ -590,11 +638,11 @@ impl Store {
     ) -> Option<Arc<Value>> {
         let mut g = self.lock();
         let key = Self::key(res_id, ns, name);
-        let cur = g.objects.get(&key)?.value();
-        let mut new = cur.clone();
+        let cur = g.value(&key)?;
+        let mut new = (*cur).clone();
         f(&mut new);
-        if new == cur {
-            return Some(Arc::new(cur));
+        if new == *cur {
+            return Some(cur);
         }
         Some(self.write_locked(&mut g, &key, new))
     }
@@ -741,6 +789,8 @@ impl Store {
         let old = g.objects.get(key).cloned();
         let created_rv = old.as_ref().map_or(rv, |o| o.created_rv);
         let stored = self.encode(key, &new, rv, created_rv);
+        let new = Arc::new(new);
+        g.remember(key, rv, &new);
         g.put(key.clone(), stored.clone());
         self.publish(
             g,
@@ -754,7 +804,7 @@ impl Store {
         if finalizing {
             self.remove_locked(g, key);
         }
-        Arc::new(new)
+        new
     }
 
     /// Appends lines to a pod container's log (the fake kubelet's output).

@@ -15,6 +15,7 @@
 //! 140 KB of heap, its compressed body takes a few hundred bytes.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
@@ -27,6 +28,34 @@ const DICT_MAX: usize = 64 * 1024;
 /// Objects this small are kept as plain JSON, and are not made the
 /// dictionary of their resource.
 const COMPRESS_MIN: usize = 128;
+
+/// A scratch buffer kept past this is given back after use.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    /// Per-thread scratch buffers (JSON, compressed or decompressed bytes):
+    /// long-lived allocations are then made at their exact size, and the
+    /// large short-lived ones are not made at all (glibc's allocator got
+    /// slower and slower with the holes their shrinking left).
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with the two scratch buffers, emptied.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> T) -> T {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let (a, b) = &mut *s;
+        a.clear();
+        b.clear();
+        let out = f(a, b);
+        for v in [a, b] {
+            if v.capacity() > SCRATCH_KEEP {
+                *v = Vec::new();
+            }
+        }
+        out
+    })
+}
 
 /// One owner reference, as garbage collection and the controllers read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +113,17 @@ impl Default for Dictionaries {
 }
 
 impl Dictionaries {
+    /// The dictionary to compress `json` with (it becomes its resource's
+    /// if that has none yet); none for an object too small to compress.
     fn for_object(&self, res: usize, json: &[u8]) -> Option<Arc<[u8]>> {
-        let slot = self.0.get(res)?;
         if json.len() < COMPRESS_MIN {
-            return slot.get().cloned();
+            return None;
         }
-        Some(
-            slot.get_or_init(|| Arc::from(&json[json.len().saturating_sub(DICT_MAX)..]))
-                .clone(),
-        )
+        let dict = self
+            .0
+            .get(res)?
+            .get_or_init(|| Arc::from(&json[json.len().saturating_sub(DICT_MAX)..]));
+        Some(dict.clone())
     }
 
     /// Bytes held by the dictionaries.
@@ -126,18 +157,25 @@ impl Stored {
         created_rv: u64,
         dicts: &Dictionaries,
     ) -> Stored {
-        let json = serde_json::to_vec(obj).unwrap_or_default();
-        let body = match dicts.for_object(res, &json) {
-            Some(dict) if json.len() >= COMPRESS_MIN => {
-                let bytes = lz4_flex::block::compress_with_dict(&json, &dict);
-                Body::Lz4 {
-                    bytes: bytes.into_boxed_slice(),
-                    len: u32::try_from(json.len()).unwrap_or(u32::MAX),
-                    dict: Some(dict),
-                }
+        let body = with_scratch(|json, out| {
+            if serde_json::to_writer(&mut *json, obj).is_err() {
+                json.clear();
             }
-            _ => Body::Plain(json.into_boxed_slice()),
-        };
+            let plain = |json: &[u8]| Body::Plain(Box::from(json));
+            let (Some(dict), Ok(len)) = (dicts.for_object(res, json), u32::try_from(json.len()))
+            else {
+                return plain(json);
+            };
+            out.resize(lz4_flex::block::get_maximum_output_size(json.len()), 0);
+            match lz4_flex::block::compress_into_with_dict(json, out, &dict) {
+                Ok(n) if n < json.len() => Body::Lz4 {
+                    bytes: Box::from(&out[..n]),
+                    len,
+                    dict: Some(dict),
+                },
+                _ => plain(json),
+            }
+        });
         let labels = obj["metadata"]["labels"].as_object();
         let labels = joined(
             labels
@@ -195,7 +233,19 @@ impl Stored {
 
     /// The object, decoded.
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.json()).unwrap_or_else(|e| {
+        let decoded = match &self.body {
+            Body::Plain(b) => serde_json::from_slice(b),
+            Body::Lz4 { bytes, len, dict } => with_scratch(|out, _| {
+                out.resize(*len as usize, 0);
+                let dict = dict.as_deref().unwrap_or(&[]);
+                match lz4_flex::block::decompress_into_with_dict(bytes, out, dict) {
+                    Ok(n) => serde_json::from_slice(&out[..n]),
+                    // Only a bug in the simulator could get here.
+                    Err(e) => Err(serde::de::Error::custom(e)),
+                }
+            }),
+        };
+        decoded.unwrap_or_else(|e| {
             tracing::error!(error = %e, name = %self.name, "stored object does not decode");
             Value::Object(Default::default())
         })
