@@ -29,6 +29,13 @@ if ! command -v wrk >/dev/null; then
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk) >/dev/null
 fi
 
+if ! ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+  echo "installing libjemalloc2 from the distribution's packages (the simulator's scale bench compares allocators)" >&2
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq libjemalloc2) >/dev/null \
+    || echo "libjemalloc2 could not be installed: the simulator bench runs with glibc's allocator only" >&2
+fi
+
 node_dir=
 if command -v node >/dev/null && command -v npm >/dev/null; then
   node_dir="$CARGO_TARGET_DIR/bench-node"

@@ -106,15 +106,7 @@ struct Inner {
     /// The Events, by the resourceVersion that created them (their age
     /// order), with when.
     events: BTreeMap<u64, (Instant, Key)>,
-    /// The last [`RECENT`] objects written or read, decoded, with their
-    /// resourceVersion: a controller reads what was just written, and
-    /// decoding is the largest cost of a read.
-    recent: VecDeque<(Key, u64, Arc<Value>)>,
 }
-
-/// Decoded objects kept for the next reads (a bounded, fixed cost: 32
-/// Jobs of the service's shape take about 4 MB decoded).
-const RECENT: usize = 32;
 
 impl Inner {
     /// Stores `obj` at `key` (a new object or a new version), indexed.
@@ -135,7 +127,6 @@ impl Inner {
     /// Removes the object at `key`.
     fn take(&mut self, key: &Key) -> Option<Arc<Stored>> {
         let old = self.objects.remove(key)?;
-        self.recent.retain(|(k, ..)| k != key);
         self.unindex(key, &old);
         if key.0 == EVENTS {
             self.events.remove(&old.created_rv);
@@ -167,32 +158,9 @@ impl Inner {
             .is_some_and(|(u, _)| &**u == uid)
     }
 
-    /// The object at `key`, decoded (or recalled).
-    fn value(&mut self, key: &Key) -> Option<Arc<Value>> {
-        let stored = self.objects.get(key)?;
-        if let Some(v) = self.recalled(key, stored.rv) {
-            return Some(v);
-        }
-        let (rv, v) = (stored.rv, Arc::new(stored.value()));
-        self.remember(key, rv, &v);
-        Some(v)
-    }
-
-    /// Keeps `v`, the object at `key` at resourceVersion `rv`, decoded.
-    fn remember(&mut self, key: &Key, rv: u64, v: &Arc<Value>) {
-        self.recent.retain(|(k, ..)| k != key);
-        if self.recent.len() >= RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((key.clone(), rv, v.clone()));
-    }
-
-    fn recalled(&self, key: &Key, rv: u64) -> Option<Arc<Value>> {
-        self.recent
-            .iter()
-            .rev()
-            .find(|(k, r, _)| *r == rv && k == key)
-            .map(|(.., v)| v.clone())
+    /// The object at `key`, decoded.
+    fn value(&self, key: &Key) -> Option<Arc<Value>> {
+        self.objects.get(key).map(|s| Arc::new(s.value()))
     }
 }
 
@@ -279,7 +247,6 @@ impl Store {
                 oldest_rv: 0,
                 dependents: BTreeSet::new(),
                 events: BTreeMap::new(),
-                recent: VecDeque::new(),
             }),
             tx,
             logs: Mutex::new(HashMap::new()),
@@ -418,26 +385,14 @@ impl Store {
     /// `GET` one object.
     pub fn get(&self, res_id: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
-        let key = Self::key(res_id, ns, name);
-        let stored = {
-            let g = self.lock();
-            let stored = g
-                .objects
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| Self::not_found(res, name))?;
-            if let Some(v) = g.recalled(&key, stored.rv) {
-                return Ok(v);
-            }
-            stored
-        };
+        let stored = self
+            .lock()
+            .objects
+            .get(&Self::key(res_id, ns, name))
+            .cloned()
+            .ok_or_else(|| Self::not_found(res, name))?;
         // Decoded without the lock held.
-        let v = Arc::new(stored.value());
-        let mut g = self.lock();
-        if g.objects.get(&key).is_some_and(|s| s.rv == stored.rv) {
-            g.remember(&key, stored.rv, &v);
-        }
-        Ok(v)
+        Ok(Arc::new(stored.value()))
     }
 
     /// Starts a watch: returns how it begins and a receiver for later changes.
@@ -561,7 +516,6 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let stored = self.encode(&key, &obj, rv, rv);
         let obj = Arc::new(obj);
-        g.remember(&key, rv, &obj);
         g.put(key, stored.clone());
         self.publish(
             &mut g,
@@ -790,7 +744,6 @@ impl Store {
         let created_rv = old.as_ref().map_or(rv, |o| o.created_rv);
         let stored = self.encode(key, &new, rv, created_rv);
         let new = Arc::new(new);
-        g.remember(key, rv, &new);
         g.put(key.clone(), stored.clone());
         self.publish(
             g,
