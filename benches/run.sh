@@ -2,10 +2,11 @@
 # The end-to-end benchmark of the trigger path (see benches/run.py for what
 # each section measures). One command, loopback only, bounded in time:
 #
-#   benches/run.sh --quick   # under 3 minutes: trigger, growth to 10k, admission, 9 KB ingest,
+#   benches/run.sh --quick   # under 4 minutes: trigger, growth to 10k, admission, 9 KB ingest,
 #                            #   the simulator alone to 10k Jobs
-#   benches/run.sh           # under 15 minutes: adds growth to 100k, 1 KB/100 KB/1 MB ingest and
-#                            #   the simulator alone to 100k Jobs (memory, create cost)
+#   benches/run.sh           # under 20 minutes: adds growth to 100k, 1 KB/100 KB/1 MB ingest and
+#                            #   the simulator alone to 100k Jobs (memory, create cost; glibc's
+#                            #   allocator and jemalloc)
 #   benches/run.sh --only trigger,growth
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's

@@ -13,8 +13,9 @@
 //! - **memory**: the process's resident set (`VmRSS`) and glibc's live heap
 //!   (`mallinfo2`), each minus the same figure after start-up and a warm-up
 //!   of 200 creates, divided by the Jobs stored. Each Job brings its
-//!   `Suspended` Event (the Job controller's, as on a real cluster) and
-//!   its changes in the watch history, so "per Job" counts all of that.
+//!   `Suspended` Event (the Job controller's, as on a real cluster; at most
+//!   10,000 are kept) and its changes in the watch history (the last
+//!   20,000), so "per Job" counts all of that.
 //!   The marginal figure is the growth from the previous milestone divided
 //!   by the Jobs added since.
 //! - **create cost**: at each milestone the last 1,000 creates, 16 in
