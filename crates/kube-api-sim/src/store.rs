@@ -851,3 +851,6 @@ fn check_type_meta(res: &Resource, obj: &Value) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
