@@ -17,6 +17,11 @@ Sections (all in one run, so ratios compare like with like):
              tracked Jobs
   admission  completion seen -> next admission, p50/p99, with
              MAX_CONCURRENT_JOBS=50 and 1 s pods
+  simulator  the API server simulator alone (`cargo bench -p kube-api-sim
+             --bench scale`): memory per stored Job of the service's shape
+             and cost per create at 1k, 10k (quick) and 50k, 100k (full)
+             stored Jobs, a Job watch open; in-process, not pinned; with
+             glibc's allocator and, when installed, jemalloc preloaded
 """
 
 import argparse
@@ -603,6 +608,42 @@ def admission(d, jobs):
     return res
 
 
+def jemalloc():
+    """The path of the system's libjemalloc.so.2, if installed."""
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    m = re.search(r"libjemalloc\.so\.2 .*=> (\S+)", out)
+    return m.group(1) if m else None
+
+
+def simulator(d, milestones):
+    """The simulator's own scale bench: with the system's allocator (glibc,
+    what test binaries and `orchestrator sim` use) and, when installed, with
+    jemalloc preloaded (the same code; glibc's allocator slows down as the
+    heap grows, jemalloc's does not)."""
+    runs = {"glibc": {}}
+    lib = jemalloc()
+    if lib:
+        runs["jemalloc"] = {"LD_PRELOAD": lib}
+    else:
+        log("libjemalloc.so.2 is not installed: the simulator runs with glibc's allocator only")
+    res = {}
+    for name, extra in runs.items():
+        out = os.path.join(d, f"sim-scale-{name}.json")
+        env = dict(os.environ, SIM_SCALE_MILESTONES=",".join(str(m) for m in milestones), SIM_SCALE_JSON=out)
+        env.update(extra)
+        log(f"simulator scale bench ({name}) to {milestones[-1]} stored Jobs")
+        r = subprocess.run(["cargo", "bench", "--locked", "-p", "kube-api-sim", "--bench", "scale"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0 or not os.path.exists(out):
+            raise SystemExit(f"the simulator scale bench failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        res[name] = json.load(open(out))
+        for row in res[name]["rows"]:
+            log(f"simulator ({name}) {row['jobs']} Jobs: RSS {row['rss_mb']:.0f} MB "
+                f"({row['rss_kb_per_job']:.1f} KB/Job), create {row['create_wall_ms']:.2f} ms wall, "
+                f"{row['create_cpu_ms']:.2f} ms CPU")
+    return res
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -675,6 +716,23 @@ def table(r):
         add("")
         add(f"admission latency (completion seen -> next admission, MAX_CONCURRENT_JOBS=50, 1 s pods): "
             f"p50 {a['p50_ms'] and round(a['p50_ms'], 3)} ms, p99 {a['p99_ms'] and round(a['p99_ms'], 3)} ms ({a['completions_measured']} completions)")
+    if "simulator" in r:
+        for name, sim in r["simulator"].items():
+            rows = sim["rows"]
+            add("")
+            add(f"simulator alone, {name} allocator: the service's Job ({sim['job_bytes_as_sent']} B as sent, "
+                f"{sim['stored_job_bytes']} B as stored), suspended, a Job watch open; history "
+                f"{sim['history_limit']} changes, Events at most {sim.get('max_events')} for "
+                f"{sim.get('event_ttl_s')} s; {sim.get('compressed_json_bytes', 0) / max(1, sim.get('objects', 1)):.0f} B "
+                f"of compressed JSON per object")
+            add("")
+            add("| stored Jobs | RSS (MB) | RSS per Job (KB) | create, wall (ms) | create, CPU (ms) |")
+            add("|---|---|---|---|---|")
+            base = rows[0]
+            for row in rows:
+                add(f"| {row['jobs']} | {row['rss_mb']:.0f} | {row['rss_kb_per_job']:.1f} "
+                    f"| {row['create_wall_ms']:.2f} ({row['create_wall_ms'] / max(1e-9, base['create_wall_ms']):.2f}x) "
+                    f"| {row['create_cpu_ms']:.2f} ({row['create_cpu_ms'] / max(1e-9, base['create_cpu_ms']):.2f}x) |")
     if "ingest" in r:
         add("")
         names = [n for n in ("service", "naive", "octokit") if any(n in row for row in r["ingest"].values())]
@@ -697,7 +755,7 @@ def table(r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="ingest,trigger,growth,admission")
+    ap.add_argument("--only", default="ingest,trigger,growth,admission,simulator")
     ap.add_argument("--node-dir", default="")
     ap.add_argument("--out", default=os.path.join(ROOT, "benches/results"))
     args = ap.parse_args()
@@ -716,6 +774,8 @@ def main():
                                  30 if args.quick else 600)
         if "admission" in only:
             r["admission"] = admission(d, 150 if args.quick else 400)
+        if "simulator" in only:
+            r["simulator"] = simulator(d, [1_000, 10_000] if args.quick else [1_000, 10_000, 50_000, 100_000])
         if "ingest" in only:
             r["ingest"] = ingest(d, 2 if args.quick else 5,
                                  ["9KB"] if args.quick else ["1KB", "9KB", "100KB", "1MB"], args.node_dir)

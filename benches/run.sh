@@ -2,8 +2,11 @@
 # The end-to-end benchmark of the trigger path (see benches/run.py for what
 # each section measures). One command, loopback only, bounded in time:
 #
-#   benches/run.sh --quick   # under 2 minutes: trigger, growth to 10k, admission, 9 KB ingest
-#   benches/run.sh           # under 10 minutes: adds growth to 100k and 1 KB/100 KB/1 MB ingest
+#   benches/run.sh --quick   # under 4 minutes: trigger, growth to 10k, admission, 9 KB ingest,
+#                            #   the simulator alone to 10k Jobs
+#   benches/run.sh           # under 20 minutes: adds growth to 100k, 1 KB/100 KB/1 MB ingest and
+#                            #   the simulator alone to 100k Jobs (memory, create cost; glibc's
+#                            #   allocator and jemalloc)
 #   benches/run.sh --only trigger,growth
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
@@ -27,6 +30,13 @@ if ! command -v wrk >/dev/null; then
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk) >/dev/null
 fi
 
+if ! ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+  echo "installing libjemalloc2 from the distribution's packages (the simulator's scale bench compares allocators)" >&2
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq libjemalloc2) >/dev/null \
+    || echo "libjemalloc2 could not be installed: the simulator bench runs with glibc's allocator only" >&2
+fi
+
 node_dir=
 if command -v node >/dev/null && command -v npm >/dev/null; then
   node_dir="$CARGO_TARGET_DIR/bench-node"
@@ -39,8 +49,10 @@ else
   echo "Node.js is not installed: skipping the @octokit/webhooks baseline" >&2
 fi
 
-echo "building the release binary and examples/naive_route" >&2
+echo "building the release binary, examples/naive_route and the simulator's scale bench" >&2
 cargo build --release --locked --bin orchestrator --example naive_route >/dev/null 2>&1 \
   || cargo build --release --locked --bin orchestrator --example naive_route
+cargo bench --locked -p kube-api-sim --bench scale --no-run >/dev/null 2>&1 \
+  || cargo bench --locked -p kube-api-sim --bench scale --no-run
 
 exec python3 benches/run.py --node-dir "$node_dir" "$@"

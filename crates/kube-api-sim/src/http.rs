@@ -102,8 +102,7 @@ fn list_response(res: usize, page: &super::store::ListPage, out: Output) -> Http
     if let Some(n) = page.remaining {
         meta["remainingItemCount"] = json!(n);
     }
-    let items: Vec<&Value> = page.items.iter().map(|a| a.as_ref()).collect();
-    negotiate::list(out, res, &items, meta)
+    negotiate::list_stored(out, res, &page.items, meta)
 }
 
 fn verb_of(method: &Method, t: &Target, q: &HashMap<String, String>) -> &'static str {
@@ -231,7 +230,7 @@ async fn dispatch(
     let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
     let fields = FieldSelector::parse(
         q.get("fieldSelector").map_or("", String::as_str),
-        field_paths(t.res),
+        resources::field_paths(t.res),
     )?;
     let name = t.name.as_deref().unwrap_or("");
     let validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
@@ -417,13 +416,9 @@ async fn dispatch(
                     &fields,
                     &opts,
                 )?;
-                let page = super::store::ListPage {
-                    items,
-                    resource_version: store.current_rv(),
-                    continue_token: None,
-                    remaining: None,
-                };
-                Ok(list_response(t.res, &page, Output::Plain))
+                let meta = json!({"resourceVersion": store.current_rv().to_string()});
+                let items: Vec<&Value> = items.iter().map(|a| a.as_ref()).collect();
+                Ok(negotiate::list(Output::Plain, t.res, &items, meta))
             }
         }
         _ => Err(ApiError::method_not_allowed(format!(
@@ -437,24 +432,5 @@ async fn dispatch(
 fn admit_create(state: &SimState, res: usize, obj: &mut Value) {
     if res == resources::JOBS && state.config.kueue.is_some() {
         super::kueue::on_job_create(obj);
-    }
-}
-
-/// Field paths a field selector may use besides `metadata.name/namespace`.
-fn field_paths(res: usize) -> &'static [&'static str] {
-    match res {
-        resources::PODS => &["status.phase", "spec.nodeName", "spec.restartPolicy"],
-        resources::JOBS => &["status.successful"],
-        resources::EVENTS => &[
-            "involvedObject.kind",
-            "involvedObject.name",
-            "involvedObject.namespace",
-            "involvedObject.uid",
-            "reason",
-            "type",
-        ],
-        resources::SECRETS => &["type"],
-        resources::NAMESPACES => &["status.phase"],
-        _ => &[],
     }
 }

@@ -163,6 +163,48 @@ pub fn list(out: Output, res: usize, items: &[&Value], meta: Value) -> HttpRespo
     }
 }
 
+/// A list page of stored objects in the negotiated form: plain lists are
+/// written from the stored JSON without decoding it.
+pub fn list_stored(
+    out: Output,
+    res: usize,
+    items: &[std::sync::Arc<crate::store::Stored>],
+    meta: Value,
+) -> HttpResponse {
+    if out != Output::Plain {
+        let values: Vec<Value> = items.iter().map(|o| o.value()).collect();
+        let refs: Vec<&Value> = values.iter().collect();
+        return list(out, res, &refs, meta);
+    }
+    #[derive(serde::Serialize)]
+    struct Head {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Value,
+    }
+    let r = &RESOURCES[res];
+    let head = Head {
+        kind: r.list_kind(),
+        api_version: r.api_version(),
+        metadata: meta,
+    };
+    let mut buf = serde_json::to_vec(&head).unwrap_or_default();
+    // `{…}` → `{…,"items":[…]}`
+    buf.pop();
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(&o.json());
+    }
+    buf.extend_from_slice(b"]}");
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(buf)
+}
+
 /// Rewrites one watch event line; `first` tracks whether column
 /// definitions were sent (the API server sends them on the first event only).
 fn rewrite_event(line: &[u8], out: Output, res: usize, first: &mut bool) -> Bytes {

@@ -391,3 +391,22 @@ pub fn wants_aggregated(accept: &str) -> bool {
             && params.contains(&"as=APIGroupDiscoveryList")
     })
 }
+
+/// Field paths a field selector may use besides `metadata.name/namespace`.
+pub fn field_paths(res: usize) -> &'static [&'static str] {
+    match res {
+        PODS => &["status.phase", "spec.nodeName", "spec.restartPolicy"],
+        JOBS => &["status.successful"],
+        EVENTS => &[
+            "involvedObject.kind",
+            "involvedObject.name",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+        SECRETS => &["type"],
+        NAMESPACES => &["status.phase"],
+        _ => &[],
+    }
+}

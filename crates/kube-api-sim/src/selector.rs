@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::error::ApiError;
+use super::store::Stored;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Req {
@@ -39,7 +40,15 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.matches_with(|k| labels.and_then(|l| l.get(k)).and_then(Value::as_str))
+    }
+
+    /// Matches a stored object's indexed labels (no decoding).
+    pub fn matches_stored(&self, obj: &Stored) -> bool {
+        self.matches_with(|k| obj.label(k))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|r| match r {
             Req::Eq(k, v) => get(k) == Some(v.as_str()),
             Req::NotEq(k, v) => get(k) != Some(v.as_str()),
@@ -188,25 +197,35 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(path, neg, want)| {
-            // A Job's `status.successful` field label is its
-            // `status.succeeded` count, 0 when unset (batch's field label
-            // conversion).
-            let (path, absent) = match path.as_str() {
-                "status.successful" => ("status.succeeded", "0"),
-                p => (p, ""),
-            };
-            let mut cur = obj;
-            for seg in path.split('.') {
-                cur = cur.get(seg).unwrap_or(&Value::Null);
-            }
-            let have = match cur {
-                Value::String(s) => s.clone(),
-                Value::Null => absent.to_string(),
-                other => other.to_string(),
-            };
-            (have == *want) != *neg
-        })
+        self.0
+            .iter()
+            .all(|(path, neg, want)| (field_value(obj, path) == *want) != *neg)
+    }
+
+    /// Matches a stored object's indexed fields (no decoding).
+    pub fn matches_stored(&self, obj: &Stored) -> bool {
+        self.0
+            .iter()
+            .all(|(path, neg, want)| (obj.field(path).unwrap_or("") == want) != *neg)
+    }
+}
+
+/// The value a field selector compares for `path` (dotted) of `obj`.
+pub fn field_value(obj: &Value, path: &str) -> String {
+    // A Job's `status.successful` field label is its `status.succeeded`
+    // count, 0 when unset (batch's field label conversion).
+    let (path, absent) = match path {
+        "status.successful" => ("status.succeeded", "0"),
+        p => (p, ""),
+    };
+    let mut cur = obj;
+    for seg in path.split('.') {
+        cur = cur.get(seg).unwrap_or(&Value::Null);
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Null => absent.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -5,73 +5,56 @@
 //! Each change is published on a broadcast channel *while the lock is held*,
 //! so a watch that snapshots state and subscribes under the lock sees every
 //! later change exactly once.
+//!
+//! Objects are kept as compressed JSON with a small index ([`Stored`]) and
+//! decoded when read. What memory holds, and its bounds:
+//!
+//! - every stored object: its compressed JSON and index (a Job of the
+//!   service's shape: about 12 KB of JSON, under 2 KB stored);
+//! - the watch history: the last [`Limits::history`] changes (20,000 by
+//!   default), each an index entry sharing the object's stored version, or
+//!   holding the version it replaced; older resourceVersions get 410;
+//! - Events: at most [`Limits::max_events`] (10,000), each for at most
+//!   [`Limits::event_ttl`] (1 h, the API server's `--event-ttl`) after it was
+//!   created; the oldest go first, as `DELETED` changes;
+//! - pod logs: [`Limits::log_lines_per_pod`] lines per container.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::defaults;
 use super::error::ApiError;
-use super::resources::{Resource, NAMESPACES, RESOURCES};
+use super::resources::{Resource, EVENTS, NAMESPACES, RESOURCES};
 use super::validate;
 
+mod change;
 mod delete;
 mod list;
+mod stored;
 
+pub use change::{Change, Decoded, EventType};
+use change::{Feed, Record};
 pub use list::ListAt;
-
-/// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Added,
-    Modified,
-    Deleted,
-}
-
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
-/// One change, as kept in the history and sent to watches.
-#[derive(Debug)]
-pub struct Change {
-    pub rv: u64,
-    pub res: usize,
-    pub namespace: String,
-    pub kind: EventType,
-    /// The new state (for `Deleted`, the last state with the deletion's rv).
-    pub object: Arc<Value>,
-    /// The previous state, so a watch with a selector can turn a change that
-    /// leaves its selection into `DELETED` and one that enters it into `ADDED`.
-    pub old: Option<Arc<Value>>,
-    /// `object` as JSON, serialised once for all the watches that send it.
-    pub json: std::sync::OnceLock<bytes::Bytes>,
-}
-
-impl Change {
-    /// The object's JSON, serialised on first use.
-    pub fn object_json(&self) -> &bytes::Bytes {
-        self.json.get_or_init(|| {
-            bytes::Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default())
-        })
-    }
-}
+pub use stored::{Owner, Stored};
 
 /// Limits that bound the simulator's memory.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Changes kept for watches to replay; older resourceVersions get 410.
+    /// Changes kept for watches to replay; older resourceVersions get 410
+    /// (a real API server's watch cache keeps a window too).
     pub history: usize,
     /// Objects stored in total; creates beyond this fail with 500.
     pub max_objects: usize,
+    /// Events kept; past this the oldest is deleted when one is created.
+    pub max_events: usize,
+    /// How long an Event is kept after it was created (the API server's
+    /// `--event-ttl`, 1 h by default); expired ones are deleted when the
+    /// next Event is written.
+    pub event_ttl: Duration,
     /// Log lines kept per pod.
     pub log_lines_per_pod: usize,
     /// Broadcast buffer per watch; a watch that falls further behind is closed.
@@ -83,6 +66,8 @@ impl Default for Limits {
         Limits {
             history: 20_000,
             max_objects: 200_000,
+            max_events: 10_000,
+            event_ttl: Duration::from_secs(3600),
             log_lines_per_pod: 1_000,
             watch_buffer: 8_192,
         }
@@ -120,26 +105,95 @@ struct LogBuf {
 
 struct Inner {
     rv: u64,
-    objects: BTreeMap<Key, Arc<Value>>,
-    history: VecDeque<Arc<Change>>,
+    objects: BTreeMap<Key, Arc<Stored>>,
+    history: VecDeque<Record>,
     /// Watches and continue tokens from a resourceVersion below this are expired.
     oldest_rv: u64,
+    /// (owner uid, dependent) for every owner reference: garbage
+    /// collection finds dependents without a scan.
+    dependents: BTreeSet<(Box<str>, Key)>,
+    /// The Events, by the resourceVersion that created them (their age
+    /// order), with when.
+    events: BTreeMap<u64, (Instant, Key)>,
+}
+
+impl Inner {
+    /// Stores `obj` at `key` (a new object or a new version), indexed.
+    fn put(&mut self, key: Key, obj: Arc<Stored>) {
+        if let Some(old) = self.objects.insert(key.clone(), obj.clone()) {
+            self.unindex(&key, &old);
+        }
+        for o in obj.owners.iter() {
+            self.dependents.insert((o.uid.clone(), key.clone()));
+        }
+        if key.0 == EVENTS {
+            self.events
+                .entry(obj.created_rv)
+                .or_insert_with(|| (Instant::now(), key));
+        }
+    }
+
+    /// Removes the object at `key`.
+    fn take(&mut self, key: &Key) -> Option<Arc<Stored>> {
+        let old = self.objects.remove(key)?;
+        self.unindex(key, &old);
+        if key.0 == EVENTS {
+            self.events.remove(&old.created_rv);
+        }
+        Some(old)
+    }
+
+    fn unindex(&mut self, key: &Key, old: &Stored) {
+        for o in old.owners.iter() {
+            self.dependents.remove(&(o.uid.clone(), key.clone()));
+        }
+    }
+
+    /// The objects with an owner reference to `uid`.
+    fn dependents_of(&self, uid: &str) -> Vec<Key> {
+        let from = (Box::<str>::from(uid), (0, String::new(), String::new()));
+        self.dependents
+            .range(from..)
+            .take_while(|(u, _)| &**u == uid)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    fn has_dependents(&self, uid: &str) -> bool {
+        let from = (Box::<str>::from(uid), (0, String::new(), String::new()));
+        self.dependents
+            .range(from..)
+            .next()
+            .is_some_and(|(u, _)| &**u == uid)
+    }
+
+    /// The object at `key`, decoded.
+    fn value(&self, key: &Key) -> Option<Arc<Value>> {
+        self.objects.get(key).map(|s| Arc::new(s.value()))
+    }
 }
 
 /// How a watch starts.
 pub enum WatchStart {
     /// Synthetic `ADDED` events for the current objects (resourceVersion unset or 0).
-    Initial(Vec<Arc<Value>>),
+    Initial(Vec<Arc<Stored>>),
     /// Changes after the requested resourceVersion, replayed from history.
     Replay(Vec<Arc<Change>>),
 }
 
-/// A page of a list.
+/// A page of a list (stored objects: [`Stored::value`] decodes one).
 pub struct ListPage {
-    pub items: Vec<Arc<Value>>,
+    pub items: Vec<Arc<Stored>>,
     pub resource_version: u64,
     pub continue_token: Option<String>,
     pub remaining: Option<u64>,
+}
+
+impl ListPage {
+    /// The items, decoded.
+    pub fn values(&self) -> Vec<Arc<Value>> {
+        self.items.iter().map(|s| Arc::new(s.value())).collect()
+    }
 }
 
 /// The whole simulated cluster state.
@@ -148,6 +202,10 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Change>>,
     /// Pod logs: (namespace, pod) → container → lines.
     logs: Mutex<PodLogs>,
+    /// The compression dictionary of each resource.
+    dicts: stored::Dictionaries,
+    /// Written objects for the controllers ([`Store::follow_writes`]).
+    feed: Feed,
     pub limits: Limits,
 }
 
@@ -196,9 +254,13 @@ impl Store {
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
                 oldest_rv: 0,
+                dependents: BTreeSet::new(),
+                events: BTreeMap::new(),
             }),
             tx,
             logs: Mutex::new(HashMap::new()),
+            dicts: stored::Dictionaries::default(),
+            feed: Feed::default(),
             limits,
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -225,6 +287,14 @@ impl Store {
         (g.objects.len(), g.history.len())
     }
 
+    /// What the stored objects take: (objects, bytes of their compressed
+    /// JSON, bytes of the compression dictionaries). Scans every object.
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        let g = self.lock();
+        let bodies = g.objects.values().map(|o| o.body_bytes()).sum();
+        (g.objects.len(), bodies, self.dicts.bytes())
+    }
+
     /// Drops the retained history: watches and continue tokens from any
     /// older resourceVersion now get 410 `Expired`.
     pub fn compact(&self) {
@@ -233,16 +303,46 @@ impl Store {
         g.oldest_rv = g.rv;
     }
 
-    fn publish(&self, g: &mut Inner, change: Change) {
-        let change = Arc::new(change);
-        g.history.push_back(change.clone());
+    fn publish(&self, g: &mut Inner, record: Record) {
+        self.feed.push(&record.object);
+        if self.tx.receiver_count() > 0 {
+            // (A receiver that goes meanwhile is fine.)
+            let _ = self.tx.send(Arc::new(Change::of(&record)));
+        }
+        g.history.push_back(record);
         while g.history.len() > self.limits.history {
             if let Some(old) = g.history.pop_front() {
                 g.oldest_rv = old.rv;
             }
         }
-        // No receivers is fine.
-        let _ = self.tx.send(change);
+    }
+
+    /// Encodes a version of the object at `key` for storage.
+    fn encode(&self, key: &Key, obj: &Value, rv: u64, created_rv: u64) -> Arc<Stored> {
+        Arc::new(Stored::encode(
+            key.0,
+            &key.1,
+            obj,
+            rv,
+            created_rv,
+            &self.dicts,
+        ))
+    }
+
+    /// Deletes the Events past [`Limits::max_events`] and those older than
+    /// [`Limits::event_ttl`], oldest first.
+    fn expire_events(&self, g: &mut Inner) {
+        let now = Instant::now();
+        while let Some((_, (at, key))) = g.events.first_key_value() {
+            let over = g.events.len() > self.limits.max_events;
+            if !over && now.duration_since(*at) < self.limits.event_ttl {
+                break;
+            }
+            let key = key.clone();
+            if self.remove_locked(g, &key).is_none() {
+                g.events.pop_first();
+            }
+        }
     }
 
     fn not_found(res: &Resource, name: &str) -> ApiError {
@@ -277,7 +377,7 @@ impl Store {
         let terminating = g
             .objects
             .get(&(NAMESPACES, String::new(), ns.to_string()))
-            .is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some());
+            .is_some_and(|n| n.deleting);
         if terminating {
             return Err(ApiError::namespace_terminating(
                 res.plural, res.group, name, ns,
@@ -294,11 +394,14 @@ impl Store {
     /// `GET` one object.
     pub fn get(&self, res_id: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
-        let g = self.lock();
-        g.objects
+        let stored = self
+            .lock()
+            .objects
             .get(&Self::key(res_id, ns, name))
             .cloned()
-            .ok_or_else(|| Self::not_found(res, name))
+            .ok_or_else(|| Self::not_found(res, name))?;
+        // Decoded without the lock held.
+        Ok(Arc::new(stored.value()))
     }
 
     /// Starts a watch: returns how it begins and a receiver for later changes.
@@ -332,8 +435,8 @@ impl Store {
                 WatchStart::Replay(
                     g.history
                         .iter()
-                        .filter(|c| c.rv > rv && in_scope(c.res, &c.namespace))
-                        .cloned()
+                        .filter(|c| c.rv > rv && in_scope(c.object.res, &c.object.namespace))
+                        .map(|c| Arc::new(Change::of(c)))
                         .collect(),
                 )
             }
@@ -420,20 +523,21 @@ impl Store {
         g.rv += 1;
         let rv = g.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let stored = self.encode(&key, &obj, rv, rv);
         let obj = Arc::new(obj);
-        g.objects.insert(key, obj.clone());
+        g.put(key, stored.clone());
         self.publish(
             &mut g,
-            Change {
+            Record {
                 rv,
-                res: res_id,
-                namespace: ns_of(res, ns),
                 kind: EventType::Added,
-                object: obj.clone(),
+                object: stored,
                 old: None,
-                json: Default::default(),
             },
         );
+        if res_id == EVENTS {
+            self.expire_events(&mut g);
+        }
         Ok(obj)
     }
 
@@ -447,8 +551,11 @@ impl Store {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        let res = &RESOURCES[res_id];
         let mut g = self.lock();
-        self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
+        let key = Self::key(res_id, ns, name);
+        let old = g.value(&key).ok_or_else(|| Self::not_found(res, name))?;
+        self.update_locked(&mut g, &key, old, body, status_only, dry_run)
     }
 
     /// Reads, modifies and writes one object under the lock: `f` gets the
@@ -465,11 +572,8 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[res_id];
         let mut g = self.lock();
-        let cur = g
-            .objects
-            .get(&Self::key(res_id, ns, name))
-            .cloned()
-            .ok_or_else(|| Self::not_found(res, name))?;
+        let key = Self::key(res_id, ns, name);
+        let cur = g.value(&key).ok_or_else(|| Self::not_found(res, name))?;
         let mut body = f(&cur)?;
         // A patch that does not mention resourceVersion is unconditional.
         if body.pointer("/metadata/resourceVersion").is_none() {
@@ -480,7 +584,7 @@ impl Store {
                 );
             }
         }
-        self.update_locked(&mut g, res_id, ns, name, body, status_only, dry_run)
+        self.update_locked(&mut g, &key, cur, body, status_only, dry_run)
     }
 
     /// A write by the simulated cluster's own components, without an
@@ -497,13 +601,13 @@ impl Store {
     ) -> Option<Arc<Value>> {
         let mut g = self.lock();
         let key = Self::key(res_id, ns, name);
-        let cur = g.objects.get(&key).cloned()?;
+        let cur = g.value(&key)?;
         let mut new = (*cur).clone();
         f(&mut new);
         if new == *cur {
             return Some(cur);
         }
-        Some(self.write_locked(&mut g, &key, new, cur))
+        Some(self.write_locked(&mut g, &key, new))
     }
 
     /// The namespaced objects in namespace `ns` (resource, name).
@@ -512,27 +616,21 @@ impl Store {
         g.objects
             .iter()
             .filter(|((r, ons, _), _)| RESOURCES[*r].namespaced && ons == ns)
-            .map(|((r, _, n), o)| {
-                (
-                    *r,
-                    n.clone(),
-                    o["metadata"].get("deletionTimestamp").is_some(),
-                )
-            })
+            .map(|((r, _, n), o)| (*r, n.clone(), o.deleting))
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// An update of the object at `key`, whose current state is `old`.
     fn update_locked(
         &self,
         g: &mut Inner,
-        res_id: usize,
-        ns: &str,
-        name: &str,
+        key: &Key,
+        old: Arc<Value>,
         mut body: Value,
         status_only: bool,
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        let (res_id, name) = (key.0, key.2.as_str());
         let res = &RESOURCES[res_id];
         if !body.is_object() {
             return Err(ApiError::bad_request(
@@ -540,12 +638,6 @@ impl Store {
             ));
         }
         check_type_meta(res, &body)?;
-        let key = Self::key(res_id, ns, name);
-        let old = g
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Self::not_found(res, name))?;
         match meta_str(&body, "name") {
             Some(n) if n != name => {
                 return Err(ApiError::bad_request(format!(
@@ -647,34 +739,28 @@ impl Store {
         if dry_run {
             return Ok(Arc::new(new));
         }
-        Ok(self.write_locked(g, &key, new, old))
+        Ok(self.write_locked(g, key, new))
     }
 
     /// Stores a new state of an existing object (rv bump, `MODIFIED`), and
     /// removes it if it is being deleted and has no finalizers left.
-    fn write_locked(
-        &self,
-        g: &mut Inner,
-        key: &Key,
-        mut new: Value,
-        old: Arc<Value>,
-    ) -> Arc<Value> {
+    fn write_locked(&self, g: &mut Inner, key: &Key, mut new: Value) -> Arc<Value> {
         let finalizing = finalized(key.0, &new);
         g.rv += 1;
         let rv = g.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let old = g.objects.get(key).cloned();
+        let created_rv = old.as_ref().map_or(rv, |o| o.created_rv);
+        let stored = self.encode(key, &new, rv, created_rv);
         let new = Arc::new(new);
-        g.objects.insert(key.clone(), new.clone());
+        g.put(key.clone(), stored.clone());
         self.publish(
             g,
-            Change {
+            Record {
                 rv,
-                res: key.0,
-                namespace: key.1.clone(),
                 kind: EventType::Modified,
-                object: new.clone(),
-                old: Some(old),
-                json: Default::default(),
+                object: stored,
+                old,
             },
         );
         if finalizing {
@@ -741,9 +827,31 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Subscribes to all later changes (for the controller and log follow).
+    /// Subscribes to all later changes. A receiver that falls
+    /// [`Limits::watch_buffer`] changes behind loses the oldest.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
+    }
+
+    /// Starts queueing every written object (each new version, and the
+    /// last state of a removed one) for [`Store::written`]: how the
+    /// simulated cluster's controllers follow the store without ever
+    /// missing a write.
+    pub fn follow_writes(&self) {
+        self.feed.follow();
+    }
+
+    /// The objects written since the last call, oldest first, and whether
+    /// some were dropped (the reader was a million writes behind: it must
+    /// look at every object again).
+    pub fn written(&self) -> (Vec<Arc<Stored>>, bool) {
+        self.feed.take()
+    }
+
+    /// Waits until something was written since [`Store::written`] last
+    /// answered (at once if it was meanwhile).
+    pub async fn wait_written(&self) {
+        self.feed.ready().await
     }
 }
 
@@ -758,14 +866,6 @@ fn finalized(res_id: usize, obj: &Value) -> bool {
         && meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
         && empty(&meta["finalizers"])
         && (res_id != NAMESPACES || empty(&obj["spec"]["finalizers"]))
-}
-
-fn ns_of(res: &Resource, ns: &str) -> String {
-    if res.namespaced {
-        ns.to_string()
-    } else {
-        String::new()
-    }
 }
 
 fn check_type_meta(res: &Resource, obj: &Value) -> Result<(), ApiError> {
@@ -787,3 +887,6 @@ fn check_type_meta(res: &Resource, obj: &Value) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

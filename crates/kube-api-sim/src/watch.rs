@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::resources::RESOURCES;
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
-use super::store::{Change, EventType, WatchStart};
+use super::store::{Change, EventType, Stored, WatchStart};
 
 /// What a watch asked for.
 pub struct WatchRequest {
@@ -46,9 +46,20 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(buf)
 }
 
+/// `{"type":KIND,"object":…}` around an object's JSON, one line.
+fn event_bytes(kind: &str, object: &[u8]) -> Bytes {
+    let mut buf = Vec::with_capacity(object.len() + 32);
+    buf.extend_from_slice(b"{\"type\":\"");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\",\"object\":");
+    buf.extend_from_slice(object);
+    buf.extend_from_slice(b"}\n");
+    Bytes::from(buf)
+}
+
 impl WatchRequest {
-    fn selected(&self, obj: &Value) -> bool {
-        self.labels.matches(obj["metadata"]["labels"].as_object()) && self.fields.matches(obj)
+    fn selected(&self, obj: &Stored) -> bool {
+        self.labels.matches_stored(obj) && self.fields.matches_stored(obj)
     }
 
     /// The event (if any) this watch sees for a change.
@@ -61,7 +72,7 @@ impl WatchRequest {
         {
             return None;
         }
-        let now = self.selected(&c.object);
+        let now = self.selected(c.object.stored());
         let before = c.old.as_deref().is_some_and(|o| self.selected(o));
         let kind = match (c.kind, before, now) {
             (EventType::Added, _, true) => "ADDED",
@@ -71,15 +82,8 @@ impl WatchRequest {
             (EventType::Deleted, b, n) if b || n => "DELETED",
             _ => return None,
         };
-        // `{"type":KIND,"object":…}` around the change's shared JSON.
-        let obj = c.object_json();
-        let mut buf = Vec::with_capacity(obj.len() + 32);
-        buf.extend_from_slice(b"{\"type\":\"");
-        buf.extend_from_slice(kind.as_bytes());
-        buf.extend_from_slice(b"\",\"object\":");
-        buf.extend_from_slice(obj);
-        buf.extend_from_slice(b"}\n");
-        Some(Bytes::from(buf))
+        // Around the change's JSON, shared by every watch that sends it.
+        Some(event_bytes(kind, c.object_json()))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -128,18 +132,12 @@ fn default_timeout() -> Duration {
 /// first change past it (already taken off the channel), if any.
 fn settle_initial(
     state: &SimState,
-    objs: Vec<Arc<Value>>,
+    objs: Vec<Arc<Stored>>,
     changes: &mut broadcast::Receiver<Arc<Change>>,
     w: &WatchRequest,
-) -> (Vec<Arc<Value>>, u64, Option<Arc<Change>>) {
-    let key = |o: &Value| {
-        let m = &o["metadata"];
-        (
-            m["namespace"].as_str().unwrap_or("").to_string(),
-            m["name"].as_str().unwrap_or("").to_string(),
-        )
-    };
-    let mut by_key: BTreeMap<(String, String), Arc<Value>> =
+) -> (Vec<Arc<Stored>>, u64, Option<Arc<Change>>) {
+    let key = |o: &Stored| (o.namespace.to_string(), o.name.to_string());
+    let mut by_key: BTreeMap<(String, String), Arc<Stored>> =
         objs.into_iter().map(|o| (key(&o), o)).collect();
     // Every change up to `rv` was broadcast before the store released the
     // lock `current_rv` takes, so all of them are queued by now.
@@ -153,9 +151,10 @@ fn settle_initial(
         if c.res != w.res || w.namespace.as_deref().is_some_and(|ns| ns != c.namespace) {
             continue;
         }
+        let o = c.object.stored();
         match c.kind {
-            EventType::Deleted => by_key.remove(&key(&c.object)),
-            _ => by_key.insert(key(&c.object), c.object.clone()),
+            EventType::Deleted => by_key.remove(&key(o)),
+            _ => by_key.insert(key(o), o.clone()),
         };
     }
     (by_key.into_values().collect(), rv, next)
@@ -204,7 +203,7 @@ pub fn serve(state: Arc<SimState>, w: WatchRequest) -> HttpResponse {
                 let (objs, rv, next) = settle_initial(&state, objs, &mut changes, &w);
                 pending = next;
                 for o in objs {
-                    if w.selected(&o) && tx.send(event_line("ADDED", &o)).await.is_err() {
+                    if w.selected(&o) && tx.send(event_bytes("ADDED", &o.json())).await.is_err() {
                         return;
                     }
                 }

@@ -109,12 +109,19 @@ impl Controller {
         let uid = meta(job, "uid");
         let sel =
             LabelSelector::parse(&format!("{CONTROLLER_UID_LABEL}={uid}")).unwrap_or_default();
+        // Selected and checked on the index; only its pods are decoded.
         self.store()
             .list(PODS, Some(ns), &sel, &FieldSelector::default(), None, None)
             .map(|p| p.items)
             .unwrap_or_default()
             .into_iter()
-            .filter(|p| owner(p).is_some_and(|o| o["uid"] == uid))
+            .filter(|p| {
+                p.owners
+                    .iter()
+                    .find(|o| &*o.kind == "Job")
+                    .is_some_and(|o| &*o.uid == uid)
+            })
+            .map(|p| Arc::new(p.value()))
             .collect()
     }
 

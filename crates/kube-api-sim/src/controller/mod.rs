@@ -20,12 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::TryRecvError;
 
 use super::resources::{EVENTS, JOBS, NAMESPACES, PODS};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::SimState;
-use super::store::{now_rfc3339, Store};
+use super::store::{now_rfc3339, Store, Stored};
 
 mod crash;
 mod describe;
@@ -143,7 +142,8 @@ impl Controller {
     }
 
     async fn run(&mut self) {
-        let mut rx = self.state.store.subscribe();
+        let store = self.state.store.clone();
+        store.follow_writes();
         let mut dirty: BTreeSet<Key> = BTreeSet::new();
         self.resync(&mut dirty);
         loop {
@@ -159,20 +159,16 @@ impl Controller {
                 }
             };
             tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(c) => self.mark(&mut dirty, c.res, &c.namespace, &c.object),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync(&mut dirty),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
+                _ = store.wait_written() => {}
                 _ = sleep => {}
             }
-            // Batch everything already queued.
-            loop {
-                match rx.try_recv() {
-                    Ok(c) => self.mark(&mut dirty, c.res, &c.namespace, &c.object),
-                    Err(TryRecvError::Lagged(_)) => self.resync(&mut dirty),
-                    Err(_) => break,
-                }
+            // Everything written meanwhile, in one batch.
+            let (written, overflowed) = store.written();
+            if overflowed {
+                self.resync(&mut dirty);
+            }
+            for o in written {
+                self.mark(&mut dirty, &o);
             }
             let now = Instant::now();
             while let Some(first) = self.timers.first().cloned() {
@@ -191,29 +187,30 @@ impl Controller {
         for res in [NAMESPACES, JOBS, PODS] {
             if let Ok(page) = self.store().list(res, None, &all, &none, None, None) {
                 for o in page.items {
-                    self.mark(dirty, res, meta(&o, "namespace"), &o);
+                    self.mark(dirty, &o);
                 }
             }
         }
     }
 
-    fn mark(&mut self, dirty: &mut BTreeSet<Key>, res: usize, ns: &str, obj: &Value) {
+    /// Marks what a change to `obj` concerns (read from its index).
+    fn mark(&mut self, dirty: &mut BTreeSet<Key>, obj: &Stored) {
+        let (ns, name) = (&*obj.namespace, &*obj.name);
         if self.terminating.contains(ns) {
             dirty.insert((NAMESPACES, String::new(), ns.into()));
         }
-        match res {
-            NAMESPACES if deleting(obj) => {
-                let name = meta(obj, "name").to_string();
-                self.terminating.insert(name.clone());
-                dirty.insert((NAMESPACES, String::new(), name));
+        match obj.res {
+            NAMESPACES if obj.deleting => {
+                self.terminating.insert(name.to_string());
+                dirty.insert((NAMESPACES, String::new(), name.into()));
             }
             JOBS => {
-                dirty.insert((JOBS, ns.into(), meta(obj, "name").into()));
+                dirty.insert((JOBS, ns.into(), name.into()));
             }
             PODS => {
-                dirty.insert((PODS, ns.into(), meta(obj, "name").into()));
-                if let Some(n) = job_support::owner(obj).and_then(|o| o["name"].as_str()) {
-                    dirty.insert((JOBS, ns.into(), n.into()));
+                dirty.insert((PODS, ns.into(), name.into()));
+                if let Some(o) = obj.owners.iter().find(|o| &*o.kind == "Job") {
+                    dirty.insert((JOBS, ns.into(), o.name.to_string()));
                 }
             }
             _ => {}

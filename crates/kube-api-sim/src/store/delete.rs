@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{meta_str, now_rfc3339, Change, DeleteOptions, EventType, Inner, Key, Store};
+use super::{meta_str, now_rfc3339, DeleteOptions, EventType, Inner, Key, Record, Store, Stored};
 use crate::error::ApiError;
 use crate::resources::{NAMESPACES, PODS, RESOURCES};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -37,23 +37,19 @@ impl Store {
     /// Removes an object now, publishes `DELETED`, and garbage-collects its
     /// dependents (background). Returns the deleted state.
     pub(super) fn remove_locked(&self, g: &mut Inner, key: &Key) -> Option<Arc<Value>> {
-        let old = g.objects.remove(key)?;
-        let res = &RESOURCES[key.0];
+        let old = g.take(key)?;
         g.rv += 1;
         let rv = g.rv;
-        let mut last = (*old).clone();
+        let mut last = old.value();
         last["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let last = Arc::new(last);
+        let stored = self.encode(key, &last, rv, old.created_rv);
         self.publish(
             g,
-            Change {
+            Record {
                 rv,
-                res: key.0,
-                namespace: key.1.clone(),
                 kind: EventType::Deleted,
-                object: last.clone(),
+                object: stored,
                 old: Some(old.clone()),
-                json: Default::default(),
             },
         );
         if key.0 == NAMESPACES {
@@ -67,55 +63,41 @@ impl Store {
                 self.remove_locked(g, &k);
             }
         }
-        if let Some(uid) = meta_str(&old, "uid") {
-            self.collect_dependents(g, uid, &key.1, false);
+        if !old.uid.is_empty() {
+            self.collect_dependents(g, &old.uid, &key.1, false);
         }
         if key.0 == crate::resources::PODS {
             if let Ok(mut logs) = self.logs.lock() {
                 logs.remove(&(key.1.clone(), key.2.clone()));
             }
         }
-        let _ = res;
         self.release_foreground_owners(g, &old);
-        Some(last)
+        Some(Arc::new(last))
     }
 
     /// When the last dependent of an owner deleted in the foreground is
     /// gone, the owner's `foregroundDeletion` finalizer is removed (and so
     /// the owner), as the garbage collector does.
-    fn release_foreground_owners(&self, g: &mut Inner, removed: &Value) {
-        let owners: Vec<String> = removed["metadata"]["ownerReferences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["uid"].as_str().map(str::to_string))
-            .collect();
-        for uid in owners {
-            let owned = |o: &Value| {
-                o["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
-            };
-            if g.objects.values().any(|o| owned(o)) {
+    fn release_foreground_owners(&self, g: &mut Inner, removed: &Stored) {
+        for owner in removed.owners.iter() {
+            if g.has_dependents(&owner.uid) {
                 continue;
             }
-            let Some((key, owner)) = g
-                .objects
-                .iter()
-                .find(|(_, o)| o["metadata"]["uid"] == uid.as_str())
-                .map(|(k, o)| (k.clone(), o.clone()))
-            else {
+            let Some(key) = find_owner(g, owner, &removed.namespace) else {
                 continue;
             };
-            let waiting = owner["metadata"]["finalizers"]
+            let Some(cur) = g.objects.get(&key).map(|o| o.value()) else {
+                continue;
+            };
+            let waiting = cur["metadata"]["finalizers"]
                 .as_array()
                 .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"));
             if waiting {
-                let mut done = (*owner).clone();
+                let mut done = cur;
                 if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|x| x != "foregroundDeletion");
                 }
-                self.write_locked(g, &key, done, owner);
+                self.write_locked(g, &key, done);
             }
         }
     }
@@ -123,18 +105,12 @@ impl Store {
     /// Deletes (or, with `orphan`, releases) the objects owned by `uid`.
     fn collect_dependents(&self, g: &mut Inner, uid: &str, ns: &str, orphan: bool) {
         let dependents: Vec<Key> = g
-            .objects
-            .iter()
-            .filter(|((r, ons, _), obj)| {
-                (!RESOURCES[*r].namespaced || ons == ns)
-                    && obj["metadata"]["ownerReferences"]
-                        .as_array()
-                        .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
-            })
-            .map(|(k, _)| k.clone())
+            .dependents_of(uid)
+            .into_iter()
+            .filter(|(r, ons, _)| !RESOURCES[*r].namespaced || ons == ns)
             .collect();
         for k in dependents {
-            let Some(obj) = g.objects.get(&k).cloned() else {
+            let Some(obj) = g.value(&k) else {
                 continue;
             };
             let refs = obj["metadata"]["ownerReferences"]
@@ -151,7 +127,7 @@ impl Store {
                 } else {
                     n["metadata"]["ownerReferences"] = Value::Array(others);
                 }
-                let _ = self.update_locked(g, k.0, &k.1, &k.2, n, false, false);
+                let _ = self.update_locked(g, &k, obj, n, false, false);
             } else if obj["metadata"].get("deletionTimestamp").is_none() {
                 // The garbage collector deletes dependents as a client
                 // would: pods gracefully, finalizers honoured.
@@ -179,11 +155,7 @@ impl Store {
         }
         let mut g = self.lock();
         let key = Self::key(res_id, ns, name);
-        let cur = g
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Self::not_found(res, name))?;
+        let cur = g.value(&key).ok_or_else(|| Self::not_found(res, name))?;
         if let Some(uid) = &opts.precondition_uid {
             if Some(uid.as_str()) != meta_str(&cur, "uid") {
                 return Err(ApiError::conflict(
@@ -261,22 +233,17 @@ impl Store {
                 .unwrap_or_default();
             fin.push(json!("foregroundDeletion"));
             marked["metadata"]["finalizers"] = Value::Array(fin);
-            let marked = self.write_locked(g, key, marked, cur);
+            let marked = self.write_locked(g, key, marked);
             // Dependents that go at once release the owner right away
             // (release_foreground_owners); terminating ones when they go.
             self.collect_dependents(g, &uid, &key.1, false);
-            if let Some(now) = g.objects.get(key).cloned() {
-                let still_owned = g.objects.values().any(|o| {
-                    o["metadata"]["ownerReferences"]
-                        .as_array()
-                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
-                });
-                if !still_owned {
+            if let Some(now) = g.value(key) {
+                if !g.has_dependents(&uid) {
                     let mut done = (*now).clone();
                     if let Some(f) = done["metadata"]["finalizers"].as_array_mut() {
                         f.retain(|x| x != "foregroundDeletion");
                     }
-                    return Some(self.write_locked(g, key, done, now));
+                    return Some(self.write_locked(g, key, done));
                 }
                 return Some(now);
             }
@@ -300,7 +267,7 @@ impl Store {
             marked["metadata"]["deletionTimestamp"] =
                 json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(period);
-            return Some(self.write_locked(g, key, marked, cur));
+            return Some(self.write_locked(g, key, marked));
         }
         let has_finalizers = cur["metadata"]["finalizers"]
             .as_array()
@@ -314,7 +281,7 @@ impl Store {
                 marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
             }
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            return Some(self.write_locked(g, key, marked, cur));
+            return Some(self.write_locked(g, key, marked));
         }
         self.remove_locked(g, key)
     }
@@ -330,7 +297,7 @@ impl Store {
         marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
         marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         marked["status"]["phase"] = json!("Terminating");
-        self.write_locked(g, key, marked, cur)
+        self.write_locked(g, key, marked)
     }
 
     /// `DELETECOLLECTION`: deletes every matching object; returns them.
@@ -345,9 +312,7 @@ impl Store {
         let page = self.list(res_id, ns, labels, fields, None, None)?;
         let mut out = Vec::new();
         for obj in page.items {
-            let ons = meta_str(&obj, "namespace").unwrap_or("");
-            let name = meta_str(&obj, "name").unwrap_or("");
-            match self.delete(res_id, ons, name, opts) {
+            match self.delete(res_id, &obj.namespace, &obj.name, opts) {
                 Ok(o) => out.push(o),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
@@ -355,4 +320,18 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The object an owner reference names: same namespace as its dependent
+/// (or cluster-scoped), kind, name and uid.
+fn find_owner(g: &Inner, owner: &super::Owner, ns: &str) -> Option<Key> {
+    RESOURCES
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == &*owner.kind)
+        .map(|(i, r)| {
+            let ns = if r.namespaced { ns } else { "" };
+            (i, ns.to_string(), owner.name.to_string())
+        })
+        .find(|k| g.objects.get(k).is_some_and(|o| o.uid == owner.uid))
 }

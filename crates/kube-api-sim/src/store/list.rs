@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{EventType, Inner, ListPage, Store};
+use super::{EventType, Inner, ListPage, Store, Stored};
 use crate::error::ApiError;
 use crate::resources::RESOURCES;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -29,7 +29,7 @@ pub enum ListAt {
 const TOO_OLD: &str = "The resourceVersion for the provided list is too old.";
 const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
 
-type View = BTreeMap<(String, String), Arc<Value>>;
+type View = BTreeMap<(String, String), Arc<Stored>>;
 
 impl Store {
     /// `LIST` objects of one type, in one namespace or (None) all, at the
@@ -97,7 +97,7 @@ impl Store {
         let rewound = (list_rv < g.rv).then(|| rewind(&g, res_id, ns, list_rv));
         let lower = (res_id, String::new(), String::new());
         let upper = (res_id + 1, String::new(), String::new());
-        let entries: Box<dyn Iterator<Item = (&String, &String, &Arc<Value>)>> = match &rewound {
+        let entries: Box<dyn Iterator<Item = (&String, &String, &Arc<Stored>)>> = match &rewound {
             Some(view) => Box::new(view.iter().map(|((ons, name), o)| (ons, name, o))),
             None => Box::new(
                 g.objects
@@ -117,7 +117,7 @@ impl Store {
                     continue;
                 }
             }
-            if !labels.matches(obj["metadata"]["labels"].as_object()) || !fields.matches(obj) {
+            if !labels.matches_stored(obj) || !fields.matches_stored(obj) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -175,14 +175,11 @@ fn rewind(g: &Inner, res_id: usize, ns: Option<&str>, rv: u64) -> View {
         .map(|((_, ons, name), o)| ((ons.clone(), name.clone()), o.clone()))
         .collect();
     for c in g.history.iter().rev().take_while(|c| c.rv > rv) {
-        if c.res != res_id || ns.is_some_and(|n| n != c.namespace) {
+        let o = &c.object;
+        if o.res != res_id || ns.is_some_and(|n| n != &*o.namespace) {
             continue;
         }
-        let name = c.object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let key = (c.namespace.clone(), name);
+        let key = (o.namespace.to_string(), o.name.to_string());
         match (c.kind, &c.old) {
             (EventType::Added, _) => {
                 view.remove(&key);
