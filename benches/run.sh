@@ -5,6 +5,7 @@
 #   benches/run.sh --quick   # under 2 minutes: trigger, growth to 10k, admission, 9 KB ingest
 #   benches/run.sh           # under 10 minutes: adds growth to 100k and 1 KB/100 KB/1 MB ingest
 #   benches/run.sh --only trigger,growth
+#   benches/run.sh --only ingest --repeat 3   # each ingest server loaded 3 times, interleaved
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
 # package) and @octokit/webhooks (npm, into the target dir) when missing;
@@ -39,8 +40,8 @@ else
   echo "Node.js is not installed: skipping the @octokit/webhooks baseline" >&2
 fi
 
-echo "building the release binary and examples/naive_route" >&2
-cargo build --release --locked --bin orchestrator --example naive_route >/dev/null 2>&1 \
-  || cargo build --release --locked --bin orchestrator --example naive_route
+echo "building the release binary, examples/ceiling_route and examples/naive_route" >&2
+build=(cargo build --release --locked --bin orchestrator --example ceiling_route --example naive_route)
+"${build[@]}" >/dev/null 2>&1 || "${build[@]}"
 
 exec python3 benches/run.py --node-dir "$node_dir" "$@"
