@@ -374,13 +374,20 @@ def ingest(d, secs, sizes, node_dir, repeat=1):
             for name in order:
                 if name not in targets:
                     continue
+                proc_ = targets[name][0]
+                cpu0 = proc_.cpu_s()
                 r = wrk(targets[name][1], script, secs, env=env, latency=True)
+                # The server's own CPU time per request: less sensitive than
+                # req/s to what else the machine runs.
+                r["cpu_us_per_request"] = (proc_.cpu_s() - cpu0) * 1e6 / max(1, r["requests"])
                 runs[name].append(r)
-                log(f"ingest {size} {name}: {r['rps']:.0f} req/s, p99 {r['p99_ms']} ms, non-2xx {r['non2xx']}")
+                log(f"ingest {size} {name}: {r['rps']:.0f} req/s, p99 {r['p99_ms']} ms, "
+                    f"{r['cpu_us_per_request']:.1f} us CPU/request, non-2xx {r['non2xx']}")
         row = {}
         for name, rs in runs.items():
             rs.sort(key=lambda r: r["rps"])
-            row[name] = dict(rs[len(rs) // 2], runs=[r["rps"] for r in rs])
+            row[name] = dict(rs[len(rs) // 2], runs=[r["rps"] for r in rs],
+                             cpu_us_per_request=sorted(r["cpu_us_per_request"] for r in rs)[len(rs) // 2])
         # p99 at half of the service's peak: pace each of 32 connections.
         peak = row["service"]["rps"]
         if peak > 0:
@@ -733,6 +740,11 @@ def ingest_table(r):
                 else f"issue_comment {size}, no command: ignored unparsed")
         lines.append(f"| {what} ({r['body_bytes'][size]} B) | " + " | ".join(cells)
                      + f" | {ratios} | {p99} / {half} ms |")
+    lines.append("")
+    lines.append("CPU time per request (µs, the server's own; median run): " + "; ".join(
+        f"{size}: " + ", ".join(f"{n} {row[n]['cpu_us_per_request']:.1f}" for n in names
+                                if row.get(n, {}).get("cpu_us_per_request") is not None)
+        for size, row in r["ingest"].items()))
     return "\n".join(lines)
 
 
