@@ -417,13 +417,21 @@ struct Ignored<'a> {
 }
 
 /// What an ignored delivery is about, for the events log: from routing's
-/// decode when it decoded the payload, else read from the body without one.
-fn subject_of(decoded: Option<About>, body: &[u8]) -> super::Subject {
-    let about = decoded.unwrap_or_else(|| about(body));
-    super::Subject {
-        repository: about.repository,
-        number: about.number,
-        sender: about.sender,
-        action: about.action,
+/// decode when it decoded the payload, else read from the body when the
+/// log is read ([`about`]; most of a flood of ignored deliveries leave the
+/// log unread).
+fn subject_of(decoded: Option<About>, body: &web::Bytes) -> super::Subject {
+    match decoded {
+        Some(about) => super::Subject {
+            deferred: None,
+            repository: about.repository,
+            number: about.number,
+            sender: about.sender,
+            action: about.action,
+        },
+        None => super::Subject {
+            deferred: Some((body.clone(), about)),
+            ..super::Subject::default()
+        },
     }
 }

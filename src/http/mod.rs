@@ -130,6 +130,9 @@ pub struct AppState {
 /// What an event is about, for the events log (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
+    /// A body to read the rest from, and how, when the events log is read
+    /// ([`EventLog::record_deferred`]): the other fields are then unused.
+    pub deferred: Option<(web::Bytes, crate::events::ReadSubject)>,
     /// `owner/name`.
     pub repository: Option<String>,
     /// The issue or pull request number.
@@ -144,6 +147,7 @@ impl Subject {
     /// The subject of a Task.
     pub fn of_task(task: &crate::task::Task) -> Subject {
         Subject {
+            deferred: None,
             repository: task.repository.clone(),
             number: task.issue_number.or(task.pr_number),
             sender: task.requested_by.clone(),
@@ -190,7 +194,7 @@ pub fn record_outcome(
         Ok(a) => (a.decision, a.reason.clone(), a.job.clone(), &a.subject),
         Err(e) => (e.event_decision(), Some(e.event_reason()), None, &none),
     };
-    state.events.record(NewEvent {
+    let e = NewEvent {
         source,
         event,
         delivery,
@@ -201,7 +205,11 @@ pub fn record_outcome(
         number: subject.number,
         sender: subject.sender.as_deref(),
         action: subject.action.as_deref(),
-    });
+    };
+    match &subject.deferred {
+        Some((body, read)) => state.events.record_deferred(e, body.clone(), *read),
+        None => state.events.record(e),
+    }
 }
 
 /// Root span of every request: request id plus the fields handlers fill in.

@@ -21,20 +21,13 @@
 
 use serde::de::DeserializeOwned;
 
-/// The subject of a delivery (each part when the payload has it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct About {
-    /// `repository.full_name`.
-    pub repository: Option<String>,
-    /// `issue.number`, else `pull_request.number`, else `number`.
-    pub number: Option<u64>,
-    /// `sender.login`.
-    pub sender: Option<String>,
-    /// `action`.
-    pub action: Option<String>,
-}
+/// The subject of a delivery (each part when the payload has it):
+/// `repository.full_name`; `issue.number`, else `pull_request.number`, else
+/// `number`; `sender.login`; `action`.
+pub type About = crate::events::Subject;
 
-/// Reads what `body` is about; see the module documentation.
+/// Reads what `body` is about; see the module documentation (an
+/// [`crate::events::ReadSubject`]).
 pub fn about(body: &[u8]) -> About {
     let mut skim = Skim { b: body, i: 0 };
     skim.top().unwrap_or_default()
