@@ -8,6 +8,7 @@
 #                            #   the simulator alone to 100k Jobs (memory, create cost; glibc's
 #                            #   allocator and jemalloc)
 #   benches/run.sh --only trigger,growth
+#   benches/run.sh --only ingest --repeat 3   # each ingest server loaded 3 times, interleaved
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
 # package) and @octokit/webhooks (npm, into the target dir) when missing;
@@ -49,9 +50,9 @@ else
   echo "Node.js is not installed: skipping the @octokit/webhooks baseline" >&2
 fi
 
-echo "building the release binary, examples/naive_route and the simulator's scale bench" >&2
-cargo build --release --locked --bin orchestrator --example naive_route >/dev/null 2>&1 \
-  || cargo build --release --locked --bin orchestrator --example naive_route
+echo "building the release binary, examples/ceiling_route, examples/naive_route and the simulator's scale bench" >&2
+build=(cargo build --release --locked --bin orchestrator --example ceiling_route --example naive_route)
+"${build[@]}" >/dev/null 2>&1 || "${build[@]}"
 cargo bench --locked -p kube-api-sim --bench scale --no-run >/dev/null 2>&1 \
   || cargo bench --locked -p kube-api-sim --bench scale --no-run
 

@@ -479,15 +479,11 @@ pub async fn run_with(
             let state = state.clone();
             let app = move || {
                 App::new()
-                    .wrap(actix_web::middleware::from_fn(
-                        crate::http::request_metrics::record,
+                    // Pipelining gauge, request id, request metrics.
+                    .wrap(http::request_metrics::Front::new(
+                        state.metrics.service().clone(),
                     ))
-                    .wrap(actix_web::middleware::from_fn(http::with_request_id))
                     .wrap(TracingLogger::<RootSpan>::new())
-                    // Outermost: the connection may pass up another request.
-                    .wrap(actix_web::middleware::from_fn(
-                        http::pipeline::count_started,
-                    ))
                     .app_data(state.clone())
                     .configure(http::routes)
             };
@@ -503,7 +499,7 @@ pub async fn run_with(
                 .client_disconnect_timeout(Duration::from_secs(1))
                 // A client that hangs up ends its streaming answer (log follow).
                 .h1_allow_half_closed(false)
-                // Each connection's pipelining gauge, for `count_started`.
+                // Each connection's pipelining gauge, for the `Front` middleware.
                 .on_connect_ext(|io: &Connection, ext: &mut actix_http::Extensions| {
                     ext.insert(io.get_ref().gauge());
                 })

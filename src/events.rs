@@ -2,10 +2,19 @@
 //! from every source with the decision taken and the Job they led to. Bounded
 //! ring buffer in memory (per replica); the Jobs themselves are the durable
 //! record.
+//!
+//! What an event is about (repository, number, sender, action) may be read
+//! from the delivery's body only when someone reads the log
+//! ([`EventLog::record_deferred`]): in a flood of deliveries the service
+//! ignores, most records leave the ring unread, and reading each body
+//! would cost as much as checking its signature. The bodies kept for that
+//! are bounded ([`DEFERRED_BYTES`], [`DEFERRED_BODY_MAX`]); beyond, the
+//! subject is read at once.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -48,9 +57,49 @@ pub struct EventRecord {
 /// Bounded log of recent events.
 #[derive(Debug)]
 pub struct EventLog {
-    inner: Mutex<(u64, VecDeque<EventRecord>)>,
+    inner: Mutex<Inner>,
     capacity: usize,
 }
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The last sequence number given.
+    seq: u64,
+    /// Oldest first; sequence numbers consecutive.
+    entries: VecDeque<Entry>,
+    /// Bytes of the bodies kept for deferred subjects.
+    deferred_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    rec: EventRecord,
+    /// The body whose subject is still to be read, and its reader.
+    deferred: Option<(Bytes, ReadSubject)>,
+}
+
+/// What an event is about (each part when known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// `owner/name`.
+    pub repository: Option<String>,
+    /// The issue or pull request number.
+    pub number: Option<u64>,
+    /// Who sent it.
+    pub sender: Option<String>,
+    /// The payload's action.
+    pub action: Option<String>,
+}
+
+/// Reads the [`Subject`] of a delivery from its body.
+pub type ReadSubject = fn(&[u8]) -> Subject;
+
+/// Bodies kept, all records together, for subjects not read yet (a full
+/// ring of ordinary 10–16 KB deliveries).
+pub const DEFERRED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Longest body kept for a deferred subject; a longer one's is read at once.
+pub const DEFERRED_BODY_MAX: usize = 64 * 1024;
 
 /// Fields of a new record.
 #[derive(Debug, Default, Clone)]
@@ -84,16 +133,38 @@ fn clip(s: &str) -> String {
 impl EventLog {
     pub fn new(capacity: usize) -> Self {
         EventLog {
-            inner: Mutex::new((0, VecDeque::with_capacity(capacity.min(4096)))),
+            inner: Mutex::new(Inner {
+                entries: VecDeque::with_capacity(capacity.min(4096)),
+                ..Inner::default()
+            }),
             capacity: capacity.max(1),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn record(&self, e: NewEvent<'_>) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 += 1;
-        let rec = EventRecord {
-            seq: g.0,
+        self.push(e, None);
+    }
+
+    /// Records `e` with the subject to be read from `body` by `read` when
+    /// the log is read (`e`'s own repository, number, sender and action are
+    /// not used) — or at once, when the body is longer than
+    /// [`DEFERRED_BODY_MAX`] or the bodies kept would exceed
+    /// [`DEFERRED_BYTES`].
+    pub fn record_deferred(&self, e: NewEvent<'_>, body: Bytes, read: ReadSubject) {
+        if body.len() > DEFERRED_BODY_MAX {
+            let s = read(&body);
+            return self.record(with_subject(e, &s));
+        }
+        self.push(e, Some((body, read)));
+    }
+
+    fn push(&self, e: NewEvent<'_>, deferred: Option<(Bytes, ReadSubject)>) {
+        let mut rec = EventRecord {
+            seq: 0,
             at: Utc::now(),
             source: clip(e.source),
             event: clip(e.event),
@@ -106,9 +177,76 @@ impl EventLog {
             number: e.number,
             sender: e.sender.map(clip),
         };
-        g.1.push_back(rec);
-        while g.1.len() > self.capacity {
-            g.1.pop_front();
+        let mut evicted = Vec::new();
+        let (seq, now) = {
+            let mut g = self.lock();
+            let g = &mut *g;
+            g.seq += 1;
+            rec.seq = g.seq;
+            // A body over the budget: its subject is read at once, below.
+            let (kept, now) = match deferred {
+                Some((body, read)) if g.deferred_bytes + body.len() > DEFERRED_BYTES => {
+                    (None, Some((body, read)))
+                }
+                other => (other, None),
+            };
+            if let Some((body, _)) = &kept {
+                g.deferred_bytes += body.len();
+            }
+            g.entries.push_back(Entry {
+                rec,
+                deferred: kept,
+            });
+            while g.entries.len() > self.capacity {
+                let Some(old) = g.entries.pop_front() else {
+                    break;
+                };
+                if let Some((body, _)) = &old.deferred {
+                    g.deferred_bytes -= body.len();
+                }
+                evicted.push(old);
+            }
+            (g.seq, now)
+        };
+        // Freed outside the lock.
+        drop(evicted);
+        if let Some((body, read)) = now {
+            let subject = read(&body);
+            let mut g = self.lock();
+            if let Some(e) = entry(&mut g.entries, seq) {
+                apply(&mut e.rec, subject);
+            }
+        }
+    }
+
+    /// Reads the deferred subjects: the bodies outside the lock, then
+    /// under it those recorded meanwhile.
+    fn settle(&self) {
+        let todo: Vec<(u64, Bytes, ReadSubject)> = self
+            .lock()
+            .entries
+            .iter()
+            .filter_map(|e| e.deferred.as_ref().map(|(b, f)| (e.rec.seq, b.clone(), *f)))
+            .collect();
+        let read: Vec<(u64, Subject)> = todo
+            .into_iter()
+            .map(|(seq, body, f)| (seq, f(&body)))
+            .collect();
+        let mut g = self.lock();
+        let g = &mut *g;
+        for (seq, subject) in read {
+            if let Some(e) = entry(&mut g.entries, seq) {
+                if let Some((body, _)) = e.deferred.take() {
+                    g.deferred_bytes -= body.len();
+                    apply(&mut e.rec, subject);
+                }
+            }
+        }
+        for e in g.entries.iter_mut() {
+            if let Some((body, read)) = e.deferred.take() {
+                g.deferred_bytes -= body.len();
+                apply(&mut e.rec, read(&body));
+            }
         }
     }
 
@@ -131,9 +269,12 @@ impl EventLog {
         decision: Option<&str>,
         repository: Option<&str>,
     ) -> Vec<EventRecord> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.iter()
+        self.settle();
+        let g = self.lock();
+        g.entries
+            .iter()
             .rev()
+            .map(|e| &e.rec)
             .filter(|r| source.is_none_or(|s| r.source == s))
             .filter(|r| decision.is_none_or(|d| r.decision == d))
             .filter(|r| {
@@ -151,9 +292,10 @@ impl EventLog {
     /// The repositories named in the log (sorted, at most `limit`): the
     /// dashboard's filter choices.
     pub fn repositories(&self, limit: usize) -> Vec<String> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle();
+        let g = self.lock();
         let mut seen = std::collections::BTreeSet::new();
-        for r in g.1.iter().rev() {
+        for r in g.entries.iter().rev().map(|e| &e.rec) {
             if let Some(repo) = &r.repository {
                 if seen.len() >= limit && !seen.contains(repo) {
                     continue;
@@ -166,13 +308,44 @@ impl EventLog {
 
     /// How many events are kept.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+        self.lock().entries.len()
+    }
+
+    /// Bytes of the bodies kept for subjects not read yet.
+    pub fn deferred_bytes(&self) -> usize {
+        self.lock().deferred_bytes
     }
 
     /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The entry with sequence number `seq`, if still kept.
+fn entry(entries: &mut VecDeque<Entry>, seq: u64) -> Option<&mut Entry> {
+    let first = entries.front()?.rec.seq;
+    let at = usize::try_from(seq.checked_sub(first)?).ok()?;
+    entries.get_mut(at).filter(|e| e.rec.seq == seq)
+}
+
+/// `e` with the subject `s`.
+fn with_subject<'a>(e: NewEvent<'a>, s: &'a Subject) -> NewEvent<'a> {
+    NewEvent {
+        repository: s.repository.as_deref(),
+        number: s.number,
+        sender: s.sender.as_deref(),
+        action: s.action.as_deref(),
+        ..e
+    }
+}
+
+/// Fills in a record's subject (clipped like every field).
+fn apply(rec: &mut EventRecord, s: Subject) {
+    rec.repository = s.repository.as_deref().map(clip);
+    rec.number = s.number;
+    rec.sender = s.sender.as_deref().map(clip);
+    rec.action = s.action.as_deref().map(clip);
 }
 
 #[cfg(test)]
@@ -201,6 +374,100 @@ mod tests {
         );
         assert_eq!(log.recent(10, Some("grafana"), None).len(), 0);
         assert_eq!(log.recent(1, None, Some("queued")).len(), 1);
+    }
+
+    fn github(delivery: &str) -> NewEvent<'_> {
+        NewEvent {
+            source: "github",
+            event: "issue_comment",
+            delivery: Some(delivery),
+            decision: "ignored",
+            ..Default::default()
+        }
+    }
+
+    /// A reader counting its calls: the body is the repository.
+    fn subject_of(body: &[u8], calls: &std::sync::atomic::AtomicUsize) -> Subject {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Subject {
+            repository: Some(String::from_utf8_lossy(body).into_owned()),
+            number: Some(7),
+            ..Subject::default()
+        }
+    }
+
+    #[test]
+    fn a_deferred_subject_is_read_when_the_log_is_read_and_never_for_records_evicted_unread() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn read(body: &[u8]) -> Subject {
+            subject_of(body, &CALLS)
+        }
+        let log = EventLog::new(3);
+        for i in 0..10 {
+            let d = i.to_string();
+            log.record_deferred(github(&d), Bytes::from(format!("acme/r{i}")), read);
+        }
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            0,
+            "nothing read while recording"
+        );
+        assert_eq!(
+            log.deferred_bytes(),
+            3 * "acme/r9".len(),
+            "evicted bodies are let go"
+        );
+        let r = log.recent(10, None, None);
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            3,
+            "only the records kept are read"
+        );
+        let repos: Vec<_> = r.iter().map(|e| e.repository.clone().unwrap()).collect();
+        assert_eq!(repos, ["acme/r9", "acme/r8", "acme/r7"]);
+        assert!(r.iter().all(|e| e.number == Some(7)));
+        assert_eq!(log.deferred_bytes(), 0);
+        assert_eq!(
+            log.matching(10, None, None, Some("ACME/R8")).len(),
+            1,
+            "filtered on the subject read"
+        );
+        assert_eq!(log.repositories(10), ["acme/r7", "acme/r8", "acme/r9"]);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 3, "each body is read once");
+    }
+
+    #[test]
+    fn bodies_kept_for_deferred_subjects_stay_within_their_budget() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn read(body: &[u8]) -> Subject {
+            subject_of(&body[..4], &CALLS)
+        }
+        let log = EventLog::new(10_000);
+        // A body over the per-body limit is read at once.
+        log.record_deferred(
+            github("big"),
+            Bytes::from(vec![b'x'; DEFERRED_BODY_MAX + 1]),
+            read,
+        );
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        assert_eq!(log.deferred_bytes(), 0);
+        // Bodies are kept up to the budget; beyond, read at once.
+        let n = DEFERRED_BYTES / DEFERRED_BODY_MAX;
+        for i in 0..n + 5 {
+            log.record_deferred(
+                github(&i.to_string()),
+                Bytes::from(vec![b'y'; DEFERRED_BODY_MAX]),
+                read,
+            );
+        }
+        assert_eq!(log.deferred_bytes(), n * DEFERRED_BODY_MAX);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1 + 5);
+        let r = log.recent(1, None, None);
+        assert_eq!(r[0].repository.as_deref(), Some("yyyy"));
+        assert_eq!(log.deferred_bytes(), 0);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1 + n + 5);
     }
 
     #[test]

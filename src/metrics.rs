@@ -72,6 +72,10 @@ pub struct ActorMetrics {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    /// Handles to `decisions` for every known source and decision (by
+    /// [`KNOWN_SOURCES`] × [`KNOWN_DECISIONS`] index): counting one is an
+    /// atomic increment, with no lock and no label strings.
+    known_decisions: Vec<Counter>,
     kube_requests: Family<KubeLabels, Counter>,
     kube_latency: Family<KubeLabels, Histogram>,
     actor_restarts: Family<ActorLabels, Counter>,
@@ -291,12 +295,26 @@ impl Metrics {
             "Managed Jobs in the watch store",
             demux.tracked.clone(),
         );
+        let known_decisions = KNOWN_SOURCES
+            .iter()
+            .flat_map(|source| {
+                KNOWN_DECISIONS.iter().map(|decision| {
+                    decisions
+                        .get_or_create(&DecisionLabels {
+                            source: (*source).into(),
+                            decision: (*decision).into(),
+                        })
+                        .clone()
+                })
+            })
+            .collect();
         let m = Metrics {
             registry,
             service,
             reports,
             dedup,
             decisions,
+            known_decisions,
             kube_requests,
             kube_latency,
             actor_restarts,
@@ -367,12 +385,26 @@ impl Metrics {
     }
 
     pub fn decision(&self, source: &str, decision: &str) {
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                source: source.into(),
-                decision: decision.into(),
-            })
-            .inc();
+        let known = KNOWN_SOURCES
+            .iter()
+            .position(|s| *s == source)
+            .and_then(|s| {
+                let d = KNOWN_DECISIONS.iter().position(|d| *d == decision)?;
+                self.known_decisions.get(s * KNOWN_DECISIONS.len() + d)
+            });
+        match known {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                self.decisions
+                    .get_or_create(&DecisionLabels {
+                        source: source.into(),
+                        decision: decision.into(),
+                    })
+                    .inc();
+            }
+        }
     }
 
     pub fn kube_request(&self, verb: &str, outcome: &str, took: Duration) {

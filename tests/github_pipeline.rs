@@ -59,6 +59,71 @@ async fn every_fixture_payload_as_is_is_answered_pong_or_ignored_with_the_right_
     app.stop().await.expect("a clean stop");
 }
 
+/// The events log says what each ignored delivery was about — read from
+/// the body when the log is read for a comment ignored without decoding it,
+/// from routing's decode for a label no rule routes — and nothing for a
+/// body that is not a JSON object.
+#[tokio::test]
+async fn the_events_log_says_what_each_ignored_delivery_was_about() {
+    const TOKEN: &str = "viewer-token-0123456789abcdef";
+    let mut env = config();
+    env.push(("API_TOKENS", "viewer=viewer-token-0123456789abcdef"));
+    let app = spawn_app(&env).await;
+    let comment = fixture("issue_comment/created.json");
+    let mut labeled = fixture("issues/labeled.json");
+    set(&mut labeled, "/label/name", "not-routed".into());
+    let cases = [
+        ("issue_comment", bytes(&comment), &comment),
+        ("issues", bytes(&labeled), &labeled),
+    ];
+    let mut deliveries = Vec::new();
+    for (event, body, _) in &cases {
+        let id = delivery_id();
+        let answer = app.deliver(event, &id, body.clone()).await;
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        assert_eq!(answer.json["status"], "ignored", "{}", answer.text);
+        deliveries.push(id);
+    }
+    let not_json = delivery_id();
+    let answer = app.deliver("push", &not_json, b"[1, 2".to_vec()).await;
+    assert_eq!(answer.status, 202, "an event no rule names is not parsed");
+    let events: Value = app
+        .http
+        .get(format!("{}/api/v1/events", app.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET /api/v1/events")
+        .json()
+        .await
+        .expect("JSON");
+    let by_delivery = |id: &str| {
+        events
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|e| e["delivery"] == id)
+            .unwrap_or_else(|| panic!("{id} in {events}"))
+            .clone()
+    };
+    for ((_, _, payload), id) in cases.iter().zip(&deliveries) {
+        let e = by_delivery(id);
+        assert_eq!(e["decision"], "ignored", "{e}");
+        assert_eq!(e["repository"], payload["repository"]["full_name"], "{e}");
+        assert_eq!(e["number"], payload["issue"]["number"], "{e}");
+        assert_eq!(e["sender"], payload["sender"]["login"], "{e}");
+        assert_eq!(e["action"], payload["action"], "{e}");
+    }
+    let e = by_delivery(&not_json);
+    for field in ["repository", "number", "sender", "action"] {
+        assert!(
+            e.get(field).is_none(),
+            "{field} of a body that is no object: {e}"
+        );
+    }
+    app.stop().await.expect("a clean stop");
+}
+
 struct Expect {
     fixture: &'static str,
     event: &'static str,

@@ -346,6 +346,106 @@ fn pm_task_documents_with_hostile_fields_are_refused_or_valid() {
     );
 }
 
+/// What a delivery is about, read without a full decode, is what the full
+/// decode reads: on real payloads, and on objects whose subject keys hold
+/// values of every type among other members, escaped and not, compact and
+/// indented.
+#[test]
+fn what_a_delivery_is_about_reads_as_a_full_decode_does() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github");
+    let mut read = 0;
+    for dir in std::fs::read_dir(&root).expect("the GitHub fixtures") {
+        let dir = dir.expect("a directory entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).expect("a fixture directory") {
+            let body = std::fs::read(file.expect("a directory entry").path()).expect("a fixture");
+            check_about(&body);
+            let compact =
+                serde_json::to_vec(&serde_json::from_slice::<Value>(&body).expect("json"));
+            check_about(&compact.expect("json"));
+            read += 1;
+        }
+    }
+    assert!(read >= 20, "{read} fixtures");
+    let subject_key = prop_oneof![
+        Just("action"),
+        Just("repository"),
+        Just("sender"),
+        Just("issue"),
+        Just("pull_request"),
+        Just("number"),
+        Just("full_name"),
+        Just("login"),
+    ];
+    let scalar = prop_oneof![
+        Just(json!(null)),
+        Just(json!(-7)),
+        Just(json!(1.5)),
+        Just(json!("a \"quoted\" {[,:]} \\ é ☃ \u{1}")),
+        Just(json!(true)),
+    ];
+    let number = prop_oneof![3 => any::<u64>().prop_map(Value::from), 1 => scalar.clone()];
+    let text = prop_oneof![3 => "[a-z/é]{0,8}".prop_map(Value::from), 1 => scalar.clone()];
+    // Objects with each member the subject is read from (of any type),
+    // among others.
+    let object = (
+        number.clone(),
+        text.clone(),
+        text.clone(),
+        prop::collection::vec((subject_key, scalar), 0..3),
+        json_value(),
+    )
+        .prop_map(|(n, full_name, login, members, other)| {
+            let mut o = serde_json::Map::new();
+            o.insert("other".into(), other);
+            for (k, v) in members {
+                o.insert(k.to_string(), v);
+            }
+            o.insert("number".into(), n);
+            o.insert("full_name".into(), full_name);
+            o.insert("login".into(), login);
+            Value::Object(o)
+        });
+    let value = prop_oneof![1 => number, 1 => text, 2 => object];
+    let strategy = (
+        prop::collection::vec(prop::option::weighted(0.8, value), 6),
+        json_value(),
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let keys = [
+        "action",
+        "repository",
+        "sender",
+        "issue",
+        "pull_request",
+        "number",
+    ];
+    proptest!(config(), |((values, other, pretty, escape_keys) in strategy)| {
+        let mut o = serde_json::Map::new();
+        o.insert("zz".into(), other);
+        for (k, v) in keys.iter().zip(values) {
+            if let Some(v) = v {
+                o.insert(k.to_string(), v);
+            }
+        }
+        let v = Value::Object(o);
+        let mut body = if pretty {
+            serde_json::to_vec_pretty(&v).expect("json")
+        } else {
+            serde_json::to_vec(&v).expect("json")
+        };
+        if escape_keys {
+            // `"action":` written `"\u0061ction":`: the same key.
+            let text = String::from_utf8(body).expect("utf-8");
+            body = text.replace("\"action\"", "\"\\u0061ction\"").into_bytes();
+        }
+        check_about(&body);
+    });
+}
+
 /// JSON values up to a few levels deep, with keys patches care about.
 fn json_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![

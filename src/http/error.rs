@@ -76,14 +76,26 @@ pub enum RouteError {
     Internal(String),
 }
 
+/// A request's id (the tracing logger's UUID), written out only when an
+/// answer or a log line needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestId(pub uuid::Uuid);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
 tokio::task_local! {
-    /// The id of the request being handled (set by [`super::with_request_id`]).
-    pub static REQUEST_ID: String;
+    /// The id of the request being handled (set by
+    /// [`super::request_metrics::Front`]).
+    pub static REQUEST_ID: RequestId;
 }
 
 /// The current request's id, if called while handling one.
 pub fn request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(ToString::to_string).ok()
 }
 
 /// A task that was not accepted, as its sender is told.

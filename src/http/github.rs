@@ -16,7 +16,7 @@ use crate::job::{JobExtras, JobState};
 use crate::rules::OnRepeat;
 use crate::scheduler::Enqueued;
 use crate::sources::actor::Submit;
-use crate::sources::github::{route, verify_signature, SignatureError};
+use crate::sources::github::{about, route_about, verify_signature, About, SignatureError};
 use crate::sources::Decision;
 use crate::task::Task;
 use crate::telemetry::Untrusted;
@@ -52,7 +52,9 @@ pub async fn webhook(
     let started = Instant::now();
     span.record("source", "github");
     let metrics = &state.metrics;
-    let result = handle(&req, payload, &state, &span, started).await;
+    let event = header(&req, "x-github-event");
+    let delivery = header(&req, "x-github-delivery");
+    let result = handle(&req, (event, delivery), payload, &state, &span, started).await;
     let decision = match &result {
         Ok(a) => a.decision,
         Err(e) => e.code(),
@@ -63,28 +65,22 @@ pub async fn webhook(
         Ok(a) => tracing::info!(decision = a.decision, "github delivery"),
         Err(e) => tracing::info!(decision, error = %e, "github delivery refused"),
     }
-    let event = header(&req, "x-github-event").unwrap_or("");
-    super::record_outcome(
-        &state,
-        "github",
-        event,
-        header(&req, "x-github-delivery"),
-        &result,
-    );
+    super::record_outcome(&state, "github", event.unwrap_or(""), delivery, &result);
     result.map(|a| a.response)
 }
 
 async fn handle(
     req: &HttpRequest,
+    (event, delivery): (Option<&str>, Option<&str>),
     payload: web::Payload,
     state: &AppState,
     span: &RootSpan,
     started: Instant,
 ) -> Result<Answer, RouteError> {
-    let event = header(req, "x-github-event")
+    let event = event
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Event header".into()))?;
-    let delivery = header(req, "x-github-delivery")
+    let delivery = delivery
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Delivery header".into()))?;
     let ct = header(req, "content-type").unwrap_or("");
@@ -124,13 +120,14 @@ async fn handle(
         "delivery",
         tracing::field::display(Untrusted(delivery.as_bytes())),
     );
-    let decision = route(event, delivery, &body, &state.rules, &state.trust).map_err(|e| {
-        if e.is_client_error() {
-            RouteError::BadRequest(e.to_string())
-        } else {
-            RouteError::Internal(e.to_string())
-        }
-    })?;
+    let (decision, decoded) = route_about(event, delivery, &body, &state.rules, &state.trust)
+        .map_err(|e| {
+            if e.is_client_error() {
+                RouteError::BadRequest(e.to_string())
+            } else {
+                RouteError::Internal(e.to_string())
+            }
+        })?;
     match decision {
         Decision::Ping => Ok(Answer::new(
             "ping",
@@ -141,15 +138,17 @@ async fn handle(
             if reason == "untrusted" {
                 tracing::warn!("ignored a delivery from an untrusted sender");
             }
-            let response =
-                HttpResponse::Accepted().json(json!({"status": "ignored", "reason": reason}));
+            let response = HttpResponse::Accepted().json(Ignored {
+                status: "ignored",
+                reason: &reason,
+            });
             Ok(Answer {
                 decision: "ignored",
                 job: None,
                 reason: Some(reason),
                 gone: false,
                 response,
-                subject: subject_of(&body),
+                subject: subject_of(decoded, &body),
             })
         }
         Decision::UntrustedCommand { command, login } => {
@@ -163,7 +162,7 @@ async fn handle(
                 reason: Some(reason),
                 gone: false,
                 response,
-                subject: subject_of(&body),
+                subject: subject_of(decoded, &body),
             })
         }
         Decision::Command(command) => {
@@ -414,42 +413,30 @@ pub async fn submit(
     }
 }
 
-/// What an ignored delivery was about (repository, issue or pull request,
-/// sender), read from its signed body for the events log; whatever is
-/// missing or malformed is left out.
-fn subject_of(body: &[u8]) -> super::Subject {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        full_name: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Numbered {
-        number: Option<u64>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Login {
-        login: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Head {
-        repository: Option<Named>,
-        issue: Option<Numbered>,
-        pull_request: Option<Numbered>,
-        number: Option<u64>,
-        sender: Option<Login>,
-        action: Option<String>,
-    }
-    let Ok(h) = serde_json::from_slice::<Head>(body) else {
-        return super::Subject::default();
-    };
-    super::Subject {
-        repository: h.repository.and_then(|r| r.full_name),
-        number: h
-            .issue
-            .and_then(|i| i.number)
-            .or(h.pull_request.and_then(|p| p.number))
-            .or(h.number),
-        sender: h.sender.and_then(|s| s.login),
-        action: h.action,
+/// The answer to an ignored delivery, `{"status": "ignored", "reason"}`
+/// (written without building a JSON tree).
+#[derive(serde::Serialize)]
+struct Ignored<'a> {
+    status: &'static str,
+    reason: &'a str,
+}
+
+/// What an ignored delivery is about, for the events log: from routing's
+/// decode when it decoded the payload, else read from the body when the
+/// log is read ([`about`]; most of a flood of ignored deliveries leave the
+/// log unread).
+fn subject_of(decoded: Option<About>, body: &web::Bytes) -> super::Subject {
+    match decoded {
+        Some(about) => super::Subject {
+            deferred: None,
+            repository: about.repository,
+            number: about.number,
+            sender: about.sender,
+            action: about.action,
+        },
+        None => super::Subject {
+            deferred: Some((body.clone(), about)),
+            ..super::Subject::default()
+        },
     }
 }

@@ -130,6 +130,9 @@ pub struct AppState {
 /// What an event is about, for the events log (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
+    /// A body to read the rest from, and how, when the events log is read
+    /// ([`EventLog::record_deferred`]): the other fields are then unused.
+    pub deferred: Option<(web::Bytes, crate::events::ReadSubject)>,
     /// `owner/name`.
     pub repository: Option<String>,
     /// The issue or pull request number.
@@ -144,6 +147,7 @@ impl Subject {
     /// The subject of a Task.
     pub fn of_task(task: &crate::task::Task) -> Subject {
         Subject {
+            deferred: None,
             repository: task.repository.clone(),
             number: task.issue_number.or(task.pr_number),
             sender: task.requested_by.clone(),
@@ -190,7 +194,7 @@ pub fn record_outcome(
         Ok(a) => (a.decision, a.reason.clone(), a.job.clone(), &a.subject),
         Err(e) => (e.event_decision(), Some(e.event_reason()), None, &none),
     };
-    state.events.record(NewEvent {
+    let e = NewEvent {
         source,
         event,
         delivery,
@@ -201,7 +205,11 @@ pub fn record_outcome(
         number: subject.number,
         sender: subject.sender.as_deref(),
         action: subject.action.as_deref(),
-    });
+    };
+    match &subject.deferred {
+        Some((body, read)) => state.events.record_deferred(e, body.clone(), *read),
+        None => state.events.record(e),
+    }
 }
 
 /// Root span of every request: request id plus the fields handlers fill in.
@@ -213,35 +221,38 @@ pub fn record_outcome(
 pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {
+    /// The fields are computed and written only when the span is enabled
+    /// (the macro evaluates them after the level check): a service logging
+    /// at `warn` pays for none of them.
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let route = request.match_pattern().unwrap_or_default();
-        let user_agent = request
-            .headers()
-            .get("user-agent")
-            .map_or(&b""[..], |v| v.as_bytes());
-        let trusted = request
-            .app_data::<web::Data<AppState>>()
-            .map_or(&[][..], |s| &s.config.trusted_proxies[..]);
-        let client = client_addr(request.peer_addr(), request.headers(), trusted);
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
-            http.route = %route,
+            http.route = %request.match_pattern().unwrap_or_default(),
             http.flavor = ?request.version(),
-            http.client_ip = %client,
-            http.user_agent = %crate::telemetry::Untrusted(user_agent),
+            http.client_ip = %client_addr(
+                request.peer_addr(),
+                request.headers(),
+                request
+                    .app_data::<web::Data<AppState>>()
+                    .map_or(&[][..], |s| &s.config.trusted_proxies[..]),
+            ),
+            http.user_agent = %crate::telemetry::Untrusted(
+                request
+                    .headers()
+                    .get("user-agent")
+                    .map_or(&b""[..], |v| v.as_bytes()),
+            ),
             http.target = %request.path(),
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
-            request_id = %request_id,
+            request_id = %request
+                .extensions()
+                .get::<tracing_actix_web::RequestId>()
+                .map_or_else(error::RequestId::default, |id| error::RequestId(**id)),
             source = tracing::field::Empty,
             event = tracing::field::Empty,
             delivery = tracing::field::Empty,
@@ -259,18 +270,14 @@ impl RootSpanBuilder for RootSpan {
     ) {
         DefaultRootSpanBuilder::on_request_end(span.clone(), outcome);
         let (status, error, route) = match outcome {
-            Ok(r) => (
-                r.status(),
-                r.response().error().map(ToString::to_string),
-                r.request().match_pattern(),
-            ),
-            Err(e) => (
-                e.as_response_error().status_code(),
-                Some(e.to_string()),
-                None,
-            ),
+            Ok(r) => {
+                let Some(error) = r.response().error() else {
+                    return;
+                };
+                (r.status(), error.to_string(), r.request().match_pattern())
+            }
+            Err(e) => (e.as_response_error().status_code(), e.to_string(), None),
         };
-        let Some(error) = error else { return };
         if route.is_some_and(|r| r.starts_with("/webhook/")) {
             return;
         }
@@ -281,27 +288,6 @@ impl RootSpanBuilder for RootSpan {
             tracing::info!(status = status.as_u16(), error = %error, "request refused");
         }
     }
-}
-
-/// Middleware (inside the tracing logger): makes the request id known to
-/// error answers ([`error::request_id`]) and returns it as `X-Request-Id`.
-pub async fn with_request_id(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let mut res = error::REQUEST_ID.scope(id.clone(), next.call(req)).await?;
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id) {
-        res.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("x-request-id"),
-            v,
-        );
-    }
-    Ok(res)
 }
 
 /// A route path; another method on it is answered 405 with `Allow`.

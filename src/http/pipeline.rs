@@ -8,8 +8,9 @@
 //! and follows the request framing (head, `Content-Length` or chunked body)
 //! in the bytes it passes up; it lets a new request through only while
 //! fewer than [`MAX_QUEUED`] requests wait for the application to take
-//! them ([`Gauge::started`], counted by [`count_started`] as each request
-//! enters the app). Beyond that it stops reading the socket, so the client's
+//! them ([`Gauge::started`], counted by [`super::request_metrics::Front`]
+//! as each request enters the app). Beyond that it stops reading the
+//! socket, so the client's
 //! own TCP window fills; a connection held like that for [`STALL`] without
 //! the application taking a request is closed.
 //!
@@ -32,8 +33,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -155,9 +154,10 @@ impl Framing {
                 self.partial.extend_from_slice(rest);
                 &self.partial
             };
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(data) {
+            // Left uninitialised: the parser writes the ones it fills.
+            let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut []);
+            match req.parse_with_uninit_headers(data, &mut headers) {
                 Ok(httparse::Status::Complete(len)) => Some(Ok((len, framing_of(&req)))),
                 Ok(httparse::Status::Partial) => None,
                 Err(_) => Some(Err(())),
@@ -278,7 +278,7 @@ fn framing_of(req: &httparse::Request<'_, '_>) -> State {
 }
 
 /// One connection's count of requests the application has taken, shared
-/// between its socket wrapper and [`count_started`].
+/// between its socket wrapper and [`super::request_metrics::Front`].
 #[derive(Debug, Default)]
 pub struct Gauge {
     started: AtomicU64,
@@ -291,22 +291,12 @@ impl Gauge {
         self.started.load(Ordering::Acquire)
     }
 
-    fn start(&self) {
+    /// A request of this connection entered the application (counted by
+    /// the [`super::request_metrics::Front`] middleware).
+    pub fn start(&self) {
         self.started.fetch_add(1, Ordering::AcqRel);
         self.reader.wake();
     }
-}
-
-/// Middleware (outermost): counts each request entering the application on
-/// its connection's [`Gauge`], so the connection may pass another one up.
-pub async fn count_started(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(gauge) = req.conn_data::<Arc<Gauge>>() {
-        gauge.start();
-    }
-    next.call(req).await
 }
 
 /// A connection's socket that passes up at most [`MAX_QUEUED`] requests

@@ -1,5 +1,7 @@
 //! Service-level metrics next to the domain ones in [`crate::metrics`]
-//! (the middleware that records requests is in `src/http/request_metrics.rs`):
+//! (the middleware that records requests, through handles from
+//! [`ServiceMetrics::requests_of`] and [`ServiceMetrics::latency_of`], is in
+//! `src/http/request_metrics.rs`):
 //! `orchestrator_build_info{version, git_sha}` (always 1); the HTTP requests
 //! served, by route pattern (never the raw path: names in paths are
 //! unbounded), method and status class (`2xx` … `5xx`), with their latency;
@@ -192,29 +194,53 @@ impl ServiceMetrics {
 
     /// Counts one answered request.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" => method,
-            _ => "other",
-        };
+        let method = METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("other");
+        self.requests_of(route, method, STATUS_CLASSES[status_class(status)])
+            .inc();
+        self.latency_of(route).observe(seconds);
+    }
+
+    /// The counter of requests to `route` by `method` (one of [`METHODS`]
+    /// or `other`) answered with `status_class` (one of [`STATUS_CLASSES`]):
+    /// a handle to keep, so that counting costs an atomic increment.
+    pub fn requests_of(&self, route: &str, method: &str, status_class: &str) -> Counter {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.into(),
                 method: method.into(),
-                status_class: class.into(),
+                status_class: status_class.into(),
             })
-            .inc();
+            .clone()
+    }
+
+    /// The latency histogram of `route` (a handle to keep).
+    pub fn latency_of(&self, route: &str) -> Histogram {
         self.latency
             .get_or_create(&RouteLabels {
                 route: route.into(),
             })
-            .observe(seconds);
+            .clone()
+    }
+}
+
+/// The methods `http_requests` names; any other is `other`.
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// The status classes of `http_requests`, by [`status_class`].
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index in [`STATUS_CLASSES`] of an HTTP status.
+pub fn status_class(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 

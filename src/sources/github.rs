@@ -21,11 +21,13 @@
 //! Signature verification ([`verify_signature`]) is separate so the HTTP
 //! layer runs it before anything else and answers 401 on failure.
 
+mod about;
 pub mod command;
 mod payload;
 mod signature;
 mod trust;
 
+pub use about::{about, About};
 pub use command::{Command, CommandKind};
 pub use signature::{verify_signature, SignatureError};
 pub use trust::TrustConfig;
@@ -75,16 +77,45 @@ impl DecodeError {
     }
 }
 
-/// Whether the JSON text `body` may hold one of `needles` (commands whose
-/// characters JSON writes verbatim) inside a string: it holds one as it
-/// is, or it has an escape that could spell one differently (`\u…` for any
-/// character, `\/` for `/`). False means no decoded string contains any.
-fn may_contain_any<S: AsRef<str>>(body: &[u8], needles: &[S]) -> bool {
-    needles
-        .iter()
-        .any(|n| memchr::memmem::find(body, n.as_ref().as_bytes()).is_some())
-        || memchr::memmem::find(body, b"\\u").is_some()
-        || memchr::memmem::find(body, b"\\/").is_some()
+/// The raw JSON text of a body, asked whether it may hold commands (whose
+/// characters JSON writes verbatim) inside a string: it may if it holds one
+/// as it is, or has an escape that could spell one differently (`\u…` for
+/// any character, `\/` for `/`). Each search runs at most once per body.
+struct RawBody<'b> {
+    body: &'b [u8],
+    /// Whether it has such an escape (once searched).
+    escaped: Option<bool>,
+    /// Whether it holds [`command::COMMAND_PREFIX`] verbatim (once searched).
+    prefix: Option<bool>,
+}
+
+impl<'b> RawBody<'b> {
+    fn new(body: &'b [u8]) -> Self {
+        RawBody {
+            body,
+            escaped: None,
+            prefix: None,
+        }
+    }
+
+    /// True unless no decoded string of the body contains any of `needles`.
+    fn may_contain_any<S: AsRef<str>>(&mut self, needles: &[S]) -> bool {
+        let body = self.body;
+        let escaped = *self.escaped.get_or_insert_with(|| {
+            memchr::memchr_iter(b'\\', body).any(|at| matches!(body.get(at + 1), Some(b'u' | b'/')))
+        });
+        escaped
+            || needles.iter().any(|n| {
+                let n = n.as_ref();
+                if n == command::COMMAND_PREFIX {
+                    *self
+                        .prefix
+                        .get_or_insert_with(|| memchr::memmem::find(body, n.as_bytes()).is_some())
+                } else {
+                    memchr::memmem::find(body, n.as_bytes()).is_some()
+                }
+            })
+    }
 }
 
 /// Routes one verified delivery. See [`route_at`].
@@ -107,25 +138,76 @@ pub fn route_at(
     trust: &TrustConfig,
     now: DateTime<Utc>,
 ) -> Result<Decision, DecodeError> {
+    route_about_at(event, delivery, body, rules, trust, now).map(|(d, _)| d)
+}
+
+/// [`route`], and — when routing decoded the payload and ignored it
+/// ([`Decision::Ignored`], [`Decision::UntrustedCommand`]) — what the
+/// delivery is about, read from that decode. `None` otherwise: for a body
+/// ignored undecoded, [`about`] reads it without a full decode.
+pub fn route_about(
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    rules: &Rules,
+    trust: &TrustConfig,
+) -> Result<(Decision, Option<About>), DecodeError> {
+    route_about_at(event, delivery, body, rules, trust, Utc::now())
+}
+
+fn route_about_at(
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    rules: &Rules,
+    trust: &TrustConfig,
+    now: DateTime<Utc>,
+) -> Result<(Decision, Option<About>), DecodeError> {
     if event == "ping" {
-        return Ok(Decision::Ping);
+        return Ok((Decision::Ping, None));
     }
-    let not_routed = || Ok(Decision::ignored(format!("event '{event}' is not routed")));
+    let not_routed = || {
+        Ok((
+            Decision::ignored(format!("event '{event}' is not routed")),
+            None,
+        ))
+    };
+    let mut raw = RawBody::new(body);
     // Slash commands do not depend on the rules: an issue comment that may
     // hold one is decoded even when no rule routes issue comments.
     let maybe_command =
-        event == command::COMMAND_EVENT && may_contain_any(body, &[command::COMMAND_PREFIX]);
+        event == command::COMMAND_EVENT && raw.may_contain_any(&[command::COMMAND_PREFIX]);
     if !maybe_command && !rules.routes_event(event) {
         return not_routed();
     }
     check_delivery_id(delivery)?;
     if let (false, Some(commands)) = (maybe_command, rules.commands_needed(event)) {
-        if !may_contain_any(body, commands) {
-            return Ok(Decision::ignored("no rule matched"));
+        if !raw.may_contain_any(commands) {
+            return Ok((Decision::ignored("no rule matched"), None));
         }
     }
     let p: Payload<'_> =
         serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let decision = decide(&p, event, delivery, maybe_command, rules, trust, now)?;
+    let about = matches!(
+        decision,
+        Decision::Ignored { .. } | Decision::UntrustedCommand { .. }
+    )
+    .then(|| p.about());
+    Ok((decision, about))
+}
+
+/// The decision on a decoded payload.
+fn decide(
+    p: &Payload<'_>,
+    event: &str,
+    delivery: &str,
+    maybe_command: bool,
+    rules: &Rules,
+    trust: &TrustConfig,
+    now: DateTime<Utc>,
+) -> Result<Decision, DecodeError> {
+    let not_routed = || Ok(Decision::ignored(format!("event '{event}' is not routed")));
     let missing = |field: &'static str| DecodeError::Missing {
         field,
         event: event.to_string(),
@@ -139,7 +221,7 @@ pub fn route_at(
     };
     if maybe_command {
         if let Some(c) = comment {
-            if let Some(d) = command_decision(&p, event, action, c, delivery, trust)? {
+            if let Some(d) = command_decision(p, event, action, c, delivery, trust)? {
                 return Ok(d);
             }
         }
@@ -164,7 +246,7 @@ pub fn route_at(
             reason: format!("{:?} is not owner/name", &*repo.full_name),
         });
     }
-    let subject = Subject::from_payload(&p, event).ok_or_else(|| {
+    let subject = Subject::from_payload(p, event).ok_or_else(|| {
         missing(if event.starts_with("issue") {
             "issue"
         } else {

@@ -158,6 +158,7 @@ pub fn check_github(data: &[u8]) -> usize {
         "ping",
     ];
     let event = events[usize::from(*pick) % events.len()];
+    check_about(body);
     let cfg = config();
     let trust = TrustConfig::from_config(&cfg);
     if let Ok(Decision::Task(task)) = route(event, "fuzz-delivery", body, &Rules::builtin(), &trust)
@@ -165,6 +166,40 @@ pub fn check_github(data: &[u8]) -> usize {
         return usize::from(check_task(&task, &[], &cfg));
     }
     0
+}
+
+/// What a delivery is about, read without a full decode
+/// (`sources::github::about`): never fails, and on valid JSON it is what a
+/// full decode reads.
+pub fn check_about(body: &[u8]) {
+    let about = orchestrator::sources::github::about(body);
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        assert_eq!(
+            about,
+            about_of(&v),
+            "{:?}",
+            String::from_utf8_lossy(&body[..body.len().min(2000)])
+        );
+    }
+}
+
+/// What a delivery is about, from its full decode.
+pub fn about_of(v: &Value) -> orchestrator::sources::github::About {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let number = |v: Option<&Value>| v.and_then(Value::as_u64);
+    let member = |key: &str, name: &str| {
+        v.get(key)
+            .filter(|o| o.is_object())
+            .and_then(|o| o.get(name))
+    };
+    orchestrator::sources::github::About {
+        repository: text(member("repository", "full_name")),
+        number: number(member("issue", "number"))
+            .or(number(member("pull_request", "number")))
+            .or(number(v.get("number"))),
+        sender: text(member("sender", "login")),
+        action: text(v.get("action")),
+    }
 }
 
 /// A Grafana or Alertmanager notification decodes or is refused; each

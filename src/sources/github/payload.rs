@@ -6,10 +6,12 @@
 //! JSON string contains escapes (`\n`, `\"`), in which case it must own the
 //! unescaped copy.
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::ops::Deref;
+
+use super::About;
 
 /// A JSON string borrowed from the body where possible.
 #[derive(Debug, Deserialize)]
@@ -43,6 +45,71 @@ pub struct Payload<'a> {
     /// The GitHub App installation the delivery came through (App webhooks).
     #[serde(default)]
     pub installation: Option<Installation>,
+    /// The top-level `number` (pull request events), when it is an
+    /// unsigned integer; a value of another type is skipped, not refused.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub number: Option<u64>,
+}
+
+impl Payload<'_> {
+    /// What the delivery is about (as [`super::about`] reads it).
+    pub fn about(&self) -> About {
+        About {
+            repository: self.repository.as_ref().map(|r| r.full_name.to_string()),
+            number: self
+                .issue
+                .as_ref()
+                .map(|i| i.number)
+                .or(self.pull_request.as_ref().map(|p| p.number))
+                .or(self.number),
+            sender: self.sender.as_ref().map(|s| s.login.to_string()),
+            action: self.action.as_ref().map(|a| a.to_string()),
+        }
+    }
+}
+
+/// An unsigned integer, or `None` for any other value (skipped).
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Lenient;
+    impl<'de> Visitor<'de> for Lenient {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            lenient_u64(d)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Lenient)
 }
 
 #[derive(Debug, Deserialize)]
