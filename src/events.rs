@@ -177,7 +177,7 @@ impl EventLog {
             number: e.number,
             sender: e.sender.map(clip),
         };
-        let mut evicted = Vec::new();
+        let mut evicted = None;
         let (seq, now) = {
             let mut g = self.lock();
             let g = &mut *g;
@@ -197,14 +197,12 @@ impl EventLog {
                 rec,
                 deferred: kept,
             });
-            while g.entries.len() > self.capacity {
-                let Some(old) = g.entries.pop_front() else {
-                    break;
-                };
-                if let Some((body, _)) = &old.deferred {
+            // One in, at most one out: the ring never holds more.
+            if g.entries.len() > self.capacity {
+                evicted = g.entries.pop_front();
+                if let Some((body, _)) = evicted.as_ref().and_then(|e| e.deferred.as_ref()) {
                     g.deferred_bytes -= body.len();
                 }
-                evicted.push(old);
             }
             (g.seq, now)
         };
