@@ -184,7 +184,7 @@ impl Answer {
 /// Records the outcome of an event in the events log.
 pub fn record_outcome(
     state: &AppState,
-    source: &str,
+    source: &'static str,
     event: &str,
     delivery: Option<&str>,
     result: &Result<Answer, RouteError>,
