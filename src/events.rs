@@ -27,7 +27,7 @@ pub struct EventRecord {
     #[schema(value_type = String, format = DateTime)]
     pub at: DateTime<Utc>,
     /// `github`, `grafana`, `pm-agent` or `cli`.
-    pub source: String,
+    pub source: &'static str,
     /// Source-specific kind: the GitHub event, `alert`, `task`.
     pub event: String,
     /// The payload's action (GitHub's `labeled`, `created`, …), when known.
@@ -38,7 +38,7 @@ pub struct EventRecord {
     /// `queued`, `duplicate`, `ignored`, `rejected`, `rate_limited`,
     /// `unavailable`, `cancelled`, `recovered` (a missed GitHub delivery
     /// whose redelivery was asked for; `delivery` is its guid).
-    pub decision: String,
+    pub decision: &'static str,
     /// Why (for ignored and rejected events).
     pub reason: Option<String>,
     /// The Job the event led to.
@@ -104,11 +104,11 @@ pub const DEFERRED_BODY_MAX: usize = 64 * 1024;
 /// Fields of a new record.
 #[derive(Debug, Default, Clone)]
 pub struct NewEvent<'a> {
-    pub source: &'a str,
+    pub source: &'static str,
     pub event: &'a str,
     pub action: Option<&'a str>,
     pub delivery: Option<&'a str>,
-    pub decision: &'a str,
+    pub decision: &'static str,
     pub reason: Option<&'a str>,
     pub job: Option<&'a str>,
     pub repository: Option<&'a str>,
@@ -166,18 +166,18 @@ impl EventLog {
         let mut rec = EventRecord {
             seq: 0,
             at: Utc::now(),
-            source: clip(e.source),
+            source: e.source,
             event: clip(e.event),
             action: e.action.map(clip),
             delivery: e.delivery.map(clip),
-            decision: clip(e.decision),
+            decision: e.decision,
             reason: e.reason.map(clip),
             job: e.job.map(clip),
             repository: e.repository.map(clip),
             number: e.number,
             sender: e.sender.map(clip),
         };
-        let mut evicted = Vec::new();
+        let mut evicted = None;
         let (seq, now) = {
             let mut g = self.lock();
             let g = &mut *g;
@@ -197,14 +197,12 @@ impl EventLog {
                 rec,
                 deferred: kept,
             });
-            while g.entries.len() > self.capacity {
-                let Some(old) = g.entries.pop_front() else {
-                    break;
-                };
-                if let Some((body, _)) = &old.deferred {
+            // One in, at most one out: the ring never holds more.
+            if g.entries.len() > self.capacity {
+                evicted = g.entries.pop_front();
+                if let Some((body, _)) = evicted.as_ref().and_then(|e| e.deferred.as_ref()) {
                     g.deferred_bytes -= body.len();
                 }
-                evicted.push(old);
             }
             (g.seq, now)
         };

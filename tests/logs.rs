@@ -205,6 +205,7 @@ async fn header_values_from_unauthenticated_callers_cannot_flood_or_forge_the_lo
     let base = format!("http://127.0.0.1:{}", served.port);
     let http = reqwest::Client::new();
     let huge = "e".repeat(60_000);
+    let mut ids = Vec::new();
     for _ in 0..3 {
         let r = http
             .post(format!("{base}/webhook/github"))
@@ -219,8 +220,22 @@ async fn header_values_from_unauthenticated_callers_cannot_flood_or_forge_the_lo
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 401);
+        // The request id: a UUID, the same in the header and the answer.
+        let header = r
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .expect("an X-Request-Id header");
+        let body: serde_json::Value = r.json().await.expect("a JSON answer");
+        assert_eq!(body["request_id"], header.as_str(), "{body}");
+        assert!(uuid::Uuid::parse_str(&header).is_ok(), "{header}");
+        ids.push(header);
     }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "one id per request: {ids:?}");
     let line = served.wait_log("github delivery refused").await;
+    assert!(line.contains(&format!("request_id={}", ids[0])), "{line}");
     // The caller's words are quoted and escaped; its X-Forwarded-For is
     // not believed (no TRUSTED_PROXIES).
     assert!(

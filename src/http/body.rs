@@ -319,7 +319,11 @@ async fn read(
 /// When the next piece of a body must have arrived: by the whole-body
 /// deadline, and while the average since `started` stays at [`MIN_RATE`].
 fn read_deadline(started: Instant, received: usize) -> Instant {
-    let paid_for = Duration::from_secs_f64(received as f64 / MIN_RATE as f64);
+    let micros = u64::try_from(received)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1_000_000)
+        / MIN_RATE;
+    let paid_for = Duration::from_micros(micros);
     started + BODY_READ_DEADLINE.min(GRACE.max(paid_for))
 }
 

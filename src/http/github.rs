@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use tracing_actix_web::RootSpan;
@@ -24,7 +25,13 @@ use crate::telemetry::Untrusted;
 /// GitHub gives a delivery 10 s; answer 503 a little before that.
 const BUDGET: Duration = Duration::from_secs(9);
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// The delivery's headers (named once: a lookup by text would parse and
+/// copy the name each time).
+const X_GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
+const X_GITHUB_DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
+
+fn header<'a>(req: &'a HttpRequest, name: &HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -52,8 +59,8 @@ pub async fn webhook(
     let started = Instant::now();
     span.record("source", "github");
     let metrics = &state.metrics;
-    let event = header(&req, "x-github-event");
-    let delivery = header(&req, "x-github-delivery");
+    let event = header(&req, &X_GITHUB_EVENT);
+    let delivery = header(&req, &X_GITHUB_DELIVERY);
     let result = handle(&req, (event, delivery), payload, &state, &span, started).await;
     let decision = match &result {
         Ok(a) => a.decision,
@@ -83,7 +90,7 @@ async fn handle(
     let delivery = delivery
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RouteError::BadRequest("missing X-GitHub-Delivery header".into()))?;
-    let ct = header(req, "content-type").unwrap_or("");
+    let ct = header(req, &actix_web::http::header::CONTENT_TYPE).unwrap_or("");
     // Media types are case-insensitive (RFC 9110, 8.3.1).
     let media_type = ct.split(';').next().map(str::trim).unwrap_or("");
     if !media_type.eq_ignore_ascii_case("application/json") {
@@ -99,7 +106,7 @@ async fn handle(
         verify_signature(
             &state.config.github_webhook_secrets,
             req.headers()
-                .get("x-hub-signature-256")
+                .get(&X_HUB_SIGNATURE_256)
                 .map(|v| v.as_bytes()),
             &body,
         )

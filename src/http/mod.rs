@@ -184,23 +184,32 @@ impl Answer {
 /// Records the outcome of an event in the events log.
 pub fn record_outcome(
     state: &AppState,
-    source: &str,
+    source: &'static str,
     event: &str,
     delivery: Option<&str>,
     result: &Result<Answer, RouteError>,
 ) {
     let none = Subject::default();
+    let refused;
     let (decision, reason, job, subject) = match result {
-        Ok(a) => (a.decision, a.reason.clone(), a.job.clone(), &a.subject),
-        Err(e) => (e.event_decision(), Some(e.event_reason()), None, &none),
+        Ok(a) => (
+            a.decision,
+            a.reason.as_deref(),
+            a.job.as_deref(),
+            &a.subject,
+        ),
+        Err(e) => {
+            refused = e.event_reason();
+            (e.event_decision(), Some(refused.as_str()), None, &none)
+        }
     };
     let e = NewEvent {
         source,
         event,
         delivery,
         decision,
-        reason: reason.as_deref(),
-        job: job.as_deref(),
+        reason,
+        job,
         repository: subject.repository.as_deref(),
         number: subject.number,
         sender: subject.sender.as_deref(),

@@ -77,6 +77,10 @@ impl DecodeError {
     }
 }
 
+/// The searcher for [`command::COMMAND_PREFIX`], built once.
+static PREFIX_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(command::COMMAND_PREFIX));
+
 /// The raw JSON text of a body, asked whether it may hold commands (whose
 /// characters JSON writes verbatim) inside a string: it may if it holds one
 /// as it is, or has an escape that could spell one differently (`\u…` for
@@ -110,7 +114,7 @@ impl<'b> RawBody<'b> {
                 if n == command::COMMAND_PREFIX {
                     *self
                         .prefix
-                        .get_or_insert_with(|| memchr::memmem::find(body, n.as_bytes()).is_some())
+                        .get_or_insert_with(|| PREFIX_FINDER.find(body).is_some())
                 } else {
                     memchr::memmem::find(body, n.as_bytes()).is_some()
                 }
