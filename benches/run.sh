@@ -5,7 +5,7 @@
 #   benches/run.sh --quick   # under 2 minutes: trigger, growth to 10k, admission, 9 KB ingest
 #   benches/run.sh           # under 10 minutes: adds growth to 100k and 1 KB/100 KB/1 MB ingest
 #   benches/run.sh --only trigger,growth
-#   benches/run.sh --only ingest --repeat 3   # each ingest server loaded 3 times, interleaved
+#   benches/run.sh --only ingest --repeat 5   # each ingest server loaded 5 times (default 3), interleaved
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
 # package) and @octokit/webhooks (npm, into the target dir) when missing;
