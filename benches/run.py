@@ -15,8 +15,8 @@ Sections (all in one run, so ratios compare like with like):
              @octokit/webhooks (Node): req/s at peak, the service's p99 at
              peak and at half of its peak, and each server's CPU time per
              request. Each server is loaded `--repeat` times (3), interleaved,
-             and its median run kept; the 1 MB row uses 16 connections (the
-             service's in-flight limit per client address).
+             and its median run kept; the 100 KB and 1 MB rows use 16
+             connections (the service's in-flight limit per client address).
   trigger    tasks/s the service accepts *and* its Job watch has seen vs
              the limit: raw creates/s of the service's own Job (captured
              from one task) with a Job watch open, on the same core (raw
@@ -370,9 +370,9 @@ def ingest(d, secs, sizes, node_dir, repeat=1):
     for size in sizes:
         env = {"LOAD_DIR": os.path.join(d, "ingest-" + size)}
         # The service lets one client address have 16 unauthenticated
-        # bodies in flight (429 beyond): 1 MB bodies take long enough to
-        # arrive that 32 connections would mostly measure that refusal.
-        conns = 16 if size == "1MB" else 32
+        # bodies in flight (429 beyond): 100 KB and 1 MB bodies take long
+        # enough to arrive that 32 connections would measure that refusal.
+        conns = 16 if size in ("100KB", "1MB") else 32
         runs = {name: [] for name in targets}
         # Interleaved, so a change in the machine's other load falls on
         # every server alike; each server's median run is kept.
