@@ -8,7 +8,7 @@
 #                            #   the simulator alone to 100k Jobs (memory, create cost; glibc's
 #                            #   allocator and jemalloc)
 #   benches/run.sh --only trigger,growth
-#   benches/run.sh --only ingest --repeat 3   # each ingest server loaded 3 times, interleaved
+#   benches/run.sh --only ingest --repeat 5   # each ingest server loaded 5 times (default 3), interleaved
 #
 # Servers run on CPU 0, wrk on CPU 1 (taskset). Installs wrk (Debian's
 # package) and @octokit/webhooks (npm, into the target dir) when missing;
