@@ -271,15 +271,20 @@ impl<'a> Skim<'a> {
 }
 
 /// The index of the first `"` or `\\` in `b` from `at`: eight bytes at a
-/// time (a string is searched for its end at each of the hundreds of
-/// strings of a payload, most of them 10–60 bytes: a call into a vectorised
-/// search costs more than it saves on those).
+/// time over the first [`WORDS`] words (a string is searched for its end at
+/// each of the hundreds of strings of a payload, most of them 10–60 bytes: a
+/// call into a vectorised search costs more than it saves on those), then
+/// by `memchr` (a long text, a comment's body).
 fn quote_or_backslash(b: &[u8], mut at: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const QUOTES: u64 = ONES * b'"' as u64;
     const BACKSLASHES: u64 = ONES * b'\\' as u64;
-    while let Some(word) = b.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+    const WORDS: usize = 8;
+    for _ in 0..WORDS {
+        let Some(word) = b.get(at..).and_then(<[u8]>::first_chunk::<8>) else {
+            break;
+        };
         let w = u64::from_le_bytes(*word);
         // A zero byte in `x` sets its high bit in `zero(x)` (and may set
         // bits above it, never below: the lowest set bit is exact).
@@ -290,10 +295,7 @@ fn quote_or_backslash(b: &[u8], mut at: usize) -> Option<usize> {
         }
         at += 8;
     }
-    let tail = b.get(at..)?;
-    tail.iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|p| at + p)
+    memchr::memchr2(b'"', b'\\', b.get(at..)?).map(|p| at + p)
 }
 
 #[cfg(test)]
@@ -338,7 +340,7 @@ mod tests {
 
     #[test]
     fn the_word_search_finds_the_first_quote_or_backslash_wherever_it_is() {
-        for len in 0..40 {
+        for len in (0..40).chain([63, 64, 65, 66, 100, 200]) {
             for at in 0..len {
                 for c in [b'"', b'\\'] {
                     let mut b = vec![b'a'; len];
