@@ -18,13 +18,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates/kube-api-sim/Cargo.toml crates/kube-api-sim/Cargo.toml
 COPY crates/github-api-sim/Cargo.toml crates/github-api-sim/Cargo.toml
-RUN mkdir -p src benches crates/kube-api-sim/src crates/kube-api-sim/benches crates/github-api-sim/src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
-    && echo 'fn main() {}' > benches/github_route.rs \
-    && echo 'fn main() {}' > crates/kube-api-sim/benches/sim.rs \
+COPY scripts/stub-targets.sh scripts/stub-targets.sh
+RUN sh scripts/stub-targets.sh \
     && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin orchestrator \
-    && rm -rf src crates/kube-api-sim/src crates/github-api-sim/src
+    && rm -rf src benches crates/kube-api-sim/src crates/kube-api-sim/benches crates/github-api-sim/src
 COPY . .
 RUN touch src/main.rs src/lib.rs crates/kube-api-sim/src/lib.rs crates/github-api-sim/src/lib.rs \
     && cargo build --release --locked --no-default-features --features "${FEATURES}" --bin orchestrator \

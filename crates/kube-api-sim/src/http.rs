@@ -195,7 +195,7 @@ async fn dispatch(
     state: &Arc<SimState>,
     t: &Target,
     q: &HashMap<String, String>,
-    verb: &str,
+    verb: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let store = &state.store;
     let res = &RESOURCES[t.res];
