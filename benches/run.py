@@ -10,8 +10,10 @@ Sections (all in one run, so ratios compare like with like):
              without a command of 1 KB, 9 KB, 100 KB and 1 MB (no JSON
              parsed), and a 9 KB `issues.labeled` with a label no rule
              routes (decoded, then ignored). The service vs the ceiling
-             (examples/ceiling_route.rs: body, HMAC, 202, nothing else) vs
-             examples/naive_route.rs (HMAC + serde_json::Value) vs
+             (examples/ceiling_route.rs: body, HMAC, 202, nothing else; with
+             the service binary's allocator, jemalloc) vs
+             examples/naive_route.rs (HMAC + serde_json::Value, the
+             system allocator, as the usual receiver) vs
              @octokit/webhooks (Node): req/s at peak, the service's p99 at
              peak and at half of its peak, and each server's CPU time per
              request. Each server is loaded `--repeat` times (3), interleaved,
@@ -29,7 +31,8 @@ Sections (all in one run, so ratios compare like with like):
              --bench scale`): memory per stored Job of the service's shape
              and cost per create at 1k, 10k (quick) and 50k, 100k (full)
              stored Jobs, a Job watch open; in-process, not pinned; with
-             glibc's allocator and, when installed, jemalloc preloaded
+             glibc's allocator and, when installed, jemalloc preloaded (the
+             allocator the orchestrator binary links)
 """
 
 import argparse
@@ -665,7 +668,8 @@ def simulator(d, milestones):
     """The simulator's own scale bench: with the system's allocator (glibc,
     what test binaries and `orchestrator sim` use) and, when installed, with
     jemalloc preloaded (the same code; glibc's allocator slows down as the
-    heap grows, jemalloc's does not)."""
+    heap grows, jemalloc's does not; the orchestrator binary, which embeds
+    the simulator, links jemalloc)."""
     runs = {"glibc": {}}
     lib = jemalloc()
     if lib:

@@ -7,6 +7,11 @@
 //! Run: `cargo run --release --example ceiling_route` (listens on
 //! 127.0.0.1:8089, one worker; secret from GITHUB_WEBHOOK_SECRET).
 
+/// The service binary's allocator, so the comparison is of the code alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

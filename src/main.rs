@@ -4,23 +4,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Allocations from this size up get their own mapping, returned to the
-/// system when freed (glibc's default, 128 KiB).
+/// jemalloc, not glibc's allocator: the embedded simulator's cost per
+/// create stays flat as it stores more objects (glibc's doubled between 1k
+/// and 50k stored Jobs: its free lists grow with the heap; `cargo bench -p
+/// kube-api-sim --bench scale` with and without it), and memory freed after
+/// a burst of large bodies goes back to the system within seconds
+/// (jemalloc's decay) rather than staying at the peak.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: i32 = 128 * 1024;
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    // glibc raises its mmap threshold after the first large buffer is freed
-    // (up to 32 MiB), so request bodies of a burst then come from the heap
-    // and are kept: RSS stayed at its peak after an attack of 25 MiB bodies.
-    // Fixing the threshold (as MALLOC_MMAP_THRESHOLD_ does) returns them
-    // (benches/intake_attacks.py: 100 MB kept before, 44 MB after from 41).
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-    }
     let cli = orchestrator::cli::Cli::parse();
     orchestrator::cli::run(cli)
 }
