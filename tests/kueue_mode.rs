@@ -702,3 +702,75 @@ async fn back_in_builtin_mode_a_job_left_in_kueue_is_never_unsuspended_by_the_se
     assert_no_suspend_or_template_writes(&sim);
     app.stop().await.expect("a clean stop");
 }
+
+/// `/ready` once `f` holds of it.
+async fn ready_where(app: &TestApp, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, LIMIT, || async {
+        let r = app.get("/ready").await;
+        (r.status == 200 && f(&r.json)).then_some(r.json)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_namespace_s_local_queue_is_checked_there_and_degrades_only_its_rule() {
+    // Rule team-a sends its Jobs to namespace team-a, in LocalQueue
+    // team-a-q (KUEUE_QUEUES); that queue exists in no namespace yet.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: team-a\n    event: issues\n    label: team-a\n    kind: implement\n    namespace: team-a\n    prompt: \"Implement {{ repository }}#{{ number }}\"\n",
+    )
+    .expect("write rules");
+    let rules = rules.to_string_lossy().into_owned();
+    let mut vars = kueue_env();
+    vars.push(("ORCHESTRATOR_RULES", &rules));
+    vars.push(("KUEUE_QUEUES", "rule:team-a=team-a-q"));
+    let with_namespace = |k: KueueConfig| async move {
+        let sim = sim_with(Some(k));
+        let admin = sim.client().await.expect("client");
+        let ns = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some("team-a".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // (A LocalQueue configured in team-a brings the namespace along.)
+        match bounded(
+            "create namespace team-a",
+            LIMIT,
+            kube::Api::all(admin).create(&kube::api::PostParams::default(), &ns),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create the namespace: {e}"),
+        }
+        sim
+    };
+
+    let app = spawn_app_on(with_namespace(kueue(3)).await, &vars).await;
+    let missing = "LocalQueue \"team-a-q\" does not exist in namespace \"team-a\": Kueue admits none of the Jobs put in it (they stay suspended)";
+    let r = ready_where(&app, "/ready to name team-a's missing LocalQueue", |j| {
+        j["degraded"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|m| m == missing))
+    })
+    .await;
+    // Ready (200): the home namespace's queue exists, and team-a-q is not
+    // asked for there (only team-a's Jobs go to it); only team-a's queue
+    // is degraded.
+    assert_eq!(r["degraded"].as_array().map(Vec::len), Some(1), "{r}");
+    app.stop().await.expect("a clean stop");
+
+    // With the queue in team-a: nothing degraded.
+    let sim = with_namespace(kueue(3).local_queue("team-a", "team-a-q", "team-cq")).await;
+    let app = spawn_app_on(sim, &vars).await;
+    // (The first 200 comes after a whole round, the Kueue checks in it.)
+    let r = ready_where(&app, "/ready with team-a's LocalQueue found", |_| true).await;
+    assert!(r["degraded"].as_array().is_none_or(|d| d.is_empty()), "{r}");
+    app.stop().await.expect("a clean stop");
+}

@@ -22,7 +22,7 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube_api_sim::authz::{rules_from_manifests, TokenGrant};
 use kube_api_sim::{SimConfig, SimServer};
 use orchestrator::cluster::dedup::{decode, key_hash, KEYS, SHARD_LABEL};
-use orchestrator::cluster::permissions::TENANT;
+use orchestrator::cluster::permissions::{KUEUE, TENANT};
 use orchestrator::sources::github::delivery_dedup_key;
 use serde_json::{json, Value};
 
@@ -392,8 +392,10 @@ fn the_tenant_role_grants_exactly_what_preflight_checks_there() {
             "no named objects in a tenant Role"
         );
     }
+    // TENANT, and in Kueue mode the LocalQueue lookup (KUEUE) there too.
     let mut checked: Vec<String> = TENANT
         .iter()
+        .chain(KUEUE)
         .map(|p| {
             let res = match p.subresource {
                 Some(sub) => format!("{}/{sub}", p.resource),

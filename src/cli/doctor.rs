@@ -132,7 +132,8 @@ async fn check(args: DoctorArgs, tenants: Vec<Tenant>) -> ExitCode {
         }
     };
     if let (Some(k), preflight::Observation::Reached { .. }) = (&kueue, &seen) {
-        let seen = crate::cluster::probe::kueue::observe(&gate, &args.namespace, k).await;
+        let seen =
+            crate::cluster::probe::kueue::observe(&gate, &args.namespace, k, &target.tenants).await;
         report.checks.extend(preflight::kueue::evaluate(&seen));
     }
     if args.json {

@@ -91,9 +91,35 @@ impl KueueSettings {
 
     /// Every LocalQueue a Job may be put in (the default first), each once.
     pub fn all_queues(&self) -> Vec<&str> {
+        self.home_queues(&[])
+    }
+
+    /// The LocalQueues a Job in the service's own namespace may be put in
+    /// (the default first), each once: all of them but the entries of
+    /// `tenant_rules`, rules whose Jobs run in a tenant namespace (their
+    /// queues are looked up there, [`Self::queues_of_rules`]).
+    pub fn home_queues(&self, tenant_rules: &[String]) -> Vec<&str> {
         let mut out = vec![self.default_queue.as_str()];
-        for (_, q) in &self.queues {
+        for (s, q) in &self.queues {
+            if matches!(s, QueueSelector::Rule(r) if tenant_rules.contains(r)) {
+                continue;
+            }
             if !out.contains(&q.as_str()) {
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    /// The LocalQueues the Jobs of `rules` (GitHub routing rules, by name)
+    /// are put in when no `repo:` entry places them: each rule's entry,
+    /// else the `github` source's, else [`Self::default_queue`]; each
+    /// once. What a tenant namespace must hold for its rules' Jobs.
+    pub fn queues_of_rules<'a>(&'a self, rules: &[String]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in rules {
+            let q = self.queue_for(Some(r), None, "github");
+            if !out.contains(&q) {
                 out.push(q);
             }
         }
@@ -251,6 +277,36 @@ fn priority_classes(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_tenant_rule_s_queue_is_looked_up_in_its_namespace_only() {
+        let settings = KueueSettings {
+            default_queue: "agents".into(),
+            queues: vec![
+                (QueueSelector::Rule("team-a".into()), "team-a-q".into()),
+                (QueueSelector::Rule("home".into()), "home-q".into()),
+                (QueueSelector::Source("github".into()), "gh".into()),
+                (QueueSelector::Repository("acme/api".into()), "api".into()),
+            ],
+            priority_classes: BTreeMap::new(),
+        };
+        let tenant = vec!["team-a".to_string()];
+        assert_eq!(
+            settings.home_queues(&tenant),
+            vec!["agents", "home-q", "gh", "api"]
+        );
+        assert_eq!(
+            settings.all_queues(),
+            vec!["agents", "team-a-q", "home-q", "gh", "api"]
+        );
+        // team-a's entry; a tenant rule without one gets the github
+        // source's queue.
+        assert_eq!(
+            settings.queues_of_rules(&["team-a".into(), "team-b".into(), "team-c".into()]),
+            vec!["team-a-q", "gh"]
+        );
+    }
+
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Option<KueueSettings>, ConfigError> {

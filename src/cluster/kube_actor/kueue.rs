@@ -34,7 +34,11 @@ pub struct HandToKueue {
 /// Runs the Kueue preflight probes; `None` outside Kueue mode.
 #[derive(Message)]
 #[rtype(result = "Option<KueueSeen>")]
-pub struct KueuePreflight;
+pub struct KueuePreflight {
+    /// The tenant namespaces, each with the rules naming it (their
+    /// LocalQueues are looked up there).
+    pub tenants: Vec<crate::cluster::preflight::Tenant>,
+}
 
 impl KubeActor {
     /// In Kueue mode (`settings`): cancels delete the Job, and preflight
@@ -83,7 +87,7 @@ impl Handler<HandToKueue> for KubeActor {
 
 impl Handler<KueuePreflight> for KubeActor {
     type Result = ResponseFuture<Option<KueueSeen>>;
-    fn handle(&mut self, _: KueuePreflight, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: KueuePreflight, _: &mut Context<Self>) -> Self::Result {
         let (gate, ns, settings) = (
             self.gate.clone(),
             self.namespace.clone(),
@@ -91,7 +95,7 @@ impl Handler<KueuePreflight> for KubeActor {
         );
         Box::pin(async move {
             let settings = settings?;
-            Some(crate::cluster::probe::kueue::observe(&gate, &ns, &settings).await)
+            Some(crate::cluster::probe::kueue::observe(&gate, &ns, &settings, &msg.tenants).await)
         })
     }
 }

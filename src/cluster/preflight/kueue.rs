@@ -8,6 +8,13 @@
 //! - `kueue_local_queue`, one per LocalQueue the configuration names: it
 //!   exists in the namespace (Kueue admits nothing put in a LocalQueue that
 //!   does not exist).
+//! - `kueue_local_queue` in each tenant namespace (rules with
+//!   `namespace:`), one per LocalQueue its rules' Jobs are put in (the
+//!   rule's `KUEUE_QUEUES` entry, else the `github` source's, else
+//!   `KUEUE_QUEUE_NAME`): a LocalQueue is namespaced, and a Job names one
+//!   in its own namespace. A failure there carries the namespace, so, like
+//!   the tenant namespace's other checks, it degrades the service rather
+//!   than making it unready.
 //! - `kueue_priority_class`, one per WorkloadPriorityClass of
 //!   `KUEUE_PRIORITY_CLASSES`: it exists (for a Job naming a class that
 //!   does not, Kueue creates no Workload at all: the Job stays suspended,
@@ -47,6 +54,8 @@ pub struct KueueSeen {
     /// Each LocalQueue the configuration names (empty when the API is not
     /// served: nothing to look up).
     pub queues: Vec<(String, ObjectSeen)>,
+    /// Each LocalQueue of a tenant namespace: (namespace, queue, seen).
+    pub tenant_queues: Vec<(String, String, ObjectSeen)>,
     /// Each WorkloadPriorityClass of `KUEUE_PRIORITY_CLASSES`.
     pub classes: Vec<(String, ObjectSeen)>,
 }
@@ -57,6 +66,54 @@ pub const INSTALL_FIX: &str = "install Kueue in the cluster (see the installatio
 fn named(check: &'static str, result: Outcome, message: String, resource: String) -> Check {
     let mut c = Check::new(check, result, message);
     c.resource = Some(resource);
+    c
+}
+
+/// The check of LocalQueue `q` in namespace `ns`; `tenant`: the tenant
+/// namespace it belongs to (the check then carries it).
+fn queue_check(ns: &str, q: &str, s: &ObjectSeen, tenant: Option<&str>) -> Check {
+    let resource = format!("localqueues.kueue.x-k8s.io/{q}");
+    let mut c = match s {
+        ObjectSeen::Exists => named(
+            "kueue_local_queue",
+            Outcome::Ok,
+            format!("LocalQueue {q:?} exists in namespace {ns:?}"),
+            resource,
+        ),
+        ObjectSeen::Missing => named(
+            "kueue_local_queue",
+            Outcome::Failed,
+            format!("LocalQueue {q:?} does not exist in namespace {ns:?}: Kueue admits none of the Jobs put in it (they stay suspended)"),
+            resource,
+        )
+        .fix(if tenant.is_some() {
+            format!(
+                "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or point the rules naming namespace {ns} at a LocalQueue that exists there (KUEUE_QUEUES rule:NAME=queue; kubectl get localqueues -n {ns})"
+            )
+        } else {
+            format!(
+                "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or set KUEUE_QUEUE_NAME / KUEUE_QUEUES to a LocalQueue that exists (kubectl get localqueues -n {ns})"
+            )
+        }),
+        ObjectSeen::Forbidden(_) => named(
+            "kueue_local_queue",
+            Outcome::Failed,
+            format!("cannot get LocalQueue {q:?} in namespace {ns:?}: forbidden"),
+            resource,
+        )
+        .fix(if tenant.is_some() {
+            format!("apply the tenant Role and RoleBinding in k8s/tenant/ to namespace {ns}: it grants get on localqueues.kueue.x-k8s.io")
+        } else {
+            "apply the Role and RoleBinding in k8s/ (kubectl apply -k k8s): it grants get on localqueues.kueue.x-k8s.io".to_string()
+        }),
+        ObjectSeen::Unknown(why) => named(
+            "kueue_local_queue",
+            Outcome::Unknown,
+            format!("could not check LocalQueue {q:?} in namespace {ns:?}: {why}"),
+            resource,
+        ),
+    };
+    c.namespace = tenant.map(str::to_string);
     c
 }
 
@@ -82,37 +139,10 @@ pub fn evaluate(seen: &KueueSeen) -> Vec<Check> {
         ),
     }];
     for (q, s) in &seen.queues {
-        let resource = format!("localqueues.kueue.x-k8s.io/{q}");
-        out.push(match s {
-            ObjectSeen::Exists => named(
-                "kueue_local_queue",
-                Outcome::Ok,
-                format!("LocalQueue {q:?} exists in namespace {ns:?}"),
-                resource,
-            ),
-            ObjectSeen::Missing => named(
-                "kueue_local_queue",
-                Outcome::Failed,
-                format!("LocalQueue {q:?} does not exist in namespace {ns:?}: Kueue admits none of the Jobs put in it (they stay suspended)"),
-                resource,
-            )
-            .fix(format!(
-                "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or set KUEUE_QUEUE_NAME / KUEUE_QUEUES to a LocalQueue that exists (kubectl get localqueues -n {ns})"
-            )),
-            ObjectSeen::Forbidden(_) => named(
-                "kueue_local_queue",
-                Outcome::Failed,
-                format!("cannot get LocalQueue {q:?} in namespace {ns:?}: forbidden"),
-                resource,
-            )
-            .fix("apply the Role and RoleBinding in k8s/ (kubectl apply -k k8s): it grants get on localqueues.kueue.x-k8s.io"),
-            ObjectSeen::Unknown(why) => named(
-                "kueue_local_queue",
-                Outcome::Unknown,
-                format!("could not check LocalQueue {q:?} in namespace {ns:?}: {why}"),
-                resource,
-            ),
-        });
+        out.push(queue_check(ns, q, s, None));
+    }
+    for (tns, q, s) in &seen.tenant_queues {
+        out.push(queue_check(tns, q, s, Some(tns)));
     }
     for (c, s) in &seen.classes {
         let resource = format!("workloadpriorityclasses.kueue.x-k8s.io/{c}");
@@ -159,6 +189,7 @@ mod tests {
             namespace: "agents-ns".into(),
             api: ApiSeen::Missing,
             queues: vec![],
+            tenant_queues: vec![],
             classes: vec![],
         };
         let checks = evaluate(&seen);
@@ -176,6 +207,7 @@ mod tests {
                 ("agents".into(), ObjectSeen::Exists),
                 ("ops".into(), ObjectSeen::Missing),
             ],
+            tenant_queues: vec![],
             classes: vec![("high".into(), ObjectSeen::Forbidden("403".into()))],
         };
         let checks = evaluate(&seen);
@@ -195,5 +227,41 @@ mod tests {
         assert_eq!(checks[3].result, Outcome::Unknown);
         // Each queue is a check of its own across rounds.
         assert_ne!(checks[1].key(), checks[2].key());
+    }
+
+    #[test]
+    fn a_tenant_namespace_s_missing_queue_is_a_check_of_that_namespace() {
+        let seen = KueueSeen {
+            namespace: "home".into(),
+            api: ApiSeen::Served,
+            queues: vec![("agents".into(), ObjectSeen::Exists)],
+            tenant_queues: vec![
+                ("team-a".into(), "agents".into(), ObjectSeen::Missing),
+                ("team-b".into(), "agents".into(), ObjectSeen::Exists),
+            ],
+            classes: vec![],
+        };
+        let checks = evaluate(&seen);
+        assert_eq!(checks.len(), 4);
+        let a = &checks[2];
+        assert_eq!(a.result, Outcome::Failed);
+        assert_eq!(a.namespace.as_deref(), Some("team-a"));
+        assert!(a
+            .message
+            .contains(r#"LocalQueue "agents" does not exist in namespace "team-a""#));
+        assert!(a
+            .fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("create a LocalQueue named agents in namespace team-a"));
+        assert!(a.fix.as_deref().unwrap_or("").contains("rule:NAME=queue"));
+        // The same queue name in another namespace is another check.
+        assert_ne!(checks[1].key(), a.key());
+        assert_ne!(a.key(), checks[3].key());
+        assert_eq!(checks[3].namespace.as_deref(), Some("team-b"));
+        // A tenant namespace's failure degrades; it does not fail the report.
+        let report = crate::cluster::preflight::Report { checks };
+        assert!(report.passed());
+        assert_eq!(report.degraded().count(), 1);
     }
 }

@@ -17,7 +17,13 @@ pub async fn run(kube: Mailbox<KubeActor>, target: Target, period: Duration, lat
             Ok(seen) => {
                 // Kueue mode: its checks once the API server answers.
                 let kueue = match seen {
-                    Observation::Reached { .. } => kube.ask(KueuePreflight).await.ok().flatten(),
+                    Observation::Reached { .. } => kube
+                        .ask(KueuePreflight {
+                            tenants: target.tenants.clone(),
+                        })
+                        .await
+                        .ok()
+                        .flatten(),
                     Observation::Unreachable(_) => None,
                 };
                 let report = round(&target, &seen, kueue.as_ref(), before.as_ref());

@@ -12,6 +12,7 @@ use crate::cluster::describe::describe;
 use crate::cluster::gate::KubeGate;
 use crate::cluster::kueue::{API_GROUP, API_VERSION};
 use crate::cluster::preflight::kueue::{ApiSeen, KueueSeen, ObjectSeen};
+use crate::cluster::preflight::Tenant;
 use crate::config::kueue::KueueSettings;
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
@@ -36,8 +37,15 @@ fn seen_of(answer: Result<Result<Option<DynamicObject>, kube::Error>, String>) -
     }
 }
 
-/// Runs the Kueue probes in `namespace` through `gate`.
-pub async fn observe(gate: &KubeGate, namespace: &str, settings: &KueueSettings) -> KueueSeen {
+/// Runs the Kueue probes in `namespace` through `gate`, and the LocalQueue
+/// lookups of the tenant namespaces (`tenants`: namespace and the names of
+/// the rules naming it).
+pub async fn observe(
+    gate: &KubeGate,
+    namespace: &str,
+    settings: &KueueSettings,
+    tenants: &[Tenant],
+) -> KueueSeen {
     let group_version = format!("{API_GROUP}/{API_VERSION}");
     let discovered = bounded_kube(gate, |c| {
         let gv = group_version.clone();
@@ -55,22 +63,42 @@ pub async fn observe(gate: &KubeGate, namespace: &str, settings: &KueueSettings)
         namespace: namespace.to_string(),
         api,
         queues: Vec::new(),
+        tenant_queues: Vec::new(),
         classes: Vec::new(),
     };
     if seen.api == ApiSeen::Missing {
         return seen;
     }
     let lq = resource("LocalQueue", "localqueues");
-    let queues = settings.all_queues().into_iter().map(|q| {
-        let lq = lq.clone();
+    let lookup = |ns: &str, q: &str| {
+        let (lq, ns, q) = (lq.clone(), ns.to_string(), q.to_string());
         async move {
-            let get = |c| async move {
-                Api::<DynamicObject>::namespaced_with(c, namespace, &lq)
-                    .get_opt(q)
-                    .await
+            let get = |c| {
+                let (lq, ns, q) = (lq.clone(), ns.clone(), q.clone());
+                async move {
+                    Api::<DynamicObject>::namespaced_with(c, &ns, &lq)
+                        .get_opt(&q)
+                        .await
+                }
             };
-            (q.to_string(), seen_of(bounded_kube(gate, get).await))
+            (
+                ns.clone(),
+                q.clone(),
+                seen_of(bounded_kube(gate, get).await),
+            )
         }
+    };
+    let tenant_rules: Vec<String> = tenants.iter().flat_map(|t| t.rules.clone()).collect();
+    let queues = settings
+        .home_queues(&tenant_rules)
+        .into_iter()
+        .map(|q| lookup(namespace, q));
+    let tenant_queues = tenants.iter().flat_map(|t| {
+        settings
+            .queues_of_rules(&t.rules)
+            .into_iter()
+            .map(|q| lookup(&t.namespace, q))
+            .collect::<Vec<_>>()
     });
     let pc = resource("WorkloadPriorityClass", "workloadpriorityclasses");
     let classes = settings.all_priority_classes().into_iter().map(|name| {
@@ -80,8 +108,10 @@ pub async fn observe(gate: &KubeGate, namespace: &str, settings: &KueueSettings)
             (name.to_string(), seen_of(bounded_kube(gate, get).await))
         }
     });
-    let (queues, classes) = futures::join!(join_all(queues), join_all(classes));
-    seen.queues = queues;
+    let (queues, tenant_queues, classes) =
+        futures::join!(join_all(queues), join_all(tenant_queues), join_all(classes));
+    seen.queues = queues.into_iter().map(|(_, q, s)| (q, s)).collect();
+    seen.tenant_queues = tenant_queues;
     seen.classes = classes;
     seen
 }
