@@ -4,12 +4,19 @@
 //! record.
 //!
 //! What an event is about (repository, number, sender, action) may be read
-//! from the delivery's body only when someone reads the log
-//! ([`EventLog::record_deferred`]): in a flood of deliveries the service
-//! ignores, most records leave the ring unread, and reading each body
-//! would cost as much as checking its signature. The bodies kept for that
-//! are bounded ([`DEFERRED_BYTES`], [`DEFERRED_BODY_MAX`]); beyond, the
-//! subject is read at once.
+//! from the delivery's body later ([`EventLog::record_deferred`]): when
+//! someone reads the log, or when the body leaves the small window of the
+//! newest records' bodies ([`DEFERRED_BYTES`]), at most
+//! [`SUBJECT_READS_PER_SECOND`] a second. Reading each body at once would
+//! cost as much as checking its signature, and keeping every record's body
+//! until the log is read (a ring of 1,000 ordinary deliveries is ~13 MB)
+//! makes every request slower: that much memory does not stay in the
+//! cache. So at ordinary rates every subject is read, a few seconds after
+//! its delivery; in a flood of ignored deliveries, beyond that rate, the
+//! subjects of records older than the window are not read (they show no
+//! repository, number, sender or action) — nobody reads a ring that turns
+//! over in milliseconds. A body longer than [`DEFERRED_BODY_MAX`] is read
+//! at once.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -69,6 +76,42 @@ struct Inner {
     entries: VecDeque<Entry>,
     /// Bytes of the bodies kept for deferred subjects.
     deferred_bytes: usize,
+    /// The records whose bodies are kept, oldest first.
+    deferred: VecDeque<u64>,
+    /// Subjects that may still be read this second as bodies leave the
+    /// window (a token bucket of [`SUBJECT_READS_PER_SECOND`]).
+    reads: ReadBudget,
+}
+
+/// A token bucket: [`SUBJECT_READS_PER_SECOND`] a second, as many at once.
+#[derive(Debug)]
+struct ReadBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Default for ReadBudget {
+    fn default() -> Self {
+        ReadBudget {
+            tokens: SUBJECT_READS_PER_SECOND as f64,
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+impl ReadBudget {
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let rate = SUBJECT_READS_PER_SECOND as f64;
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -94,9 +137,14 @@ pub struct Subject {
 /// Reads the [`Subject`] of a delivery from its body.
 pub type ReadSubject = fn(&[u8]) -> Subject;
 
-/// Bodies kept, all records together, for subjects not read yet (a full
-/// ring of ordinary 10–16 KB deliveries).
-pub const DEFERRED_BYTES: usize = 16 * 1024 * 1024;
+/// Bodies kept, the newest records' together, for subjects not read yet
+/// (about 20 ordinary 10–16 KB deliveries: small enough to stay in the
+/// cache); an older body leaves the window to make room.
+pub const DEFERRED_BYTES: usize = 256 * 1024;
+
+/// Subjects read a second, at most, of bodies leaving the window (the
+/// rest of a flood's go unread).
+pub const SUBJECT_READS_PER_SECOND: u32 = 200;
 
 /// Longest body kept for a deferred subject; a longer one's is read at once.
 pub const DEFERRED_BODY_MAX: usize = 64 * 1024;
@@ -178,41 +226,65 @@ impl EventLog {
             sender: e.sender.map(clip),
         };
         let mut evicted = None;
-        let (seq, now) = {
+        // Bodies that left the window, their subjects to be read here.
+        let mut leaving: Vec<(u64, Bytes, ReadSubject)> = Vec::new();
+        // Bodies that left the window unread (the budget spent): freed
+        // outside the lock.
+        let mut unread: Vec<Bytes> = Vec::new();
+        {
             let mut g = self.lock();
             let g = &mut *g;
             g.seq += 1;
             rec.seq = g.seq;
-            // A body over the budget: its subject is read at once, below.
-            let (kept, now) = match deferred {
-                Some((body, read)) if g.deferred_bytes + body.len() > DEFERRED_BYTES => {
-                    (None, Some((body, read)))
+            let seq = rec.seq;
+            if let Some((body, _)) = &deferred {
+                // Room in the window: the oldest bodies leave it, their
+                // subjects read while the budget lasts.
+                while g.deferred_bytes + body.len() > DEFERRED_BYTES {
+                    let Some(old) = g.deferred.pop_front() else {
+                        break;
+                    };
+                    let Some((b, read)) =
+                        entry(&mut g.entries, old).and_then(|e| e.deferred.take())
+                    else {
+                        continue;
+                    };
+                    g.deferred_bytes -= b.len();
+                    if g.reads.take() {
+                        leaving.push((old, b, read));
+                    } else {
+                        unread.push(b);
+                    }
                 }
-                other => (other, None),
-            };
-            if let Some((body, _)) = &kept {
                 g.deferred_bytes += body.len();
+                g.deferred.push_back(seq);
             }
-            g.entries.push_back(Entry {
-                rec,
-                deferred: kept,
-            });
+            g.entries.push_back(Entry { rec, deferred });
             // One in, at most one out: the ring never holds more.
             if g.entries.len() > self.capacity {
                 evicted = g.entries.pop_front();
-                if let Some((body, _)) = evicted.as_ref().and_then(|e| e.deferred.as_ref()) {
-                    g.deferred_bytes -= body.len();
+                if let Some(e) = evicted.as_ref() {
+                    if let Some((body, _)) = &e.deferred {
+                        g.deferred_bytes -= body.len();
+                        // The oldest record: the oldest body, if any.
+                        if g.deferred.front() == Some(&e.rec.seq) {
+                            g.deferred.pop_front();
+                        }
+                    }
                 }
             }
-            (g.seq, now)
-        };
-        // Freed outside the lock.
+        }
+        // Freed and read outside the lock.
         drop(evicted);
-        if let Some((body, read)) = now {
-            let subject = read(&body);
+        drop(unread);
+        if !leaving.is_empty() {
+            let read: Vec<(u64, Subject)> =
+                leaving.into_iter().map(|(s, b, f)| (s, f(&b))).collect();
             let mut g = self.lock();
-            if let Some(e) = entry(&mut g.entries, seq) {
-                apply(&mut e.rec, subject);
+            for (s, subject) in read {
+                if let Some(e) = entry(&mut g.entries, s) {
+                    apply(&mut e.rec, subject);
+                }
             }
         }
     }
@@ -246,6 +318,7 @@ impl EventLog {
                 apply(&mut e.rec, read(&body));
             }
         }
+        g.deferred.clear();
     }
 
     /// Newest first, optionally filtered by source and decision.
@@ -466,6 +539,46 @@ mod tests {
         assert_eq!(r[0].repository.as_deref(), Some("yyyy"));
         assert_eq!(log.deferred_bytes(), 0);
         assert_eq!(CALLS.load(Ordering::SeqCst), 1 + n + 5);
+    }
+
+    #[test]
+    fn a_flood_s_subjects_are_read_up_to_the_rate_as_bodies_leave_the_window() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn read(body: &[u8]) -> Subject {
+            subject_of(&body[..4], &CALLS)
+        }
+        let log = EventLog::new(10_000);
+        let size = DEFERRED_BYTES / 8;
+        let budget = SUBJECT_READS_PER_SECOND as usize;
+        // 8 fit in the window; the rest leave it, one per record.
+        let total = 8 + budget + 1000;
+        for i in 0..total {
+            let mut body = vec![b'z'; size];
+            body[..4].copy_from_slice(format!("{:04}", i % 10_000).as_bytes());
+            log.record_deferred(github(&i.to_string()), Bytes::from(body), read);
+        }
+        assert_eq!(log.deferred_bytes(), 8 * size, "the window holds 8");
+        let calls = CALLS.load(Ordering::SeqCst);
+        // The bucket starts full; it refills 200 a second, so more than
+        // `budget` reads only if recording took seconds.
+        assert!(
+            calls >= budget && calls < budget + 1000,
+            "{calls} subjects read as bodies left the window"
+        );
+        let r = log.recent(total, None, None);
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            calls + 8,
+            "the window's read on reading"
+        );
+        // Newest first: the window's 8 and the first `budget` read, the
+        // flood between them not.
+        assert!(r[..8].iter().all(|e| e.repository.is_some()));
+        assert_eq!(r[total - 1].repository.as_deref(), Some("0000"));
+        assert!(r[total - budget..].iter().all(|e| e.repository.is_some()));
+        assert!(r[8..8 + 100].iter().all(|e| e.repository.is_none()));
+        assert_eq!(log.deferred_bytes(), 0);
     }
 
     #[test]
