@@ -15,9 +15,7 @@
 //!
 //! Run: `cargo bench --bench dedup_record`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
@@ -31,29 +29,8 @@ use orchestrator::cluster::kube_actor::KubeGate;
 use orchestrator::cluster::lease::Leader;
 use orchestrator::metrics::Metrics;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 const RETENTION: u64 = 259_200;
 const PER_DAY: u64 = 100_000;
@@ -76,13 +53,13 @@ fn hashes(n: usize, seed: u64) -> Vec<u64> {
 /// A record holding `n` keys, and the bytes it allocated for them.
 fn filled(n: usize) -> (DedupRecord, usize) {
     let keys = hashes(n, 7);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let r = DedupRecord::new(Duration::from_secs(RETENTION));
     let now = chrono::Utc::now().timestamp();
     for chunk in keys.chunks(4_167) {
         r.load(now, chunk);
     }
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let bytes = counting::live() - before;
     (r, bytes)
 }
 
@@ -189,11 +166,11 @@ fn on_the_simulator() {
             Leader::new("bench-2"),
             fresh_metrics.clone(),
         );
-        let mem = LIVE.load(Ordering::Relaxed);
+        let mem = counting::live();
         let t = Instant::now();
         reader.refresh().await;
         let took = t.elapsed();
-        let held = LIVE.load(Ordering::Relaxed).saturating_sub(mem);
+        let held = counting::live().saturating_sub(mem);
         println!(
             "  a replica's start-up read: {} keys, {} API calls, {:.0} ms, {:.1} MB held ({:.1} B a key)",
             fresh.len(),

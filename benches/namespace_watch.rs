@@ -15,9 +15,7 @@
 //! Each figure is printed with its ratio to the cluster-wide watch of the
 //! same run. Run: `cargo bench --bench namespace_watch`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,29 +32,8 @@ use orchestrator::cluster::slim::SlimJob;
 use orchestrator::metrics::Metrics;
 use serde_json::json;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 const JOBS_PER_NAMESPACE: usize = 10;
 const CHANGES: usize = 1_000;
@@ -155,7 +132,7 @@ async fn measure(
     namespaces: &[String],
     metrics: &Metrics,
 ) -> Cost {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let t = Instant::now();
     let mut done: HashSet<Arc<str>> = HashSet::new();
     while done.len() < expect_inits {
@@ -175,7 +152,7 @@ async fn measure(
         assert!(Instant::now() < until, "the watches did not open");
         let _ = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
     }
-    let held = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let held = counting::live().saturating_sub(before);
     let (lists, watches) = (requests(metrics, "list"), requests(metrics, "watch"));
     let pp = PatchParams::default();
     let (t, c) = (Instant::now(), cpu());

@@ -236,7 +236,6 @@ impl EventLog {
             let g = &mut *g;
             g.seq += 1;
             rec.seq = g.seq;
-            let seq = rec.seq;
             if let Some((body, _)) = &deferred {
                 // Room in the window: the oldest bodies leave it, their
                 // subjects read while the budget lasts.
@@ -257,20 +256,17 @@ impl EventLog {
                     }
                 }
                 g.deferred_bytes += body.len();
-                g.deferred.push_back(seq);
+                g.deferred.push_back(rec.seq);
             }
             g.entries.push_back(Entry { rec, deferred });
             // One in, at most one out: the ring never holds more.
             if g.entries.len() > self.capacity {
                 evicted = g.entries.pop_front();
-                if let Some(e) = evicted.as_ref() {
-                    if let Some((body, _)) = &e.deferred {
-                        g.deferred_bytes -= body.len();
-                        // The oldest record: the oldest body, if any.
-                        if g.deferred.front() == Some(&e.rec.seq) {
-                            g.deferred.pop_front();
-                        }
-                    }
+                if let Some((body, _)) = evicted.as_ref().and_then(|e| e.deferred.as_ref()) {
+                    g.deferred_bytes -= body.len();
+                    // `deferred` lists the records with bodies in order:
+                    // the oldest record's is its first.
+                    g.deferred.pop_front();
                 }
             }
         }

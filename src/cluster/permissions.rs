@@ -100,6 +100,15 @@ impl fmt::Display for Permission {
     }
 }
 
+/// `get` on `pods/log` (following a Job's log), in both lists below.
+const POD_LOGS: Permission = Permission {
+    verb: "get",
+    group: "",
+    resource: "pods",
+    subresource: Some("log"),
+    name: None,
+};
+
 /// What Kueue mode needs beyond [`REQUIRED`] (granted by the same Role).
 pub const KUEUE: &[Permission] = &[Permission::new("get", "kueue.x-k8s.io", "localqueues")];
 
@@ -120,13 +129,7 @@ pub const REQUIRED: &[Permission] = &[
     Permission::new("delete", "", "configmaps"),
     Permission::new("list", "", "pods"),
     Permission::new("create", "", "events"),
-    Permission {
-        verb: "get",
-        group: "",
-        resource: "pods",
-        subresource: Some("log"),
-        name: None,
-    },
+    POD_LOGS,
     Permission::new("create", "coordination.k8s.io", "leases"),
     Permission::new("get", "coordination.k8s.io", "leases").named(LEASE_NAME),
     Permission::new("update", "coordination.k8s.io", "leases").named(LEASE_NAME),
@@ -147,13 +150,7 @@ pub const TENANT: &[Permission] = &[
     Permission::new("delete", "", "configmaps"),
     Permission::new("list", "", "pods"),
     Permission::new("create", "", "events"),
-    Permission {
-        verb: "get",
-        group: "",
-        resource: "pods",
-        subresource: Some("log"),
-        name: None,
-    },
+    POD_LOGS,
 ];
 
 #[cfg(test)]

@@ -86,15 +86,14 @@ fn queue_check(ns: &str, q: &str, s: &ObjectSeen, tenant: Option<&str>) -> Check
             format!("LocalQueue {q:?} does not exist in namespace {ns:?}: Kueue admits none of the Jobs put in it (they stay suspended)"),
             resource,
         )
-        .fix(if tenant.is_some() {
-            format!(
-                "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or point the rules naming namespace {ns} at a LocalQueue that exists there (KUEUE_QUEUES rule:NAME=queue; kubectl get localqueues -n {ns})"
-            )
-        } else {
-            format!(
-                "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or set KUEUE_QUEUE_NAME / KUEUE_QUEUES to a LocalQueue that exists (kubectl get localqueues -n {ns})"
-            )
-        }),
+        .fix(format!(
+            "create a LocalQueue named {q} in namespace {ns} whose spec.clusterQueue names a ClusterQueue (kubectl get clusterqueues lists them), or {} (kubectl get localqueues -n {ns})",
+            if tenant.is_some() {
+                format!("point the rules naming namespace {ns} at a LocalQueue that exists there (KUEUE_QUEUES rule:NAME=queue)")
+            } else {
+                "set KUEUE_QUEUE_NAME / KUEUE_QUEUES to a LocalQueue that exists".to_string()
+            }
+        )),
         ObjectSeen::Forbidden(_) => named(
             "kueue_local_queue",
             Outcome::Failed,

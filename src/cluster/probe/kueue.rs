@@ -37,6 +37,25 @@ fn seen_of(answer: Result<Result<Option<DynamicObject>, kube::Error>, String>) -
     }
 }
 
+/// Looks LocalQueue `q` up in namespace `ns`: (`ns`, `q`, what was seen).
+async fn local_queue(
+    gate: &KubeGate,
+    lq: &ApiResource,
+    ns: &str,
+    q: &str,
+) -> (String, String, ObjectSeen) {
+    let get = |c| async move {
+        Api::<DynamicObject>::namespaced_with(c, ns, lq)
+            .get_opt(q)
+            .await
+    };
+    (
+        ns.to_string(),
+        q.to_string(),
+        seen_of(bounded_kube(gate, get).await),
+    )
+}
+
 /// Runs the Kueue probes in `namespace` through `gate`, and the LocalQueue
 /// lookups of the tenant namespaces (`tenants`: namespace and the names of
 /// the rules naming it).
@@ -70,35 +89,16 @@ pub async fn observe(
         return seen;
     }
     let lq = resource("LocalQueue", "localqueues");
-    let lookup = |ns: &str, q: &str| {
-        let (lq, ns, q) = (lq.clone(), ns.to_string(), q.to_string());
-        async move {
-            let get = |c| {
-                let (lq, ns, q) = (lq.clone(), ns.clone(), q.clone());
-                async move {
-                    Api::<DynamicObject>::namespaced_with(c, &ns, &lq)
-                        .get_opt(&q)
-                        .await
-                }
-            };
-            (
-                ns.clone(),
-                q.clone(),
-                seen_of(bounded_kube(gate, get).await),
-            )
-        }
-    };
     let tenant_rules: Vec<String> = tenants.iter().flat_map(|t| t.rules.clone()).collect();
     let queues = settings
         .home_queues(&tenant_rules)
         .into_iter()
-        .map(|q| lookup(namespace, q));
+        .map(|q| local_queue(gate, &lq, namespace, q));
     let tenant_queues = tenants.iter().flat_map(|t| {
         settings
             .queues_of_rules(&t.rules)
             .into_iter()
-            .map(|q| lookup(&t.namespace, q))
-            .collect::<Vec<_>>()
+            .map(|q| local_queue(gate, &lq, &t.namespace, q))
     });
     let pc = resource("WorkloadPriorityClass", "workloadpriorityclasses");
     let classes = settings.all_priority_classes().into_iter().map(|name| {
